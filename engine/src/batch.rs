@@ -1,0 +1,268 @@
+//! Batches of messages and the bounded lock-free rings that carry them from
+//! shards to the writer.
+//!
+//! A shard appends each decoded frame to its current [`Batch`] (message bytes
+//! followed by `\n`, ready for a raw file write) and pushes whole batches into
+//! its ring. The writer returns emptied batches through a second ring, so the
+//! data plane does not allocate in steady state.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::tls::PeerIdentity;
+
+/// What is known about a connection; computed once, shared by every run of its messages.
+#[derive(Debug)]
+pub struct ConnMeta {
+    pub source: u16,
+    pub peer: SocketAddr,
+    pub identity: Option<PeerIdentity>,
+}
+
+/// Consecutive messages of one connection received in one read.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Index of the run's first message in the batch.
+    pub first: u32,
+    pub conn: Arc<ConnMeta>,
+    pub received_unix_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct Batch {
+    /// Every message followed by `\n`.
+    pub bytes: Vec<u8>,
+    /// End offset (exclusive, after the `\n`) of each message in `bytes`.
+    pub ends: Vec<u32>,
+    pub runs: Vec<Run>,
+    /// When the first frame of this batch was decoded (for the latency histogram).
+    pub first_decoded: Option<Instant>,
+}
+
+impl Batch {
+    pub fn with_capacity(bytes: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(bytes / 64),
+            runs: Vec::new(),
+            first_decoded: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.runs.clear();
+        self.first_decoded = None;
+    }
+
+    /// The message at `i`, without its trailing `\n`.
+    pub fn message(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let end = self.ends[i] as usize - 1;
+        &self.bytes[start..end]
+    }
+
+    /// Starts a run for `conn` unless the last run already is this connection's.
+    pub fn begin_run(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64) {
+        if let Some(last) = self.runs.last() {
+            if Arc::ptr_eq(&last.conn, conn) && last.received_unix_ns == received_unix_ns {
+                return;
+            }
+        }
+        self.runs.push(Run {
+            first: self.ends.len() as u32,
+            conn: Arc::clone(conn),
+            received_unix_ns,
+        });
+    }
+
+    pub fn push(&mut self, message: &[u8]) {
+        debug_assert!(!self.runs.is_empty(), "a message needs a run");
+        if self.first_decoded.is_none() {
+            self.first_decoded = Some(Instant::now());
+        }
+        self.bytes.extend_from_slice(message);
+        self.bytes.push(b'\n');
+        self.ends.push(self.bytes.len() as u32);
+    }
+}
+
+/// One shard's rings: full batches to the writer, empty ones back.
+pub struct Ring {
+    pub full: ArrayQueue<Batch>,
+    pub empty: ArrayQueue<Batch>,
+    /// Set by the shard when it will push nothing more.
+    pub closed: AtomicBool,
+}
+
+impl Ring {
+    pub fn new(capacity_batches: usize) -> Ring {
+        Ring {
+            full: ArrayQueue::new(capacity_batches),
+            empty: ArrayQueue::new(capacity_batches + 2),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Wakes the writer only when it said it is about to sleep, so a busy writer
+/// costs the shards nothing.
+pub struct WriterWaker {
+    pub sleeping: AtomicBool,
+    pub thread: std::sync::OnceLock<Thread>,
+}
+
+impl WriterWaker {
+    pub fn new() -> WriterWaker {
+        WriterWaker {
+            sleeping: AtomicBool::new(false),
+            thread: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::AcqRel) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+impl Default for WriterWaker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The shard's side: fills a batch and pushes it when full or at the end of a loop turn.
+pub struct Batcher {
+    pub current: Batch,
+    ring: Arc<Ring>,
+    waker: Arc<WriterWaker>,
+    batch_max_bytes: usize,
+    /// Back-pressure episodes since the last `take_pauses`.
+    pauses: u64,
+}
+
+impl Batcher {
+    pub fn new(ring: Arc<Ring>, waker: Arc<WriterWaker>, batch_max_bytes: usize) -> Batcher {
+        Batcher {
+            current: Batch::with_capacity(batch_max_bytes + 64 * 1024),
+            ring,
+            waker,
+            batch_max_bytes,
+            pauses: 0,
+        }
+    }
+
+    /// Appends one message, handing the batch over first if it is full.
+    #[inline]
+    pub fn push(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64, message: &[u8]) {
+        if self.current.bytes.len() + message.len() >= self.batch_max_bytes && !self.current.is_empty() {
+            self.flush();
+        }
+        self.current.begin_run(conn, received_unix_ns);
+        self.current.push(message);
+    }
+
+    /// Hands the current batch to the writer. When the ring is full this waits:
+    /// the shard stops reading, so TCP's window closes and back-pressure reaches
+    /// the senders; nothing is dropped.
+    pub fn flush(&mut self) {
+        if self.current.is_empty() {
+            return;
+        }
+        let next = self
+            .ring
+            .empty
+            .pop()
+            .unwrap_or_else(|| Batch::with_capacity(self.batch_max_bytes + 64 * 1024));
+        let mut batch = std::mem::replace(&mut self.current, next);
+        let mut paused = false;
+        loop {
+            match self.ring.full.push(batch) {
+                Ok(()) => break,
+                Err(back) => {
+                    batch = back;
+                    if !paused {
+                        paused = true;
+                        self.pauses += 1;
+                    }
+                    self.waker.wake();
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+        }
+        self.waker.wake();
+    }
+
+    pub fn take_pauses(&mut self) -> u64 {
+        std::mem::take(&mut self.pauses)
+    }
+
+    pub fn close(&mut self) {
+        self.flush();
+        self.ring.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Arc<ConnMeta> {
+        Arc::new(ConnMeta { source: 0, peer: "127.0.0.1:1".parse().unwrap(), identity: None })
+    }
+
+    #[test]
+    fn batch_keeps_message_boundaries_and_runs() {
+        let (a, b) = (meta(), meta());
+        let mut batch = Batch::with_capacity(1024);
+        batch.begin_run(&a, 1);
+        batch.push(b"one");
+        batch.begin_run(&a, 1);
+        batch.push(b"two");
+        batch.begin_run(&b, 2);
+        batch.push(b"");
+        assert_eq!(batch.bytes, b"one\ntwo\n\n");
+        assert_eq!(batch.message(1), b"two");
+        assert_eq!(batch.message(2), b"");
+        assert_eq!(batch.runs.len(), 2);
+        assert_eq!(batch.runs[1].first, 2);
+    }
+
+    #[test]
+    fn batcher_flushes_when_full_and_recycles() {
+        let ring = Arc::new(Ring::new(4));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let m = meta();
+        let msg = [b'x'; 1000];
+        for _ in 0..10 {
+            batcher.push(&m, 0, &msg);
+        }
+        batcher.close();
+        let mut total = 0;
+        while let Some(b) = ring.full.pop() {
+            assert!(b.bytes.len() <= 4096 + 1001);
+            total += b.len();
+        }
+        assert_eq!(total, 10);
+        assert!(ring.closed.load(Ordering::Acquire));
+    }
+}

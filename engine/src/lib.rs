@@ -1,0 +1,20 @@
+//! ringest: syslog over TLS on per-core io_uring shards, written to files in batches.
+//!
+//! Data path: `shard` (io_uring accept/recv) → `conn` (TLS + `framing`, no IO)
+//! → `batch` (lock-free rings) → `writer` (one writev per round).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod batch;
+pub mod config;
+pub mod conn;
+pub mod framing;
+pub mod ktls;
+pub mod logger;
+pub mod ratelog;
+pub mod runtime;
+pub mod shard;
+pub mod stats;
+pub mod stats_http;
+#[path = "tls_stub.rs"]
+pub mod tls;
+pub mod writer;

@@ -1,0 +1,206 @@
+//! Start-up, the control plane and shutdown: builds the shared state, binds
+//! the listeners, starts shards, the writer and the stats endpoint, then
+//! waits for signals (SIGTERM/SIGINT: drain and exit; SIGHUP: reload TLS
+//! settings and reopen files).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::batch::{Ring, WriterWaker};
+use crate::config::{Config, SourceConfig};
+use crate::shard::{listener, Shard};
+use crate::stats::Stats;
+use crate::tls::{build_server_config, TlsSettings};
+use crate::writer::Writer;
+
+/// A source's TLS server config, swapped whole on reload: handshakes that
+/// start after the swap use the new one, established connections are untouched.
+pub struct TlsHolder {
+    settings: TlsSettings,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl TlsHolder {
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Rebuilds from the files on disk; on error the old config stays in force.
+    pub fn reload(&self) -> Result<(), String> {
+        let cfg = build_server_config(&self.settings).map_err(|e| e.to_string())?;
+        match self.current.write() {
+            Ok(mut g) => *g = cfg,
+            Err(p) => *p.into_inner() = cfg,
+        }
+        Ok(())
+    }
+}
+
+pub struct SourceRuntime {
+    pub config: SourceConfig,
+    pub tls: Option<TlsHolder>,
+}
+
+/// Read-only after start-up, except the flags and stats.
+pub struct Shared {
+    pub config: Config,
+    pub sources: Vec<SourceRuntime>,
+    pub stats: Arc<Stats>,
+    pub shutdown: AtomicBool,
+}
+
+/// What `serve` needs besides the config.
+pub struct ServeOptions {
+    pub config_file: Option<PathBuf>,
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a zeroed local set; pthread_sigmask on the
+    // calling thread. Threads spawned afterwards inherit the mask, so only the
+    // main thread receives these signals (through sigtimedwait).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    // SAFETY: set is a valid, initialised sigset; info may be null.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// Runs the engine until SIGTERM/SIGINT; returns once everything read is on disk.
+pub fn serve(config: Config) -> Result<(), String> {
+    let sigset = block_signals();
+    let shards = config.shard_count();
+    let mut sources = Vec::new();
+    for s in &config.sources {
+        let tls = match &s.tls {
+            Some(settings) => {
+                let cfg = build_server_config(settings).map_err(|e| format!("source {}: {e}", s.name))?;
+                Some(TlsHolder { settings: settings.clone(), current: RwLock::new(cfg) })
+            }
+            None => None,
+        };
+        sources.push(SourceRuntime { config: s.clone(), tls });
+    }
+    let stats = Arc::new(Stats::new(config.sources.iter().map(|s| s.name.clone()).collect()));
+    // Bind every listener before starting anything, so a busy port fails start-up cleanly.
+    let mut per_shard: Vec<Vec<(u16, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
+    for (si, s) in config.sources.iter().enumerate() {
+        for list in per_shard.iter_mut() {
+            let sock = listener::bind_reuseport(s.listen, s.listen_backlog)
+                .map_err(|e| format!("source {}: cannot listen on {}: {e}", s.name, s.listen))?;
+            list.push((si as u16, sock));
+        }
+    }
+    let reopen = Arc::new(AtomicBool::new(false));
+    let waker = Arc::new(WriterWaker::new());
+    let rings: Vec<Arc<Ring>> = (0..shards).map(|_| Arc::new(Ring::new(config.ring_capacity_batches))).collect();
+    let writer = Writer::new(&config, rings.clone(), Arc::clone(&stats), Arc::clone(&waker), Arc::clone(&reopen))
+        .map_err(|e| format!("cannot open destination: {e}"))?;
+    let stats_listen = config.stats.listen;
+    let shared = Arc::new(Shared { config, sources, stats: Arc::clone(&stats), shutdown: AtomicBool::new(false) });
+
+    let writer_handle = std::thread::Builder::new()
+        .name("ringest-writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| e.to_string())?;
+    let _ = waker.thread.set(writer_handle.thread().clone());
+
+    if let Some(addr) = stats_listen {
+        crate::stats_http::spawn(addr, Arc::clone(&stats)).map_err(|e| format!("stats: cannot listen on {addr}: {e}"))?;
+    }
+
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut shard_handles = Vec::new();
+    for (id, listeners) in per_shard.into_iter().enumerate() {
+        let shared = Arc::clone(&shared);
+        let ring = Arc::clone(&rings[id]);
+        let waker = Arc::clone(&waker);
+        let ready = ready_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("ringest-shard-{id}"))
+            .spawn(move || match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
+                Ok(shard) => {
+                    let _ = ready.send(Ok(()));
+                    shard.run();
+                }
+                Err(e) => {
+                    ring.closed.store(true, Ordering::Release);
+                    let _ = ready.send(Err(format!("shard {id}: cannot set up io_uring: {e}")));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        shard_handles.push(h);
+    }
+    drop(ready_tx);
+    let mut startup_error = None;
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => startup_error = Some(e),
+            Err(_) => startup_error = Some("a shard exited during start-up".into()),
+        }
+    }
+    if let Some(e) = startup_error {
+        shared.shutdown.store(true, Ordering::Release);
+        for h in shard_handles {
+            let _ = h.join();
+        }
+        let _ = writer_handle.join();
+        return Err(e);
+    }
+    for s in &shared.config.sources {
+        log::info!("listening on {} ({:?}, {} shards), source {}", s.listen, s.transport, shards, s.name);
+    }
+    println!("ringest: ready");
+
+    loop {
+        match wait_signal(&sigset, Duration::from_millis(500)) {
+            Some(libc::SIGHUP) => {
+                reopen.store(true, Ordering::Release);
+                waker.wake();
+                for src in &shared.sources {
+                    if let Some(tls) = &src.tls {
+                        match tls.reload() {
+                            Ok(()) => log::info!("source {}: TLS settings reloaded", src.config.name),
+                            Err(e) => {
+                                stats.reload_errors.fetch_add(1, Ordering::Relaxed);
+                                log::error!("source {}: reload failed, old TLS settings stay in force: {e}", src.config.name);
+                            }
+                        }
+                    }
+                }
+            }
+            Some(sig) => {
+                log::info!("signal {sig}: draining connections, then flushing");
+                break;
+            }
+            None => {}
+        }
+    }
+    shared.shutdown.store(true, Ordering::Release);
+    for h in shard_handles {
+        let _ = h.join();
+    }
+    let _ = writer_handle.join();
+    log::info!(
+        "stopped: {} messages received, {} written",
+        stats.total_received(),
+        stats.total_written()
+    );
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Counters and the latency histogram, shared by shards, the writer and the
+//! stats endpoint. Shards add to these once per loop turn, not per message.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+#[derive(Default)]
+pub struct SourceStats {
+    pub messages_received: AtomicU64,
+    pub messages_written: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub connections_active: AtomicI64,
+    pub connections_accepted: AtomicU64,
+    pub connections_refused_limit: AtomicU64,
+    pub frames_oversize: AtomicU64,
+    pub frames_leading_zero: AtomicU64,
+    pub backpressure_pauses: AtomicU64,
+    pub copied_bytes_frame_span: AtomicU64,
+    pub copied_bytes_tls_reassembly: AtomicU64,
+    /// Counters keyed by a typed reason's label: handshake failures, framing errors, closes.
+    pub handshake_failures: Labelled,
+    pub framing_errors: Labelled,
+    pub connection_errors: Labelled,
+    pub tls_path: Labelled,
+}
+
+/// A small map of reason label -> count. Reasons are rare events (failures), so a
+/// mutex is fine here; the hot counters above are plain atomics.
+#[derive(Default)]
+pub struct Labelled(Mutex<BTreeMap<&'static str, u64>>);
+
+impl Labelled {
+    pub fn inc(&self, label: &'static str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(label).or_insert(0) += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        match self.0.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (*k, *v)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn get(&self, label: &str) -> u64 {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(label).copied())
+            .unwrap_or(0)
+    }
+}
+
+pub struct Stats {
+    pub source_names: Vec<String>,
+    pub sources: Vec<SourceStats>,
+    pub batches_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub reload_errors: AtomicU64,
+    /// Microseconds from the first frame of a batch being decoded to its write() returning.
+    pub latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Stats {
+    pub fn new(source_names: Vec<String>) -> Stats {
+        let sources = source_names.iter().map(|_| SourceStats::default()).collect();
+        // 1 µs .. 1 hour at 3 significant digits; creation cannot fail with these bounds.
+        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).expect("hdrhistogram with 3 sigfigs"));
+        Stats {
+            source_names,
+            sources,
+            batches_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            reload_errors: AtomicU64::new(0),
+            latency_us: Mutex::new(hist),
+        }
+    }
+
+    pub fn total_written(&self) -> u64 {
+        self.sources.iter().map(|s| s.messages_written.load(Relaxed)).sum()
+    }
+
+    pub fn total_received(&self) -> u64 {
+        self.sources.iter().map(|s| s.messages_received.load(Relaxed)).sum()
+    }
+
+    /// Renders every metric in the Prometheus text exposition format.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        type Get = fn(&SourceStats) -> u64;
+        let counters: [(&str, &str, Get); 11] = [
+            ("ringest_messages_received_total", "Messages decoded from the wire.", |s| s.messages_received.load(Relaxed)),
+            ("ringest_messages_written_total", "Messages written to every destination of their source.", |s| s.messages_written.load(Relaxed)),
+            ("ringest_bytes_received_total", "Message bytes decoded from the wire.", |s| s.bytes_received.load(Relaxed)),
+            ("ringest_connections_accepted_total", "Connections accepted.", |s| s.connections_accepted.load(Relaxed)),
+            ("ringest_connections_refused_limit_total", "Connections closed at once because max_connections was reached.", |s| s.connections_refused_limit.load(Relaxed)),
+            ("ringest_frames_oversize_total", "Frames longer than max_message_bytes (truncated or dropped).", |s| s.frames_oversize.load(Relaxed)),
+            ("ringest_frames_leading_zero_total", "Octet-counted frames whose length had leading zeros (accepted).", |s| s.frames_leading_zero.load(Relaxed)),
+            ("ringest_backpressure_pauses_total", "Times a shard stopped reading because its ring to the writer was full.", |s| s.backpressure_pauses.load(Relaxed)),
+            ("ringest_copied_bytes_total", "Message bytes copied because a frame spanned two receive buffers.", |s| s.copied_bytes_frame_span.load(Relaxed)),
+            ("ringest_tls_reassembly_copied_bytes_total", "Ciphertext bytes copied because a TLS record spanned two receive buffers.", |s| s.copied_bytes_tls_reassembly.load(Relaxed)),
+            ("ringest_connections_active", "Open connections.", |s| s.connections_active.load(Relaxed).max(0) as u64),
+        ];
+        for (name, help, get) in counters {
+            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (src, s) in self.source_names.iter().zip(&self.sources) {
+                let _ = writeln!(out, "{name}{{source=\"{src}\"}} {}", get(s));
+            }
+        }
+        type GetL = fn(&SourceStats) -> &Labelled;
+        let labelled: [(&str, &str, &str, GetL); 4] = [
+            ("ringest_handshake_failures_total", "reason", "Refused or failed TLS handshakes by reason.", |s| &s.handshake_failures),
+            ("ringest_framing_errors_total", "reason", "Connections closed for a framing error, by reason.", |s| &s.framing_errors),
+            ("ringest_connection_errors_total", "reason", "Connections closed for another error, by reason.", |s| &s.connection_errors),
+            ("ringest_tls_connections_total", "path", "Established TLS connections by data path (userspace or ktls) and why.", |s| &s.tls_path),
+        ];
+        for (name, label, help, get) in labelled {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (src, s) in self.source_names.iter().zip(&self.sources) {
+                let snap = get(s).snapshot();
+                if snap.is_empty() && name == "ringest_framing_errors_total" {
+                    // Always expose the series so a scrape sees 0 rather than nothing.
+                    let _ = writeln!(out, "{name}{{source=\"{src}\"}} 0");
+                }
+                for (reason, v) in snap {
+                    let _ = writeln!(out, "{name}{{source=\"{src}\",{label}=\"{reason}\"}} {v}");
+                }
+            }
+        }
+        let globals: [(&str, &str, u64); 4] = [
+            ("ringest_batches_written_total", "Batches written by the writer.", self.batches_written.load(Relaxed)),
+            ("ringest_bytes_written_total", "Bytes written to destinations.", self.bytes_written.load(Relaxed)),
+            ("ringest_write_errors_total", "Failed writes (retried).", self.write_errors.load(Relaxed)),
+            ("ringest_reload_errors_total", "Reloads that kept the old settings because a new file was invalid.", self.reload_errors.load(Relaxed)),
+        ];
+        for (name, help, v) in globals {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        if let Ok(h) = self.latency_us.lock() {
+            let name = "ringest_write_latency_seconds";
+            let _ = writeln!(out, "# HELP {name} From frame decoded to write() done, per message.\n# TYPE {name} summary");
+            for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                let v = h.value_at_quantile(q) as f64 / 1e6;
+                let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
+            }
+            let _ = writeln!(out, "{name}_count {}", h.len());
+        }
+        out
+    }
+}

@@ -1,0 +1,754 @@
+//! One sending connection: an explicit state machine driven by readiness
+//! events from the worker (`send.rs`).
+//!
+//! ```text
+//! Idle -> Connecting -> Handshaking -> [Confirming] -> Sending | Holding -> Closing -> Done
+//!                 \_____________\______________\_____________\____________\-> Failed
+//! ```
+//!
+//! - Confirming (TLS 1.3 with a client certificate only): the client's side of
+//!   a TLS 1.3 handshake ends before the server has checked its certificate,
+//!   so a refusal arrives *after* it. Waiting briefly for the server's first
+//!   post-handshake record (a session ticket, or the refusal alert) reports a
+//!   refusal as one, with the server's reason, instead of a reset later.
+//! - Sending: pre-encoded records are encrypted in batches of up to
+//!   `write_bytes` and written with large `writev`s; the server's records
+//!   (tickets, alerts) are always read, so it never stalls on us.
+//! - Closing: close_notify, flush, shutdown(Write), then read to EOF within
+//!   `close_timeout`, so the server never sees a reset with data unread.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, ClientConfig, ClientConnection};
+
+use crate::message::{ConnEncoder, EncodeError, TLS_PLAINTEXT_MAX_BYTES};
+use crate::schedule::Schedule;
+use crate::sys::{self, Epoll};
+
+/// Reads per readiness event before yielding to other connections.
+const READS_PER_TURN_MAX: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    Connecting,
+    Handshaking,
+    Confirming,
+    Sending,
+    Holding,
+    Closing,
+    Done,
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Done | Phase::Failed)
+    }
+}
+
+/// What the connection does once its handshake is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Send messages until the quota or the end of the run.
+    Stream,
+    /// Complete the handshake, close cleanly, count it, reconnect.
+    HandshakeOnly,
+    /// Stay connected and idle until the end of the run.
+    HoldIdle,
+}
+
+/// Why a connection failed. `key()` is the label counted in the summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnError {
+    Refused,
+    ConnectTimeout,
+    HandshakeTimeout,
+    CloseTimeout,
+    Reset,
+    /// The server closed (EOF or close_notify) while we still had work.
+    PeerClosed,
+    /// The server sent a fatal alert. `handshake`: it refused the handshake
+    /// (typically our certificate), as opposed to ending an established session.
+    Alert { handshake: bool, desc: String },
+    /// A local TLS failure, e.g. the server's certificate did not verify.
+    Tls(String),
+    Io(String),
+    Encode(EncodeError),
+    /// The run ended before this connection was established.
+    NotEstablished,
+}
+
+impl ConnError {
+    pub fn key(&self) -> String {
+        match self {
+            ConnError::Refused => "refused".into(),
+            ConnError::ConnectTimeout => "connect_timeout".into(),
+            ConnError::HandshakeTimeout => "handshake_timeout".into(),
+            ConnError::CloseTimeout => "close_timeout".into(),
+            ConnError::Reset => "reset".into(),
+            ConnError::PeerClosed => "peer_closed".into(),
+            ConnError::Alert {
+                handshake: true,
+                desc,
+            } => format!("handshake_refused: {desc}"),
+            ConnError::Alert {
+                handshake: false,
+                desc,
+            } => format!("alert: {desc}"),
+            ConnError::Tls(s) => format!("tls: {s}"),
+            ConnError::Io(s) => format!("io: {s}"),
+            ConnError::Encode(EncodeError::SizeTooSmall) => "size_too_small".into(),
+            ConnError::NotEstablished => "not_established_at_stop".into(),
+        }
+    }
+}
+
+pub fn classify_io(e: &io::Error) -> ConnError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnError::Refused,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => ConnError::Reset,
+        io::ErrorKind::TimedOut => ConnError::ConnectTimeout,
+        _ => ConnError::Io(e.to_string()),
+    }
+}
+
+/// Alerts with which servers refuse a client (certificate) in the handshake.
+fn is_refusal_alert(d: AlertDescription) -> bool {
+    matches!(
+        d,
+        AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::AccessDenied
+            | AlertDescription::CertificateRequired
+            | AlertDescription::HandshakeFailure
+            | AlertDescription::DecryptError
+            | AlertDescription::ProtocolVersion
+            | AlertDescription::InsufficientSecurity
+    )
+}
+
+/// Everything a connection needs from the run's plan, borrowed per call.
+pub struct Ctx<'a> {
+    pub now_ns: u64,
+    pub mode: Mode,
+    pub tls: Option<&'a Arc<ClientConfig>>,
+    pub server_name: &'a ServerName<'static>,
+    /// Wait this long after a TLS 1.3 handshake for the server to accept our
+    /// certificate (nonzero only when we present one).
+    pub confirm_ns: u64,
+    pub timeout_ns: u64,
+    pub close_timeout_ns: u64,
+    pub records_per_write: u64,
+    pub write_bytes: usize,
+    /// Bytes one connection may write per turn before the others get theirs.
+    pub turn_bytes: usize,
+    pub latency: Option<&'a mut hdrhistogram::Histogram<u64>>,
+}
+
+/// What a `step` reports back to the worker.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Messages that became fully handed to the kernel in this step.
+    pub sent: u64,
+    /// Framed plaintext bytes of those messages.
+    pub sent_bytes: u64,
+    /// Bytes written to the socket (TLS records on the wire).
+    pub wire_bytes: u64,
+    /// The connection completed a handshake (or TCP connect with --tcp).
+    pub established: bool,
+    /// A handshake-only cycle ended with a clean close.
+    pub cycle_done: bool,
+    /// The phase changed (the worker refreshes its lists).
+    pub phase_changed: bool,
+}
+
+pub struct ClientConn {
+    pub idx: u32,
+    pub phase: Phase,
+    stream: Option<TcpStream>,
+    tls: Option<ClientConnection>,
+    deadline_ns: u64,
+    pub enc: ConnEncoder,
+    /// Next sequence number to encode.
+    pub seq: u64,
+    /// Messages fully handed to the kernel.
+    pub sent: u64,
+    /// Messages (Stream) or handshakes (HandshakeOnly) this slot is to do.
+    pub quota: u64,
+    pub sched: Option<Schedule>,
+    /// Plain-TCP bytes waiting to be written, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    record: Vec<u8>,
+    /// The batch being flushed: first seq, messages and framed bytes.
+    fill_first: u64,
+    fill_msgs: u64,
+    fill_bytes: u64,
+    pub writable: bool,
+    pub readable: bool,
+    eof: bool,
+    close_queued: bool,
+    shut_wr: bool,
+    /// The server sent something after the handshake (it accepted us).
+    confirmed: bool,
+    /// When the next message is due (rate mode), for the worker's timer.
+    pub next_due_ns: u64,
+    pub handshakes: u64,
+    /// Handshake-only cycles completed with a clean close.
+    pub cycles: u64,
+    pub error: Option<ConnError>,
+    /// Negotiated protocol and suite, for the report.
+    pub negotiated: Option<(String, String)>,
+}
+
+impl ClientConn {
+    pub fn new(idx: u32, enc: ConnEncoder, quota: u64, sched: Option<Schedule>) -> Self {
+        ClientConn {
+            idx,
+            phase: Phase::Idle,
+            stream: None,
+            tls: None,
+            deadline_ns: 0,
+            enc,
+            seq: 0,
+            sent: 0,
+            quota,
+            sched,
+            out: Vec::new(),
+            out_pos: 0,
+            record: Vec::new(),
+            fill_first: 0,
+            fill_msgs: 0,
+            fill_bytes: 0,
+            writable: false,
+            readable: false,
+            eof: false,
+            close_queued: false,
+            shut_wr: false,
+            confirmed: false,
+            next_due_ns: 0,
+            handshakes: 0,
+            cycles: 0,
+            error: None,
+            negotiated: None,
+        }
+    }
+
+    pub fn deadline_ns(&self) -> u64 {
+        self.deadline_ns
+    }
+
+    /// Opens a nonblocking TCP connection and registers it with `token`.
+    pub fn start_connect(
+        &mut self,
+        target: SocketAddr,
+        epoll: &Epoll,
+        token: u64,
+        now_ns: u64,
+        timeout_ns: u64,
+    ) -> Result<(), ConnError> {
+        debug_assert!(self.stream.is_none());
+        let domain = socket2::Domain::for_address(target);
+        let sock = socket2::Socket::new(
+            domain,
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(|e| ConnError::Io(format!("socket: {e}")))?;
+        // Handshake round trips and paced sends must not wait for Nagle.
+        let _ = sock.set_nodelay(true);
+        match sock.connect(&target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(classify_io(&e)),
+        }
+        let stream: TcpStream = sock.into();
+        epoll
+            .add(
+                stream.as_raw_fd(),
+                token,
+                sys::EPOLLIN | sys::EPOLLOUT | sys::EPOLLRDHUP | sys::EPOLLET,
+            )
+            .map_err(|e| ConnError::Io(format!("epoll: {e}")))?;
+        self.stream = Some(stream);
+        self.tls = None;
+        self.phase = Phase::Connecting;
+        self.deadline_ns = now_ns + timeout_ns;
+        self.writable = false;
+        self.readable = false;
+        self.eof = false;
+        self.close_queued = false;
+        self.shut_wr = false;
+        self.confirmed = false;
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+
+    pub fn on_ready(&mut self, events: u32) {
+        if events & (sys::EPOLLOUT | sys::EPOLLERR | sys::EPOLLHUP) != 0 {
+            self.writable = true;
+        }
+        if events & (sys::EPOLLIN | sys::EPOLLRDHUP | sys::EPOLLERR | sys::EPOLLHUP) != 0 {
+            self.readable = true;
+        }
+    }
+
+    /// True when the connection has work it can do without a new event.
+    pub fn wants_turn(&self, now_ns: u64) -> bool {
+        match self.phase {
+            Phase::Sending => {
+                self.readable
+                    || (self.writable && (self.sched.is_none() || self.next_due_ns <= now_ns))
+            }
+            _ => false,
+        }
+    }
+
+    fn fail(&mut self, err: ConnError, p: &mut Progress) {
+        self.error = Some(err);
+        self.phase = Phase::Failed;
+        self.stream = None;
+        self.tls = None;
+        p.phase_changed = true;
+    }
+
+    /// The run is ending: established connections close cleanly, the others
+    /// are abandoned (an error, except for handshake-only cycles in flight).
+    pub fn begin_stop(&mut self, ctx: &Ctx<'_>, p: &mut Progress) {
+        match self.phase {
+            Phase::Sending | Phase::Holding | Phase::Confirming => {
+                self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p)
+            }
+            Phase::Connecting | Phase::Handshaking => {
+                if ctx.mode == Mode::HandshakeOnly {
+                    self.stream = None;
+                    self.tls = None;
+                    self.phase = Phase::Done;
+                    p.phase_changed = true;
+                } else {
+                    self.fail(ConnError::NotEstablished, p);
+                }
+            }
+            Phase::Idle => {
+                self.phase = Phase::Done;
+                p.phase_changed = true;
+            }
+            Phase::Closing | Phase::Done | Phase::Failed => {}
+        }
+    }
+
+    fn enter_closing(&mut self, now_ns: u64, close_timeout_ns: u64, p: &mut Progress) {
+        self.phase = Phase::Closing;
+        self.deadline_ns = now_ns + close_timeout_ns;
+        p.phase_changed = true;
+    }
+
+    /// Fails on a passed deadline; returns true if it did.
+    pub fn check_deadline(&mut self, now_ns: u64, p: &mut Progress) -> bool {
+        let err = match self.phase {
+            Phase::Connecting => ConnError::ConnectTimeout,
+            Phase::Handshaking => ConnError::HandshakeTimeout,
+            Phase::Closing => ConnError::CloseTimeout,
+            _ => return false,
+        };
+        if now_ns > self.deadline_ns {
+            self.fail(err, p);
+            return true;
+        }
+        false
+    }
+
+    /// Drives the state machine as far as it goes without blocking.
+    pub fn step(&mut self, ctx: &mut Ctx<'_>) -> Progress {
+        let mut p = Progress::default();
+        if let Err(e) = self.step_inner(ctx, &mut p) {
+            self.fail(e, &mut p);
+        }
+        p
+    }
+
+    fn step_inner(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
+        // Each pass either returns or moves to a later phase: bounded.
+        for _ in 0..8 {
+            match self.phase {
+                Phase::Idle | Phase::Done | Phase::Failed => return Ok(()),
+                Phase::Connecting => {
+                    if !self.writable && !self.readable {
+                        return Ok(());
+                    }
+                    let stream = self.stream.as_ref().ok_or(ConnError::NotEstablished)?;
+                    if let Some(e) = stream.take_error().map_err(|e| classify_io(&e))? {
+                        return Err(classify_io(&e));
+                    }
+                    if stream.peer_addr().is_err() {
+                        // Spurious wakeup before the connect finished.
+                        return Ok(());
+                    }
+                    p.phase_changed = true;
+                    match ctx.tls {
+                        Some(cfg) => {
+                            let mut tls = ClientConnection::new(cfg.clone(), ctx.server_name.clone())
+                                .map_err(|e| ConnError::Tls(e.to_string()))?;
+                            tls.set_buffer_limit(None);
+                            self.tls = Some(tls);
+                            self.phase = Phase::Handshaking;
+                            self.deadline_ns = ctx.now_ns + ctx.timeout_ns;
+                        }
+                        None => self.after_handshake(ctx, p),
+                    }
+                }
+                Phase::Handshaking => {
+                    self.read_incoming(ctx.now_ns)?;
+                    self.flush_tls(p)?;
+                    let tls = self.tls.as_ref().ok_or(ConnError::NotEstablished)?;
+                    if tls.is_handshaking() {
+                        if self.eof {
+                            return Err(ConnError::PeerClosed);
+                        }
+                        return Ok(());
+                    }
+                    let version = tls.protocol_version();
+                    self.negotiated = Some((
+                        version.map(|v| format!("{v:?}")).unwrap_or_default(),
+                        tls.negotiated_cipher_suite()
+                            .map(|s| format!("{:?}", s.suite()))
+                            .unwrap_or_default(),
+                    ));
+                    p.phase_changed = true;
+                    // confirm_ns is nonzero only when we present a certificate.
+                    let needs_confirm = ctx.mode != Mode::HandshakeOnly
+                        && ctx.confirm_ns > 0
+                        && version == Some(rustls::ProtocolVersion::TLSv1_3);
+                    if needs_confirm && !self.confirmed {
+                        self.phase = Phase::Confirming;
+                        self.deadline_ns = ctx.now_ns + ctx.confirm_ns;
+                    } else {
+                        self.after_handshake(ctx, p);
+                    }
+                }
+                Phase::Confirming => {
+                    self.read_incoming(ctx.now_ns)?;
+                    if self.eof {
+                        return Err(ConnError::PeerClosed);
+                    }
+                    if !self.confirmed && ctx.now_ns < self.deadline_ns {
+                        return Ok(());
+                    }
+                    p.phase_changed = true;
+                    self.after_handshake(ctx, p);
+                }
+                Phase::Holding => {
+                    self.read_incoming(ctx.now_ns)?;
+                    if self.eof {
+                        return Err(ConnError::PeerClosed);
+                    }
+                    return Ok(());
+                }
+                Phase::Sending => {
+                    self.read_incoming(ctx.now_ns)?;
+                    if self.eof {
+                        return Err(ConnError::PeerClosed);
+                    }
+                    return self.pump(ctx, p);
+                }
+                Phase::Closing => return self.close_step(ctx, p),
+            }
+        }
+        Ok(())
+    }
+
+    fn after_handshake(&mut self, ctx: &Ctx<'_>, p: &mut Progress) {
+        p.established = true;
+        self.handshakes += 1;
+        match ctx.mode {
+            Mode::Stream => {
+                self.phase = Phase::Sending;
+                if let Some(s) = &self.sched {
+                    self.next_due_ns = s.intended_ns(self.seq);
+                }
+                if self.sent >= self.quota {
+                    self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p);
+                }
+            }
+            Mode::HoldIdle => self.phase = Phase::Holding,
+            Mode::HandshakeOnly => self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p),
+        }
+    }
+
+    /// Reads and processes whatever the server sent. Sets `eof` at EOF.
+    fn read_incoming(&mut self, _now_ns: u64) -> Result<(), ConnError> {
+        if !self.readable {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let mut scratch = [0u8; 4096];
+        for _ in 0..READS_PER_TURN_MAX {
+            let n = match &mut self.tls {
+                Some(tls) => match tls.read_tls(stream) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(classify_io(&e)),
+                },
+                None => match stream.read(&mut scratch) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(classify_io(&e)),
+                },
+            };
+            if n == 0 {
+                self.eof = true;
+                self.readable = false;
+                return Ok(());
+            }
+            if let Some(tls) = &mut self.tls {
+                let was_handshaking = tls.is_handshaking();
+                let confirmed = self.confirmed;
+                let phase = self.phase;
+                let state = tls.process_new_packets().map_err(|e| {
+                    // Best effort: tell the server why we are leaving.
+                    let _ = tls.write_tls(stream);
+                    classify_tls(e, phase, confirmed)
+                })?;
+                if !was_handshaking {
+                    self.confirmed = true;
+                }
+                if tls.tls13_tickets_received() > 0 {
+                    self.confirmed = true;
+                }
+                // The server is not expected to send data; discard any.
+                let mut left = state.plaintext_bytes_to_read();
+                while left > 0 {
+                    match tls.reader().read(&mut scratch) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => left = left.saturating_sub(k),
+                    }
+                }
+                if state.peer_has_closed() {
+                    self.eof = true;
+                }
+            } else {
+                self.confirmed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes pending TLS bytes. Returns false when the socket is full.
+    fn flush_tls(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
+        let (Some(tls), Some(stream)) = (&mut self.tls, &mut self.stream) else {
+            return Ok(true);
+        };
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(n) => p.wire_bytes += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify_io(&e)),
+            }
+        }
+        Ok(true)
+    }
+
+    fn flush_plain(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
+        let Some(stream) = &mut self.stream else {
+            return Ok(true);
+        };
+        while self.out_pos < self.out.len() {
+            match stream.write(&self.out[self.out_pos..]) {
+                Ok(n) => {
+                    self.out_pos += n;
+                    p.wire_bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify_io(&e)),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(true)
+    }
+
+    /// Flushes, and when the current batch is fully written counts it as sent.
+    /// On a write failure, first looks for an alert the server sent before
+    /// closing, which explains the failure better than "reset".
+    fn flush(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<bool, ConnError> {
+        let res = if self.tls.is_some() {
+            self.flush_tls(p)
+        } else {
+            self.flush_plain(p)
+        };
+        let done = match res {
+            Ok(done) => done,
+            Err(ConnError::Reset) => {
+                self.readable = true;
+                self.read_incoming(ctx.now_ns)?;
+                return Err(ConnError::Reset);
+            }
+            Err(e) => return Err(e),
+        };
+        if done && self.fill_msgs > 0 {
+            self.sent += self.fill_msgs;
+            p.sent += self.fill_msgs;
+            p.sent_bytes += self.fill_bytes;
+            if let (Some(hist), Some(sched)) = (ctx.latency.as_deref_mut(), &self.sched) {
+                // Latency from each message's intended time to now, when its
+                // last byte has been handed to the kernel.
+                let now = sys::mono_ns();
+                for seq in self.fill_first..self.fill_first + self.fill_msgs {
+                    let lat = now.saturating_sub(sched.intended_ns(seq)).max(1);
+                    hist.saturating_record(lat);
+                }
+            }
+            self.fill_msgs = 0;
+            self.fill_bytes = 0;
+        }
+        Ok(done)
+    }
+
+    fn pump(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
+        let mut budget = ctx.turn_bytes;
+        loop {
+            if !self.flush(ctx, p)? {
+                return Ok(());
+            }
+            if self.sent >= self.quota {
+                self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p);
+                return self.close_step(ctx, p);
+            }
+            if budget == 0 {
+                return Ok(());
+            }
+            let mut n = self.quota - self.seq;
+            if let Some(s) = &self.sched {
+                let now = sys::mono_ns();
+                let due = s.due_count(now).saturating_sub(self.seq);
+                if due == 0 {
+                    self.next_due_ns = s.intended_ns(self.seq);
+                    return Ok(());
+                }
+                n = n.min(due);
+            }
+            let bytes = self.fill(n, ctx)?;
+            budget = budget.saturating_sub(bytes.max(1));
+        }
+    }
+
+    /// Encodes up to `n` messages, as records of at most `records_per_write`
+    /// messages, until `write_bytes` is reached; hands them to rustls (which
+    /// encrypts each record) or to the plain output buffer.
+    fn fill(&mut self, n: u64, ctx: &Ctx<'_>) -> Result<usize, ConnError> {
+        debug_assert!(self.fill_msgs == 0 && n > 0);
+        self.enc.set_time_us(sys::unix_us());
+        self.fill_first = self.seq;
+        let mut msgs = 0;
+        let mut bytes = 0;
+        while msgs < n && (bytes == 0 || bytes < ctx.write_bytes) {
+            let want = ctx.records_per_write.min(n - msgs);
+            let k = match &mut self.tls {
+                Some(tls) => {
+                    self.record.clear();
+                    let k = self
+                        .enc
+                        .fill_record(self.seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.record)
+                        .map_err(ConnError::Encode)?;
+                    // One write of at most 16 KiB: rustls makes it one record.
+                    tls.writer()
+                        .write_all(&self.record)
+                        .map_err(|e| ConnError::Tls(e.to_string()))?;
+                    bytes += self.record.len();
+                    k
+                }
+                None => {
+                    let before = self.out.len();
+                    let k = self
+                        .enc
+                        .fill_record(self.seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
+                        .map_err(ConnError::Encode)?;
+                    bytes += self.out.len() - before;
+                    k
+                }
+            };
+            self.seq += k;
+            msgs += k;
+        }
+        self.fill_msgs = msgs;
+        self.fill_bytes = bytes as u64;
+        Ok(bytes)
+    }
+
+    fn close_step(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
+        if !self.close_queued {
+            self.close_queued = true;
+            if let Some(tls) = &mut self.tls {
+                tls.send_close_notify();
+            }
+        }
+        if !self.flush(ctx, p)? {
+            return Ok(());
+        }
+        if !self.shut_wr {
+            self.shut_wr = true;
+            if let Some(s) = &self.stream {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+        }
+        self.read_incoming(ctx.now_ns)?;
+        if self.eof {
+            self.stream = None;
+            self.tls = None;
+            p.phase_changed = true;
+            if ctx.mode == Mode::HandshakeOnly {
+                p.cycle_done = true;
+                self.cycles += 1;
+                self.phase = if self.cycles >= self.quota {
+                    Phase::Done
+                } else {
+                    Phase::Idle
+                };
+            } else {
+                self.phase = Phase::Done;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn classify_tls(e: rustls::Error, phase: Phase, confirmed: bool) -> ConnError {
+    match e {
+        rustls::Error::AlertReceived(d) => ConnError::Alert {
+            handshake: matches!(phase, Phase::Handshaking | Phase::Confirming)
+                || (!confirmed && is_refusal_alert(d)),
+            desc: e.to_string(),
+        },
+        other => ConnError::Tls(other.to_string()),
+    }
+}
