@@ -32,15 +32,17 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     SignatureAlgorithm,
 };
-use ringest::ktls::{self, ControlAction, ControlRecord, CryptoInfo, Decision, KtlsMode, KtlsSupport};
+use ringest::ktls::{
+    self, ControlAction, ControlRecord, CryptoInfo, Decision, KtlsMode, KtlsSupport,
+};
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::{UnbufferedServerConnection, WebPkiClientVerifier};
 use rustls::unbuffered::ConnectionState;
 use rustls::{
-    ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned,
-    SupportedCipherSuite, SupportedProtocolVersion,
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned, SupportedCipherSuite,
+    SupportedProtocolVersion,
 };
 
 /// Bounds every blocking socket call, so a bug hangs no guest.
@@ -75,14 +77,24 @@ fn main() {
         return;
     }
     for mode in [KtlsMode::Auto, KtlsMode::On] {
-        let d13 = ktls::decide(mode, &support, rustls::ProtocolVersion::TLSv1_3, cs::TLS13_AES_128_GCM_SHA256);
+        let d13 = ktls::decide(
+            mode,
+            &support,
+            rustls::ProtocolVersion::TLSv1_3,
+            cs::TLS13_AES_128_GCM_SHA256,
+        );
         let d12 = ktls::decide(
             mode,
             &support,
             rustls::ProtocolVersion::TLSv1_2,
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
         );
-        println!("policy ktls={}: tls1.3 -> {}, tls1.2 -> {}", mode.label(), d13.label(), d12.label());
+        println!(
+            "policy ktls={}: tls1.3 -> {}, tls1.2 -> {}",
+            mode.label(),
+            d13.label(),
+            d12.label()
+        );
     }
 
     let pki = Pki::new();
@@ -140,6 +152,10 @@ struct Case {
     rsa: bool,
     reads: ServerReads,
     twist: Twist,
+    /// Run a full handshake first, so this connection resumes. A resumed
+    /// TLS 1.2 handshake ends with the client's Finished, which the client
+    /// may send together with its first records: the TLS 1.2 leftover path.
+    resume: bool,
     messages: usize,
 }
 
@@ -152,27 +168,136 @@ fn cases(messages: usize) -> Vec<Case> {
         rsa,
         reads,
         twist,
+        resume: false,
         messages,
     };
     use ServerReads::*;
     use Twist::None as Plain;
     let t13 = &rustls::version::TLS13;
     let t12 = &rustls::version::TLS12;
-    v.push(case("tls1.3 aes128gcm ecdsa", t13, cs::TLS13_AES_128_GCM_SHA256, false, RecordExact, Plain));
-    v.push(case("tls1.3 aes256gcm ecdsa", t13, cs::TLS13_AES_256_GCM_SHA384, false, RecordExact, Plain));
-    v.push(case("tls1.3 chacha20 ecdsa", t13, cs::TLS13_CHACHA20_POLY1305_SHA256, false, RecordExact, Plain));
-    v.push(case("tls1.3 aes128gcm rsa", t13, cs::TLS13_AES_128_GCM_SHA256, true, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-ecdsa-aes128gcm", t12, cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, false, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-ecdsa-aes256gcm", t12, cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, false, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-ecdsa-chacha20", t12, cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-rsa-aes128gcm", t12, cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, true, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-rsa-aes256gcm", t12, cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, true, RecordExact, Plain));
-    v.push(case("tls1.2 ecdhe-rsa-chacha20", t12, cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, true, RecordExact, Plain));
-    v.push(case("tls1.3 leftover (greedy reads)", t13, cs::TLS13_AES_128_GCM_SHA256, false, Greedy, Twist::EarlyWrite));
-    v.push(case("tls1.2 leftover (greedy reads)", t12, cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, true, Greedy, Twist::EarlyWrite));
-    v.push(case("tls1.3 keyupdate", t13, cs::TLS13_AES_128_GCM_SHA256, false, RecordExact, Twist::KeyUpdateAfter(messages / 2)));
-    v.push(case("tls1.3 garbage after handshake", t13, cs::TLS13_AES_256_GCM_SHA384, false, RecordExact, Twist::GarbageAfter(messages / 2)));
-    v.push(case("tls1.2 garbage after handshake", t12, cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, false, RecordExact, Twist::GarbageAfter(messages / 2)));
+    v.push(case(
+        "tls1.3 aes128gcm ecdsa",
+        t13,
+        cs::TLS13_AES_128_GCM_SHA256,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.3 aes256gcm ecdsa",
+        t13,
+        cs::TLS13_AES_256_GCM_SHA384,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.3 chacha20 ecdsa",
+        t13,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.3 aes128gcm rsa",
+        t13,
+        cs::TLS13_AES_128_GCM_SHA256,
+        true,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-ecdsa-aes128gcm",
+        t12,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-ecdsa-aes256gcm",
+        t12,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-ecdsa-chacha20",
+        t12,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        false,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-rsa-aes128gcm",
+        t12,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        true,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-rsa-aes256gcm",
+        t12,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        true,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.2 ecdhe-rsa-chacha20",
+        t12,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        true,
+        RecordExact,
+        Plain,
+    ));
+    v.push(case(
+        "tls1.3 leftover (greedy reads)",
+        t13,
+        cs::TLS13_AES_128_GCM_SHA256,
+        false,
+        Greedy,
+        Twist::EarlyWrite,
+    ));
+    v.push(Case {
+        resume: true,
+        ..case(
+            "tls1.2 leftover (greedy reads, resumed)",
+            t12,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            true,
+            Greedy,
+            Twist::EarlyWrite,
+        )
+    });
+    v.push(case(
+        "tls1.3 keyupdate",
+        t13,
+        cs::TLS13_AES_128_GCM_SHA256,
+        false,
+        RecordExact,
+        Twist::KeyUpdateAfter(messages / 2),
+    ));
+    v.push(case(
+        "tls1.3 garbage after handshake",
+        t13,
+        cs::TLS13_AES_256_GCM_SHA384,
+        false,
+        RecordExact,
+        Twist::GarbageAfter(messages / 2),
+    ));
+    v.push(case(
+        "tls1.2 garbage after handshake",
+        t12,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        false,
+        RecordExact,
+        Twist::GarbageAfter(messages / 2),
+    ));
     v
 }
 
@@ -238,9 +363,21 @@ impl Pki {
         roots.add(ca.der().clone()).expect("root");
         Pki {
             roots: Arc::new(roots),
-            server_ecdsa: leaf(&rcgen::PKCS_ECDSA_P256_SHA256, "localhost", ExtendedKeyUsagePurpose::ServerAuth),
-            server_rsa: leaf(&rcgen::PKCS_RSA_SHA256, "localhost", ExtendedKeyUsagePurpose::ServerAuth),
-            client: leaf(&rcgen::PKCS_ECDSA_P256_SHA256, "client.example", ExtendedKeyUsagePurpose::ClientAuth),
+            server_ecdsa: leaf(
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                "localhost",
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            server_rsa: leaf(
+                &rcgen::PKCS_RSA_SHA256,
+                "localhost",
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            client: leaf(
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                "client.example",
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
         }
     }
 }
@@ -256,7 +393,11 @@ fn server_config(case: &Case, pki: &Pki) -> Result<Arc<ServerConfig>, String> {
     let verifier = WebPkiClientVerifier::builder_with_provider(pki.roots.clone(), provider.clone())
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
-    let id = if case.rsa { &pki.server_rsa } else { &pki.server_ecdsa };
+    let id = if case.rsa {
+        &pki.server_rsa
+    } else {
+        &pki.server_ecdsa
+    };
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[case.version])
         .map_err(|e| format!("server versions: {e}"))?
@@ -287,7 +428,12 @@ struct ClientReport {
     error: Option<String>,
 }
 
-fn run_client(addr: SocketAddr, cfg: Arc<ClientConfig>, twist: Twist, messages: usize) -> ClientReport {
+fn run_client(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    twist: Twist,
+    messages: usize,
+) -> ClientReport {
     let mut report = ClientReport::default();
     if let Err(e) = client_inner(addr, cfg, twist, messages, &mut report) {
         report.error = Some(e.to_string());
@@ -370,8 +516,9 @@ struct Handoff {
     boundary_reads_bytes: usize,
 }
 
-fn read_exact_counted(sock: &mut TcpStream, buf: &mut [u8]) -> Result<(), String> {
-    sock.read_exact(buf).map_err(|e| format!("handshake read: {e}"))
+fn read_exact_or_err(sock: &mut TcpStream, buf: &mut [u8]) -> Result<(), String> {
+    sock.read_exact(buf)
+        .map_err(|e| format!("handshake read: {e}"))
 }
 
 /// Drives an UnbufferedServerConnection to the end of the handshake and to a
@@ -438,7 +585,7 @@ fn server_handshake(
             // Finish the cut record with an exact read, then let rustls
             // decrypt it: the kernel cannot take over mid-record.
             let end = filled + b.missing_bytes;
-            read_exact_counted(sock, &mut incoming[filled..end])?;
+            read_exact_or_err(sock, &mut incoming[filled..end])?;
             handoff.boundary_reads_bytes += b.missing_bytes;
             filled = end;
             continue;
@@ -446,7 +593,8 @@ fn server_handshake(
         if need_read {
             match reads {
                 ServerReads::RecordExact => {
-                    let b = ktls::record_boundary(&incoming[..filled]).map_err(|e| e.to_string())?;
+                    let b =
+                        ktls::record_boundary(&incoming[..filled]).map_err(|e| e.to_string())?;
                     let want = if b.missing_bytes > 0 {
                         b.missing_bytes
                     } else {
@@ -456,7 +604,7 @@ fn server_handshake(
                     if end > incoming.len() {
                         return Err("handshake record larger than the buffer".into());
                     }
-                    read_exact_counted(sock, &mut incoming[filled..end])?;
+                    read_exact_or_err(sock, &mut incoming[filled..end])?;
                     filled = end;
                 }
                 ServerReads::Greedy => {
@@ -570,17 +718,21 @@ fn kernel_read_loop(
                         continue;
                     }
                     ControlAction::CloseRekeyUnsupported => {
-                        // Document what this kernel does with the records
-                        // after a KeyUpdate it cannot follow.
-                        out.after_unfollowed_key_update = Some(match sock.read(&mut buf) {
-                            Ok(0) => "next read: EOF".into(),
+                        // Close at once: the kernel has not touched the next
+                        // record (under the peer's new key) yet, so the
+                        // socket is still sound and close_notify goes out.
+                        let sent = match ktls::send_close_notify(fd) {
+                            Ok(()) => "close_notify sent".to_string(),
+                            Err(e) => format!("close_notify failed: {}", errno_text(&e)),
+                        };
+                        // Then, to document this kernel: what one more read
+                        // does with the record under the new key.
+                        let next = match sock.read(&mut buf) {
+                            Ok(0) => "next read: EOF".to_string(),
                             Ok(n) => format!("next read: {n} bytes (!)"),
                             Err(e) => format!("next read: {}", errno_text(&e)),
-                        });
-                        let sent = ktls::send_close_notify(fd);
-                        if let (Some(s), Err(e)) = (out.after_unfollowed_key_update.as_mut(), sent) {
-                            s.push_str(&format!(", close_notify: {}", errno_text(&e)));
-                        }
+                        };
+                        out.after_unfollowed_key_update = Some(format!("{sent}, then {next}"));
                     }
                     ControlAction::Finish => {
                         // Every byte before close_notify has been read.
@@ -602,11 +754,19 @@ fn kernel_read_loop(
     }
 }
 
-fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -> Result<String, String> {
+fn run_case(
+    case: &Case,
+    pki: &Pki,
+    support: &KtlsSupport,
+    handoff_only: bool,
+) -> Result<String, String> {
     let server_cfg = server_config(case, pki)?;
     let client_cfg = client_config(case, pki)?;
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if case.resume {
+        warm_up(&listener, &server_cfg, &client_cfg)?;
+    }
     let (twist, messages) = (case.twist, case.messages);
     let client = thread::spawn(move || run_client(addr, client_cfg, twist, messages));
 
@@ -616,6 +776,10 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
         .map_err(|e| e.to_string())?;
     let mut conn = UnbufferedServerConnection::new(server_cfg).map_err(|e| e.to_string())?;
     let handoff = server_handshake(&mut sock, &mut conn, case.reads)?;
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    if resumed != case.resume {
+        return Err(format!("handshake kind {:?}", conn.handshake_kind()));
+    }
 
     let version = conn.protocol_version().ok_or("no version")?;
     let suite = conn.negotiated_cipher_suite().ok_or("no suite")?;
@@ -643,7 +807,9 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
         auto.label()
     );
     if case.reads == ServerReads::RecordExact && handoff.userspace_records != 0 {
-        return Err(format!("record-exact reads left records in userspace: {handoff_note}"));
+        return Err(format!(
+            "record-exact reads left records in userspace: {handoff_note}"
+        ));
     }
     if handoff_only {
         drop(sock);
@@ -654,7 +820,9 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
 
     let kr = kernel_read_loop(&mut sock, &mut kconn, support);
     drop(sock);
-    let report = client.join().map_err(|_| "client thread panicked".to_string())?;
+    let report = client
+        .join()
+        .map_err(|_| "client thread panicked".to_string())?;
 
     let mut got = handoff.plaintext;
     got.extend_from_slice(&kr.plaintext);
@@ -673,7 +841,10 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
         Twist::None | Twist::EarlyWrite => {
             let want = messages_bytes(0..messages);
             check_bytes(&got, &want, &summary)?;
-            if !matches!(kr.end, End::Control(ControlRecord::CloseNotify, ControlAction::Finish)) {
+            if !matches!(
+                kr.end,
+                End::Control(ControlRecord::CloseNotify, ControlAction::Finish)
+            ) {
                 return Err(format!("did not end on close_notify: {summary}"));
             }
             if !report.saw_server_close_notify {
@@ -681,7 +852,11 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
             }
         }
         Twist::KeyUpdateAfter(k) => {
-            if !kr.controls.iter().any(|c| matches!(c, ControlRecord::KeyUpdate { .. })) {
+            if !kr
+                .controls
+                .iter()
+                .any(|c| matches!(c, ControlRecord::KeyUpdate { .. }))
+            {
                 return Err(format!("no KeyUpdate seen: {summary}"));
             }
             if support.tls13_rekey {
@@ -693,7 +868,10 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
                 // Kernel cannot follow: everything before the KeyUpdate
                 // arrived, the connection was closed on purpose.
                 check_bytes(&got, &messages_bytes(0..k), &summary)?;
-                if !matches!(kr.end, End::Control(_, ControlAction::CloseRekeyUnsupported)) {
+                if !matches!(
+                    kr.end,
+                    End::Control(_, ControlAction::CloseRekeyUnsupported)
+                ) {
                     return Err(format!("expected close_rekey_unsupported: {summary}"));
                 }
                 return Ok(format!(
@@ -712,11 +890,37 @@ fn run_case(case: &Case, pki: &Pki, support: &KtlsSupport, handoff_only: bool) -
     Ok(summary)
 }
 
+/// One full handshake with the same configs, so that the next connection
+/// resumes its session (both configs keep their session caches).
+fn warm_up(
+    listener: &TcpListener,
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let cfg = client_cfg.clone();
+    let client = thread::spawn(move || run_client(addr, cfg, Twist::None, 0));
+    let (mut sock, _) = listener.accept().map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_millis(SOCKET_TIMEOUT_MS)))
+        .map_err(|e| e.to_string())?;
+    let mut conn =
+        UnbufferedServerConnection::new(server_cfg.clone()).map_err(|e| e.to_string())?;
+    server_handshake(&mut sock, &mut conn, ServerReads::RecordExact)?;
+    drop(sock);
+    // The client ends on an unexpected EOF (no close_notify from us): fine.
+    let _ = client.join();
+    Ok(())
+}
+
 fn check_bytes(got: &[u8], want: &[u8], summary: &str) -> Result<(), String> {
     if got == want {
         return Ok(());
     }
-    let first_diff = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    let first_diff = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
     Err(format!(
         "got {} bytes, want {} (first difference at {first_diff}): {summary}",
         got.len(),
@@ -728,7 +932,10 @@ fn check_bytes(got: &[u8], want: &[u8], summary: &str) -> Result<(), String> {
 fn count_frames(mut buf: &[u8]) -> usize {
     let mut n = 0;
     while let Some(sp) = buf.iter().position(|&b| b == b' ') {
-        let Some(len) = std::str::from_utf8(&buf[..sp]).ok().and_then(|s| s.parse::<usize>().ok()) else {
+        let Some(len) = std::str::from_utf8(&buf[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
             break;
         };
         if buf.len() < sp + 1 + len {

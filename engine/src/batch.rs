@@ -173,7 +173,9 @@ impl Batcher {
     /// Appends one message, handing the batch over first if it is full.
     #[inline]
     pub fn push(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64, message: &[u8]) {
-        if self.current.bytes.len() + message.len() >= self.batch_max_bytes && !self.current.is_empty() {
+        if self.current.bytes.len() + message.len() >= self.batch_max_bytes
+            && !self.current.is_empty()
+        {
             self.flush();
         }
         self.current.begin_run(conn, received_unix_ns);
@@ -227,7 +229,11 @@ mod tests {
     use super::*;
 
     fn meta() -> Arc<ConnMeta> {
-        Arc::new(ConnMeta { source: 0, peer: "127.0.0.1:1".parse().unwrap(), identity: None })
+        Arc::new(ConnMeta {
+            source: 0,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            identity: None,
+        })
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
@@ -36,7 +36,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Shard threads, each with its own io_uring and listeners. 0 = one per core.
@@ -68,14 +68,14 @@ pub struct Config {
     pub stats: StatsConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Tls,
     Tcp,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
@@ -97,29 +97,29 @@ pub struct SourceConfig {
     /// TCP keepalive idle time, so half-open connections are found and closed. 0 = off.
     #[serde(default = "defaults::keepalive_idle_ms")]
     pub keepalive_idle_ms: u64,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub ktls: KtlsMode,
     /// Destinations this source feeds; absent = all of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub destinations: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub tls: Option<TlsSettings>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationType {
     File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     Raw,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
     Never,
@@ -127,7 +127,7 @@ pub enum FsyncPolicy {
     Interval,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub name: String,
@@ -142,11 +142,11 @@ pub struct DestinationConfig {
     pub fsync_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsConfig {
     /// Address of the Prometheus endpoint (GET /metrics). Absent = no endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub listen: Option<SocketAddr>,
 }
 
@@ -204,15 +204,7 @@ mod defaults {
 
 mod framing_serde {
     use super::FramingMode;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(m: &FramingMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match m {
-            FramingMode::OctetCounted => "octet-counted",
-            FramingMode::Newline => "newline",
-            FramingMode::Auto => "auto",
-        })
-    }
+    use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FramingMode, D::Error> {
         match String::deserialize(d)?.as_str() {
@@ -228,14 +220,7 @@ mod framing_serde {
 
 mod oversize_serde {
     use super::OversizePolicy;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(m: &OversizePolicy, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match m {
-            OversizePolicy::Truncate => "truncate",
-            OversizePolicy::Drop => "drop",
-        })
-    }
+    use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OversizePolicy, D::Error> {
         match String::deserialize(d)?.as_str() {
@@ -313,20 +298,59 @@ impl Config {
     /// Checks every limit and cross-reference; returns (key, reason) on the first error.
     pub fn validate(&self) -> Result<(), (String, String)> {
         check_range("shards".into(), self.shards as u64, 0, 256)?;
-        check_range("ring_capacity_batches".into(), self.ring_capacity_batches as u64, 2, 65_536)?;
-        check_range("batch_max_bytes".into(), self.batch_max_bytes as u64, 4096, 64 << 20)?;
-        check_range("recv_buffer_bytes".into(), self.recv_buffer_bytes as u64, 4096, 1 << 20)?;
-        check_range("recv_buffers_per_shard".into(), self.recv_buffers_per_shard as u64, 8, 32_768)?;
+        check_range(
+            "ring_capacity_batches".into(),
+            self.ring_capacity_batches as u64,
+            2,
+            65_536,
+        )?;
+        check_range(
+            "batch_max_bytes".into(),
+            self.batch_max_bytes as u64,
+            4096,
+            64 << 20,
+        )?;
+        check_range(
+            "recv_buffer_bytes".into(),
+            self.recv_buffer_bytes as u64,
+            4096,
+            1 << 20,
+        )?;
+        check_range(
+            "recv_buffers_per_shard".into(),
+            self.recv_buffers_per_shard as u64,
+            8,
+            32_768,
+        )?;
         if !self.recv_buffers_per_shard.is_power_of_two() {
-            return Err(("recv_buffers_per_shard".into(), "must be a power of two".into()));
+            return Err((
+                "recv_buffers_per_shard".into(),
+                "must be a power of two".into(),
+            ));
         }
-        check_range("uring_entries".into(), self.uring_entries as u64, 64, 32_768)?;
-        check_range("drain_timeout_ms".into(), self.drain_timeout_ms, 0, 3_600_000)?;
+        check_range(
+            "uring_entries".into(),
+            self.uring_entries as u64,
+            64,
+            32_768,
+        )?;
+        check_range(
+            "drain_timeout_ms".into(),
+            self.drain_timeout_ms,
+            0,
+            3_600_000,
+        )?;
         if self.sources.is_empty() {
-            return Err(("source".into(), "at least one [[source]] is required".into()));
+            return Err((
+                "source".into(),
+                "at least one [[source]] is required".into(),
+            ));
         }
         if self.destinations.is_empty() {
-            return Err(("destination".into(), "at least one [[destination]] is required".into()));
+            return Err((
+                "destination".into(),
+                "at least one [[destination]] is required".into(),
+            ));
         }
         let mut dest_names = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -344,25 +368,52 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", s.name)));
             }
             if !addrs.insert(s.listen) {
-                return Err((key("listen"), format!("{} is used by another source", s.listen)));
+                return Err((
+                    key("listen"),
+                    format!("{} is used by another source", s.listen),
+                ));
             }
-            check_range(key("max_message_bytes"), s.max_message_bytes as u64, 16, 16 << 20)?;
-            check_range(key("max_connections"), s.max_connections as u64, 1, 1_000_000)?;
-            check_range(key("handshake_timeout_ms"), s.handshake_timeout_ms, 10, 600_000)?;
+            check_range(
+                key("max_message_bytes"),
+                s.max_message_bytes as u64,
+                16,
+                16 << 20,
+            )?;
+            check_range(
+                key("max_connections"),
+                s.max_connections as u64,
+                1,
+                1_000_000,
+            )?;
+            check_range(
+                key("handshake_timeout_ms"),
+                s.handshake_timeout_ms,
+                10,
+                600_000,
+            )?;
             check_range(key("listen_backlog"), s.listen_backlog as u64, 1, 65_535)?;
             check_range(key("keepalive_idle_ms"), s.keepalive_idle_ms, 0, 86_400_000)?;
             match (s.transport, &s.tls) {
                 (Transport::Tls, None) => {
-                    return Err((key("tls"), "transport = \"tls\" needs a [source.tls] table".into()))
+                    return Err((
+                        key("tls"),
+                        "transport = \"tls\" needs a [source.tls] table".into(),
+                    ))
                 }
                 (Transport::Tcp, Some(_)) => {
-                    return Err((key("tls"), "a [source.tls] table needs transport = \"tls\"".into()))
+                    return Err((
+                        key("tls"),
+                        "a [source.tls] table needs transport = \"tls\"".into(),
+                    ))
                 }
                 _ => {}
             }
             if let Some(list) = &s.destinations {
                 if list.is_empty() {
-                    return Err((key("destinations"), "is empty; omit it to feed every destination".into()));
+                    return Err((
+                        key("destinations"),
+                        "is empty; omit it to feed every destination".into(),
+                    ));
                 }
                 for d in list {
                     if !dest_names.contains(d.as_str()) {

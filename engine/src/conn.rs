@@ -15,6 +15,7 @@ use rustls::ServerConfig;
 
 use crate::batch::{Batcher, ConnMeta};
 use crate::framing::{Decoder, Frame, FramingError};
+use crate::record::{self, ControlEvent, RecordReader, RecordWriter};
 use crate::tls::{looks_like_tls, HandshakeFailure, PeerIdentity};
 
 /// TLS record header: type (1), version (2), length (2).
@@ -44,7 +45,9 @@ impl CloseReason {
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CloseReason::Handshake(h) => write!(f, "TLS handshake refused: {h} (hint: {})", h.hint()),
+            CloseReason::Handshake(h) => {
+                write!(f, "TLS handshake refused: {h} (hint: {})", h.hint())
+            }
             CloseReason::Framing(e) => write!(f, "framing error: {e}"),
             CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
         }
@@ -70,8 +73,14 @@ pub struct ConnCounters {
 enum Phase {
     Plain,
     Handshaking(Box<UnbufferedServerConnection>),
-    Streaming(Box<UnbufferedServerConnection>),
+    /// After the handshake: records decrypted in place by our record layer.
+    Records(Box<Records>),
     Closed,
+}
+
+struct Records {
+    reader: RecordReader,
+    writer: RecordWriter,
 }
 
 pub struct Conn {
@@ -103,10 +112,21 @@ impl FrameSink<'_> {
 
 impl Conn {
     pub fn new_plain(meta: Arc<ConnMeta>, decoder: Decoder) -> Conn {
-        Conn { phase: Phase::Plain, decoder, meta, tls_in: Vec::new(), seen_bytes: false, counters: ConnCounters::default() }
+        Conn {
+            phase: Phase::Plain,
+            decoder,
+            meta,
+            tls_in: Vec::new(),
+            seen_bytes: false,
+            counters: ConnCounters::default(),
+        }
     }
 
-    pub fn new_tls(config: Arc<ServerConfig>, meta: Arc<ConnMeta>, decoder: Decoder) -> Result<Conn, rustls::Error> {
+    pub fn new_tls(
+        config: Arc<ServerConfig>,
+        meta: Arc<ConnMeta>,
+        decoder: Decoder,
+    ) -> Result<Conn, rustls::Error> {
         let tls = UnbufferedServerConnection::new(config)?;
         Ok(Conn {
             phase: Phase::Handshaking(Box::new(tls)),
@@ -147,11 +167,20 @@ impl Conn {
         match self.phase {
             Phase::Closed => Ok(Outcome::PeerClosed),
             Phase::Plain => {
-                let mut sink = FrameSink { batcher, meta: &self.meta, now_ns, counters: &mut self.counters };
-                self.decoder.feed(data, &mut |f| sink.emit(f)).map_err(CloseReason::Framing)?;
+                let mut sink = FrameSink {
+                    batcher,
+                    meta: &self.meta,
+                    now_ns,
+                    counters: &mut self.counters,
+                };
+                self.decoder
+                    .feed(data, &mut |f| sink.emit(f))
+                    .map_err(CloseReason::Framing)?;
                 Ok(Outcome::Continue)
             }
-            Phase::Handshaking(_) | Phase::Streaming(_) => self.on_tls_data(data, now_ns, batcher, out),
+            Phase::Handshaking(_) | Phase::Records(_) => {
+                self.on_tls_data(data, now_ns, batcher, out)
+            }
         }
     }
 
@@ -162,8 +191,15 @@ impl Conn {
         if was_handshaking {
             return Ok(());
         }
-        let mut sink = FrameSink { batcher, meta: &self.meta, now_ns, counters: &mut self.counters };
-        self.decoder.finish(&mut |f| sink.emit(f)).map_err(CloseReason::Framing)
+        let mut sink = FrameSink {
+            batcher,
+            meta: &self.meta,
+            now_ns,
+            counters: &mut self.counters,
+        };
+        self.decoder
+            .finish(&mut |f| sink.emit(f))
+            .map_err(CloseReason::Framing)
     }
 
     /// Splits incoming ciphertext into whole records: records wholly inside
@@ -205,7 +241,10 @@ impl Conn {
             }
             let mut record = std::mem::take(&mut self.tls_in);
             let (consumed, outcome) = self.process_records(&mut record, now_ns, batcher, out)?;
-            debug_assert!(consumed == record.len(), "a whole record is always consumed");
+            debug_assert!(
+                consumed == record.len(),
+                "a whole record is always consumed"
+            );
             // The record buffer is dropped, not kept: idle connections hold no buffer.
             drop(record);
             if outcome == Outcome::PeerClosed {
@@ -221,7 +260,8 @@ impl Conn {
             if rest.len() >= RECORD_HEADER_BYTES && record_bytes_missing(rest) == usize::MAX {
                 return Err(CloseReason::Tls("record length over the TLS limit".into()));
             }
-            self.tls_in.reserve_exact(RECORD_MAX_BYTES.min(rest.len() + record_bytes_missing(rest)));
+            self.tls_in
+                .reserve_exact(RECORD_MAX_BYTES.min(rest.len() + record_bytes_missing(rest)));
             self.tls_in.extend_from_slice(rest);
             self.counters.tls_copied_bytes += rest.len() as u64;
         }
@@ -239,7 +279,12 @@ impl Conn {
         let mut offset = 0;
         loop {
             let tls = match &mut self.phase {
-                Phase::Handshaking(t) | Phase::Streaming(t) => t,
+                Phase::Handshaking(t) => t,
+                Phase::Records(_) => {
+                    let (consumed, outcome) =
+                        self.read_records(&mut buf[offset..], now_ns, batcher, out)?;
+                    return Ok((offset + consumed, outcome));
+                }
                 _ => return Ok((offset, Outcome::PeerClosed)),
             };
             let UnbufferedStatus { discard, state } = tls.process_tls_records(&mut buf[offset..]);
@@ -247,7 +292,8 @@ impl Conn {
             let step = match state {
                 Err(e) => Step::Fail(e),
                 Ok(ConnectionState::EncodeTlsData(mut s)) => {
-                    encode_into(out, |b| s.encode(b)).map_err(|e| CloseReason::Tls(e.to_string()))?;
+                    encode_into(out, |b| s.encode(b))
+                        .map_err(|e| CloseReason::Tls(e.to_string()))?;
                     Step::Again
                 }
                 Ok(ConnectionState::TransmitTlsData(s)) => {
@@ -261,12 +307,19 @@ impl Conn {
                     Step::NeedMore
                 }
                 Ok(ConnectionState::ReadTraffic(mut r)) => {
-                    let mut sink = FrameSink { batcher, meta: &self.meta, now_ns, counters: &mut self.counters };
+                    let mut sink = FrameSink {
+                        batcher,
+                        meta: &self.meta,
+                        now_ns,
+                        counters: &mut self.counters,
+                    };
                     let mut result = Ok(());
                     while let Some(rec) = r.next_record() {
                         match rec {
                             Ok(rec) => {
-                                if let Err(e) = self.decoder.feed(rec.payload, &mut |f| sink.emit(f)) {
+                                if let Err(e) =
+                                    self.decoder.feed(rec.payload, &mut |f| sink.emit(f))
+                                {
                                     result = Err(e);
                                     break;
                                 }
@@ -278,9 +331,9 @@ impl Conn {
                     Step::Again
                 }
                 Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => Step::PeerClosed,
-                Ok(ConnectionState::ReadEarlyData(_)) => {
-                    Step::Fail(rustls::Error::General("0-RTT data is never accepted".into()))
-                }
+                Ok(ConnectionState::ReadEarlyData(_)) => Step::Fail(rustls::Error::General(
+                    "0-RTT data is never accepted".into(),
+                )),
                 Ok(_) => Step::Fail(rustls::Error::General("unexpected TLS state".into())),
             };
             offset += discard;
@@ -288,15 +341,23 @@ impl Conn {
                 Step::Again => {}
                 Step::NeedMore => {
                     if finished_handshake && self.is_handshaking() {
-                        self.finish_handshake();
-                        // Records after the client's Finished may already be here.
+                        self.finish_handshake()?;
+                        // Whole records after the client's Finished were handed out as
+                        // ReadTraffic above; a cut one is still at `offset` for the reader.
                         continue;
                     }
                     return Ok((offset, Outcome::Continue));
                 }
                 Step::PeerClosed => {
-                    let mut sink = FrameSink { batcher, meta: &self.meta, now_ns, counters: &mut self.counters };
-                    self.decoder.finish(&mut |f| sink.emit(f)).map_err(CloseReason::Framing)?;
+                    let mut sink = FrameSink {
+                        batcher,
+                        meta: &self.meta,
+                        now_ns,
+                        counters: &mut self.counters,
+                    };
+                    self.decoder
+                        .finish(&mut |f| sink.emit(f))
+                        .map_err(CloseReason::Framing)?;
                     self.phase = Phase::Closed;
                     return Ok((buf.len(), Outcome::PeerClosed));
                 }
@@ -305,33 +366,115 @@ impl Conn {
         }
     }
 
-    fn finish_handshake(&mut self) {
+    /// Hands the connection from rustls to the record layer. rustls must have
+    /// processed every whole record it was given (it returned WriteTraffic), so
+    /// its sequence numbers match the bytes that follow.
+    fn finish_handshake(&mut self) -> Result<(), CloseReason> {
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         let Phase::Handshaking(tls) = phase else {
             self.phase = phase;
-            return;
+            return Ok(());
         };
         let identity = PeerIdentity::from_parts(
-            tls.protocol_version().unwrap_or(rustls::ProtocolVersion::TLSv1_3),
+            tls.protocol_version()
+                .unwrap_or(rustls::ProtocolVersion::TLSv1_3),
             tls.negotiated_cipher_suite(),
             tls.peer_certificates(),
         );
         log::debug!(
-            "{}: TLS established ({} {}), client {:?}; data path: userspace rustls",
+            "{}: TLS established ({} {}), client {:?}; data path: userspace record layer",
             self.meta.peer,
             identity.tls_version,
             identity.cipher,
             identity.client_cn
         );
-        self.meta = Arc::new(ConnMeta { source: self.meta.source, peer: self.meta.peer, identity: Some(identity) });
-        self.phase = Phase::Streaming(tls);
+        self.meta = Arc::new(ConnMeta {
+            source: self.meta.source,
+            peer: self.meta.peer,
+            identity: Some(identity),
+        });
+        let (secrets, kernel) = (*tls)
+            .dangerous_into_kernel_connection()
+            .map_err(|e| CloseReason::Tls(format!("secret extraction: {e}")))?;
+        let (reader, writer) =
+            record::split(kernel, secrets).map_err(|e| CloseReason::Tls(e.to_string()))?;
+        self.phase = Phase::Records(Box::new(Records { reader, writer }));
+        Ok(())
+    }
+
+    /// Decrypts whole records of `buf` in place and frames the plaintext.
+    fn read_records(
+        &mut self,
+        buf: &mut [u8],
+        now_ns: u64,
+        batcher: &mut Batcher,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Outcome), CloseReason> {
+        let Phase::Records(rec) = &mut self.phase else {
+            return Ok((0, Outcome::PeerClosed));
+        };
+        let mut sink = FrameSink {
+            batcher,
+            meta: &self.meta,
+            now_ns,
+            counters: &mut self.counters,
+        };
+        let decoder = &mut self.decoder;
+        let mut framing_error = None;
+        let progress = rec.reader.process(buf, &mut |plain| {
+            if framing_error.is_none() {
+                if let Err(e) = decoder.feed(plain, &mut |f| sink.emit(f)) {
+                    framing_error = Some(e);
+                }
+            }
+        });
+        if let Some(e) = framing_error {
+            self.phase = Phase::Closed;
+            return Err(CloseReason::Framing(e));
+        }
+        let progress = match progress {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = rec.writer.fatal_alert(
+                    e.alert().unwrap_or(rustls::AlertDescription::DecodeError),
+                    out,
+                );
+                self.phase = Phase::Closed;
+                return Err(CloseReason::Tls(e.to_string()));
+            }
+        };
+        if progress.key_update_requested {
+            // RFC 8446 §4.6.3: answer with our own KeyUpdate.
+            let Records { reader, writer } = &mut **rec;
+            if let Err(e) = writer.key_update(reader.kernel_mut(), out) {
+                log::debug!("{}: KeyUpdate answer not sent: {e}", self.meta.peer);
+            }
+        }
+        match progress.event {
+            None => Ok((progress.consumed, Outcome::Continue)),
+            Some(ControlEvent::CloseNotify) => {
+                let _ = rec.writer.close_notify(out);
+                self.phase = Phase::Closed;
+                self.decoder
+                    .finish(&mut |f| sink.emit(f))
+                    .map_err(CloseReason::Framing)?;
+                Ok((buf.len(), Outcome::PeerClosed))
+            }
+            Some(alert @ ControlEvent::Alert { .. }) => {
+                self.phase = Phase::Closed;
+                Err(CloseReason::Tls(format!(
+                    "client sent alert {:?}",
+                    alert.alert_description()
+                )))
+            }
+        }
     }
 
     /// Turns a rustls error into a close reason, queueing the alert rustls
     /// prepared so the client learns why (e.g. "unknown CA").
     fn fail(&mut self, err: rustls::Error, out: &mut Vec<u8>) -> CloseReason {
         let was_handshaking = self.is_handshaking();
-        if let Phase::Handshaking(tls) | Phase::Streaming(tls) = &mut self.phase {
+        if let Phase::Handshaking(tls) = &mut self.phase {
             // Bounded: rustls queues at most one alert after a fatal error.
             for _ in 0..4 {
                 let UnbufferedStatus { state, .. } = tls.process_tls_records(&mut []);
@@ -400,4 +543,3 @@ fn record_bytes_missing(buf: &[u8]) -> usize {
     }
     total.saturating_sub(buf.len())
 }
-

@@ -7,14 +7,15 @@
 pub mod batch;
 pub mod config;
 pub mod conn;
+pub mod default_config;
 pub mod framing;
 pub mod ktls;
 pub mod logger;
 pub mod ratelog;
+pub mod record;
 pub mod runtime;
 pub mod shard;
 pub mod stats;
 pub mod stats_http;
-#[path = "tls_stub.rs"]
 pub mod tls;
 pub mod writer;

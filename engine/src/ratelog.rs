@@ -13,14 +13,22 @@ pub struct RateLog {
 
 impl RateLog {
     pub fn new(per_second: u32) -> RateLog {
-        RateLog { per_second, window_start: Instant::now(), used: 0, suppressed: 0 }
+        RateLog {
+            per_second,
+            window_start: Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
     }
 
     /// Returns true if this event may be logged now.
     pub fn allow(&mut self, now: Instant) -> bool {
         if now.duration_since(self.window_start) >= Duration::from_secs(1) {
             if self.suppressed > 0 {
-                log::warn!("{} similar log lines suppressed in the last second (counted in stats)", self.suppressed);
+                log::warn!(
+                    "{} similar log lines suppressed in the last second (counted in stats)",
+                    self.suppressed
+                );
             }
             self.window_start = now;
             self.used = 0;

@@ -75,7 +75,10 @@ fn block_signals() -> libc::sigset_t {
 }
 
 fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: set is a valid, initialised sigset; info may be null.
     let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)
@@ -89,14 +92,23 @@ pub fn serve(config: Config) -> Result<(), String> {
     for s in &config.sources {
         let tls = match &s.tls {
             Some(settings) => {
-                let cfg = build_server_config(settings).map_err(|e| format!("source {}: {e}", s.name))?;
-                Some(TlsHolder { settings: settings.clone(), current: RwLock::new(cfg) })
+                let cfg =
+                    build_server_config(settings).map_err(|e| format!("source {}: {e}", s.name))?;
+                Some(TlsHolder {
+                    settings: settings.clone(),
+                    current: RwLock::new(cfg),
+                })
             }
             None => None,
         };
-        sources.push(SourceRuntime { config: s.clone(), tls });
+        sources.push(SourceRuntime {
+            config: s.clone(),
+            tls,
+        });
     }
-    let stats = Arc::new(Stats::new(config.sources.iter().map(|s| s.name.clone()).collect()));
+    let stats = Arc::new(Stats::new(
+        config.sources.iter().map(|s| s.name.clone()).collect(),
+    ));
     // Bind every listener before starting anything, so a busy port fails start-up cleanly.
     let mut per_shard: Vec<Vec<(u16, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for (si, s) in config.sources.iter().enumerate() {
@@ -108,11 +120,24 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     let reopen = Arc::new(AtomicBool::new(false));
     let waker = Arc::new(WriterWaker::new());
-    let rings: Vec<Arc<Ring>> = (0..shards).map(|_| Arc::new(Ring::new(config.ring_capacity_batches))).collect();
-    let writer = Writer::new(&config, rings.clone(), Arc::clone(&stats), Arc::clone(&waker), Arc::clone(&reopen))
-        .map_err(|e| format!("cannot open destination: {e}"))?;
+    let rings: Vec<Arc<Ring>> = (0..shards)
+        .map(|_| Arc::new(Ring::new(config.ring_capacity_batches)))
+        .collect();
+    let writer = Writer::new(
+        &config,
+        rings.clone(),
+        Arc::clone(&stats),
+        Arc::clone(&waker),
+        Arc::clone(&reopen),
+    )
+    .map_err(|e| format!("cannot open destination: {e}"))?;
     let stats_listen = config.stats.listen;
-    let shared = Arc::new(Shared { config, sources, stats: Arc::clone(&stats), shutdown: AtomicBool::new(false) });
+    let shared = Arc::new(Shared {
+        config,
+        sources,
+        stats: Arc::clone(&stats),
+        shutdown: AtomicBool::new(false),
+    });
 
     let writer_handle = std::thread::Builder::new()
         .name("ringest-writer".into())
@@ -121,7 +146,8 @@ pub fn serve(config: Config) -> Result<(), String> {
     let _ = waker.thread.set(writer_handle.thread().clone());
 
     if let Some(addr) = stats_listen {
-        crate::stats_http::spawn(addr, Arc::clone(&stats)).map_err(|e| format!("stats: cannot listen on {addr}: {e}"))?;
+        crate::stats_http::spawn(addr, Arc::clone(&stats))
+            .map_err(|e| format!("stats: cannot listen on {addr}: {e}"))?;
     }
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -133,16 +159,18 @@ pub fn serve(config: Config) -> Result<(), String> {
         let ready = ready_tx.clone();
         let h = std::thread::Builder::new()
             .name(format!("ringest-shard-{id}"))
-            .spawn(move || match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
-                Ok(shard) => {
-                    let _ = ready.send(Ok(()));
-                    shard.run();
-                }
-                Err(e) => {
-                    ring.closed.store(true, Ordering::Release);
-                    let _ = ready.send(Err(format!("shard {id}: cannot set up io_uring: {e}")));
-                }
-            })
+            .spawn(
+                move || match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
+                    Ok(shard) => {
+                        let _ = ready.send(Ok(()));
+                        shard.run();
+                    }
+                    Err(e) => {
+                        ring.closed.store(true, Ordering::Release);
+                        let _ = ready.send(Err(format!("shard {id}: cannot set up io_uring: {e}")));
+                    }
+                },
+            )
             .map_err(|e| e.to_string())?;
         shard_handles.push(h);
     }
@@ -164,7 +192,13 @@ pub fn serve(config: Config) -> Result<(), String> {
         return Err(e);
     }
     for s in &shared.config.sources {
-        log::info!("listening on {} ({:?}, {} shards), source {}", s.listen, s.transport, shards, s.name);
+        log::info!(
+            "listening on {} ({:?}, {} shards), source {}",
+            s.listen,
+            s.transport,
+            shards,
+            s.name
+        );
     }
     println!("ringest: ready");
 
@@ -176,10 +210,15 @@ pub fn serve(config: Config) -> Result<(), String> {
                 for src in &shared.sources {
                     if let Some(tls) = &src.tls {
                         match tls.reload() {
-                            Ok(()) => log::info!("source {}: TLS settings reloaded", src.config.name),
+                            Ok(()) => {
+                                log::info!("source {}: TLS settings reloaded", src.config.name)
+                            }
                             Err(e) => {
                                 stats.reload_errors.fetch_add(1, Ordering::Relaxed);
-                                log::error!("source {}: reload failed, old TLS settings stay in force: {e}", src.config.name);
+                                log::error!(
+                                    "source {}: reload failed, old TLS settings stay in force: {e}",
+                                    src.config.name
+                                );
                             }
                         }
                     }

@@ -69,7 +69,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn new(source_names: Vec<String>) -> Stats {
-        let sources = source_names.iter().map(|_| SourceStats::default()).collect();
+        let sources = source_names
+            .iter()
+            .map(|_| SourceStats::default())
+            .collect();
         // 1 µs .. 1 hour at 3 significant digits; creation cannot fail with these bounds.
         let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .unwrap_or_else(|_| Histogram::new(3).expect("hdrhistogram with 3 sigfigs"));
@@ -85,11 +88,17 @@ impl Stats {
     }
 
     pub fn total_written(&self) -> u64 {
-        self.sources.iter().map(|s| s.messages_written.load(Relaxed)).sum()
+        self.sources
+            .iter()
+            .map(|s| s.messages_written.load(Relaxed))
+            .sum()
     }
 
     pub fn total_received(&self) -> u64 {
-        self.sources.iter().map(|s| s.messages_received.load(Relaxed)).sum()
+        self.sources
+            .iter()
+            .map(|s| s.messages_received.load(Relaxed))
+            .sum()
     }
 
     /// Renders every metric in the Prometheus text exposition format.
@@ -97,20 +106,66 @@ impl Stats {
         let mut out = String::with_capacity(4096);
         type Get = fn(&SourceStats) -> u64;
         let counters: [(&str, &str, Get); 11] = [
-            ("ringest_messages_received_total", "Messages decoded from the wire.", |s| s.messages_received.load(Relaxed)),
-            ("ringest_messages_written_total", "Messages written to every destination of their source.", |s| s.messages_written.load(Relaxed)),
-            ("ringest_bytes_received_total", "Message bytes decoded from the wire.", |s| s.bytes_received.load(Relaxed)),
-            ("ringest_connections_accepted_total", "Connections accepted.", |s| s.connections_accepted.load(Relaxed)),
-            ("ringest_connections_refused_limit_total", "Connections closed at once because max_connections was reached.", |s| s.connections_refused_limit.load(Relaxed)),
-            ("ringest_frames_oversize_total", "Frames longer than max_message_bytes (truncated or dropped).", |s| s.frames_oversize.load(Relaxed)),
-            ("ringest_frames_leading_zero_total", "Octet-counted frames whose length had leading zeros (accepted).", |s| s.frames_leading_zero.load(Relaxed)),
-            ("ringest_backpressure_pauses_total", "Times a shard stopped reading because its ring to the writer was full.", |s| s.backpressure_pauses.load(Relaxed)),
-            ("ringest_copied_bytes_total", "Message bytes copied because a frame spanned two receive buffers.", |s| s.copied_bytes_frame_span.load(Relaxed)),
-            ("ringest_tls_reassembly_copied_bytes_total", "Ciphertext bytes copied because a TLS record spanned two receive buffers.", |s| s.copied_bytes_tls_reassembly.load(Relaxed)),
-            ("ringest_connections_active", "Open connections.", |s| s.connections_active.load(Relaxed).max(0) as u64),
+            (
+                "ringest_messages_received_total",
+                "Messages decoded from the wire.",
+                |s| s.messages_received.load(Relaxed),
+            ),
+            (
+                "ringest_messages_written_total",
+                "Messages written to every destination of their source.",
+                |s| s.messages_written.load(Relaxed),
+            ),
+            (
+                "ringest_bytes_received_total",
+                "Message bytes decoded from the wire.",
+                |s| s.bytes_received.load(Relaxed),
+            ),
+            (
+                "ringest_connections_accepted_total",
+                "Connections accepted.",
+                |s| s.connections_accepted.load(Relaxed),
+            ),
+            (
+                "ringest_connections_refused_limit_total",
+                "Connections closed at once because max_connections was reached.",
+                |s| s.connections_refused_limit.load(Relaxed),
+            ),
+            (
+                "ringest_frames_oversize_total",
+                "Frames longer than max_message_bytes (truncated or dropped).",
+                |s| s.frames_oversize.load(Relaxed),
+            ),
+            (
+                "ringest_frames_leading_zero_total",
+                "Octet-counted frames whose length had leading zeros (accepted).",
+                |s| s.frames_leading_zero.load(Relaxed),
+            ),
+            (
+                "ringest_backpressure_pauses_total",
+                "Times a shard stopped reading because its ring to the writer was full.",
+                |s| s.backpressure_pauses.load(Relaxed),
+            ),
+            (
+                "ringest_copied_bytes_total",
+                "Message bytes copied because a frame spanned two receive buffers.",
+                |s| s.copied_bytes_frame_span.load(Relaxed),
+            ),
+            (
+                "ringest_tls_reassembly_copied_bytes_total",
+                "Ciphertext bytes copied because a TLS record spanned two receive buffers.",
+                |s| s.copied_bytes_tls_reassembly.load(Relaxed),
+            ),
+            ("ringest_connections_active", "Open connections.", |s| {
+                s.connections_active.load(Relaxed).max(0) as u64
+            }),
         ];
         for (name, help, get) in counters {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (src, s) in self.source_names.iter().zip(&self.sources) {
                 let _ = writeln!(out, "{name}{{source=\"{src}\"}} {}", get(s));
@@ -118,10 +173,30 @@ impl Stats {
         }
         type GetL = fn(&SourceStats) -> &Labelled;
         let labelled: [(&str, &str, &str, GetL); 4] = [
-            ("ringest_handshake_failures_total", "reason", "Refused or failed TLS handshakes by reason.", |s| &s.handshake_failures),
-            ("ringest_framing_errors_total", "reason", "Connections closed for a framing error, by reason.", |s| &s.framing_errors),
-            ("ringest_connection_errors_total", "reason", "Connections closed for another error, by reason.", |s| &s.connection_errors),
-            ("ringest_tls_connections_total", "path", "Established TLS connections by data path (userspace or ktls) and why.", |s| &s.tls_path),
+            (
+                "ringest_handshake_failures_total",
+                "reason",
+                "Refused or failed TLS handshakes by reason.",
+                |s| &s.handshake_failures,
+            ),
+            (
+                "ringest_framing_errors_total",
+                "reason",
+                "Connections closed for a framing error, by reason.",
+                |s| &s.framing_errors,
+            ),
+            (
+                "ringest_connection_errors_total",
+                "reason",
+                "Connections closed for another error, by reason.",
+                |s| &s.connection_errors,
+            ),
+            (
+                "ringest_tls_connections_total",
+                "path",
+                "Established TLS connections by data path (userspace or ktls) and why.",
+                |s| &s.tls_path,
+            ),
         ];
         for (name, label, help, get) in labelled {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -137,13 +212,32 @@ impl Stats {
             }
         }
         let globals: [(&str, &str, u64); 4] = [
-            ("ringest_batches_written_total", "Batches written by the writer.", self.batches_written.load(Relaxed)),
-            ("ringest_bytes_written_total", "Bytes written to destinations.", self.bytes_written.load(Relaxed)),
-            ("ringest_write_errors_total", "Failed writes (retried).", self.write_errors.load(Relaxed)),
-            ("ringest_reload_errors_total", "Reloads that kept the old settings because a new file was invalid.", self.reload_errors.load(Relaxed)),
+            (
+                "ringest_batches_written_total",
+                "Batches written by the writer.",
+                self.batches_written.load(Relaxed),
+            ),
+            (
+                "ringest_bytes_written_total",
+                "Bytes written to destinations.",
+                self.bytes_written.load(Relaxed),
+            ),
+            (
+                "ringest_write_errors_total",
+                "Failed writes (retried).",
+                self.write_errors.load(Relaxed),
+            ),
+            (
+                "ringest_reload_errors_total",
+                "Reloads that kept the old settings because a new file was invalid.",
+                self.reload_errors.load(Relaxed),
+            ),
         ];
         for (name, help, v) in globals {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         }
         if let Ok(h) = self.latency_us.lock() {
             let name = "ringest_write_latency_seconds";

@@ -1,1 +1,59 @@
+//! Shared helpers for the end-to-end tests.
+pub mod client;
+pub mod pki;
+pub mod server;
 
+use std::net::SocketAddr;
+
+use pki::Pki;
+
+/// A config with one TLS source, one plain TCP source and a raw file destination.
+pub fn basic_config(
+    pki: &Pki,
+    tls: SocketAddr,
+    tcp: SocketAddr,
+    stats: SocketAddr,
+    extra_source: &str,
+) -> String {
+    format!(
+        r#"shards = 2
+drain_timeout_ms = 3000
+
+[[source]]
+name = "tls"
+listen = "{tls}"
+transport = "tls"
+framing = "auto"
+handshake_timeout_ms = 1500
+{extra_source}
+[source.tls]
+cert_file = "{}"
+key_file = "{}"
+ca_file = "{}"
+peer_verify = "required-trusted"
+
+[[source]]
+name = "tcp"
+listen = "{tcp}"
+transport = "tcp"
+framing = "auto"
+max_message_bytes = 1024
+
+[[destination]]
+name = "messages"
+type = "file"
+path = "data/messages.log"
+fsync = "never"
+
+[stats]
+listen = "{stats}"
+"#,
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.ca.display()
+    )
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

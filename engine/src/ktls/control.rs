@@ -126,7 +126,10 @@ impl fmt::Display for ControlError {
 impl std::error::Error for ControlError {}
 
 /// Parses the decrypted payload of one non-data record.
-pub fn parse_control_record(content_type: u8, payload: &[u8]) -> Result<ControlRecord, ControlError> {
+pub fn parse_control_record(
+    content_type: u8,
+    payload: &[u8],
+) -> Result<ControlRecord, ControlError> {
     match content_type {
         CONTENT_TYPE_APPLICATION_DATA => Err(ControlError::NotControl),
         CONTENT_TYPE_ALERT => match *payload {
@@ -265,8 +268,14 @@ mod tests {
 
     #[test]
     fn alert_of_wrong_length() {
-        assert_eq!(parse_control_record(21, &[]), Err(ControlError::AlertLength(0)));
-        assert_eq!(parse_control_record(21, &[2]), Err(ControlError::AlertLength(1)));
+        assert_eq!(
+            parse_control_record(21, &[]),
+            Err(ControlError::AlertLength(0))
+        );
+        assert_eq!(
+            parse_control_record(21, &[2]),
+            Err(ControlError::AlertLength(1))
+        );
         assert_eq!(
             parse_control_record(21, &[1, 0, 0]),
             Err(ControlError::AlertLength(3))
@@ -327,7 +336,10 @@ mod tests {
         nst.extend_from_slice(&[0; 9]);
         let rec = parse_control_record(22, &nst).unwrap();
         assert_eq!(rec, ControlRecord::NewSessionTicket);
-        assert_eq!(action_for(&rec, KtlsVersion::Tls13, false), ControlAction::Ignore);
+        assert_eq!(
+            action_for(&rec, KtlsVersion::Tls13, false),
+            ControlAction::Ignore
+        );
     }
 
     #[test]
@@ -371,10 +383,22 @@ mod tests {
 
     #[test]
     fn other_content_types() {
-        assert_eq!(parse_control_record(23, b"hello"), Err(ControlError::NotControl));
-        assert_eq!(parse_control_record(20, &[1]), Ok(ControlRecord::Unexpected(20)));
-        assert_eq!(parse_control_record(0, &[]), Ok(ControlRecord::Unexpected(0)));
-        assert_eq!(parse_control_record(255, &[9; 3]), Ok(ControlRecord::Unexpected(255)));
+        assert_eq!(
+            parse_control_record(23, b"hello"),
+            Err(ControlError::NotControl)
+        );
+        assert_eq!(
+            parse_control_record(20, &[1]),
+            Ok(ControlRecord::Unexpected(20))
+        );
+        assert_eq!(
+            parse_control_record(0, &[]),
+            Ok(ControlRecord::Unexpected(0))
+        );
+        assert_eq!(
+            parse_control_record(255, &[9; 3]),
+            Ok(ControlRecord::Unexpected(255))
+        );
     }
 
     #[test]

@@ -349,9 +349,8 @@ mod tests {
     #[test]
     fn aes_gcm_128_tls13_layout() {
         let k = key(16);
-        let info =
-            CryptoInfo::from_parts(KtlsVersion::Tls13, KtlsCipher::Aes128Gcm, SEQ, &k, &IV)
-                .unwrap();
+        let info = CryptoInfo::from_parts(KtlsVersion::Tls13, KtlsCipher::Aes128Gcm, SEQ, &k, &IV)
+            .unwrap();
         let mut want = Vec::new();
         want.extend_from_slice(&0x0304u16.to_ne_bytes()); // version
         want.extend_from_slice(&51u16.to_ne_bytes()); // cipher_type
@@ -381,8 +380,7 @@ mod tests {
         // secrets; the kernel cares only about the AEAD.
         let k = key(16);
         let info =
-            CryptoInfo::from_parts(KtlsVersion::Tls12, KtlsCipher::Aes128Gcm, 7, &k, &IV)
-                .unwrap();
+            CryptoInfo::from_parts(KtlsVersion::Tls12, KtlsCipher::Aes128Gcm, 7, &k, &IV).unwrap();
         let b = info.as_bytes();
         assert_eq!(b.len(), 40);
         assert_eq!(&b[0..2], &0x0303u16.to_ne_bytes());
@@ -469,14 +467,9 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key() {
-        let info = CryptoInfo::from_parts(
-            KtlsVersion::Tls13,
-            KtlsCipher::Aes128Gcm,
-            3,
-            &key(16),
-            &IV,
-        )
-        .unwrap();
+        let info =
+            CryptoInfo::from_parts(KtlsVersion::Tls13, KtlsCipher::Aes128Gcm, 3, &key(16), &IV)
+                .unwrap();
         let s = format!("{info:?}");
         assert!(s.contains("Aes128Gcm") && s.contains("seq: 3"), "{s}");
         assert!(!s.contains("160") && !s.contains("a0"), "{s}"); // 0xA0, first key byte

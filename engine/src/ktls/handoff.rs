@@ -85,8 +85,7 @@ pub fn record_boundary(buf: &[u8]) -> Result<RecordBoundary, BadRecordHeader> {
         // Anything else, or an oversized length, means the stream is not
         // TLS any more; reading "the rest of the record" would then read an
         // attacker-chosen amount.
-        if !(20..=23).contains(&content_type) || rest[1] != 3 || length > RECORD_PAYLOAD_BYTES_MAX
-        {
+        if !(20..=23).contains(&content_type) || rest[1] != 3 || length > RECORD_PAYLOAD_BYTES_MAX {
             return Err(BadRecordHeader {
                 offset: at,
                 content_type,

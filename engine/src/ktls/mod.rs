@@ -35,8 +35,11 @@ pub use control::{
 };
 pub use crypto_info::{CryptoInfo, KtlsCipher, KtlsVersion, Unsupported};
 pub use handoff::{
-    record_boundary, BadRecordHeader, RecordBoundary, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
-pub use policy::{check_mode_at_startup, decide, suite_cipher, Decision, KtlsMode, UserspaceReason};
+    record_boundary, BadRecordHeader, RecordBoundary, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+};
+pub use policy::{
+    check_mode_at_startup, decide, suite_cipher, Decision, KtlsMode, UserspaceReason,
+};
 pub use probe::{CipherSet, KtlsSupport, RekeyEvidence};
 pub use sockopt::{
     enable, recv_record, send_alert, send_close_notify, send_record, set_rx, set_tx, set_ulp,

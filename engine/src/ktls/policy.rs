@@ -168,8 +168,8 @@ pub fn check_mode_at_startup(mode: KtlsMode, support: &KtlsSupport) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::probe::CipherSet;
+    use super::*;
     use rustls::crypto::aws_lc_rs::cipher_suite as cs;
 
     fn kernel(ulp: bool, rekey: bool) -> KtlsSupport {
@@ -194,21 +194,27 @@ mod tests {
         let k614 = kernel(true, true); // Linux 6.14+
         let t13 = cs::TLS13_AES_128_GCM_SHA256;
         let t12 = cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256;
+        // Every mode × kernel × version.
         #[rustfmt::skip]
         let table = [
             // mode, kernel, version, suite → decision
-            (Off,  &k614, V13, t13, user(ModeOff)),
-            (Off,  &k614, V12, t12, user(ModeOff)),
             (Off,  &none, V12, t12, user(ModeOff)),
-            (Auto, &none, V13, t13, user(KernelLacksKtls)),
+            (Off,  &none, V13, t13, user(ModeOff)),
+            (Off,  &k61,  V12, t12, user(ModeOff)),
+            (Off,  &k61,  V13, t13, user(ModeOff)),
+            (Off,  &k614, V12, t12, user(ModeOff)),
+            (Off,  &k614, V13, t13, user(ModeOff)),
             (Auto, &none, V12, t12, user(KernelLacksKtls)),
-            (On,   &none, V12, t12, user(KernelLacksKtls)),
+            (Auto, &none, V13, t13, user(KernelLacksKtls)),
             (Auto, &k61,  V12, t12, OFFLOAD),
             (Auto, &k61,  V13, t13, user(Tls13RekeyUnsupported)),
-            (On,   &k61,  V12, t12, OFFLOAD),
-            (On,   &k61,  V13, t13, OFFLOAD),
             (Auto, &k614, V12, t12, OFFLOAD),
             (Auto, &k614, V13, t13, OFFLOAD),
+            (On,   &none, V12, t12, user(KernelLacksKtls)),
+            (On,   &none, V13, t13, user(KernelLacksKtls)),
+            (On,   &k61,  V12, t12, OFFLOAD),
+            (On,   &k61,  V13, t13, OFFLOAD),
+            (On,   &k614, V12, t12, OFFLOAD),
             (On,   &k614, V13, t13, OFFLOAD),
         ];
         for (i, (mode, support, version, suite, want)) in table.into_iter().enumerate() {
@@ -249,7 +255,12 @@ mod tests {
     fn other_versions_stay_in_userspace() {
         let k = kernel(true, true);
         assert_eq!(
-            decide(KtlsMode::On, &k, ProtocolVersion::TLSv1_1, cs::TLS13_AES_128_GCM_SHA256),
+            decide(
+                KtlsMode::On,
+                &k,
+                ProtocolVersion::TLSv1_1,
+                cs::TLS13_AES_128_GCM_SHA256
+            ),
             user(UserspaceReason::VersionUnsupported)
         );
     }
@@ -258,7 +269,10 @@ mod tests {
     fn on_refuses_to_start_without_ktls() {
         let none = kernel(false, false);
         let err = check_mode_at_startup(KtlsMode::On, &none).unwrap_err();
-        assert!(err.contains("ktls = \"on\"") && err.contains("auto"), "{err}");
+        assert!(
+            err.contains("ktls = \"on\"") && err.contains("auto"),
+            "{err}"
+        );
         assert!(check_mode_at_startup(KtlsMode::Auto, &none).is_ok());
         assert!(check_mode_at_startup(KtlsMode::Off, &none).is_ok());
         assert!(check_mode_at_startup(KtlsMode::On, &kernel(true, false)).is_ok());

@@ -108,7 +108,11 @@ impl fmt::Display for RekeyEvidence {
             RekeyEvidence::SecondRxAccepted => f.write_str("TLS_RX after KeyUpdate accepted"),
             RekeyEvidence::SecondRxRefused => f.write_str("TLS_RX after KeyUpdate: EBUSY"),
             RekeyEvidence::KernelVersion { errno } => {
-                write!(f, "probe failed ({}), by kernel version", errno_name(*errno))
+                write!(
+                    f,
+                    "probe failed ({}), by kernel version",
+                    errno_name(*errno)
+                )
             }
         }
     }
@@ -176,8 +180,9 @@ impl KtlsSupport {
             };
             support.tls13_rekey = match support.rekey_evidence {
                 RekeyEvidence::SecondRxAccepted => true,
-                RekeyEvidence::KernelVersion { .. } => kernel_version(&support.kernel)
-                    .is_some_and(|v| v >= REKEY_KERNEL_MIN),
+                RekeyEvidence::KernelVersion { .. } => {
+                    kernel_version(&support.kernel).is_some_and(|v| v >= REKEY_KERNEL_MIN)
+                }
                 _ => false,
             };
         }
@@ -265,7 +270,11 @@ fn dummy(version: KtlsVersion, cipher: KtlsCipher, generation: u8) -> CryptoInfo
         .expect("dummy key lengths match the cipher")
 }
 
-fn probe_cipher(listener: &TcpListener, version: KtlsVersion, cipher: KtlsCipher) -> io::Result<()> {
+fn probe_cipher(
+    listener: &TcpListener,
+    version: KtlsVersion,
+    cipher: KtlsCipher,
+) -> io::Result<()> {
     let (client, _server) = pair(listener)?;
     let fd = client.as_raw_fd();
     let info = dummy(version, cipher, 0);
@@ -284,7 +293,11 @@ fn probe_rekey(listener: &TcpListener, cipher: KtlsCipher) -> io::Result<bool> {
     set_ulp(receiver.as_raw_fd())?;
     set_rx(receiver.as_raw_fd(), &key0)?;
     // KeyUpdate(update_not_requested), as its own handshake record.
-    send_record(sender.as_raw_fd(), CONTENT_TYPE_HANDSHAKE, &[24, 0, 0, 1, 0])?;
+    send_record(
+        sender.as_raw_fd(),
+        CONTENT_TYPE_HANDSHAKE,
+        &[24, 0, 0, 1, 0],
+    )?;
     let mut buf = [0u8; 64];
     let (content_type, n) = recv_record(receiver.as_raw_fd(), &mut buf)?;
     if content_type != CONTENT_TYPE_HANDSHAKE || n != 5 {
@@ -374,11 +387,7 @@ mod tests {
             eprintln!("skipped: this kernel has kTLS ({s})");
             return;
         }
-        assert_eq!(
-            s.unavailable.as_deref(),
-            Some("TCP_ULP tls: ENOENT"),
-            "{s}"
-        );
+        assert_eq!(s.unavailable.as_deref(), Some("TCP_ULP tls: ENOENT"), "{s}");
     }
 
     #[test]

@@ -203,7 +203,10 @@ mod tests {
         c.write_all(b"hello").unwrap();
         let mut buf = [0u8; 64];
         let (ct, n) = recv_record(s.as_raw_fd(), &mut buf).unwrap();
-        assert_eq!((ct, &buf[..n]), (CONTENT_TYPE_APPLICATION_DATA, &b"hello"[..]));
+        assert_eq!(
+            (ct, &buf[..n]),
+            (CONTENT_TYPE_APPLICATION_DATA, &b"hello"[..])
+        );
         drop(c);
         assert_eq!(recv_record(s.as_raw_fd(), &mut buf).unwrap().1, 0);
     }

@@ -77,7 +77,10 @@ pub(crate) fn alert(version: Version, payload: &[u8]) -> Result<AlertAction, Rec
     if ignorable {
         Ok(AlertAction::Ignore { description })
     } else {
-        Ok(AlertAction::Stop(ControlEvent::Alert { level, description }))
+        Ok(AlertAction::Stop(ControlEvent::Alert {
+            level,
+            description,
+        }))
     }
 }
 
@@ -210,7 +213,11 @@ mod tests {
 
     #[test]
     fn key_update_split_or_coalesced_is_rejected() {
-        for p in [&[24u8][..], &[24, 0, 0, 1], &[24, 0, 0, 1, 0, 24, 0, 0, 1, 0]] {
+        for p in [
+            &[24u8][..],
+            &[24, 0, 0, 1],
+            &[24, 0, 0, 1, 0, 24, 0, 0, 1, 0],
+        ] {
             assert!(matches!(
                 handshake(Version::Tls13, p),
                 Err(RecordError::HandshakeMessageNotAligned { .. })

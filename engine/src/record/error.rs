@@ -127,7 +127,10 @@ impl fmt::Display for RecordError {
                 "bad TLS record header (content type {content_type}, version {version:#06x})"
             ),
             Self::RecordTooLarge { len, len_max } => {
-                write!(f, "TLS record of {len} bytes exceeds the {len_max}-byte limit")
+                write!(
+                    f,
+                    "TLS record of {len} bytes exceeds the {len_max}-byte limit"
+                )
             }
             Self::DecryptFailed => f.write_str("TLS record failed authentication (bad_record_mac)"),
             Self::PlaintextTooLarge => f.write_str("TLS record plaintext exceeds 2^14 bytes"),
@@ -162,9 +165,9 @@ impl fmt::Display for RecordError {
             Self::SequenceExhausted => f.write_str("TLS record sequence number exhausted"),
             Self::Rekey(e) => write!(f, "deriving the next traffic secret failed: {e}"),
             Self::Encrypt(e) => write!(f, "encrypting a record failed: {e}"),
-            Self::UnsupportedSecrets => {
-                f.write_str("traffic secrets do not match a supported AEAD for the negotiated suite")
-            }
+            Self::UnsupportedSecrets => f.write_str(
+                "traffic secrets do not match a supported AEAD for the negotiated suite",
+            ),
             Self::UnsupportedVersion(v) => write!(f, "unsupported TLS version {v:#06x}"),
             Self::Closed => f.write_str("record layer already closed"),
         }

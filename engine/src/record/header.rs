@@ -45,7 +45,7 @@ pub const RECORD_VERSION_TLS12: u16 = 0x0303;
 
 /// A parsed record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordHeader {
+pub(crate) struct RecordHeader {
     pub content_type: u8,
     pub version: u16,
     /// Bytes of fragment after the header.
@@ -54,7 +54,7 @@ pub struct RecordHeader {
 
 impl RecordHeader {
     /// Bytes of the whole record, header included.
-    pub fn record_len(&self) -> usize {
+    pub(crate) fn record_len(&self) -> usize {
         HEADER_LEN + self.len
     }
 }

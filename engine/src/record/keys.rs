@@ -42,9 +42,8 @@ impl Version {
     ) -> Result<Version, RecordError> {
         let version = Version::of(suite);
         match (negotiated, version) {
-            (ProtocolVersion::TLSv1_2, Version::Tls12) | (ProtocolVersion::TLSv1_3, Version::Tls13) => {
-                Ok(version)
-            }
+            (ProtocolVersion::TLSv1_2, Version::Tls12)
+            | (ProtocolVersion::TLSv1_3, Version::Tls13) => Ok(version),
             (other, _) => Err(RecordError::UnsupportedVersion(u16::from(other))),
         }
     }

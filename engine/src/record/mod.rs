@@ -6,7 +6,7 @@
 //! the traffic secrets, and this module decrypts records in place in the
 //! engine's own receive buffer, passing plaintext slices of that buffer to
 //! the framer. The AEAD code is rustls's own (aws-lc-rs provider), built
-//! from the secrets in [`keys`]; nothing here implements crypto.
+//! from the secrets in `keys.rs`; nothing here implements crypto.
 //!
 //! ```text
 //!  socket bytes ──► buf ──► RecordReader::process ──► on_plaintext(&buf[..]) ──► framer
@@ -26,8 +26,9 @@
 //! the whole records it sees and advances its read sequence number; the
 //! half record it leaves alone. The exact procedure:
 //!
-//! 1. Build the `ServerConfig` with `enable_secret_extraction = true` and
-//!    keep `max_early_data_size = 0` (0-RTT is not handed over).
+//! 1. Build the `ServerConfig` with `enable_secret_extraction = true`; keep
+//!    `max_early_data_size = 0` (0-RTT is not handed over) and
+//!    `send_half_rtt_data = false` (both defaults).
 //! 2. Loop `let st = conn.process_tls_records(&mut buf[..filled])` and act
 //!    on `st.state`; after acting, and before calling again, remove
 //!    `st.discard` bytes from the front of `buf`:
@@ -46,7 +47,9 @@
 //!    - `WriteTraffic`: **stop here**; do not call `encrypt` on it. rustls
 //!      returns this only when it has processed every whole record in `buf`
 //!      and has nothing left to send, which is what
-//!      `dangerous_into_kernel_connection` requires.
+//!      `dangerous_into_kernel_connection` requires. (If `conn.is_handshaking()`
+//!      is still true, which only half-RTT data allows, treat it as
+//!      `BlockedHandshake`.)
 //! 3. Drop the state, remove the final `st.discard`. What is left in `buf`
 //!    (0 to [`RECORD_LEN_MAX`]` - 1` bytes) is the untouched ciphertext of the
 //!    next record's beginning. Keep it at the front of `buf`.
@@ -110,7 +113,7 @@ mod tests;
 pub use control::ControlEvent;
 pub use error::RecordError;
 pub use header::{
-    record_len_needed, Needed, RecordHeader, HEADER_LEN, PLAINTEXT_LEN_MAX, RECORD_LEN_MAX,
+    record_len_needed, Needed, HEADER_LEN, PLAINTEXT_LEN_MAX, RECORD_LEN_MAX,
     TLS12_CIPHERTEXT_LEN_MAX, TLS13_CIPHERTEXT_LEN_MAX,
 };
 pub use keys::Version;

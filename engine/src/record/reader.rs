@@ -6,7 +6,9 @@ use core::fmt;
 use rustls::crypto::cipher::{InboundOpaqueMessage, InboundPlainMessage, MessageDecrypter};
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
-use rustls::{ConnectionTrafficSecrets, ContentType, PeerMisbehaved, ProtocolVersion, SupportedCipherSuite};
+use rustls::{
+    ConnectionTrafficSecrets, ContentType, PeerMisbehaved, ProtocolVersion, SupportedCipherSuite,
+};
 
 use super::control::{self, AlertAction, ControlEvent, HandshakeAction};
 use super::error::RecordError;
@@ -222,7 +224,8 @@ impl RecordReader {
                     if plain.payload.is_empty() {
                         // Legal (RFC 8446 §5.1), so skipped, but bounded.
                         self.empty_records_consecutive += 1;
-                        if self.empty_records_consecutive > self.limits.empty_records_consecutive_max
+                        if self.empty_records_consecutive
+                            > self.limits.empty_records_consecutive_max
                         {
                             return Err(RecordError::TooManyEmptyRecords);
                         }
@@ -325,10 +328,7 @@ impl RecordReader {
     /// carried the KeyUpdate was the last one under the old key.
     fn rekey(&mut self) -> Result<(), RecordError> {
         debug_assert_eq!(self.version, Version::Tls13);
-        let (seq, secrets) = self
-            .kernel
-            .update_rx_secret()
-            .map_err(RecordError::Rekey)?;
+        let (seq, secrets) = self.kernel.update_rx_secret().map_err(RecordError::Rekey)?;
         debug_assert_eq!(seq, 0);
         self.decrypter = keys::decrypter(self.suite, secrets)?;
         self.rx_seq = seq;

@@ -8,7 +8,9 @@ use core::fmt;
 use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
-use rustls::{AlertDescription, ConnectionTrafficSecrets, ContentType, ProtocolVersion, SupportedCipherSuite};
+use rustls::{
+    AlertDescription, ConnectionTrafficSecrets, ContentType, ProtocolVersion, SupportedCipherSuite,
+};
 
 use super::control::{ALERT_LEVEL_FATAL, ALERT_LEVEL_WARNING};
 use super::error::RecordError;
@@ -17,6 +19,17 @@ use super::keys::{self, Version};
 /// KeyUpdate(update_not_requested): type 24, length 1, body 0 (RFC 8446 §4.6.3).
 const KEY_UPDATE_NOT_REQUESTED: [u8; 5] = [24, 0, 0, 1, 0];
 
+/// Encrypts control records under the server's sending key.
+///
+/// Limit: aws-lc-rs's AES-GCM sealing key (which rustls uses for TLS 1.2
+/// and 1.3) treats the first nonce it sees as counter 0 and then demands
+/// strictly increasing `nonce XOR first_nonce`. The handed-over key starts at
+/// the sequence number rustls reached, not 0, so only the first **two**
+/// records under it are guaranteed to encrypt (more may fail with
+/// [`RecordError::Encrypt`], never with a panic or a reused nonce). That
+/// covers every use here: a KeyUpdate answer (after which the sequence
+/// restarts at 0 and there is no limit), or a fatal alert and/or close_notify.
+/// CHACHA20-POLY1305 has no such check.
 pub struct RecordWriter {
     encrypter: Box<dyn MessageEncrypter>,
     /// Sequence number of the next record to encrypt.

@@ -69,7 +69,14 @@ impl BufRing {
         // SAFETY: the ring memory is page-aligned, sized for `entries`, and lives
         // until Drop, which runs after the IoUring that uses it is dropped (field order
         // in Shard) or after unregistering.
-        unsafe { ring.submitter().register_buf_ring_with_flags(this.ring.as_ptr() as u64, entries, bgid, 0)? };
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                this.ring.as_ptr() as u64,
+                entries,
+                bgid,
+                0,
+            )?
+        };
         for bid in 0..entries {
             this.give_back(bid);
         }

@@ -10,7 +10,11 @@ use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 /// Binds a listener that other shards can bind too (the kernel spreads
 /// connections between them by hash).
 pub fn bind_reuseport(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
@@ -65,11 +69,18 @@ pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: fd is a socket; storage/len are valid for writing.
-    let rc = unsafe { libc::getpeername(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: getpeername filled `len` bytes of a sockaddr of family ss_family.
     let addr = unsafe { socket2::SockAddr::new(storage, len) };
-    addr.as_socket().ok_or_else(|| io::Error::other("peer is not an IP socket"))
+    addr.as_socket()
+        .ok_or_else(|| io::Error::other("peer is not an IP socket"))
 }

@@ -113,7 +113,12 @@ impl Shard {
             .setup_coop_taskrun()
             .setup_cqsize(cfg.uring_entries * 8)
             .build(cfg.uring_entries)?;
-        let bufs = BufRing::new(&ring, cfg.recv_buffers_per_shard as u16, cfg.recv_buffer_bytes, 0)?;
+        let bufs = BufRing::new(
+            &ring,
+            cfg.recv_buffers_per_shard as u16,
+            cfg.recv_buffer_bytes,
+            0,
+        )?;
         let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes);
         let sources = shared.sources.len();
         let mut shard = Shard {
@@ -121,7 +126,13 @@ impl Shard {
             ring,
             bufs,
             shared,
-            listeners: listeners.into_iter().map(|(source, s)| ListenerSlot { socket: Some(s), source }).collect(),
+            listeners: listeners
+                .into_iter()
+                .map(|(source, s)| ListenerSlot {
+                    socket: Some(s),
+                    source,
+                })
+                .collect(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -151,11 +162,16 @@ impl Shard {
                 log::error!("shard {}: io_uring submit failed: {e}", self.id);
             }
         }
-        log::error!("shard {}: submission queue stayed full; dropped an operation", self.id);
+        log::error!(
+            "shard {}: submission queue stayed full; dropped an operation",
+            self.id
+        );
     }
 
     fn arm_accept(&mut self, i: usize) {
-        let Some(sock) = &self.listeners[i].socket else { return };
+        let Some(sock) = &self.listeners[i].socket else {
+            return;
+        };
         let fd = sock.as_raw_fd();
         let sqe = opcode::AcceptMulti::new(types::Fd(fd))
             .flags(libc::SOCK_CLOEXEC)
@@ -166,7 +182,9 @@ impl Shard {
 
     fn arm_recv(&mut self, slot: u32) {
         let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         if e.recv_armed || e.closing {
             return;
         }
@@ -186,7 +204,11 @@ impl Shard {
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                    ) => {}
                 Err(e) => {
                     log::error!("shard {}: io_uring wait failed: {e}", self.id);
                     std::thread::sleep(Duration::from_millis(10));
@@ -196,7 +218,9 @@ impl Shard {
             for cqe in self.ring.completion() {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
-            let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let now_ns = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
             let cqes = std::mem::take(&mut self.cqes);
             for &(ud, res, flags) in &cqes {
                 let (kind, gen, slot) = split_user_data(ud);
@@ -247,7 +271,11 @@ impl Shard {
         let timeout = Duration::from_millis(self.shared.config.drain_timeout_ms);
         if self.live > 0 && now.duration_since(since) >= timeout {
             for slot in 0..self.slots.len() as u32 {
-                if self.slots[slot as usize].entry.as_ref().is_some_and(|e| !e.closing) {
+                if self.slots[slot as usize]
+                    .entry
+                    .as_ref()
+                    .is_some_and(|e| !e.closing)
+                {
                     self.count_close(slot, "drain_timeout");
                     self.begin_close(slot);
                 }
@@ -259,11 +287,17 @@ impl Shard {
 
     fn check_timeouts(&mut self, now: Instant) {
         for slot in 0..self.slots.len() as u32 {
-            let Some(e) = self.slots[slot as usize].entry.as_ref() else { continue };
+            let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+                continue;
+            };
             if e.closing || !e.conn.is_handshaking() {
                 continue;
             }
-            let limit = Duration::from_millis(self.shared.sources[e.source as usize].config.handshake_timeout_ms);
+            let limit = Duration::from_millis(
+                self.shared.sources[e.source as usize]
+                    .config
+                    .handshake_timeout_ms,
+            );
             if now.duration_since(e.accepted) >= limit {
                 self.refuse(slot, CloseReason::Handshake(HandshakeFailure::Timeout));
             }
@@ -276,7 +310,11 @@ impl Shard {
         }
         if res < 0 {
             if self.draining_since.is_none() && -res != libc::ECANCELED {
-                log::warn!("shard {}: accept failed: {}", self.id, std::io::Error::from_raw_os_error(-res));
+                log::warn!(
+                    "shard {}: accept failed: {}",
+                    self.id,
+                    std::io::Error::from_raw_os_error(-res)
+                );
             }
             return;
         }
@@ -309,8 +347,16 @@ impl Shard {
         if let Err(e) = listener::tune_accepted(fd, src.config.keepalive_idle_ms) {
             log::debug!("{peer}: socket options: {e}");
         }
-        let meta = Arc::new(ConnMeta { source, peer, identity: None });
-        let decoder = Decoder::new(src.config.framing, src.config.max_message_bytes, src.config.oversize);
+        let meta = Arc::new(ConnMeta {
+            source,
+            peer,
+            identity: None,
+        });
+        let decoder = Decoder::new(
+            src.config.framing,
+            src.config.max_message_bytes,
+            src.config.oversize,
+        );
         let conn = match (src.config.transport, &src.tls) {
             (Transport::Tls, Some(tls)) => match Conn::new_tls(tls.current(), meta, decoder) {
                 Ok(c) => c,
@@ -340,7 +386,10 @@ impl Shard {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(Slot { gen: 0, entry: None });
+                self.slots.push(Slot {
+                    gen: 0,
+                    entry: None,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -362,7 +411,12 @@ impl Shard {
     fn on_recv(&mut self, slot: u32, gen: u32, res: i32, flags: u32, now_ns: u64) {
         let bid = cqueue::buffer_select(flags);
         let more = cqueue::more(flags);
-        let Some(e) = self.slots.get_mut(slot as usize).filter(|s| s.gen == gen).and_then(|s| s.entry.as_mut()) else {
+        let Some(e) = self
+            .slots
+            .get_mut(slot as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.entry.as_mut())
+        else {
             // A completion for a connection already gone: just return its buffer.
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
@@ -405,18 +459,26 @@ impl Shard {
         }
         // Multishot ended (ENOBUFS, or the kernel stopped it): re-arm after this
         // turn's buffers are given back.
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+            return;
+        };
         if !e.recv_armed && !e.closing {
             self.rearm.push(slot);
         }
-        if self.slots[slot as usize].entry.as_ref().is_some_and(|e| e.closing && !e.recv_armed) {
+        if self.slots[slot as usize]
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.closing && !e.recv_armed)
+        {
             self.finish_close(slot);
         }
     }
 
     /// EOF or a receive error: keep what was decoded, flush the decoder, close.
     fn on_peer_gone(&mut self, slot: u32, res: i32, now_ns: u64) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         let source = e.source as usize;
         if !e.closing {
             let result = e.conn.on_eof(now_ns, &mut self.batcher);
@@ -425,7 +487,11 @@ impl Shard {
                 self.refuse(slot, reason);
             } else if res < 0 {
                 let err = std::io::Error::from_raw_os_error(-res);
-                let label = if -res == libc::ECONNRESET { "reset" } else { "recv_error" };
+                let label = if -res == libc::ECONNRESET {
+                    "reset"
+                } else {
+                    "recv_error"
+                };
                 self.count_close(slot, label);
                 self.log_close(slot, &format!("connection error: {err}"));
             }
@@ -453,7 +519,9 @@ impl Shard {
     /// Starts a send of whatever is waiting, if none is in flight.
     fn flush_send(&mut self, slot: u32) {
         let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         if e.send_inflight {
             return;
         }
@@ -475,7 +543,9 @@ impl Shard {
     }
 
     fn on_send(&mut self, slot: u32, gen: u32, res: i32) {
-        let Some(e) = self.entry_mut(slot, gen) else { return };
+        let Some(e) = self.entry_mut(slot, gen) else {
+            return;
+        };
         e.send_inflight = false;
         if res < 0 {
             // The peer is gone; nothing more can be sent. Receiving decides the rest.
@@ -497,21 +567,32 @@ impl Shard {
     }
 
     fn count_close(&mut self, slot: u32, label: &'static str) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else { return };
-        self.shared.stats.sources[e.source as usize].connection_errors.inc(label);
+        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+            return;
+        };
+        self.shared.stats.sources[e.source as usize]
+            .connection_errors
+            .inc(label);
     }
 
     fn log_close(&mut self, slot: u32, why: &str) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+            return;
+        };
         if self.ratelog.allow(Instant::now()) {
             let src = &self.shared.sources[e.source as usize].config.name;
-            log::warn!("{} source {src}: {why}; connection closed", e.conn.meta().peer);
+            log::warn!(
+                "{} source {src}: {why}; connection closed",
+                e.conn.meta().peer
+            );
         }
     }
 
     /// Closes a connection for a reason a peer caused: counted, logged once.
     fn refuse(&mut self, slot: u32, reason: CloseReason) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+            return;
+        };
         let stats = &self.shared.stats.sources[e.source as usize];
         match &reason {
             CloseReason::Handshake(h) => stats.handshake_failures.inc(h.label()),
@@ -526,7 +607,9 @@ impl Shard {
     /// the receive has ended.
     fn begin_close(&mut self, slot: u32) {
         let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         if !e.closing {
             e.closing = true;
         }
@@ -542,7 +625,9 @@ impl Shard {
 
     /// Frees the slot once nothing in flight refers to it.
     fn finish_close(&mut self, slot: u32) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         if e.send_inflight || e.send_off < e.send_buf.len() {
             return;
         }
@@ -554,16 +639,22 @@ impl Shard {
             }
             return;
         }
-        let Some(e) = self.slots[slot as usize].entry.take() else { return };
+        let Some(e) = self.slots[slot as usize].entry.take() else {
+            return;
+        };
         // SAFETY: no operation in flight refers to fd any more; we own it.
         unsafe { libc::close(e.fd) };
-        self.shared.stats.sources[e.source as usize].connections_active.fetch_sub(1, Relaxed);
+        self.shared.stats.sources[e.source as usize]
+            .connections_active
+            .fetch_sub(1, Relaxed);
         self.free.push(slot);
         self.live -= 1;
     }
 
     fn take_conn_counters(&mut self, slot: u32, source: usize) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else { return };
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
         let c = std::mem::take(&mut e.conn.counters);
         let d = e.conn.take_decoder_counters();
         let l = &mut self.local[source];
@@ -587,7 +678,8 @@ impl Shard {
                 s.copied_bytes_frame_span.fetch_add(l.copied_frame, Relaxed);
             }
             if l.copied_tls > 0 {
-                s.copied_bytes_tls_reassembly.fetch_add(l.copied_tls, Relaxed);
+                s.copied_bytes_tls_reassembly
+                    .fetch_add(l.copied_tls, Relaxed);
             }
             if l.oversize > 0 {
                 s.frames_oversize.fetch_add(l.oversize, Relaxed);
@@ -599,7 +691,9 @@ impl Shard {
         }
         if pauses > 0 {
             // A shard's ring carries every source; the pause is counted on the first.
-            self.shared.stats.sources[0].backpressure_pauses.fetch_add(pauses, Relaxed);
+            self.shared.stats.sources[0]
+                .backpressure_pauses
+                .fetch_add(pauses, Relaxed);
         }
     }
 }

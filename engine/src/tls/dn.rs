@@ -89,7 +89,8 @@ pub(crate) fn attr_text(attr: &AttributeTypeAndValue<'_>) -> String {
     match value.tag() {
         // UCS-2 big-endian; lone surrogates become U+FFFD.
         Tag::BmpString => char::decode_utf16(
-            data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])),
+            data.chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]])),
         )
         .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect(),
@@ -164,6 +165,9 @@ mod tests {
         dn.push(DnType::OrganizationName, "Foo, Bar + \"Baz\" ");
         dn.push(DnType::CommonName, "#hash");
         dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "x");
-        assert_eq!(subject_of(dn), r#"1.2.3.4=x, CN=\#hash, O=Foo\, Bar \+ \"Baz\"\ "#);
+        assert_eq!(
+            subject_of(dn),
+            r#"1.2.3.4=x, CN=\#hash, O=Foo\, Bar \+ \"Baz\"\ "#
+        );
     }
 }

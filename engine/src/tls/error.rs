@@ -11,15 +11,34 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum TlsConfigError {
     /// A key that this configuration needs is not set.
-    Missing { key: &'static str, reason: &'static str },
+    Missing {
+        key: &'static str,
+        reason: &'static str,
+    },
     /// A file or folder could not be read.
-    Io { key: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        key: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// A file is bigger than any sane PEM bundle; refused rather than read.
-    FileTooLarge { key: &'static str, path: PathBuf, bytes_max: u64 },
+    FileTooLarge {
+        key: &'static str,
+        path: PathBuf,
+        bytes_max: u64,
+    },
     /// A folder holds more entries than we are willing to scan.
-    TooManyFiles { key: &'static str, path: PathBuf, files_max: usize },
+    TooManyFiles {
+        key: &'static str,
+        path: PathBuf,
+        files_max: usize,
+    },
     /// A PEM file could not be decoded.
-    InvalidPem { key: &'static str, path: PathBuf, detail: String },
+    InvalidPem {
+        key: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     /// The file (or every file of the folder) holds no certificate.
     NoCertificates { key: &'static str, path: PathBuf },
     /// The file holds no private key.
@@ -27,25 +46,55 @@ pub enum TlsConfigError {
     /// The file (or folder) holds no CRL.
     NoCrls { key: &'static str, path: PathBuf },
     /// A certificate was found but cannot be used.
-    InvalidCertificate { key: &'static str, path: PathBuf, detail: String },
+    InvalidCertificate {
+        key: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     /// A CRL was found but cannot be parsed.
-    InvalidCrl { key: &'static str, path: PathBuf, detail: String },
+    InvalidCrl {
+        key: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     /// The private key is of a type or format the crypto provider refuses.
-    InvalidKey { key: &'static str, path: PathBuf, detail: String },
+    InvalidKey {
+        key: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     /// `key_file` is not the key of the first certificate of `cert_file`.
-    KeyMismatch { cert_file: PathBuf, key_file: PathBuf },
+    KeyMismatch {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    },
     /// A `cipher_suites` name that rustls does not implement.
-    UnknownCipherSuite { name: String, valid: Vec<&'static str> },
+    UnknownCipherSuite {
+        name: String,
+        valid: Vec<&'static str>,
+    },
     /// A `kx_groups` name that the provider does not implement.
-    UnknownKxGroup { name: String, valid: Vec<&'static str> },
+    UnknownKxGroup {
+        name: String,
+        valid: Vec<&'static str>,
+    },
     /// An enabled TLS version has no cipher suite left in `cipher_suites`.
     NoSuiteForVersion { version: &'static str },
+    /// An enabled TLS version has no usable group left in `kx_groups`.
+    NoGroupForVersion { version: &'static str },
     /// TLS 1.2 is enabled but none of its suites fits the server key type.
     NoSuiteForKey { key_type: String },
     /// `tls_version_min` is above `tls_version_max`.
-    VersionRange { min: &'static str, max: &'static str },
+    VersionRange {
+        min: &'static str,
+        max: &'static str,
+    },
     /// A `trusted_keys` entry is not a SHA-1 or SHA-256 fingerprint.
-    InvalidFingerprint { index: usize, value: String, reason: &'static str },
+    InvalidFingerprint {
+        index: usize,
+        value: String,
+        reason: &'static str,
+    },
     /// An empty entry in a pattern list would match nothing (or, for
     /// `trusted_dn`, only an empty subject): almost certainly a typo.
     EmptyPattern { key: &'static str, index: usize },
@@ -61,12 +110,20 @@ impl fmt::Display for TlsConfigError {
         match self {
             Missing { key, reason } => write!(f, "{key}: not set; {reason}"),
             Io { key, path, source } => write!(f, "{key}: {}: {source}", path.display()),
-            FileTooLarge { key, path, bytes_max } => write!(
+            FileTooLarge {
+                key,
+                path,
+                bytes_max,
+            } => write!(
                 f,
                 "{key}: {}: larger than {bytes_max} bytes; not a certificate file?",
                 path.display()
             ),
-            TooManyFiles { key, path, files_max } => write!(
+            TooManyFiles {
+                key,
+                path,
+                files_max,
+            } => write!(
                 f,
                 "{key}: {}: more than {files_max} entries; point it at a folder of CA files only",
                 path.display()
@@ -85,15 +142,26 @@ impl fmt::Display for TlsConfigError {
             ),
             NoCrls { key, path } => write!(f, "{key}: {}: no CRLs found", path.display()),
             InvalidCertificate { key, path, detail } => {
-                write!(f, "{key}: {}: unusable certificate: {detail}", path.display())
+                write!(
+                    f,
+                    "{key}: {}: unusable certificate: {detail}",
+                    path.display()
+                )
             }
             InvalidCrl { key, path, detail } => {
                 write!(f, "{key}: {}: invalid CRL: {detail}", path.display())
             }
             InvalidKey { key, path, detail } => {
-                write!(f, "{key}: {}: unusable private key: {detail}", path.display())
+                write!(
+                    f,
+                    "{key}: {}: unusable private key: {detail}",
+                    path.display()
+                )
             }
-            KeyMismatch { cert_file, key_file } => write!(
+            KeyMismatch {
+                cert_file,
+                key_file,
+            } => write!(
                 f,
                 "key_file: {}: does not match the certificate in cert_file {}",
                 key_file.display(),
@@ -114,19 +182,25 @@ impl fmt::Display for TlsConfigError {
                 "cipher_suites: no {version} suite listed, but {version} is enabled; \
                  add one or narrow tls_version_min/tls_version_max"
             ),
+            NoGroupForVersion { version } => write!(
+                f,
+                "kx_groups: no group usable with {version} is listed (the ML-KEM groups \
+                 are TLS 1.3 only); add X25519 or secp256r1, or narrow \
+                 tls_version_min/tls_version_max"
+            ),
             NoSuiteForKey { key_type } => write!(
                 f,
                 "cipher_suites: no TLS 1.2 suite usable with the {key_type} server key \
                  (ECDHE-ECDSA-* needs an EC key, ECDHE-RSA-* an RSA key)"
             ),
-            VersionRange { min, max } => write!(
-                f,
-                "tls_version_min: {min} is above tls_version_max {max}"
-            ),
-            InvalidFingerprint { index, value, reason } => write!(
-                f,
-                "trusted_keys[{index}]: {value:?}: {reason}"
-            ),
+            VersionRange { min, max } => {
+                write!(f, "tls_version_min: {min} is above tls_version_max {max}")
+            }
+            InvalidFingerprint {
+                index,
+                value,
+                reason,
+            } => write!(f, "trusted_keys[{index}]: {value:?}: {reason}"),
             EmptyPattern { key, index } => write!(f, "{key}[{index}]: empty pattern"),
             Pkcs12Unsupported { path } => write!(
                 f,

@@ -56,10 +56,13 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, &'static str> {
         }
         groups
     } else {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err("odd number of hex digits");
         }
-        (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).unwrap_or("")).collect()
+        (0..text.len())
+            .step_by(2)
+            .map(|i| text.get(i..i + 2).unwrap_or(""))
+            .collect()
     };
     groups
         .iter()
@@ -109,7 +112,11 @@ mod tests {
             format!("SHA256:{colon}"),
             format!("sha-256:{}", colon.to_lowercase()),
         ] {
-            assert_eq!(Fingerprint::parse(&text), Ok(Fingerprint::Sha256(sha256)), "{text}");
+            assert_eq!(
+                Fingerprint::parse(&text),
+                Ok(Fingerprint::Sha256(sha256)),
+                "{text}"
+            );
         }
         let sha1_text = format!("SHA1:{}", colon_hex(&sha1));
         assert_eq!(Fingerprint::parse(&sha1_text), Ok(Fingerprint::Sha1(sha1)));

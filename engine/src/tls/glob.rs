@@ -61,8 +61,16 @@ mod tests {
             ("CN=a", "CN=A", false), // case-sensitive, as GLib
             ("CN=?", "CN=é", true),  // ? is one character, not one byte
             ("CN=?", "CN=ab", false),
-            ("*, O=Example Inc, C=*", "CN=host, OU=IT, O=Example Inc, C=HU", true),
-            ("*, O=Example Inc, C=*", "CN=host, O=Example Inc Evil, C=HU", false),
+            (
+                "*, O=Example Inc, C=*",
+                "CN=host, OU=IT, O=Example Inc, C=HU",
+                true,
+            ),
+            (
+                "*, O=Example Inc, C=*",
+                "CN=host, O=Example Inc Evil, C=HU",
+                false,
+            ),
             ("CN=*.example.com*", "CN=a.b.example.com, O=X", true),
             ("a*b*c", "aXbYc", true),
             ("a*b*c", "aXbYcZ", false),

@@ -22,12 +22,18 @@ pub(crate) const DIR_ENTRIES_MAX: usize = 10_000;
 
 /// Reads a whole file, refusing anything over [`PEM_FILE_BYTES_MAX`].
 pub(crate) fn read_bounded(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsConfigError> {
-    let io_err = |source| TlsConfigError::Io { key, path: path.to_path_buf(), source };
+    let io_err = |source| TlsConfigError::Io {
+        key,
+        path: path.to_path_buf(),
+        source,
+    };
     let file = fs::File::open(path).map_err(io_err)?;
     let mut bytes = Vec::new();
     // Read one byte past the limit so "exactly at the limit" and "over it"
     // are told apart without trusting the (racy) metadata length.
-    file.take(PEM_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    file.take(PEM_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
     if bytes.len() as u64 > PEM_FILE_BYTES_MAX {
         return Err(TlsConfigError::FileTooLarge {
             key,
@@ -39,7 +45,11 @@ pub(crate) fn read_bounded(key: &'static str, path: &Path) -> Result<Vec<u8>, Tl
 }
 
 fn pem_error(key: &'static str, path: &Path, err: pem::Error) -> TlsConfigError {
-    TlsConfigError::InvalidPem { key, path: path.to_path_buf(), detail: err.to_string() }
+    TlsConfigError::InvalidPem {
+        key,
+        path: path.to_path_buf(),
+        detail: err.to_string(),
+    }
 }
 
 /// Every certificate of a PEM file, in file order. Other PEM sections (a
@@ -62,7 +72,10 @@ pub(crate) fn load_certs(
     let bytes = read_bounded(key, path)?;
     let certs = certs_from_pem(key, path, &bytes)?;
     if certs.is_empty() {
-        return Err(TlsConfigError::NoCertificates { key, path: path.to_path_buf() });
+        return Err(TlsConfigError::NoCertificates {
+            key,
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
@@ -75,7 +88,10 @@ pub(crate) fn load_private_key(
 ) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
     let bytes = read_bounded(key, path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
-        pem::Error::NoItemsFound => TlsConfigError::NoPrivateKey { key, path: path.to_path_buf() },
+        pem::Error::NoItemsFound => TlsConfigError::NoPrivateKey {
+            key,
+            path: path.to_path_buf(),
+        },
         other => pem_error(key, path, other),
     })
 }
@@ -94,14 +110,15 @@ pub(crate) fn crls_from_bytes(
     } else {
         vec![CertificateRevocationListDer::from(bytes.to_vec())]
     };
-    // Parse each CRL here, so a bad one is reported with its file name;
-    // rustls would only say "a CRL could not be parsed".
+    // Parse each CRL here with the parser rustls uses, so a bad one is
+    // reported with its file name; rustls would only say "a CRL could not
+    // be parsed".
     for crl in &crls {
-        if let Err(e) = x509_parser::parse_x509_crl(crl.as_ref()) {
+        if let Err(e) = webpki::BorrowedCertRevocationList::from_der(crl.as_ref()) {
             return Err(TlsConfigError::InvalidCrl {
                 key,
                 path: path.to_path_buf(),
-                detail: e.to_string(),
+                detail: format!("{e:?}"),
             });
         }
     }
@@ -120,7 +137,10 @@ pub(crate) fn load_crl_file(
     let bytes = read_bounded(key, path)?;
     let crls = crls_from_bytes(key, path, &bytes)?;
     if crls.is_empty() {
-        return Err(TlsConfigError::NoCrls { key, path: path.to_path_buf() });
+        return Err(TlsConfigError::NoCrls {
+            key,
+            path: path.to_path_buf(),
+        });
     }
     Ok(crls)
 }
@@ -128,11 +148,15 @@ pub(crate) fn load_crl_file(
 /// The regular files of a folder (symlinks followed, as `c_rehash` makes
 /// `<hash>.0` links), sorted by name so that loading is deterministic.
 fn dir_files(key: &'static str, dir: &Path) -> Result<Vec<PathBuf>, TlsConfigError> {
-    let io_err = |source| TlsConfigError::Io { key, path: dir.to_path_buf(), source };
+    let io_err = |source| TlsConfigError::Io {
+        key,
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err)? {
+    for (seen, entry) in fs::read_dir(dir).map_err(io_err)?.enumerate() {
         let entry = entry.map_err(io_err)?;
-        if files.len() == DIR_ENTRIES_MAX {
+        if seen == DIR_ENTRIES_MAX {
             return Err(TlsConfigError::TooManyFiles {
                 key,
                 path: dir.to_path_buf(),
@@ -177,7 +201,10 @@ pub(crate) fn load_ca_dir(
         }
     }
     if certs.is_empty() {
-        return Err(TlsConfigError::NoCertificates { key, path: dir.to_path_buf() });
+        return Err(TlsConfigError::NoCertificates {
+            key,
+            path: dir.to_path_buf(),
+        });
     }
     Ok(certs)
 }

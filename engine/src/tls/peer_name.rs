@@ -13,7 +13,10 @@ use super::glob::glob_match;
 /// Does the permitted-peer `pattern` match `name` (a DNS SAN or the CN)?
 pub(crate) fn name_matches(pattern: &str, name: &str) -> bool {
     // A fully-qualified trailing dot means the same name.
-    let pattern = pattern.strip_suffix('.').unwrap_or(pattern).to_ascii_lowercase();
+    let pattern = pattern
+        .strip_suffix('.')
+        .unwrap_or(pattern)
+        .to_ascii_lowercase();
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     let pattern_labels: Vec<&str> = pattern.split('.').collect();
     let name_labels: Vec<&str> = name.split('.').collect();

@@ -36,11 +36,19 @@ use super::settings::TlsSettings;
 /// for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyRefusal {
-    FingerprintNotTrusted { sha256: String },
-    DnNotTrusted { dn: String },
-    PeerNotPermitted { names: Vec<String> },
+    FingerprintNotTrusted {
+        sha256: String,
+    },
+    DnNotTrusted {
+        dn: String,
+    },
+    PeerNotPermitted {
+        names: Vec<String>,
+    },
     /// The certificate cannot be parsed, so no constraint can be checked.
-    Malformed { detail: String },
+    Malformed {
+        detail: String,
+    },
 }
 
 impl fmt::Display for PolicyRefusal {
@@ -53,7 +61,11 @@ impl fmt::Display for PolicyRefusal {
                 write!(f, "subject {dn:?} matches no trusted_dn pattern")
             }
             PolicyRefusal::PeerNotPermitted { names } => {
-                write!(f, "no certificate name ({}) matches permitted_peer", names.join(", "))
+                write!(
+                    f,
+                    "no certificate name ({}) matches permitted_peer",
+                    names.join(", ")
+                )
             }
             PolicyRefusal::Malformed { detail } => write!(f, "unparsable certificate: {detail}"),
         }
@@ -84,7 +96,10 @@ impl PeerPolicy {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for (key, list) in [("trusted_dn", &s.trusted_dn), ("permitted_peer", &s.permitted_peer)] {
+        for (key, list) in [
+            ("trusted_dn", &s.trusted_dn),
+            ("permitted_peer", &s.permitted_peer),
+        ] {
             if let Some(index) = list.iter().position(|p| p.trim().is_empty()) {
                 return Err(TlsConfigError::EmptyPattern { key, index });
             }
@@ -92,7 +107,11 @@ impl PeerPolicy {
         Ok(PeerPolicy {
             keys,
             dn_patterns: s.trusted_dn.clone(),
-            peers: s.permitted_peer.iter().map(|p| p.trim().to_string()).collect(),
+            peers: s
+                .permitted_peer
+                .iter()
+                .map(|p| p.trim().to_string())
+                .collect(),
         })
     }
 
@@ -114,8 +133,10 @@ impl PeerPolicy {
         if self.dn_patterns.is_empty() && self.peers.is_empty() {
             return Ok(());
         }
-        let (_, parsed) = X509Certificate::from_der(cert)
-            .map_err(|e| PolicyRefusal::Malformed { detail: e.to_string() })?;
+        let (_, parsed) =
+            X509Certificate::from_der(cert).map_err(|e| PolicyRefusal::Malformed {
+                detail: e.to_string(),
+            })?;
         if !self.dn_patterns.is_empty() {
             let dn = format_dn(parsed.subject());
             if !self.dn_patterns.iter().any(|p| glob_match(p, &dn)) {

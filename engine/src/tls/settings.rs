@@ -81,22 +81,23 @@ impl Default for TlsSettings {
 
 /// One row of the option table: key, default as written in TOML, meaning.
 /// The lead's README table is generated from (or checked against) this.
+#[rustfmt::skip]
 pub const OPTIONS: &[(&str, &str, &str)] = &[
-    ("cert_file", "none (required)", "PEM server certificate chain, leaf first"),
-    ("key_file", "none (required)", "PEM private key: PKCS#8, SEC1 EC or PKCS#1 RSA"),
-    ("pkcs12_file", "none", "not supported; convert to PEM (the error gives the command)"),
-    ("ca_file", "none", "PEM file of trusted CAs; *-trusted modes need ca_file or ca_dir"),
-    ("ca_dir", "none", "folder of PEM CA files (c_rehash layout, names not required)"),
-    ("crl_file", "none", "CRL file, PEM or DER; revoked client certs are refused"),
-    ("crl_dir", "none", "folder of PEM CRL files (c_rehash .r0 layout, names not required)"),
-    ("peer_verify", "\"required-trusted\"", "optional-untrusted | optional-trusted | required-untrusted | required-trusted | yes | no"),
-    ("trusted_dn", "[]", "subject DN patterns, `*`/`?` wildcards, syslog-ng DN format"),
-    ("trusted_keys", "[]", "SHA-256 or SHA-1 fingerprints, AA:BB:.. (SHA256:/SHA1: prefix optional)"),
-    ("permitted_peer", "[]", "names matched against DNS SANs and CN, `*` within one label"),
-    ("tls_version_min", "\"1.2\"", "lowest TLS version: \"1.2\" or \"1.3\""),
-    ("tls_version_max", "\"1.3\"", "highest TLS version: \"1.2\" or \"1.3\""),
-    ("cipher_suites", "[] = RFC 9662 list", "IANA or OpenSSL names, server preference order"),
-    ("kx_groups", "[] = X25519, secp256r1, secp384r1, X25519MLKEM768", "key-exchange groups, preference order"),
+    ("cert_file",       "none (required)",    "PEM server certificate chain, leaf first"),
+    ("key_file",        "none (required)",    "PEM private key: PKCS#8, SEC1 EC or PKCS#1 RSA; not encrypted"),
+    ("pkcs12_file",     "none",               "not supported; the error gives the openssl command to convert to PEM"),
+    ("ca_file",         "none",               "PEM file of trusted CAs; *-trusted modes need ca_file or ca_dir"),
+    ("ca_dir",          "none",               "folder of PEM CA files (c_rehash layout works, hash names not required)"),
+    ("crl_file",        "none",               "CRL file, PEM or DER; revoked client certificates are refused"),
+    ("crl_dir",         "none",               "folder of PEM CRL files (c_rehash .r0 layout works, names not required)"),
+    ("peer_verify",     "\"required-trusted\"", "optional-untrusted | optional-trusted | required-untrusted | required-trusted | yes | no"),
+    ("trusted_dn",      "[]",                 "subject DN patterns, `*`/`?` wildcards, syslog-ng DN format"),
+    ("trusted_keys",    "[]",                 "SHA-256 or SHA-1 fingerprints, AA:BB:.. (SHA256:/SHA1: prefix optional)"),
+    ("permitted_peer",  "[]",                 "names matched against DNS SANs and the CN, `*` within one label"),
+    ("tls_version_min", "\"1.2\"",              "lowest TLS version offered: \"1.2\" or \"1.3\""),
+    ("tls_version_max", "\"1.3\"",              "highest TLS version offered: \"1.2\" or \"1.3\""),
+    ("cipher_suites",   "[] = RFC 9662 list", "IANA or OpenSSL names, server preference order"),
+    ("kx_groups",       "[] = X25519, secp256r1, secp384r1, X25519MLKEM768", "key-exchange groups, preference order"),
 ];
 
 impl TlsSettings {
@@ -151,12 +152,18 @@ impl PeerVerify {
 
     /// Must the client present a certificate?
     pub fn is_required(self) -> bool {
-        matches!(self, PeerVerify::RequiredUntrusted | PeerVerify::RequiredTrusted)
+        matches!(
+            self,
+            PeerVerify::RequiredUntrusted | PeerVerify::RequiredTrusted
+        )
     }
 
     /// Must a presented certificate chain to a trusted CA?
     pub fn is_trusted(self) -> bool {
-        matches!(self, PeerVerify::OptionalTrusted | PeerVerify::RequiredTrusted)
+        matches!(
+            self,
+            PeerVerify::OptionalTrusted | PeerVerify::RequiredTrusted
+        )
     }
 
     /// The canonical (kebab-case) name.
@@ -340,7 +347,10 @@ mod tests {
     fn relative_paths_resolve_against_config_folder() {
         let mut s = parse("cert_file = \"certs/server.pem\"\nca_dir = \"/etc/ca\"").unwrap();
         s.resolve_paths(Path::new("/etc/ringest"));
-        assert_eq!(s.cert_file.unwrap(), PathBuf::from("/etc/ringest/certs/server.pem"));
+        assert_eq!(
+            s.cert_file.unwrap(),
+            PathBuf::from("/etc/ringest/certs/server.pem")
+        );
         assert_eq!(s.ca_dir.unwrap(), PathBuf::from("/etc/ca"));
     }
 

@@ -50,8 +50,17 @@ impl PolicyVerifier {
     ) -> PolicyVerifier {
         // A trusted mode without a chain verifier would accept anything;
         // server_config.rs refuses that configuration before we get here.
-        assert_eq!(mode.is_trusted(), chain.is_some(), "chain verifier iff *-trusted mode");
-        PolicyVerifier { mode, chain, policy, algorithms }
+        assert_eq!(
+            mode.is_trusted(),
+            chain.is_some(),
+            "chain verifier iff *-trusted mode"
+        );
+        PolicyVerifier {
+            mode,
+            chain,
+            policy,
+            algorithms,
+        }
     }
 
     pub fn mode(&self) -> PeerVerify {

@@ -136,13 +136,22 @@ mod tests {
     fn escapes_controls_quotes_and_invalid_utf8_losslessly() {
         let mut out = Vec::new();
         escape_bytes(&mut out, b"a\"b\\c\n\x01\xffok\xc3\xa9\xc3");
-        assert_eq!(String::from_utf8(out).unwrap(), "a\\\"b\\\\c\\n\\u0001\\udcffok\u{e9}\\udcc3");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\\"b\\\\c\\n\\u0001\\udcffok\u{e9}\\udcc3"
+        );
     }
 
     #[test]
     fn formats_rfc3339_with_nanoseconds() {
         assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_ns(1_795_651_200_123_456_789), "2026-11-26T00:00:00.123456789Z");
-        assert_eq!(rfc3339_ns(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_ns(1_795_651_200_123_456_789),
+            "2026-11-26T00:00:00.123456789Z"
+        );
+        assert_eq!(
+            rfc3339_ns(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 }

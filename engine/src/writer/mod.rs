@@ -139,9 +139,13 @@ impl Writer {
             }
         }
         for (s, n) in per_source.into_iter().enumerate() {
-            self.stats.sources[s].messages_written.fetch_add(n, Ordering::Relaxed);
+            self.stats.sources[s]
+                .messages_written
+                .fetch_add(n, Ordering::Relaxed);
         }
-        self.stats.batches_written.fetch_add(round.len() as u64, Ordering::Relaxed);
+        self.stats
+            .batches_written
+            .fetch_add(round.len() as u64, Ordering::Relaxed);
         self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     }
 
@@ -161,7 +165,14 @@ impl Writer {
                 format => {
                     self.scratch.clear();
                     for (_, b) in round {
-                        encode_fed(&mut self.scratch, &mut self.prefix, b, feeds, format, &self.stats);
+                        encode_fed(
+                            &mut self.scratch,
+                            &mut self.prefix,
+                            b,
+                            feeds,
+                            format,
+                            &self.stats,
+                        );
                     }
                     sink.write_all(&[&self.scratch])
                 }
@@ -172,7 +183,10 @@ impl Writer {
                 Err(e) => {
                     self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                     if attempt == 0 {
-                        log::error!("write to {} failed: {e}; retrying until it succeeds", sink.path.display());
+                        log::error!(
+                            "write to {} failed: {e}; retrying until it succeeds",
+                            sink.path.display()
+                        );
                     }
                     attempt = attempt.saturating_add(1);
                     std::thread::sleep(Duration::from_millis(100));
@@ -185,17 +199,35 @@ impl Writer {
 }
 
 /// Encodes the messages of `batch` whose source feeds this destination.
-fn encode_fed(out: &mut Vec<u8>, prefix: &mut Vec<u8>, batch: &Batch, feeds: &[bool], format: OutputFormat, stats: &Stats) {
+fn encode_fed(
+    out: &mut Vec<u8>,
+    prefix: &mut Vec<u8>,
+    batch: &Batch,
+    feeds: &[bool],
+    format: OutputFormat,
+    stats: &Stats,
+) {
     for (i, run) in batch.runs.iter().enumerate() {
         let source = run.conn.source as usize;
         if !feeds.get(source).copied().unwrap_or(false) {
             continue;
         }
-        let end = batch.runs.get(i + 1).map_or(batch.len(), |r| r.first as usize);
+        let end = batch
+            .runs
+            .get(i + 1)
+            .map_or(batch.len(), |r| r.first as usize);
         match format {
             OutputFormat::Raw => {
-                let start = if run.first == 0 { 0 } else { batch.ends[run.first as usize - 1] as usize };
-                let stop = if end == 0 { 0 } else { batch.ends[end - 1] as usize };
+                let start = if run.first == 0 {
+                    0
+                } else {
+                    batch.ends[run.first as usize - 1] as usize
+                };
+                let stop = if end == 0 {
+                    0
+                } else {
+                    batch.ends[end - 1] as usize
+                };
                 out.extend_from_slice(&batch.bytes[start..stop]);
             }
             OutputFormat::Json => {

@@ -16,7 +16,7 @@ use super::harness::*;
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
 /// Ciphertext per measurement pass (kept modest: the machine is shared).
 const PASS_BYTES: usize = 8 << 20;
-const PASSES: usize = 3;
+const PASSES: usize = 5;
 
 struct Figure {
     ns_per_record: f64,

@@ -27,9 +27,15 @@ fn full_stream(case: Case) {
         },
     );
     if case.is_tls13() {
-        assert_eq!(h.drained, early, "data behind Finished must be drained, not lost");
+        assert_eq!(
+            h.drained, early,
+            "data behind Finished must be drained, not lost"
+        );
     }
-    assert_eq!(h.reader.negotiated_cipher_suite().suite(), case.suite.suite());
+    assert_eq!(
+        h.reader.negotiated_cipher_suite().suite(),
+        case.suite.suite()
+    );
     let mut sent = Vec::new();
     let mut wire = h.pending_wire();
     for (i, &len) in MESSAGE_LENS.iter().enumerate() {
@@ -130,7 +136,10 @@ fn handover_with_partial_record(case: Case, configs: HandshakeOpts<'_>) {
     got.extend_from_slice(&fed.plaintext);
     let mut want = early.clone();
     want.extend_from_slice(&later);
-    assert!(got == want, "nothing may be lost or repeated across the handover");
+    assert!(
+        got == want,
+        "nothing may be lost or repeated across the handover"
+    );
     assert!(fed.unconsumed.is_empty());
 }
 
@@ -159,7 +168,10 @@ fn tls12_resumed_handover_keeps_data_behind_finished() {
                 ..Default::default()
             },
         );
-        assert_eq!(first.client.handshake_kind(), Some(rustls::HandshakeKind::Full));
+        assert_eq!(
+            first.client.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
         drop(first);
         // handover_with_partial_record asserts the drained/leftover split,
         // which only happens if the client's Finished led its final flight,
@@ -275,7 +287,11 @@ fn replayed_record_is_decrypt_failed() {
 
 #[test]
 fn garbage_header_is_bad_record_header() {
-    for garbage in [&b"GET / HTTP/1.1\r\n"[..], b"<13>Oct 11 22:14:15 host app: hi\n", &[23, 3, 1, 0, 20]] {
+    for garbage in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"<13>Oct 11 22:14:15 host app: hi\n",
+        &[23, 3, 1, 0, 20],
+    ] {
         let mut h = handshake(TLS13_AES128, HandshakeOpts::default());
         let mut buf = garbage.to_vec();
         let r = h.reader.process(&mut buf, &mut |_: &[u8]| {});
@@ -287,16 +303,27 @@ fn garbage_header_is_bad_record_header() {
     // Detected from the first byte, without waiting for a whole header.
     let mut h = handshake(TLS12_RSA_AES128, HandshakeOpts::default());
     let r = h.reader.process(&mut [b'<'], &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(RecordError::BadRecordHeader { content_type: b'<', .. })));
+    assert!(matches!(
+        r,
+        Err(RecordError::BadRecordHeader {
+            content_type: b'<',
+            ..
+        })
+    ));
 }
 
 #[test]
 fn oversize_length_is_record_too_large_from_the_header_alone() {
     let mut h = handshake(TLS13_CHACHA, HandshakeOpts::default());
-    let r = h.reader.process(&mut [23, 3, 3, 0x41, 0x01], &mut |_: &[u8]| {});
+    let r = h
+        .reader
+        .process(&mut [23, 3, 3, 0x41, 0x01], &mut |_: &[u8]| {});
     assert!(matches!(
         r,
-        Err(RecordError::RecordTooLarge { len: 16_641, len_max: 16_640 })
+        Err(RecordError::RecordTooLarge {
+            len: 16_641,
+            len_max: 16_640
+        })
     ));
     // TLS 1.2 allows 2^14 + 2048 of ciphertext; that header just waits for its body.
     let mut h = handshake(TLS12_ECDSA_AES256, HandshakeOpts::default());
@@ -305,25 +332,36 @@ fn oversize_length_is_record_too_large_from_the_header_alone() {
         .process(&mut [23, 3, 3, 0x48, 0x00], &mut |_: &[u8]| {})
         .expect("legal length");
     assert_eq!(progress.consumed, 0);
-    let r = h.reader.process(&mut [23, 3, 3, 0x48, 0x01], &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(RecordError::RecordTooLarge { len: 18_433, .. })));
+    let r = h
+        .reader
+        .process(&mut [23, 3, 3, 0x48, 0x01], &mut |_: &[u8]| {});
+    assert!(matches!(
+        r,
+        Err(RecordError::RecordTooLarge { len: 18_433, .. })
+    ));
 }
 
 #[test]
 fn tls13_change_cipher_spec_after_handshake_is_unexpected() {
     let mut h = handshake(TLS13_AES256, HandshakeOpts::default());
-    let r = h.reader.process(&mut [20, 3, 3, 0, 1, 1], &mut |_: &[u8]| {});
+    let r = h
+        .reader
+        .process(&mut [20, 3, 3, 0, 1, 1], &mut |_: &[u8]| {});
     assert!(matches!(r, Err(RecordError::UnexpectedContentType(20))));
     // An unencrypted alert is just as unexpected.
     let mut h = handshake(TLS13_AES256, HandshakeOpts::default());
-    let r = h.reader.process(&mut [21, 3, 3, 0, 2, 2, 40], &mut |_: &[u8]| {});
+    let r = h
+        .reader
+        .process(&mut [21, 3, 3, 0, 2, 2, 40], &mut |_: &[u8]| {});
     assert!(matches!(r, Err(RecordError::UnexpectedContentType(21))));
 }
 
 #[test]
 fn tls12_change_cipher_spec_after_handshake_is_unexpected() {
     let mut h = handshake(TLS12_RSA_AES128, HandshakeOpts::default());
-    let r = h.reader.process(&mut [20, 3, 3, 0, 1, 1], &mut |_: &[u8]| {});
+    let r = h
+        .reader
+        .process(&mut [20, 3, 3, 0, 1, 1], &mut |_: &[u8]| {});
     assert!(matches!(r, Err(RecordError::UnexpectedContentType(20))));
 }
 
@@ -374,8 +412,17 @@ fn fatal_alert_is_an_event_and_stops() {
         assert_eq!(got, b"before");
         assert_eq!(progress.consumed, stop);
         let event = progress.event.expect("event");
-        assert_eq!(event, ControlEvent::Alert { level: 2, description: 40 });
-        assert_eq!(event.alert_description(), AlertDescription::HandshakeFailure);
+        assert_eq!(
+            event,
+            ControlEvent::Alert {
+                level: 2,
+                description: 40
+            }
+        );
+        assert_eq!(
+            event.alert_description(),
+            AlertDescription::HandshakeFailure
+        );
         assert_eq!(event.label(), "alert");
     }
 }
@@ -393,7 +440,10 @@ fn tls13_warning_alert_is_treated_as_error_but_user_canceled_is_skipped() {
     assert_eq!(got, b"still here");
     assert_eq!(
         progress.event,
-        Some(ControlEvent::Alert { level: 1, description: 100 })
+        Some(ControlEvent::Alert {
+            level: 1,
+            description: 100
+        })
     );
 }
 
@@ -431,7 +481,10 @@ fn client_new_session_ticket_is_rejected() {
     let (mut f, mut reader) = forger(TLS13_AES128);
     let mut buf = f.record(ContentType::Handshake, &[4, 0, 0, 0]);
     let r = reader.process(&mut buf, &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(RecordError::HandshakeMessageUnsupported(4))));
+    assert!(matches!(
+        r,
+        Err(RecordError::HandshakeMessageUnsupported(4))
+    ));
     assert_eq!(r.unwrap_err().label(), "handshake_message_unsupported");
 }
 
@@ -440,7 +493,10 @@ fn tls12_renegotiation_client_hello_is_rejected() {
     let (mut f, mut reader) = forger(TLS12_ECDSA_AES256);
     let mut buf = f.record(ContentType::Handshake, &[1, 0, 0, 2, 3, 3]);
     let r = reader.process(&mut buf, &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(RecordError::HandshakeMessageUnsupported(1))));
+    assert!(matches!(
+        r,
+        Err(RecordError::HandshakeMessageUnsupported(1))
+    ));
 }
 
 #[test]
@@ -450,12 +506,18 @@ fn key_update_coalesced_or_split_is_rejected() {
     let r = reader.process(&mut buf, &mut |_: &[u8]| {});
     assert!(matches!(
         r,
-        Err(RecordError::HandshakeMessageNotAligned { len_needed: 5, len_have: 10 })
+        Err(RecordError::HandshakeMessageNotAligned {
+            len_needed: 5,
+            len_have: 10
+        })
     ));
     let (mut f, mut reader) = forger(TLS13_AES256);
     let mut buf = f.record(ContentType::Handshake, &[24, 0, 0]);
     let r = reader.process(&mut buf, &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(RecordError::HandshakeMessageNotAligned { .. })));
+    assert!(matches!(
+        r,
+        Err(RecordError::HandshakeMessageNotAligned { .. })
+    ));
 }
 
 #[test]
@@ -482,7 +544,10 @@ fn oversize_plaintext_is_plaintext_too_large() {
         let (mut f, mut reader) = forger(case);
         let mut buf = f.app_data(&[b'a'; 16_385]);
         let r = reader.process(&mut buf, &mut |_: &[u8]| {});
-        assert!(matches!(r, Err(RecordError::PlaintextTooLarge)), "{case:?}: {r:?}");
+        assert!(
+            matches!(r, Err(RecordError::PlaintextTooLarge)),
+            "{case:?}: {r:?}"
+        );
     }
 }
 
@@ -491,7 +556,10 @@ fn process_after_close_notify_is_closed() {
     let mut h = handshake(TLS13_AES128, HandshakeOpts::default());
     h.client.send_close_notify();
     let mut buf = client_wire(&mut h.client);
-    let progress = h.reader.process(&mut buf, &mut |_: &[u8]| {}).expect("close");
+    let progress = h
+        .reader
+        .process(&mut buf, &mut |_: &[u8]| {})
+        .expect("close");
     assert_eq!(progress.event, Some(ControlEvent::CloseNotify));
     assert_eq!(progress.consumed, buf.len());
     assert!(matches!(
@@ -508,24 +576,40 @@ fn writer_fatal_alert_reaches_client() {
         h.writer
             .fatal_alert(AlertDescription::DecodeError, &mut out)
             .expect("alert");
+        // The second record under the handed-over key: see RecordWriter docs.
+        h.writer
+            .close_notify(&mut out)
+            .expect("close_notify after alert");
         let mut bytes = &out[..];
         h.client.read_tls(&mut bytes).expect("read_tls");
-        let err = h.client.process_new_packets().expect_err("client sees the alert");
-        assert_eq!(err, rustls::Error::AlertReceived(AlertDescription::DecodeError));
+        let err = h
+            .client
+            .process_new_packets()
+            .expect_err("client sees the alert");
+        assert_eq!(
+            err,
+            rustls::Error::AlertReceived(AlertDescription::DecodeError)
+        );
     }
 }
 
 #[test]
 fn error_labels_are_unique_snake_case() {
     let errors = [
-        RecordError::BadRecordHeader { content_type: 0, version: 0 },
+        RecordError::BadRecordHeader {
+            content_type: 0,
+            version: 0,
+        },
         RecordError::RecordTooLarge { len: 0, len_max: 0 },
         RecordError::DecryptFailed,
         RecordError::PlaintextTooLarge,
         RecordError::EmptyInnerPlaintext,
         RecordError::UnexpectedContentType(0),
         RecordError::HandshakeMessageUnsupported(0),
-        RecordError::HandshakeMessageNotAligned { len_needed: 0, len_have: 0 },
+        RecordError::HandshakeMessageNotAligned {
+            len_needed: 0,
+            len_have: 0,
+        },
         RecordError::BadKeyUpdate,
         RecordError::BadAlert,
         RecordError::TooManyEmptyRecords,
@@ -540,10 +624,60 @@ fn error_labels_are_unique_snake_case() {
     ];
     let mut labels: Vec<_> = errors.iter().map(|e| e.label()).collect();
     for (e, l) in errors.iter().zip(&labels) {
-        assert!(l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{l}");
+        assert!(
+            l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{l}"
+        );
         assert!(!e.to_string().is_empty());
     }
     labels.sort_unstable();
     labels.dedup();
     assert_eq!(labels.len(), errors.len());
+}
+
+/// The kTLS path reads the handshake record-exactly with `record_len_needed`.
+/// Walk real client flights (ClientHello carries record version 0x0301) and
+/// check every step lands on a record boundary.
+#[test]
+fn record_len_needed_walks_real_client_flights() {
+    for case in ALL_CASES {
+        let mut client = new_client(&client_config(case));
+        let mut server =
+            rustls::server::UnbufferedServerConnection::new(server_config(case)).expect("server");
+        let mut flights = Vec::new();
+        let mut inbuf = Vec::new();
+        let (mut drained, mut n) = (Vec::new(), 0);
+        for _ in 0..4 {
+            let flight = client_wire(&mut client);
+            if !flight.is_empty() {
+                flights.push(flight.clone());
+            }
+            inbuf.extend_from_slice(&flight);
+            let (out, phase) = server_step(&mut server, &mut inbuf, &mut drained, &mut n);
+            client_receive(&mut client, &out);
+            if matches!(phase, Phase::Ready) && !server.is_handshaking() {
+                break;
+            }
+        }
+        assert!(flights.len() >= 2, "{case:?}");
+        for flight in &flights {
+            let mut pos = 0;
+            let mut records = 0;
+            while pos < flight.len() {
+                // One byte at a time up to the header, then the body.
+                let mut have = 1;
+                let record_len = loop {
+                    match super::record_len_needed(&flight[pos..pos + have]).expect("valid") {
+                        Needed::Complete { record_len } => break record_len,
+                        Needed::More { missing } => have += missing,
+                    }
+                };
+                assert_eq!(have, record_len);
+                pos += record_len;
+                records += 1;
+            }
+            assert_eq!(pos, flight.len());
+            assert!(records >= 1);
+        }
+    }
 }
