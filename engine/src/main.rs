@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage:
   ringest serve [--config FILE]     serve (no --config: embedded dev default under ./ringest-data)
   ringest check-config --config FILE
-  ringest reload [--pid PID]        send SIGHUP: reload TLS files, reopen outputs";
+  ringest reload [--pid PID]        send SIGHUP: reload TLS files, reopen outputs
+  ringest options                   print every config option as a Markdown table";
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -39,6 +40,10 @@ fn main() -> ExitCode {
             Some(f) => Config::load(&f).map(|_| println!("{}: ok", f.display())).map_err(|e| e.to_string()),
             None => Err(format!("check-config needs --config FILE\n{USAGE}")),
         },
+        "options" => {
+            print!("{}", ringest::config::options::markdown_table());
+            Ok(())
+        }
         "reload" => reload(arg_value(&args, "--pid")),
         _ => Err(USAGE.to_string()),
     };

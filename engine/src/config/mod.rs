@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod options;
+
 use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
 use crate::tls::TlsSettings;

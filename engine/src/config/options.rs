@@ -1,0 +1,245 @@
+//! The documented option table: every key of the config file, its default
+//! and its meaning. `ringest options` prints it as the README's Markdown
+//! table; tests check it against the structs and against the README.
+
+#[cfg(test)]
+use super::{Config, DestinationConfig, SourceConfig, StatsConfig};
+
+/// (key, default as written in TOML, meaning). Keys of tables are prefixed
+/// with the table: `source.`, `source.tls.`, `destination.`, `stats.`.
+#[rustfmt::skip]
+pub const OPTIONS: &[(&str, &str, &str)] = &[
+    ("shards",                   "0 = one per core", "shard threads, each with its own io_uring and listeners"),
+    ("ring_capacity_batches",    "64",         "batches a shard may queue for the writer before it stops reading (back-pressure)"),
+    ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
+    ("recv_buffer_bytes",        "32768",      "size of one provided receive buffer"),
+    ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
+    ("uring_entries",            "1024",       "io_uring submission queue entries per shard"),
+    ("drain_timeout_ms",         "5000",       "on SIGTERM, how long open connections may keep sending before they are closed"),
+    ("source.name",              "required",   "name used in stats labels and JSON output"),
+    ("source.listen",            "required",   "IPv4 or IPv6 address:port"),
+    ("source.transport",         "required",   "\"tls\" or \"tcp\""),
+    ("source.framing",           "\"auto\"",   "\"octet-counted\" (RFC 5425/6587), \"newline\", or \"auto\" (first byte a digit: octet-counted)"),
+    ("source.max_message_bytes", "65536",      "longest message kept"),
+    ("source.oversize",          "\"truncate\"", "longer messages: \"truncate\" to max_message_bytes or \"drop\"; the stream resynchronises either way"),
+    ("source.max_connections",   "10000",      "open connections on this source over all shards; more are closed at once and counted"),
+    ("source.handshake_timeout_ms", "10000",   "a TLS handshake not finished by then is closed (reason handshake_timeout)"),
+    ("source.listen_backlog",    "1024",       "listen() backlog per shard (capped by net.core.somaxconn)"),
+    ("source.keepalive_idle_ms", "60000",      "TCP keepalive idle time, so half-open connections are found; 0 = off"),
+    ("source.ktls",              "\"auto\"",   "kernel TLS offload: \"auto\" (what this kernel keeps safe), \"on\" (fail start-up without kTLS), \"off\""),
+    ("source.destinations",      "all",        "names of the destinations this source feeds"),
+    ("destination.name",         "required",   "name referred to by source.destinations"),
+    ("destination.type",         "required",   "\"file\""),
+    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder"),
+    ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
+    ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
+    ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
+    ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
+];
+
+/// Every key: the table above plus the `[source.tls]` keys from the TLS module.
+pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
+    let mut rows: Vec<_> = OPTIONS
+        .iter()
+        .map(|(k, d, m)| (k.to_string(), *d, *m))
+        .collect();
+    rows.extend(
+        crate::tls::OPTIONS
+            .iter()
+            .map(|(k, d, m)| (format!("source.tls.{k}"), *d, *m)),
+    );
+    rows
+}
+
+/// The README's option table, in Markdown.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for (k, d, m) in all_options() {
+        out.push_str(&format!(
+            "| `{k}` | {} | {} |\n",
+            d.replace('|', "\\|"),
+            m.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// Field names of the structs, written out by destructuring so that adding a
+/// field without documenting it fails to compile here or fails the test.
+#[cfg(test)]
+fn struct_keys() -> Vec<String> {
+    let Config {
+        shards: _,
+        ring_capacity_batches: _,
+        batch_max_bytes: _,
+        recv_buffer_bytes: _,
+        recv_buffers_per_shard: _,
+        uring_entries: _,
+        drain_timeout_ms: _,
+        sources: _,
+        destinations: _,
+        stats: _,
+    } = example();
+    let top = [
+        "shards",
+        "ring_capacity_batches",
+        "batch_max_bytes",
+        "recv_buffer_bytes",
+        "recv_buffers_per_shard",
+        "uring_entries",
+        "drain_timeout_ms",
+    ];
+    let source = |s: &SourceConfig| {
+        let SourceConfig {
+            name: _,
+            listen: _,
+            transport: _,
+            framing: _,
+            max_message_bytes: _,
+            oversize: _,
+            max_connections: _,
+            handshake_timeout_ms: _,
+            listen_backlog: _,
+            keepalive_idle_ms: _,
+            ktls: _,
+            destinations: _,
+            tls: _,
+        } = s;
+        [
+            "name",
+            "listen",
+            "transport",
+            "framing",
+            "max_message_bytes",
+            "oversize",
+            "max_connections",
+            "handshake_timeout_ms",
+            "listen_backlog",
+            "keepalive_idle_ms",
+            "ktls",
+            "destinations",
+        ]
+    };
+    let dest = |d: &DestinationConfig| {
+        let DestinationConfig {
+            name: _,
+            kind: _,
+            path: _,
+            format: _,
+            fsync: _,
+            fsync_interval_ms: _,
+        } = d;
+        [
+            "name",
+            "type",
+            "path",
+            "format",
+            "fsync",
+            "fsync_interval_ms",
+        ]
+    };
+    let stats = |s: &StatsConfig| {
+        let StatsConfig { listen: _ } = s;
+        ["listen"]
+    };
+    let cfg = example();
+    let mut keys: Vec<String> = top.iter().map(|k| k.to_string()).collect();
+    keys.extend(
+        source(&cfg.sources[0])
+            .iter()
+            .map(|k| format!("source.{k}")),
+    );
+    keys.extend(
+        dest(&cfg.destinations[0])
+            .iter()
+            .map(|k| format!("destination.{k}")),
+    );
+    keys.extend(stats(&cfg.stats).iter().map(|k| format!("stats.{k}")));
+    keys
+}
+
+#[cfg(test)]
+fn example() -> Config {
+    let text = "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n[[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n";
+    Config::from_toml(
+        text,
+        std::path::Path::new("t.toml"),
+        std::path::Path::new("/tmp"),
+    )
+    .expect("example config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_table_lists_exactly_the_struct_fields() {
+        let documented: Vec<&str> = OPTIONS.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(documented, struct_keys());
+    }
+
+    #[test]
+    fn every_documented_key_is_accepted_by_the_parser() {
+        // deny_unknown_fields turns a documented key that the parser lacks into an error.
+        for (key, _, _) in OPTIONS {
+            let (table, field) = match key.split_once('.') {
+                Some((t, f)) => (Some(t), f),
+                None => (None, *key),
+            };
+            let value = match field {
+                "listen" if table == Some("stats") => "\"127.0.0.1:2\"",
+                "name" | "transport" | "listen" | "type" | "path" => continue,
+                "framing" => "\"newline\"",
+                "oversize" => "\"drop\"",
+                "ktls" => "\"off\"",
+                "destinations" => "[\"d\"]",
+                "format" => "\"json\"",
+                "fsync" => "\"never\"",
+                "shards" => "1",
+                "recv_buffers_per_shard" => "1024",
+                _ => "5000",
+            };
+            let mut top = String::new();
+            let mut src = String::new();
+            let mut dst = String::new();
+            let mut stats = String::new();
+            let line = format!("{field} = {value}\n");
+            match table {
+                None => top = line,
+                Some("source") => src = line,
+                Some("destination") => dst = line,
+                Some("stats") => stats = line,
+                Some(other) => panic!("unexpected table {other}"),
+            }
+            let text = format!(
+                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n{dst}[stats]\n{stats}"
+            );
+            if let Err(e) = Config::from_toml(
+                &text,
+                std::path::Path::new("t.toml"),
+                std::path::Path::new("/tmp"),
+            ) {
+                panic!("documented key {key} rejected: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn readme_option_table_matches_the_code() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        let start = readme
+            .find("<!-- options:start -->")
+            .expect("README has <!-- options:start -->");
+        let end = readme
+            .find("<!-- options:end -->")
+            .expect("README has <!-- options:end -->");
+        let table = readme[start + "<!-- options:start -->".len()..end].trim();
+        assert_eq!(
+            table,
+            markdown_table().trim(),
+            "README option table is stale: regenerate it with `ringest options`"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine (run as root):
+# openssl and syslog-ng-core (loggen, and syslog-ng as a TLS peer), curl,
+# the rsyslog peers (unpacked, since they conflict with syslog-ng-core),
+# and the qemu guest kernel for the kTLS test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# syslog-ng-core's postinst may start a system syslog-ng; tests start their own.
+if [ -x tests/interop/setup-peers.sh ]; then tests/interop/setup-peers.sh; fi
+if [ -x tests/ktls-vm/prepare.sh ]; then tests/ktls-vm/prepare.sh "$KTLS_VM_CACHE"; fi
+echo "install-deps: done"
