@@ -476,13 +476,19 @@ impl Conn {
         let was_handshaking = self.is_handshaking();
         if let Phase::Handshaking(tls) = &mut self.phase {
             // Bounded: rustls queues at most one alert after a fatal error.
+            // Only call while an alert is queued: then rustls returns it before
+            // touching its deframer. Calling with an empty buffer otherwise makes
+            // rustls 0.23.46 index its stale deframer state and panic (found by
+            // tests/hostile.rs with a fake TLS record).
             for _ in 0..4 {
+                if !tls.wants_write() {
+                    break;
+                }
                 let UnbufferedStatus { state, .. } = tls.process_tls_records(&mut []);
                 match state {
                     Ok(ConnectionState::EncodeTlsData(mut s)) => {
                         let _ = encode_into(out, |b| s.encode(b));
                     }
-                    Ok(ConnectionState::TransmitTlsData(s)) => s.done(),
                     _ => break,
                 }
             }

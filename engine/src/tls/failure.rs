@@ -83,7 +83,7 @@ impl HandshakeFailure {
             F::PeerNotPermitted => "peer_not_permitted",
             F::NoSharedProtocol => "no_shared_protocol",
             F::NotTls => "not_tls",
-            F::Timeout => "timeout",
+            F::Timeout => "handshake_timeout",
             F::BadCertificate => "bad_certificate",
             F::PeerAlert(_) => "peer_alert",
             F::Other(_) => "other",
