@@ -267,3 +267,41 @@ fn check_config_names_file_key_and_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("bogus"), "{err}");
 }
+
+#[test]
+fn sighup_reopens_output_files_for_logrotate() {
+    let (server, pki, tls, _) = start("reopen");
+    send_numbered(loopback(tls), &pki, 0, 100, 10);
+    server.wait_metric(
+        "ringest_messages_written_total{source=\"tls\"",
+        100,
+        Duration::from_secs(10),
+    );
+    let log = server.dir.join("data/messages.log");
+    let rotated = server.dir.join("data/messages.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    server.signal(libc::SIGHUP);
+    // The writer reopens before its next round; wait until the new file exists.
+    let start = std::time::Instant::now();
+    while !log.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_numbered(loopback(tls), &pki, 1, 50, 10);
+    server.wait_metric(
+        "ringest_messages_written_total{source=\"tls\"",
+        150,
+        Duration::from_secs(10),
+    );
+    let dir = server.dir.clone();
+    assert!(server.stop().success());
+    assert_eq!(
+        count_lines(&dir.join("data/messages.log.1")),
+        100,
+        "old file keeps what was written before"
+    );
+    assert_eq!(
+        count_lines(&dir.join("data/messages.log")),
+        50,
+        "new file gets what came after SIGHUP"
+    );
+}
