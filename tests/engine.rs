@@ -305,3 +305,37 @@ fn sighup_reopens_output_files_for_logrotate() {
         "new file gets what came after SIGHUP"
     );
 }
+
+#[test]
+fn each_source_feeds_only_its_named_destination() {
+    let dir = temp_dir("routing");
+    let (a, b, stats) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:{a}\"\ntransport = \"tcp\"\ndestinations = [\"out-a\"]\n\
+         [[source]]\nname = \"b\"\nlisten = \"127.0.0.1:{b}\"\ntransport = \"tcp\"\ndestinations = [\"out-b\", \"all\"]\n\
+         [[destination]]\nname = \"out-a\"\ntype = \"file\"\npath = \"a.log\"\n\
+         [[destination]]\nname = \"out-b\"\ntype = \"file\"\npath = \"b.log\"\nformat = \"json\"\n\
+         [[destination]]\nname = \"all\"\ntype = \"file\"\npath = \"all.log\"\n\
+         [stats]\nlisten = \"127.0.0.1:{stats}\"\n"
+    );
+    let server = Server::start(&dir, &cfg);
+    for (port, text) in [(a, "from-a\n"), (b, "from-b\n"), (a, "again-a\n")] {
+        let mut s = std::net::TcpStream::connect(loopback(port)).expect("connect");
+        s.write_all(text.as_bytes()).expect("write");
+    }
+    assert_eq!(
+        server.wait_metric("ringest_messages_written_total", 3, Duration::from_secs(10)),
+        3
+    );
+    assert!(server.stop().success(), "exits cleanly");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let mut got_a: Vec<_> = read("a.log").lines().map(String::from).collect();
+    got_a.sort();
+    assert_eq!(got_a, ["again-a", "from-a"]);
+    assert_eq!(read("all.log"), "from-b\n");
+    assert!(
+        read("b.log").contains("\"source\":\"b\"")
+            && read("b.log").contains("\"message\":\"from-b\"")
+    );
+    assert_eq!(read("b.log").lines().count(), 1);
+}

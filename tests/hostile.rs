@@ -18,7 +18,8 @@ fn tcp_send(port: u16, bytes: &[u8]) {
     s.write_all(bytes).expect("write");
     s.shutdown(std::net::Shutdown::Write).expect("shutdown");
     let mut sink = Vec::new();
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let _ = s.read_to_end(&mut sink);
 }
 
@@ -27,7 +28,10 @@ fn hostile_inputs_are_contained_and_counted() {
     let dir = temp_dir("hostile");
     let pki = Pki::generate(&dir.join("pki"));
     let (tls, tcp, stats) = (free_port(), free_port(), free_port());
-    let server = Server::start(&dir, &basic_config(&pki, loopback(tls), loopback(tcp), loopback(stats), ""));
+    let server = Server::start(
+        &dir,
+        &basic_config(&pki, loopback(tls), loopback(tcp), loopback(stats), ""),
+    );
 
     // A well-behaved TLS client sends throughout, one message every few ms.
     let stop = Arc::new(AtomicBool::new(false));
@@ -39,7 +43,10 @@ fn hostile_inputs_are_contained_and_counted() {
             let mut sent = 0u64;
             while !stop.load(Ordering::Acquire) && sent < 100_000 {
                 let mut buf = Vec::new();
-                octet_frame(&mut buf, format!("<14>1 - host good - - - seq={sent}").as_bytes());
+                octet_frame(
+                    &mut buf,
+                    format!("<14>1 - host good - - - seq={sent}").as_bytes(),
+                );
                 s.write_all(&buf).expect("good client keeps writing");
                 s.flush().expect("flush");
                 sent += 1;
@@ -92,30 +99,75 @@ fn hostile_inputs_are_contained_and_counted() {
         s.write_all(&buf).expect("w");
         s.flush().expect("flush");
         std::thread::sleep(Duration::from_millis(100));
-        s.sock.write_all(b"\x17\x03\x03\x00\x10not-a-real-record").expect("raw write");
+        s.sock
+            .write_all(b"\x17\x03\x03\x00\x10not-a-real-record")
+            .expect("raw write");
         std::thread::sleep(Duration::from_millis(200));
     }
 
     let timeout = Duration::from_secs(10);
     let reason = |r: &str| format!("ringest_framing_errors_total{{source=\"tcp\",reason=\"{r}\"}}");
-    assert_eq!(server.wait_metric(&reason("header_not_digit"), 1, timeout), 1, "invalid header counted");
-    assert_eq!(server.wait_metric(&reason("missing_space"), 1, timeout), 1, "header without space counted");
-    assert_eq!(server.wait_metric(&reason("header_too_long"), 1, timeout), 1, "25-digit length counted");
-    assert_eq!(server.wait_metric("ringest_frames_oversize_total{source=\"tcp\"", 1, timeout), 1);
+    assert_eq!(
+        server.wait_metric(&reason("header_not_digit"), 1, timeout),
+        1,
+        "invalid header counted"
+    );
+    assert_eq!(
+        server.wait_metric(&reason("missing_space"), 1, timeout),
+        1,
+        "header without space counted"
+    );
+    assert_eq!(
+        server.wait_metric(&reason("header_too_long"), 1, timeout),
+        1,
+        "25-digit length counted"
+    );
+    assert_eq!(
+        server.wait_metric("ringest_frames_oversize_total{source=\"tcp\"", 1, timeout),
+        1
+    );
     let hf = |r: &str| format!("ringest_handshake_failures_total{{source=\"tls\",reason=\"{r}\"}}");
-    assert_eq!(server.wait_metric(&hf("not_tls"), 1, timeout), 1, "plaintext on TLS port counted");
-    assert_eq!(server.wait_metric(&hf("unknown_ca"), 1, timeout), 1, "rogue CA counted");
-    assert_eq!(server.wait_metric(&hf("handshake_timeout"), 1, timeout), 1, "half-open closed by timeout");
-    assert!(server.wait_metric("ringest_connection_errors_total{source=\"tls\",reason=\"tls_error\"", 1, timeout) >= 1);
-    assert!(server.metric("ringest_handshake_failures_total{source=\"tls\"") >= 4, "the TLS-looking garbage counted too");
+    assert_eq!(
+        server.wait_metric(&hf("not_tls"), 1, timeout),
+        1,
+        "plaintext on TLS port counted"
+    );
+    assert_eq!(
+        server.wait_metric(&hf("unknown_ca"), 1, timeout),
+        1,
+        "rogue CA counted"
+    );
+    assert_eq!(
+        server.wait_metric(&hf("handshake_timeout"), 1, timeout),
+        1,
+        "half-open closed by timeout"
+    );
+    assert!(
+        server.wait_metric(
+            "ringest_connection_errors_total{source=\"tls\",reason=\"tls_error\"",
+            1,
+            timeout
+        ) >= 1
+    );
+    assert!(
+        server.metric("ringest_handshake_failures_total{source=\"tls\"") >= 4,
+        "the TLS-looking garbage counted too"
+    );
     drop(silent);
 
     stop.store(true, Ordering::Release);
     let sent = good.join().expect("good client");
-    assert!(sent > 100, "the good client kept sending during the attacks ({sent})");
+    assert!(
+        sent > 100,
+        "the good client kept sending during the attacks ({sent})"
+    );
     let tls_good_and_before_garbage = sent + 1;
     assert_eq!(
-        server.wait_metric("ringest_messages_written_total{source=\"tls\"", tls_good_and_before_garbage, timeout),
+        server.wait_metric(
+            "ringest_messages_written_total{source=\"tls\"",
+            tls_good_and_before_garbage,
+            timeout
+        ),
         tls_good_and_before_garbage,
         "every good message (and the one before the garbage) was written"
     );
@@ -124,12 +176,31 @@ fn hostile_inputs_are_contained_and_counted() {
         assert!(stderr.contains(needle), "log lacks {needle:?}:\n{stderr}");
     }
     let dir = server.dir.clone();
-    assert!(server.stop().success(), "server still healthy and exits cleanly");
+    assert!(
+        server.stop().success(),
+        "server still healthy and exits cleanly"
+    );
     let out = std::fs::read_to_string(dir.join("data/messages.log")).expect("output");
-    assert!(out.lines().any(|l| l == "hello"), "frame before the bad header kept");
-    assert!(out.lines().any(|l| l == "byes"), "frame before the bad header kept");
-    assert!(out.lines().any(|l| l == "after"), "stream resynchronised after the oversize frame");
-    assert!(out.lines().any(|l| l.len() == 1024 && l.bytes().all(|b| b == b'o')), "oversize frame truncated to 1024");
+    assert!(
+        out.lines().any(|l| l == "hello"),
+        "frame before the bad header kept"
+    );
+    assert!(
+        out.lines().any(|l| l == "byes"),
+        "frame before the bad header kept"
+    );
+    assert!(
+        out.lines().any(|l| l == "after"),
+        "stream resynchronised after the oversize frame"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.len() == 1024 && l.bytes().all(|b| b == b'o')),
+        "oversize frame truncated to 1024"
+    );
     assert!(!out.contains("refused"), "nothing from the refused client");
-    assert_eq!(count_lines(&dir.join("data/messages.log")) as u64, tls_good_and_before_garbage + 4);
+    assert_eq!(
+        count_lines(&dir.join("data/messages.log")) as u64,
+        tls_good_and_before_garbage + 4
+    );
 }

@@ -39,17 +39,32 @@ listen = "127.0.0.1:{stats}"
 /// Runs loggen for `seconds` and returns the count it reports sent.
 fn run_loggen(port: u16, extra: &[&str], seconds: u32) -> u64 {
     let mut cmd = Command::new("loggen");
-    cmd.args(["-U", "-P", "--size", "300", "--active-connections", "4", "--rate", "20000"])
-        .args(["--interval", &seconds.to_string()])
-        .args(extra)
-        .args(["127.0.0.1", &port.to_string()]);
+    cmd.args([
+        "-U",
+        "-P",
+        "--size",
+        "300",
+        "--active-connections",
+        "4",
+        "--rate",
+        "20000",
+    ])
+    .args(["--interval", &seconds.to_string()])
+    .args(extra)
+    .args(["127.0.0.1", &port.to_string()]);
     let out = match cmd.output() {
         Ok(o) => o,
-        Err(e) => panic!("cannot run loggen ({e}): run tests/install-deps.sh (Debian package syslog-ng-core)"),
+        Err(e) => panic!(
+            "cannot run loggen ({e}): run tests/install-deps.sh (Debian package syslog-ng-core)"
+        ),
     };
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "loggen failed: {text}");
-    let summary = text.lines().find(|l| l.starts_with("average rate")).unwrap_or_else(|| panic!("no summary: {text}"));
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("average rate"))
+        .unwrap_or_else(|| panic!("no summary: {text}"));
     summary
         .split(", ")
         .find_map(|f| f.strip_prefix("count="))
@@ -64,7 +79,11 @@ fn loggen_delivers_everything(name: &str, framing: &str, extra: &[&str]) {
     let server = Server::start(&dir, &loggen_config(&pki, port, stats, framing));
     let sent = run_loggen(port, extra, 3);
     assert!(sent > 1000, "loggen sent only {sent}");
-    let written = server.wait_metric("ringest_messages_written_total{source=\"loggen\"", sent, Duration::from_secs(20));
+    let written = server.wait_metric(
+        "ringest_messages_written_total{source=\"loggen\"",
+        sent,
+        Duration::from_secs(20),
+    );
     assert_eq!(written, sent, "written equals what loggen reports sent");
     let dir = server.dir.clone();
     assert!(server.stop().success());

@@ -2,9 +2,20 @@
 //! send out. The io_uring shard feeds it what it receives and sends what it
 //! returns; tests drive it the same way from memory.
 //!
-//! States: `Handshaking` (rustls drives the handshake) → `Streaming` (records
-//! are decrypted; frames are split out of the plaintext) → closed. Plain TCP
-//! connections start in `Plain`.
+//! States (see [`Phase`]):
+//!
+//! ```text
+//!  Plain (TCP) ─────────────────────────────────────────► frames
+//!  Handshaking ──WriteTraffic──► decide ──userspace──► Records (our record layer)
+//!       │                             └──offload────► KtlsPending ──enable──► Ktls
+//!       └─ reads: multishot, or record-exact when kTLS may follow
+//! ```
+//!
+//! `Records` decrypts in place; `Ktls` gets plaintext from the kernel and
+//! reads control records (alerts, KeyUpdate) through [`offload`]. Every phase
+//! ends in `Closed`.
+
+mod offload;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +26,14 @@ use rustls::ServerConfig;
 
 use crate::batch::{Batcher, ConnMeta};
 use crate::framing::{Decoder, Frame, FramingError};
+use crate::ktls::{CryptoInfo, Decision, KtlsMode, KtlsSupport, UserspaceReason};
 use crate::record::{self, ControlEvent, RecordReader, RecordWriter};
 use crate::tls::{looks_like_tls, HandshakeFailure, PeerIdentity};
+
+pub use offload::{
+    path_label, ControlOutcome, ExactReads, FdSocket, KtlsClose, KtlsSocket, Offloaded, Pending,
+    EXACT_READ_BYTES_MAX,
+};
 
 /// TLS record header: type (1), version (2), length (2).
 const RECORD_HEADER_BYTES: usize = 5;
@@ -30,6 +47,8 @@ pub enum CloseReason {
     Framing(FramingError),
     /// A TLS error after the handshake (bad record, decrypt failure, alert).
     Tls(String),
+    /// On an offloaded connection: a control record, or the kernel refusing a record.
+    Ktls(KtlsClose),
 }
 
 impl CloseReason {
@@ -38,6 +57,7 @@ impl CloseReason {
             CloseReason::Handshake(f) => f.label(),
             CloseReason::Framing(e) => e.label(),
             CloseReason::Tls(_) => "tls_error",
+            CloseReason::Ktls(k) => k.label(),
         }
     }
 }
@@ -50,6 +70,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::Framing(e) => write!(f, "framing error: {e}"),
             CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
+            CloseReason::Ktls(k) => write!(f, "{k}"),
         }
     }
 }
@@ -75,7 +96,47 @@ enum Phase {
     Handshaking(Box<UnbufferedServerConnection>),
     /// After the handshake: records decrypted in place by our record layer.
     Records(Box<Records>),
+    /// Keys out of rustls; waiting for the last handshake flight to be sent
+    /// before the kernel takes the socket (no receive is armed meanwhile).
+    KtlsPending(Box<Pending>),
+    /// The kernel decrypts; received bytes are plaintext.
+    Ktls(Box<Offloaded>),
     Closed,
+}
+
+/// How the shard should receive for this connection next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvPlan {
+    /// Multishot receive into the shard's buffer ring.
+    Multishot,
+    /// One single-shot receive of exactly [`Conn::exact_read_buf`]'s length
+    /// into that buffer (handshake of a connection that may be offloaded).
+    Exact,
+    /// Nothing until the shard has called [`Conn::enable_ktls`].
+    Wait,
+}
+
+/// A source's kTLS setting and what the kernel can do, for each connection.
+#[derive(Clone)]
+pub struct KtlsPlan {
+    pub mode: KtlsMode,
+    pub support: Arc<KtlsSupport>,
+}
+
+impl KtlsPlan {
+    /// Record-exact handshake reads are needed only where offload can happen.
+    fn may_offload(&self) -> bool {
+        self.mode != KtlsMode::Off && self.support.ulp
+    }
+}
+
+/// Things the shard counts, each taken once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnEvents {
+    /// The connection's data path was settled: `ktls` or `userspace_<reason>`.
+    pub tls_path: Option<&'static str>,
+    /// A control record read on an offloaded socket, by type.
+    pub ktls_control: Option<&'static str>,
 }
 
 struct Records {
@@ -90,7 +151,12 @@ pub struct Conn {
     /// A TLS record cut by the end of a receive buffer, kept until it is whole.
     tls_in: Vec<u8>,
     seen_bytes: bool,
+    /// Only for TLS sources.
+    ktls: Option<KtlsPlan>,
+    /// While handshaking with record-exact reads: the record being read.
+    exact: Option<ExactReads>,
     pub counters: ConnCounters,
+    pub events: ConnEvents,
 }
 
 /// Where frames go: the shard's batcher, tagged with this connection.
@@ -118,28 +184,187 @@ impl Conn {
             meta,
             tls_in: Vec::new(),
             seen_bytes: false,
+            ktls: None,
+            exact: None,
             counters: ConnCounters::default(),
+            events: ConnEvents::default(),
         }
     }
 
+    /// A TLS connection. Where `ktls` may offload it, the handshake is read
+    /// record-exactly ([`RecvPlan::Exact`]); otherwise nothing changes from
+    /// a connection that can never be offloaded.
     pub fn new_tls(
         config: Arc<ServerConfig>,
         meta: Arc<ConnMeta>,
         decoder: Decoder,
+        ktls: KtlsPlan,
     ) -> Result<Conn, rustls::Error> {
         let tls = UnbufferedServerConnection::new(config)?;
+        let exact = ktls.may_offload().then(ExactReads::new);
         Ok(Conn {
             phase: Phase::Handshaking(Box::new(tls)),
             decoder,
             meta,
             tls_in: Vec::new(),
             seen_bytes: false,
+            ktls: Some(ktls),
+            exact,
             counters: ConnCounters::default(),
+            events: ConnEvents::default(),
         })
     }
 
     pub fn is_handshaking(&self) -> bool {
         matches!(self.phase, Phase::Handshaking(_))
+    }
+
+    /// The kernel decrypts this connection.
+    pub fn is_offloaded(&self) -> bool {
+        matches!(self.phase, Phase::Ktls(_))
+    }
+
+    /// Keys are ready; the shard calls [`Conn::enable_ktls`] once every
+    /// handshake byte it was given has been sent.
+    pub fn is_ktls_pending(&self) -> bool {
+        matches!(self.phase, Phase::KtlsPending(_))
+    }
+
+    pub fn recv_plan(&self) -> RecvPlan {
+        match self.phase {
+            Phase::Handshaking(_) if self.exact.is_some() => RecvPlan::Exact,
+            Phase::KtlsPending(_) => RecvPlan::Wait,
+            _ => RecvPlan::Multishot,
+        }
+    }
+
+    /// Where the next record-exact read goes; its length is exactly what to
+    /// read. The buffer is heap memory owned by the connection that neither
+    /// moves nor is freed until the next call into the connection, so a
+    /// receive in flight may write into it.
+    pub fn exact_read_buf(&mut self) -> Option<&mut [u8]> {
+        let ex = self.exact.as_mut()?;
+        let spare = ex.spare_mut();
+        (!spare.is_empty()).then_some(spare)
+    }
+
+    /// `n` bytes (> 0) arrived in [`Conn::exact_read_buf`]. Once a record is
+    /// whole it goes to rustls; when the handshake ends, the buffer is
+    /// dropped and [`Conn::recv_plan`] says what comes next.
+    pub fn on_exact_read(
+        &mut self,
+        n: usize,
+        now_ns: u64,
+        batcher: &mut Batcher,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, CloseReason> {
+        let Some(mut ex) = self.exact.take() else {
+            return Ok(Outcome::Continue);
+        };
+        ex.filled(n);
+        if !self.seen_bytes && !looks_like_tls(ex.read_so_far()) {
+            self.phase = Phase::Closed;
+            return Err(CloseReason::Handshake(HandshakeFailure::NotTls));
+        }
+        if let Err(e) = ex.want() {
+            self.phase = Phase::Closed;
+            return Err(CloseReason::Tls(format!("during the handshake: {e}")));
+        }
+        let result = match ex.whole_record() {
+            Some(record) => {
+                let r = self.on_tls_data(record, now_ns, batcher, out);
+                ex.clear();
+                r
+            }
+            None => Ok(Outcome::Continue),
+        };
+        if result.is_ok() && self.is_handshaking() {
+            self.exact = Some(ex);
+        }
+        result
+    }
+
+    /// Hands the socket to the kernel: call only once every byte the
+    /// handshake produced has been sent (`TLS_TX` would wrap anything
+    /// still queued a second time). On error the connection must close.
+    pub fn enable_ktls(&mut self, sock: &mut impl KtlsSocket) -> Result<(), CloseReason> {
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        let Phase::KtlsPending(pending) = phase else {
+            self.phase = phase;
+            return Ok(());
+        };
+        let (tx_seq, rx_seq) = (pending.tx_seq(), pending.rx_seq());
+        let offloaded = pending.enable(sock).map_err(CloseReason::Ktls)?;
+        log::debug!(
+            "{}: kTLS enabled ({}, tx seq {tx_seq}, rx seq {rx_seq}); data path: kernel",
+            self.meta.peer,
+            offloaded.version().label(),
+        );
+        self.phase = Phase::Ktls(Box::new(offloaded));
+        self.events.tls_path = Some(path_label(Decision::Offload));
+        Ok(())
+    }
+
+    /// A receive on the offloaded socket failed with EIO: the record at its
+    /// head is not application data. Reads it (`recvmsg`, synchronously: it
+    /// is rare and already decrypted) and acts on it.
+    pub fn on_ktls_control(
+        &mut self,
+        sock: &mut impl KtlsSocket,
+        now_ns: u64,
+        batcher: &mut Batcher,
+    ) -> Result<Outcome, CloseReason> {
+        let Phase::Ktls(off) = &mut self.phase else {
+            return Ok(Outcome::Continue);
+        };
+        let outcome = off.on_control(sock, &mut self.events.ktls_control);
+        let mut sink = FrameSink {
+            batcher,
+            meta: &self.meta,
+            now_ns,
+            counters: &mut self.counters,
+        };
+        match outcome {
+            ControlOutcome::Data(plain) => {
+                self.decoder
+                    .feed(&plain, &mut |f| sink.emit(f))
+                    .map_err(CloseReason::Framing)?;
+                Ok(Outcome::Continue)
+            }
+            ControlOutcome::Continue => Ok(Outcome::Continue),
+            ControlOutcome::Finished | ControlOutcome::Eof => {
+                self.phase = Phase::Closed;
+                self.decoder
+                    .finish(&mut |f| sink.emit(f))
+                    .map_err(CloseReason::Framing)?;
+                Ok(Outcome::PeerClosed)
+            }
+            ControlOutcome::Close(reason) => {
+                if reason == KtlsClose::KeyUpdateUnfollowable {
+                    // Our choice, not the peer's fault: keep what framed
+                    // cleanly before the KeyUpdate (a half frame is counted
+                    // by the decoder).
+                    let _ = self.decoder.finish(&mut |f| sink.emit(f));
+                }
+                self.phase = Phase::Closed;
+                Err(CloseReason::Ktls(reason))
+            }
+        }
+    }
+
+    /// A receive on an offloaded socket failed with `errno`. `Some` when the
+    /// kernel refused what the peer sent (garbage, a forged record); `None`
+    /// for errors any socket has (reset), which close as usual.
+    pub fn on_ktls_recv_error(&mut self, errno: i32) -> Option<CloseReason> {
+        if !self.is_offloaded() || !KtlsClose::is_kernel_refusal(errno) {
+            return None;
+        }
+        self.phase = Phase::Closed;
+        Some(CloseReason::Ktls(KtlsClose::from_recv_errno(errno)))
+    }
+
+    pub fn take_events(&mut self) -> ConnEvents {
+        std::mem::take(&mut self.events)
     }
 
     pub fn meta(&self) -> &Arc<ConnMeta> {
@@ -152,7 +377,9 @@ impl Conn {
 
     /// Heap bytes this connection holds beyond its fixed size (for memory accounting).
     pub fn buffered_bytes(&self) -> usize {
-        self.tls_in.capacity() + self.decoder.buffered_bytes()
+        self.tls_in.capacity()
+            + self.decoder.buffered_bytes()
+            + self.exact.as_ref().map_or(0, ExactReads::capacity)
     }
 
     /// Feeds received bytes. `out` collects bytes to send (handshake flights, alerts).
@@ -166,7 +393,8 @@ impl Conn {
     ) -> Result<Outcome, CloseReason> {
         match self.phase {
             Phase::Closed => Ok(Outcome::PeerClosed),
-            Phase::Plain => {
+            // The kernel decrypted these bytes; they are plaintext.
+            Phase::Plain | Phase::Ktls(_) => {
                 let mut sink = FrameSink {
                     batcher,
                     meta: &self.meta,
@@ -180,6 +408,11 @@ impl Conn {
             }
             Phase::Handshaking(_) | Phase::Records(_) => {
                 self.on_tls_data(data, now_ns, batcher, out)
+            }
+            // No receive is armed while the keys wait for the kernel.
+            Phase::KtlsPending(_) => {
+                debug_assert!(false, "data while kTLS is pending");
+                Err(CloseReason::Tls("data before kTLS was enabled".into()))
             }
         }
     }
@@ -285,10 +518,16 @@ impl Conn {
                         self.read_records(&mut buf[offset..], now_ns, batcher, out)?;
                     return Ok((offset + consumed, outcome));
                 }
-                _ => return Ok((offset, Outcome::PeerClosed)),
+                // Record-exact reads: the handshake's last record was the
+                // whole buffer, so nothing follows it here.
+                Phase::KtlsPending(_) | Phase::Ktls(_) => {
+                    return Ok((offset, Outcome::Continue));
+                }
+                Phase::Plain | Phase::Closed => return Ok((offset, Outcome::PeerClosed)),
             };
             let UnbufferedStatus { discard, state } = tls.process_tls_records(&mut buf[offset..]);
             let mut finished_handshake = false;
+            let mut early_plain = None;
             let step = match state {
                 Err(e) => Step::Fail(e),
                 Ok(ConnectionState::EncodeTlsData(mut s)) => {
@@ -305,6 +544,21 @@ impl Conn {
                 Ok(ConnectionState::WriteTraffic(_)) => {
                     finished_handshake = true;
                     Step::NeedMore
+                }
+                Ok(ConnectionState::ReadTraffic(mut r)) if self.meta.identity.is_none() => {
+                    // Data that came with the client's Finished: rustls hands
+                    // it out before the handshake is seen to end. Its frames
+                    // must carry the peer's identity, which needs `tls`, so
+                    // take the plaintext first (rare, and at most one read).
+                    let mut plain = Vec::new();
+                    while let Some(rec) = r.next_record() {
+                        match rec {
+                            Ok(rec) => plain.extend_from_slice(rec.payload),
+                            Err(e) => return Err(CloseReason::Tls(e.to_string())),
+                        }
+                    }
+                    early_plain = Some(plain);
+                    Step::Again
                 }
                 Ok(ConnectionState::ReadTraffic(mut r)) => {
                     let mut sink = FrameSink {
@@ -336,12 +590,31 @@ impl Conn {
                 )),
                 Ok(_) => Step::Fail(rustls::Error::General("unexpected TLS state".into())),
             };
+            if let Some(plain) = early_plain {
+                if let Phase::Handshaking(tls) = &self.phase {
+                    self.meta = Arc::new(ConnMeta {
+                        source: self.meta.source,
+                        peer: self.meta.peer,
+                        identity: Some(identity_of(tls)),
+                    });
+                }
+                let mut sink = FrameSink {
+                    batcher,
+                    meta: &self.meta,
+                    now_ns,
+                    counters: &mut self.counters,
+                };
+                self.decoder
+                    .feed(&plain, &mut |f| sink.emit(f))
+                    .map_err(CloseReason::Framing)?;
+            }
             offset += discard;
             match step {
                 Step::Again => {}
                 Step::NeedMore => {
                     if finished_handshake && self.is_handshaking() {
-                        self.finish_handshake()?;
+                        let unread = buf.len() - offset + self.tls_in.len();
+                        self.finish_handshake(unread)?;
                         // Whole records after the client's Finished were handed out as
                         // ReadTraffic above; a cut one is still at `offset` for the reader.
                         continue;
@@ -349,6 +622,25 @@ impl Conn {
                     return Ok((offset, Outcome::Continue));
                 }
                 Step::PeerClosed => {
+                    if let Phase::Handshaking(tls) = &self.phase {
+                        if !tls.is_handshaking() {
+                            // The client's data and close_notify came with its
+                            // Finished: rustls read it all, so that was the path.
+                            let d = match decide_path(&self.ktls, tls, usize::MAX) {
+                                Decision::Offload => {
+                                    Decision::Userspace(UserspaceReason::HandshakeNotAligned)
+                                }
+                                d => d,
+                            };
+                            log::debug!(
+                                "{}: TLS established and closed within one read; data path: \
+                                 userspace rustls ({})",
+                                self.meta.peer,
+                                d.label()
+                            );
+                            self.events.tls_path = Some(path_label(d));
+                        }
+                    }
                     let mut sink = FrameSink {
                         batcher,
                         meta: &self.meta,
@@ -366,27 +658,26 @@ impl Conn {
         }
     }
 
-    /// Hands the connection from rustls to the record layer. rustls must have
-    /// processed every whole record it was given (it returned WriteTraffic), so
-    /// its sequence numbers match the bytes that follow.
-    fn finish_handshake(&mut self) -> Result<(), CloseReason> {
+    /// Hands the connection from rustls to the kernel or to the record
+    /// layer. rustls must have processed every whole record it was given (it
+    /// returned WriteTraffic), so its sequence numbers match the bytes that
+    /// follow. `unread_bytes` is ciphertext already read past that point:
+    /// the record layer takes it, the kernel cannot.
+    fn finish_handshake(&mut self, unread_bytes: usize) -> Result<(), CloseReason> {
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         let Phase::Handshaking(tls) = phase else {
             self.phase = phase;
             return Ok(());
         };
-        let identity = PeerIdentity::from_parts(
-            tls.protocol_version()
-                .unwrap_or(rustls::ProtocolVersion::TLSv1_3),
-            tls.negotiated_cipher_suite(),
-            tls.peer_certificates(),
-        );
-        log::debug!(
-            "{}: TLS established ({} {}), client {:?}; data path: userspace record layer",
-            self.meta.peer,
+        let version = tls
+            .protocol_version()
+            .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
+        let mut decision = decide_path(&self.ktls, &tls, unread_bytes);
+        let identity = identity_of(&tls);
+        let (tls_version, cipher, client_cn) = (
             identity.tls_version,
             identity.cipher,
-            identity.client_cn
+            identity.client_cn.clone(),
         );
         self.meta = Arc::new(ConnMeta {
             source: self.meta.source,
@@ -396,6 +687,33 @@ impl Conn {
         let (secrets, kernel) = (*tls)
             .dangerous_into_kernel_connection()
             .map_err(|e| CloseReason::Tls(format!("secret extraction: {e}")))?;
+        if decision == Decision::Offload {
+            let tx = CryptoInfo::new(version, secrets.tx.0, &secrets.tx.1);
+            let rx = CryptoInfo::new(version, secrets.rx.0, &secrets.rx.1);
+            let can_rekey = self.ktls.as_ref().is_some_and(|p| p.support.tls13_rekey);
+            match (tx, rx) {
+                (Ok(tx), Ok(rx)) => {
+                    log::debug!(
+                        "{}: TLS established ({tls_version} {cipher}), client {client_cn:?}; \
+                         data path: kTLS (offload once the handshake is sent)",
+                        self.meta.peer,
+                    );
+                    self.phase =
+                        Phase::KtlsPending(Box::new(Pending::new(tx, rx, kernel, can_rekey)));
+                    return Ok(());
+                }
+                // The policy offloads only ciphers the kernel has; should a
+                // suite still not map, the record layer takes it safely.
+                _ => decision = Decision::Userspace(UserspaceReason::CipherUnsupported),
+            }
+        }
+        log::debug!(
+            "{}: TLS established ({tls_version} {cipher}), client {client_cn:?}; \
+             data path: userspace record layer ({})",
+            self.meta.peer,
+            decision.label(),
+        );
+        self.events.tls_path = Some(path_label(decision));
         let (reader, writer) =
             record::split(kernel, secrets).map_err(|e| CloseReason::Tls(e.to_string()))?;
         self.phase = Phase::Records(Box::new(Records { reader, writer }));
@@ -502,6 +820,36 @@ impl Conn {
     }
 }
 
+/// Who the peer is, once its handshake is complete.
+fn identity_of(tls: &UnbufferedServerConnection) -> PeerIdentity {
+    PeerIdentity::from_parts(
+        tls.protocol_version()
+            .unwrap_or(rustls::ProtocolVersion::TLSv1_3),
+        tls.negotiated_cipher_suite(),
+        tls.peer_certificates(),
+    )
+}
+
+/// The policy's choice for a finished handshake; never `Offload` when
+/// ciphertext past the handshake was read already (the kernel cannot take it).
+fn decide_path(
+    plan: &Option<KtlsPlan>,
+    tls: &UnbufferedServerConnection,
+    unread_bytes: usize,
+) -> Decision {
+    let version = tls
+        .protocol_version()
+        .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
+    let decision = match (plan, tls.negotiated_cipher_suite()) {
+        (Some(plan), Some(suite)) => crate::ktls::decide(plan.mode, &plan.support, version, suite),
+        (_, _) => Decision::Userspace(UserspaceReason::CipherUnsupported),
+    };
+    if decision == Decision::Offload && unread_bytes > 0 {
+        return Decision::Userspace(UserspaceReason::HandshakeNotAligned);
+    }
+    decision
+}
+
 enum Step {
     Again,
     NeedMore,
@@ -548,4 +896,542 @@ fn record_bytes_missing(buf: &[u8]) -> usize {
         return usize::MAX;
     }
     total.saturating_sub(buf.len())
+}
+
+#[cfg(test)]
+mod tests {
+    //! A real rustls client in memory against `Conn`, with a fake kTLS
+    //! socket: the handshake's exact reads, the policy's choice, the switch,
+    //! and every control-record action, without a kernel that has kTLS.
+
+    use std::collections::VecDeque;
+    use std::io::{self, Write};
+    use std::sync::OnceLock;
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, SupportedCipherSuite};
+
+    use super::*;
+    use crate::batch::{Ring, WriterWaker};
+    use crate::framing::{FramingMode, OversizePolicy};
+    use crate::ktls::{CipherSet, KtlsSupport};
+
+    struct TestPki {
+        ca: CertificateDer<'static>,
+        cert: CertificateDer<'static>,
+        key: Vec<u8>,
+    }
+
+    fn pki() -> &'static TestPki {
+        static PKI: OnceLock<TestPki> = OnceLock::new();
+        PKI.get_or_init(|| {
+            let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca = p.self_signed(&ca_key).unwrap();
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let leaf = CertificateParams::new(vec!["localhost".to_string()])
+                .unwrap()
+                .signed_by(&key, &ca, &ca_key)
+                .unwrap();
+            TestPki {
+                ca: ca.der().clone(),
+                cert: leaf.der().clone(),
+                key: key.serialize_der(),
+            }
+        })
+    }
+
+    fn configs(suite: SupportedCipherSuite) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let prov = Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: vec![suite],
+            ..provider::default_provider()
+        });
+        let version = match suite {
+            SupportedCipherSuite::Tls13(_) => &rustls::version::TLS13,
+            SupportedCipherSuite::Tls12(_) => &rustls::version::TLS12,
+        };
+        let mut server = ServerConfig::builder_with_provider(prov.clone())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![pki().cert.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki().key.clone())),
+            )
+            .unwrap();
+        server.enable_secret_extraction = true;
+        server.send_tls13_tickets = 0;
+        let mut roots = RootCertStore::empty();
+        roots.add(pki().ca.clone()).unwrap();
+        let client = ClientConfig::builder_with_provider(prov)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    fn kernel(ulp: bool, rekey: bool) -> Arc<KtlsSupport> {
+        let all = if ulp { CipherSet::ALL } else { CipherSet::NONE };
+        Arc::new(KtlsSupport::simulated(ulp, all, all, rekey))
+    }
+
+    fn batcher() -> Batcher {
+        Batcher::new(
+            Arc::new(Ring::new(4)),
+            Arc::new(WriterWaker::new()),
+            1 << 24,
+        )
+    }
+
+    fn frame(i: usize) -> Vec<u8> {
+        let body = format!("<13>1 - host app - - - message {i}");
+        format!("{} {body}", body.len()).into_bytes()
+    }
+
+    /// What the fake kTLS socket was asked to do, and what it returns.
+    #[derive(Default)]
+    struct FakeSocket {
+        enabled: Option<(u64, u64)>,
+        fail_enable: bool,
+        records: VecDeque<io::Result<(u8, Vec<u8>)>>,
+        rx_installed: Vec<u64>,
+        close_notify_sent: usize,
+        alerts_sent: Vec<(u8, u8)>,
+    }
+
+    impl KtlsSocket for FakeSocket {
+        fn enable(&mut self, tx: &CryptoInfo, rx: &CryptoInfo) -> io::Result<()> {
+            if self.fail_enable {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            self.enabled = Some((tx.seq(), rx.seq()));
+            Ok(())
+        }
+        fn recv_record(&mut self, buf: &mut [u8]) -> io::Result<(u8, usize)> {
+            let (ct, payload) = self.records.pop_front().unwrap_or(Ok((23, Vec::new())))?;
+            buf[..payload.len()].copy_from_slice(&payload);
+            Ok((ct, payload.len()))
+        }
+        fn set_rx(&mut self, rx: &CryptoInfo) -> io::Result<()> {
+            self.rx_installed.push(rx.seq());
+            Ok(())
+        }
+        fn send_close_notify(&mut self) -> io::Result<()> {
+            self.close_notify_sent += 1;
+            Ok(())
+        }
+        fn send_alert(&mut self, level: u8, description: u8) -> io::Result<()> {
+            self.alerts_sent.push((level, description));
+            Ok(())
+        }
+    }
+
+    struct Run {
+        conn: Conn,
+        client: ClientConnection,
+        /// Client bytes not yet received by the server (the socket).
+        wire: VecDeque<u8>,
+        batcher: Batcher,
+        exact_reads: usize,
+    }
+
+    impl Run {
+        fn new(suite: SupportedCipherSuite, mode: KtlsMode, support: Arc<KtlsSupport>) -> Run {
+            let (server, client) = configs(suite);
+            let meta = Arc::new(ConnMeta {
+                source: 0,
+                peer: ([127, 0, 0, 1], 1).into(),
+                identity: None,
+            });
+            let decoder = Decoder::new(FramingMode::OctetCounted, 8192, OversizePolicy::Truncate);
+            let conn = Conn::new_tls(server, meta, decoder, KtlsPlan { mode, support }).unwrap();
+            let client =
+                ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+            Run {
+                conn,
+                client,
+                wire: VecDeque::new(),
+                batcher: batcher(),
+                exact_reads: 0,
+            }
+        }
+
+        fn pump_client(&mut self) {
+            let mut out = Vec::new();
+            while self.client.wants_write() {
+                self.client.write_tls(&mut out).unwrap();
+            }
+            self.wire.extend(out);
+        }
+
+        fn deliver_to_client(&mut self, mut bytes: &[u8]) {
+            while !bytes.is_empty() {
+                self.client.read_tls(&mut bytes).unwrap();
+                self.client.process_new_packets().unwrap();
+            }
+        }
+
+        /// Runs the handshake the way the shard does; `early` is written
+        /// by the client before it is done, so it leaves with its Finished.
+        fn handshake(&mut self, early: &[u8]) {
+            self.client.writer().write_all(early).unwrap();
+            for _ in 0..200 {
+                self.pump_client();
+                let mut out = Vec::new();
+                match self.conn.recv_plan() {
+                    RecvPlan::Exact => {
+                        let want = self.conn.exact_read_buf().unwrap().len();
+                        let n = want.min(self.wire.len());
+                        if n == 0 {
+                            continue;
+                        }
+                        let bytes: Vec<u8> = self.wire.drain(..n).collect();
+                        self.conn.exact_read_buf().unwrap()[..n].copy_from_slice(&bytes);
+                        self.exact_reads += 1;
+                        let r = self.conn.on_exact_read(n, 0, &mut self.batcher, &mut out);
+                        assert_eq!(r, Ok(Outcome::Continue));
+                    }
+                    RecvPlan::Multishot if self.conn.is_handshaking() => {
+                        let mut bytes: Vec<u8> = self.wire.drain(..).collect();
+                        let r = self
+                            .conn
+                            .on_data(&mut bytes, 0, &mut self.batcher, &mut out);
+                        assert_eq!(r, Ok(Outcome::Continue));
+                    }
+                    _ => {}
+                }
+                self.deliver_to_client(&out);
+                if !self.conn.is_handshaking() && !self.client.is_handshaking() {
+                    self.pump_client();
+                    return;
+                }
+            }
+            panic!("handshake did not finish");
+        }
+
+        /// The socket's remaining bytes through the multishot path.
+        fn deliver_rest(&mut self) -> Result<Outcome, CloseReason> {
+            let mut bytes: Vec<u8> = self.wire.drain(..).collect();
+            let mut out = Vec::new();
+            self.conn
+                .on_data(&mut bytes, 0, &mut self.batcher, &mut out)
+        }
+
+        fn messages(&self) -> usize {
+            self.batcher.current.len()
+        }
+    }
+
+    fn frames(range: std::ops::Range<usize>) -> Vec<u8> {
+        range.flat_map(frame).collect()
+    }
+
+    #[test]
+    fn tls13_under_on_is_read_record_exactly_and_offloaded() {
+        let mut run = Run::new(
+            cs::TLS13_AES_128_GCM_SHA256,
+            KtlsMode::On,
+            kernel(true, false),
+        );
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Exact);
+        // Data right behind Finished stays in the socket for the kernel.
+        let early = frames(0..20);
+        run.handshake(&early);
+        assert!(run.exact_reads >= 4, "header and body per record");
+        assert!(run.conn.is_ktls_pending());
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Wait);
+        assert!(!run.wire.is_empty(), "the early data was not read");
+        assert_eq!(run.messages(), 0);
+        assert_eq!(
+            run.conn.take_events().tls_path,
+            None,
+            "counted once enabled"
+        );
+        let mut sock = FakeSocket::default();
+        run.conn.enable_ktls(&mut sock).unwrap();
+        // No tickets: our last record was Finished (handshake keys), so
+        // both application-data sequences start at 0.
+        assert_eq!(sock.enabled, Some((0, 0)));
+        assert!(run.conn.is_offloaded());
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Multishot);
+        assert_eq!(run.conn.take_events().tls_path, Some("ktls"));
+        // The kernel now hands over plaintext.
+        let mut plain = frames(0..20);
+        let r = run
+            .conn
+            .on_data(&mut plain, 0, &mut run.batcher, &mut Vec::new());
+        assert_eq!(r, Ok(Outcome::Continue));
+        assert_eq!(run.messages(), 20);
+        assert_eq!(run.conn.buffered_bytes(), 0, "no handshake buffer kept");
+    }
+
+    #[test]
+    fn tls12_under_auto_is_offloaded_with_rustls_sequence_numbers() {
+        let mut run = Run::new(
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            KtlsMode::Auto,
+            kernel(true, false),
+        );
+        run.handshake(b"");
+        assert!(run.conn.is_ktls_pending());
+        let mut sock = FakeSocket::default();
+        run.conn.enable_ktls(&mut sock).unwrap();
+        // Each side's Finished was record 0 under the new keys.
+        assert_eq!(sock.enabled, Some((1, 1)));
+    }
+
+    #[test]
+    fn tls13_under_auto_without_rekey_stays_in_userspace_and_loses_nothing() {
+        let mut run = Run::new(
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            KtlsMode::Auto,
+            kernel(true, false),
+        );
+        let early = frames(0..5);
+        run.handshake(&early);
+        assert_eq!(
+            run.conn.take_events().tls_path,
+            Some("userspace_tls13_rekey_unsupported")
+        );
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Multishot);
+        // A KeyUpdate mid-stream: the record layer follows it.
+        run.client.writer().write_all(&frames(5..10)).unwrap();
+        run.client.refresh_traffic_keys().unwrap();
+        run.client.writer().write_all(&frames(10..15)).unwrap();
+        run.pump_client();
+        assert_eq!(run.deliver_rest(), Ok(Outcome::Continue));
+        assert_eq!(run.messages(), 15);
+    }
+
+    #[test]
+    fn no_ktls_in_the_kernel_changes_nothing() {
+        let mut run = Run::new(
+            cs::TLS13_AES_128_GCM_SHA256,
+            KtlsMode::Auto,
+            kernel(false, false),
+        );
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Multishot);
+        let early = frames(0..3);
+        run.handshake(&early);
+        assert_eq!(run.exact_reads, 0);
+        assert_eq!(
+            run.conn.take_events().tls_path,
+            Some("userspace_kernel_lacks_ktls")
+        );
+        assert_eq!(run.deliver_rest(), Ok(Outcome::Continue));
+        assert_eq!(run.messages(), 3);
+    }
+
+    #[test]
+    fn data_and_close_notify_with_finished_carry_the_identity_and_the_path() {
+        let mut run = Run::new(
+            cs::TLS13_AES_128_GCM_SHA256,
+            KtlsMode::Auto,
+            kernel(false, false),
+        );
+        // Everything the client has, in one read: ClientHello first, then
+        // its Finished, data and close_notify together.
+        run.pump_client();
+        let mut hello: Vec<u8> = run.wire.drain(..).collect();
+        let mut out = Vec::new();
+        let r = run.conn.on_data(&mut hello, 0, &mut run.batcher, &mut out);
+        assert_eq!(r, Ok(Outcome::Continue));
+        run.deliver_to_client(&out);
+        run.client.writer().write_all(&frames(0..4)).unwrap();
+        run.client.send_close_notify();
+        run.pump_client();
+        assert_eq!(run.deliver_rest(), Ok(Outcome::PeerClosed));
+        assert_eq!(run.messages(), 4);
+        let meta = &run.batcher.current.runs[0].conn;
+        let id = meta.identity.as_ref().expect("identity on early frames");
+        assert_eq!(id.tls_version, "TLSv1.3");
+        assert_eq!(
+            run.conn.take_events().tls_path,
+            Some("userspace_kernel_lacks_ktls")
+        );
+    }
+
+    #[test]
+    fn mode_off_reads_greedily_and_says_why() {
+        let mut run = Run::new(
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            KtlsMode::Off,
+            kernel(true, true),
+        );
+        assert_eq!(run.conn.recv_plan(), RecvPlan::Multishot);
+        run.handshake(b"");
+        assert_eq!(run.conn.take_events().tls_path, Some("userspace_mode_off"));
+    }
+
+    #[test]
+    fn plaintext_on_a_tls_port_is_refused_after_five_bytes() {
+        let mut run = Run::new(
+            cs::TLS13_AES_128_GCM_SHA256,
+            KtlsMode::On,
+            kernel(true, true),
+        );
+        let buf = run.conn.exact_read_buf().unwrap();
+        assert_eq!(buf.len(), 5);
+        buf.copy_from_slice(b"<13>1");
+        let r = run
+            .conn
+            .on_exact_read(5, 0, &mut run.batcher, &mut Vec::new());
+        assert_eq!(r, Err(CloseReason::Handshake(HandshakeFailure::NotTls)));
+    }
+
+    #[test]
+    fn a_failed_enable_closes_with_a_reason() {
+        let mut run = Run::new(
+            cs::TLS13_AES_128_GCM_SHA256,
+            KtlsMode::On,
+            kernel(true, false),
+        );
+        run.handshake(b"");
+        let mut sock = FakeSocket {
+            fail_enable: true,
+            ..FakeSocket::default()
+        };
+        let err = run.conn.enable_ktls(&mut sock).unwrap_err();
+        assert_eq!(err.label(), "ktls_enable_failed");
+        assert!(err.to_string().contains("ENOENT"), "{err}");
+    }
+
+    /// An offloaded TLS 1.3 connection with 10 messages received.
+    fn offloaded(can_rekey: bool) -> Run {
+        let mut run = Run::new(
+            cs::TLS13_AES_256_GCM_SHA384,
+            KtlsMode::On,
+            kernel(true, can_rekey),
+        );
+        run.handshake(b"");
+        run.conn.enable_ktls(&mut FakeSocket::default()).unwrap();
+        let _ = run.conn.take_events();
+        let mut plain = frames(0..10);
+        let r = run
+            .conn
+            .on_data(&mut plain, 0, &mut run.batcher, &mut Vec::new());
+        assert_eq!(r, Ok(Outcome::Continue));
+        run
+    }
+
+    fn control(run: &mut Run, sock: &mut FakeSocket) -> Result<Outcome, CloseReason> {
+        run.conn.on_ktls_control(sock, 0, &mut run.batcher)
+    }
+
+    #[test]
+    fn close_notify_finishes_with_every_message() {
+        let mut run = offloaded(false);
+        // A frame cut by a record boundary still completes before the alert.
+        let whole = frame(10);
+        let mut first = whole[..7].to_vec();
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((23, whole[7..].to_vec())));
+        sock.records.push_back(Ok((21, vec![1, 0])));
+        let r = run
+            .conn
+            .on_data(&mut first, 0, &mut run.batcher, &mut Vec::new());
+        assert_eq!(r, Ok(Outcome::Continue));
+        // A data record seen by recvmsg (a race) is data.
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
+        assert_eq!(run.conn.take_events().ktls_control, None);
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::PeerClosed));
+        assert_eq!(run.messages(), 11);
+        assert_eq!(sock.close_notify_sent, 1);
+        assert_eq!(run.conn.take_events().ktls_control, Some("close_notify"));
+    }
+
+    #[test]
+    fn a_fatal_alert_closes_and_names_it() {
+        let mut run = offloaded(false);
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((21, vec![2, 20])));
+        let err = control(&mut run, &mut sock).unwrap_err();
+        assert_eq!(err.label(), "peer_alert");
+        assert!(err.to_string().contains("BadRecordMac"), "{err}");
+        assert_eq!(run.messages(), 10);
+    }
+
+    #[test]
+    fn key_update_without_rekey_sends_close_notify_and_keeps_what_came_before() {
+        let mut run = offloaded(false);
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((22, vec![24, 0, 0, 1, 1])));
+        let err = control(&mut run, &mut sock).unwrap_err();
+        assert_eq!(err, CloseReason::Ktls(KtlsClose::KeyUpdateUnfollowable));
+        assert_eq!(sock.close_notify_sent, 1);
+        assert!(sock.rx_installed.is_empty());
+        assert_eq!(run.messages(), 10);
+        assert_eq!(run.conn.take_events().ktls_control, Some("key_update"));
+    }
+
+    #[test]
+    fn key_update_with_rekey_installs_the_next_key() {
+        let mut run = offloaded(true);
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((22, vec![24, 0, 0, 1, 0])));
+        sock.records.push_back(Ok((22, vec![24, 0, 0, 1, 1])));
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
+        // Each new key starts its records at 0.
+        assert_eq!(sock.rx_installed, vec![0, 0]);
+        assert_eq!(sock.close_notify_sent, 0);
+        assert!(run.conn.is_offloaded());
+    }
+
+    #[test]
+    fn client_new_session_ticket_is_ignored() {
+        let mut run = offloaded(false);
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((22, vec![4, 0, 0, 2, 0, 0])));
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
+        assert!(run.conn.is_offloaded());
+        assert_eq!(
+            run.conn.take_events().ktls_control,
+            Some("new_session_ticket")
+        );
+    }
+
+    #[test]
+    fn malformed_or_unexpected_control_records_close_with_an_alert() {
+        for (ct, payload, label) in [
+            (21u8, vec![2u8], "ktls_bad_control_record"),
+            (22, vec![1, 0, 0, 1, 0], "ktls_protocol_error"),
+            (20, vec![1], "ktls_protocol_error"),
+        ] {
+            let mut run = offloaded(false);
+            let mut sock = FakeSocket::default();
+            sock.records.push_back(Ok((ct, payload)));
+            let err = control(&mut run, &mut sock).unwrap_err();
+            assert_eq!(err.label(), label, "{err}");
+            assert_eq!(sock.alerts_sent, vec![(2, 10)]);
+        }
+    }
+
+    #[test]
+    fn kernel_refusals_are_close_reasons_and_resets_are_not() {
+        let mut run = offloaded(false);
+        assert_eq!(run.conn.on_ktls_recv_error(libc::ECONNRESET), None);
+        let r = run.conn.on_ktls_recv_error(libc::EMSGSIZE).unwrap();
+        assert_eq!(r.label(), "ktls_not_a_record");
+        assert!(r.to_string().contains("not a TLS record"), "{r}");
+        let mut sock = FakeSocket::default();
+        let mut run = offloaded(false);
+        sock.records
+            .push_back(Err(io::Error::from_raw_os_error(libc::EBADMSG)));
+        let err = control(&mut run, &mut sock).unwrap_err();
+        assert_eq!(err.label(), "ktls_record_auth_failed");
+    }
+
+    #[test]
+    fn eof_on_recvmsg_flushes_and_closes() {
+        let mut run = offloaded(false);
+        let mut sock = FakeSocket::default();
+        sock.records.push_back(Ok((23, Vec::new())));
+        assert_eq!(control(&mut run, &mut sock), Ok(Outcome::PeerClosed));
+        assert_eq!(run.messages(), 10);
+    }
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::batch::{Ring, WriterWaker};
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, SourceConfig, Transport};
+use crate::ktls::{check_mode_at_startup, KtlsSupport};
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
 use crate::tls::{build_server_config, TlsSettings};
@@ -52,6 +53,8 @@ pub struct Shared {
     pub sources: Vec<SourceRuntime>,
     pub stats: Arc<Stats>,
     pub shutdown: AtomicBool,
+    /// What this kernel can offload, probed once at start-up.
+    pub ktls: Arc<KtlsSupport>,
 }
 
 /// What `serve` needs besides the config.
@@ -84,10 +87,26 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     (sig > 0).then_some(sig)
 }
 
+/// Probes the kernel's kTLS once and logs the one-line result; fails when a
+/// TLS source says `ktls = "on"` and the kernel has none.
+fn probe_ktls(config: &Config) -> Result<KtlsSupport, String> {
+    let support = KtlsSupport::probe();
+    log::info!("{support}");
+    for s in config
+        .sources
+        .iter()
+        .filter(|s| s.transport == Transport::Tls)
+    {
+        check_mode_at_startup(s.ktls, &support).map_err(|e| format!("source {}: {e}", s.name))?;
+    }
+    Ok(support)
+}
+
 /// Runs the engine until SIGTERM/SIGINT; returns once everything read is on disk.
 pub fn serve(config: Config) -> Result<(), String> {
     let sigset = block_signals();
     let shards = config.shard_count();
+    let ktls = Arc::new(probe_ktls(&config)?);
     let mut sources = Vec::new();
     for s in &config.sources {
         let tls = match &s.tls {
@@ -137,6 +156,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         sources,
         stats: Arc::clone(&stats),
         shutdown: AtomicBool::new(false),
+        ktls,
     });
 
     let writer_handle = std::thread::Builder::new()

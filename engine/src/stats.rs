@@ -26,6 +26,8 @@ pub struct SourceStats {
     pub framing_errors: Labelled,
     pub connection_errors: Labelled,
     pub tls_path: Labelled,
+    /// Records other than application data read on offloaded sockets, by type.
+    pub ktls_control_records: Labelled,
 }
 
 /// A small map of reason label -> count. Reasons are rare events (failures), so a
@@ -172,7 +174,7 @@ impl Stats {
             }
         }
         type GetL = fn(&SourceStats) -> &Labelled;
-        let labelled: [(&str, &str, &str, GetL); 4] = [
+        let labelled: [(&str, &str, &str, GetL); 5] = [
             (
                 "ringest_handshake_failures_total",
                 "reason",
@@ -196,6 +198,12 @@ impl Stats {
                 "path",
                 "Established TLS connections by data path (userspace or ktls) and why.",
                 |s| &s.tls_path,
+            ),
+            (
+                "ringest_ktls_control_records_total",
+                "type",
+                "Records other than application data on kTLS sockets, by type.",
+                |s| &s.ktls_control_records,
             ),
         ];
         for (name, label, help, get) in labelled {

@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Send syslog messages over TLS or TCP.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Accept TLS/TCP syslog, count (and optionally store) frames, discard.
     Sink(SinkArgs),
     /// Check delivery: missing, duplicated and corrupted messages per connection.
@@ -87,6 +87,10 @@ pub struct SendArgs {
     /// Fixed rate in messages per second for the whole run; reports latency.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// With --rate, wake at most once per this many microseconds and send
+    /// all that is due (0: wake for each message's intended time).
+    #[arg(long, default_value_t = 0)]
+    pub tick_us: u64,
     #[arg(long, value_enum, default_value = "rfc5424")]
     pub format: Format,
     /// Add a structured-data element [loadgen@32473 run=".." conn=".."] (RFC 5424).
@@ -123,10 +127,22 @@ pub struct SendArgs {
     /// How long a clean close may wait for the server's EOF.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub close_timeout: Duration,
-    /// With a client certificate under TLS 1.3, wait up to this long for the
-    /// server's first post-handshake record (its accept); 0 disables.
-    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    /// Under TLS 1.3, wait up to this long after the handshake for the
+    /// server's first record (a ticket, or a refusal alert); 0 disables.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub confirm_timeout: Duration,
+    /// Leave Nagle's algorithm on (no TCP_NODELAY). Only sensible with small
+    /// writes (--write-bytes 1), where the kernel then coalesces segments.
+    #[arg(long)]
+    pub nagle: bool,
+    /// Who seals TLS 1.3 records after the handshake: loadgen's own record
+    /// layer (encodes and encrypts in place) or rustls.
+    #[arg(long, value_enum, default_value = "loadgen")]
+    pub record_layer: RecordLayer,
+    /// Send a TLS 1.3 KeyUpdate every N records (default: near the suite's
+    /// confidentiality limit). For tests.
+    #[arg(long, hide = true)]
+    pub rekey_after: Option<u64>,
     /// Run id (8 hex digits) instead of a random one.
     #[arg(long)]
     pub run_id: Option<String>,
@@ -139,6 +155,12 @@ pub struct SendArgs {
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RecordLayer {
+    Loadgen,
+    Rustls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -296,16 +318,47 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from([
-            "loadgen", "send", "--target", "127.0.0.1:6514", "--ca", "ca.pem", "--cert", "c.pem",
-            "--key", "c.key", "--connections", "8", "--threads", "1", "--size", "300",
-            "--duration", "10s", "--framing", "octet-counted", "--records-per-write", "50",
-            "--json", "--tls-version", "1.3", "--cipher", "TLS13_AES_128_GCM_SHA256",
+            "loadgen",
+            "send",
+            "--target",
+            "127.0.0.1:6514",
+            "--ca",
+            "ca.pem",
+            "--cert",
+            "c.pem",
+            "--key",
+            "c.key",
+            "--connections",
+            "8",
+            "--threads",
+            "1",
+            "--size",
+            "300",
+            "--duration",
+            "10s",
+            "--framing",
+            "octet-counted",
+            "--records-per-write",
+            "50",
+            "--json",
+            "--tls-version",
+            "1.3",
+            "--cipher",
+            "TLS13_AES_128_GCM_SHA256",
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Send(_)));
         Cli::try_parse_from([
-            "loadgen", "sink", "--listen", "127.0.0.1:7514", "--cert", "s.pem", "--key", "s.key",
-            "--ca", "ca.pem",
+            "loadgen",
+            "sink",
+            "--listen",
+            "127.0.0.1:7514",
+            "--cert",
+            "s.pem",
+            "--key",
+            "s.key",
+            "--ca",
+            "ca.pem",
         ])
         .unwrap();
         Cli::try_parse_from(["loadgen", "verify", "--format", "json", "a", "b"]).unwrap();

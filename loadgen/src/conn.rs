@@ -6,14 +6,17 @@
 //!                 \_____________\______________\_____________\____________\-> Failed
 //! ```
 //!
-//! - Confirming (TLS 1.3 with a client certificate only): the client's side of
-//!   a TLS 1.3 handshake ends before the server has checked its certificate,
-//!   so a refusal arrives *after* it. Waiting briefly for the server's first
-//!   post-handshake record (a session ticket, or the refusal alert) reports a
-//!   refusal as one, with the server's reason, instead of a reset later.
-//! - Sending: pre-encoded records are encrypted in batches of up to
-//!   `write_bytes` and written with large `writev`s; the server's records
-//!   (tickets, alerts) are always read, so it never stalls on us.
+//! - Confirming (TLS 1.3 only): the client's side of a TLS 1.3 handshake ends
+//!   before the server has checked the client's certificate (or noticed that
+//!   there is none), so a refusal arrives *after* it. Waiting briefly for the
+//!   server's first post-handshake record (a session ticket, or the refusal
+//!   alert) reports a refusal as one, with the server's reason, instead of
+//!   counting messages as sent that the server then drops.
+//! - Sending: messages are encoded straight into the output buffer, sealed
+//!   as records in place (TLS 1.3: `tls13.rs`; TLS 1.2: rustls), in batches
+//!   of up to `write_bytes`, and written with one large `write`; the
+//!   server's records (tickets, alerts, KeyUpdates) are always read, so it
+//!   never stalls on us.
 //! - Closing: close_notify, flush, shutdown(Write), then read to EOF within
 //!   `close_timeout`, so the server never sees a reset with data unread.
 
@@ -22,15 +25,25 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
-use rustls::{AlertDescription, ClientConfig, ClientConnection};
+use rustls::unbuffered::ConnectionState;
+use rustls::{AlertDescription, ClientConfig};
 
 use crate::message::{ConnEncoder, EncodeError, TLS_PLAINTEXT_MAX_BYTES};
 use crate::schedule::Schedule;
 use crate::sys::{self, Epoll};
+use crate::tls13::{self, Direct, RecordError};
 
 /// Reads per readiness event before yielding to other connections.
 const READS_PER_TURN_MAX: usize = 64;
+/// Receive buffer: one full record to start with...
+const INBUF_START_BYTES: usize = 16 * 1024 + 512;
+/// ...grown up to this for a large handshake flight.
+const INBUF_MAX_BYTES: usize = 256 * 1024;
+/// Iterations of rustls's state machine per call (each consumes input or
+/// moves the handshake on).
+const RUSTLS_STEPS_MAX: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -74,7 +87,10 @@ pub enum ConnError {
     PeerClosed,
     /// The server sent a fatal alert. `handshake`: it refused the handshake
     /// (typically our certificate), as opposed to ending an established session.
-    Alert { handshake: bool, desc: String },
+    Alert {
+        handshake: bool,
+        desc: String,
+    },
     /// A local TLS failure, e.g. the server's certificate did not verify.
     Tls(String),
     Io(String),
@@ -138,14 +154,38 @@ fn is_refusal_alert(d: AlertDescription) -> bool {
     )
 }
 
+/// An alert is a handshake refusal when it arrives during the handshake or
+/// confirmation, or before the server ever accepted us and names a reason
+/// for refusing a client.
+fn alert_error(d: AlertDescription, phase: Phase, confirmed: bool) -> ConnError {
+    ConnError::Alert {
+        handshake: matches!(phase, Phase::Handshaking | Phase::Confirming)
+            || (!confirmed && is_refusal_alert(d)),
+        desc: format!("received fatal alert: {d:?}"),
+    }
+}
+
+fn classify_tls(e: rustls::Error, phase: Phase, confirmed: bool) -> ConnError {
+    match e {
+        rustls::Error::AlertReceived(d) => alert_error(d, phase, confirmed),
+        other => ConnError::Tls(other.to_string()),
+    }
+}
+
+fn classify_record(e: RecordError, phase: Phase, confirmed: bool) -> ConnError {
+    match e {
+        RecordError::Alert(d) => alert_error(d, phase, confirmed),
+        other => ConnError::Tls(other.describe()),
+    }
+}
+
 /// Everything a connection needs from the run's plan, borrowed per call.
 pub struct Ctx<'a> {
     pub now_ns: u64,
     pub mode: Mode,
     pub tls: Option<&'a Arc<ClientConfig>>,
     pub server_name: &'a ServerName<'static>,
-    /// Wait this long after a TLS 1.3 handshake for the server to accept our
-    /// certificate (nonzero only when we present one).
+    /// Wait this long after a TLS 1.3 handshake for the server to accept us.
     pub confirm_ns: u64,
     pub timeout_ns: u64,
     pub close_timeout_ns: u64,
@@ -153,6 +193,10 @@ pub struct Ctx<'a> {
     pub write_bytes: usize,
     /// Bytes one connection may write per turn before the others get theirs.
     pub turn_bytes: usize,
+    /// Send TLS 1.3 data through loadgen's record layer (else rustls's).
+    pub direct: bool,
+    /// Records per key before a KeyUpdate (default: the suite's limit).
+    pub rekey_after: Option<u64>,
     pub latency: Option<&'a mut hdrhistogram::Histogram<u64>>,
 }
 
@@ -173,11 +217,20 @@ pub struct Progress {
     pub phase_changed: bool,
 }
 
+/// The TLS side of a connection.
+enum Tls {
+    /// rustls: the handshake, and the data phase of TLS 1.2, hold-idle and
+    /// handshake-only connections.
+    Rustls(Box<UnbufferedClientConnection>),
+    /// The TLS 1.3 data phase on loadgen's record layer.
+    Direct(Box<Direct>),
+}
+
 pub struct ClientConn {
     pub idx: u32,
     pub phase: Phase,
     stream: Option<TcpStream>,
-    tls: Option<ClientConnection>,
+    tls: Option<Tls>,
     deadline_ns: u64,
     pub enc: ConnEncoder,
     /// Next sequence number to encode.
@@ -186,10 +239,19 @@ pub struct ClientConn {
     pub sent: u64,
     /// Messages (Stream) or handshakes (HandshakeOnly) this slot is to do.
     pub quota: u64,
+    /// Messages per second for this connection (rate mode); the schedule
+    /// starts when the connection is established, offset by `stagger_ns`.
+    rate: Option<f64>,
+    stagger_ns: u64,
     pub sched: Option<Schedule>,
-    /// Plain-TCP bytes waiting to be written, from `out_pos`.
+    /// Received bytes not yet processed: `inbuf[in_start..in_end]`.
+    inbuf: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    /// Bytes to write (TLS records or plain frames): `out[out_pos..]`.
     out: Vec<u8>,
     out_pos: usize,
+    /// Scratch for plaintext handed to rustls, or a message over 16 KiB.
     record: Vec<u8>,
     /// The batch being flushed: first seq, messages and framed bytes.
     fill_first: u64,
@@ -197,7 +259,12 @@ pub struct ClientConn {
     fill_bytes: u64,
     pub writable: bool,
     pub readable: bool,
+    /// TCP end of stream from the server.
     eof: bool,
+    /// The server's close_notify.
+    peer_closed: bool,
+    /// rustls finished the handshake.
+    hs_done: bool,
     close_queued: bool,
     shut_wr: bool,
     /// The server sent something after the handshake (it accepted us).
@@ -213,7 +280,7 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    pub fn new(idx: u32, enc: ConnEncoder, quota: u64, sched: Option<Schedule>) -> Self {
+    pub fn new(idx: u32, enc: ConnEncoder, quota: u64, rate: Option<f64>, stagger_ns: u64) -> Self {
         ClientConn {
             idx,
             phase: Phase::Idle,
@@ -224,7 +291,12 @@ impl ClientConn {
             seq: 0,
             sent: 0,
             quota,
-            sched,
+            rate,
+            stagger_ns,
+            sched: None,
+            inbuf: Vec::new(),
+            in_start: 0,
+            in_end: 0,
             out: Vec::new(),
             out_pos: 0,
             record: Vec::new(),
@@ -234,6 +306,8 @@ impl ClientConn {
             writable: false,
             readable: false,
             eof: false,
+            peer_closed: false,
+            hs_done: false,
             close_queued: false,
             shut_wr: false,
             confirmed: false,
@@ -257,6 +331,7 @@ impl ClientConn {
         token: u64,
         now_ns: u64,
         timeout_ns: u64,
+        nodelay: bool,
     ) -> Result<(), ConnError> {
         debug_assert!(self.stream.is_none());
         let domain = socket2::Domain::for_address(target);
@@ -267,7 +342,9 @@ impl ClientConn {
         )
         .map_err(|e| ConnError::Io(format!("socket: {e}")))?;
         // Handshake round trips and paced sends must not wait for Nagle.
-        let _ = sock.set_nodelay(true);
+        if nodelay {
+            let _ = sock.set_nodelay(true);
+        }
         match sock.connect(&target.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -288,9 +365,13 @@ impl ClientConn {
         self.writable = false;
         self.readable = false;
         self.eof = false;
+        self.peer_closed = false;
+        self.hs_done = false;
         self.close_queued = false;
         self.shut_wr = false;
         self.confirmed = false;
+        self.in_start = 0;
+        self.in_end = 0;
         self.out.clear();
         self.out_pos = 0;
         Ok(())
@@ -316,28 +397,36 @@ impl ClientConn {
         }
     }
 
+    fn release(&mut self) {
+        self.stream = None;
+        self.tls = None;
+        self.inbuf = Vec::new();
+        self.out = Vec::new();
+        self.record = Vec::new();
+        self.in_start = 0;
+        self.in_end = 0;
+        self.out_pos = 0;
+    }
+
     fn fail(&mut self, err: ConnError, p: &mut Progress) {
         self.error = Some(err);
         self.phase = Phase::Failed;
-        self.stream = None;
-        self.tls = None;
+        self.release();
         p.phase_changed = true;
     }
 
     /// The run is ending: established connections close cleanly, the others
-    /// are abandoned (an error, except for handshake-only cycles in flight).
+    /// are abandoned (an error), except handshake-only cycles in flight.
     pub fn begin_stop(&mut self, ctx: &Ctx<'_>, p: &mut Progress) {
         match self.phase {
             Phase::Sending | Phase::Holding | Phase::Confirming => {
                 self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p)
             }
             Phase::Connecting | Phase::Handshaking => {
-                if ctx.mode == Mode::HandshakeOnly {
-                    self.stream = None;
-                    self.tls = None;
-                    self.phase = Phase::Done;
-                    p.phase_changed = true;
-                } else {
+                // A handshake-only cycle in flight finishes (and closes
+                // cleanly) within its timeout; anything else was asked to be
+                // established by now.
+                if ctx.mode != Mode::HandshakeOnly {
                     self.fail(ConnError::NotEstablished, p);
                 }
             }
@@ -393,72 +482,79 @@ impl ClientConn {
                         return Err(classify_io(&e));
                     }
                     if stream.peer_addr().is_err() {
-                        // Spurious wakeup before the connect finished.
+                        // Woken before the connect finished.
                         return Ok(());
                     }
                     p.phase_changed = true;
                     match ctx.tls {
                         Some(cfg) => {
-                            let mut tls = ClientConnection::new(cfg.clone(), ctx.server_name.clone())
-                                .map_err(|e| ConnError::Tls(e.to_string()))?;
-                            tls.set_buffer_limit(None);
-                            self.tls = Some(tls);
+                            let conn = UnbufferedClientConnection::new(
+                                cfg.clone(),
+                                ctx.server_name.clone(),
+                            )
+                            .map_err(|e| ConnError::Tls(e.to_string()))?;
+                            self.tls = Some(Tls::Rustls(Box::new(conn)));
                             self.phase = Phase::Handshaking;
                             self.deadline_ns = ctx.now_ns + ctx.timeout_ns;
                         }
-                        None => self.after_handshake(ctx, p),
+                        None => self.after_handshake(ctx, p)?,
                     }
                 }
                 Phase::Handshaking => {
-                    self.read_incoming(ctx.now_ns)?;
-                    self.flush_tls(p)?;
-                    let tls = self.tls.as_ref().ok_or(ConnError::NotEstablished)?;
-                    if tls.is_handshaking() {
-                        if self.eof {
+                    self.drive_rustls()?;
+                    self.read_incoming()?;
+                    if !self.flush_out(p)? && !self.hs_done {
+                        return Ok(());
+                    }
+                    if !self.hs_done {
+                        if self.eof || self.peer_closed {
                             return Err(ConnError::PeerClosed);
                         }
                         return Ok(());
                     }
-                    let version = tls.protocol_version();
-                    self.negotiated = Some((
-                        version.map(|v| format!("{v:?}")).unwrap_or_default(),
-                        tls.negotiated_cipher_suite()
-                            .map(|s| format!("{:?}", s.suite()))
-                            .unwrap_or_default(),
-                    ));
+                    if let Some(Tls::Rustls(conn)) = &self.tls {
+                        self.negotiated = Some((
+                            conn.protocol_version()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_default(),
+                            conn.negotiated_cipher_suite()
+                                .map(|s| format!("{:?}", s.suite()))
+                                .unwrap_or_default(),
+                        ));
+                    }
                     p.phase_changed = true;
-                    // confirm_ns is nonzero only when we present a certificate.
-                    let needs_confirm = ctx.mode != Mode::HandshakeOnly
-                        && ctx.confirm_ns > 0
-                        && version == Some(rustls::ProtocolVersion::TLSv1_3);
+                    let needs_confirm =
+                        ctx.mode != Mode::HandshakeOnly && ctx.confirm_ns > 0 && self.is_tls13();
                     if needs_confirm && !self.confirmed {
                         self.phase = Phase::Confirming;
                         self.deadline_ns = ctx.now_ns + ctx.confirm_ns;
                     } else {
-                        self.after_handshake(ctx, p);
+                        self.after_handshake(ctx, p)?;
                     }
                 }
                 Phase::Confirming => {
-                    self.read_incoming(ctx.now_ns)?;
-                    if self.eof {
+                    self.read_incoming()?;
+                    self.flush_out(p)?;
+                    if self.eof || self.peer_closed {
                         return Err(ConnError::PeerClosed);
                     }
                     if !self.confirmed && ctx.now_ns < self.deadline_ns {
                         return Ok(());
                     }
                     p.phase_changed = true;
-                    self.after_handshake(ctx, p);
+                    self.after_handshake(ctx, p)?;
                 }
                 Phase::Holding => {
-                    self.read_incoming(ctx.now_ns)?;
-                    if self.eof {
+                    self.read_incoming()?;
+                    self.flush_out(p)?;
+                    if self.eof || self.peer_closed {
                         return Err(ConnError::PeerClosed);
                     }
                     return Ok(());
                 }
                 Phase::Sending => {
-                    self.read_incoming(ctx.now_ns)?;
-                    if self.eof {
+                    self.read_incoming()?;
+                    if self.eof || self.peer_closed {
                         return Err(ConnError::PeerClosed);
                     }
                     return self.pump(ctx, p);
@@ -469,14 +565,31 @@ impl ClientConn {
         Ok(())
     }
 
-    fn after_handshake(&mut self, ctx: &Ctx<'_>, p: &mut Progress) {
+    fn is_tls13(&self) -> bool {
+        match &self.tls {
+            Some(Tls::Rustls(c)) => c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+            Some(Tls::Direct(_)) => true,
+            None => false,
+        }
+    }
+
+    fn after_handshake(&mut self, ctx: &Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
         p.established = true;
         self.handshakes += 1;
         match ctx.mode {
             Mode::Stream => {
+                if ctx.direct && self.is_tls13() {
+                    if let Some(Tls::Rustls(conn)) = self.tls.take() {
+                        let d = Direct::from_rustls(*conn, ctx.rekey_after)
+                            .map_err(|e| ConnError::Tls(e.describe()))?;
+                        self.tls = Some(Tls::Direct(Box::new(d)));
+                    }
+                }
                 self.phase = Phase::Sending;
-                if let Some(s) = &self.sched {
+                if let Some(rate) = self.rate {
+                    let s = Schedule::new(ctx.now_ns + self.stagger_ns, rate);
                     self.next_due_ns = s.intended_ns(self.seq);
+                    self.sched = Some(s);
                 }
                 if self.sent >= self.quota {
                     self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p);
@@ -485,96 +598,145 @@ impl ClientConn {
             Mode::HoldIdle => self.phase = Phase::Holding,
             Mode::HandshakeOnly => self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p),
         }
+        Ok(())
     }
 
-    /// Reads and processes whatever the server sent. Sets `eof` at EOF.
-    fn read_incoming(&mut self, _now_ns: u64) -> Result<(), ConnError> {
-        if !self.readable {
-            return Ok(());
-        }
-        let Some(stream) = self.stream.as_mut() else {
+    /// Runs rustls over the buffered input until it needs more input or has
+    /// nothing left to do; what it wants sent is appended to `out`.
+    fn drive_rustls(&mut self) -> Result<(), ConnError> {
+        let Some(Tls::Rustls(conn)) = &mut self.tls else {
             return Ok(());
         };
-        let mut scratch = [0u8; 4096];
-        for _ in 0..READS_PER_TURN_MAX {
-            let n = match &mut self.tls {
-                Some(tls) => match tls.read_tls(stream) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.readable = false;
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(classify_io(&e)),
-                },
-                None => match stream.read(&mut scratch) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.readable = false;
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(classify_io(&e)),
-                },
+        for _ in 0..RUSTLS_STEPS_MAX {
+            let was_handshaking = conn.is_handshaking();
+            let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
+            let discard = st.discard;
+            let state = match st.state {
+                Ok(state) => state,
+                Err(e) => {
+                    self.in_start += discard;
+                    return Err(classify_tls(e, self.phase, self.confirmed));
+                }
             };
-            if n == 0 {
-                self.eof = true;
-                self.readable = false;
-                return Ok(());
-            }
-            if let Some(tls) = &mut self.tls {
-                let was_handshaking = tls.is_handshaking();
-                let confirmed = self.confirmed;
-                let phase = self.phase;
-                let state = tls.process_new_packets().map_err(|e| {
-                    // Best effort: tell the server why we are leaving.
-                    let _ = tls.write_tls(stream);
-                    classify_tls(e, phase, confirmed)
-                })?;
-                if !was_handshaking {
-                    self.confirmed = true;
+            let mut idle = false;
+            match state {
+                ConnectionState::EncodeTlsData(mut e) => {
+                    crate::tls::encode_into(&mut e, &mut self.out).map_err(ConnError::Tls)?
                 }
-                if tls.tls13_tickets_received() > 0 {
-                    self.confirmed = true;
-                }
-                // The server is not expected to send data; discard any.
-                let mut left = state.plaintext_bytes_to_read();
-                while left > 0 {
-                    match tls.reader().read(&mut scratch) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => left = left.saturating_sub(k),
+                ConnectionState::TransmitTlsData(t) => t.done(),
+                ConnectionState::ReadTraffic(mut r) => {
+                    // The server is not expected to send data; discard it.
+                    while let Some(rec) = r.next_record() {
+                        rec.map_err(|e| classify_tls(e, self.phase, self.confirmed))?;
                     }
                 }
-                if state.peer_has_closed() {
-                    self.eof = true;
+                ConnectionState::WriteTraffic(_) => {
+                    self.hs_done = true;
+                    idle = true;
                 }
-            } else {
+                ConnectionState::PeerClosed => self.peer_closed = true,
+                ConnectionState::Closed => {
+                    self.peer_closed = true;
+                    idle = true;
+                }
+                _ => idle = true,
+            }
+            if !was_handshaking && discard > 0 {
                 self.confirmed = true;
+            }
+            self.in_start += discard;
+            if idle {
+                break;
             }
         }
         Ok(())
     }
 
-    /// Writes pending TLS bytes. Returns false when the socket is full.
-    fn flush_tls(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
-        let (Some(tls), Some(stream)) = (&mut self.tls, &mut self.stream) else {
-            return Ok(true);
-        };
-        while tls.wants_write() {
-            match tls.write_tls(stream) {
-                Ok(n) => p.wire_bytes += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify_io(&e)),
-            }
+    /// Reads and processes whatever the server sent. Sets `eof` at EOF.
+    fn read_incoming(&mut self) -> Result<(), ConnError> {
+        if !self.readable || self.stream.is_none() {
+            return Ok(());
         }
-        Ok(true)
+        for _ in 0..READS_PER_TURN_MAX {
+            if self.in_start == self.in_end {
+                self.in_start = 0;
+                self.in_end = 0;
+            }
+            if self.inbuf.is_empty() {
+                self.inbuf = vec![0u8; INBUF_START_BYTES];
+            }
+            if self.in_end == self.inbuf.len() {
+                if self.in_start > 0 {
+                    // Same bytes, moved to the front: rustls sees the same input.
+                    self.inbuf.copy_within(self.in_start..self.in_end, 0);
+                    self.in_end -= self.in_start;
+                    self.in_start = 0;
+                } else if self.inbuf.len() < INBUF_MAX_BYTES {
+                    self.inbuf.resize(self.inbuf.len() * 2, 0);
+                } else {
+                    return Err(ConnError::Tls("server flight larger than 256 KiB".into()));
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(());
+            };
+            let n = match stream.read(&mut self.inbuf[self.in_end..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // An alert may have arrived just before the reset.
+                    self.process_incoming()?;
+                    return Err(classify_io(&e));
+                }
+            };
+            if n == 0 {
+                self.eof = true;
+                self.readable = false;
+                break;
+            }
+            self.in_end += n;
+            self.process_incoming()?;
+        }
+        if self.in_start == self.in_end && self.phase == Phase::Holding {
+            // Idle connections keep no buffer (memory per idle connection).
+            self.inbuf = Vec::new();
+            self.in_start = 0;
+            self.in_end = 0;
+        }
+        Ok(())
     }
 
-    fn flush_plain(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
+    fn process_incoming(&mut self) -> Result<(), ConnError> {
+        match &mut self.tls {
+            None => {
+                // Plain TCP: the server has nothing to say; discard.
+                self.in_start = self.in_end;
+                self.confirmed = true;
+                Ok(())
+            }
+            Some(Tls::Rustls(_)) => self.drive_rustls(),
+            Some(Tls::Direct(d)) => {
+                let (used, got) = d
+                    .read(&mut self.inbuf[self.in_start..self.in_end], &mut self.out)
+                    .map_err(|e| classify_record(e, self.phase, self.confirmed))?;
+                self.in_start += used;
+                if got.records > 0 {
+                    self.confirmed = true;
+                }
+                if got.close_notify {
+                    self.peer_closed = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes `out`. Returns false when the socket is full.
+    fn flush_out(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
         let Some(stream) = &mut self.stream else {
             return Ok(true);
         };
@@ -601,16 +763,11 @@ impl ClientConn {
     /// On a write failure, first looks for an alert the server sent before
     /// closing, which explains the failure better than "reset".
     fn flush(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<bool, ConnError> {
-        let res = if self.tls.is_some() {
-            self.flush_tls(p)
-        } else {
-            self.flush_plain(p)
-        };
-        let done = match res {
+        let done = match self.flush_out(p) {
             Ok(done) => done,
             Err(ConnError::Reset) => {
                 self.readable = true;
-                self.read_incoming(ctx.now_ns)?;
+                self.read_incoming()?;
                 return Err(ConnError::Reset);
             }
             Err(e) => return Err(e),
@@ -662,54 +819,108 @@ impl ClientConn {
         }
     }
 
-    /// Encodes up to `n` messages, as records of at most `records_per_write`
-    /// messages, until `write_bytes` is reached; hands them to rustls (which
-    /// encrypts each record) or to the plain output buffer.
+    /// Encodes up to `n` messages into `out` as records of at most
+    /// `records_per_write` messages (and 16 KiB), until about `write_bytes`
+    /// are queued. With TLS each record is sealed where it was encoded.
     fn fill(&mut self, n: u64, ctx: &Ctx<'_>) -> Result<usize, ConnError> {
-        debug_assert!(self.fill_msgs == 0 && n > 0);
+        debug_assert!(self.fill_msgs == 0 && self.out.is_empty() && n > 0);
         self.enc.set_time_us(sys::unix_us());
         self.fill_first = self.seq;
         let mut msgs = 0;
         let mut bytes = 0;
         while msgs < n && (bytes == 0 || bytes < ctx.write_bytes) {
             let want = ctx.records_per_write.min(n - msgs);
-            let k = match &mut self.tls {
-                Some(tls) => {
-                    self.record.clear();
-                    let k = self
-                        .enc
-                        .fill_record(self.seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.record)
-                        .map_err(ConnError::Encode)?;
-                    // One write of at most 16 KiB: rustls makes it one record.
-                    tls.writer()
-                        .write_all(&self.record)
-                        .map_err(|e| ConnError::Tls(e.to_string()))?;
-                    bytes += self.record.len();
-                    k
-                }
-                None => {
-                    let before = self.out.len();
-                    let k = self
-                        .enc
-                        .fill_record(self.seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
-                        .map_err(ConnError::Encode)?;
-                    bytes += self.out.len() - before;
-                    k
-                }
-            };
+            let (k, b) = self.fill_one_record(want)?;
             self.seq += k;
             msgs += k;
+            bytes += b;
         }
         self.fill_msgs = msgs;
         self.fill_bytes = bytes as u64;
         Ok(bytes)
     }
 
+    /// One record (one chunk with plain TCP): returns messages and framed bytes.
+    fn fill_one_record(&mut self, want: u64) -> Result<(u64, usize), ConnError> {
+        let seq = self.seq;
+        match &mut self.tls {
+            None => {
+                let before = self.out.len();
+                let k = self
+                    .enc
+                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
+                    .map_err(ConnError::Encode)?;
+                Ok((k, self.out.len() - before))
+            }
+            Some(Tls::Direct(d)) => {
+                let tls_err = |e: RecordError| ConnError::Tls(e.describe());
+                if self.enc.framed_len(seq) > TLS_PLAINTEXT_MAX_BYTES {
+                    // A message larger than a record spans several records.
+                    self.record.clear();
+                    self.enc
+                        .encode(seq, &mut self.record)
+                        .map_err(ConnError::Encode)?;
+                    for chunk in self.record.chunks(TLS_PLAINTEXT_MAX_BYTES) {
+                        let start = Direct::begin(&mut self.out);
+                        self.out.extend_from_slice(chunk);
+                        d.seal(&mut self.out, start, tls13::CONTENT_APPDATA)
+                            .map_err(tls_err)?;
+                    }
+                    return Ok((1, self.record.len()));
+                }
+                // Encode straight after the record header, seal in place.
+                let start = Direct::begin(&mut self.out);
+                let k = self
+                    .enc
+                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
+                    .map_err(ConnError::Encode)?;
+                let framed = self.out.len() - start - 5;
+                d.seal(&mut self.out, start, tls13::CONTENT_APPDATA)
+                    .map_err(tls_err)?;
+                Ok((k, framed))
+            }
+            Some(Tls::Rustls(conn)) => {
+                self.record.clear();
+                let k = self
+                    .enc
+                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.record)
+                    .map_err(ConnError::Encode)?;
+                let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
+                let discard = st.discard;
+                let res = match st.state {
+                    Ok(ConnectionState::WriteTraffic(mut w)) => {
+                        crate::tls::encrypt_into(&mut w, &self.record, &mut self.out)
+                            .map_err(ConnError::Tls)
+                    }
+                    Ok(other) => Err(ConnError::Tls(format!(
+                        "cannot send application data in state {other:?}"
+                    ))),
+                    Err(e) => Err(classify_tls(e, self.phase, self.confirmed)),
+                };
+                self.in_start += discard;
+                res?;
+                Ok((k, self.record.len()))
+            }
+        }
+    }
+
     fn close_step(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
         if !self.close_queued {
             self.close_queued = true;
-            if let Some(tls) = &mut self.tls {
-                tls.send_close_notify();
+            match &mut self.tls {
+                Some(Tls::Direct(d)) => d
+                    .close_notify(&mut self.out)
+                    .map_err(|e| ConnError::Tls(e.describe()))?,
+                Some(Tls::Rustls(conn)) => {
+                    let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
+                    let discard = st.discard;
+                    if let Ok(ConnectionState::WriteTraffic(mut w)) = st.state {
+                        crate::tls::close_notify_into(&mut w, &mut self.out)
+                            .map_err(ConnError::Tls)?;
+                    }
+                    self.in_start += discard;
+                }
+                None => {}
             }
         }
         if !self.flush(ctx, p)? {
@@ -721,10 +932,13 @@ impl ClientConn {
                 let _ = s.shutdown(Shutdown::Write);
             }
         }
-        self.read_incoming(ctx.now_ns)?;
-        if self.eof {
-            self.stream = None;
-            self.tls = None;
+        self.read_incoming()?;
+        // A KeyUpdate reply may have been queued while reading.
+        if !self.flush_out(p)? {
+            return Ok(());
+        }
+        if self.eof || self.peer_closed {
+            self.release();
             p.phase_changed = true;
             if ctx.mode == Mode::HandshakeOnly {
                 p.cycle_done = true;
@@ -739,16 +953,5 @@ impl ClientConn {
             }
         }
         Ok(())
-    }
-}
-
-fn classify_tls(e: rustls::Error, phase: Phase, confirmed: bool) -> ConnError {
-    match e {
-        rustls::Error::AlertReceived(d) => ConnError::Alert {
-            handshake: matches!(phase, Phase::Handshaking | Phase::Confirming)
-                || (!confirmed && is_refusal_alert(d)),
-            desc: e.to_string(),
-        },
-        other => ConnError::Tls(other.to_string()),
     }
 }

@@ -78,10 +78,6 @@ impl FrameDecoder {
         }
     }
 
-    pub fn framing(&self) -> Option<Framing> {
-        self.mode
-    }
-
     /// True when the stream ended cleanly between frames.
     pub fn at_frame_boundary(&self) -> bool {
         matches!(
@@ -269,7 +265,10 @@ mod tests {
                     &[&stream[..cut1], &stream[cut1..cut2], &stream[cut2..]],
                 );
                 assert_eq!(n, Ok(3));
-                assert_eq!(frames, vec![b"hello".to_vec(), b"hello world".to_vec(), b"abc".to_vec()]);
+                assert_eq!(
+                    frames,
+                    vec![b"hello".to_vec(), b"hello world".to_vec(), b"abc".to_vec()]
+                );
             }
         }
     }
@@ -288,7 +287,10 @@ mod tests {
 
     #[test]
     fn octet_errors() {
-        assert_eq!(decode_all(FramingMode::Auto, &[b"0 x"]).0, Err(FrameError::ZeroLength));
+        assert_eq!(
+            decode_all(FramingMode::Auto, &[b"0 x"]).0,
+            Err(FrameError::ZeroLength)
+        );
         assert_eq!(
             decode_all(FramingMode::Fixed(Framing::OctetCounted), &[b" x"]).0,
             Err(FrameError::ZeroLength)
@@ -318,10 +320,16 @@ mod tests {
     fn newline_frames() {
         let (n, frames) = decode_all(FramingMode::Auto, &[b"<1>a\n<2", b">b\n\n<3>c"]);
         assert_eq!(n, Ok(3));
-        assert_eq!(frames, vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"".to_vec()]);
+        assert_eq!(
+            frames,
+            vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"".to_vec()]
+        );
         let mut dec = FrameDecoder::new(FramingMode::Fixed(Framing::Newline), false, 4);
         assert_eq!(dec.feed(b"abcd\nab", &mut |_| {}), Ok(1));
         assert!(!dec.at_frame_boundary());
-        assert_eq!(dec.feed(b"cde", &mut |_| {}), Err(FrameError::FrameTooLarge));
+        assert_eq!(
+            dec.feed(b"cde", &mut |_| {}),
+            Err(FrameError::FrameTooLarge)
+        );
     }
 }

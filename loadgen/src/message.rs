@@ -80,7 +80,7 @@ pub fn pad_offset(conn: u32, seq: u64) -> usize {
 
 /// Appends the `pad_len` padding bytes (terminator included) of (conn, seq).
 pub fn push_padding(out: &mut Vec<u8>, conn: u32, seq: u64, pad_len: usize) {
-    debug_assert!(pad_len >= 1 && pad_len <= SIZE_MAX_BYTES);
+    debug_assert!((1..=SIZE_MAX_BYTES).contains(&pad_len));
     let start = pad_offset(conn, seq);
     out.extend_from_slice(&pad_table()[start..start + pad_len - 1]);
     out.push(PAD_TERMINATOR);
@@ -139,7 +139,10 @@ pub fn parse_marker(s: &[u8]) -> Result<(Marker, usize), MarkerError> {
     let mut i = MARKER_PREFIX.len();
     let mut run: u32 = 0;
     for _ in 0..8 {
-        let d = s.get(i).and_then(|&b| hex_value(b)).ok_or(MarkerError::BadRunId)?;
+        let d = s
+            .get(i)
+            .and_then(|&b| hex_value(b))
+            .ok_or(MarkerError::BadRunId)?;
         run = (run << 4) | u32::from(d);
         i += 1;
     }
@@ -265,8 +268,7 @@ pub const TS5424_LEN: usize = 27;
 pub const TS3164_LEN: usize = 15;
 
 const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-    b"Dec",
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 fn put2(out: &mut [u8], v: u32) {
@@ -308,7 +310,11 @@ pub fn write_timestamp(format: Format, unix_us: u64, out: &mut [u8]) {
             let month = MONTHS[(c.month as usize).clamp(1, 12) - 1];
             out[0..3].copy_from_slice(month);
             out[3] = b' ';
-            out[4] = if c.day < 10 { b' ' } else { b'0' + (c.day / 10) as u8 };
+            out[4] = if c.day < 10 {
+                b' '
+            } else {
+                b'0' + (c.day / 10) as u8
+            };
             out[5] = b'0' + (c.day % 10) as u8;
             out[6] = b' ';
             put2(&mut out[7..9], c.hour);
@@ -369,10 +375,7 @@ fn render_header(spec: &MessageSpec, conn: u32) -> (Vec<u8>, std::ops::Range<usi
             h.extend_from_slice(spec.pid.to_string().as_bytes());
             h.extend_from_slice(b" - ");
             if spec.sd {
-                let sd = format!(
-                    "[{SD_ID} run=\"{}\" conn=\"{conn}\"]",
-                    run_id_hex(spec.run)
-                );
+                let sd = format!("[{SD_ID} run=\"{}\" conn=\"{conn}\"]", run_id_hex(spec.run));
                 h.extend_from_slice(sd.as_bytes());
             } else {
                 h.push(b'-');
@@ -585,10 +588,6 @@ impl ConnEncoder {
         enc
     }
 
-    pub fn conn(&self) -> u32 {
-        self.conn
-    }
-
     /// Re-renders the header's timestamp; cheap when the time did not change.
     pub fn set_time_us(&mut self, unix_us: u64) {
         let unix_us = match self.format {
@@ -597,7 +596,11 @@ impl ConnEncoder {
         };
         if unix_us != self.last_ts_us {
             self.last_ts_us = unix_us;
-            write_timestamp(self.format, unix_us, &mut self.header[self.ts_range.clone()]);
+            write_timestamp(
+                self.format,
+                unix_us,
+                &mut self.header[self.ts_range.clone()],
+            );
         }
     }
 
@@ -615,7 +618,11 @@ impl ConnEncoder {
             None => self.size,
             Some(lines) => {
                 let t = &lines[(seq % lines.len() as u64) as usize];
-                let head = if t.wrap { self.header.len() } else { t.head.len() };
+                let head = if t.wrap {
+                    self.header.len()
+                } else {
+                    t.head.len()
+                };
                 head + self.marker_fixed.len() + decimal_len(seq) + 1 + t.tail.len()
             }
         }
@@ -659,8 +666,8 @@ impl ConnEncoder {
     }
 
     /// Appends messages `seq, seq+1, ...` to `record` while there are fewer
-    /// than `max_msgs` and they fit in `max_bytes` (at least one is always
-    /// added). Returns how many were added.
+    /// than `max_msgs` and the bytes appended stay within `max_bytes` (at
+    /// least one is always added). Returns how many were added.
     pub fn fill_record(
         &self,
         seq: u64,
@@ -668,9 +675,10 @@ impl ConnEncoder {
         max_bytes: usize,
         record: &mut Vec<u8>,
     ) -> Result<u64, EncodeError> {
+        let base = record.len();
         let mut n = 0;
         while n < max_msgs {
-            if n > 0 && record.len() + self.framed_len(seq + n) > max_bytes {
+            if n > 0 && record.len() - base + self.framed_len(seq + n) > max_bytes {
                 break;
             }
             self.encode(seq + n, record)?;
@@ -731,7 +739,7 @@ mod tests {
         for format in [Format::Rfc5424, Format::Rfc3164] {
             for framing in [Framing::OctetCounted, Framing::Newline] {
                 for sd in [false, true] {
-                    for size in [120usize, 300, 1000, 16000] {
+                    for size in [160usize, 300, 1000, 16000] {
                         let mut s = spec(format, framing, size);
                         s.sd = sd;
                         let mut enc = ConnEncoder::new(&s, 7, None);
@@ -770,7 +778,9 @@ mod tests {
         enc.encode(5, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.starts_with("100 <134>1 2026-11-26T15:16:40.123456Z host1 loadgen 4242 - - lg=deadbeef/3/5 "),
+            text.starts_with(
+                "100 <134>1 2026-11-26T15:16:40.123456Z host1 loadgen 4242 - - lg=deadbeef/3/5 "
+            ),
             "{text}"
         );
         assert!(text.ends_with('.'));
@@ -787,7 +797,10 @@ mod tests {
         let c = civil_from_unix(1_794_928_600);
         assert_eq!((c.year, c.month, c.day), (2026, 11, 17));
         assert!(text.starts_with("<134>Nov 17 "), "{text}");
-        assert!(text.contains(" host1 loadgen[4242]: lg=deadbeef/0/0 "), "{text}");
+        assert!(
+            text.contains(" host1 loadgen[4242]: lg=deadbeef/0/0 "),
+            "{text}"
+        );
         enc.set_time_us(1_794_150_000_000_000); // 2026-11-08: space-padded day
         let mut out = Vec::new();
         enc.encode(0, &mut out).unwrap();
@@ -820,7 +833,10 @@ mod tests {
         );
         // 2000-02-29T23:59:59Z
         let c = civil_from_unix(951_868_799);
-        assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (2000, 2, 29, 23, 59, 59));
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (2000, 2, 29, 23, 59, 59)
+        );
     }
 
     #[test]
@@ -836,17 +852,32 @@ mod tests {
         );
         assert_eq!(used, "lg=0000abcd/12/345 ".len());
         assert_eq!(parse_marker(b"lg=0000abc/1/2 "), Err(MarkerError::BadRunId));
-        assert_eq!(parse_marker(b"lg=0000abcg/1/2 "), Err(MarkerError::BadRunId));
+        assert_eq!(
+            parse_marker(b"lg=0000abcg/1/2 "),
+            Err(MarkerError::BadRunId)
+        );
         assert_eq!(parse_marker(b"lg=0000abcd//2 "), Err(MarkerError::BadConn));
-        assert_eq!(parse_marker(b"lg=0000abcd/99999999999/2 "), Err(MarkerError::BadConn));
-        assert_eq!(parse_marker(b"lg=0000abcd/4294967296/2 "), Err(MarkerError::BadConn));
+        assert_eq!(
+            parse_marker(b"lg=0000abcd/99999999999/2 "),
+            Err(MarkerError::BadConn)
+        );
+        assert_eq!(
+            parse_marker(b"lg=0000abcd/4294967296/2 "),
+            Err(MarkerError::BadConn)
+        );
         assert_eq!(parse_marker(b"lg=0000abcd/1/ "), Err(MarkerError::BadSeq));
         assert_eq!(
             parse_marker(b"lg=0000abcd/1/99999999999999999999 "),
             Err(MarkerError::BadSeq)
         );
-        assert_eq!(parse_marker(b"lg=0000abcd/1/2"), Err(MarkerError::MissingSpace));
-        assert_eq!(parse_marker(b"lg=0000abcd/1/2x"), Err(MarkerError::MissingSpace));
+        assert_eq!(
+            parse_marker(b"lg=0000abcd/1/2"),
+            Err(MarkerError::MissingSpace)
+        );
+        assert_eq!(
+            parse_marker(b"lg=0000abcd/1/2x"),
+            Err(MarkerError::MissingSpace)
+        );
     }
 
     #[test]
@@ -917,11 +948,19 @@ mod tests {
         let s = spec(Format::Rfc5424, Framing::OctetCounted, 300);
         let enc = ConnEncoder::new(&s, 0, None);
         let mut rec = Vec::new();
-        assert_eq!(enc.fill_record(0, 50, TLS_PLAINTEXT_MAX_BYTES, &mut rec).unwrap(), 50);
+        assert_eq!(
+            enc.fill_record(0, 50, TLS_PLAINTEXT_MAX_BYTES, &mut rec)
+                .unwrap(),
+            50
+        );
         assert_eq!(rec.len(), 50 * 304);
         rec.clear();
         // 16384 / 304 = 53.9: the byte limit caps a 100-message request.
-        assert_eq!(enc.fill_record(0, 100, TLS_PLAINTEXT_MAX_BYTES, &mut rec).unwrap(), 53);
+        assert_eq!(
+            enc.fill_record(0, 100, TLS_PLAINTEXT_MAX_BYTES, &mut rec)
+                .unwrap(),
+            53
+        );
         assert!(rec.len() <= TLS_PLAINTEXT_MAX_BYTES);
     }
 

@@ -16,15 +16,14 @@ pub struct Schedule {
 impl Schedule {
     /// `rate_per_s` must be positive and finite.
     pub fn new(start_ns: u64, rate_per_s: f64) -> Self {
-        assert!(rate_per_s.is_finite() && rate_per_s > 0.0, "rate must be positive");
+        assert!(
+            rate_per_s.is_finite() && rate_per_s > 0.0,
+            "rate must be positive"
+        );
         Schedule {
             start_ns,
             period_ns: 1e9 / rate_per_s,
         }
-    }
-
-    pub fn period_ns(&self) -> f64 {
-        self.period_ns
     }
 
     /// When event `k` is intended to happen.

@@ -56,10 +56,6 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, events)
     }
 
-    pub fn modify(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, token, events)
-    }
-
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }

@@ -76,7 +76,10 @@ pub fn provider(opts: &CryptoOptions) -> Result<Arc<CryptoProvider>, String> {
         }
     }
     if let Some(list) = &opts.kx {
-        let wanted: Vec<String> = list.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+        let wanted: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
         p.kx_groups = aws_lc_rs::ALL_KX_GROUPS
             .iter()
             .filter(|g| wanted.contains(&format!("{:?}", g.name()).to_ascii_lowercase()))
@@ -89,10 +92,13 @@ pub fn provider(opts: &CryptoOptions) -> Result<Arc<CryptoProvider>, String> {
     Ok(Arc::new(p))
 }
 
+static ONLY_TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+static ONLY_TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+
 fn versions(v: Option<TlsVersion>) -> &'static [&'static rustls::SupportedProtocolVersion] {
     match v {
-        Some(TlsVersion::V12) => &[&rustls::version::TLS12],
-        Some(TlsVersion::V13) => &[&rustls::version::TLS13],
+        Some(TlsVersion::V12) => &ONLY_TLS12,
+        Some(TlsVersion::V13) => &ONLY_TLS13,
         None => rustls::DEFAULT_VERSIONS,
     }
 }
@@ -153,6 +159,8 @@ pub fn client_config(opts: &ClientOptions<'_>) -> Result<Arc<ClientConfig>, Stri
     if !opts.resume {
         config.resumption = Resumption::disabled();
     }
+    // The data phase of TLS 1.3 runs on loadgen's own record layer (tls13.rs).
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -246,6 +254,79 @@ impl ServerCertVerifier for NoServerVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Appends a handshake record rustls's unbuffered API wants sent to `out`.
+pub fn encode_into<Data>(
+    e: &mut rustls::unbuffered::EncodeTlsData<'_, Data>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let start = out.len();
+    out.resize(start + 4096, 0);
+    match e.encode(&mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(rustls::unbuffered::EncodeError::InsufficientSize(s)) => {
+            out.resize(start + s.required_size, 0);
+            let n = e.encode(&mut out[start..]).map_err(|e| e.to_string())?;
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(other) => {
+            out.truncate(start);
+            Err(other.to_string())
+        }
+    }
+}
+
+/// Appends `data` encrypted by rustls's unbuffered API (TLS 1.2 data phase).
+pub fn encrypt_into<Data>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let start = out.len();
+    // Per-record overhead is under 64 bytes; records are at most 16 KiB.
+    out.resize(start + data.len() + 64 * (data.len() / 16384 + 1), 0);
+    match w.encrypt(data, &mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(rustls::unbuffered::EncryptError::InsufficientSize(s)) => {
+            out.resize(start + s.required_size, 0);
+            let n = w
+                .encrypt(data, &mut out[start..])
+                .map_err(|e| e.to_string())?;
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(other) => {
+            out.truncate(start);
+            Err(other.to_string())
+        }
+    }
+}
+
+/// Appends a close_notify alert via rustls's unbuffered API.
+pub fn close_notify_into<Data>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let start = out.len();
+    out.resize(start + 64, 0);
+    match w.queue_close_notify(&mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e.to_string())
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 #   KTLS_VM_TIMEOUT_S   wall-clock limit for qemu (default 300)
 #   KTLS_VM_LOG         also keep the serial log in this file
 #   KTLS_VM_KERNEL      "vmlinuz" to boot the bzImage instead of vmlinux
+#   KTLS_VM_EXTRA       a folder copied into the guest as /extra (PKI,
+#                       more guest scripts)
 set -euo pipefail
 
 CACHE_DIR=${1:?usage: run.sh CACHE_DIR GUEST_SCRIPT BIN...}
@@ -40,6 +42,10 @@ for bin in "$@"; do
     done
 done
 cp "$GUEST_SCRIPT" "$OVL/test.sh"
+if [ -n "${KTLS_VM_EXTRA:-}" ]; then
+    [ -d "$KTLS_VM_EXTRA" ] || die "KTLS_VM_EXTRA=$KTLS_VM_EXTRA is not a folder"
+    cp -a "$KTLS_VM_EXTRA" "$OVL/extra"
+fi
 chmod 755 "$OVL/test.sh"
 
 # Gzip cpio archives concatenate: the overlay's files land on top of the base.

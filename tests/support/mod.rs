@@ -1,7 +1,10 @@
 //! Shared helpers for the end-to-end tests.
 pub mod client;
+pub mod jsonl;
 pub mod pki;
+pub mod probe;
 pub mod server;
+pub mod trust_pki;
 
 use std::net::SocketAddr;
 

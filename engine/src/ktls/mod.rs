@@ -19,7 +19,10 @@
 //!
 //! The order a connection goes through is written down in
 //! `tests/ktls-vm/NOTES.md`; `engine/examples/ktls_selftest.rs` runs it end
-//! to end in a guest kernel that has kTLS.
+//! to end in a guest kernel that has kTLS. The engine drives it from
+//! `conn.rs` and `conn/offload.rs` (the per-connection phases, sans-IO) and
+//! `shard/` (which receive to arm); `tests/ktls-vm/engine.sh` checks the
+//! real binary in the guest.
 
 mod control;
 mod crypto_info;

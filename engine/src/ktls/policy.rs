@@ -53,15 +53,20 @@ pub enum UserspaceReason {
     CipherUnsupported,
     /// TLS 1.3 under `auto` on a kernel that cannot follow a KeyUpdate.
     Tls13RekeyUnsupported,
+    /// Bytes past the handshake had already been read into userspace, so
+    /// the kernel could not start at a record boundary. Record-exact
+    /// handshake reads make this unreachable; it is the safe answer if not.
+    HandshakeNotAligned,
 }
 
 impl UserspaceReason {
-    pub const ALL: [UserspaceReason; 5] = [
+    pub const ALL: [UserspaceReason; 6] = [
         UserspaceReason::ModeOff,
         UserspaceReason::KernelLacksKtls,
         UserspaceReason::VersionUnsupported,
         UserspaceReason::CipherUnsupported,
         UserspaceReason::Tls13RekeyUnsupported,
+        UserspaceReason::HandshakeNotAligned,
     ];
 
     /// Stats label.
@@ -72,6 +77,7 @@ impl UserspaceReason {
             UserspaceReason::VersionUnsupported => "version_unsupported",
             UserspaceReason::CipherUnsupported => "cipher_unsupported",
             UserspaceReason::Tls13RekeyUnsupported => "tls13_rekey_unsupported",
+            UserspaceReason::HandshakeNotAligned => "handshake_not_aligned",
         }
     }
 }
@@ -85,6 +91,9 @@ impl fmt::Display for UserspaceReason {
             UserspaceReason::CipherUnsupported => "the kernel does not offload this cipher",
             UserspaceReason::Tls13RekeyUnsupported => {
                 "the kernel cannot follow a TLS 1.3 KeyUpdate (needs Linux 6.14)"
+            }
+            UserspaceReason::HandshakeNotAligned => {
+                "bytes past the handshake were already read into userspace"
             }
         })
     }
@@ -160,7 +169,7 @@ pub fn check_mode_at_startup(mode: KtlsMode, support: &KtlsSupport) -> Result<()
         return Ok(());
     }
     Err(format!(
-        "ktls = \"on\" but this kernel cannot offload TLS ({}); \
+        "ktls = \"on\" but this kernel has no kTLS ({}); \
          load the tls module (CONFIG_TLS) or set ktls = \"auto\" or \"off\"",
         support.unavailable_reason()
     ))

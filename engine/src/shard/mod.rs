@@ -2,6 +2,14 @@
 //! receives into a provided buffer ring (multishot recv), hands the bytes to
 //! each connection's state machine ([`crate::conn::Conn`]) and sends what that
 //! returns. Completions are reaped in batches; submissions go in once per turn.
+//!
+//! kTLS: a connection that may be offloaded reads its handshake with
+//! single-shot receives of exact lengths into its own buffer
+//! ([`RecvPlan::Exact`]); once its last handshake flight is sent the shard
+//! calls [`Conn::enable_ktls`] and arms the multishot receive as for any
+//! connection, which then yields plaintext. EIO on that receive means a
+//! control record: [`Conn::on_ktls_control`] reads it with a synchronous
+//! `recvmsg` (rare: alerts, KeyUpdate).
 
 pub mod bufring;
 pub mod listener;
@@ -15,7 +23,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::batch::{Batcher, ConnMeta, Ring, WriterWaker};
 use crate::config::Transport;
-use crate::conn::{CloseReason, Conn, Outcome};
+use crate::conn::{CloseReason, Conn, FdSocket, KtlsPlan, Outcome, RecvPlan};
 use crate::framing::Decoder;
 use crate::ratelog::RateLog;
 use crate::runtime::Shared;
@@ -26,6 +34,9 @@ const KIND_ACCEPT: u64 = 1;
 const KIND_RECV: u64 = 2;
 const KIND_SEND: u64 = 3;
 const KIND_CANCEL: u64 = 4;
+/// A single-shot receive of an exact length into the connection's own
+/// buffer (record-exact handshake reads).
+const KIND_RECV_EXACT: u64 = 5;
 /// How long one wait for completions may last: bounds how late timeouts and
 /// shutdown are noticed.
 const WAIT_MS: u64 = 50;
@@ -45,7 +56,9 @@ struct Entry {
     source: u16,
     conn: Conn,
     accepted: Instant,
+    /// A receive is in flight (multishot or exact); `recv_kind` says which.
     recv_armed: bool,
+    recv_kind: u64,
     /// Bytes being sent (owned here until the send completes) and how far it got.
     send_buf: Vec<u8>,
     send_off: usize,
@@ -188,10 +201,26 @@ impl Shard {
         if e.recv_armed || e.closing {
             return;
         }
+        let sqe = match e.conn.recv_plan() {
+            RecvPlan::Multishot => opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
+                .build()
+                .user_data(user_data(KIND_RECV, slot, gen)),
+            RecvPlan::Exact => {
+                let fd = e.fd;
+                let Some(buf) = e.conn.exact_read_buf() else {
+                    return;
+                };
+                // The buffer is the connection's heap memory; it stays put
+                // until the completion comes back to `on_recv_exact`, and the
+                // entry is not freed while `recv_armed` (see finish_close).
+                opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
+                    .build()
+                    .user_data(user_data(KIND_RECV_EXACT, slot, gen))
+            }
+            RecvPlan::Wait => return,
+        };
+        e.recv_kind = sqe.get_user_data() >> 56;
         e.recv_armed = true;
-        let sqe = opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
-            .build()
-            .user_data(user_data(KIND_RECV, slot, gen));
         self.push_sqe(sqe);
     }
 
@@ -227,6 +256,7 @@ impl Shard {
                 match kind {
                     KIND_ACCEPT => self.on_accept(slot as usize, res, flags),
                     KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
+                    KIND_RECV_EXACT => self.on_recv_exact(slot, gen, res, now_ns),
                     KIND_SEND => self.on_send(slot, gen, res),
                     _ => {}
                 }
@@ -358,7 +388,15 @@ impl Shard {
             src.config.oversize,
         );
         let conn = match (src.config.transport, &src.tls) {
-            (Transport::Tls, Some(tls)) => match Conn::new_tls(tls.current(), meta, decoder) {
+            (Transport::Tls, Some(tls)) => match Conn::new_tls(
+                tls.current(),
+                meta,
+                decoder,
+                KtlsPlan {
+                    mode: src.config.ktls,
+                    support: Arc::clone(&self.shared.ktls),
+                },
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     log::error!("{peer}: cannot start TLS: {e}");
@@ -376,6 +414,7 @@ impl Shard {
             conn,
             accepted: Instant::now(),
             recv_armed: false,
+            recv_kind: KIND_RECV,
             send_buf: Vec::new(),
             send_off: 0,
             send_inflight: false,
@@ -450,6 +489,21 @@ impl Shard {
                 Err(reason) => self.refuse(slot, reason),
             }
             self.flush_send(slot);
+        } else if res < 0 && e.conn.is_offloaded() && !e.closing && -res != libc::ENOBUFS {
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
+            if -res == libc::EIO {
+                // Not application data at the head of the socket.
+                self.on_ktls_control(slot, now_ns);
+            } else if let Some(reason) = e.conn.on_ktls_recv_error(-res) {
+                // The kernel refused a record (garbage, forgery): every
+                // message before it has been framed already.
+                self.refuse(slot, reason);
+            } else {
+                self.on_peer_gone(slot, res, now_ns);
+                return;
+            }
         } else if res == 0 || (res < 0 && -res != libc::ENOBUFS) {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
@@ -471,6 +525,92 @@ impl Shard {
             .is_some_and(|e| e.closing && !e.recv_armed)
         {
             self.finish_close(slot);
+        }
+    }
+
+    /// A record-exact handshake read completed.
+    fn on_recv_exact(&mut self, slot: u32, gen: u32, res: i32, now_ns: u64) {
+        let Some(e) = self
+            .slots
+            .get_mut(slot as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
+        e.recv_armed = false;
+        if res <= 0 {
+            if -res == libc::ECANCELED || e.closing {
+                self.finish_close(slot);
+            } else {
+                self.on_peer_gone(slot, res, now_ns);
+            }
+            return;
+        }
+        let source = e.source as usize;
+        let result = if e.closing {
+            Ok(Outcome::Continue)
+        } else {
+            let mut out = std::mem::take(&mut self.out_scratch);
+            let r = e
+                .conn
+                .on_exact_read(res as usize, now_ns, &mut self.batcher, &mut out);
+            Self::queue_out(e, &mut out);
+            self.out_scratch = out;
+            r
+        };
+        self.take_conn_counters(slot, source);
+        match result {
+            Ok(Outcome::Continue) => {}
+            Ok(Outcome::PeerClosed) => self.begin_close(slot),
+            Err(reason) => self.refuse(slot, reason),
+        }
+        self.flush_send(slot);
+        self.maybe_enable_ktls(slot);
+        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
+            return;
+        };
+        if e.closing {
+            self.finish_close(slot);
+        } else {
+            // The next exact read, or the multishot once the handshake is over.
+            self.rearm.push(slot);
+        }
+    }
+
+    /// Once the keys are ready and the last handshake flight has left, the
+    /// kernel takes the socket; then the multishot receive is armed.
+    fn maybe_enable_ktls(&mut self, slot: u32) {
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
+        let sent = !e.send_inflight && e.send_off >= e.send_buf.len() && e.pending_out.is_empty();
+        if e.closing || !sent || !e.conn.is_ktls_pending() {
+            return;
+        }
+        let source = e.source as usize;
+        let result = e.conn.enable_ktls(&mut FdSocket(e.fd));
+        self.take_conn_counters(slot, source);
+        match result {
+            Ok(()) => self.rearm.push(slot),
+            Err(reason) => self.refuse(slot, reason),
+        }
+    }
+
+    /// EIO on an offloaded socket: a control record waits at its head.
+    fn on_ktls_control(&mut self, slot: u32, now_ns: u64) {
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
+        let source = e.source as usize;
+        let result = e
+            .conn
+            .on_ktls_control(&mut FdSocket(e.fd), now_ns, &mut self.batcher);
+        self.take_conn_counters(slot, source);
+        match result {
+            Ok(Outcome::Continue) => {}
+            Ok(Outcome::PeerClosed) => self.begin_close(slot),
+            Err(reason) => self.refuse(slot, reason),
         }
     }
 
@@ -563,6 +703,8 @@ impl Shard {
         self.flush_send(slot);
         if closing {
             self.finish_close(slot);
+        } else {
+            self.maybe_enable_ktls(slot);
         }
     }
 
@@ -597,7 +739,9 @@ impl Shard {
         match &reason {
             CloseReason::Handshake(h) => stats.handshake_failures.inc(h.label()),
             CloseReason::Framing(f) => stats.framing_errors.inc(f.label()),
-            CloseReason::Tls(_) => stats.connection_errors.inc(reason.label()),
+            CloseReason::Tls(_) | CloseReason::Ktls(_) => {
+                stats.connection_errors.inc(reason.label())
+            }
         }
         self.log_close(slot, &reason.to_string());
         self.begin_close(slot);
@@ -614,7 +758,7 @@ impl Shard {
             e.closing = true;
         }
         if e.recv_armed {
-            let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, slot, gen))
+            let sqe = opcode::AsyncCancel::new(user_data(e.recv_kind, slot, gen))
                 .build()
                 .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
@@ -657,6 +801,14 @@ impl Shard {
         };
         let c = std::mem::take(&mut e.conn.counters);
         let d = e.conn.take_decoder_counters();
+        let ev = e.conn.take_events();
+        let stats = &self.shared.stats.sources[source];
+        if let Some(path) = ev.tls_path {
+            stats.tls_path.inc(path);
+        }
+        if let Some(kind) = ev.ktls_control {
+            stats.ktls_control_records.inc(kind);
+        }
         let l = &mut self.local[source];
         l.messages += c.messages;
         l.bytes += c.bytes;

@@ -160,6 +160,18 @@ impl HandshakeFailure {
     }
 }
 
+/// The policy's own explanation of a refusal (the DN that did not match,
+/// the fingerprint, the names tried), for the log line; None for others.
+pub fn refusal_detail(err: &rustls::Error) -> Option<String> {
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => other
+            .0
+            .downcast_ref::<PolicyRefusal>()
+            .map(|r| r.to_string()),
+        _ => None,
+    }
+}
+
 fn classify_certificate(err: &CertificateError) -> HandshakeFailure {
     use CertificateError as C;
     use HandshakeFailure as F;

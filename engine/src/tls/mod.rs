@@ -184,7 +184,7 @@ mod tests;
 
 pub use dev_pki::{ensure_dev_pki, DevPki, DevPkiError, DEV_CLIENT_CN};
 pub use error::TlsConfigError;
-pub use failure::{looks_like_tls, HandshakeFailure};
+pub use failure::{looks_like_tls, refusal_detail, HandshakeFailure};
 pub use identity::PeerIdentity;
 pub use policy::PolicyRefusal;
 pub use server_config::build_server_config;

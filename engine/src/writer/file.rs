@@ -58,6 +58,17 @@ impl FileSink {
 
     /// Writes all of `parts`, in order, looping over short writes.
     pub fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        // Empty parts would make writev return 0, which reads as "disk full".
+        let owned: Vec<&[u8]>;
+        let parts = if parts.iter().any(|p| p.is_empty()) {
+            owned = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+            &owned[..]
+        } else {
+            parts
+        };
+        if parts.is_empty() {
+            return Ok(());
+        }
         let mut idx = 0;
         let mut offset = 0;
         while idx < parts.len() {
@@ -109,5 +120,34 @@ impl FileSink {
             self.dirty = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DestinationType, OutputFormat};
+
+    fn sink(dir: &std::path::Path) -> FileSink {
+        let cfg = DestinationConfig {
+            name: "d".into(),
+            kind: DestinationType::File,
+            path: dir.join("out.log"),
+            format: OutputFormat::Raw,
+            fsync: FsyncPolicy::Never,
+            fsync_interval_ms: 1000,
+        };
+        FileSink::open(&cfg).expect("open")
+    }
+
+    #[test]
+    fn empty_parts_are_skipped_not_an_error() {
+        let dir = std::env::temp_dir().join(format!("ringest-file-test-{}", std::process::id()));
+        let mut s = sink(&dir);
+        s.write_all(&[]).expect("nothing to write is fine");
+        s.write_all(&[b"", b"a\n", b"", b"b\n"]).expect("write");
+        s.write_all(&[b""]).expect("only empty");
+        assert_eq!(std::fs::read(dir.join("out.log")).expect("read"), b"a\nb\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

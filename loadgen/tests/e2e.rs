@@ -1,0 +1,547 @@
+//! End-to-end: the real `loadgen` binary, sink and sender on an ephemeral
+//! loopback port, with a PKI made by rcgen in the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p = std::env::temp_dir().join(format!("loadgen-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CA, server (localhost, 127.0.0.1) and client certificates, plus a client
+/// certificate from another CA.
+fn make_pki(dir: &TempDir) {
+    fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        (p.self_signed(&key).unwrap(), key)
+    }
+    fn leaf(
+        dir: &TempDir,
+        name: &str,
+        sans: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+        issuer: &(rcgen::Certificate, KeyPair),
+    ) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
+        std::fs::write(dir.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    let root = ca("loadgen test CA");
+    std::fs::write(dir.path("ca.pem"), root.0.pem()).unwrap();
+    leaf(
+        dir,
+        "server",
+        vec!["localhost".into(), "127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        &root,
+    );
+    leaf(
+        dir,
+        "client",
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        &root,
+    );
+    let other = ca("another CA");
+    leaf(
+        dir,
+        "stranger",
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        &other,
+    );
+}
+
+struct Sink {
+    child: Child,
+    addr: String,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// Starts `loadgen sink` on 127.0.0.1:0 and reads the bound address.
+fn start_sink(extra: &[&str]) -> Sink {
+    let mut child = Command::new(BIN)
+        .args([
+            "sink",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-after-idle-ms",
+            "1000",
+            "--duration",
+            "60s",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sink");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    assert_eq!(v["event"], "listening");
+    let addr = v["addr"].as_str().unwrap().to_string();
+    Sink {
+        child,
+        addr,
+        stdout,
+    }
+}
+
+/// Waits (bounded) for the sink to exit by itself and returns its summary.
+fn sink_summary(mut sink: Sink) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if sink.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = sink.child.kill();
+            panic!("sink did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut last = String::new();
+    for line in sink.stdout.lines() {
+        last = line.unwrap();
+    }
+    let v: serde_json::Value = serde_json::from_str(&last).expect("summary line");
+    assert_eq!(v["event"], "summary");
+    v
+}
+
+/// Runs `loadgen send` and returns (exit code, JSON report).
+fn send(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(BIN)
+        .arg("send")
+        .args(args)
+        .args(["--json", "--quiet", "--duration", "20s"])
+        .output()
+        .expect("run send");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "send JSON: {e}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn verify(args: &[&Path], extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(BIN)
+        .arg("verify")
+        .args(args)
+        .args(extra)
+        .arg("--json")
+        .output()
+        .expect("run verify");
+    let v = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn mutual_tls_octet_counted_count_matches_sink_and_verifies() {
+    let dir = TempDir::new("mtls");
+    make_pki(&dir);
+    let (ca, cert, key) = (
+        dir.path("ca.pem"),
+        dir.path("server.pem"),
+        dir.path("server.key"),
+    );
+    let out = dir.path("received.log");
+    let sink = start_sink(&[
+        "--cert",
+        s(&cert),
+        "--key",
+        s(&key),
+        "--ca",
+        s(&ca),
+        "--output",
+        s(&out),
+    ]);
+    let (code, report) = send(&[
+        "--target",
+        &sink.addr,
+        "--ca",
+        s(&ca),
+        "--sni",
+        "localhost",
+        "--cert",
+        s(&dir.path("client.pem")),
+        "--key",
+        s(&dir.path("client.key")),
+        "--connections",
+        "5",
+        "--threads",
+        "2",
+        "--count",
+        "20000",
+        "--cipher",
+        "TLS13_AES_128_GCM_SHA256",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["sent"], 20000);
+    assert_eq!(report["connections_established"], 5);
+    assert_eq!(report["tls_version"], "TLSv1_3");
+    assert_eq!(report["cipher"], "TLS13_AES_128_GCM_SHA256");
+    assert_eq!(report["errors"], serde_json::json!({}));
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], 20000, "{summary}");
+    assert_eq!(summary["handshakes"], 5);
+    assert_eq!(
+        summary["close_notify_received"], 5,
+        "clean close: {summary}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary}");
+
+    // The sink's output verifies against what send reported.
+    let send_json = dir.path("send.json");
+    std::fs::write(&send_json, report.to_string()).unwrap();
+    let (code, v) = verify(&[&out], &["--expect-json", s(&send_json)]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["received"], 20000);
+    assert_eq!(v["missing"], 0);
+
+    // And fails once a line is removed, one duplicated and one altered.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.remove(100);
+    let dup = lines[200].clone();
+    lines.push(dup);
+    let mut altered = lines[300].clone().into_bytes();
+    let at = altered.len() - 5;
+    altered[at] = if altered[at] == b'x' { b'y' } else { b'x' };
+    lines[300] = String::from_utf8(altered).unwrap();
+    let damaged = dir.path("damaged.log");
+    std::fs::write(&damaged, lines.join("\n") + "\n").unwrap();
+    let (code, v) = verify(&[&damaged], &["--expect-json", s(&send_json)]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(
+        (
+            v["missing"].as_u64(),
+            v["duplicated"].as_u64(),
+            v["corrupted"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{v}"
+    );
+}
+
+#[test]
+fn newline_framing_over_tls_and_plain_tcp() {
+    let dir = TempDir::new("newline");
+    make_pki(&dir);
+    let out = dir.path("received.log");
+    let sink = start_sink(&[
+        "--cert",
+        s(&dir.path("server.pem")),
+        "--key",
+        s(&dir.path("server.key")),
+        "--output",
+        s(&out),
+        "--framing",
+        "newline",
+    ]);
+    let (code, report) = send(&[
+        "--target",
+        &sink.addr,
+        "--connections",
+        "3",
+        "--count",
+        "3000",
+        "--framing",
+        "newline",
+        "--format",
+        "rfc3164",
+        "--records-per-write",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], 3000, "{summary}");
+    let (code, v) = verify(
+        &[&out],
+        &["--expect-count", "3000", "--expect-connections", "3"],
+    );
+    assert_eq!(code, 0, "{v}");
+
+    let out = dir.path("tcp.log");
+    let sink = start_sink(&["--tcp", "--output", s(&out)]);
+    let (code, report) = send(&[
+        "--target",
+        &sink.addr,
+        "--tcp",
+        "--connections",
+        "2",
+        "--count",
+        "999",
+        "--sd",
+    ]);
+    assert_eq!(code, 0, "{report}");
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], 999, "{summary}");
+    let (code, v) = verify(
+        &[&out],
+        &[
+            "--expect-count",
+            "999",
+            "--expect-connections",
+            "2",
+            "--size",
+            "300",
+        ],
+    );
+    assert_eq!(code, 0, "{v}");
+}
+
+#[test]
+fn refused_client_certificates_are_reported_with_the_servers_alert() {
+    let dir = TempDir::new("refused");
+    make_pki(&dir);
+    let sink = start_sink(&[
+        "--cert",
+        s(&dir.path("server.pem")),
+        "--key",
+        s(&dir.path("server.key")),
+        "--ca",
+        s(&dir.path("ca.pem")),
+    ]);
+    for (cert, version, alert) in [
+        ("stranger", "1.3", "UnknownCA"),
+        ("stranger", "1.2", "UnknownCA"),
+        ("", "1.3", "CertificateRequired"),
+    ] {
+        let mut args = vec![
+            "--target",
+            &sink.addr,
+            "--connections",
+            "2",
+            "--count",
+            "100",
+            "--tls-version",
+            version,
+        ];
+        let (c, k) = (
+            dir.path(&format!("{cert}.pem")),
+            dir.path(&format!("{cert}.key")),
+        );
+        if !cert.is_empty() {
+            args.extend(["--cert", s(&c), "--key", s(&k)]);
+        }
+        let (code, report) = send(&args);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(report["sent"], 0, "nothing counted as sent: {report}");
+        let key = format!("handshake_refused: received fatal alert: {alert}");
+        assert_eq!(report["errors"][&key], 2, "{report}");
+    }
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], 0);
+}
+
+#[test]
+fn handshake_only_hold_idle_and_rate() {
+    let dir = TempDir::new("modes");
+    make_pki(&dir);
+    let sink = start_sink(&[
+        "--cert",
+        s(&dir.path("server.pem")),
+        "--key",
+        s(&dir.path("server.key")),
+    ]);
+    let (code, r) = send(&[
+        "--target",
+        &sink.addr,
+        "--handshake-only",
+        "--connections",
+        "2",
+        "--count",
+        "50",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["handshakes"], 50);
+    assert!(r["handshakes_per_s"].as_f64().unwrap() > 0.0);
+
+    let out = Command::new(BIN)
+        .args([
+            "send",
+            "--target",
+            &sink.addr,
+            "--hold-idle",
+            "40",
+            "--connect-rate",
+            "400",
+            "--duration",
+            "1s",
+            "--json",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(r["idle_connections"], 40);
+
+    let (code, r) = send(&[
+        "--target",
+        &sink.addr,
+        "--rate",
+        "2000",
+        "--count",
+        "1000",
+        "--connections",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["sent"], 1000);
+    // 1000 messages at 2000/s take about half a second.
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!((0.4..3.0).contains(&elapsed), "{r}");
+    assert_eq!(r["latency_us"]["count"], 1000);
+    assert!(r["latency_us"]["p50"].as_f64().unwrap() > 0.0);
+
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], 1000, "{summary}");
+    assert_eq!(summary["handshakes"], 50 + 40 + 2, "{summary}");
+}
+
+#[test]
+fn refused_connection_and_remote_target_fail() {
+    // Bind then drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let (code, r) = send(&[
+        "--target",
+        &target,
+        "--tcp",
+        "--count",
+        "10",
+        "--connections",
+        "2",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(r["errors"]["refused"], 2, "{r}");
+    let out = Command::new(BIN)
+        .args(["send", "--target", "10.0.0.1:6514", "--count", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not loopback"));
+}
+
+#[test]
+fn record_layers_key_updates_tls12_and_messages_over_16k_all_verify() {
+    let dir = TempDir::new("layers");
+    make_pki(&dir);
+    let out = dir.path("received.log");
+    let sink = start_sink(&[
+        "--cert",
+        s(&dir.path("server.pem")),
+        "--key",
+        s(&dir.path("server.key")),
+        "--ca",
+        s(&dir.path("ca.pem")),
+        "--output",
+        s(&out),
+    ]);
+    let (cert, key) = (dir.path("client.pem"), dir.path("client.key"));
+    let common = [
+        "--target",
+        &sink.addr,
+        "--cert",
+        s(&cert),
+        "--key",
+        s(&key),
+        "--connections",
+        "3",
+    ];
+    let cases: [&[&str]; 5] = [
+        // loadgen's TLS 1.3 record layer with a KeyUpdate every 7 records.
+        &[
+            "--count",
+            "5000",
+            "--records-per-write",
+            "3",
+            "--rekey-after",
+            "7",
+        ],
+        // rustls's record layer.
+        &["--count", "5000", "--record-layer", "rustls"],
+        // TLS 1.2 (always rustls's record layer).
+        &["--count", "5000", "--tls-version", "1.2"],
+        // Messages larger than a TLS record, both layers.
+        &["--count", "30", "--size", "40000"],
+        &[
+            "--count",
+            "30",
+            "--size",
+            "40000",
+            "--record-layer",
+            "rustls",
+            "--framing",
+            "newline",
+        ],
+    ];
+    let mut total = 0;
+    for extra in cases {
+        let args: Vec<&str> = common.iter().chain(extra.iter()).copied().collect();
+        let (code, report) = send(&args);
+        assert_eq!(code, 0, "{extra:?}: {report}");
+        total += report["sent"].as_u64().unwrap();
+    }
+    let summary = sink_summary(sink);
+    assert_eq!(summary["messages"], total, "{summary}");
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary}");
+    let (code, v) = verify(&[&out], &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["received"], total);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 5);
+}
