@@ -7,5 +7,5 @@ export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
 if [ -x tests/ktls-vm/ci.sh ]; then
   tests/ktls-vm/ci.sh
 fi
-cargo build --workspace --bins --locked
-cargo test --workspace --locked
+cargo build --workspace --bins
+cargo test --workspace
