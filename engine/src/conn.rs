@@ -28,7 +28,7 @@ use crate::batch::{Batcher, ConnMeta};
 use crate::framing::{Decoder, Frame, FramingError};
 use crate::ktls::{CryptoInfo, Decision, KtlsMode, KtlsSupport, UserspaceReason};
 use crate::record::{self, ControlEvent, RecordReader, RecordWriter};
-use crate::tls::{looks_like_tls, HandshakeFailure, PeerIdentity};
+use crate::tls::{looks_like_tls, refusal_detail, HandshakeFailure, PeerIdentity};
 
 pub use offload::{
     path_label, ControlOutcome, ExactReads, FdSocket, KtlsClose, KtlsSocket, Offloaded, Pending,
@@ -44,20 +44,27 @@ const RECORD_MAX_BYTES: usize = RECORD_HEADER_BYTES + 16_384 + 2_048;
 #[derive(Debug, Clone, PartialEq)]
 pub enum CloseReason {
     Handshake(HandshakeFailure),
+    /// A refusal by our trust policy, with its explanation (the DN that did
+    /// not match, the fingerprint, the names tried).
+    Refused(HandshakeFailure, String),
     Framing(FramingError),
     /// A TLS error after the handshake (bad record, decrypt failure, alert).
     Tls(String),
     /// On an offloaded connection: a control record, or the kernel refusing a record.
     Ktls(KtlsClose),
+    /// A bug of ours (or of a library) panicked while handling this
+    /// connection's bytes: the connection is closed, the engine keeps running.
+    Internal(String),
 }
 
 impl CloseReason {
     pub fn label(&self) -> &'static str {
         match self {
-            CloseReason::Handshake(f) => f.label(),
+            CloseReason::Handshake(f) | CloseReason::Refused(f, _) => f.label(),
             CloseReason::Framing(e) => e.label(),
             CloseReason::Tls(_) => "tls_error",
             CloseReason::Ktls(k) => k.label(),
+            CloseReason::Internal(_) => "internal_error",
         }
     }
 }
@@ -68,9 +75,17 @@ impl fmt::Display for CloseReason {
             CloseReason::Handshake(h) => {
                 write!(f, "TLS handshake refused: {h} (hint: {})", h.hint())
             }
+            CloseReason::Refused(h, detail) => {
+                write!(
+                    f,
+                    "TLS handshake refused: {h}: {detail} (hint: {})",
+                    h.hint()
+                )
+            }
             CloseReason::Framing(e) => write!(f, "framing error: {e}"),
             CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
             CloseReason::Ktls(k) => write!(f, "{k}"),
+            CloseReason::Internal(e) => write!(f, "internal error (a bug; please report it): {e}"),
         }
     }
 }
@@ -251,7 +266,37 @@ impl Conn {
     /// `n` bytes (> 0) arrived in [`Conn::exact_read_buf`]. Once a record is
     /// whole it goes to rustls; when the handshake ends, the buffer is
     /// dropped and [`Conn::recv_plan`] says what comes next.
+    /// Runs `f` so that a panic in it closes this connection instead of the
+    /// shard: nothing a peer sends may take the engine down.
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, CloseReason>,
+    ) -> Result<T, CloseReason> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => r,
+            Err(panic) => {
+                self.phase = Phase::Closed;
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                Err(CloseReason::Internal(msg))
+            }
+        }
+    }
+
     pub fn on_exact_read(
+        &mut self,
+        n: usize,
+        now_ns: u64,
+        batcher: &mut Batcher,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, CloseReason> {
+        self.guarded(|c| c.on_exact_read_unguarded(n, now_ns, batcher, out))
+    }
+
+    fn on_exact_read_unguarded(
         &mut self,
         n: usize,
         now_ns: u64,
@@ -385,6 +430,16 @@ impl Conn {
     /// Feeds received bytes. `out` collects bytes to send (handshake flights, alerts).
     /// `data` may be decrypted in place.
     pub fn on_data(
+        &mut self,
+        data: &mut [u8],
+        now_ns: u64,
+        batcher: &mut Batcher,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, CloseReason> {
+        self.guarded(|c| c.on_data_unguarded(data, now_ns, batcher, out))
+    }
+
+    fn on_data_unguarded(
         &mut self,
         data: &mut [u8],
         now_ns: u64,
@@ -813,7 +868,11 @@ impl Conn {
         }
         self.phase = Phase::Closed;
         if was_handshaking {
-            CloseReason::Handshake(HandshakeFailure::classify(&err))
+            let failure = HandshakeFailure::classify(&err);
+            match refusal_detail(&err) {
+                Some(detail) => CloseReason::Refused(failure, detail),
+                None => CloseReason::Handshake(failure),
+            }
         } else {
             CloseReason::Tls(err.to_string())
         }

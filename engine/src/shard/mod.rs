@@ -737,9 +737,11 @@ impl Shard {
         };
         let stats = &self.shared.stats.sources[e.source as usize];
         match &reason {
-            CloseReason::Handshake(h) => stats.handshake_failures.inc(h.label()),
+            CloseReason::Handshake(h) | CloseReason::Refused(h, _) => {
+                stats.handshake_failures.inc(h.label())
+            }
             CloseReason::Framing(f) => stats.framing_errors.inc(f.label()),
-            CloseReason::Tls(_) | CloseReason::Ktls(_) => {
+            CloseReason::Tls(_) | CloseReason::Ktls(_) | CloseReason::Internal(_) => {
                 stats.connection_errors.inc(reason.label())
             }
         }
