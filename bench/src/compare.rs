@@ -1,0 +1,647 @@
+//! `bench compare`: every scenario × engine × repeat, one run at a time.
+//!
+//! One run, in order (each step bounded in time):
+//! 1. generate the engine's config into its own run folder;
+//! 2. start the engine in the foreground, bound to loopback; wait until its
+//!    port listens (ringest: also its "ringest: ready" line);
+//! 3. open the idle connections, if the scenario has any (second loadgen);
+//! 4. wait until the machine is quiet (1-s windows of /proc/stat), or give
+//!    up after --quiet-timeout and record that;
+//! 5. sample the engine's CPU (/proc/PID/stat) and drive loadgen for the
+//!    duration;
+//! 6. wait until the output file stops growing; sample CPU and VmHWM;
+//! 7. stop the idle loadgen, stop the engine by PID (SIGTERM, then SIGKILL
+//!    after a grace period), and run `loadgen verify` on the output.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::engines::{self, Tools};
+use crate::pki::{self, Pki, ServerKey};
+use crate::record::{Run, Status};
+use crate::scenario::{Engine, Scenario};
+use crate::sys::{self, Proc};
+
+pub struct Settings {
+    pub duration_s: u32,
+    pub keep: bool,
+    /// At most this busy fraction (0..1) of all CPUs counts as quiet.
+    pub quiet_busy: f64,
+    pub quiet_timeout: Duration,
+}
+
+/// Bounds of the steps of one run.
+const START_LIMIT: Duration = Duration::from_secs(20);
+const ENGINE_STOP_GRACE: Duration = Duration::from_secs(30);
+const SETTLE_STABLE: Duration = Duration::from_millis(1000);
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+const VERIFY_LIMIT: Duration = Duration::from_secs(300);
+
+pub struct Ctx<'a> {
+    pub tools: &'a Tools,
+    pub settings: &'a Settings,
+    pub pki: Pki,
+    /// Small per-run files: OUT/runs/<scenario>/<engine>-<repeat>/.
+    pub runs_dir: PathBuf,
+    /// Big output files, deleted after each run unless --keep.
+    pub work_dir: PathBuf,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(tools: &'a Tools, settings: &'a Settings, out: &Path) -> Result<Ctx<'a>> {
+        let runs_dir = out.join("runs");
+        let work_dir = out.join("work");
+        std::fs::create_dir_all(&runs_dir)?;
+        std::fs::create_dir_all(&work_dir)?;
+        let openssl = tools
+            .openssl
+            .clone()
+            .context("openssl not found (apt-get install openssl)")?;
+        let pki = pki::generate(&work_dir.join("pki"), ServerKey::EcdsaP256, &openssl)?;
+        Ok(Ctx {
+            tools,
+            settings,
+            pki,
+            runs_dir,
+            work_dir,
+        })
+    }
+}
+
+/// CPU-seconds per GB of writing new files with 256 KiB write()s (ringest's
+/// batch size), no fsync, in `dir`: the floor any engine pays for the output
+/// alone. Three 512 MiB files, all kept until the last is written (so none
+/// reuses the pages another just freed), then removed. Returns (min, max):
+/// on a VM, page cache taken from memory that was free for a while can cost
+/// several times more than recently freed memory.
+pub fn file_write_floor_s_per_gb(dir: &Path) -> Result<(f64, f64)> {
+    use std::io::Write as _;
+    let chunk = vec![b'x'; 256 * 1024];
+    let mut v = Vec::new();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.join(format!("write-floor-{i}.bin")))
+        .collect();
+    let mut result = Ok(());
+    for p in &paths {
+        if let Err(e) = sys::check_interrupted() {
+            result = Err(e);
+            break;
+        }
+        let mut f = std::fs::File::create(p)?;
+        let t0 = sys::thread_cpu_s();
+        for _ in 0..2048 {
+            f.write_all(&chunk)?;
+        }
+        let t1 = sys::thread_cpu_s();
+        v.push((t1 - t0) / (2048.0 * chunk.len() as f64 / 1e9));
+    }
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    result?;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(0.0, f64::max);
+    Ok((min, max))
+}
+
+/// How idle connections are opened, the same for every engine: at most 64
+/// handshakes in flight, each given 30 s (a slow handshaker is then slow,
+/// not refused).
+pub const IDLE_OPEN_ARGS: [&str; 4] = ["--max-pending", "64", "--timeout", "30s"];
+
+/// loadgen's transport arguments for a scenario.
+pub fn loadgen_transport_args(sc: &Scenario, pki: &Pki) -> Vec<String> {
+    let mut a = Vec::new();
+    if sc.tls() {
+        a.extend(["--ca".into(), pki.ca.display().to_string()]);
+        if sc.mutual {
+            a.extend(["--cert".into(), pki.client_cert.display().to_string()]);
+            a.extend(["--key".into(), pki.client_key.display().to_string()]);
+        }
+        a.extend([
+            "--tls-version".into(),
+            "1.3".into(),
+            "--cipher".into(),
+            sc.cipher.clone(),
+        ]);
+        // No engine's handshake is in doubt here (valid certificates), and
+        // ringest sends no session tickets: do not wait for one.
+        a.extend(["--confirm-timeout".into(), "0".into()]);
+    } else {
+        a.push("--tcp".into());
+    }
+    a
+}
+
+fn loadgen_cmd(tools: &Tools, args: &[String], dir: &Path, name: &str) -> Result<Command> {
+    let mut c = Command::new(&tools.loadgen);
+    c.arg("send").args(args);
+    c.stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join(format!("{name}.json")))?)
+        .stderr(std::fs::File::create(dir.join(format!("{name}.stderr")))?);
+    Ok(c)
+}
+
+fn read_json(p: &Path) -> Result<Value> {
+    let s = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+    serde_json::from_str(s.trim())
+        .with_context(|| format!("{}: not one JSON object: {:.200}", p.display(), s))
+}
+
+fn f64_of(v: &Value, k: &str) -> Option<f64> {
+    v.get(k).and_then(Value::as_f64)
+}
+fn u64_of(v: &Value, k: &str) -> Option<u64> {
+    v.get(k).and_then(Value::as_u64)
+}
+
+/// GET /metrics from ringest; every sample without a quantile label.
+pub fn scrape_metrics(port: u16) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_secs(2),
+    ) else {
+        return out;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.take(4 << 20).read_to_string(&mut body);
+    for l in body.lines() {
+        if !l.starts_with("ringest_") || l.contains("quantile=") {
+            continue;
+        }
+        if let Some((k, v)) = l.rsplit_once(' ') {
+            if let Ok(v) = v.parse::<f64>() {
+                out.insert(k.to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+/// Starts the engine and waits until it listens. On failure the engine is
+/// stopped (by drop) and the error says why, with its log's last lines.
+pub fn start_engine(
+    tools: &Tools,
+    e: Engine,
+    sc: &Scenario,
+    pki: &Pki,
+    run_dir: &Path,
+    data_dir: &Path,
+    port: u16,
+) -> Result<(Proc, engines::Launch)> {
+    let mut launch = engines::launch(tools, e, sc, pki, run_dir, data_dir, port)?;
+    let stdout_p = run_dir.join(format!("{}.stdout", e.name()));
+    let stderr_p = run_dir.join(format!("{}.stderr", e.name()));
+    if let Some(mut pre) = launch.precheck.take() {
+        let o = pre.output().context("cannot run the config check")?;
+        std::fs::write(
+            run_dir.join(format!("{}.config-check", e.name())),
+            [&o.stdout[..], &o.stderr[..]].concat(),
+        )?;
+        let text =
+            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+        if !o.status.success() || text.to_ascii_lowercase().contains("error") {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.to_ascii_lowercase().contains("error"))
+                .take(3)
+                .collect();
+            bail!("config rejected ({}): {}", o.status, lines.join(" | "));
+        }
+    }
+    launch
+        .cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_p)?)
+        .stderr(std::fs::File::create(&stderr_p)?);
+    let cmd = std::mem::replace(&mut launch.cmd, Command::new("true"));
+    let mut p = Proc::spawn(cmd, e.name())?;
+    let start = Instant::now();
+    loop {
+        if let Some(st) = p.try_wait() {
+            bail!(
+                "{e} exited at start-up ({st}): {}",
+                [sys::tail(&stderr_p, 4), sys::tail(&stdout_p, 2)].join(" | ")
+            );
+        }
+        let listening = sys::tcp_sockets(port).0 > 0;
+        let ready = match launch.ready_line {
+            Some(l) => std::fs::read_to_string(&stdout_p)
+                .unwrap_or_default()
+                .lines()
+                .any(|x| x.trim() == l),
+            None => true,
+        };
+        if listening && ready {
+            break;
+        }
+        if start.elapsed() > START_LIMIT {
+            bail!(
+                "{e} did not listen on 127.0.0.1:{port} within {START_LIMIT:?}: {}",
+                sys::tail(&stderr_p, 4)
+            );
+        }
+        sys::sleep(Duration::from_millis(50))?;
+    }
+    // Listening is not quite serving for every engine (rsyslog starts its
+    // queue workers around then); a short grace, included in no figure.
+    sys::sleep(Duration::from_millis(300))?;
+    if let Some(st) = p.try_wait() {
+        bail!(
+            "{e} exited right after listening ({st}): {}",
+            sys::tail(&stderr_p, 4)
+        );
+    }
+    Ok((p, launch))
+}
+
+/// The last `conns=N` of loadgen's plain progress lines (one a second on
+/// stderr without --quiet): connections whose TLS handshake completed.
+fn loadgen_established(stderr: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(stderr).ok()?;
+    text.lines().rev().find_map(|l| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix("conns="))
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+/// Waits until `n` connections to `port` are established, both as TCP
+/// connections on the server side and as TLS handshakes by loadgen's count
+/// (`client_stderr`), or until their number stops growing for 15 s, or
+/// `limit` passes; then until the engine's CPU has stopped moving. Returns
+/// how many are established (the smaller of the two counts).
+pub fn wait_connections(
+    engine: &mut Proc,
+    port: u16,
+    n: u32,
+    limit: Duration,
+    client_stderr: &Path,
+) -> Result<usize> {
+    const STALL: Duration = Duration::from_secs(15);
+    let start = Instant::now();
+    let count = || {
+        let tcp = sys::tcp_sockets(port).1;
+        loadgen_established(client_stderr).unwrap_or(0).min(tcp)
+    };
+    let mut best = 0;
+    let mut progressed = Instant::now();
+    loop {
+        sys::check_interrupted()?;
+        let est = count();
+        if est >= n as usize {
+            break;
+        }
+        if est > best {
+            best = est;
+            progressed = Instant::now();
+        }
+        if let Some(st) = engine.try_wait() {
+            bail!("engine exited while connections were opened ({st})");
+        }
+        if start.elapsed() > limit || progressed.elapsed() > STALL {
+            break;
+        }
+        sys::sleep(Duration::from_millis(200))?;
+    }
+    let mut last = sys::process_cpu_s(engine.pid).unwrap_or(0.0);
+    loop {
+        sys::sleep(Duration::from_millis(500))?;
+        let now = sys::process_cpu_s(engine.pid).unwrap_or(0.0);
+        if now - last <= 0.02 || start.elapsed() > limit {
+            break;
+        }
+        last = now;
+    }
+    // Let loadgen print one more progress line, then count again.
+    sys::sleep(Duration::from_millis(1100))?;
+    Ok(count())
+}
+
+/// Waits until `p` has not grown for SETTLE_STABLE; returns when it last grew.
+fn wait_output_settled(p: &Path, engine: &mut Proc) -> Result<(Instant, bool)> {
+    let start = Instant::now();
+    let mut len = sys::file_len(p);
+    let mut last_growth = start;
+    loop {
+        sys::sleep(Duration::from_millis(100))?;
+        let now_len = sys::file_len(p);
+        if now_len != len {
+            len = now_len;
+            last_growth = Instant::now();
+        } else if last_growth.elapsed() >= SETTLE_STABLE {
+            return Ok((last_growth, true));
+        }
+        if engine.try_wait().is_some() || start.elapsed() > SETTLE_LIMIT {
+            return Ok((last_growth, false));
+        }
+    }
+}
+
+fn run_verify(tools: &Tools, output: &Path, send_json: &Path, dir: &Path) -> Result<Value> {
+    let vjson = dir.join("verify.json");
+    let mut c = Command::new(&tools.loadgen);
+    c.args(["verify", "--format", "raw", "--json", "--expect-json"])
+        .arg(send_json)
+        .arg(output)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&vjson)?)
+        .stderr(std::fs::File::create(dir.join("verify.stderr"))?);
+    let mut p = Proc::spawn(c, "loadgen verify")?;
+    if p.wait_for(VERIFY_LIMIT)?.is_none() {
+        p.stop(Duration::from_secs(2));
+        bail!("loadgen verify did not finish within {VERIFY_LIMIT:?}");
+    }
+    read_json(&vjson)
+        .with_context(|| format!("verify: {}", sys::tail(&dir.join("verify.stderr"), 3)))
+}
+
+/// One scenario × engine × repeat. Never returns Err except on Ctrl-C: a
+/// run that goes wrong is a failed run, with the reason.
+pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, repeat: u32) -> Result<Run> {
+    let run_dir = ctx
+        .runs_dir
+        .join(&sc.name)
+        .join(format!("{}-{repeat}", e.name()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    let mut run = Run::new(&sc.name, e, repeat, run_dir.display().to_string());
+    if let Some(reason) = sc.unsupported_reason(e) {
+        run.status = Status::NotApplicable;
+        run.reason = Some(reason.to_string());
+        return Ok(run);
+    }
+    let data_dir = ctx
+        .work_dir
+        .join(format!("{}-{}-{repeat}", sc.name, e.name()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let res = measure(ctx, sc, e, &run_dir, &data_dir, &mut run);
+    if !ctx.settings.keep {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    for f in std::fs::read_dir(&run_dir).into_iter().flatten().flatten() {
+        sys::trim_log(&f.path());
+    }
+    match res {
+        Ok(()) => {}
+        Err(err) if sys::interrupted() => return Err(err),
+        Err(err) => run.fail(format!("{err:#}")),
+    }
+    if run.status != Status::Failed && run.status != Status::NotApplicable {
+        let bad = run.lost.unwrap_or(0) + run.duplicated.unwrap_or(0) + run.corrupted.unwrap_or(0);
+        run.status = if bad > 0 { Status::Lost } else { Status::Ok };
+        if bad > 0 {
+            run.reason = Some(format!(
+                "lost {}, duplicated {}, corrupted {}",
+                run.lost.unwrap_or(0),
+                run.duplicated.unwrap_or(0),
+                run.corrupted.unwrap_or(0)
+            ));
+        }
+    }
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_string_pretty(&run)?,
+    )?;
+    Ok(run)
+}
+
+fn measure(
+    ctx: &Ctx,
+    sc: &Scenario,
+    e: Engine,
+    run_dir: &Path,
+    data_dir: &Path,
+    run: &mut Run,
+) -> Result<()> {
+    let tools = ctx.tools;
+    let port = sys::free_port()?;
+    run.port = port;
+    let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, port)?;
+    let transport = loadgen_transport_args(sc, &ctx.pki);
+    let dur = ctx.settings.duration_s;
+
+    // Idle connections first: their handshakes are not part of the figures.
+    let mut idle: Option<Proc> = None;
+    if sc.idle_connections > 0 {
+        let mut a = vec!["--target".to_string(), format!("127.0.0.1:{port}")];
+        a.extend(transport.iter().cloned());
+        let hold_s = dur + 200;
+        a.extend([
+            "--hold-idle".into(),
+            sc.idle_connections.to_string(),
+            "--threads".into(),
+            "1".into(),
+            "--duration".into(),
+            format!("{hold_s}s"),
+            // No --quiet: its progress lines count the TLS-established connections.
+            "--json".into(),
+        ]);
+        a.extend(IDLE_OPEN_ARGS.map(String::from));
+        idle = Some(Proc::spawn(
+            loadgen_cmd(tools, &a, run_dir, "loadgen-idle")?,
+            "loadgen (idle)",
+        )?);
+        let limit = Duration::from_secs(60 + u64::from(sc.idle_connections) / 50);
+        let est = wait_connections(
+            &mut engine,
+            port,
+            sc.idle_connections,
+            limit,
+            &run_dir.join("loadgen-idle.stderr"),
+        )?;
+        run.notes
+            .push(format!("{est} connections established before the load"));
+    }
+
+    let q = sys::wait_quiet(ctx.settings.quiet_busy, ctx.settings.quiet_timeout)?;
+    run.busy_before = Some(q.busy);
+    run.quiet_waited_s = Some(q.waited_s);
+    run.quiet_gave_up = q.gave_up;
+
+    let mut a = vec!["--target".to_string(), format!("127.0.0.1:{port}")];
+    a.extend(transport);
+    a.extend([
+        "--connections".into(),
+        sc.connections.to_string(),
+        "--threads".into(),
+        sc.loadgen_threads.to_string(),
+        "--size".into(),
+        sc.size.to_string(),
+        "--duration".into(),
+        format!("{dur}s"),
+        "--framing".into(),
+        sc.framing.name().into(),
+        "--records-per-write".into(),
+        sc.records_per_write.to_string(),
+        "--json".into(),
+        "--quiet".into(),
+    ]);
+    if let Some(w) = sc.write_bytes {
+        a.extend(["--write-bytes".into(), w.to_string()]);
+    }
+    std::fs::write(run_dir.join("loadgen.args"), a.join(" "))?;
+
+    run.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
+    let cpu0 = sys::process_cpu_s(engine.pid).context("engine vanished before the load")?;
+    let threads0 = sys::threads_cpu_s(engine.pid);
+    let t0 = Instant::now();
+    let mut lg = Proc::spawn(loadgen_cmd(tools, &a, run_dir, "loadgen")?, "loadgen")?;
+    let lg_limit = Duration::from_secs(u64::from(dur) + 60);
+    let lg_status = lg.wait_for(lg_limit)?;
+    let t_lg_exit = Instant::now();
+    if lg_status.is_none() {
+        let s = lg.stop(Duration::from_secs(10));
+        run.fail(format!(
+            "loadgen did not end within {lg_limit:?} ({})",
+            s.describe()
+        ));
+    }
+    let send = read_json(&run_dir.join("loadgen.json"))
+        .with_context(|| format!("loadgen: {}", sys::tail(&run_dir.join("loadgen.stderr"), 3)))?;
+    let sent = u64_of(&send, "sent").unwrap_or(0);
+    let elapsed = f64_of(&send, "elapsed_s").unwrap_or(0.0);
+    let total_s = f64_of(&send, "total_s").unwrap_or(elapsed);
+    run.sent = Some(sent);
+    run.send_elapsed_s = Some(elapsed);
+    run.offered_msg_per_s = f64_of(&send, "msg_per_s");
+    run.client_cpu_s = f64_of(&send, "client_cpu_s");
+    run.tls_version = send
+        .get("tls_version")
+        .and_then(Value::as_str)
+        .map(String::from);
+    run.cipher = send.get("cipher").and_then(Value::as_str).map(String::from);
+    run.per_connection_sent = send
+        .get("per_connection_sent")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    if let Some(errs) = send.get("errors").and_then(Value::as_object) {
+        for (k, v) in errs {
+            run.loadgen_errors
+                .insert(k.clone(), v.as_u64().unwrap_or(0));
+        }
+    }
+    if !run.loadgen_errors.is_empty() {
+        run.fail(format!("loadgen errors: {:?}", run.loadgen_errors));
+    } else if send.get("ok").and_then(Value::as_bool) == Some(false) {
+        run.fail(format!(
+            "loadgen did not do what was asked: {}",
+            sys::tail(&run_dir.join("loadgen.stderr"), 2)
+        ));
+    }
+
+    let (last_growth, settled) = wait_output_settled(&launch.output, &mut engine)?;
+    if !settled {
+        run.notes.push(format!(
+            "output still growing after {SETTLE_LIMIT:?}, or engine exited"
+        ));
+    }
+    let cpu1 = sys::process_cpu_s(engine.pid);
+    let threads1 = sys::threads_cpu_s(engine.pid);
+    run.peak_rss_kib = sys::status_kib(engine.pid, "VmHWM");
+    if let Some(sp) = launch.stats_port {
+        run.engine_metrics = scrape_metrics(sp);
+    }
+    for (name, c1) in &threads1 {
+        let d = c1 - threads0.get(name).copied().unwrap_or(0.0);
+        if d > 0.0 {
+            run.threads_cpu_s
+                .insert(name.clone(), (d * 1000.0).round() / 1000.0);
+        }
+    }
+
+    // Sending ended about (total_s - elapsed_s) before loadgen exited (the
+    // clean close); the output kept growing until last_growth.
+    let send_end = t_lg_exit
+        .checked_sub(Duration::from_secs_f64((total_s - elapsed).max(0.0)))
+        .unwrap_or(t0);
+    let drain = if last_growth > send_end {
+        (last_growth - send_end).as_secs_f64()
+    } else {
+        0.0
+    };
+    run.drain_s = Some(drain);
+    run.written_window_s = Some(elapsed + drain);
+
+    if let Some(mut p) = idle.take() {
+        let s = p.stop(Duration::from_secs(30));
+        let j = read_json(&run_dir.join("loadgen-idle.json")).ok();
+        if let Some(j) = &j {
+            run.idle_connections_held = u64_of(j, "idle_connections");
+            run.idle_client_cpu_s = f64_of(j, "client_cpu_s");
+            if let Some(errs) = j.get("errors").and_then(Value::as_object) {
+                for (k, v) in errs {
+                    *run.loadgen_errors.entry(format!("idle: {k}")).or_insert(0) +=
+                        v.as_u64().unwrap_or(0);
+                }
+            }
+        }
+        if j.is_none() {
+            run.notes
+                .push(format!("idle loadgen left no JSON ({})", s.describe()));
+        }
+    }
+
+    let stopped = engine.stop(ENGINE_STOP_GRACE);
+    run.engine_exit = Some(stopped.describe());
+    if stopped.already_exited {
+        run.fail(format!(
+            "{e} exited during the run: {}",
+            sys::tail(&run_dir.join(format!("{}.stderr", e.name())), 3)
+        ));
+    } else if stopped.killed {
+        run.fail(format!("{e} {}", stopped.describe()));
+    } else if !stopped.clean() {
+        run.notes.push(format!("{e} exit: {}", stopped.describe()));
+    }
+
+    match cpu1 {
+        Some(c1) => run.server_cpu_s = Some(c1 - cpu0),
+        None => run.fail("engine vanished before its CPU could be read"),
+    }
+
+    let v = run_verify(
+        tools,
+        &launch.output,
+        &run_dir.join("loadgen.json"),
+        run_dir,
+    )?;
+    let received = u64_of(&v, "received").unwrap_or(0);
+    run.written = Some(received);
+    run.lost = u64_of(&v, "missing");
+    run.duplicated = u64_of(&v, "duplicated");
+    run.corrupted = u64_of(&v, "corrupted");
+    run.beyond_expected = v.get("runs").and_then(Value::as_array).map(|runs| {
+        runs.iter()
+            .flat_map(|r| {
+                r.get("connections")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|c| u64_of(&c, "beyond_expected"))
+            .sum()
+    });
+    let unique = received.saturating_sub(run.duplicated.unwrap_or(0));
+    if let Some(w) = run.written_window_s.filter(|w| *w > 0.0) {
+        run.written_msg_per_s = Some(unique as f64 / w);
+    }
+    if unique > 0 {
+        run.server_cpu_us_per_msg = run.server_cpu_s.map(|c| c * 1e6 / unique as f64);
+        run.client_cpu_us_per_msg = run.client_cpu_s.map(|c| c * 1e6 / unique as f64);
+    } else if run.status != Status::Failed {
+        run.fail("no message arrived");
+    }
+    Ok(())
+}

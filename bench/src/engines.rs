@@ -1,0 +1,516 @@
+//! Finding the binaries, and turning one scenario into each engine's config
+//! and command line. The peer configs follow ../shared/notes/peers.md (the
+//! setups known to work on this machine) with their documented throughput
+//! settings and flow control on; every engine writes each message as one
+//! line of a plain file, without fsync.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::pki::Pki;
+use crate::scenario::{Engine, Framing, Scenario, Transport};
+
+pub struct Tools {
+    pub bench: PathBuf,
+    pub ringest: PathBuf,
+    pub loadgen: PathBuf,
+    pub openssl: Option<PathBuf>,
+    pub syslog_ng: Option<PathBuf>,
+    pub rsyslogd: Option<PathBuf>,
+    pub rsyslog_moddir: Option<PathBuf>,
+    /// Where `bench setup` unpacks rsyslog (PEERS/rsyslog).
+    pub peers_dir: PathBuf,
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The default peers folder: $RINGEST_PEERS_DIR, else `target/peers` of the
+/// workspace bench was built from (where tests/interop/setup-peers.sh puts it
+/// too), else `peers` in the target folder bench runs from.
+pub fn default_peers_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("RINGEST_PEERS_DIR") {
+        return PathBuf::from(d);
+    }
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers");
+    let ws = ws.canonicalize().unwrap_or(ws);
+    match exe_target_dir().map(|t| t.join("peers")) {
+        Some(t) if !ws.join("rsyslog").is_dir() && t.join("rsyslog").is_dir() => t,
+        _ => ws,
+    }
+}
+
+fn exe_target_dir() -> Option<PathBuf> {
+    // target/<profile>/bench -> target
+    std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+pub fn find_rsyslog(peers: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+    let root = peers.join("rsyslog");
+    let bin = root.join("usr/sbin/rsyslogd");
+    let moddir = [
+        "usr/lib/x86_64-linux-gnu/rsyslog",
+        "usr/lib/aarch64-linux-gnu/rsyslog",
+        "usr/lib/rsyslog",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .find(|d| d.join("imtcp.so").is_file() && d.join("lmnsd_gtls.so").is_file());
+    (bin.is_file().then_some(bin), moddir)
+}
+
+impl Tools {
+    pub fn find(bin_dir: Option<&Path>, peers_dir: Option<&Path>) -> Result<Tools> {
+        let bench = std::env::current_exe().context("current exe")?;
+        let dir = match bin_dir {
+            Some(d) => d.to_path_buf(),
+            None => bench.parent().context("bench has no folder")?.to_path_buf(),
+        };
+        let ringest = dir.join("ringest");
+        let loadgen = dir.join("loadgen");
+        for (p, pkg) in [(&ringest, "ringest"), (&loadgen, "loadgen")] {
+            if !p.is_file() {
+                bail!(
+                    "{} not found. Build it next to bench (`cargo build --release -p {pkg} -p bench`, \
+                     or `cargo build --release --workspace --bins`), or pass --bin-dir DIR",
+                    p.display()
+                );
+            }
+        }
+        let peers_dir = peers_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_peers_dir);
+        let (rsyslogd, rsyslog_moddir) = find_rsyslog(&peers_dir);
+        Ok(Tools {
+            bench,
+            ringest,
+            loadgen,
+            openssl: which("openssl"),
+            syslog_ng: which("syslog-ng"),
+            rsyslogd,
+            rsyslog_moddir,
+            peers_dir,
+        })
+    }
+
+    /// Fails with the exact commands to run when something `engines` need is missing.
+    pub fn require(&self, engines: &[Engine]) -> Result<()> {
+        let mut missing = Vec::new();
+        let setup = format!(
+            "{} setup --peers-dir {}",
+            self.bench.display(),
+            self.peers_dir.display()
+        );
+        if self.openssl.is_none() {
+            missing.push("openssl (for `openssl rehash`): apt-get install -y openssl".to_string());
+        }
+        if engines.contains(&Engine::SyslogNg) && self.syslog_ng.is_none() {
+            missing.push(
+                "syslog-ng: apt-get install -y --no-install-recommends syslog-ng-core".to_string(),
+            );
+        }
+        if engines.contains(&Engine::Rsyslog)
+            && (self.rsyslogd.is_none() || self.rsyslog_moddir.is_none())
+        {
+            let r = self.peers_dir.join("rsyslog");
+            missing.push(format!(
+                "rsyslog, unpacked in {r} (it conflicts with syslog-ng-core, so it is not installed):\n      \
+                 mkdir -p {d}/debs && chmod 777 {d}/debs && cd {d}/debs && \
+                 apt-get download rsyslog rsyslog-gnutls rsyslog-openssl && \
+                 for f in *.deb; do dpkg -x \"$f\" {r}; done",
+                r = r.display(),
+                d = self.peers_dir.display()
+            ));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "missing peers:\n  - {}\nRun, as root on Debian:\n    {setup}\n(or leave them out with --only ringest)",
+            missing.join("\n  - ")
+        )
+    }
+
+    pub fn version(&self, e: Engine) -> String {
+        let first_line = |mut c: Command| -> String {
+            c.output()
+                .ok()
+                .map(|o| {
+                    let s = if o.stdout.is_empty() {
+                        o.stderr
+                    } else {
+                        o.stdout
+                    };
+                    String::from_utf8_lossy(&s)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        match e {
+            Engine::Ringest => {
+                let v = git_describe().unwrap_or_else(|| "unknown commit".into());
+                format!("ringest ({v})")
+            }
+            Engine::SyslogNg => match &self.syslog_ng {
+                Some(p) => {
+                    let mut c = Command::new(p);
+                    c.arg("--version");
+                    first_line(c)
+                }
+                None => "syslog-ng (not installed)".into(),
+            },
+            Engine::Rsyslog => match &self.rsyslogd {
+                Some(p) => {
+                    let mut c = Command::new(p);
+                    c.arg("-v");
+                    let l = first_line(c);
+                    l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+                }
+                None => "rsyslog (not unpacked)".into(),
+            },
+        }
+    }
+}
+
+/// The commit ringest was built from, read-only (`git describe`), if bench
+/// runs inside the repository.
+fn git_describe() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let o = Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// What the runner needs to start one engine for one scenario.
+pub struct Launch {
+    pub cmd: Command,
+    /// The file the engine writes the messages to.
+    pub output: PathBuf,
+    /// ringest prints this on stdout once every listener is bound.
+    pub ready_line: Option<&'static str>,
+    /// ringest's /metrics address.
+    pub stats_port: Option<u16>,
+    /// Run before starting; a non-zero exit is a failed run (rsyslog keeps
+    /// running on many config errors, so its config is validated first).
+    pub precheck: Option<Command>,
+}
+
+/// Connections an engine must accept in this scenario, with headroom.
+fn max_connections(sc: &Scenario) -> u32 {
+    sc.total_connections() + 64
+}
+
+pub fn launch(
+    tools: &Tools,
+    e: Engine,
+    sc: &Scenario,
+    pki: &Pki,
+    run_dir: &Path,
+    data_dir: &Path,
+    port: u16,
+) -> Result<Launch> {
+    let output = data_dir.join("out.log");
+    match e {
+        Engine::Ringest => {
+            let stats_port = crate::sys::free_port()?;
+            let conf = run_dir.join("ringest.toml");
+            std::fs::write(&conf, ringest_config(sc, pki, &output, port, stats_port))?;
+            let mut cmd = Command::new(&tools.ringest);
+            cmd.arg("serve")
+                .arg("--config")
+                .arg(&conf)
+                .current_dir(run_dir);
+            Ok(Launch {
+                cmd,
+                output,
+                ready_line: Some("ringest: ready"),
+                stats_port: Some(stats_port),
+                precheck: None,
+            })
+        }
+        Engine::SyslogNg => {
+            let bin = tools
+                .syslog_ng
+                .as_ref()
+                .context("syslog-ng not installed")?;
+            let conf = run_dir.join("syslog-ng.conf");
+            std::fs::write(&conf, syslog_ng_config(sc, pki, &output, port))?;
+            let mut cmd = Command::new(bin);
+            cmd.arg("-F")
+                .arg("-e")
+                .arg("-f")
+                .arg(&conf)
+                .arg("-R")
+                .arg(data_dir.join("syslog-ng.persist"))
+                .arg("-p")
+                .arg(data_dir.join("syslog-ng.pid"))
+                .arg("-c")
+                .arg(data_dir.join("syslog-ng.ctl"))
+                .current_dir(run_dir);
+            Ok(Launch {
+                cmd,
+                output,
+                ready_line: None,
+                stats_port: None,
+                precheck: None,
+            })
+        }
+        Engine::Rsyslog => {
+            let bin = tools.rsyslogd.as_ref().context("rsyslog not unpacked")?;
+            let moddir = tools
+                .rsyslog_moddir
+                .as_ref()
+                .context("rsyslog modules not found")?;
+            let work = data_dir.join("rsyslog-work");
+            std::fs::create_dir_all(&work)?;
+            let conf = run_dir.join("rsyslog.conf");
+            std::fs::write(
+                &conf,
+                rsyslog_config(
+                    sc,
+                    pki,
+                    &output,
+                    port,
+                    &work,
+                    &run_dir.join("rsyslog-internal.log"),
+                ),
+            )?;
+            let mut pre = Command::new(bin);
+            pre.arg("-N1")
+                .arg("-M")
+                .arg(moddir)
+                .arg("-f")
+                .arg(&conf)
+                .current_dir(run_dir);
+            let mut cmd = Command::new(bin);
+            cmd.arg("-n")
+                .arg("-M")
+                .arg(moddir)
+                .arg("-f")
+                .arg(&conf)
+                .arg("-i")
+                .arg(data_dir.join("rsyslogd.pid"))
+                .current_dir(run_dir);
+            Ok(Launch {
+                cmd,
+                output,
+                ready_line: None,
+                stats_port: None,
+                precheck: Some(pre),
+            })
+        }
+    }
+}
+
+fn q(p: &Path) -> String {
+    // Paths are generated by bench (no quotes inside); keep them literal.
+    p.display().to_string()
+}
+
+pub fn ringest_config(
+    sc: &Scenario,
+    pki: &Pki,
+    output: &Path,
+    port: u16,
+    stats_port: u16,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Generated by `bench compare` for scenario {:?}: {}",
+        sc.name,
+        sc.describe_load()
+    );
+    let g = sc.extra_global(Engine::Ringest);
+    if !g.is_empty() {
+        let _ = writeln!(s, "{g}");
+    }
+    let transport = if sc.tls() { "tls" } else { "tcp" };
+    let _ = writeln!(s, "\n[[source]]");
+    let _ = writeln!(s, "name = \"bench\"");
+    let _ = writeln!(s, "listen = \"127.0.0.1:{port}\"");
+    let _ = writeln!(s, "transport = \"{transport}\"");
+    let _ = writeln!(s, "framing = \"{}\"", sc.framing.name());
+    let _ = writeln!(s, "max_message_bytes = 65536");
+    let _ = writeln!(s, "max_connections = {}", max_connections(sc).max(10_000));
+    let x = sc.extra_source(Engine::Ringest);
+    if !x.is_empty() {
+        let _ = writeln!(s, "{x}");
+    }
+    if sc.tls() {
+        let _ = writeln!(s, "[source.tls]");
+        let _ = writeln!(s, "cert_file = \"{}\"", q(&pki.server_cert));
+        let _ = writeln!(s, "key_file = \"{}\"", q(&pki.server_key));
+        let _ = writeln!(s, "ca_file = \"{}\"", q(&pki.ca));
+        let verify = if sc.mutual {
+            "required-trusted"
+        } else {
+            "optional-untrusted"
+        };
+        let _ = writeln!(s, "peer_verify = \"{verify}\"");
+    }
+    let _ = writeln!(s, "\n[[destination]]");
+    let _ = writeln!(s, "name = \"out\"");
+    let _ = writeln!(s, "type = \"file\"");
+    let _ = writeln!(s, "path = \"{}\"", q(output));
+    let _ = writeln!(s, "format = \"raw\"");
+    let _ = writeln!(s, "fsync = \"{}\"", sc.ringest_fsync);
+    let _ = writeln!(s, "\n[stats]");
+    let _ = writeln!(s, "listen = \"127.0.0.1:{stats_port}\"");
+    s
+}
+
+pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> String {
+    // peers.md: max-connections(64) log-iw-size(640000) log-fetch-limit(1000)
+    // and flow-control. syslog-ng divides log-iw-size by max-connections, so
+    // when a scenario needs more connections the window grows with them and
+    // every connection keeps its 10,000-message window.
+    let maxc = max_connections(sc).max(64);
+    let iw = u64::from(maxc) * 10_000;
+    let driver = match sc.framing {
+        Framing::OctetCounted => "syslog",
+        // newline framing: network() with RFC 5424 parsing.
+        Framing::Newline => "network",
+    };
+    let mut opts = format!("ip(\"127.0.0.1\") port({port})");
+    match sc.transport {
+        Transport::Tls => {
+            let verify = if sc.mutual {
+                "required-trusted"
+            } else {
+                "optional-untrusted"
+            };
+            let _ = write!(
+                opts,
+                " transport(\"tls\")\n    tls(key-file(\"{}\") cert-file(\"{}\") ca-dir(\"{}\") peer-verify({verify}))",
+                q(&pki.server_key),
+                q(&pki.server_cert),
+                q(&pki.ca_dir)
+            );
+        }
+        Transport::Tcp => opts.push_str(" transport(\"tcp\")"),
+    }
+    if sc.framing == Framing::Newline {
+        opts.push_str(" flags(syslog-protocol)");
+    }
+    let _ = write!(
+        opts,
+        "\n    max-connections({maxc}) log-iw-size({iw}) log-fetch-limit(1000)"
+    );
+    let x = sc.extra_source(Engine::SyslogNg);
+    if !x.is_empty() {
+        let _ = write!(opts, "\n    {x}");
+    }
+    format!(
+        "@version: 3.38\n\
+         # Generated by `bench compare` for scenario {name:?}: {load}\n\
+         options {{\n    threaded(yes); keep-hostname(yes); chain-hostnames(no); use-dns(no);\n    \
+         use-fqdn(no); dns-cache(no); stats-freq(0); mark-freq(0);\n    {global}\n}};\n\
+         source s_bench {{\n  {driver}({opts});\n}};\n\
+         # $MSG starts with loadgen's marker; the message body is written as received.\n\
+         destination d_bench {{ file(\"{out}\" template(\"${{MSG}}\\n\")); }};\n\
+         log {{ source(s_bench); destination(d_bench); flags(flow-control); }};\n",
+        name = sc.name,
+        load = sc.describe_load(),
+        global = sc.extra_global(Engine::SyslogNg),
+        out = q(output),
+    )
+}
+
+pub fn rsyslog_config(
+    sc: &Scenario,
+    pki: &Pki,
+    output: &Path,
+    port: u16,
+    work: &Path,
+    internal_log: &Path,
+) -> String {
+    let maxc = max_connections(sc).max(200);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Generated by `bench compare` for scenario {:?}: {}",
+        sc.name,
+        sc.describe_load()
+    );
+    let _ = write!(
+        s,
+        "global(workDirectory=\"{}\" processInternalMessages=\"on\" maxMessageSize=\"64k\"",
+        q(work)
+    );
+    if sc.tls() {
+        let _ = write!(
+            s,
+            "\n  defaultNetstreamDriverCAFile=\"{}\"\n  defaultNetstreamDriverCertFile=\"{}\"\n  defaultNetstreamDriverKeyFile=\"{}\"",
+            q(&pki.ca),
+            q(&pki.server_cert),
+            q(&pki.server_key)
+        );
+    }
+    let _ = writeln!(s, ")");
+    let g = sc.extra_global(Engine::Rsyslog);
+    if !g.is_empty() {
+        let _ = writeln!(s, "{g}");
+    }
+    let input_type = match sc.transport {
+        Transport::Tls => {
+            // peers.md: gtls, and gnutlsPriorityString="NORMAL" (TLS 1.3).
+            let auth = if sc.mutual { "x509/certvalid" } else { "anon" };
+            let _ = writeln!(
+                s,
+                "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
+                 streamDriver.authMode=\"{auth}\"\n  gnutlsPriorityString=\"NORMAL\" maxSessions=\"{maxc}\")"
+            );
+            "imtcp"
+        }
+        Transport::Tcp => {
+            // imptcp is rsyslog's documented fast plain-TCP input.
+            let _ = writeln!(s, "module(load=\"imptcp\")");
+            "imptcp"
+        }
+    };
+    let x = sc.extra_source(Engine::Rsyslog);
+    let _ = writeln!(
+        s,
+        "input(type=\"{input_type}\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"bench\" {x})"
+    );
+    // %rawmsg% is the message exactly as received (without framing).
+    let _ = writeln!(
+        s,
+        "template(name=\"bench_raw\" type=\"string\" string=\"%rawmsg%\\n\")"
+    );
+    // A large array queue handing batches to one file writer. imtcp blocks
+    // (flow control) while the queue is full; timeoutEnqueue is raised from
+    // its 2 s default, after which rsyslog would discard, to 5 minutes.
+    let _ = writeln!(
+        s,
+        "ruleset(name=\"bench\" queue.type=\"FixedArray\" queue.size=\"200000\" \
+         queue.dequeueBatchSize=\"4096\" queue.timeoutEnqueue=\"300000\") {{\n  \
+         action(type=\"omfile\" file=\"{}\" template=\"bench_raw\" ioBufferSize=\"256k\" asyncWriting=\"off\")\n}}",
+        q(output)
+    );
+    // rsyslog's own messages, apart from the data.
+    let _ = writeln!(s, "action(type=\"omfile\" file=\"{}\")", q(internal_log));
+    s
+}

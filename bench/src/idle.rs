@@ -1,0 +1,194 @@
+//! `bench idle`: memory per idle mutual-TLS connection. The engine's RSS is
+//! read once it listens and again once `loadgen send --hold-idle N` has
+//! every connection established and the engine's CPU has gone still; the
+//! difference over N is user-space memory per connection (kernel socket
+//! buffers are not in RSS).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::compare;
+use crate::engines::Tools;
+use crate::pki::Pki;
+use crate::scenario::{self, Engine};
+use crate::sys::{self, Proc};
+
+#[derive(Debug, Serialize)]
+pub struct IdleFigures {
+    pub engine: Engine,
+    pub asked: u32,
+    pub established: Option<usize>,
+    /// loadgen's count of connections it held.
+    pub held: Option<u64>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
+    pub kib_per_connection: Option<f64>,
+    pub connect_s: Option<f64>,
+    pub error: Option<String>,
+}
+
+fn idle_scenario(n: u32) -> scenario::Scenario {
+    let text = format!(
+        "[[scenario]]\nname = \"idle\"\ntitle = \"idle mutual TLS connections\"\ntransport = \"tls\"\n\
+         framing = \"octet-counted\"\nconnections = 1\nidle_connections = {n}\nrecords_per_write = 1\n"
+    );
+    scenario::parse(&text, "idle")
+        .expect("built-in scenario")
+        .remove(0)
+}
+
+fn one(
+    tools: &Tools,
+    pki: &Pki,
+    e: Engine,
+    n: u32,
+    dir: &Path,
+    fig: &mut IdleFigures,
+) -> Result<()> {
+    let sc = idle_scenario(n);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data)?;
+    let port = sys::free_port()?;
+    let (mut engine, _launch) = compare::start_engine(tools, e, &sc, pki, dir, &data, port)?;
+    sys::sleep(Duration::from_secs(1))?;
+    fig.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
+    let mut c = std::process::Command::new(&tools.loadgen);
+    c.arg("send")
+        .arg("--target")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(compare::loadgen_transport_args(&sc, pki))
+        // No --quiet: its progress lines count the TLS-established connections.
+        .args(["--threads", "1", "--json", "--duration", "600s"])
+        .args(compare::IDLE_OPEN_ARGS)
+        .arg("--hold-idle")
+        .arg(n.to_string())
+        .stdout(std::fs::File::create(dir.join("loadgen.json"))?)
+        .stderr(std::fs::File::create(dir.join("loadgen.stderr"))?);
+    let mut lg = Proc::spawn(c, "loadgen (idle)")?;
+    let limit = Duration::from_secs(60 + u64::from(n) / 50);
+    let res = compare::wait_connections(&mut engine, port, n, limit, &dir.join("loadgen.stderr"));
+    if let Ok(est) = &res {
+        fig.established = Some(*est);
+        sys::sleep(Duration::from_secs(1))?;
+        fig.rss_after_kib = sys::status_kib(engine.pid, "VmRSS");
+        fig.peak_rss_kib = sys::status_kib(engine.pid, "VmHWM");
+    }
+    let _ = lg.stop(Duration::from_secs(60));
+    let stopped = engine.stop(Duration::from_secs(30));
+    if let Ok(text) = std::fs::read_to_string(dir.join("loadgen.json")) {
+        if let Ok(j) = serde_json::from_str::<serde_json::Value>(text.trim()) {
+            fig.held = j.get("idle_connections").and_then(|v| v.as_u64());
+            fig.connect_s = j.get("connect_s").and_then(|v| v.as_f64());
+        }
+    }
+    let est = res?;
+    if est < n as usize {
+        fig.error = Some(format!(
+            "only {est} of {n} connections established (KiB per established connection); loadgen: {}",
+            sys::tail(&dir.join("loadgen.stderr"), 3)
+        ));
+    }
+    if let (Some(a), Some(b)) = (fig.rss_before_kib, fig.rss_after_kib) {
+        if est > 0 {
+            fig.kib_per_connection = Some((b as f64 - a as f64) / est as f64);
+        }
+    }
+    if stopped.killed || stopped.already_exited {
+        fig.error = Some(format!(
+            "{}{e} {}",
+            fig.error.take().map(|x| x + "; ").unwrap_or_default(),
+            stopped.describe()
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(tools: &Tools, out: &Path, engines: &[Engine], n: u32) -> Result<Vec<IdleFigures>> {
+    let openssl = tools
+        .openssl
+        .clone()
+        .context("openssl not found (apt-get install openssl)")?;
+    let pki = crate::pki::generate(
+        &out.join("work").join("pki-idle"),
+        crate::pki::ServerKey::EcdsaP256,
+        &openssl,
+    )?;
+    let mut figs = Vec::new();
+    for &e in engines {
+        let dir = out.join("runs").join(format!("idle-{}", e.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut fig = IdleFigures {
+            engine: e,
+            asked: n,
+            established: None,
+            held: None,
+            rss_before_kib: None,
+            rss_after_kib: None,
+            peak_rss_kib: None,
+            kib_per_connection: None,
+            connect_s: None,
+            error: None,
+        };
+        if let Err(err) = one(tools, &pki, e, n, &dir, &mut fig) {
+            if sys::interrupted() {
+                return Err(err);
+            }
+            fig.error = Some(format!("{err:#}"));
+        }
+        let _ = std::fs::remove_dir_all(dir.join("data"));
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            sys::trim_log(&f.path());
+        }
+        eprintln!(
+            "bench idle: {e}: {} connections, RSS {} → {} MiB: {} KiB per connection{}",
+            fig.established.map(|v| v.to_string()).unwrap_or("—".into()),
+            fig.rss_before_kib
+                .map(|v| format!("{:.1}", v as f64 / 1024.0))
+                .unwrap_or("—".into()),
+            fig.rss_after_kib
+                .map(|v| format!("{:.1}", v as f64 / 1024.0))
+                .unwrap_or("—".into()),
+            fig.kib_per_connection
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or("—".into()),
+            fig.error
+                .as_ref()
+                .map(|e| format!(" (error: {e})"))
+                .unwrap_or_default()
+        );
+        figs.push(fig);
+    }
+    Ok(figs)
+}
+
+pub fn markdown(figs: &[IdleFigures], meta: &str) -> String {
+    let mut s = format!("# Memory per idle mutual-TLS connection\n\n{meta}\n\n");
+    s += "`loadgen send --hold-idle N` (TLS 1.3, client certificate) against each engine; RSS (VmRSS) read after the \
+          engine listened and again once all N connections were established and its CPU was still. \
+          Kernel socket memory is not included.\n\n";
+    s += "| engine | connections | RSS before MiB | RSS with connections MiB | KiB per connection | connect time s | note |\n|---|---|---|---|---|---|---|\n";
+    for f in figs {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            f.engine,
+            f.established.map(|v| v.to_string()).unwrap_or("—".into()),
+            f.rss_before_kib
+                .map(|v| format!("{:.1}", v as f64 / 1024.0))
+                .unwrap_or("—".into()),
+            f.rss_after_kib
+                .map(|v| format!("{:.1}", v as f64 / 1024.0))
+                .unwrap_or("—".into()),
+            f.kib_per_connection
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or("—".into()),
+            f.connect_s.map(|v| format!("{v:.1}")).unwrap_or("—".into()),
+            f.error.clone().unwrap_or_default().replace('|', "\\|"),
+        );
+    }
+    s
+}

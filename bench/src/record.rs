@@ -1,0 +1,145 @@
+//! The figures of one run, exactly as measured (results.json keeps them all).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Measured; nothing lost, duplicated or corrupted.
+    Ok,
+    /// Measured, but verify found missing, duplicated or corrupted messages.
+    Lost,
+    /// No valid measurement: the engine did not start, crashed, the client
+    /// failed, or a bound ran out. `reason` says which.
+    Failed,
+    /// The engine cannot run this scenario (`reason`), by declaration.
+    NotApplicable,
+}
+
+impl Status {
+    pub fn measured(self) -> bool {
+        matches!(self, Status::Ok | Status::Lost)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub scenario: String,
+    pub engine: Engine,
+    /// 1-based.
+    pub repeat: u32,
+    pub status: Status,
+    pub reason: Option<String>,
+    /// Small files of this run (config, engine log, loadgen and verify JSON).
+    pub run_dir: String,
+    pub port: u16,
+
+    /// Busy fraction (0..1) of all CPUs over the 1 s before the load started.
+    pub busy_before: Option<f64>,
+    pub quiet_waited_s: Option<f64>,
+    /// The machine never got quiet within --quiet-timeout; the run went ahead.
+    pub quiet_gave_up: bool,
+
+    /// loadgen: messages handed to the kernel, and over how long.
+    pub sent: Option<u64>,
+    pub send_elapsed_s: Option<f64>,
+    pub offered_msg_per_s: Option<f64>,
+    /// Lines of this run found in the output by `loadgen verify`.
+    pub written: Option<u64>,
+    /// From loadgen's start of sending until the output file last grew.
+    pub written_window_s: Option<f64>,
+    pub written_msg_per_s: Option<f64>,
+    /// After loadgen finished, how long the output kept growing.
+    pub drain_s: Option<f64>,
+    pub lost: Option<u64>,
+    pub duplicated: Option<u64>,
+    pub corrupted: Option<u64>,
+    pub beyond_expected: Option<u64>,
+
+    /// utime+stime of the whole engine process (all threads), from just
+    /// before the load started until the output stopped growing.
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// The sending loadgen's own CPU (getrusage).
+    pub client_cpu_s: Option<f64>,
+    /// The second loadgen's, which opened and held the idle connections.
+    pub idle_client_cpu_s: Option<f64>,
+    pub client_cpu_us_per_msg: Option<f64>,
+    /// VmHWM of the engine, read just before it was stopped.
+    pub peak_rss_kib: Option<u64>,
+    /// RSS before the load (after idle connections, if any, were opened).
+    pub rss_before_kib: Option<u64>,
+    /// CPU-seconds per engine thread name over the run: shows the split
+    /// between shards / workers.
+    pub threads_cpu_s: BTreeMap<String, f64>,
+    /// Messages per busy connection, as loadgen counted them.
+    pub per_connection_sent: Vec<u64>,
+    pub idle_connections_held: Option<u64>,
+
+    pub tls_version: Option<String>,
+    pub cipher: Option<String>,
+    pub loadgen_errors: BTreeMap<String, u64>,
+    /// How the engine ended after SIGTERM.
+    pub engine_exit: Option<String>,
+    /// ringest's /metrics (counters and gauges) at the end of the run.
+    pub engine_metrics: BTreeMap<String, f64>,
+    pub notes: Vec<String>,
+}
+
+impl Run {
+    pub fn new(scenario: &str, engine: Engine, repeat: u32, run_dir: String) -> Run {
+        Run {
+            scenario: scenario.to_string(),
+            engine,
+            repeat,
+            // Until something goes wrong; fail() and verify decide.
+            status: Status::Ok,
+            reason: None,
+            run_dir,
+            port: 0,
+            busy_before: None,
+            quiet_waited_s: None,
+            quiet_gave_up: false,
+            sent: None,
+            send_elapsed_s: None,
+            offered_msg_per_s: None,
+            written: None,
+            written_window_s: None,
+            written_msg_per_s: None,
+            drain_s: None,
+            lost: None,
+            duplicated: None,
+            corrupted: None,
+            beyond_expected: None,
+            server_cpu_s: None,
+            server_cpu_us_per_msg: None,
+            client_cpu_s: None,
+            idle_client_cpu_s: None,
+            client_cpu_us_per_msg: None,
+            peak_rss_kib: None,
+            rss_before_kib: None,
+            threads_cpu_s: BTreeMap::new(),
+            per_connection_sent: Vec::new(),
+            idle_connections_held: None,
+            tls_version: None,
+            cipher: None,
+            loadgen_errors: BTreeMap::new(),
+            engine_exit: None,
+            engine_metrics: BTreeMap::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        self.status = Status::Failed;
+        let r = reason.into();
+        self.reason = Some(match self.reason.take() {
+            Some(prev) => format!("{prev}; {r}"),
+            None => r,
+        });
+    }
+}

@@ -1,0 +1,360 @@
+//! One scenario description, from which every engine's config and the
+//! loadgen command line are generated. Scenario files are TOML lists of
+//! `[[scenario]]`; `bench/scenarios/default.toml` is the reference.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The scenarios `bench compare` runs when given no `--scenarios`.
+pub const DEFAULT_SCENARIOS: &str = include_str!("../scenarios/default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Engine {
+    #[serde(rename = "ringest")]
+    Ringest,
+    #[serde(rename = "syslog-ng")]
+    SyslogNg,
+    #[serde(rename = "rsyslog")]
+    Rsyslog,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 3] = [Engine::Ringest, Engine::SyslogNg, Engine::Rsyslog];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Ringest => "ringest",
+            Engine::SyslogNg => "syslog-ng",
+            Engine::Rsyslog => "rsyslog",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Engine> {
+        Engine::ALL
+            .into_iter()
+            .find(|e| e.name() == s.trim())
+            .with_context(|| {
+                format!("unknown engine {s:?}: expected ringest, syslog-ng or rsyslog")
+            })
+    }
+
+    /// A comma-separated list, as `--only` takes it.
+    pub fn parse_list(s: &str) -> Result<Vec<Engine>> {
+        let mut out = Vec::new();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let e = Engine::parse(part)?;
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        if out.is_empty() {
+            bail!("--only needs at least one engine");
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tls,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    OctetCounted,
+    Newline,
+}
+
+impl Framing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Framing::OctetCounted => "octet-counted",
+            Framing::Newline => "newline",
+        }
+    }
+}
+
+/// Targets ringest is held to in this scenario; the table says met or not.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Goals {
+    /// ringest's msg/s written at least this many times syslog-ng's.
+    pub msg_per_s_vs_syslog_ng_min: Option<f64>,
+    /// ringest's server CPU-µs per message at most this many times syslog-ng's.
+    pub cpu_vs_syslog_ng_max: Option<f64>,
+    /// ringest's server CPU-µs per message at most this.
+    pub cpu_us_per_msg_max: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_size() -> u32 {
+    300
+}
+fn default_threads() -> u32 {
+    1
+}
+fn default_cipher() -> String {
+    "TLS13_AES_128_GCM_SHA256".into()
+}
+fn default_fsync() -> String {
+    "never".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short id: lowercase letters, digits and '-'. Used in folder names.
+    pub name: String,
+    /// One line for the table.
+    pub title: String,
+    pub transport: Transport,
+    /// TLS only: the client presents a certificate and every engine requires a trusted one.
+    #[serde(default = "default_true")]
+    pub mutual: bool,
+    pub framing: Framing,
+    /// Busy connections (loadgen `--connections`).
+    pub connections: u32,
+    /// Extra connections held idle by a second loadgen (`--hold-idle`) during the run.
+    #[serde(default)]
+    pub idle_connections: u32,
+    /// Message length in bytes (loadgen `--size`).
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// Messages per TLS record (loadgen `--records-per-write`); 1 is loggen's pattern.
+    pub records_per_write: u32,
+    /// loadgen `--write-bytes` (default: loadgen's, about 256 KiB per write).
+    #[serde(default)]
+    pub write_bytes: Option<u64>,
+    /// loadgen `--threads`.
+    #[serde(default = "default_threads")]
+    pub loadgen_threads: u32,
+    /// TLS 1.3 suite every engine negotiates (loadgen `--cipher`).
+    #[serde(default = "default_cipher")]
+    pub cipher: String,
+    /// ringest's `fsync` for the output file. "never" matches the peers'
+    /// defaults (neither syslog-ng's file() nor rsyslog's omfile fsyncs).
+    #[serde(default = "default_fsync")]
+    pub ringest_fsync: String,
+    /// Only these engines (default: all that `--only` allows).
+    #[serde(default)]
+    pub engines: Option<Vec<Engine>>,
+    /// engine name → why it cannot run this scenario: shown as "n/a: reason".
+    #[serde(default)]
+    pub unsupported: BTreeMap<String, String>,
+    /// engine name → text added inside its source definition (ringest: keys
+    /// of `[[source]]`; syslog-ng: options of the source driver; rsyslog:
+    /// parameters of `input()`).
+    #[serde(default)]
+    pub extra_source: BTreeMap<String, String>,
+    /// engine name → text added at the top level (ringest: top-level keys;
+    /// syslog-ng: inside `options {}`; rsyslog: config lines).
+    #[serde(default)]
+    pub extra_global: BTreeMap<String, String>,
+    #[serde(default)]
+    pub goals: Goals,
+}
+
+impl Scenario {
+    pub fn tls(&self) -> bool {
+        self.transport == Transport::Tls
+    }
+
+    pub fn total_connections(&self) -> u32 {
+        self.connections + self.idle_connections
+    }
+
+    pub fn unsupported_reason(&self, e: Engine) -> Option<&str> {
+        self.unsupported.get(e.name()).map(String::as_str)
+    }
+
+    pub fn runs_engine(&self, e: Engine) -> bool {
+        self.engines
+            .as_ref()
+            .map(|v| v.contains(&e))
+            .unwrap_or(true)
+    }
+
+    pub fn extra_source(&self, e: Engine) -> &str {
+        self.extra_source
+            .get(e.name())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn extra_global(&self, e: Engine) -> &str {
+        self.extra_global
+            .get(e.name())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// One line describing the load, for the table's legend.
+    pub fn describe_load(&self) -> String {
+        let transport = match (self.transport, self.mutual) {
+            (Transport::Tcp, _) => "plain TCP".to_string(),
+            (Transport::Tls, true) => format!("TLS 1.3 {} mutual auth", short_cipher(&self.cipher)),
+            (Transport::Tls, false) => format!("TLS 1.3 {}", short_cipher(&self.cipher)),
+        };
+        let idle = if self.idle_connections > 0 {
+            format!(" + {} idle", self.idle_connections)
+        } else {
+            String::new()
+        };
+        let recs = if self.tls() {
+            format!(", {} msg per TLS record", self.records_per_write)
+        } else {
+            format!(", {} msg per chunk", self.records_per_write)
+        };
+        format!(
+            "{transport}, {}, {} conn{}{idle}, {} B messages{recs}",
+            self.framing.name(),
+            self.connections,
+            if self.connections == 1 { "" } else { "s" },
+            self.size
+        )
+    }
+
+    fn validate(&self) -> Result<()> {
+        let n = &self.name;
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            bail!("scenario name {n:?}: use lowercase letters, digits and '-'");
+        }
+        if !(1..=10_000).contains(&self.connections) {
+            bail!("scenario {n}: connections must be 1..=10000");
+        }
+        if self.idle_connections > 15_000 {
+            bail!("scenario {n}: idle_connections must be at most 15000 (open-file limits)");
+        }
+        if !(100..=60_000).contains(&self.size) {
+            bail!("scenario {n}: size must be 100..=60000 bytes");
+        }
+        if !(1..=1000).contains(&self.records_per_write) {
+            bail!("scenario {n}: records_per_write must be 1..=1000");
+        }
+        if !(1..=64).contains(&self.loadgen_threads) {
+            bail!("scenario {n}: loadgen_threads must be 1..=64");
+        }
+        if !["never", "batch", "interval"].contains(&self.ringest_fsync.as_str()) {
+            bail!("scenario {n}: ringest_fsync must be never, batch or interval");
+        }
+        for (what, map) in [
+            ("unsupported", &self.unsupported),
+            ("extra_source", &self.extra_source),
+            ("extra_global", &self.extra_global),
+        ] {
+            for k in map.keys() {
+                Engine::parse(k).with_context(|| format!("scenario {n}: {what}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn short_cipher(c: &str) -> String {
+    let u = c.to_ascii_uppercase();
+    if u.contains("AES_128_GCM") || u == "AES128GCM" {
+        "AES-128-GCM".into()
+    } else if u.contains("AES_256_GCM") || u == "AES256GCM" {
+        "AES-256-GCM".into()
+    } else if u.contains("CHACHA20") {
+        "ChaCha20-Poly1305".into()
+    } else {
+        c.to_string()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    #[serde(rename = "scenario", default)]
+    scenarios: Vec<Scenario>,
+}
+
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Scenario>> {
+    let f: ScenarioFile =
+        toml::from_str(text).with_context(|| format!("{origin}: invalid scenario file"))?;
+    if f.scenarios.is_empty() {
+        bail!("{origin}: no [[scenario]] entries");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &f.scenarios {
+        s.validate().with_context(|| origin.to_string())?;
+        if !seen.insert(s.name.clone()) {
+            bail!("{origin}: scenario name {:?} appears twice", s.name);
+        }
+    }
+    Ok(f.scenarios)
+}
+
+pub fn load(path: Option<&Path>) -> Result<(Vec<Scenario>, String)> {
+    match path {
+        None => Ok((
+            parse(DEFAULT_SCENARIOS, "bench/scenarios/default.toml")?,
+            "bench/scenarios/default.toml (built in)".into(),
+        )),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Ok((
+                parse(&text, &p.display().to_string())?,
+                p.display().to_string(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenarios_parse() {
+        let v = parse(DEFAULT_SCENARIOS, "default").unwrap();
+        assert!(v.len() >= 5);
+        assert!(v.iter().any(|s| s.idle_connections >= 900));
+        assert!(v.iter().any(|s| s.transport == Transport::Tcp));
+        assert!(v.iter().any(|s| s.framing == Framing::Newline));
+        assert!(v.iter().any(|s| s.records_per_write == 1));
+    }
+
+    #[test]
+    fn unknown_keys_and_engines_are_refused() {
+        let base = "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=1\nrecords_per_write=1\n";
+        assert!(parse(base, "x").is_ok());
+        assert!(parse(&format!("{base}bogus=1\n"), "x").is_err());
+        assert!(parse(&format!("{base}[scenario.unsupported]\nnginx='no'\n"), "x").is_err());
+        assert!(
+            parse(&format!("{base}{base}"), "x").is_err(),
+            "duplicate names"
+        );
+    }
+
+    #[test]
+    fn only_list() {
+        assert_eq!(
+            Engine::parse_list("syslog-ng,ringest").unwrap(),
+            vec![Engine::Ringest, Engine::SyslogNg]
+        );
+        assert!(Engine::parse_list("nginx").is_err());
+    }
+}

@@ -1,0 +1,635 @@
+//! Everything bench learns from the kernel (`/proc`) and every process it
+//! starts. All of bench's `unsafe` is here: signal handlers, `prctl`, `kill`.
+//!
+//! Every child is started in its own process group (so a terminal's Ctrl-C
+//! reaches bench only, and bench stops the engines itself, in order), is
+//! registered by PID until it is reaped, and gets PDEATHSIG so that it does
+//! not outlive a bench that was killed outright.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+// ---------------------------------------------------------------- signals
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set a flag that every wait loop polls; SIGPIPE is ignored.
+pub fn install_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores an
+        // atomic; sigemptyset initialises the mask before use.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+pub fn interrupted() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The error every wait loop returns once Ctrl-C (or SIGTERM) arrived.
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Sleeps `d` in small steps, returning early (with an error) on Ctrl-C.
+pub fn sleep(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        check_interrupted()?;
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+// ---------------------------------------------------------------- children
+
+/// PIDs of children started and not yet reaped, with a name for messages.
+static CHILDREN: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+fn register(pid: i32, name: &str) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((pid, name.to_string()));
+}
+
+fn unregister(pid: i32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(p, _)| *p != pid);
+}
+
+fn send_signal(pid: i32, sig: libc::c_int) {
+    assert!(pid > 0, "never signal a process group or every process");
+    // SAFETY: kill(2) on one positive PID, a child of ours not yet reaped
+    // (callers only hold PIDs of registered, unreaped children).
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Ctrl-C backstop: SIGTERM every registered child, wait up to `grace`, then
+/// SIGKILL what is left. Children are still reaped by their `Proc`'s drop.
+pub fn stop_all_children(grace: Duration) {
+    let list: Vec<(i32, String)> = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if list.is_empty() {
+        return;
+    }
+    for (pid, name) in &list {
+        eprintln!("bench: stopping {name} (pid {pid})");
+        send_signal(*pid, libc::SIGTERM);
+    }
+    let end = Instant::now() + grace;
+    while Instant::now() < end {
+        if list.iter().all(|(pid, _)| !alive(*pid)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (pid, name) in &list {
+        if alive(*pid) {
+            eprintln!("bench: {name} (pid {pid}) ignored SIGTERM for {grace:?}: SIGKILL");
+            send_signal(*pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// True while the process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => stat_fields(&s).and_then(|f| f.first().copied()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// A started child process: registered by PID until reaped, stopped on drop.
+pub struct Proc {
+    pub name: String,
+    pub pid: i32,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, name: &str) -> Result<Proc> {
+        cmd.process_group(0);
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
+        // only the calling (child) process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
+        let pid = child.id() as i32;
+        register(pid, name);
+        Ok(Proc {
+            name: name.to_string(),
+            pid,
+            child,
+            status: None,
+        })
+    }
+
+    /// The exit status if it has exited (reaps it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                unregister(self.pid);
+            }
+        }
+        self.status
+    }
+
+    /// Waits up to `limit` for it to exit by itself.
+    pub fn wait_for(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.try_wait() {
+                return Ok(Some(st));
+            }
+            if Instant::now() >= end {
+                return Ok(None);
+            }
+            check_interrupted()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns how it ended.
+    /// Not interruptible: this is what an interrupt runs.
+    pub fn stop(&mut self, grace: Duration) -> Stopped {
+        let started = Instant::now();
+        if let Some(st) = self.try_wait() {
+            return Stopped {
+                status: Some(st),
+                killed: false,
+                already_exited: true,
+                secs: 0.0,
+            };
+        }
+        send_signal(self.pid, libc::SIGTERM);
+        let end = started + grace;
+        while Instant::now() < end {
+            if let Some(st) = self.try_wait() {
+                return Stopped {
+                    status: Some(st),
+                    killed: false,
+                    already_exited: false,
+                    secs: started.elapsed().as_secs_f64(),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send_signal(self.pid, libc::SIGKILL);
+        let st = self.child.wait().ok();
+        self.status = st;
+        unregister(self.pid);
+        Stopped {
+            status: st,
+            killed: true,
+            already_exited: false,
+            secs: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let s = self.stop(Duration::from_secs(10));
+            if s.killed {
+                eprintln!("bench: {} (pid {}) {}", self.name, self.pid, s.describe());
+            }
+        }
+    }
+}
+
+pub struct Stopped {
+    pub status: Option<ExitStatus>,
+    /// Needed SIGKILL after the grace period.
+    pub killed: bool,
+    /// It had exited before we asked.
+    pub already_exited: bool,
+    pub secs: f64,
+}
+
+impl Stopped {
+    pub fn describe(&self) -> String {
+        let st = self
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        if self.killed {
+            format!(
+                "did not exit {:.0} s after SIGTERM; SIGKILL ({st})",
+                self.secs
+            )
+        } else if self.already_exited {
+            format!("had already exited ({st})")
+        } else {
+            format!("{st} {:.1} s after SIGTERM", self.secs)
+        }
+    }
+
+    pub fn clean(&self) -> bool {
+        !self.killed && !self.already_exited && self.status.map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+// ---------------------------------------------------------------- /proc
+
+/// The fields of /proc/PID/stat after "(comm)", starting with the state
+/// (field 3 in proc(5) numbering is index 0 here).
+fn stat_fields(s: &str) -> Option<Vec<&str>> {
+    let close = s.rfind(')')?;
+    Some(s[close + 1..].split_whitespace().collect())
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn utime_stime_s(stat: &str) -> Option<f64> {
+    let f = stat_fields(stat)?;
+    // proc(5): utime is field 14, stime 15; index 0 here is field 3.
+    let ut: f64 = f.get(11)?.parse().ok()?;
+    let st: f64 = f.get(12)?.parse().ok()?;
+    Some((ut + st) / clock_ticks_per_s())
+}
+
+/// User + system CPU-seconds of the whole process (every thread, living or
+/// exited), from /proc/PID/stat.
+pub fn process_cpu_s(pid: i32) -> Option<f64> {
+    utime_stime_s(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// CPU-seconds per thread name (threads with the same name are summed).
+pub fn threads_cpu_s(pid: i32) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let base = e.path();
+        let comm = fs::read_to_string(base.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if let Some(s) = fs::read_to_string(base.join("stat"))
+            .ok()
+            .and_then(|s| utime_stime_s(&s))
+        {
+            *out.entry(comm).or_insert(0.0) += s;
+        }
+    }
+    out
+}
+
+/// A `VmXXX:` figure of /proc/PID/status, in KiB.
+pub fn status_kib(pid: i32, key: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Aggregate CPU counters of /proc/stat: (busy, total) in ticks.
+fn machine_ticks() -> Result<(u64, u64)> {
+    let s = fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    let line = s.lines().next().context("empty /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        bail!("unexpected /proc/stat line: {line}");
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v[4]; // idle + iowait
+    Ok((total - idle, total))
+}
+
+/// Fraction (0..1) of all CPUs busy over the next `over`.
+pub fn machine_busy(over: Duration) -> Result<f64> {
+    let (b0, t0) = machine_ticks()?;
+    sleep(over)?;
+    let (b1, t1) = machine_ticks()?;
+    if t1 <= t0 {
+        return Ok(0.0);
+    }
+    Ok((b1 - b0) as f64 / (t1 - t0) as f64)
+}
+
+/// How the wait for a quiet machine went.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet {
+    /// Busy fraction of the last 1-s window measured (the one the run starts after).
+    pub busy: f64,
+    pub waited_s: f64,
+    pub gave_up: bool,
+}
+
+/// Measures 1-s windows until one is at most `threshold` busy or `limit` passed.
+pub fn wait_quiet(threshold: f64, limit: Duration) -> Result<Quiet> {
+    let start = Instant::now();
+    loop {
+        let busy = machine_busy(Duration::from_secs(1))?;
+        let waited_s = start.elapsed().as_secs_f64();
+        if busy <= threshold {
+            return Ok(Quiet {
+                busy,
+                waited_s,
+                gave_up: false,
+            });
+        }
+        if start.elapsed() >= limit {
+            return Ok(Quiet {
+                busy,
+                waited_s,
+                gave_up: true,
+            });
+        }
+    }
+}
+
+/// TCP sockets on a local port, from /proc/net/tcp and tcp6: (listening, established).
+pub fn tcp_sockets(port: u16) -> (usize, usize) {
+    let mut listening = 0;
+    let mut established = 0;
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(s) = fs::read_to_string(f) else {
+            continue;
+        };
+        for l in s.lines().skip(1) {
+            let mut it = l.split_whitespace();
+            let (Some(_), Some(local), Some(_remote), Some(st)) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                continue;
+            };
+            let Some(p) = local
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+            else {
+                continue;
+            };
+            if p != port {
+                continue;
+            }
+            match st {
+                "0A" => listening += 1,
+                "01" => established += 1,
+                _ => {}
+            }
+        }
+    }
+    (listening, established)
+}
+
+/// A port that was free a moment ago (bind to 0, read it, close).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+pub fn file_len(p: &Path) -> u64 {
+    fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The last `max_lines` lines of a (log) file, for error messages.
+pub fn tail(p: &Path, max_lines: usize) -> String {
+    let s = fs::read(p).unwrap_or_default();
+    let start = s.len().saturating_sub(16 * 1024);
+    let text = String::from_utf8_lossy(&s[start..]);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(max_lines)..].join(" | ")
+}
+
+/// Keeps at most the first and last 8 KiB of a log file.
+pub fn trim_log(p: &Path) {
+    const KEEP: usize = 8 * 1024;
+    let Ok(s) = fs::read(p) else { return };
+    if s.len() <= 2 * KEEP {
+        return;
+    }
+    let mut out = s[..KEEP].to_vec();
+    out.extend_from_slice(
+        format!("\n[... {} bytes cut by bench ...]\n", s.len() - 2 * KEEP).as_bytes(),
+    );
+    out.extend_from_slice(&s[s.len() - KEEP..]);
+    let _ = fs::write(p, out);
+}
+
+/// "ext4 on /dev/vda" for the mount holding `p` (longest mount-point prefix).
+pub fn filesystem_of(p: &Path) -> String {
+    let p = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut best: Option<(usize, String)> = None;
+    for l in mounts.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 || !p.starts_with(f[1]) {
+            continue;
+        }
+        if best.as_ref().map(|(n, _)| f[1].len() >= *n).unwrap_or(true) {
+            best = Some((f[1].len(), format!("{} on {}", f[2], f[0])));
+        }
+    }
+    best.map(|(_, s)| s)
+        .unwrap_or_else(|| "unknown filesystem".into())
+}
+
+// ---------------------------------------------------------------- machine
+
+pub struct Machine {
+    pub host: String,
+    pub cpu: String,
+    pub cpus: usize,
+    pub kernel: String,
+    pub mem_gib: f64,
+    pub fd_limit: u64,
+}
+
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mem_kib: f64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    Machine {
+        host,
+        cpu,
+        cpus,
+        kernel,
+        mem_gib: mem_kib / 1024.0 / 1024.0,
+        fd_limit: fd_limit(),
+    }
+}
+
+pub fn fd_limit() -> u64 {
+    // SAFETY: getrlimit writes into the struct we pass.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur
+        } else {
+            0
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (children inherit it).
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// CPU time of the calling thread, in seconds.
+pub fn thread_cpu_s() -> f64 {
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, and the time as HH:MM:SSZ.
+pub fn utc_now() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_survive_spaces_and_parens_in_comm() {
+        let s = "1234 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0";
+        let f = stat_fields(s).unwrap();
+        assert_eq!(f[0], "S");
+        assert_eq!(f[11], "150");
+        assert_eq!(f[12], "50");
+    }
+
+    #[test]
+    fn own_process_has_cpu_and_rss() {
+        let pid = std::process::id() as i32;
+        assert!(process_cpu_s(pid).is_some());
+        assert!(status_kib(pid, "VmHWM").unwrap() > 0);
+        assert!(!threads_cpu_s(pid).is_empty());
+    }
+
+    #[test]
+    fn listening_socket_is_seen() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(tcp_sockets(port).0, 1);
+        drop(l);
+        assert_eq!(tcp_sockets(port).0, 0);
+    }
+
+    #[test]
+    fn date_is_plausible() {
+        let (d, t) = utc_now();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"));
+        assert!(t.ends_with('Z'));
+    }
+}
