@@ -51,11 +51,7 @@ fn tls_100k_messages_over_8_connections_arrive_complete_and_in_order() {
     let (server, pki, tls, _) = start("tls100k");
     let threads: Vec<_> = (0..CONNS)
         .map(|c| {
-            let pki_dir = pki.dir.clone();
-            let pki = Pki {
-                dir: pki_dir,
-                ..clone_pki(&pki)
-            };
+            let pki = pki.clone();
             std::thread::spawn(move || {
                 send_numbered(
                     loopback(tls),
@@ -101,19 +97,6 @@ fn tls_100k_messages_over_8_connections_arrive_complete_and_in_order() {
     }
     assert_eq!(lines, CONNS * PER_CONN);
     assert!(next.values().all(|&n| n == PER_CONN));
-}
-
-fn clone_pki(p: &Pki) -> Pki {
-    Pki {
-        dir: p.dir.clone(),
-        ca: p.ca.clone(),
-        server_cert: p.server_cert.clone(),
-        server_key: p.server_key.clone(),
-        client_cert: p.client_cert.clone(),
-        client_key: p.client_key.clone(),
-        rogue_cert: p.rogue_cert.clone(),
-        rogue_key: p.rogue_key.clone(),
-    }
 }
 
 fn s_client(port: u16, pki: &Pki, with_cert: bool, input: &str) -> std::process::Output {

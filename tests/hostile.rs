@@ -106,42 +106,29 @@ fn hostile_inputs_are_contained_and_counted() {
     }
 
     let timeout = Duration::from_secs(10);
-    let reason = |r: &str| format!("ringest_framing_errors_total{{source=\"tcp\",reason=\"{r}\"}}");
-    assert_eq!(
-        server.wait_metric(&reason("header_not_digit"), 1, timeout),
-        1,
-        "invalid header counted"
-    );
-    assert_eq!(
-        server.wait_metric(&reason("missing_space"), 1, timeout),
-        1,
-        "header without space counted"
-    );
-    assert_eq!(
-        server.wait_metric(&reason("header_too_long"), 1, timeout),
-        1,
-        "25-digit length counted"
-    );
-    assert_eq!(
-        server.wait_metric("ringest_frames_oversize_total{source=\"tcp\"", 1, timeout),
-        1
-    );
-    let hf = |r: &str| format!("ringest_handshake_failures_total{{source=\"tls\",reason=\"{r}\"}}");
-    assert_eq!(
-        server.wait_metric(&hf("not_tls"), 1, timeout),
-        1,
-        "plaintext on TLS port counted"
-    );
-    assert_eq!(
-        server.wait_metric(&hf("unknown_ca"), 1, timeout),
-        1,
-        "rogue CA counted"
-    );
-    assert_eq!(
-        server.wait_metric(&hf("handshake_timeout"), 1, timeout),
-        1,
-        "half-open closed by timeout"
-    );
+    let framing =
+        |r: &str| format!("ringest_framing_errors_total{{source=\"tcp\",reason=\"{r}\"}}");
+    let handshake =
+        |r: &str| format!("ringest_handshake_failures_total{{source=\"tls\",reason=\"{r}\"}}");
+    // Each hostile case above is counted exactly once, under its own reason.
+    let counted_once = [
+        (framing("header_not_digit"), "invalid header counted"),
+        (framing("missing_space"), "header without space counted"),
+        (framing("header_too_long"), "25-digit length counted"),
+        (
+            "ringest_frames_oversize_total{source=\"tcp\"".to_string(),
+            "oversize frame counted",
+        ),
+        (handshake("not_tls"), "plaintext on TLS port counted"),
+        (handshake("unknown_ca"), "rogue CA counted"),
+        (
+            handshake("handshake_timeout"),
+            "half-open closed by timeout",
+        ),
+    ];
+    for (metric, what) in &counted_once {
+        assert_eq!(server.wait_metric(metric, 1, timeout), 1, "{what}");
+    }
     assert!(
         server.wait_metric(
             "ringest_connection_errors_total{source=\"tls\",reason=\"tls_error\"",

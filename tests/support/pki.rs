@@ -8,6 +8,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
+#[derive(Clone)]
 pub struct Pki {
     pub dir: PathBuf,
     pub ca: PathBuf,
