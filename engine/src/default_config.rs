@@ -9,7 +9,17 @@ use crate::tls::{ensure_dev_pki, DevPki};
 
 pub const DATA_DIR: &str = "ringest-data";
 
-pub fn config_text(pki: &DevPki) -> String {
+/// The config text for `pki`. Its paths are written relative to `data_dir`,
+/// the folder the text is resolved against (like any config file's folder):
+/// writing them as the user sees them (`ringest-data/pki/…`) would resolve to
+/// `ringest-data/ringest-data/pki/…`.
+pub fn config_text(pki: &DevPki, data_dir: &Path) -> String {
+    let rel = |p: &Path| -> String {
+        p.strip_prefix(data_dir)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
     format!(
         r#"[[source]]
 name = "tls"
@@ -32,16 +42,16 @@ fsync = "batch"
 [stats]
 listen = "127.0.0.1:9514"
 "#,
-        pki.server_cert.display(),
-        pki.server_key.display(),
-        pki.ca_cert.display()
+        rel(&pki.server_cert),
+        rel(&pki.server_key),
+        rel(&pki.ca_cert)
     )
 }
 
 /// Builds the default config, generating the dev PKI on first run.
 pub fn load(data_dir: &Path) -> Result<(Config, DevPki), String> {
     let pki = ensure_dev_pki(&data_dir.join("pki")).map_err(|e| format!("dev PKI: {e}"))?;
-    let text = config_text(&pki);
+    let text = config_text(&pki, data_dir);
     let config = Config::from_toml(&text, Path::new("<embedded default>"), data_dir)
         .map_err(|e: ConfigError| e.to_string())?;
     Ok((config, pki))
