@@ -40,6 +40,12 @@ const RECORD_HEADER_BYTES: usize = 5;
 /// Largest record a peer may send: 2^14 plaintext + 2048 (TLS 1.2's bound, the larger).
 const RECORD_MAX_BYTES: usize = RECORD_HEADER_BYTES + 16_384 + 2_048;
 
+/// Ciphertext kept while handshaking. rustls's largest handshake message is
+/// 64 KiB; in 512-byte fragments its record headers add about 1%, and a
+/// receive of up to 64 KiB may sit behind it. A client that needs more than
+/// this is refused rather than allowed to grow the buffer.
+const HANDSHAKE_BUFFERED_BYTES_MAX: usize = 192 * 1024;
+
 /// Why a connection was closed by us. Its label is the stats label.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CloseReason {
@@ -165,6 +171,12 @@ pub struct Conn {
     meta: Arc<ConnMeta>,
     /// A TLS record cut by the end of a receive buffer, kept until it is whole.
     tls_in: Vec<u8>,
+    /// While handshaking: every byte rustls has not yet discarded. A
+    /// handshake message may span many records (a certificate chain over
+    /// 16 KiB, or 512-byte fragments from embedded stacks); rustls joins
+    /// its pieces inside this buffer and leaves them at its front until the
+    /// whole message is there, so they must stay, in order, between reads.
+    handshake_in: Vec<u8>,
     seen_bytes: bool,
     /// Only for TLS sources.
     ktls: Option<KtlsPlan>,
@@ -198,6 +210,7 @@ impl Conn {
             decoder,
             meta,
             tls_in: Vec::new(),
+            handshake_in: Vec::new(),
             seen_bytes: false,
             ktls: None,
             exact: None,
@@ -222,6 +235,7 @@ impl Conn {
             decoder,
             meta,
             tls_in: Vec::new(),
+            handshake_in: Vec::new(),
             seen_bytes: false,
             ktls: Some(ktls),
             exact,
@@ -423,6 +437,7 @@ impl Conn {
     /// Heap bytes this connection holds beyond its fixed size (for memory accounting).
     pub fn buffered_bytes(&self) -> usize {
         self.tls_in.capacity()
+            + self.handshake_in.capacity()
             + self.decoder.buffered_bytes()
             + self.exact.as_ref().map_or(0, ExactReads::capacity)
     }
@@ -508,6 +523,9 @@ impl Conn {
                 return Err(CloseReason::Handshake(HandshakeFailure::NotTls));
             }
         }
+        if self.is_handshaking() {
+            return self.on_handshake_data(data, now_ns, batcher, out);
+        }
         let mut data = data;
         if !self.tls_in.is_empty() {
             // Complete the cut record first, copying only the bytes it lacks.
@@ -552,6 +570,49 @@ impl Conn {
                 .reserve_exact(RECORD_MAX_BYTES.min(rest.len() + record_bytes_missing(rest)));
             self.tls_in.extend_from_slice(rest);
             self.counters.tls_copied_bytes += rest.len() as u64;
+        }
+        Ok(Outcome::Continue)
+    }
+
+    /// Handshake bytes are few, so they are copied: appended to what rustls
+    /// kept from earlier reads, and that whole buffer is processed again.
+    /// Once the handshake is over, what follows in the buffer is
+    /// application data for the record layer; only a record cut by its end
+    /// is kept (in `tls_in`), and the handshake buffer is freed.
+    fn on_handshake_data(
+        &mut self,
+        data: &[u8],
+        now_ns: u64,
+        batcher: &mut Batcher,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, CloseReason> {
+        if self.handshake_in.len() + data.len() > HANDSHAKE_BUFFERED_BYTES_MAX {
+            self.phase = Phase::Closed;
+            return Err(CloseReason::Tls(format!(
+                "handshake over {HANDSHAKE_BUFFERED_BYTES_MAX} bytes"
+            )));
+        }
+        let mut buf = std::mem::take(&mut self.handshake_in);
+        buf.extend_from_slice(data);
+        self.counters.tls_copied_bytes += data.len() as u64;
+        let (consumed, outcome) = self.process_records(&mut buf, now_ns, batcher, out)?;
+        if outcome == Outcome::PeerClosed {
+            return Ok(outcome);
+        }
+        if self.is_handshaking() {
+            // rustls may have rewritten the bytes it kept (joining fragments
+            // in place): keep them exactly as they are.
+            buf.drain(..consumed);
+            self.handshake_in = buf;
+            return Ok(Outcome::Continue);
+        }
+        let rest = &buf[consumed..];
+        if !rest.is_empty() {
+            debug_assert!(self.tls_in.is_empty(), "no cut record before the handshake ended");
+            if rest.len() >= RECORD_HEADER_BYTES && record_bytes_missing(rest) == usize::MAX {
+                return Err(CloseReason::Tls("record length over the TLS limit".into()));
+            }
+            self.tls_in.extend_from_slice(rest);
         }
         Ok(Outcome::Continue)
     }
@@ -668,7 +729,7 @@ impl Conn {
                 Step::Again => {}
                 Step::NeedMore => {
                     if finished_handshake && self.is_handshaking() {
-                        let unread = buf.len() - offset + self.tls_in.len();
+                        let unread = buf.len() - offset;
                         self.finish_handshake(unread)?;
                         // Whole records after the client's Finished were handed out as
                         // ReadTraffic above; a cut one is still at `offset` for the reader.

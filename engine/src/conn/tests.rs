@@ -532,3 +532,5 @@ fn eof_on_recvmsg_flushes_and_closes() {
     assert_eq!(control(&mut run, &mut sock), Ok(Outcome::PeerClosed));
     assert_eq!(run.messages(), 10);
 }
+
+mod fragmented;
