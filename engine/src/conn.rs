@@ -15,6 +15,7 @@
 //! reads control records (alerts, KeyUpdate) through [`offload`]. Every phase
 //! ends in `Closed`.
 
+mod local_close;
 mod offload;
 
 use std::fmt;
@@ -30,6 +31,7 @@ use crate::ktls::{CryptoInfo, Decision, KtlsMode, KtlsSupport, UserspaceReason};
 use crate::record::{self, ControlEvent, RecordReader, RecordWriter};
 use crate::tls::{looks_like_tls, refusal_detail, HandshakeFailure, PeerIdentity};
 
+pub use local_close::LocalClose;
 pub use offload::{
     path_label, ControlOutcome, ExactReads, FdSocket, KtlsClose, KtlsSocket, Offloaded, Pending,
     EXACT_READ_BYTES_MAX,
@@ -61,6 +63,8 @@ pub enum CloseReason {
     /// A bug of ours (or of a library) panicked while handling this
     /// connection's bytes: the connection is closed, the engine keeps running.
     Internal(String),
+    /// Our decision from the connection's behaviour or its socket.
+    Local(LocalClose),
 }
 
 impl CloseReason {
@@ -71,6 +75,7 @@ impl CloseReason {
             CloseReason::Tls(_) => "tls_error",
             CloseReason::Ktls(k) => k.label(),
             CloseReason::Internal(_) => "internal_error",
+            CloseReason::Local(l) => l.label(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
             CloseReason::Ktls(k) => write!(f, "{k}"),
             CloseReason::Internal(e) => write!(f, "internal error (a bug; please report it): {e}"),
+            CloseReason::Local(l) => write!(f, "{l}"),
         }
     }
 }
@@ -588,9 +594,9 @@ impl Conn {
     ) -> Result<Outcome, CloseReason> {
         if self.handshake_in.len() + data.len() > HANDSHAKE_BUFFERED_BYTES_MAX {
             self.phase = Phase::Closed;
-            return Err(CloseReason::Tls(format!(
-                "handshake over {HANDSHAKE_BUFFERED_BYTES_MAX} bytes"
-            )));
+            return Err(CloseReason::Local(LocalClose::HandshakeTooLarge {
+                handshake_buffered_bytes_max: HANDSHAKE_BUFFERED_BYTES_MAX,
+            }));
         }
         let mut buf = std::mem::take(&mut self.handshake_in);
         buf.extend_from_slice(data);

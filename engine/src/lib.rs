@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod conn;
 pub mod default_config;
+pub mod fd_limit;
 pub mod framing;
 pub mod ktls;
 pub mod logger;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::batch::{Ring, WriterWaker};
 use crate::config::{Config, SourceConfig, Transport};
 use crate::ktls::{check_mode_at_startup, KtlsSupport};
+use crate::shard::per_ip::PerIpCounts;
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
 use crate::tls::{build_server_config, TlsSettings};
@@ -45,6 +46,8 @@ impl TlsHolder {
 pub struct SourceRuntime {
     pub config: SourceConfig,
     pub tls: Option<TlsHolder>,
+    /// Open connections per peer address, for `max_connections_per_ip`.
+    pub per_ip: PerIpCounts,
 }
 
 /// Read-only after start-up, except the flags and stats.
@@ -53,6 +56,9 @@ pub struct Shared {
     pub sources: Vec<SourceRuntime>,
     pub stats: Arc<Stats>,
     pub shutdown: AtomicBool,
+    /// Set when a shard thread ends other than by shutdown (a panic outside
+    /// any connection's guard): the process stops, non-zero.
+    pub shard_failed: AtomicBool,
     /// What this kernel can offload, probed once at start-up.
     pub ktls: Arc<KtlsSupport>,
 }
@@ -102,10 +108,62 @@ fn probe_ktls(config: &Config) -> Result<KtlsSupport, String> {
     Ok(support)
 }
 
+/// Raises the open-file limit and warns when it is still below what the
+/// config may need.
+fn check_fd_limit(config: &Config, shards: usize) {
+    let max_connections_total: u64 = config
+        .sources
+        .iter()
+        .map(|s| s.max_connections as u64)
+        .sum();
+    let listeners = (config.sources.len() * shards) as u64;
+    match crate::fd_limit::raise() {
+        Ok(limit) => {
+            if limit.soft != limit.soft_before {
+                log::info!(
+                    "open file limit raised from {} to {}",
+                    limit.soft_before,
+                    limit.soft
+                );
+            }
+            let needed = crate::fd_limit::needed(max_connections_total, listeners);
+            if let Some(w) = crate::fd_limit::shortfall(limit, needed, max_connections_total) {
+                log::warn!("{w}");
+            }
+        }
+        Err(e) => log::warn!("cannot read the open file limit: {e}"),
+    }
+}
+
+/// Sets the shard's ring closed however its thread ends, so the writer
+/// never waits for a shard that is gone; an end other than by shutdown
+/// (a panic) marks the engine failed.
+struct ShardExit {
+    id: usize,
+    ring: Arc<Ring>,
+    waker: Arc<WriterWaker>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ShardExit {
+    fn drop(&mut self) {
+        self.ring.closed.store(true, Ordering::Release);
+        self.waker.wake();
+        if std::thread::panicking() {
+            log::error!(
+                "shard {} stopped by a panic (a bug; please report it): stopping the engine",
+                self.id
+            );
+            self.shared.shard_failed.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// Runs the engine until SIGTERM/SIGINT; returns once everything read is on disk.
 pub fn serve(config: Config) -> Result<(), String> {
     let sigset = block_signals();
     let shards = config.shard_count();
+    check_fd_limit(&config, shards);
     let ktls = Arc::new(probe_ktls(&config)?);
     let mut sources = Vec::new();
     for s in &config.sources {
@@ -123,6 +181,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         sources.push(SourceRuntime {
             config: s.clone(),
             tls,
+            per_ip: PerIpCounts::new(s.max_connections_per_ip),
         });
     }
     let stats = Arc::new(Stats::new(
@@ -156,6 +215,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         sources,
         stats: Arc::clone(&stats),
         shutdown: AtomicBool::new(false),
+        shard_failed: AtomicBool::new(false),
         ktls,
     });
 
@@ -179,18 +239,24 @@ pub fn serve(config: Config) -> Result<(), String> {
         let ready = ready_tx.clone();
         let h = std::thread::Builder::new()
             .name(format!("ringest-shard-{id}"))
-            .spawn(
-                move || match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
+            .spawn(move || {
+                let exit = ShardExit {
+                    id,
+                    ring: Arc::clone(&ring),
+                    waker: Arc::clone(&waker),
+                    shared: Arc::clone(&shared),
+                };
+                match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
                     Ok(shard) => {
                         let _ = ready.send(Ok(()));
                         shard.run();
                     }
                     Err(e) => {
-                        ring.closed.store(true, Ordering::Release);
                         let _ = ready.send(Err(format!("shard {id}: cannot set up io_uring: {e}")));
                     }
-                },
-            )
+                }
+                drop(exit);
+            })
             .map_err(|e| e.to_string())?;
         shard_handles.push(h);
     }
@@ -250,16 +316,31 @@ pub fn serve(config: Config) -> Result<(), String> {
             }
             None => {}
         }
+        if shared.shard_failed.load(Ordering::Acquire) {
+            break;
+        }
     }
     shared.shutdown.store(true, Ordering::Release);
-    for h in shard_handles {
-        let _ = h.join();
+    let mut panicked = Vec::new();
+    for (id, h) in shard_handles.into_iter().enumerate() {
+        if let Err(panic) = h.join() {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            panicked.push(format!("shard {id}: {msg}"));
+        }
     }
     let _ = writer_handle.join();
-    log::info!(
-        "stopped: {} messages received, {} written",
-        stats.total_received(),
-        stats.total_written()
-    );
+    let (received, written) = (stats.total_received(), stats.total_written());
+    log::info!("stopped: {received} messages received, {written} written");
+    if !panicked.is_empty() {
+        return Err(format!(
+            "stopped because a shard panicked ({}); {received} messages received, {written} \
+             written; messages a dead shard had decoded but not handed to the writer are lost",
+            panicked.join("; ")
+        ));
+    }
     Ok(())
 }

@@ -28,6 +28,10 @@ pub struct SourceStats {
     pub tls_path: Labelled,
     /// Records other than application data read on offloaded sockets, by type.
     pub ktls_control_records: Labelled,
+    /// Connections closed at accept by a limit, by the limit's name.
+    pub connections_refused: Labelled,
+    /// Failed accepts (EMFILE, ENFILE, ENOMEM), after which accepting pauses.
+    pub accept_errors: Labelled,
 }
 
 /// A small map of reason label -> count. Reasons are rare events (failures), so a
@@ -174,7 +178,19 @@ impl Stats {
             }
         }
         type GetL = fn(&SourceStats) -> &Labelled;
-        let labelled: [(&str, &str, &str, GetL); 5] = [
+        let labelled: [(&str, &str, &str, GetL); 7] = [
+            (
+                "ringest_connections_refused_total",
+                "limit",
+                "Connections closed at once because a limit was reached, by limit.",
+                |s| &s.connections_refused,
+            ),
+            (
+                "ringest_accept_errors_total",
+                "reason",
+                "Failed accepts, by reason; accepting pauses with a backoff after each.",
+                |s| &s.accept_errors,
+            ),
             (
                 "ringest_handshake_failures_total",
                 "reason",

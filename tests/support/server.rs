@@ -47,6 +47,14 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// How to start the binary besides its config.
+#[derive(Default)]
+pub struct Launch {
+    pub env: Vec<(String, String)>,
+    /// Soft and hard RLIMIT_NOFILE for the server (as `ulimit -n`).
+    pub nofile: Option<u64>,
+}
+
 pub struct Server {
     pub child: Child,
     pub dir: PathBuf,
@@ -61,6 +69,16 @@ impl Server {
     }
 
     pub fn try_start(dir: &Path, config: &str) -> Result<Server, String> {
+        Self::try_start_with(dir, config, &Launch::default())
+    }
+
+    /// Like [`Server::start`], with extra environment or a lower open-file limit.
+    pub fn start_with(dir: &Path, config: &str, launch: &Launch) -> Server {
+        Self::try_start_with(dir, config, launch)
+            .unwrap_or_else(|e| panic!("ringest did not start: {e}"))
+    }
+
+    pub fn try_start_with(dir: &Path, config: &str, launch: &Launch) -> Result<Server, String> {
         let cfg = dir.join("ringest.toml");
         std::fs::write(&cfg, config).map_err(|e| e.to_string())?;
         let stderr_path = dir.join("ringest.stderr");
@@ -76,14 +94,30 @@ impl Server {
             })
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr"));
-        let mut child = Command::new(bin("ringest"))
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(bin("ringest"));
+        cmd.args(["serve", "--config"])
             .arg(&cfg)
             .env("RINGEST_LOG", "debug")
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| e.to_string())?;
+            .stderr(stderr);
+        if let Some(nofile) = launch.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: nofile,
+                        rlim_max: nofile,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -145,6 +179,35 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's CPU time so far (user + system), from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // utime and stime are fields 14 and 15 of the line (11, 12 after the name).
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        // SAFETY: sysconf with a valid name.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        ticks as f64 / hz
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn signal(&self, sig: i32) {

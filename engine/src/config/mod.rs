@@ -99,6 +99,22 @@ pub struct SourceConfig {
     /// TCP keepalive idle time, so half-open connections are found and closed. 0 = off.
     #[serde(default = "defaults::keepalive_idle_ms")]
     pub keepalive_idle_ms: u64,
+    /// Open connections from one IP address on this source, over all shards. 0 = no limit.
+    #[serde(default)]
+    pub max_connections_per_ip: usize,
+    /// An established connection that sends nothing for this long is closed. 0 = never.
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
+    /// Bytes queued to send on one connection (handshake flights, alerts,
+    /// KeyUpdate answers); a peer that lets more pile up by never reading is closed.
+    #[serde(default = "defaults::max_send_queue_bytes")]
+    pub max_send_queue_bytes: usize,
+    /// TCP_USER_TIMEOUT: sent data unacknowledged this long drops the connection. 0 = kernel default.
+    #[serde(default = "defaults::tcp_user_timeout_ms")]
+    pub tcp_user_timeout_ms: u64,
+    /// A connection we are closing gets this long to send its last bytes.
+    #[serde(default = "defaults::close_timeout_ms")]
+    pub close_timeout_ms: u64,
     #[serde(default)]
     pub ktls: KtlsMode,
     /// Destinations this source feeds; absent = all of them.
@@ -192,6 +208,15 @@ mod defaults {
     }
     pub fn keepalive_idle_ms() -> u64 {
         60_000
+    }
+    pub fn max_send_queue_bytes() -> usize {
+        256 * 1024
+    }
+    pub fn tcp_user_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn close_timeout_ms() -> u64 {
+        5_000
     }
     pub fn format() -> OutputFormat {
         OutputFormat::Raw
@@ -395,6 +420,26 @@ impl Config {
             )?;
             check_range(key("listen_backlog"), s.listen_backlog as u64, 1, 65_535)?;
             check_range(key("keepalive_idle_ms"), s.keepalive_idle_ms, 0, 86_400_000)?;
+            check_range(
+                key("max_connections_per_ip"),
+                s.max_connections_per_ip as u64,
+                0,
+                1_000_000,
+            )?;
+            check_range(key("idle_timeout_ms"), s.idle_timeout_ms, 0, 604_800_000)?;
+            check_range(
+                key("max_send_queue_bytes"),
+                s.max_send_queue_bytes as u64,
+                32 * 1024,
+                64 << 20,
+            )?;
+            check_range(
+                key("tcp_user_timeout_ms"),
+                s.tcp_user_timeout_ms,
+                0,
+                3_600_000,
+            )?;
+            check_range(key("close_timeout_ms"), s.close_timeout_ms, 10, 600_000)?;
             match (s.transport, &s.tls) {
                 (Transport::Tls, None) => {
                     return Err((

@@ -13,7 +13,10 @@
 
 pub mod bufring;
 pub mod listener;
+pub mod per_ip;
+pub mod send_queue;
 
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::Arc;
@@ -23,12 +26,13 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::batch::{Batcher, ConnMeta, Ring, WriterWaker};
 use crate::config::Transport;
-use crate::conn::{CloseReason, Conn, FdSocket, KtlsPlan, Outcome, RecvPlan};
+use crate::conn::{CloseReason, Conn, FdSocket, KtlsPlan, LocalClose, Outcome, RecvPlan};
 use crate::framing::Decoder;
 use crate::ratelog::RateLog;
 use crate::runtime::Shared;
 use crate::tls::HandshakeFailure;
 use bufring::BufRing;
+use send_queue::SendQueue;
 
 const KIND_ACCEPT: u64 = 1;
 const KIND_RECV: u64 = 2;
@@ -42,6 +46,16 @@ const KIND_RECV_EXACT: u64 = 5;
 const WAIT_MS: u64 = 50;
 /// Refusal log lines per shard per second; the rest are counted only.
 const LOG_LINES_PER_SECOND: u32 = 20;
+/// Accept failures (EMFILE, ENFILE, ENOMEM) logged per shard per second.
+const ACCEPT_ERROR_LOG_LINES_PER_SECOND: u32 = 1;
+/// After an accept failure for lack of resources, wait this long before
+/// accepting again, doubling up to the max while it keeps failing. Pending
+/// connections wait in the listen backlog meanwhile.
+const ACCEPT_BACKOFF_MS_MIN: u64 = 20;
+const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
+/// Shutdown: how long to wait for cancelled operations to complete before
+/// the buffer ring they may write into is unmapped.
+const QUIESCE_MS_MAX: u64 = 2_000;
 
 fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
     (kind << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
@@ -54,17 +68,19 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
 struct Entry {
     fd: RawFd,
     source: u16,
+    /// The peer's address, counted in the source's per-IP limit until closed.
+    ip: IpAddr,
     conn: Conn,
     accepted: Instant,
+    /// When bytes last arrived (for `idle_timeout_ms`), to the loop turn.
+    last_recv: Instant,
+    /// When we started closing it (for `close_timeout_ms`).
+    closing_since: Option<Instant>,
     /// A receive is in flight (multishot or exact); `recv_kind` says which.
     recv_armed: bool,
     recv_kind: u64,
-    /// Bytes being sent (owned here until the send completes) and how far it got.
-    send_buf: Vec<u8>,
-    send_off: usize,
-    send_inflight: bool,
-    /// Bytes produced while a send was in flight.
-    pending_out: Vec<u8>,
+    /// Bytes to send; the one send in flight points into it.
+    send: SendQueue,
     closing: bool,
     shut_down: bool,
 }
@@ -77,6 +93,11 @@ struct Slot {
 struct ListenerSlot {
     socket: Option<socket2::Socket>,
     source: u16,
+    /// A multishot accept is in flight.
+    armed: bool,
+    /// Accepting paused after a resource error, until then.
+    resume_at: Option<Instant>,
+    backoff_ms: u64,
 }
 
 /// Per-turn counters per source, added to shared stats once per turn.
@@ -106,7 +127,18 @@ pub struct Shard {
     local: Vec<Local>,
     out_scratch: Vec<u8>,
     ratelog: RateLog,
+    accept_errors_log: RateLog,
     draining_since: Option<Instant>,
+    /// Operations the submission queue had no room for; pushed first next
+    /// turn, so an operation is delayed, never dropped (its entry's
+    /// `recv_armed`/`send_inflight` stay true). At most a few per slot.
+    overflow: Vec<squeue::Entry>,
+    /// The time at the start of this loop turn.
+    turn_now: Instant,
+    /// Test-only fault injection (debug builds): panic in the shard loop,
+    /// outside any connection's guard, once this many connections were accepted.
+    panic_after_accepts: Option<usize>,
+    accepted_total: usize,
 }
 
 impl Shard {
@@ -144,6 +176,9 @@ impl Shard {
                 .map(|(source, s)| ListenerSlot {
                     socket: Some(s),
                     source,
+                    armed: false,
+                    resume_at: None,
+                    backoff_ms: ACCEPT_BACKOFF_MS_MIN,
                 })
                 .collect(),
             slots: Vec::new(),
@@ -155,7 +190,12 @@ impl Shard {
             local: vec![Local::default(); sources],
             out_scratch: Vec::new(),
             ratelog: RateLog::new(LOG_LINES_PER_SECOND),
+            accept_errors_log: RateLog::new(ACCEPT_ERROR_LOG_LINES_PER_SECOND),
             draining_since: None,
+            overflow: Vec::new(),
+            turn_now: Instant::now(),
+            panic_after_accepts: fault_panic_after_accepts(),
+            accepted_total: 0,
         };
         for i in 0..shard.listeners.len() {
             shard.arm_accept(i);
@@ -163,28 +203,59 @@ impl Shard {
         Ok(shard)
     }
 
+    /// Queues an operation. A full submission queue is drained by
+    /// submitting; if it stays full (the kernel refused the submit, e.g.
+    /// EBUSY with completions to reap), the operation waits in `overflow`
+    /// for the next turn instead of being lost.
     fn push_sqe(&mut self, sqe: squeue::Entry) {
-        // Bounded: a full queue is drained by submitting; a few tries always suffice.
-        for _ in 0..64 {
+        if !self.overflow.is_empty() {
+            // Keep submission order: behind what already waits.
+            self.overflow.push(sqe);
+            return;
+        }
+        // Bounded: one submit frees the whole queue unless the kernel refuses it.
+        for _ in 0..2 {
             // SAFETY: every buffer an SQE points at (send buffers in Entry, the
             // provided buffer ring) stays alive until its completion is reaped.
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
                 return;
             }
             if let Err(e) = self.ring.submit() {
-                log::error!("shard {}: io_uring submit failed: {e}", self.id);
+                log::debug!("shard {}: io_uring submit: {e}", self.id);
+                break;
             }
         }
-        log::error!(
-            "shard {}: submission queue stayed full; dropped an operation",
-            self.id
-        );
+        self.overflow.push(sqe);
+        // Each slot has at most a receive, a send and a cancel in flight.
+        debug_assert!(self.overflow.len() <= 4 * (self.slots.len() + self.listeners.len()) + 64);
+    }
+
+    /// Moves operations that waited for room into the submission queue.
+    fn push_overflow(&mut self) {
+        if self.overflow.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.overflow);
+        let mut rest = waiting.into_iter();
+        for sqe in rest.by_ref() {
+            // SAFETY: as in push_sqe; these buffers are still owned by live entries.
+            if unsafe { self.ring.submission().push(&sqe) }.is_err() {
+                self.overflow.push(sqe);
+                break;
+            }
+        }
+        self.overflow.extend(rest);
     }
 
     fn arm_accept(&mut self, i: usize) {
-        let Some(sock) = &self.listeners[i].socket else {
+        let l = &mut self.listeners[i];
+        let Some(sock) = &l.socket else {
             return;
         };
+        if l.armed || l.resume_at.is_some() {
+            return;
+        }
+        l.armed = true;
         let fd = sock.as_raw_fd();
         let sqe = opcode::AcceptMulti::new(types::Fd(fd))
             .flags(libc::SOCK_CLOEXEC)
@@ -229,6 +300,7 @@ impl Shard {
     pub fn run(mut self) {
         let mut last_tick = Instant::now();
         loop {
+            self.push_overflow();
             let ts = types::Timespec::from(Duration::from_millis(WAIT_MS));
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
@@ -247,6 +319,7 @@ impl Shard {
             for cqe in self.ring.completion() {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
+            self.turn_now = Instant::now();
             let now_ns = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
@@ -272,13 +345,114 @@ impl Shard {
             if now.duration_since(last_tick) >= Duration::from_millis(100) {
                 last_tick = now;
                 self.check_timeouts(now);
+                self.resume_accepts(now);
             }
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step(now) {
                 break;
             }
         }
+        self.quiesce();
         self.batcher.close();
         log::debug!("shard {} stopped", self.id);
+    }
+
+    /// Before the shard's memory goes: cancel every operation still in
+    /// flight and reap their completions, so the kernel writes into no
+    /// buffer (the provided ring, an exact-read buffer) after it is freed.
+    /// Bounded by QUIESCE_MS_MAX; then fds are closed, which ends the rest.
+    fn quiesce(&mut self) {
+        for slot in 0..self.slots.len() as u32 {
+            let gen = self.slots[slot as usize].gen;
+            let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+                continue;
+            };
+            let mut cancels = Vec::new();
+            if e.recv_armed {
+                cancels.push(user_data(e.recv_kind, slot, gen));
+            }
+            if e.send.in_flight() {
+                cancels.push(user_data(KIND_SEND, slot, gen));
+            }
+            if !e.shut_down {
+                e.shut_down = true;
+                // SAFETY: fd is this connection's socket, still open.
+                unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
+            }
+            for ud in cancels {
+                let sqe = opcode::AsyncCancel::new(ud)
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, slot, gen));
+                self.push_sqe(sqe);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(QUIESCE_MS_MAX);
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            self.push_overflow();
+            let ts = types::Timespec::from(Duration::from_millis(10));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            let done: Vec<(u64, i32, u32)> = self
+                .ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags()))
+                .collect();
+            for (ud, _res, flags) in done {
+                let (kind, gen, slot) = split_user_data(ud);
+                if let Some(bid) = cqueue::buffer_select(flags) {
+                    self.bufs.give_back(bid);
+                }
+                let Some(e) = self.entry_mut(slot, gen) else {
+                    continue;
+                };
+                match kind {
+                    KIND_RECV if !cqueue::more(flags) => e.recv_armed = false,
+                    KIND_RECV_EXACT => e.recv_armed = false,
+                    KIND_SEND => e.send.on_sent(-libc::ECANCELED),
+                    _ => {}
+                }
+            }
+        }
+        let left = self.in_flight();
+        if left > 0 {
+            log::warn!(
+                "shard {}: {left} operations still in flight at exit; closing their sockets",
+                self.id
+            );
+        }
+        for s in &mut self.slots {
+            if let Some(e) = s.entry.take() {
+                // SAFETY: we own fd; nothing else closes it.
+                unsafe { libc::close(e.fd) };
+                self.shared.stats.sources[e.source as usize]
+                    .connections_active
+                    .fetch_sub(1, Relaxed);
+                self.shared.sources[e.source as usize].per_ip.close(e.ip);
+            }
+        }
+        self.live = 0;
+    }
+
+    fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .map(|e| e.recv_armed as usize + e.send.in_flight() as usize)
+            .sum()
+    }
+
+    /// Re-arms accepts paused after a resource error once their backoff passed.
+    fn resume_accepts(&mut self, now: Instant) {
+        if self.draining_since.is_some() {
+            return;
+        }
+        for i in 0..self.listeners.len() {
+            // A cancelled multishot accept must report its end first.
+            let l = &self.listeners[i];
+            if !l.armed && l.resume_at.is_some_and(|t| now >= t) {
+                self.listeners[i].resume_at = None;
+                self.arm_accept(i);
+            }
+        }
     }
 
     /// Returns true when the shard may exit: no connection left, or the drain time is over.
@@ -306,7 +480,7 @@ impl Shard {
                     .as_ref()
                     .is_some_and(|e| !e.closing)
                 {
-                    self.count_close(slot, "drain_timeout");
+                    self.count_close(slot, LocalClose::DrainTimeout.label());
                     self.begin_close(slot);
                 }
             }
@@ -315,44 +489,97 @@ impl Shard {
         self.live == 0 || now.duration_since(since) >= timeout + Duration::from_secs(1)
     }
 
+    /// Handshake, idle and close deadlines, checked every 100 ms.
     fn check_timeouts(&mut self, now: Instant) {
         for slot in 0..self.slots.len() as u32 {
             let Some(e) = self.slots[slot as usize].entry.as_ref() else {
                 continue;
             };
-            if e.closing || !e.conn.is_handshaking() {
+            let cfg = &self.shared.sources[e.source as usize].config;
+            if let Some(since) = e.closing_since {
+                if now.duration_since(since) >= Duration::from_millis(cfg.close_timeout_ms) {
+                    let close_timeout_ms = cfg.close_timeout_ms;
+                    self.count_close(slot, LocalClose::CloseTimeout { close_timeout_ms }.label());
+                    self.abort(slot);
+                }
                 continue;
             }
-            let limit = Duration::from_millis(
-                self.shared.sources[e.source as usize]
-                    .config
-                    .handshake_timeout_ms,
-            );
-            if now.duration_since(e.accepted) >= limit {
-                self.refuse(slot, CloseReason::Handshake(HandshakeFailure::Timeout));
+            if e.closing {
+                continue;
+            }
+            if e.conn.is_handshaking() {
+                if now.duration_since(e.accepted) >= Duration::from_millis(cfg.handshake_timeout_ms)
+                {
+                    self.refuse(slot, CloseReason::Handshake(HandshakeFailure::Timeout));
+                }
+            } else if cfg.idle_timeout_ms > 0
+                && now.duration_since(e.last_recv) >= Duration::from_millis(cfg.idle_timeout_ms)
+            {
+                let idle_timeout_ms = cfg.idle_timeout_ms;
+                self.refuse(
+                    slot,
+                    CloseReason::Local(LocalClose::IdleTimeout { idle_timeout_ms }),
+                );
             }
         }
     }
 
+    /// Cuts a connection that cannot finish closing politely: whatever is
+    /// queued to send is dropped and the socket is shut down, which ends
+    /// the operations still in flight; the slot is freed when they complete.
+    fn abort(&mut self, slot: u32) {
+        let gen = self.slots[slot as usize].gen;
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
+        e.closing = true;
+        e.closing_since = None;
+        e.send.discard();
+        if !e.shut_down {
+            e.shut_down = true;
+            // SAFETY: fd is this connection's socket, still open.
+            unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
+        }
+        let mut cancels = Vec::new();
+        if e.send.in_flight() {
+            cancels.push(user_data(KIND_SEND, slot, gen));
+        }
+        if e.recv_armed {
+            cancels.push(user_data(e.recv_kind, slot, gen));
+        }
+        for ud in cancels {
+            let sqe = opcode::AsyncCancel::new(ud)
+                .build()
+                .user_data(user_data(KIND_CANCEL, slot, gen));
+            self.push_sqe(sqe);
+        }
+        self.finish_close(slot);
+    }
+
     fn on_accept(&mut self, li: usize, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.listeners[li].armed = false;
+        }
+        if res < 0 {
+            self.on_accept_error(li, -res, cqueue::more(flags));
+            return;
+        }
         if !cqueue::more(flags) && self.draining_since.is_none() {
             self.arm_accept(li);
         }
-        if res < 0 {
-            if self.draining_since.is_none() && -res != libc::ECANCELED {
-                log::warn!(
-                    "shard {}: accept failed: {}",
-                    self.id,
-                    std::io::Error::from_raw_os_error(-res)
-                );
-            }
-            return;
-        }
+        self.listeners[li].backoff_ms = ACCEPT_BACKOFF_MS_MIN;
         let fd: RawFd = res;
         if self.draining_since.is_some() {
             // SAFETY: fd was just returned by accept and is owned by nobody else.
             unsafe { libc::close(fd) };
             return;
+        }
+        self.accepted_total += 1;
+        if self
+            .panic_after_accepts
+            .is_some_and(|n| self.accepted_total >= n)
+        {
+            panic!("fault injection: RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS reached");
         }
         let source = self.listeners[li].source;
         let src = &self.shared.sources[source as usize];
@@ -360,21 +587,32 @@ impl Shard {
         stats.connections_accepted.fetch_add(1, Relaxed);
         let active = stats.connections_active.fetch_add(1, Relaxed) + 1;
         let peer = listener::peer_addr(fd).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        if active as usize > src.config.max_connections {
-            stats.connections_active.fetch_sub(1, Relaxed);
+        let refused = if active as usize > src.config.max_connections {
             stats.connections_refused_limit.fetch_add(1, Relaxed);
-            if self.ratelog.allow(Instant::now()) {
+            Some(("max_connections", src.config.max_connections))
+        } else if !src.per_ip.try_open(peer.ip()) {
+            Some(("max_connections_per_ip", src.config.max_connections_per_ip))
+        } else {
+            None
+        };
+        if let Some((limit, value)) = refused {
+            stats.connections_active.fetch_sub(1, Relaxed);
+            stats.connections_refused.inc(limit);
+            if self.ratelog.allow(self.turn_now) {
                 log::warn!(
-                    "{peer} source {}: connection refused: max_connections ({}) reached",
+                    "{peer} source {}: connection refused: {limit} ({value}) reached",
                     src.config.name,
-                    src.config.max_connections
                 );
             }
             // SAFETY: fd was just returned by accept and is owned by nobody else.
             unsafe { libc::close(fd) };
             return;
         }
-        if let Err(e) = listener::tune_accepted(fd, src.config.keepalive_idle_ms) {
+        if let Err(e) = listener::tune_accepted(
+            fd,
+            src.config.keepalive_idle_ms,
+            src.config.tcp_user_timeout_ms,
+        ) {
             log::debug!("{peer}: socket options: {e}");
         }
         let meta = Arc::new(ConnMeta {
@@ -401,6 +639,7 @@ impl Shard {
                 Err(e) => {
                     log::error!("{peer}: cannot start TLS: {e}");
                     stats.connections_active.fetch_sub(1, Relaxed);
+                    src.per_ip.close(peer.ip());
                     // SAFETY: fd was just returned by accept and is owned by nobody else.
                     unsafe { libc::close(fd) };
                     return;
@@ -411,14 +650,14 @@ impl Shard {
         let entry = Entry {
             fd,
             source,
+            ip: peer.ip(),
             conn,
-            accepted: Instant::now(),
+            accepted: self.turn_now,
+            last_recv: self.turn_now,
+            closing_since: None,
             recv_armed: false,
             recv_kind: KIND_RECV,
-            send_buf: Vec::new(),
-            send_off: 0,
-            send_inflight: false,
-            pending_out: Vec::new(),
+            send: SendQueue::default(),
             closing: false,
             shut_down: false,
         };
@@ -437,6 +676,55 @@ impl Shard {
         s.entry = Some(entry);
         self.live += 1;
         self.arm_recv(slot);
+    }
+
+    /// An accept failed. Resource errors (no file descriptors, no memory)
+    /// repeat at once if the accept is re-armed at once: every shard spins
+    /// and logs without end. So accepting pauses with a growing backoff (the
+    /// connections wait in the backlog), and the log line is rate-limited.
+    fn on_accept_error(&mut self, li: usize, errno: i32, more: bool) {
+        if self.draining_since.is_some() || errno == libc::ECANCELED {
+            return;
+        }
+        let source = self.listeners[li].source as usize;
+        let label = match errno {
+            libc::EMFILE => "emfile",
+            libc::ENFILE => "enfile",
+            libc::ENOMEM | libc::ENOBUFS => "enomem",
+            _ => "other",
+        };
+        self.shared.stats.sources[source].accept_errors.inc(label);
+        let backoff_ms = self.listeners[li].backoff_ms;
+        if label != "other" {
+            let l = &mut self.listeners[li];
+            l.resume_at = Some(self.turn_now + Duration::from_millis(backoff_ms));
+            l.backoff_ms = (backoff_ms * 2).min(ACCEPT_BACKOFF_MS_MAX);
+            if more {
+                // Stop the multishot accept; resume_accepts re-arms it.
+                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, li as u32, 0))
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, li as u32, 0));
+                self.push_sqe(sqe);
+            }
+        } else if !more {
+            self.arm_accept(li);
+        }
+        if self.accept_errors_log.allow(self.turn_now) {
+            let src = &self.shared.sources[source].config;
+            let hint = match label {
+                "emfile" => {
+                    " (open file limit reached: raise LimitNOFILE / ulimit -n, or lower max_connections)"
+                }
+                "enfile" => " (system-wide file limit: fs.file-max)",
+                _ => "",
+            };
+            log::warn!(
+                "shard {} source {}: accept failed: {}{hint}; pausing accepts for {backoff_ms} ms",
+                self.id,
+                src.name,
+                std::io::Error::from_raw_os_error(errno),
+            );
+        }
     }
 
     fn entry_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Entry> {
@@ -471,13 +759,15 @@ impl Shard {
                 return;
             };
             let source = e.source as usize;
+            e.last_recv = self.turn_now;
+            let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
             let result = if e.closing {
                 Ok(Outcome::Continue)
             } else {
                 let data = self.bufs.slice_mut(bid, res as usize);
                 let mut out = std::mem::take(&mut self.out_scratch);
                 let r = e.conn.on_data(data, now_ns, &mut self.batcher, &mut out);
-                Self::queue_out(e, &mut out);
+                let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
                 self.out_scratch = out;
                 r
             };
@@ -548,6 +838,8 @@ impl Shard {
             return;
         }
         let source = e.source as usize;
+        e.last_recv = self.turn_now;
+        let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
         let result = if e.closing {
             Ok(Outcome::Continue)
         } else {
@@ -555,7 +847,7 @@ impl Shard {
             let r = e
                 .conn
                 .on_exact_read(res as usize, now_ns, &mut self.batcher, &mut out);
-            Self::queue_out(e, &mut out);
+            let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
             self.out_scratch = out;
             r
         };
@@ -584,7 +876,7 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        let sent = !e.send_inflight && e.send_off >= e.send_buf.len() && e.pending_out.is_empty();
+        let sent = e.send.is_empty();
         if e.closing || !sent || !e.conn.is_ktls_pending() {
             return;
         }
@@ -626,14 +918,13 @@ impl Shard {
             if let Err(reason) = result {
                 self.refuse(slot, reason);
             } else if res < 0 {
-                let err = std::io::Error::from_raw_os_error(-res);
-                let label = if -res == libc::ECONNRESET {
-                    "reset"
+                let local = if -res == libc::ECONNRESET {
+                    LocalClose::Reset
                 } else {
-                    "recv_error"
+                    LocalClose::RecvError(-res)
                 };
-                self.count_close(slot, label);
-                self.log_close(slot, &format!("connection error: {err}"));
+                self.count_close(slot, local.label());
+                self.log_close(slot, &local.to_string());
             }
         }
         if let Some(e) = self.slots[slot as usize].entry.as_mut() {
@@ -643,17 +934,17 @@ impl Shard {
         self.finish_close(slot);
     }
 
-    fn queue_out(e: &mut Entry, out: &mut Vec<u8>) {
-        if out.is_empty() {
-            return;
-        }
-        if e.send_inflight {
-            e.pending_out.append(out);
-        } else {
-            e.send_buf.clear();
-            e.send_buf.append(out);
-            e.send_off = 0;
-        }
+    /// Queues bytes the connection produced; a peer that lets more than
+    /// `max_send_queue_bytes` pile up by never reading is closed.
+    fn queue_out(
+        e: &mut Entry,
+        out: &mut Vec<u8>,
+        max_send_queue_bytes: usize,
+    ) -> Result<Outcome, CloseReason> {
+        e.send
+            .queue(out, max_send_queue_bytes)
+            .map(|()| Outcome::Continue)
+            .map_err(CloseReason::Local)
     }
 
     /// Starts a send of whatever is waiting, if none is in flight.
@@ -662,23 +953,15 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if e.send_inflight {
+        let fd = e.fd;
+        let Some(rest) = e.send.start() else {
             return;
-        }
-        if e.send_off >= e.send_buf.len() {
-            if e.pending_out.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut e.send_buf, &mut e.pending_out);
-            e.pending_out.clear();
-            e.send_off = 0;
-        }
-        let rest = &e.send_buf[e.send_off..];
-        let sqe = opcode::Send::new(types::Fd(e.fd), rest.as_ptr(), rest.len() as u32)
+        };
+        // The slice stays put until on_send (SendQueue keeps it unmoved).
+        let sqe = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(user_data(KIND_SEND, slot, gen));
-        e.send_inflight = true;
         self.push_sqe(sqe);
     }
 
@@ -686,19 +969,8 @@ impl Shard {
         let Some(e) = self.entry_mut(slot, gen) else {
             return;
         };
-        e.send_inflight = false;
-        if res < 0 {
-            // The peer is gone; nothing more can be sent. Receiving decides the rest.
-            e.send_buf.clear();
-            e.pending_out.clear();
-            e.send_off = 0;
-        } else {
-            e.send_off += res as usize;
-            if e.send_off >= e.send_buf.len() {
-                e.send_buf = Vec::new();
-                e.send_off = 0;
-            }
-        }
+        // A failed send means the peer is gone; receiving decides the rest.
+        e.send.on_sent(res);
         let closing = e.closing;
         self.flush_send(slot);
         if closing {
@@ -741,12 +1013,22 @@ impl Shard {
                 stats.handshake_failures.inc(h.label())
             }
             CloseReason::Framing(f) => stats.framing_errors.inc(f.label()),
-            CloseReason::Tls(_) | CloseReason::Ktls(_) | CloseReason::Internal(_) => {
-                stats.connection_errors.inc(reason.label())
-            }
+            CloseReason::Tls(_)
+            | CloseReason::Ktls(_)
+            | CloseReason::Internal(_)
+            | CloseReason::Local(_) => stats.connection_errors.inc(reason.label()),
         }
         self.log_close(slot, &reason.to_string());
-        self.begin_close(slot);
+        if matches!(
+            reason,
+            CloseReason::Local(LocalClose::SendQueueFull { .. })
+        ) {
+            // Waiting for a peer that does not read to take our last bytes
+            // would hold the slot: cut at once.
+            self.abort(slot);
+        } else {
+            self.begin_close(slot);
+        }
     }
 
     /// Stops receiving; the socket closes once the alert (if any) is sent and
@@ -758,6 +1040,7 @@ impl Shard {
         };
         if !e.closing {
             e.closing = true;
+            e.closing_since = Some(self.turn_now);
         }
         if e.recv_armed {
             let sqe = opcode::AsyncCancel::new(user_data(e.recv_kind, slot, gen))
@@ -774,7 +1057,7 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if e.send_inflight || e.send_off < e.send_buf.len() {
+        if !e.send.is_empty() {
             return;
         }
         if e.recv_armed {
@@ -793,6 +1076,7 @@ impl Shard {
         self.shared.stats.sources[e.source as usize]
             .connections_active
             .fetch_sub(1, Relaxed);
+        self.shared.sources[e.source as usize].per_ip.close(e.ip);
         self.free.push(slot);
         self.live -= 1;
     }
@@ -850,4 +1134,18 @@ impl Shard {
                 .fetch_add(pauses, Relaxed);
         }
     }
+}
+
+/// Test-only fault injection, read once per shard: in debug builds,
+/// `RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS=N` makes the shard panic outside
+/// any connection's guard on its N-th accepted connection, so tests can
+/// check that a dead shard stops the process with a clear error.
+fn fault_panic_after_accepts() -> Option<usize> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    std::env::var("RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS")
+        .ok()?
+        .parse()
+        .ok()
 }
