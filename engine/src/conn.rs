@@ -471,6 +471,9 @@ impl Conn {
             Phase::Closed => Ok(Outcome::PeerClosed),
             // The kernel decrypted these bytes; they are plaintext.
             Phase::Plain | Phase::Ktls(_) => {
+                if let Phase::Ktls(off) = &mut self.phase {
+                    off.on_data();
+                }
                 let mut sink = FrameSink {
                     batcher,
                     meta: &self.meta,

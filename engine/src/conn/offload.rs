@@ -27,6 +27,8 @@ use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{AlertDescription, ProtocolVersion};
 
+use crate::record::{ControlBudget, ReaderLimits};
+
 use crate::ktls::{
     self, BadRecordHeader, ControlAction, ControlError, ControlRecord, CryptoInfo, Decision,
     KtlsVersion, UserspaceReason, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
@@ -201,6 +203,7 @@ impl Pending {
             rx,
             offloaded: Offloaded {
                 version,
+                budget: ControlBudget::new(&ReaderLimits::default()),
                 kconn: keep.then_some(kconn),
                 can_rekey,
                 rekeys: 0,
@@ -231,6 +234,8 @@ impl Pending {
 /// An offloaded connection: what is left of TLS in userspace.
 pub struct Offloaded {
     version: KtlsVersion,
+    /// The userspace record layer's limits on control records without data.
+    budget: ControlBudget,
     /// Only for TLS 1.3 on a kernel that can rekey.
     kconn: Option<KernelConnection<ServerConnectionData>>,
     can_rekey: bool,
@@ -261,6 +266,11 @@ impl Offloaded {
         self.rekeys
     }
 
+    /// Application data arrived: the control-record budget starts over.
+    pub fn on_data(&mut self) {
+        self.budget.on_data();
+    }
+
     /// After a receive failed with EIO: reads the record at the head of the
     /// socket with its type, and acts on it. `counted` gets the record's
     /// type label (for `ringest_ktls_control_records_total`) when it is a
@@ -275,6 +285,9 @@ impl Offloaded {
         let mut buf = vec![0u8; CONTROL_BUF_BYTES];
         let (content_type, n) = match sock.recv_record(&mut buf) {
             Ok(r) => r,
+            // The record is not there yet (reads never block the shard):
+            // the next receive reports it again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ControlOutcome::Continue,
             Err(e) => return ControlOutcome::Close(KtlsClose::from_recv_errno(errno_of(&e))),
         };
         if n == 0 {
@@ -293,7 +306,7 @@ impl Offloaded {
             }
         };
         *counted = Some(record.label());
-        match ktls::action_for(&record, self.version, self.can_rekey) {
+        match ktls::action_for(&record, self.version, self.can_rekey, &mut self.budget) {
             ControlAction::Ignore => ControlOutcome::Continue,
             ControlAction::Finish => {
                 // Every byte before close_notify has been received: answer,

@@ -480,17 +480,32 @@ fn key_update_with_rekey_installs_the_next_key() {
     assert!(run.conn.is_offloaded());
 }
 
+/// One policy with the userspace record layer: a client's NewSessionTicket
+/// (only servers send one) closes the connection with an alert there, so it
+/// does here too.
 #[test]
-fn client_new_session_ticket_is_ignored() {
+fn client_new_session_ticket_closes_as_in_userspace() {
     let mut run = offloaded(false);
     let mut sock = FakeSocket::default();
     sock.records.push_back(Ok((22, vec![4, 0, 0, 2, 0, 0])));
-    assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
-    assert!(run.conn.is_offloaded());
+    let err = control(&mut run, &mut sock).unwrap_err();
+    assert_eq!(err.label(), "ktls_protocol_error", "{err}");
+    assert_eq!(sock.alerts_sent, vec![(2, 10)]);
     assert_eq!(
         run.conn.take_events().ktls_control,
         Some("new_session_ticket")
     );
+}
+
+/// A skippable warning (TLS 1.3 user_canceled) is skipped on both paths;
+/// before, an offloaded connection closed on it while userspace did not.
+#[test]
+fn user_canceled_warning_is_skipped_on_an_offloaded_connection_as_in_userspace() {
+    let mut run = offloaded(false);
+    let mut sock = FakeSocket::default();
+    sock.records.push_back(Ok((21, vec![1, 90])));
+    assert_eq!(control(&mut run, &mut sock), Ok(Outcome::Continue));
+    assert!(run.conn.is_offloaded());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use super::crypto_info::KtlsVersion;
+use crate::record::{decide_alert, AlertAction, ControlBudget, Version};
 
 pub const CONTENT_TYPE_CHANGE_CIPHER_SPEC: u8 = 20;
 pub const CONTENT_TYPE_ALERT: u8 = 21;
@@ -207,21 +208,50 @@ impl ControlAction {
 
 /// Decides what a control record means for a connection of `version` on a
 /// kernel that can (`can_rekey`) or cannot install a new TLS 1.3 RX key.
-pub fn action_for(record: &ControlRecord, version: KtlsVersion, can_rekey: bool) -> ControlAction {
+///
+/// The policy is the userspace record layer's, so a connection is treated
+/// the same whichever path carries it: alerts are judged by
+/// [`crate::record`]'s rule (TLS 1.2 warnings and TLS 1.3 user_canceled are
+/// skipped, the rest close), skipped warnings and KeyUpdates count against
+/// the same [`ControlBudget`], and any handshake message but a TLS 1.3
+/// KeyUpdate (a NewSessionTicket, which only servers send; renegotiation)
+/// closes the connection.
+pub fn action_for(
+    record: &ControlRecord,
+    version: KtlsVersion,
+    can_rekey: bool,
+    budget: &mut ControlBudget,
+) -> ControlAction {
+    let record_version = match version {
+        KtlsVersion::Tls12 => Version::Tls12,
+        KtlsVersion::Tls13 => Version::Tls13,
+    };
     match *record {
         ControlRecord::CloseNotify => ControlAction::Finish,
         ControlRecord::Alert { level, description } => {
-            ControlAction::CloseAlert { level, description }
-        }
-        ControlRecord::KeyUpdate { update_requested } => match (version, can_rekey) {
-            (KtlsVersion::Tls13, true) => ControlAction::Rekey { update_requested },
-            (KtlsVersion::Tls13, false) => ControlAction::CloseRekeyUnsupported,
-            (KtlsVersion::Tls12, _) => {
-                ControlAction::CloseProtocolError("KeyUpdate on a TLS 1.2 connection")
+            match decide_alert(record_version, &[level, description]) {
+                Ok(AlertAction::Ignore { .. }) => match budget.on_ignored_warning() {
+                    Ok(()) => ControlAction::Ignore,
+                    Err(_) => ControlAction::CloseProtocolError("too many consecutive warning alerts"),
+                },
+                Ok(AlertAction::Stop(_)) | Err(_) => ControlAction::CloseAlert { level, description },
             }
-        },
-        ControlRecord::NewSessionTicket => ControlAction::Ignore,
-        ControlRecord::OtherHandshake(_) => {
+        }
+        ControlRecord::KeyUpdate { update_requested } => {
+            if budget.on_key_update().is_err() {
+                return ControlAction::CloseProtocolError(
+                    "too many KeyUpdates without application data",
+                );
+            }
+            match (version, can_rekey) {
+                (KtlsVersion::Tls13, true) => ControlAction::Rekey { update_requested },
+                (KtlsVersion::Tls13, false) => ControlAction::CloseRekeyUnsupported,
+                (KtlsVersion::Tls12, _) => {
+                    ControlAction::CloseProtocolError("KeyUpdate on a TLS 1.2 connection")
+                }
+            }
+        }
+        ControlRecord::NewSessionTicket | ControlRecord::OtherHandshake(_) => {
             ControlAction::CloseProtocolError("handshake message after the handshake")
         }
         ControlRecord::Unexpected(_) => {
@@ -233,6 +263,66 @@ pub fn action_for(record: &ControlRecord, version: KtlsVersion, can_rekey: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ReaderLimits;
+
+    /// The action with a fresh budget.
+    fn act(rec: &ControlRecord, version: KtlsVersion, can_rekey: bool) -> ControlAction {
+        action_for(
+            rec,
+            version,
+            can_rekey,
+            &mut ControlBudget::new(&ReaderLimits::default()),
+        )
+    }
+
+    /// The same policy as the userspace record layer: TLS 1.2 warnings are
+    /// skipped, up to the same consecutive limit; data resets the count.
+    #[test]
+    fn tls12_warning_alerts_are_skipped_up_to_the_userspace_limit() {
+        let limits = ReaderLimits::default();
+        let mut budget = ControlBudget::new(&limits);
+        // no_renegotiation (100), warning
+        let rec = parse_control_record(21, &[1, 100]).unwrap();
+        for _ in 0..limits.warning_alerts_consecutive_max {
+            assert_eq!(
+                action_for(&rec, KtlsVersion::Tls12, false, &mut budget),
+                ControlAction::Ignore
+            );
+        }
+        assert!(matches!(
+            action_for(&rec, KtlsVersion::Tls12, false, &mut budget),
+            ControlAction::CloseProtocolError(_)
+        ));
+        budget.on_data();
+        assert_eq!(
+            action_for(&rec, KtlsVersion::Tls12, false, &mut budget),
+            ControlAction::Ignore
+        );
+        // TLS 1.3: a warning other than user_canceled is an error alert.
+        assert!(matches!(
+            act(&rec, KtlsVersion::Tls13, true),
+            ControlAction::CloseAlert { .. }
+        ));
+        let canceled = parse_control_record(21, &[1, 90]).unwrap();
+        assert_eq!(act(&canceled, KtlsVersion::Tls13, true), ControlAction::Ignore);
+    }
+
+    #[test]
+    fn key_updates_without_data_are_bounded_as_in_userspace() {
+        let limits = ReaderLimits::default();
+        let mut budget = ControlBudget::new(&limits);
+        let rec = parse_control_record(22, &[24, 0, 0, 1, 1]).unwrap();
+        for _ in 0..limits.key_updates_consecutive_max {
+            assert!(matches!(
+                action_for(&rec, KtlsVersion::Tls13, true, &mut budget),
+                ControlAction::Rekey { .. }
+            ));
+        }
+        assert!(matches!(
+            action_for(&rec, KtlsVersion::Tls13, true, &mut budget),
+            ControlAction::CloseProtocolError(_)
+        ));
+    }
 
     #[test]
     fn close_notify() {
@@ -257,7 +347,7 @@ mod tests {
             }
         );
         assert_eq!(
-            action_for(&rec, KtlsVersion::Tls13, true),
+            act(&rec, KtlsVersion::Tls13, true),
             ControlAction::CloseAlert {
                 level: 2,
                 description: 20
@@ -299,17 +389,17 @@ mod tests {
             }
         );
         assert_eq!(
-            action_for(&req, KtlsVersion::Tls13, true),
+            act(&req, KtlsVersion::Tls13, true),
             ControlAction::Rekey {
                 update_requested: true
             }
         );
         assert_eq!(
-            action_for(&req, KtlsVersion::Tls13, false),
+            act(&req, KtlsVersion::Tls13, false),
             ControlAction::CloseRekeyUnsupported
         );
         assert!(matches!(
-            action_for(&not, KtlsVersion::Tls12, true),
+            act(&not, KtlsVersion::Tls12, true),
             ControlAction::CloseProtocolError(_)
         ));
     }
@@ -331,15 +421,15 @@ mod tests {
     }
 
     #[test]
-    fn new_session_ticket_is_ignored() {
+    fn new_session_ticket_closes_as_in_userspace() {
         let mut nst = vec![4, 0, 0, 9];
         nst.extend_from_slice(&[0; 9]);
         let rec = parse_control_record(22, &nst).unwrap();
         assert_eq!(rec, ControlRecord::NewSessionTicket);
-        assert_eq!(
-            action_for(&rec, KtlsVersion::Tls13, false),
-            ControlAction::Ignore
-        );
+        assert!(matches!(
+            act(&rec, KtlsVersion::Tls13, false),
+            ControlAction::CloseProtocolError(_)
+        ));
     }
 
     #[test]
@@ -348,7 +438,7 @@ mod tests {
         let rec = parse_control_record(22, &[1, 0, 0, 2, 3, 3]).unwrap();
         assert_eq!(rec, ControlRecord::OtherHandshake(1));
         assert!(matches!(
-            action_for(&rec, KtlsVersion::Tls12, false),
+            act(&rec, KtlsVersion::Tls12, false),
             ControlAction::CloseProtocolError(_)
         ));
     }
@@ -409,7 +499,7 @@ mod tests {
                     let payload = vec![fill; len];
                     if let Ok(rec) = parse_control_record(ct, &payload) {
                         let _ = rec.label();
-                        let _ = action_for(&rec, KtlsVersion::Tls13, false).label();
+                        let _ = act(&rec, KtlsVersion::Tls13, false).label();
                     }
                 }
             }

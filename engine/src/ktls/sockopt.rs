@@ -100,7 +100,9 @@ pub fn recv_record(fd: RawFd, buf: &mut [u8]) -> io::Result<(u8, usize)> {
     // SAFETY: `msg` points at `iov` (which points at `buf`) and at
     // `cmsg_buf`, all live and writable for their stated lengths until the
     // call returns; the kernel writes only within them.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    // MSG_DONTWAIT: the shard thread must never block on a socket (the
+    // socket itself is blocking); a record not there yet is EAGAIN.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -160,7 +162,9 @@ pub fn send_record(fd: RawFd, content_type: u8, payload: &[u8]) -> io::Result<()
     // SAFETY: `msg` describes `payload` (read only: sendmsg does not write
     // through iov_base) and `cmsg_buf`, both live until the call returns.
     // MSG_NOSIGNAL: a peer that has gone away is an EPIPE, not a SIGPIPE.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    // MSG_DONTWAIT: never block the shard; a full send buffer is EAGAIN (an
+    // alert that cannot be sent now is not sent: the connection is closing).
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -195,6 +199,20 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         (c, s)
+    }
+
+    /// The shard calls this on its own thread: with nothing to read it
+    /// must return at once, not wait (the socket is a blocking one).
+    #[test]
+    fn recv_record_never_blocks_the_shard() {
+        let (_c, s) = pair();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let err = recv_record(s.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]

@@ -134,6 +134,52 @@ pub(crate) fn handshake(version: Version, payload: &[u8]) -> Result<HandshakeAct
     }
 }
 
+/// How much a peer may make a connection do without delivering data:
+/// consecutive ignorable warning alerts and consecutive KeyUpdates. One
+/// budget, used by the userspace record reader and by the kTLS control path
+/// alike, so an offloaded connection is held to the same policy. Each count
+/// resets when application data arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct ControlBudget {
+    warning_alerts_consecutive_max: u32,
+    key_updates_consecutive_max: u32,
+    warning_alerts_consecutive: u32,
+    key_updates_consecutive: u32,
+}
+
+impl ControlBudget {
+    pub fn new(limits: &super::ReaderLimits) -> ControlBudget {
+        ControlBudget {
+            warning_alerts_consecutive_max: limits.warning_alerts_consecutive_max,
+            key_updates_consecutive_max: limits.key_updates_consecutive_max,
+            warning_alerts_consecutive: 0,
+            key_updates_consecutive: 0,
+        }
+    }
+
+    /// Application data arrived: the counts start over.
+    pub fn on_data(&mut self) {
+        self.warning_alerts_consecutive = 0;
+        self.key_updates_consecutive = 0;
+    }
+
+    pub fn on_ignored_warning(&mut self) -> Result<(), RecordError> {
+        self.warning_alerts_consecutive += 1;
+        if self.warning_alerts_consecutive > self.warning_alerts_consecutive_max {
+            return Err(RecordError::TooManyWarningAlerts);
+        }
+        Ok(())
+    }
+
+    pub fn on_key_update(&mut self) -> Result<(), RecordError> {
+        self.key_updates_consecutive += 1;
+        if self.key_updates_consecutive > self.key_updates_consecutive_max {
+            return Err(RecordError::TooManyKeyUpdates);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use rustls::{
     ConnectionTrafficSecrets, ContentType, PeerMisbehaved, ProtocolVersion, SupportedCipherSuite,
 };
 
-use super::control::{self, AlertAction, ControlEvent, HandshakeAction};
+use super::control::{self, AlertAction, ControlBudget, ControlEvent, HandshakeAction};
 use super::error::RecordError;
 use super::header::{
     self, HeaderRules, Parsed, RecordHeader, CONTENT_ALERT, CONTENT_APPLICATION_DATA,
@@ -81,8 +81,7 @@ pub struct RecordReader {
     /// Set after a stop event or an error: the stream position is final.
     stopped: bool,
     empty_records_consecutive: u32,
-    warning_alerts_consecutive: u32,
-    key_updates_consecutive: u32,
+    budget: ControlBudget,
 }
 
 impl fmt::Debug for RecordReader {
@@ -132,8 +131,7 @@ impl RecordReader {
             kernel,
             stopped: false,
             empty_records_consecutive: 0,
-            warning_alerts_consecutive: 0,
-            key_updates_consecutive: 0,
+            budget: ControlBudget::new(&limits),
         })
     }
 
@@ -232,8 +230,7 @@ impl RecordReader {
                         continue;
                     }
                     self.empty_records_consecutive = 0;
-                    self.warning_alerts_consecutive = 0;
-                    self.key_updates_consecutive = 0;
+                    self.budget.on_data();
                     on_plaintext(plain.payload);
                 }
                 ContentType::Alert => match control::alert(self.version, plain.payload)? {
@@ -242,12 +239,7 @@ impl RecordReader {
                         break;
                     }
                     AlertAction::Ignore { description } => {
-                        self.warning_alerts_consecutive += 1;
-                        if self.warning_alerts_consecutive
-                            > self.limits.warning_alerts_consecutive_max
-                        {
-                            return Err(RecordError::TooManyWarningAlerts);
-                        }
+                        self.budget.on_ignored_warning()?;
                         log::debug!(
                             "ignoring TLS warning alert {:?}",
                             rustls::AlertDescription::from(description)
@@ -256,10 +248,7 @@ impl RecordReader {
                 },
                 ContentType::Handshake => match control::handshake(self.version, plain.payload)? {
                     HandshakeAction::KeyUpdate { update_requested } => {
-                        self.key_updates_consecutive += 1;
-                        if self.key_updates_consecutive > self.limits.key_updates_consecutive_max {
-                            return Err(RecordError::TooManyKeyUpdates);
-                        }
+                        self.budget.on_key_update()?;
                         self.rekey()?;
                         progress.key_updates += 1;
                         progress.key_update_requested |= update_requested;
