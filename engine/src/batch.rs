@@ -107,6 +107,10 @@ pub struct Ring {
     pub empty: ArrayQueue<Batch>,
     /// Set by the shard when it will push nothing more.
     pub closed: AtomicBool,
+    /// Set by the writer when it gives up (its destinations keep failing
+    /// past the drain deadline): a shard waiting for room stops waiting,
+    /// and what it could not hand over is counted as lost.
+    pub abandoned: AtomicBool,
 }
 
 impl Ring {
@@ -115,6 +119,7 @@ impl Ring {
             full: ArrayQueue::new(capacity_batches),
             empty: ArrayQueue::new(capacity_batches + 2),
             closed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         }
     }
 }
@@ -157,6 +162,8 @@ pub struct Batcher {
     batch_max_bytes: usize,
     /// Back-pressure episodes since the last `take_pauses`.
     pauses: u64,
+    /// Messages dropped because the writer gave up (see [`Ring::abandoned`]).
+    pub lost_messages: u64,
 }
 
 impl Batcher {
@@ -167,6 +174,7 @@ impl Batcher {
             waker,
             batch_max_bytes,
             pauses: 0,
+            lost_messages: 0,
         }
     }
 
@@ -201,6 +209,12 @@ impl Batcher {
                 Ok(()) => break,
                 Err(back) => {
                     batch = back;
+                    if self.ring.abandoned.load(Ordering::Acquire) {
+                        // Nobody will ever make room: stop waiting, so the
+                        // shard reaches its shutdown; the loss is reported.
+                        self.lost_messages += batch.len() as u64;
+                        break;
+                    }
                     if !paused {
                         paused = true;
                         self.pauses += 1;
@@ -251,6 +265,32 @@ mod tests {
         assert_eq!(batch.message(2), b"");
         assert_eq!(batch.runs.len(), 2);
         assert_eq!(batch.runs[1].first, 2);
+    }
+
+    /// A writer that gave up never makes room: the shard must not wait for
+    /// it forever (SIGTERM with a failing disk), and counts what it dropped.
+    #[test]
+    fn a_full_ring_whose_writer_gave_up_does_not_block_the_shard() {
+        let ring = Arc::new(Ring::new(2));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let m = meta();
+        let msg = [b'x'; 3000];
+        for _ in 0..2 {
+            batcher.push(&m, 0, &msg);
+            batcher.flush();
+        }
+        assert!(ring.full.is_full());
+        ring.abandoned.store(true, Ordering::Release);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            batcher.push(&m, 0, &msg);
+            batcher.flush();
+            let _ = tx.send(batcher.lost_messages);
+        });
+        let lost = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("flush returned");
+        assert_eq!(lost, 1);
     }
 
     #[test]
