@@ -28,7 +28,7 @@ use rustls::ServerConfig;
 use crate::batch::{Batcher, ConnMeta};
 use crate::framing::{Decoder, Frame, FramingError};
 use crate::ktls::{CryptoInfo, Decision, KtlsMode, KtlsSupport, UserspaceReason};
-use crate::record::{self, ControlEvent, RecordReader, RecordWriter};
+use crate::record::{self, ControlEvent, Needed, RecordError, RecordReader, RecordWriter};
 use crate::tls::{looks_like_tls, refusal_detail, HandshakeFailure, PeerIdentity};
 
 pub use local_close::LocalClose;
@@ -37,10 +37,6 @@ pub use offload::{
     EXACT_READ_BYTES_MAX,
 };
 
-/// TLS record header: type (1), version (2), length (2).
-const RECORD_HEADER_BYTES: usize = 5;
-/// Largest record a peer may send: 2^14 plaintext + 2048 (TLS 1.2's bound, the larger).
-const RECORD_MAX_BYTES: usize = RECORD_HEADER_BYTES + 16_384 + 2_048;
 
 /// Ciphertext kept while handshaking. rustls's largest handshake message is
 /// 64 KiB; in 512-byte fragments its record headers add about 1%, and a
@@ -56,8 +52,14 @@ pub enum CloseReason {
     /// not match, the fingerprint, the names tried).
     Refused(HandshakeFailure, String),
     Framing(FramingError),
-    /// A TLS error after the handshake (bad record, decrypt failure, alert).
-    Tls(String),
+    /// Our record layer refused what the peer sent (a bad header, a record
+    /// that does not decrypt, an illegal message after the handshake).
+    Record(RecordError),
+    /// The peer closed with a fatal alert after the handshake.
+    PeerAlert(rustls::AlertDescription),
+    /// rustls refused a record it read for us after its handshake (data
+    /// that came with the client's Finished).
+    Rustls(rustls::Error),
     /// On an offloaded connection: a control record, or the kernel refusing a record.
     Ktls(KtlsClose),
     /// A bug of ours (or of a library) panicked while handling this
@@ -72,7 +74,9 @@ impl CloseReason {
         match self {
             CloseReason::Handshake(f) | CloseReason::Refused(f, _) => f.label(),
             CloseReason::Framing(e) => e.label(),
-            CloseReason::Tls(_) => "tls_error",
+            CloseReason::Record(e) => e.label(),
+            CloseReason::PeerAlert(_) => "peer_alert",
+            CloseReason::Rustls(_) => "tls_error",
             CloseReason::Ktls(k) => k.label(),
             CloseReason::Internal(_) => "internal_error",
             CloseReason::Local(l) => l.label(),
@@ -94,7 +98,9 @@ impl fmt::Display for CloseReason {
                 )
             }
             CloseReason::Framing(e) => write!(f, "framing error: {e}"),
-            CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
+            CloseReason::Record(e) => write!(f, "TLS record refused: {e}"),
+            CloseReason::PeerAlert(a) => write!(f, "the client sent alert {a:?}"),
+            CloseReason::Rustls(e) => write!(f, "TLS error: {e}"),
             CloseReason::Ktls(k) => write!(f, "{k}"),
             CloseReason::Internal(e) => write!(f, "internal error (a bug; please report it): {e}"),
             CloseReason::Local(l) => write!(f, "{l}"),
@@ -333,7 +339,7 @@ impl Conn {
         }
         if let Err(e) = ex.want() {
             self.phase = Phase::Closed;
-            return Err(CloseReason::Tls(format!("during the handshake: {e}")));
+            return Err(CloseReason::Record(e));
         }
         let result = match ex.whole_record() {
             Some(record) => {
@@ -491,7 +497,7 @@ impl Conn {
             // No receive is armed while the keys wait for the kernel.
             Phase::KtlsPending(_) => {
                 debug_assert!(false, "data while kTLS is pending");
-                Err(CloseReason::Tls("data before kTLS was enabled".into()))
+                Err(CloseReason::Internal("data before kTLS was enabled".into()))
             }
         }
     }
@@ -539,10 +545,7 @@ impl Conn {
         if !self.tls_in.is_empty() {
             // Complete the cut record first, copying only the bytes it lacks.
             loop {
-                let missing = record_bytes_missing(&self.tls_in);
-                if missing == usize::MAX {
-                    return Err(CloseReason::Tls("record length over the TLS limit".into()));
-                }
+                let missing = record_bytes_missing(&self.tls_in)?;
                 if missing == 0 {
                     break;
                 }
@@ -572,11 +575,9 @@ impl Conn {
         }
         let rest = &data[consumed..];
         if !rest.is_empty() {
-            if rest.len() >= RECORD_HEADER_BYTES && record_bytes_missing(rest) == usize::MAX {
-                return Err(CloseReason::Tls("record length over the TLS limit".into()));
-            }
-            self.tls_in
-                .reserve_exact(RECORD_MAX_BYTES.min(rest.len() + record_bytes_missing(rest)));
+            // The header parser bounds the record, so this reserve is too.
+            let missing = record_bytes_missing(rest)?;
+            self.tls_in.reserve_exact(rest.len() + missing);
             self.tls_in.extend_from_slice(rest);
             self.counters.tls_copied_bytes += rest.len() as u64;
         }
@@ -618,9 +619,7 @@ impl Conn {
         let rest = &buf[consumed..];
         if !rest.is_empty() {
             debug_assert!(self.tls_in.is_empty(), "no cut record before the handshake ended");
-            if rest.len() >= RECORD_HEADER_BYTES && record_bytes_missing(rest) == usize::MAX {
-                return Err(CloseReason::Tls("record length over the TLS limit".into()));
-            }
+            record_bytes_missing(rest)?;
             self.tls_in.extend_from_slice(rest);
         }
         Ok(Outcome::Continue)
@@ -657,7 +656,9 @@ impl Conn {
                 Err(e) => Step::Fail(e),
                 Ok(ConnectionState::EncodeTlsData(mut s)) => {
                     encode_into(out, |b| s.encode(b))
-                        .map_err(|e| CloseReason::Tls(e.to_string()))?;
+                        .map_err(|e| {
+                            CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
+                        })?;
                     Step::Again
                 }
                 Ok(ConnectionState::TransmitTlsData(s)) => {
@@ -679,7 +680,7 @@ impl Conn {
                     while let Some(rec) = r.next_record() {
                         match rec {
                             Ok(rec) => plain.extend_from_slice(rec.payload),
-                            Err(e) => return Err(CloseReason::Tls(e.to_string())),
+                            Err(e) => return Err(CloseReason::Rustls(e)),
                         }
                     }
                     early_plain = Some(plain);
@@ -703,7 +704,7 @@ impl Conn {
                                     break;
                                 }
                             }
-                            Err(e) => return Err(CloseReason::Tls(e.to_string())),
+                            Err(e) => return Err(CloseReason::Rustls(e)),
                         }
                     }
                     result.map_err(CloseReason::Framing)?;
@@ -811,7 +812,7 @@ impl Conn {
         });
         let (secrets, kernel) = (*tls)
             .dangerous_into_kernel_connection()
-            .map_err(|e| CloseReason::Tls(format!("secret extraction: {e}")))?;
+            .map_err(|e| CloseReason::Internal(format!("secret extraction: {e}")))?;
         if decision == Decision::Offload {
             let tx = CryptoInfo::new(version, secrets.tx.0, &secrets.tx.1);
             let rx = CryptoInfo::new(version, secrets.rx.0, &secrets.rx.1);
@@ -840,7 +841,7 @@ impl Conn {
         );
         self.events.tls_path = Some(path_label(decision));
         let (reader, writer) =
-            record::split(kernel, secrets).map_err(|e| CloseReason::Tls(e.to_string()))?;
+            record::split(kernel, secrets).map_err(CloseReason::Record)?;
         self.phase = Phase::Records(Box::new(Records { reader, writer }));
         Ok(())
     }
@@ -883,7 +884,7 @@ impl Conn {
                     out,
                 );
                 self.phase = Phase::Closed;
-                return Err(CloseReason::Tls(e.to_string()));
+                return Err(CloseReason::Record(e));
             }
         };
         if progress.key_update_requested {
@@ -905,10 +906,7 @@ impl Conn {
             }
             Some(alert @ ControlEvent::Alert { .. }) => {
                 self.phase = Phase::Closed;
-                Err(CloseReason::Tls(format!(
-                    "client sent alert {:?}",
-                    alert.alert_description()
-                )))
+                Err(CloseReason::PeerAlert(alert.alert_description()))
             }
         }
     }
@@ -944,7 +942,7 @@ impl Conn {
                 None => CloseReason::Handshake(failure),
             }
         } else {
-            CloseReason::Tls(err.to_string())
+            CloseReason::Rustls(err)
         }
     }
 }
@@ -1014,17 +1012,14 @@ fn encode_into(
     Err(EncodeError::AlreadyEncoded)
 }
 
-/// How many more bytes complete the record at the front of `buf`
-/// (`usize::MAX` if its declared length is over the TLS limit).
-fn record_bytes_missing(buf: &[u8]) -> usize {
-    if buf.len() < RECORD_HEADER_BYTES {
-        return RECORD_HEADER_BYTES - buf.len();
+/// How many more bytes complete the record at the front of `buf` (0 when
+/// it is whole), read by the record layer's one header parser: what is not
+/// TLS, or longer than TLS allows, is refused before its body is buffered.
+fn record_bytes_missing(buf: &[u8]) -> Result<usize, CloseReason> {
+    match record::record_len_needed(buf).map_err(CloseReason::Record)? {
+        Needed::Complete { .. } => Ok(0),
+        Needed::More { missing } => Ok(missing),
     }
-    let total = RECORD_HEADER_BYTES + u16::from_be_bytes([buf[3], buf[4]]) as usize;
-    if total > RECORD_MAX_BYTES {
-        return usize::MAX;
-    }
-    total.saturating_sub(buf.len())
 }
 
 #[cfg(test)]

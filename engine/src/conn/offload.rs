@@ -27,15 +27,15 @@ use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{AlertDescription, ProtocolVersion};
 
-use crate::record::{ControlBudget, ReaderLimits};
+use crate::record::{ControlBudget, ReaderLimits, RecordError, HEADER_LEN, RECORD_LEN_MAX};
 
 use crate::ktls::{
-    self, BadRecordHeader, ControlAction, ControlError, ControlRecord, CryptoInfo, Decision,
-    KtlsVersion, UserspaceReason, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    self, ControlAction, ControlError, ControlRecord, CryptoInfo, Decision, KtlsVersion,
+    UserspaceReason,
 };
 
 /// The buffer for one handshake record: header plus the largest payload.
-pub const EXACT_READ_BYTES_MAX: usize = RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX;
+pub const EXACT_READ_BYTES_MAX: usize = RECORD_LEN_MAX;
 
 /// Room for a control record's decrypted payload (any record fits).
 const CONTROL_BUF_BYTES: usize = ktls::CONTROL_RECORD_BYTES_MIN + 256;
@@ -128,16 +128,16 @@ impl ExactReads {
     /// current record, so nothing past it is read. `Err` when the header is
     /// not a TLS record's: its length came from the peer and is not to be
     /// read.
-    pub fn want(&self) -> Result<usize, BadRecordHeader> {
+    pub fn want(&self) -> Result<usize, RecordError> {
         let b = ktls::record_boundary(&self.buf[..self.filled])?;
         debug_assert!(b.records <= 1, "the buffer holds at most one record");
         if b.records == 1 {
             return Ok(0);
         }
         // Nothing yet: a header. A header: the body. `record_boundary`
-        // bounds the body by RECORD_PAYLOAD_BYTES_MAX, which the buffer holds.
+        // bounds the record by RECORD_LEN_MAX, which the buffer holds.
         Ok(if self.filled == 0 {
-            RECORD_HEADER_BYTES
+            HEADER_LEN
         } else {
             b.missing_bytes
         })
@@ -473,7 +473,7 @@ mod tests {
     fn record(content_type: u8, len: usize) -> Vec<u8> {
         let mut r = vec![content_type, 3, 3];
         r.extend_from_slice(&(len as u16).to_be_bytes());
-        r.resize(RECORD_HEADER_BYTES + len, 0xEE);
+        r.resize(HEADER_LEN + len, 0xEE);
         r
     }
 
@@ -525,7 +525,7 @@ mod tests {
 
     #[test]
     fn exact_reads_take_the_largest_record_and_refuse_garbage() {
-        let (records, _) = drive(&record(23, RECORD_PAYLOAD_BYTES_MAX), usize::MAX);
+        let (records, _) = drive(&record(23, crate::record::TLS12_CIPHERTEXT_LEN_MAX), usize::MAX);
         assert_eq!(records.len(), 1);
         let mut ex = ExactReads::new();
         ex.spare_mut().copy_from_slice(b"<13>1");

@@ -8,15 +8,7 @@
 //! record boundary, and if not, how many more bytes to read (with an exact
 //! length, never a multishot recv) to get there. This module answers that.
 
-use std::fmt;
-
-/// A TLS record header: type (1), legacy version (2), length (2).
-pub const RECORD_HEADER_BYTES: usize = 5;
-
-/// The largest record payload on the wire: 2^14 of plaintext plus 256 of
-/// AEAD expansion (RFC 8446 §5.2; RFC 5246 allows 2048 but no AEAD suite
-/// needs more than 256).
-pub const RECORD_PAYLOAD_BYTES_MAX: usize = 16384 + 256;
+use crate::record::{record_len_needed, Needed, RecordError};
 
 /// How the buffer splits into whole records and the start of one more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,28 +29,11 @@ impl RecordBoundary {
     }
 }
 
-/// The buffer does not hold TLS records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadRecordHeader {
-    pub offset: usize,
-    pub content_type: u8,
-    pub length: usize,
-}
-
-impl fmt::Display for BadRecordHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "not a TLS record at byte {}: type {}, length {}",
-            self.offset, self.content_type, self.length
-        )
-    }
-}
-
-impl std::error::Error for BadRecordHeader {}
-
 /// Walks the record headers in `buf` (ciphertext as read from the socket).
-pub fn record_boundary(buf: &[u8]) -> Result<RecordBoundary, BadRecordHeader> {
+/// Each header is read by the record layer's one parser
+/// ([`record_len_needed`]), with its limits: what is not TLS, or longer than
+/// TLS allows, is an error before any of its body is read.
+pub fn record_boundary(buf: &[u8]) -> Result<RecordBoundary, RecordError> {
     let mut at = 0;
     let mut records = 0;
     loop {
@@ -70,49 +45,33 @@ pub fn record_boundary(buf: &[u8]) -> Result<RecordBoundary, BadRecordHeader> {
                 missing_bytes: 0,
             });
         }
-        // A header split across reads: only its missing bytes are known to
-        // be needed; the payload length is not known yet.
-        if rest.len() < RECORD_HEADER_BYTES {
-            return Ok(RecordBoundary {
-                records,
-                whole_bytes: at,
-                missing_bytes: RECORD_HEADER_BYTES - rest.len(),
-            });
+        match record_len_needed(rest)? {
+            Needed::Complete { record_len } => {
+                at += record_len;
+                records += 1;
+            }
+            // A header split across reads asks only for its missing bytes:
+            // the payload length is not known yet.
+            Needed::More { missing } => {
+                return Ok(RecordBoundary {
+                    records,
+                    whole_bytes: at,
+                    missing_bytes: missing,
+                })
+            }
         }
-        let content_type = rest[0];
-        let length = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
-        // 20..=23: change_cipher_spec, alert, handshake, application_data.
-        // Anything else, or an oversized length, means the stream is not
-        // TLS any more; reading "the rest of the record" would then read an
-        // attacker-chosen amount.
-        if !(20..=23).contains(&content_type) || rest[1] != 3 || length > RECORD_PAYLOAD_BYTES_MAX {
-            return Err(BadRecordHeader {
-                offset: at,
-                content_type,
-                length,
-            });
-        }
-        let record_bytes = RECORD_HEADER_BYTES + length;
-        if rest.len() < record_bytes {
-            return Ok(RecordBoundary {
-                records,
-                whole_bytes: at,
-                missing_bytes: record_bytes - rest.len(),
-            });
-        }
-        at += record_bytes;
-        records += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{HEADER_LEN, TLS12_CIPHERTEXT_LEN_MAX};
 
     fn record(content_type: u8, len: usize) -> Vec<u8> {
         let mut r = vec![content_type, 3, 3];
         r.extend_from_slice(&(len as u16).to_be_bytes());
-        r.resize(RECORD_HEADER_BYTES + len, 0xEE);
+        r.resize(HEADER_LEN + len, 0xEE);
         r
     }
 
@@ -157,19 +116,34 @@ mod tests {
 
     #[test]
     fn largest_record_is_accepted_and_one_more_byte_is_not() {
-        let buf = record(23, RECORD_PAYLOAD_BYTES_MAX);
+        let buf = record(23, TLS12_CIPHERTEXT_LEN_MAX);
         assert!(record_boundary(&buf).unwrap().is_aligned());
         let mut bad = vec![23, 3, 3];
-        bad.extend_from_slice(&((RECORD_PAYLOAD_BYTES_MAX + 1) as u16).to_be_bytes());
-        assert!(record_boundary(&bad).is_err());
+        bad.extend_from_slice(&((TLS12_CIPHERTEXT_LEN_MAX + 1) as u16).to_be_bytes());
+        assert!(matches!(
+            record_boundary(&bad),
+            Err(RecordError::RecordTooLarge { .. })
+        ));
     }
 
     #[test]
     fn garbage_is_an_error_not_a_read_length() {
         let err = record_boundary(b"<13>1 2026-11-01T00:00:00Z host app - - - hi").unwrap_err();
-        assert_eq!((err.offset, err.content_type), (0, b'<'));
+        assert!(matches!(
+            err,
+            RecordError::BadRecordHeader {
+                content_type: b'<',
+                ..
+            }
+        ));
         let mut buf = record(22, 4);
         buf.extend_from_slice(&[0x80, 3, 3, 0, 1]);
-        assert_eq!(record_boundary(&buf).unwrap_err().offset, 9);
+        assert!(matches!(
+            record_boundary(&buf),
+            Err(RecordError::BadRecordHeader {
+                content_type: 0x80,
+                ..
+            })
+        ));
     }
 }

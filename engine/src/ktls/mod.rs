@@ -38,7 +38,7 @@ pub use control::{
 };
 pub use crypto_info::{CryptoInfo, KtlsCipher, KtlsVersion, Unsupported};
 pub use handoff::{
-    record_boundary, BadRecordHeader, RecordBoundary, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    record_boundary, RecordBoundary,
 };
 pub use policy::{
     check_mode_at_startup, decide, suite_cipher, Decision, KtlsMode, UserspaceReason,

@@ -9,7 +9,7 @@ use core::fmt;
 use rustls::{AlertDescription, ContentType, HandshakeType};
 
 /// A record-layer failure. The connection cannot continue after any of these.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RecordError {
     /// The header is not a TLS record header valid at this point: content

@@ -1013,7 +1013,9 @@ impl Shard {
                 stats.handshake_failures.inc(h.label())
             }
             CloseReason::Framing(f) => stats.framing_errors.inc(f.label()),
-            CloseReason::Tls(_)
+            CloseReason::Record(_)
+            | CloseReason::PeerAlert(_)
+            | CloseReason::Rustls(_)
             | CloseReason::Ktls(_)
             | CloseReason::Internal(_)
             | CloseReason::Local(_) => stats.connection_errors.inc(reason.label()),
