@@ -143,11 +143,11 @@ enum Octet {
 #[derive(Debug)]
 pub struct Decoder {
     mode: FramingMode,
-    max: usize,
+    max_message_bytes: usize,
     oversize: OversizePolicy,
     octet: Octet,
     /// Newline mode: length of the unterminated line so far (0 = none). It can
-    /// exceed the buffer, which keeps at most `max` bytes of it.
+    /// exceed the buffer, which keeps at most `max_message_bytes` bytes of it.
     line_len: u64,
     buf: Vec<u8>,
     counters: DecoderCounters,
@@ -158,7 +158,7 @@ impl Decoder {
     pub fn new(mode: FramingMode, max_message_bytes: usize, oversize: OversizePolicy) -> Self {
         Decoder {
             mode,
-            max: max_message_bytes,
+            max_message_bytes,
             oversize,
             octet: Octet::Idle,
             line_len: 0,
@@ -204,7 +204,7 @@ impl Decoder {
         match (self.mode, self.octet) {
             (FramingMode::Newline, _) if self.line_len > 0 => {
                 let c = &mut self.counters;
-                deliver(c, self.max, self.oversize, &self.buf, self.line_len, emit);
+                deliver(c, self.max_message_bytes, self.oversize, &self.buf, self.line_len, emit);
                 self.line_len = 0;
                 self.release();
                 Ok(())
@@ -259,7 +259,7 @@ impl Decoder {
                 let len = strip_lf(frame).len() as u64;
                 deliver(
                     &mut self.counters,
-                    self.max,
+                    self.max_message_bytes,
                     self.oversize,
                     frame,
                     len,
@@ -267,13 +267,13 @@ impl Decoder {
                 );
                 continue;
             }
-            // The frame spans chunks: keep at most `max` bytes of it, skip the rest.
+            // The frame spans chunks: keep at most `max_message_bytes` bytes of it, skip the rest.
             let piece = &rest[..remaining.min(rest.len() as u64) as usize];
             pos += piece.len();
             // Oversize whatever its last byte and to be dropped: nothing to keep.
-            let doomed = declared > (self.max as u64).saturating_add(1)
+            let doomed = declared > (self.max_message_bytes as u64).saturating_add(1)
                 && self.oversize == OversizePolicy::Drop;
-            let bound = if doomed { 0 } else { self.max };
+            let bound = if doomed { 0 } else { self.max_message_bytes };
             append_bounded(&mut self.buf, piece, bound, &mut self.counters.copied_bytes);
             let remaining = remaining - piece.len() as u64; // piece.len() <= remaining
             if remaining > 0 {
@@ -288,7 +288,7 @@ impl Decoder {
             let len = declared - u64::from(piece.last() == Some(&b'\n'));
             deliver(
                 &mut self.counters,
-                self.max,
+                self.max_message_bytes,
                 self.oversize,
                 &self.buf,
                 len,
@@ -364,7 +364,7 @@ impl Decoder {
             };
             self.append_line(&rest[..i]);
             let c = &mut self.counters;
-            deliver(c, self.max, self.oversize, &self.buf, self.line_len, emit);
+            deliver(c, self.max_message_bytes, self.oversize, &self.buf, self.line_len, emit);
             self.line_len = 0;
             self.release();
             rest = &rest[i + 1..];
@@ -374,7 +374,7 @@ impl Decoder {
             let line = &rest[..i];
             deliver(
                 &mut self.counters,
-                self.max,
+                self.max_message_bytes,
                 self.oversize,
                 line,
                 i as u64,
@@ -389,7 +389,7 @@ impl Decoder {
 
     fn append_line(&mut self, piece: &[u8]) {
         self.line_len = self.line_len.saturating_add(piece.len() as u64);
-        if self.oversize == OversizePolicy::Drop && self.line_len > self.max as u64 {
+        if self.oversize == OversizePolicy::Drop && self.line_len > self.max_message_bytes as u64 {
             // The line will be dropped: stop keeping (and copying) any of it.
             self.release();
             return;
@@ -397,7 +397,7 @@ impl Decoder {
         append_bounded(
             &mut self.buf,
             piece,
-            self.max,
+            self.max_message_bytes,
             &mut self.counters.copied_bytes,
         );
     }
@@ -425,10 +425,10 @@ fn strip_lf(frame: &[u8]) -> &[u8] {
 }
 
 /// Emits a frame of `len` bytes (after the LF strip) whose first
-/// `min(len, max)` bytes are at the start of `prefix`, applying the size policy.
+/// `min(len, max_message_bytes)` bytes are at the start of `prefix`, applying the size policy.
 fn deliver(
     counters: &mut DecoderCounters,
-    max: usize,
+    max_message_bytes: usize,
     policy: OversizePolicy,
     prefix: &[u8],
     len: u64,
@@ -437,14 +437,14 @@ fn deliver(
     let (n, truncated) = if len == 0 {
         counters.empty_frames += 1;
         return;
-    } else if len <= max as u64 {
+    } else if len <= max_message_bytes as u64 {
         (len as usize, false)
     } else {
         counters.oversize_frames += 1;
         if policy == OversizePolicy::Drop {
             return;
         }
-        (max, true)
+        (max_message_bytes, true)
     };
     debug_assert!(prefix.len() >= n, "frame prefix {} < {n}", prefix.len());
     // Never panic on peer input, even if the invariant above were broken.
@@ -491,7 +491,7 @@ mod tests {
         let mut res = Ok(());
         for c in chunks {
             res = d.feed(c, &mut emit);
-            assert!(d.buffered_bytes() <= d.max, "partial buffer over max");
+            assert!(d.buffered_bytes() <= d.max_message_bytes, "partial buffer over max");
             if res.is_err() {
                 break;
             }

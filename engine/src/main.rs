@@ -3,49 +3,71 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use ringest::config::Config;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage:
-  ringest serve [--config FILE]     serve (no --config: embedded dev default under ./ringest-data)
-  ringest check-config --config FILE
-  ringest reload [--pid PID]        send SIGHUP: reload TLS files, reopen outputs
-  ringest options                   print every config option as a Markdown table";
+/// Syslog over TLS for central log servers.
+#[derive(Parser, Debug)]
+#[command(name = "ringest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve: receive syslog over TLS/TCP and write it to the destinations.
+    /// Without --config: the embedded dev default under ./ringest-data
+    /// (mutual TLS on 127.0.0.1:6514, a generated dev PKI).
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config (every check `serve` makes before listening); print "FILE: ok".
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Send SIGHUP to a running `ringest serve`: reload TLS files for new
+    /// handshakes and reopen output files (logrotate).
+    Reload {
+        /// The server's pid; default: every `ringest serve` found in /proc.
+        #[arg(long)]
+        pid: Option<i32>,
+    },
+    /// Print every config option as a Markdown table.
+    Options,
 }
 
 fn main() -> ExitCode {
     ringest::logger::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = args.first().map(String::as_str).unwrap_or("");
-    let config_file = arg_value(&args, "--config").map(PathBuf::from);
-    let result = match cmd {
-        "serve" => match config_file {
-            Some(f) => Config::load(&f).map_err(|e| e.to_string()).and_then(ringest::runtime::serve),
-            None => ringest::default_config::load(std::path::Path::new(ringest::default_config::DATA_DIR)).and_then(
-                |(config, pki)| {
-                    eprintln!("ringest: no --config; serving the embedded dev default (mutual TLS on 127.0.0.1:6514)");
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config: Some(f) } => Config::load(&f)
+            .map_err(|e| e.to_string())
+            .and_then(ringest::runtime::serve),
+        Command::Serve { config: None } => {
+            ringest::default_config::load(std::path::Path::new(ringest::default_config::DATA_DIR))
+                .and_then(|(config, pki)| {
+                    eprintln!(
+                        "ringest: no --config; serving the embedded dev default \
+                         (mutual TLS on 127.0.0.1:6514)"
+                    );
                     eprintln!("{}", ringest::default_config::hint(&pki));
                     ringest::runtime::serve(config)
-                },
-            ),
-        },
-        "check-config" => match config_file {
-            Some(f) => Config::load(&f).map(|_| println!("{}: ok", f.display())).map_err(|e| e.to_string()),
-            None => Err(format!("check-config needs --config FILE\n{USAGE}")),
-        },
-        "options" => {
+                })
+        }
+        Command::CheckConfig { config } => Config::load(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(|e| e.to_string()),
+        Command::Options => {
             print!("{}", ringest::config::options::markdown_table());
             Ok(())
         }
-        "reload" => reload(arg_value(&args, "--pid")),
-        _ => Err(USAGE.to_string()),
+        Command::Reload { pid } => reload(pid),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,11 +79,9 @@ fn main() -> ExitCode {
 }
 
 /// `ringest reload`: SIGHUP to the given pid, or to every `ringest serve` found in /proc.
-fn reload(pid: Option<String>) -> Result<(), String> {
+fn reload(pid: Option<i32>) -> Result<(), String> {
     let pids: Vec<i32> = match pid {
-        Some(p) => vec![p
-            .parse()
-            .map_err(|_| format!("--pid: {p:?} is not a process id"))?],
+        Some(p) => vec![p],
         None => std::fs::read_dir("/proc")
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
