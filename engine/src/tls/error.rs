@@ -98,6 +98,12 @@ pub enum TlsConfigError {
     /// An empty entry in a pattern list would match nothing (or, for
     /// `trusted_dn`, only an empty subject): almost certainly a typo.
     EmptyPattern { key: &'static str, index: usize },
+    /// A `*-untrusted` mode with name constraints but no pin: the names are
+    /// whatever a self-signed certificate claims. See `check_trust`.
+    UnverifiedNames {
+        key: &'static str,
+        mode: &'static str,
+    },
     /// `pkcs12_file` is set; see the module doc for why it is not supported.
     Pkcs12Unsupported { path: PathBuf },
     /// rustls refused the assembled configuration.
@@ -202,6 +208,15 @@ impl fmt::Display for TlsConfigError {
                 reason,
             } => write!(f, "trusted_keys[{index}]: {value:?}: {reason}"),
             EmptyPattern { key, index } => write!(f, "{key}[{index}]: empty pattern"),
+            UnverifiedNames { key, mode } => write!(
+                f,
+                "{key}: authenticates nobody with peer_verify = \"{mode}\": no CA checks the \
+                 client certificate, so anyone can make a self-signed certificate with a \
+                 matching name, be accepted, and be logged under that name; use \
+                 peer_verify = \"required-trusted\" with ca_file/ca_dir, or pin the \
+                 certificates with trusted_keys, or set allow_unverified_names = true to \
+                 accept names as claimed"
+            ),
             Pkcs12Unsupported { path } => write!(
                 f,
                 "pkcs12_file: {}: not supported; convert it to PEM with \

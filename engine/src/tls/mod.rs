@@ -21,6 +21,7 @@
 //! | `trusted_dn`      | `[]`                        | subject DN patterns, `*` and `?` wildcards, DN format below |
 //! | `trusted_keys`    | `[]`                        | certificate fingerprints: SHA-256 or SHA-1, `AA:BB:..` any case, optional `SHA256:`/`SHA1:` prefix (syslog-ng prints `SHA1:..`) |
 //! | `permitted_peer`  | `[]`                        | rsyslog `x509/name`: matched against every DNS SAN and the CN; `*` matches inside one label |
+//! | `allow_unverified_names` | `false`              | lets a `*-untrusted` mode use `trusted_dn`/`permitted_peer` without `trusted_keys` (see below) |
 //! | `tls_version_min` | `"1.2"`                     | lowest version offered: `"1.2"` or `"1.3"` (also `"TLSv1.2"`, bare `1.2`) |
 //! | `tls_version_max` | `"1.3"`                     | highest version offered |
 //! | `cipher_suites`   | `[]` = RFC 9662 list below  | suites in server preference order; IANA or OpenSSL names, an entry may be an OpenSSL `a:b:c` list |
@@ -74,6 +75,13 @@
 //! certificate in every mode: a configured pin is never silently ignored.
 //! `required-untrusted` + `trusted_keys` is thus rsyslog's
 //! `x509/fingerprint` mode (pinned self-signed certificates, no CA).
+//!
+//! Names without a voucher are refused: a `*-untrusted` mode with
+//! `trusted_dn` or `permitted_peer` but no `trusted_keys` is a config error
+//! (`check-config` and start-up), because no CA checks the certificate and
+//! anyone can make a self-signed one that claims a matching name, be
+//! accepted, and be logged under it. `allow_unverified_names = true` says
+//! that this is wanted (e.g. names used only to route, not to trust).
 //! Deliberate difference: syslog-ng accepts a client certificate whose
 //! extendedKeyUsage lacks clientAuth (it only warns); we refuse it
 //! (`wrong_purpose`), as webpki does.

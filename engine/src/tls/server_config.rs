@@ -23,6 +23,7 @@ use super::verifier::PolicyVerifier;
 /// Builds the server config. Validates everything it can so that a
 /// configuration that loads here does not fail later on a handshake.
 pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    s.check_trust()?;
     if let Some(path) = &s.pkcs12_file {
         return Err(TlsConfigError::Pkcs12Unsupported { path: path.clone() });
     }

@@ -166,6 +166,7 @@ fn optional_untrusted_applies_constraints_to_presented_certs() {
     let settings = TlsSettings {
         peer_verify: PeerVerify::OptionalUntrusted,
         trusted_dn: vec!["*, O=Ringest Test, C=HU".into()],
+        allow_unverified_names: true,
         ..fx.base.clone()
     };
     assert_eq!(verdict(&fx, &settings, ClientAuth::Cert(&good)), None);
