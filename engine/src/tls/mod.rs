@@ -155,7 +155,8 @@
 //! `Display` the short reason. Policy refusals travel through rustls as
 //! `CertificateError::Other(OtherError(Arc<PolicyRefusal>))`; the
 //! `PolicyRefusal` Display (e.g. the DN that did not match) is the detail
-//! for the log line. `looks_like_tls` sniffs the first bytes to report
+//! for the log line; the certificate's names in it are quoted with control
+//! and bidi characters escaped (`\u{1b}`), so a name cannot forge a log line. `looks_like_tls` sniffs the first bytes to report
 //! `not_tls` for plaintext on a TLS port.
 //!
 //! # Client identity
