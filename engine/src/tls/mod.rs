@@ -106,7 +106,11 @@
 //!
 //! `crl_file` and every PEM CRL in `crl_dir` are loaded together; a CRL that
 //! does not parse fails the config (a silently dropped CRL would let revoked
-//! clients in); an empty `crl_dir` only logs a warning (as syslog-ng). The
+//! clients in) with the field at fault and how to regenerate it; an empty
+//! `crl_dir` only logs a warning at start-up (as syslog-ng). CRLs as
+//! `openssl ca -gencrl` writes them without a `crlnumber` file (v1, or v2
+//! without CRL extensions), which webpki refuses, are checked by `crl.rs`
+//! (see its module doc); the rest by webpki. The
 //! whole chain is checked (syslog-ng sets `CRL_CHECK | CRL_CHECK_ALL`):
 //! - a certificate listed in a CRL of its issuer is refused: `revoked`;
 //! - a certificate whose issuer has no CRL loaded is accepted (syslog-ng
@@ -173,6 +177,8 @@
 //! call it again on SIGHUP and swap the `Arc` only on success. Connections
 //! keep the config they started with.
 
+mod chain;
+mod crl;
 mod dev_pki;
 mod dn;
 mod error;

@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
-use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::server::NoServerSessionStorage;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls_pki_types::CertificateDer;
 
+use super::chain::ChainCheck;
+use super::crl::LoadedCrl;
 use super::error::TlsConfigError;
 use super::load;
 use super::policy::PeerPolicy;
@@ -222,13 +225,14 @@ fn load_roots(s: &TlsSettings) -> Result<Option<RootCertStore>, TlsConfigError> 
 
 fn load_crls(
     s: &TlsSettings,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<Vec<LoadedCrl>, TlsConfigError> {
     let mut crls = Vec::new();
     if let Some(path) = &s.crl_file {
-        crls.extend(load::load_crl_file("crl_file", path)?);
+        crls.extend(load::load_crl_file("crl_file", path, algorithms)?);
     }
     if let Some(path) = &s.crl_dir {
-        let found = load::load_crl_dir("crl_dir", path)?;
+        let found = load::load_crl_dir("crl_dir", path, algorithms)?;
         if found.is_empty() {
             log::warn!(
                 "crl_dir: {}: no CRLs found; revocation is not checked",
@@ -248,7 +252,8 @@ fn build_verifier(
     // Load CA and CRL files in every mode, so that a typo is reported even
     // where they go unused, and a later switch of mode cannot surprise.
     let roots = load_roots(s)?;
-    let crls = load_crls(s)?;
+    let algorithms = provider.signature_verification_algorithms;
+    let crls = load_crls(s, &algorithms)?;
 
     let chain = if s.peer_verify.is_trusted() {
         let roots = roots.ok_or(TlsConfigError::Missing {
@@ -256,27 +261,7 @@ fn build_verifier(
             reason: "peer_verify = *-trusted needs the CA that signs client certificates: \
                      set ca_file or ca_dir",
         })?;
-        let mut builder =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        if !crls.is_empty() {
-            builder = builder
-                .with_crls(crls)
-                // A certificate whose issuer has no CRL loaded is accepted,
-                // as syslog-ng does (it ignores "unable to get CRL").
-                .allow_unknown_revocation_status()
-                // A CRL past its nextUpdate refuses the certificates it
-                // covers, as OpenSSL does: a stale CRL may miss revocations.
-                .enforce_revocation_expiration();
-        }
-        let chain = builder.build().map_err(|e| TlsConfigError::Rustls {
-            key: if s.crl_file.is_some() || s.crl_dir.is_some() {
-                "crl_file/crl_dir"
-            } else {
-                "ca_file/ca_dir"
-            },
-            detail: e.to_string(),
-        })?;
-        Some(chain)
+        Some(ChainCheck::new(roots.roots, crls, algorithms))
     } else {
         if roots.is_some() || !crls.is_empty() {
             log::warn!(
@@ -298,6 +283,6 @@ fn build_verifier(
         s.peer_verify,
         chain,
         policy,
-        provider.signature_verification_algorithms,
+        algorithms,
     )))
 }
