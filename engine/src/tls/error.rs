@@ -104,6 +104,9 @@ pub enum TlsConfigError {
         key: &'static str,
         mode: &'static str,
     },
+    /// At reload, `crl_dir` holds no CRL although the config in force has
+    /// some from it: refused, so revocation is not silently turned off.
+    CrlDirEmptied { path: PathBuf, crls_in_force: usize },
     /// `pkcs12_file` is set; see the module doc for why it is not supported.
     Pkcs12Unsupported { path: PathBuf },
     /// rustls refused the assembled configuration.
@@ -216,6 +219,17 @@ impl fmt::Display for TlsConfigError {
                  peer_verify = \"required-trusted\" with ca_file/ca_dir, or pin the \
                  certificates with trusted_keys, or set allow_unverified_names = true to \
                  accept names as claimed"
+            ),
+            CrlDirEmptied {
+                path,
+                crls_in_force,
+            } => write!(
+                f,
+                "crl_dir: {}: no CRLs found, but {crls_in_force} from it are in force; \
+                 keeping them, since an empty folder would turn revocation off (a CRL \
+                 publisher caught mid-update?); put the CRLs back and reload, or remove \
+                 crl_dir from the config and restart",
+                path.display()
             ),
             Pkcs12Unsupported { path } => write!(
                 f,

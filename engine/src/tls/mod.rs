@@ -174,8 +174,10 @@
 //! # Reload
 //!
 //! `build_server_config` is a pure function of the settings and the files;
-//! call it again on SIGHUP and swap the `Arc` only on success. Connections
-//! keep the config they started with.
+//! `ServerConfigCell` (reload.rs) calls it again on SIGHUP and swaps the
+//! `Arc` only on success. Connections keep the config they started with.
+//! One reload rule needs the config in force: a `crl_dir` emptied since the
+//! last load is refused (`CrlDirEmptied`), and the old CRLs stay.
 
 mod chain;
 mod crl;
@@ -189,6 +191,7 @@ mod identity;
 mod load;
 mod peer_name;
 mod policy;
+mod reload;
 mod server_config;
 mod settings;
 mod suites;
@@ -202,6 +205,7 @@ pub use error::TlsConfigError;
 pub use failure::{looks_like_tls, refusal_detail, HandshakeFailure};
 pub use identity::PeerIdentity;
 pub use policy::PolicyRefusal;
+pub use reload::ServerConfigCell;
 pub use server_config::build_server_config;
 pub use settings::{PeerVerify, TlsSettings, TlsVersion, OPTIONS};
 pub use suites::{iana_name, valid_group_names, valid_suite_names};

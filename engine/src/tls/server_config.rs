@@ -26,6 +26,17 @@ use super::verifier::PolicyVerifier;
 /// Builds the server config. Validates everything it can so that a
 /// configuration that loads here does not fail later on a handshake.
 pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    build(s).map(|built| built.config)
+}
+
+/// A built config and what a reload compares against (`reload.rs`).
+pub(crate) struct Built {
+    pub config: Arc<ServerConfig>,
+    /// CRLs found in `crl_dir` (0 when it is not set).
+    pub crl_dir_crls: usize,
+}
+
+pub(crate) fn build(s: &TlsSettings) -> Result<Built, TlsConfigError> {
     s.check_trust()?;
     if let Some(path) = &s.pkcs12_file {
         return Err(TlsConfigError::Pkcs12Unsupported { path: path.clone() });
@@ -52,7 +63,7 @@ pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConf
     let certified_key = load_server_key(s, &provider)?;
     check_suites_cover_versions(&provider, &versions, &certified_key)?;
 
-    let verifier = build_verifier(s, &provider)?;
+    let (verifier, crl_dir_crls) = build_verifier(s, &provider)?;
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
@@ -82,7 +93,10 @@ pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConf
     config.session_storage = Arc::new(NoServerSessionStorage {});
     // kTLS needs the traffic secrets after the handshake.
     config.enable_secret_extraction = true;
-    Ok(Arc::new(config))
+    Ok(Built {
+        config: Arc::new(config),
+        crl_dir_crls,
+    })
 }
 
 fn protocol_versions(min: TlsVersion, max: TlsVersion) -> Vec<&'static SupportedProtocolVersion> {
@@ -223,11 +237,13 @@ fn load_roots(s: &TlsSettings) -> Result<Option<RootCertStore>, TlsConfigError> 
     Ok(Some(roots))
 }
 
+/// Every CRL, and how many of them came from `crl_dir`.
 fn load_crls(
     s: &TlsSettings,
     algorithms: &WebPkiSupportedAlgorithms,
-) -> Result<Vec<LoadedCrl>, TlsConfigError> {
+) -> Result<(Vec<LoadedCrl>, usize), TlsConfigError> {
     let mut crls = Vec::new();
+    let mut from_dir = 0;
     if let Some(path) = &s.crl_file {
         crls.extend(load::load_crl_file("crl_file", path, algorithms)?);
     }
@@ -239,21 +255,22 @@ fn load_crls(
                 path.display()
             );
         }
+        from_dir = found.len();
         crls.extend(found);
     }
-    Ok(crls)
+    Ok((crls, from_dir))
 }
 
 fn build_verifier(
     s: &TlsSettings,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<PolicyVerifier>, TlsConfigError> {
+) -> Result<(Arc<PolicyVerifier>, usize), TlsConfigError> {
     let policy = PeerPolicy::from_settings(s)?;
     // Load CA and CRL files in every mode, so that a typo is reported even
     // where they go unused, and a later switch of mode cannot surprise.
     let roots = load_roots(s)?;
     let algorithms = provider.signature_verification_algorithms;
-    let crls = load_crls(s, &algorithms)?;
+    let (crls, crl_dir_crls) = load_crls(s, &algorithms)?;
 
     let chain = if s.peer_verify.is_trusted() {
         let roots = roots.ok_or(TlsConfigError::Missing {
@@ -279,10 +296,6 @@ fn build_verifier(
             s.peer_verify
         );
     }
-    Ok(Arc::new(PolicyVerifier::new(
-        s.peer_verify,
-        chain,
-        policy,
-        algorithms,
-    )))
+    let verifier = PolicyVerifier::new(s.peer_verify, chain, policy, algorithms);
+    Ok((Arc::new(verifier), crl_dir_crls))
 }

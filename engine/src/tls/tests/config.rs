@@ -15,7 +15,10 @@ use super::fixture::Fixture;
 use super::pki::{LeafSpec, TestCa};
 use super::pump::{client_config, connect, ClientAuth};
 use crate::config::Config;
-use crate::tls::{build_server_config, PeerVerify, TlsConfigError, TlsSettings, TlsVersion};
+use crate::tls::{
+    build_server_config, HandshakeFailure, PeerVerify, ServerConfigCell, TlsConfigError,
+    TlsSettings, TlsVersion,
+};
 
 fn build_err(s: &TlsSettings) -> (TlsConfigError, String) {
     let err = build_server_config(s).expect_err("config must be refused");
@@ -487,4 +490,58 @@ fn untrusted_mode_with_names_but_no_pins_authenticates_nobody() {
     // In the trusted modes the CA vouches for the names.
     check_config("peer_verify = \"required-trusted\"\ntrusted_dn = [\"CN=*\"]\n").unwrap();
     check_config("peer_verify = \"optional-trusted\"\npermitted_peer = [\"a\"]\n").unwrap();
+}
+
+/// A `crl_dir` that held CRLs and is empty at reload (a CRL publisher
+/// caught between delete and write) would turn revocation off without a
+/// word. The reload is refused, so the caller counts a reload error, and
+/// the old CRLs stay in force; once CRLs are back, reloads work again.
+#[test]
+fn reload_with_emptied_crl_dir_keeps_old_crls() {
+    let fx = Fixture::new("cfg-crl-dir-emptied");
+    let revoked = fx
+        .client_ca
+        .issue(&LeafSpec::client("r.example.com", &[], 77));
+    let dir = fx.dir.path().join("crl.d");
+    std::fs::create_dir(&dir).unwrap();
+    let crl = fx.client_ca.crl_pem(&[77], date_time_ymd(2090, 1, 1));
+    std::fs::write(dir.join("ca.r0"), &crl).unwrap();
+    let cell = ServerConfigCell::new(TlsSettings {
+        crl_dir: Some(dir.clone()),
+        ..fx.base.clone()
+    })
+    .unwrap();
+    let verdict = |config| {
+        connect(
+            config,
+            client_config(&fx.server_ca_der(), ClientAuth::Cert(&revoked), &[&TLS13]),
+        )
+        .server_result
+        .err()
+        .map(|e| crate::tls::HandshakeFailure::classify(&e))
+    };
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
+
+    std::fs::remove_file(dir.join("ca.r0")).unwrap();
+    let err = cell
+        .reload()
+        .expect_err("an emptied crl_dir must not reload");
+    assert!(
+        matches!(
+            err,
+            TlsConfigError::CrlDirEmptied {
+                crls_in_force: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .starts_with(&format!("crl_dir: {}: ", dir.display())));
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
+
+    std::fs::write(dir.join("ca.r0"), &crl).unwrap();
+    cell.reload().unwrap();
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
 }
