@@ -16,6 +16,7 @@ use e2e::client::octet_frame;
 use e2e::loopback;
 use e2e::probe;
 use e2e::server::{bin, free_port, temp_dir, Server};
+use e2e::trust_pki::{Ca, LeafSpec};
 
 /// Starts `ringest serve` with at most `fds_max` open descriptors and waits
 /// for "ringest: ready".
@@ -334,6 +335,54 @@ fn openssl_gencrl_without_crlnumber_v1_and_v2_revoke() {
             server.metrics()
         );
     }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGHUP while `crl_dir` is empty (a CRL publisher caught mid-update):
+/// the reload is refused and counted in `ringest_reload_errors_total`, and
+/// the CRL loaded before still refuses the revoked client.
+#[test]
+#[ignore = "needs engine/src/runtime.rs to use tls::ServerConfigCell (see the tlsfix report)"]
+fn sighup_with_emptied_crl_dir_keeps_old_crls() {
+    let dir = temp_dir("crl-dir-emptied");
+    let pki = e2e::pki::Pki::generate(&dir.join("server-pki"));
+    let ca = Ca::new("Reload CRL CA");
+    let ca_file = ca.write(&dir.join("client-ca.pem"));
+    let revoked = ca.issue(&LeafSpec::client("revoked.example.com", 77));
+    let crl_dir = dir.join("crl.d");
+    std::fs::create_dir_all(&crl_dir).unwrap();
+    std::fs::write(crl_dir.join("ca.r0"), ca.crl_pem(&[77], (2090, 1, 1))).unwrap();
+    let (port, stats) = (free_port(), free_port());
+    let config = format!(
+        "shards = 1\n[[source]]\nname = \"tls\"\nlisten = \"127.0.0.1:{port}\"\ntransport = \"tls\"\n\
+         [source.tls]\ncert_file = {:?}\nkey_file = {:?}\nca_file = {ca_file:?}\n\
+         crl_dir = {crl_dir:?}\npeer_verify = \"required-trusted\"\n\
+         [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"out.log\"\nfsync = \"never\"\n\
+         [stats]\nlisten = \"127.0.0.1:{stats}\"\n",
+        pki.server_cert, pki.server_key,
+    );
+    let server = Server::start(&dir, &config);
+    let server_ca = std::fs::read_to_string(&pki.ca).unwrap();
+    let cfg = probe::config(
+        &server_ca,
+        Some((revoked.cert_pem.as_str(), revoked.key_pem.as_str())),
+        &[&TLS13],
+    );
+    let label = "ringest_handshake_failures_total{source=\"tls\",reason=\"revoked\"";
+    probe::session(loopback(port), cfg.clone(), &[]);
+    assert_eq!(server.wait_metric(label, 1, Duration::from_secs(5)), 1);
+
+    std::fs::remove_file(crl_dir.join("ca.r0")).unwrap();
+    server.signal(libc::SIGHUP);
+    assert_eq!(
+        server.wait_metric("ringest_reload_errors_total", 1, Duration::from_secs(5)),
+        1,
+        "{}",
+        server.stderr()
+    );
+    probe::session(loopback(port), cfg, &[]);
+    assert_eq!(server.wait_metric(label, 2, Duration::from_secs(5)), 2);
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
