@@ -386,3 +386,43 @@ fn sighup_with_emptied_crl_dir_keeps_old_crls() {
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ringest check-config` refuses `required-untrusted` + `trusted_dn`
+/// without `trusted_keys` (anyone could claim the name with a self-signed
+/// certificate), says why, and accepts it with `allow_unverified_names`.
+#[test]
+fn check_config_refuses_names_that_nothing_vouches_for() {
+    let dir = temp_dir("check-config-names");
+    let check = |extra: &str| {
+        let cfg = dir.join("ringest.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:6514\"\ntransport = \"tls\"\n\
+                 [source.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\n\
+                 peer_verify = \"required-untrusted\"\ntrusted_dn = [\"CN=*.example.com\"]\n{extra}\
+                 [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"out.log\"\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bin("ringest"))
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check("");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("source[0].tls: trusted_dn: authenticates nobody"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("self-signed"), "{stderr}");
+    let (code, stderr) = check("allow_unverified_names = true\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
