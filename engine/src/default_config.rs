@@ -14,12 +14,7 @@ pub const DATA_DIR: &str = "ringest-data";
 /// writing them as the user sees them (`ringest-data/pki/…`) would resolve to
 /// `ringest-data/ringest-data/pki/…`.
 pub fn config_text(pki: &DevPki, data_dir: &Path) -> String {
-    let rel = |p: &Path| -> String {
-        p.strip_prefix(data_dir)
-            .unwrap_or(p)
-            .display()
-            .to_string()
-    };
+    let rel = |p: &Path| -> String { p.strip_prefix(data_dir).unwrap_or(p).display().to_string() };
     format!(
         r#"[[source]]
 name = "tls"

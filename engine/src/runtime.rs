@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch::{Ring, WriterWaker};
@@ -14,34 +14,11 @@ use crate::ktls::{check_mode_at_startup, KtlsSupport};
 use crate::shard::per_ip::PerIpCounts;
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
-use crate::tls::{build_server_config, TlsSettings};
 use crate::writer::Writer;
 
-/// A source's TLS server config, swapped whole on reload: handshakes that
-/// start after the swap use the new one, established connections are untouched.
-pub struct TlsHolder {
-    settings: TlsSettings,
-    current: RwLock<Arc<rustls::ServerConfig>>,
-}
-
-impl TlsHolder {
-    pub fn current(&self) -> Arc<rustls::ServerConfig> {
-        match self.current.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
-    }
-
-    /// Rebuilds from the files on disk; on error the old config stays in force.
-    pub fn reload(&self) -> Result<(), String> {
-        let cfg = build_server_config(&self.settings).map_err(|e| e.to_string())?;
-        match self.current.write() {
-            Ok(mut g) => *g = cfg,
-            Err(p) => *p.into_inner() = cfg,
-        }
-        Ok(())
-    }
-}
+/// A source's TLS server config, swapped whole on reload (see tls/reload.rs:
+/// a reload that would empty crl_dir is refused).
+pub use crate::tls::ServerConfigCell as TlsHolder;
 
 pub struct SourceRuntime {
     pub config: SourceConfig,
@@ -168,14 +145,9 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut sources = Vec::new();
     for s in &config.sources {
         let tls = match &s.tls {
-            Some(settings) => {
-                let cfg =
-                    build_server_config(settings).map_err(|e| format!("source {}: {e}", s.name))?;
-                Some(TlsHolder {
-                    settings: settings.clone(),
-                    current: RwLock::new(cfg),
-                })
-            }
+            Some(settings) => Some(
+                TlsHolder::new(settings.clone()).map_err(|e| format!("source {}: {e}", s.name))?,
+            ),
             None => None,
         };
         sources.push(SourceRuntime {

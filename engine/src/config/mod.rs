@@ -453,6 +453,9 @@ impl Config {
                         "a [source.tls] table needs transport = \"tls\"".into(),
                     ))
                 }
+                (Transport::Tls, Some(tls)) => {
+                    tls.check_trust().map_err(|e| (key("tls"), e.to_string()))?
+                }
                 _ => {}
             }
             if let Some(list) = &s.destinations {

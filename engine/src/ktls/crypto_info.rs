@@ -18,6 +18,7 @@ use std::fmt;
 use std::mem::size_of;
 
 use rustls::{ConnectionTrafficSecrets, ProtocolVersion};
+use zeroize::Zeroize;
 
 /// `TLS_1_2_VERSION` in linux/tls.h.
 const TLS_1_2_VERSION: u16 = 0x0303;
@@ -302,16 +303,38 @@ impl CryptoInfo {
     }
 }
 
+impl CryptoInfo {
+    /// Zeroes the key material: key, IV, salt and record sequence. Through
+    /// `&mut self` and `zeroize`'s volatile writes, so the compiler can
+    /// neither drop the wipe as a dead store nor see a write through a
+    /// shared borrow (the old pointer cast from `&self` was undefined
+    /// behaviour).
+    fn wipe(&mut self) {
+        match &mut self.layout {
+            Layout::AesGcm128(l) => {
+                l.iv.zeroize();
+                l.key.zeroize();
+                l.salt.zeroize();
+                l.rec_seq.zeroize();
+            }
+            Layout::AesGcm256(l) => {
+                l.iv.zeroize();
+                l.key.zeroize();
+                l.salt.zeroize();
+                l.rec_seq.zeroize();
+            }
+            Layout::Chacha20Poly1305(l) => {
+                l.iv.zeroize();
+                l.key.zeroize();
+                l.rec_seq.zeroize();
+            }
+        }
+    }
+}
+
 impl Drop for CryptoInfo {
     fn drop(&mut self) {
-        let (ptr, len) = self.raw();
-        let ptr = ptr.cast_mut();
-        for i in 0..len {
-            // SAFETY: `ptr..ptr+len` is the struct owned by `self` (see
-            // `as_bytes`), which we hold mutably; a volatile write keeps the
-            // compiler from dropping the wipe of key material as a dead store.
-            unsafe { std::ptr::write_volatile(ptr.add(i), 0) };
-        }
+        self.wipe();
     }
 }
 
@@ -463,6 +486,29 @@ mod tests {
             &IV[..8]
         )
         .is_err());
+    }
+
+    /// Drop wipes every secret byte (through `&mut self`, see `wipe`) and
+    /// keeps the header, for each layout.
+    #[test]
+    fn wipe_zeroes_key_iv_salt_and_sequence() {
+        for cipher in KtlsCipher::ALL {
+            let k = key(if cipher == KtlsCipher::Aes128Gcm {
+                16
+            } else {
+                32
+            });
+            let mut info =
+                CryptoInfo::from_parts(KtlsVersion::Tls13, cipher, SEQ, &k, &IV).unwrap();
+            let header = info.as_bytes()[..4].to_vec();
+            info.wipe();
+            assert_eq!(&info.as_bytes()[..4], &header[..], "{cipher:?}");
+            assert!(
+                info.as_bytes()[4..].iter().all(|&b| b == 0),
+                "{cipher:?}: {:?}",
+                info.as_bytes()
+            );
+        }
     }
 
     #[test]

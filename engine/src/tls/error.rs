@@ -98,6 +98,15 @@ pub enum TlsConfigError {
     /// An empty entry in a pattern list would match nothing (or, for
     /// `trusted_dn`, only an empty subject): almost certainly a typo.
     EmptyPattern { key: &'static str, index: usize },
+    /// A `*-untrusted` mode with name constraints but no pin: the names are
+    /// whatever a self-signed certificate claims. See `check_trust`.
+    UnverifiedNames {
+        key: &'static str,
+        mode: &'static str,
+    },
+    /// At reload, `crl_dir` holds no CRL although the config in force has
+    /// some from it: refused, so revocation is not silently turned off.
+    CrlDirEmptied { path: PathBuf, crls_in_force: usize },
     /// `pkcs12_file` is set; see the module doc for why it is not supported.
     Pkcs12Unsupported { path: PathBuf },
     /// rustls refused the assembled configuration.
@@ -202,6 +211,26 @@ impl fmt::Display for TlsConfigError {
                 reason,
             } => write!(f, "trusted_keys[{index}]: {value:?}: {reason}"),
             EmptyPattern { key, index } => write!(f, "{key}[{index}]: empty pattern"),
+            UnverifiedNames { key, mode } => write!(
+                f,
+                "{key}: authenticates nobody with peer_verify = \"{mode}\": no CA checks the \
+                 client certificate, so anyone can make a self-signed certificate with a \
+                 matching name, be accepted, and be logged under that name; use \
+                 peer_verify = \"required-trusted\" with ca_file/ca_dir, or pin the \
+                 certificates with trusted_keys, or set allow_unverified_names = true to \
+                 accept names as claimed"
+            ),
+            CrlDirEmptied {
+                path,
+                crls_in_force,
+            } => write!(
+                f,
+                "crl_dir: {}: no CRLs found, but {crls_in_force} from it are in force; \
+                 keeping them, since an empty folder would turn revocation off (a CRL \
+                 publisher caught mid-update?); put the CRLs back and reload, or remove \
+                 crl_dir from the config and restart",
+                path.display()
+            ),
             Pkcs12Unsupported { path } => write!(
                 f,
                 "pkcs12_file: {}: not supported; convert it to PEM with \

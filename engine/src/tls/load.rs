@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
+use rustls::crypto::WebPkiSupportedAlgorithms;
+
+use super::crl::{parse_crl, LoadedCrl};
 use super::error::TlsConfigError;
 
 /// A PEM bundle of every public CA is ~250 KiB; 16 MiB leaves ample room.
@@ -97,32 +100,38 @@ pub(crate) fn load_private_key(
 }
 
 /// CRLs of one file: PEM sections if the file is PEM, else the whole file
-/// as one DER CRL (what `openssl ca -gencrl -outform DER` writes).
-pub(crate) fn crls_from_bytes(
+/// as one DER CRL (what `openssl ca -gencrl -outform DER` writes). Each is
+/// parsed and sorted here (`crl::parse_crl`), so a bad one is reported with
+/// its file name.
+fn crl_ders_from_bytes(
     key: &'static str,
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
-    let crls = if looks_like_pem(bytes) {
+    if looks_like_pem(bytes) {
         CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pem_error(key, path, e))?
+            .map_err(|e| pem_error(key, path, e))
     } else {
-        vec![CertificateRevocationListDer::from(bytes.to_vec())]
-    };
-    // Parse each CRL here with the parser rustls uses, so a bad one is
-    // reported with its file name; rustls would only say "a CRL could not
-    // be parsed".
-    for crl in &crls {
-        if let Err(e) = webpki::BorrowedCertRevocationList::from_der(crl.as_ref()) {
-            return Err(TlsConfigError::InvalidCrl {
+        Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())])
+    }
+}
+
+fn parse_crls(
+    key: &'static str,
+    path: &Path,
+    ders: Vec<CertificateRevocationListDer<'static>>,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<Vec<LoadedCrl>, TlsConfigError> {
+    ders.iter()
+        .map(|der| {
+            parse_crl(der.as_ref(), algorithms).map_err(|e| TlsConfigError::InvalidCrl {
                 key,
                 path: path.to_path_buf(),
-                detail: format!("{e:?}"),
-            });
-        }
-    }
-    Ok(crls)
+                detail: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn looks_like_pem(bytes: &[u8]) -> bool {
@@ -133,16 +142,17 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 pub(crate) fn load_crl_file(
     key: &'static str,
     path: &Path,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<Vec<LoadedCrl>, TlsConfigError> {
     let bytes = read_bounded(key, path)?;
-    let crls = crls_from_bytes(key, path, &bytes)?;
-    if crls.is_empty() {
+    let ders = crl_ders_from_bytes(key, path, &bytes)?;
+    if ders.is_empty() {
         return Err(TlsConfigError::NoCrls {
             key,
             path: path.to_path_buf(),
         });
     }
-    Ok(crls)
+    parse_crls(key, path, ders, algorithms)
 }
 
 /// The regular files of a folder (symlinks followed, as `c_rehash` makes
@@ -218,7 +228,8 @@ pub(crate) fn load_ca_dir(
 pub(crate) fn load_crl_dir(
     key: &'static str,
     dir: &Path,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<Vec<LoadedCrl>, TlsConfigError> {
     let mut seen = HashSet::new();
     let mut crls = Vec::new();
     for file in dir_files(key, dir)? {
@@ -226,11 +237,11 @@ pub(crate) fn load_crl_dir(
         if !bytes.windows(15).any(|w| w == b"BEGIN X509 CRL-") {
             continue;
         }
-        for crl in crls_from_bytes(key, &file, &bytes)? {
-            if seen.insert(crl.as_ref().to_vec()) {
-                crls.push(crl);
-            }
-        }
+        let fresh = crl_ders_from_bytes(key, &file, &bytes)?
+            .into_iter()
+            .filter(|der| seen.insert(der.as_ref().to_vec()))
+            .collect();
+        crls.extend(parse_crls(key, &file, fresh, algorithms)?);
     }
     Ok(crls)
 }

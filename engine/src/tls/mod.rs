@@ -21,6 +21,7 @@
 //! | `trusted_dn`      | `[]`                        | subject DN patterns, `*` and `?` wildcards, DN format below |
 //! | `trusted_keys`    | `[]`                        | certificate fingerprints: SHA-256 or SHA-1, `AA:BB:..` any case, optional `SHA256:`/`SHA1:` prefix (syslog-ng prints `SHA1:..`) |
 //! | `permitted_peer`  | `[]`                        | rsyslog `x509/name`: matched against every DNS SAN and the CN; `*` matches inside one label |
+//! | `allow_unverified_names` | `false`              | lets a `*-untrusted` mode use `trusted_dn`/`permitted_peer` without `trusted_keys` (see below) |
 //! | `tls_version_min` | `"1.2"`                     | lowest version offered: `"1.2"` or `"1.3"` (also `"TLSv1.2"`, bare `1.2`) |
 //! | `tls_version_max` | `"1.3"`                     | highest version offered |
 //! | `cipher_suites`   | `[]` = RFC 9662 list below  | suites in server preference order; IANA or OpenSSL names, an entry may be an OpenSSL `a:b:c` list |
@@ -74,6 +75,13 @@
 //! certificate in every mode: a configured pin is never silently ignored.
 //! `required-untrusted` + `trusted_keys` is thus rsyslog's
 //! `x509/fingerprint` mode (pinned self-signed certificates, no CA).
+//!
+//! Names without a voucher are refused: a `*-untrusted` mode with
+//! `trusted_dn` or `permitted_peer` but no `trusted_keys` is a config error
+//! (`check-config` and start-up), because no CA checks the certificate and
+//! anyone can make a self-signed one that claims a matching name, be
+//! accepted, and be logged under it. `allow_unverified_names = true` says
+//! that this is wanted (e.g. names used only to route, not to trust).
 //! Deliberate difference: syslog-ng accepts a client certificate whose
 //! extendedKeyUsage lacks clientAuth (it only warns); we refuse it
 //! (`wrong_purpose`), as webpki does.
@@ -98,7 +106,11 @@
 //!
 //! `crl_file` and every PEM CRL in `crl_dir` are loaded together; a CRL that
 //! does not parse fails the config (a silently dropped CRL would let revoked
-//! clients in); an empty `crl_dir` only logs a warning (as syslog-ng). The
+//! clients in) with the field at fault and how to regenerate it; an empty
+//! `crl_dir` only logs a warning at start-up (as syslog-ng). CRLs as
+//! `openssl ca -gencrl` writes them without a `crlnumber` file (v1, or v2
+//! without CRL extensions), which webpki refuses, are checked by `crl.rs`
+//! (see its module doc); the rest by webpki. The
 //! whole chain is checked (syslog-ng sets `CRL_CHECK | CRL_CHECK_ALL`):
 //! - a certificate listed in a CRL of its issuer is refused: `revoked`;
 //! - a certificate whose issuer has no CRL loaded is accepted (syslog-ng
@@ -147,7 +159,8 @@
 //! `Display` the short reason. Policy refusals travel through rustls as
 //! `CertificateError::Other(OtherError(Arc<PolicyRefusal>))`; the
 //! `PolicyRefusal` Display (e.g. the DN that did not match) is the detail
-//! for the log line. `looks_like_tls` sniffs the first bytes to report
+//! for the log line; the certificate's names in it are quoted with control
+//! and bidi characters escaped (`\u{1b}`), so a name cannot forge a log line. `looks_like_tls` sniffs the first bytes to report
 //! `not_tls` for plaintext on a TLS port.
 //!
 //! # Client identity
@@ -161,9 +174,13 @@
 //! # Reload
 //!
 //! `build_server_config` is a pure function of the settings and the files;
-//! call it again on SIGHUP and swap the `Arc` only on success. Connections
-//! keep the config they started with.
+//! `ServerConfigCell` (reload.rs) calls it again on SIGHUP and swaps the
+//! `Arc` only on success. Connections keep the config they started with.
+//! One reload rule needs the config in force: a `crl_dir` emptied since the
+//! last load is refused (`CrlDirEmptied`), and the old CRLs stay.
 
+mod chain;
+mod crl;
 mod dev_pki;
 mod dn;
 mod error;
@@ -174,6 +191,7 @@ mod identity;
 mod load;
 mod peer_name;
 mod policy;
+mod reload;
 mod server_config;
 mod settings;
 mod suites;
@@ -187,6 +205,7 @@ pub use error::TlsConfigError;
 pub use failure::{looks_like_tls, refusal_detail, HandshakeFailure};
 pub use identity::PeerIdentity;
 pub use policy::PolicyRefusal;
+pub use reload::ServerConfigCell;
 pub use server_config::build_server_config;
 pub use settings::{PeerVerify, TlsSettings, TlsVersion, OPTIONS};
 pub use suites::{iana_name, valid_group_names, valid_suite_names};

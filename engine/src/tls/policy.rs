@@ -57,15 +57,19 @@ impl fmt::Display for PolicyRefusal {
             PolicyRefusal::FingerprintNotTrusted { sha256 } => {
                 write!(f, "certificate SHA256:{sha256} is not in trusted_keys")
             }
+            // The names come from the client's certificate and end up in a
+            // log line: `{:?}` quotes them and escapes control and bidi
+            // characters, so a name cannot forge a line or repaint a terminal.
             PolicyRefusal::DnNotTrusted { dn } => {
                 write!(f, "subject {dn:?} matches no trusted_dn pattern")
             }
             PolicyRefusal::PeerNotPermitted { names } => {
-                write!(
-                    f,
-                    "no certificate name ({}) matches permitted_peer",
-                    names.join(", ")
-                )
+                f.write_str("no certificate name (")?;
+                for (i, name) in names.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{name:?}")?;
+                }
+                f.write_str(") matches permitted_peer")
             }
             PolicyRefusal::Malformed { detail } => write!(f, "unparsable certificate: {detail}"),
         }

@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
-use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::server::NoServerSessionStorage;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls_pki_types::CertificateDer;
 
+use super::chain::ChainCheck;
+use super::crl::LoadedCrl;
 use super::error::TlsConfigError;
 use super::load;
 use super::policy::PeerPolicy;
@@ -23,6 +26,18 @@ use super::verifier::PolicyVerifier;
 /// Builds the server config. Validates everything it can so that a
 /// configuration that loads here does not fail later on a handshake.
 pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    build(s).map(|built| built.config)
+}
+
+/// A built config and what a reload compares against (`reload.rs`).
+pub(crate) struct Built {
+    pub config: Arc<ServerConfig>,
+    /// CRLs found in `crl_dir` (0 when it is not set).
+    pub crl_dir_crls: usize,
+}
+
+pub(crate) fn build(s: &TlsSettings) -> Result<Built, TlsConfigError> {
+    s.check_trust()?;
     if let Some(path) = &s.pkcs12_file {
         return Err(TlsConfigError::Pkcs12Unsupported { path: path.clone() });
     }
@@ -48,7 +63,7 @@ pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConf
     let certified_key = load_server_key(s, &provider)?;
     check_suites_cover_versions(&provider, &versions, &certified_key)?;
 
-    let verifier = build_verifier(s, &provider)?;
+    let (verifier, crl_dir_crls) = build_verifier(s, &provider)?;
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
@@ -78,7 +93,10 @@ pub fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsConf
     config.session_storage = Arc::new(NoServerSessionStorage {});
     // kTLS needs the traffic secrets after the handshake.
     config.enable_secret_extraction = true;
-    Ok(Arc::new(config))
+    Ok(Built {
+        config: Arc::new(config),
+        crl_dir_crls,
+    })
 }
 
 fn protocol_versions(min: TlsVersion, max: TlsVersion) -> Vec<&'static SupportedProtocolVersion> {
@@ -219,35 +237,40 @@ fn load_roots(s: &TlsSettings) -> Result<Option<RootCertStore>, TlsConfigError> 
     Ok(Some(roots))
 }
 
+/// Every CRL, and how many of them came from `crl_dir`.
 fn load_crls(
     s: &TlsSettings,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<(Vec<LoadedCrl>, usize), TlsConfigError> {
     let mut crls = Vec::new();
+    let mut from_dir = 0;
     if let Some(path) = &s.crl_file {
-        crls.extend(load::load_crl_file("crl_file", path)?);
+        crls.extend(load::load_crl_file("crl_file", path, algorithms)?);
     }
     if let Some(path) = &s.crl_dir {
-        let found = load::load_crl_dir("crl_dir", path)?;
+        let found = load::load_crl_dir("crl_dir", path, algorithms)?;
         if found.is_empty() {
             log::warn!(
                 "crl_dir: {}: no CRLs found; revocation is not checked",
                 path.display()
             );
         }
+        from_dir = found.len();
         crls.extend(found);
     }
-    Ok(crls)
+    Ok((crls, from_dir))
 }
 
 fn build_verifier(
     s: &TlsSettings,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<PolicyVerifier>, TlsConfigError> {
+) -> Result<(Arc<PolicyVerifier>, usize), TlsConfigError> {
     let policy = PeerPolicy::from_settings(s)?;
     // Load CA and CRL files in every mode, so that a typo is reported even
     // where they go unused, and a later switch of mode cannot surprise.
     let roots = load_roots(s)?;
-    let crls = load_crls(s)?;
+    let algorithms = provider.signature_verification_algorithms;
+    let (crls, crl_dir_crls) = load_crls(s, &algorithms)?;
 
     let chain = if s.peer_verify.is_trusted() {
         let roots = roots.ok_or(TlsConfigError::Missing {
@@ -255,27 +278,7 @@ fn build_verifier(
             reason: "peer_verify = *-trusted needs the CA that signs client certificates: \
                      set ca_file or ca_dir",
         })?;
-        let mut builder =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        if !crls.is_empty() {
-            builder = builder
-                .with_crls(crls)
-                // A certificate whose issuer has no CRL loaded is accepted,
-                // as syslog-ng does (it ignores "unable to get CRL").
-                .allow_unknown_revocation_status()
-                // A CRL past its nextUpdate refuses the certificates it
-                // covers, as OpenSSL does: a stale CRL may miss revocations.
-                .enforce_revocation_expiration();
-        }
-        let chain = builder.build().map_err(|e| TlsConfigError::Rustls {
-            key: if s.crl_file.is_some() || s.crl_dir.is_some() {
-                "crl_file/crl_dir"
-            } else {
-                "ca_file/ca_dir"
-            },
-            detail: e.to_string(),
-        })?;
-        Some(chain)
+        Some(ChainCheck::new(roots.roots, crls, algorithms))
     } else {
         if roots.is_some() || !crls.is_empty() {
             log::warn!(
@@ -293,10 +296,6 @@ fn build_verifier(
             s.peer_verify
         );
     }
-    Ok(Arc::new(PolicyVerifier::new(
-        s.peer_verify,
-        chain,
-        policy,
-        provider.signature_verification_algorithms,
-    )))
+    let verifier = PolicyVerifier::new(s.peer_verify, chain, policy, algorithms);
+    Ok((Arc::new(verifier), crl_dir_crls))
 }

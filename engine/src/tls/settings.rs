@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use super::error::TlsConfigError;
+
 /// The `[source.tls]` table. Every key and its default is listed in
 /// [`OPTIONS`]; a test keeps the two in step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +47,10 @@ pub struct TlsSettings {
     /// rsyslog's `x509/name` permitted peers, matched against the DNS SANs
     /// and the CN, `*` wildcards inside one label. Empty: no name constraint.
     pub permitted_peer: Vec<String>,
+    /// Lets a `*-untrusted` mode use `trusted_dn`/`permitted_peer` without
+    /// `trusted_keys`. Off by default: nothing then vouches for the names
+    /// (see [`TlsSettings::check_trust`]).
+    pub allow_unverified_names: bool,
     /// Lowest TLS version offered: "1.2" or "1.3".
     pub tls_version_min: TlsVersion,
     /// Highest TLS version offered: "1.2" or "1.3".
@@ -71,6 +77,7 @@ impl Default for TlsSettings {
             trusted_dn: Vec::new(),
             trusted_keys: Vec::new(),
             permitted_peer: Vec::new(),
+            allow_unverified_names: false,
             tls_version_min: TlsVersion::Tls12,
             tls_version_max: TlsVersion::Tls13,
             cipher_suites: Vec::new(),
@@ -94,6 +101,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("trusted_dn",      "[]",                 "subject DN patterns, `*`/`?` wildcards, syslog-ng DN format"),
     ("trusted_keys",    "[]",                 "SHA-256 or SHA-1 fingerprints, AA:BB:.. (SHA256:/SHA1: prefix optional)"),
     ("permitted_peer",  "[]",                 "names matched against DNS SANs and the CN, `*` within one label"),
+    ("allow_unverified_names", "false",       "let optional-/required-untrusted use trusted_dn/permitted_peer without trusted_keys: names are then taken as claimed by any self-signed certificate"),
     ("tls_version_min", "\"1.2\"",              "lowest TLS version offered: \"1.2\" or \"1.3\""),
     ("tls_version_max", "\"1.3\"",              "highest TLS version offered: \"1.2\" or \"1.3\""),
     ("cipher_suites",   "[] = RFC 9662 list", "IANA or OpenSSL names, server preference order"),
@@ -101,6 +109,32 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
 ];
 
 impl TlsSettings {
+    /// Refuses trust settings that authenticate nobody: in a `*-untrusted`
+    /// mode no CA vouches for the certificate, so `trusted_dn` or
+    /// `permitted_peer` without a `trusted_keys` pin admits anyone who makes
+    /// a self-signed certificate claiming a matching name, and logs them
+    /// under that name. Allowed only with `allow_unverified_names = true`.
+    /// Reads no file: `check-config` and `build_server_config` both call it.
+    pub fn check_trust(&self) -> Result<(), TlsConfigError> {
+        if self.peer_verify.is_trusted()
+            || !self.trusted_keys.is_empty()
+            || self.allow_unverified_names
+        {
+            return Ok(());
+        }
+        let key = if !self.trusted_dn.is_empty() {
+            "trusted_dn"
+        } else if !self.permitted_peer.is_empty() {
+            "permitted_peer"
+        } else {
+            return Ok(());
+        };
+        Err(TlsConfigError::UnverifiedNames {
+            key,
+            mode: self.peer_verify.as_str(),
+        })
+    }
+
     /// Makes every relative path absolute against `base_dir`, the folder of
     /// the config file, so that the daemon does not depend on its working
     /// directory (which systemd sets to `/`).
@@ -371,6 +405,7 @@ mod tests {
             trusted_dn: _,
             trusted_keys: _,
             permitted_peer: _,
+            allow_unverified_names: _,
             tls_version_min: _,
             tls_version_max: _,
             cipher_suites: _,
@@ -388,6 +423,7 @@ mod tests {
             "trusted_dn",
             "trusted_keys",
             "permitted_peer",
+            "allow_unverified_names",
             "tls_version_min",
             "tls_version_max",
             "cipher_suites",
@@ -398,6 +434,7 @@ mod tests {
         for key in fields {
             let value = match key {
                 "peer_verify" => "\"yes\"",
+                "allow_unverified_names" => "true",
                 "tls_version_min" | "tls_version_max" => "\"1.2\"",
                 k if k.ends_with("_file") || k.ends_with("_dir") => "\"/x\"",
                 _ => "[]",

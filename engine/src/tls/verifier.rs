@@ -28,6 +28,7 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme,
 };
 
+use super::chain::ChainCheck;
 use super::policy::PeerPolicy;
 use super::settings::PeerVerify;
 
@@ -36,7 +37,7 @@ pub struct PolicyVerifier {
     mode: PeerVerify,
     /// webpki chain validation (trust anchors, validity period, CRLs,
     /// clientAuth key usage); present exactly in the `*-trusted` modes.
-    chain: Option<Arc<dyn ClientCertVerifier>>,
+    chain: Option<ChainCheck>,
     policy: PeerPolicy,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -44,7 +45,7 @@ pub struct PolicyVerifier {
 impl PolicyVerifier {
     pub(crate) fn new(
         mode: PeerVerify,
-        chain: Option<Arc<dyn ClientCertVerifier>>,
+        chain: Option<ChainCheck>,
         policy: PeerPolicy,
         algorithms: WebPkiSupportedAlgorithms,
     ) -> PolicyVerifier {
@@ -90,7 +91,7 @@ impl ClientCertVerifier for PolicyVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
         if let Some(chain) = &self.chain {
-            chain.verify_client_cert(end_entity, intermediates, now)?;
+            chain.verify(end_entity, intermediates, now)?;
         }
         self.policy.check(end_entity).map_err(|refusal| {
             Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refusal))))

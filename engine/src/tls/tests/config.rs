@@ -2,6 +2,7 @@
 //! and the reason; and the file formats that must load.
 
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
@@ -13,7 +14,11 @@ use rustls_pki_types::{CertificateRevocationListDer, PrivateKeyDer};
 use super::fixture::Fixture;
 use super::pki::{LeafSpec, TestCa};
 use super::pump::{client_config, connect, ClientAuth};
-use crate::tls::{build_server_config, PeerVerify, TlsConfigError, TlsSettings, TlsVersion};
+use crate::config::Config;
+use crate::tls::{
+    build_server_config, HandshakeFailure, PeerVerify, ServerConfigCell, TlsConfigError,
+    TlsSettings, TlsVersion,
+};
 
 fn build_err(s: &TlsSettings) -> (TlsConfigError, String) {
     let err = build_server_config(s).expect_err("config must be refused");
@@ -428,4 +433,115 @@ fn rebuilding_picks_up_changed_files() {
     };
     assert!(try_with(old_config).is_err());
     try_with(new_config).unwrap();
+}
+
+/// `*-untrusted` with `trusted_dn` or `permitted_peer` and no
+/// `trusted_keys`: no CA vouches for the certificate, so anyone can make a
+/// self-signed one that claims a matching name, get in, and be logged under
+/// that name. `check-config` (config validation) and `build_server_config`
+/// refuse it with the reason, unless `allow_unverified_names = true`.
+#[test]
+fn untrusted_mode_with_names_but_no_pins_authenticates_nobody() {
+    let fx = Fixture::new("cfg-unverified-names");
+    let check_config = |tls: &str| {
+        let text = format!(
+            "[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tls\"\n\
+             [source.tls]\ncert_file = \"s.pem\"\nkey_file = \"k.pem\"\n{tls}\n\
+             [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).map(|_| ())
+    };
+    let build = |tls: &str| {
+        let parsed: TlsSettings = toml::from_str(tls).unwrap();
+        let s = TlsSettings {
+            cert_file: fx.base.cert_file.clone(),
+            key_file: fx.base.key_file.clone(),
+            ca_file: fx.base.ca_file.clone(),
+            ..parsed
+        };
+        build_server_config(&s).map(|_| ())
+    };
+    for mode in ["required-untrusted", "optional-untrusted", "no"] {
+        for names in [
+            "trusted_dn = [\"CN=*\"]",
+            "permitted_peer = [\"*.example.com\"]",
+        ] {
+            let tls = format!("peer_verify = \"{mode}\"\n{names}\n");
+            let key = names.split(' ').next().unwrap();
+            let err = check_config(&tls).expect_err(&tls).to_string();
+            assert!(err.contains(&format!("source[0].tls: {key}:")), "{err}");
+            assert!(err.contains("self-signed"), "{err}");
+            assert!(err.contains("allow_unverified_names = true"), "{err}");
+            let err = build(&tls).expect_err(&tls).to_string();
+            assert!(err.starts_with(&format!("{key}: ")), "{err}");
+
+            // A pin or the explicit opt-in makes it a deliberate choice.
+            let pinned = format!(
+                "{tls}trusted_keys = [\"SHA256:{}\"]\n",
+                ["AB"; 32].join(":")
+            );
+            check_config(&pinned).unwrap();
+            build(&pinned).unwrap();
+            let opted_in = format!("{tls}allow_unverified_names = true\n");
+            check_config(&opted_in).unwrap();
+            build(&opted_in).unwrap();
+        }
+    }
+    // In the trusted modes the CA vouches for the names.
+    check_config("peer_verify = \"required-trusted\"\ntrusted_dn = [\"CN=*\"]\n").unwrap();
+    check_config("peer_verify = \"optional-trusted\"\npermitted_peer = [\"a\"]\n").unwrap();
+}
+
+/// A `crl_dir` that held CRLs and is empty at reload (a CRL publisher
+/// caught between delete and write) would turn revocation off without a
+/// word. The reload is refused, so the caller counts a reload error, and
+/// the old CRLs stay in force; once CRLs are back, reloads work again.
+#[test]
+fn reload_with_emptied_crl_dir_keeps_old_crls() {
+    let fx = Fixture::new("cfg-crl-dir-emptied");
+    let revoked = fx
+        .client_ca
+        .issue(&LeafSpec::client("r.example.com", &[], 77));
+    let dir = fx.dir.path().join("crl.d");
+    std::fs::create_dir(&dir).unwrap();
+    let crl = fx.client_ca.crl_pem(&[77], date_time_ymd(2090, 1, 1));
+    std::fs::write(dir.join("ca.r0"), &crl).unwrap();
+    let cell = ServerConfigCell::new(TlsSettings {
+        crl_dir: Some(dir.clone()),
+        ..fx.base.clone()
+    })
+    .unwrap();
+    let verdict = |config| {
+        connect(
+            config,
+            client_config(&fx.server_ca_der(), ClientAuth::Cert(&revoked), &[&TLS13]),
+        )
+        .server_result
+        .err()
+        .map(|e| crate::tls::HandshakeFailure::classify(&e))
+    };
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
+
+    std::fs::remove_file(dir.join("ca.r0")).unwrap();
+    let err = cell
+        .reload()
+        .expect_err("an emptied crl_dir must not reload");
+    assert!(
+        matches!(
+            err,
+            TlsConfigError::CrlDirEmptied {
+                crls_in_force: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .starts_with(&format!("crl_dir: {}: ", dir.display())));
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
+
+    std::fs::write(dir.join("ca.r0"), &crl).unwrap();
+    cell.reload().unwrap();
+    assert_eq!(verdict(cell.current()), Some(HandshakeFailure::Revoked));
 }

@@ -166,6 +166,7 @@ fn optional_untrusted_applies_constraints_to_presented_certs() {
     let settings = TlsSettings {
         peer_verify: PeerVerify::OptionalUntrusted,
         trusted_dn: vec!["*, O=Ringest Test, C=HU".into()],
+        allow_unverified_names: true,
         ..fx.base.clone()
     };
     assert_eq!(verdict(&fx, &settings, ClientAuth::Cert(&good)), None);
@@ -243,4 +244,43 @@ fn client_chain_through_intermediate_is_accepted() {
         verdict(&fx, &fx.base, ClientAuth::Cert(&leaf)),
         Some(HandshakeFailure::UnknownCa)
     );
+}
+
+/// A client's certificate names reach the refusal log line through
+/// `refusal_detail`: control characters in them (a newline that forges a
+/// second log line, an ANSI escape that repaints the terminal) must come
+/// out escaped, for the DN as for the names tried against permitted_peer.
+#[test]
+fn peer_names_with_control_characters_are_escaped_in_the_refusal_detail() {
+    let fx = Fixture::new("escape-names");
+    let hostile = fx.client_ca.issue(&LeafSpec {
+        org: "Evil\r\nINFO forged",
+        ..LeafSpec::client(
+            "evil\nERROR forged line \u{1b}[2J\u{202e}",
+            &["a\u{7}b.example.org"],
+            7,
+        )
+    });
+    for settings in [
+        TlsSettings {
+            permitted_peer: vec!["*.example.com".into()],
+            ..fx.base.clone()
+        },
+        TlsSettings {
+            trusted_dn: vec!["*, O=Ringest Test, C=HU".into()],
+            ..fx.base.clone()
+        },
+    ] {
+        let session = connect(
+            build_server_config(&settings).unwrap(),
+            client_config(&fx.server_ca_der(), ClientAuth::Cert(&hostile), &[&TLS13]),
+        );
+        let err = session.server_result.expect_err("refused");
+        let detail = crate::tls::refusal_detail(&err).expect("a policy refusal");
+        assert!(
+            !detail.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "raw control character in {detail:?}"
+        );
+        assert!(detail.contains(r"\u{1b}[2J"), "{detail}");
+    }
 }
