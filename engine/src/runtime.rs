@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::{Ring, WriterWaker};
 use crate::config::{Config, SourceConfig, Transport};
@@ -14,7 +14,7 @@ use crate::ktls::{check_mode_at_startup, KtlsSupport};
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
 use crate::tls::{build_server_config, TlsSettings};
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterControl};
 
 /// A source's TLS server config, swapped whole on reload: handshakes that
 /// start after the swap use the new one, established connections are untouched.
@@ -125,9 +125,10 @@ pub fn serve(config: Config) -> Result<(), String> {
             tls,
         });
     }
-    let stats = Arc::new(Stats::new(
-        config.sources.iter().map(|s| s.name.clone()).collect(),
-    ));
+    let stats = Arc::new(
+        Stats::new(config.sources.iter().map(|s| s.name.clone()).collect())
+            .with_destinations(config.destinations.iter().map(|d| d.name.clone()).collect()),
+    );
     // Bind every listener before starting anything, so a busy port fails start-up cleanly.
     let mut per_shard: Vec<Vec<(u16, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for (si, s) in config.sources.iter().enumerate() {
@@ -137,7 +138,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             list.push((si as u16, sock));
         }
     }
-    let reopen = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(WriterControl::default());
     let waker = Arc::new(WriterWaker::new());
     let rings: Vec<Arc<Ring>> = (0..shards)
         .map(|_| Arc::new(Ring::new(config.ring_capacity_batches)))
@@ -147,7 +148,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         rings.clone(),
         Arc::clone(&stats),
         Arc::clone(&waker),
-        Arc::clone(&reopen),
+        Arc::clone(&control),
     )
     .map_err(|e| format!("cannot open destination: {e}"))?;
     let stats_listen = config.stats.listen;
@@ -225,7 +226,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     loop {
         match wait_signal(&sigset, Duration::from_millis(500)) {
             Some(libc::SIGHUP) => {
-                reopen.store(true, Ordering::Release);
+                control.reopen.store(true, Ordering::Release);
                 waker.wake();
                 for src in &shared.sources {
                     if let Some(tls) = &src.tls {
@@ -252,6 +253,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
     }
     shared.shutdown.store(true, Ordering::Release);
+    control.begin_shutdown(Instant::now());
     for h in shard_handles {
         let _ = h.join();
     }

@@ -1,41 +1,31 @@
 //! The `file` destination: appends whole batches with one writev per round.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::sys::{Fs, SinkFile};
 use crate::config::{DestinationConfig, FsyncPolicy, OutputFormat};
 
 /// writev takes at most IOV_MAX (1024 on Linux) slices per call.
 const IOV_MAX: usize = 1024;
 
-pub struct FileSink {
+pub struct FileSink<F: Fs> {
     pub name: String,
     pub path: PathBuf,
     pub format: OutputFormat,
     fsync: FsyncPolicy,
     fsync_interval: Duration,
-    file: File,
+    fs: F,
+    file: F::File,
     last_sync: Instant,
     dirty: bool,
 }
 
-fn open_append(path: &PathBuf) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
-}
-
-impl FileSink {
-    pub fn open(cfg: &DestinationConfig) -> io::Result<FileSink> {
-        let file = open_append(&cfg.path)
+impl<F: Fs> FileSink<F> {
+    pub fn open(mut fs: F, cfg: &DestinationConfig) -> io::Result<FileSink<F>> {
+        let file = fs
+            .open_append(&cfg.path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))?;
         Ok(FileSink {
             name: cfg.name.clone(),
@@ -43,6 +33,7 @@ impl FileSink {
             format: cfg.format,
             fsync: cfg.fsync,
             fsync_interval: Duration::from_millis(cfg.fsync_interval_ms),
+            fs,
             file,
             last_sync: Instant::now(),
             dirty: false,
@@ -52,7 +43,7 @@ impl FileSink {
     /// Reopens the path, for logrotate (SIGHUP). The old file is synced first.
     pub fn reopen(&mut self) -> io::Result<()> {
         let _ = self.file.sync_data();
-        self.file = open_append(&self.path)?;
+        self.file = self.fs.open_append(&self.path)?;
         Ok(())
     }
 
@@ -127,8 +118,9 @@ impl FileSink {
 mod tests {
     use super::*;
     use crate::config::{DestinationType, OutputFormat};
+    use crate::writer::sys::RealFs;
 
-    fn sink(dir: &std::path::Path) -> FileSink {
+    fn sink(dir: &std::path::Path) -> FileSink<RealFs> {
         let cfg = DestinationConfig {
             name: "d".into(),
             kind: DestinationType::File,
@@ -137,7 +129,7 @@ mod tests {
             fsync: FsyncPolicy::Never,
             fsync_interval_ms: 1000,
         };
-        FileSink::open(&cfg).expect("open")
+        FileSink::open(RealFs, &cfg).expect("open")
     }
 
     #[test]

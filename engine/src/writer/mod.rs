@@ -1,45 +1,93 @@
 //! The writer thread: drains every shard's ring in rounds and writes each
 //! round to every destination with as few syscalls as possible.
 
+pub mod failure;
+#[cfg(test)]
+mod fake;
 pub mod file;
 pub mod json;
+pub mod report;
+pub mod sys;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
 use file::FileSink;
+use report::{DestinationLoss, WriterReport};
+use sys::{Fs, RealFs};
 
 /// Batches taken from the rings per round: bounds the round's latency and memory.
 const ROUND_MAX_BATCHES: usize = 256;
 
-pub struct Writer {
+/// After SIGTERM, a destination still failing this long past
+/// `drain_timeout_ms` is given up: what it could not write is counted and
+/// the process exits non-zero.
+pub const GIVE_UP_AFTER_DRAIN_MS: u64 = 2_000;
+
+/// What the control plane tells the writer: reopen files (SIGHUP), and
+/// when shutdown began (SIGTERM).
+#[derive(Default)]
+pub struct WriterControl {
+    pub reopen: AtomicBool,
+    shutdown_at: OnceLock<Instant>,
+}
+
+impl WriterControl {
+    /// Records the start of shutdown; later calls keep the first instant.
+    pub fn begin_shutdown(&self, now: Instant) {
+        let _ = self.shutdown_at.set(now);
+    }
+
+    pub fn shutdown_at(&self) -> Option<Instant> {
+        self.shutdown_at.get().copied()
+    }
+}
+
+pub struct Writer<F: Fs = RealFs> {
     rings: Vec<Arc<Ring>>,
-    sinks: Vec<FileSink>,
+    sinks: Vec<FileSink<F>>,
     /// For each destination, which sources feed it.
     feeds: Vec<Vec<bool>>,
     stats: Arc<Stats>,
     waker: Arc<WriterWaker>,
-    reopen: Arc<AtomicBool>,
+    control: Arc<WriterControl>,
+    round: Vec<(usize, Batch)>,
     scratch: Vec<u8>,
     prefix: Vec<u8>,
 }
 
-impl Writer {
+impl Writer<RealFs> {
     pub fn new(
         config: &Config,
         rings: Vec<Arc<Ring>>,
         stats: Arc<Stats>,
         waker: Arc<WriterWaker>,
-        reopen: Arc<AtomicBool>,
-    ) -> std::io::Result<Writer> {
+        control: Arc<WriterControl>,
+    ) -> std::io::Result<Writer<RealFs>> {
+        Writer::with_fs(RealFs, config, rings, stats, waker, control)
+    }
+}
+
+impl<F: Fs + Clone> Writer<F> {
+    /// A writer whose files go through `fs` (tests pass a failing disk).
+    pub fn with_fs(
+        fs: F,
+        config: &Config,
+        rings: Vec<Arc<Ring>>,
+        stats: Arc<Stats>,
+        waker: Arc<WriterWaker>,
+        control: Arc<WriterControl>,
+    ) -> std::io::Result<Writer<F>> {
         let sinks = config
             .destinations
             .iter()
-            .map(FileSink::open)
+            .map(|d| FileSink::open(fs.clone(), d))
             .collect::<std::io::Result<Vec<_>>>()?;
         let routes = config.routes();
         let feeds = (0..sinks.len())
@@ -51,64 +99,89 @@ impl Writer {
             feeds,
             stats,
             waker,
-            reopen,
+            control,
+            round: Vec::with_capacity(ROUND_MAX_BATCHES),
             scratch: Vec::with_capacity(1 << 20),
             prefix: Vec::with_capacity(512),
         })
     }
 
     /// Runs until every ring is closed and empty, then syncs every file.
-    pub fn run(mut self) {
-        let mut round: Vec<(usize, Batch)> = Vec::with_capacity(ROUND_MAX_BATCHES);
-        loop {
-            if self.reopen.swap(false, Ordering::AcqRel) {
-                for s in &mut self.sinks {
-                    match s.reopen() {
-                        Ok(()) => log::info!("reopened {}", s.path.display()),
-                        Err(e) => log::error!("cannot reopen {}: {e}", s.path.display()),
-                    }
+    pub fn run(mut self) -> WriterReport {
+        while self.step() {}
+        self.finish()
+    }
+
+    /// One turn: reopen if asked, then write one round (or idle). Returns
+    /// false once every ring is closed and empty.
+    pub fn step(&mut self) -> bool {
+        if self.control.reopen.swap(false, Ordering::AcqRel) {
+            for s in &mut self.sinks {
+                match s.reopen() {
+                    Ok(()) => log::info!("reopened {}", s.path.display()),
+                    Err(e) => log::error!("cannot reopen {}: {e}", s.path.display()),
                 }
-            }
-            for (ri, ring) in self.rings.iter().enumerate() {
-                while round.len() < ROUND_MAX_BATCHES {
-                    match ring.full.pop() {
-                        Some(b) => round.push((ri, b)),
-                        None => break,
-                    }
-                }
-            }
-            if round.is_empty() {
-                self.idle_tick();
-                // Closed flags are set after the last push, so check them before
-                // looking at the queues one final time.
-                let all_closed = self.rings.iter().all(|r| r.closed.load(Ordering::Acquire));
-                if all_closed && self.rings.iter().all(|r| r.full.is_empty()) {
-                    break;
-                }
-                self.waker.sleeping.store(true, Ordering::Release);
-                if self.rings.iter().all(|r| r.full.is_empty()) {
-                    std::thread::park_timeout(Duration::from_millis(20));
-                }
-                self.waker.sleeping.store(false, Ordering::Release);
-                continue;
-            }
-            self.write_round(&round);
-            for (ri, mut b) in round.drain(..) {
-                b.clear();
-                let _ = self.rings[ri].empty.push(b);
             }
         }
+        let mut round = std::mem::take(&mut self.round);
+        for (ri, ring) in self.rings.iter().enumerate() {
+            while round.len() < ROUND_MAX_BATCHES {
+                match ring.full.pop() {
+                    Some(b) => round.push((ri, b)),
+                    None => break,
+                }
+            }
+        }
+        if round.is_empty() {
+            self.round = round;
+            self.idle_tick();
+            // Closed flags are set after the last push, so check them before
+            // looking at the queues one final time.
+            let all_closed = self.rings.iter().all(|r| r.closed.load(Ordering::Acquire));
+            if all_closed && self.rings.iter().all(|r| r.full.is_empty()) {
+                return false;
+            }
+            self.waker.sleeping.store(true, Ordering::Release);
+            if self.rings.iter().all(|r| r.full.is_empty()) {
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+            self.waker.sleeping.store(false, Ordering::Release);
+            return true;
+        }
+        self.write_round(&round);
+        for (ri, mut b) in round.drain(..) {
+            b.clear();
+            let _ = self.rings[ri].empty.push(b);
+        }
+        self.round = round;
+        true
+    }
+
+    /// Syncs every file and says what may be missing.
+    pub fn finish(mut self) -> WriterReport {
         for s in &mut self.sinks {
             if let Err(e) = s.after_round(true) {
                 log::error!("final fsync of {} failed: {e}", s.path.display());
             }
         }
+        WriterReport {
+            destinations: self
+                .sinks
+                .iter()
+                .map(|s| DestinationLoss {
+                    name: s.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
     }
 
     fn idle_tick(&mut self) {
-        for s in &mut self.sinks {
+        for (d, s) in self.sinks.iter_mut().enumerate() {
             if let Err(e) = s.after_round(false) {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(ds) = self.stats.destinations.get(d) {
+                    ds.fsync_errors.inc("unclassified");
+                }
                 log::error!("fsync of {} failed: {e}", s.path.display());
             }
         }
@@ -181,7 +254,9 @@ impl Writer {
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(ds) = self.stats.destinations.get(d) {
+                        ds.write_errors.inc("unclassified");
+                    }
                     if attempt == 0 {
                         log::error!(
                             "write to {} failed: {e}; retrying until it succeeds",
