@@ -102,7 +102,9 @@ fn probe_ktls(config: &Config) -> Result<KtlsSupport, String> {
     Ok(support)
 }
 
-/// Runs the engine until SIGTERM/SIGINT; returns once everything read is on disk.
+/// Runs the engine until SIGTERM/SIGINT; returns once everything read is
+/// written and synced, or an error that says what was not (the process then
+/// exits non-zero).
 pub fn serve(config: Config) -> Result<(), String> {
     let sigset = block_signals();
     let shards = config.shard_count();
@@ -254,14 +256,45 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     shared.shutdown.store(true, Ordering::Release);
     control.begin_shutdown(Instant::now());
-    for h in shard_handles {
-        let _ = h.join();
-    }
-    let _ = writer_handle.join();
+    waker.wake();
+    // The writer returns once every shard has closed its ring, or, when its
+    // destinations keep failing, a bounded time after shutdown began (see
+    // writer::GIVE_UP_AFTER_DRAIN_MS): join it first, then the shards.
+    let report = writer_handle
+        .join()
+        .map_err(|_| "the writer thread panicked; output may be incomplete".to_string())?;
+    join_shards(shard_handles);
     log::info!(
         "stopped: {} messages received, {} written",
         stats.total_received(),
         stats.total_written()
     );
-    Ok(())
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(format!("not everything is safely written: {report}"))
+    }
+}
+
+/// How long shards may take to exit once the writer is done: they close
+/// their rings just before they return.
+const SHARD_JOIN_WAIT_MS: u64 = 2_000;
+
+/// Joins the shards, leaving behind (and logging) any that do not exit in
+/// time: the process is about to exit and must not hang on one.
+fn join_shards(handles: Vec<std::thread::JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_millis(SHARD_JOIN_WAIT_MS);
+    for h in handles {
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            log::error!(
+                "{} did not stop; exiting without it",
+                h.thread().name().unwrap_or("a shard")
+            );
+        }
+    }
 }

@@ -5,8 +5,6 @@
 //! call kind and consumed one per call; with none queued a call succeeds
 //! (or fails forever, when a `*_forever` errno is set).
 
-#![allow(dead_code)] // The fault-injection harness; the next commits use all of it.
-
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
