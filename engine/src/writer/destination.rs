@@ -117,21 +117,22 @@ impl<F: Fs> Destination<F> {
     }
 
     /// Writes `out` and applies the fsync policy (`force`: fsync whatever
-    /// the policy), retrying until both succeed. Returns whether every
-    /// message of `out` is in the file: false when this destination gave up
-    /// (a failure after `give_up`'s instant) before that, with what is
-    /// missing counted.
+    /// the policy), retrying until both succeed. Returns how many of `out`'s
+    /// messages, from the first, are wholly in the file: all of them, unless
+    /// this destination gave up (a failure after `give_up`'s instant), in
+    /// which case what is missing is counted in the loss.
     pub fn deliver(
         &mut self,
         out: &Out<'_>,
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
-    ) -> bool {
+    ) -> u64 {
+        let messages = out.messages();
         if self.gave_up {
-            self.loss.not_written_messages += out.messages();
+            self.loss.not_written_messages += messages;
             self.loss.not_written_bytes += out.len_bytes() as u64;
-            return false;
+            return 0;
         }
         let parts = out.parts();
         // Everything before `done` is in the file; a retry resumes there.
@@ -142,7 +143,7 @@ impl<F: Fs> Destination<F> {
                 Ok(()) => {
                     if !written {
                         written = true;
-                        self.unsynced += out.messages();
+                        self.unsynced += messages;
                     }
                     self.sync(force, stats).map_err(|(e, n)| (Op::Fsync, e, n))
                 }
@@ -151,7 +152,7 @@ impl<F: Fs> Destination<F> {
             let (op, e, unsynced) = match result {
                 Ok(()) => {
                     self.recovered(stats);
-                    return true;
+                    return messages;
                 }
                 Err(failure) => failure,
             };
@@ -159,16 +160,19 @@ impl<F: Fs> Destination<F> {
             let retry_in = self.failed(now, op, &e, unsynced, stats);
             let give_up_at = give_up.at();
             if give_up_at.is_some_and(|t| now >= t) {
-                if !written {
+                let whole = if written {
+                    // In the file; only the fsync failed (counted as unsynced).
+                    messages
+                } else {
                     let missing = out.messages_from(done);
                     // The messages wholly before `done` are in the file, unsynced.
-                    self.unsynced += out.messages() - missing;
+                    self.unsynced += messages - missing;
                     self.loss.not_written_messages += missing;
                     self.loss.not_written_bytes += (out.len_bytes() - done) as u64;
-                }
+                    messages - missing
+                };
                 self.give_up();
-                // Written but not synced still counts as written.
-                return written;
+                return whole;
             }
             let wait = give_up_at.map_or(retry_in, |t| retry_in.min(t - now));
             std::thread::sleep(wait);
@@ -246,7 +250,7 @@ impl<F: Fs> Destination<F> {
     fn give_up(&mut self) {
         self.gave_up = true;
         log::error!(
-            "destination {}: still failing after shutdown and the drain timeout; giving up: {} messages ({} bytes) not written so far, later ones are counted",
+            "destination {}: still failing after shutdown and the drain timeout; giving up: {} messages ({} bytes) not written so far, later ones are counted too",
             self.sink.name,
             self.loss.not_written_messages,
             self.loss.not_written_bytes

@@ -253,6 +253,8 @@ impl<F: Fs + Clone> Writer<F> {
             after_shutdown: self.give_up_after_shutdown(),
         };
         let mut complete = vec![false; self.dests.len()];
+        // Per destination: how many of its messages, from the first, are in the file.
+        let mut whole = vec![0u64; self.dests.len()];
         for (d, dest) in self.dests.iter_mut().enumerate() {
             let format = dest.sink.format;
             let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) {
@@ -277,24 +279,17 @@ impl<F: Fs + Clone> Writer<F> {
                     ends: &self.scratch_ends,
                 }
             };
-            complete[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            let messages = out.messages();
+            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            complete[d] = whole[d] == messages;
         }
-        self.count_round(round, &complete);
+        self.count_round(round, &complete, &whole);
     }
 
-    /// A message counts as written once it is written to every destination
-    /// its source feeds.
-    fn count_round(&self, round: &[(usize, Batch)], complete: &[bool]) {
+    /// A message counts as written once it is in the file of every
+    /// destination its source feeds.
+    fn count_round(&self, round: &[(usize, Batch)], complete: &[bool], whole: &[u64]) {
         let done = Instant::now();
-        let sources = self.stats.sources.len();
-        let written: Vec<bool> = (0..sources)
-            .map(|s| {
-                self.dests
-                    .iter()
-                    .zip(complete)
-                    .all(|(d, &c)| c || !d.feeds.get(s).copied().unwrap_or(false))
-            })
-            .collect();
         if let Ok(mut h) = self.stats.latency_us.lock() {
             for (_, b) in round {
                 if let Some(t) = b.first_decoded {
@@ -303,20 +298,47 @@ impl<F: Fs + Clone> Writer<F> {
                 }
             }
         }
-        let per_source = messages_per_source(round, sources);
-        for (s, n) in per_source.into_iter().enumerate() {
-            if written[s] {
-                self.stats.sources[s]
-                    .messages_written
-                    .fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        if complete.iter().all(|c| *c) {
+        let sources = self.stats.sources.len();
+        let per_source = if complete.iter().all(|c| *c) {
             let bytes: u64 = round.iter().map(|(_, b)| b.bytes.len() as u64).sum();
             self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
             self.stats
                 .batches_written
                 .fetch_add(round.len() as u64, Ordering::Relaxed);
+            messages_per_source(round, sources)
+        } else {
+            self.written_per_source(round, whole)
+        };
+        for (s, n) in per_source.into_iter().enumerate() {
+            self.stats.sources[s]
+                .messages_written
+                .fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// After a give-up, message by message: each destination took its
+    /// messages in round order, the first `whole[d]` of them wholly.
+    fn written_per_source(&self, round: &[(usize, Batch)], whole: &[u64]) -> Vec<u64> {
+        let mut per_source = vec![0u64; self.stats.sources.len()];
+        let mut rank = vec![0u64; self.dests.len()];
+        for (_, b) in round {
+            for (i, run) in b.runs.iter().enumerate() {
+                let s = run.conn.source as usize;
+                let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
+                for _ in run.first as usize..end {
+                    let mut everywhere = true;
+                    for (d, dest) in self.dests.iter().enumerate() {
+                        if dest.feeds.get(s).copied().unwrap_or(false) {
+                            everywhere &= rank[d] < whole[d];
+                            rank[d] += 1;
+                        }
+                    }
+                    if let (true, Some(c)) = (everywhere, per_source.get_mut(s)) {
+                        *c += 1;
+                    }
+                }
+            }
+        }
+        per_source
     }
 }
