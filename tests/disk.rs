@@ -352,4 +352,5 @@ fn failed_reopen_after_rotation_is_retried_until_the_new_file_opens() {
         std::fs::read_to_string(&out).expect("new"),
         "after the retry\n"
     );
+    assert!(reopen_errors >= 1, "counted by reason");
 }
