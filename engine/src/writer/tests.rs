@@ -346,3 +346,26 @@ fn sigterm_while_already_retrying_still_gives_up_in_time() {
         "retried with backoff"
     );
 }
+
+#[test]
+fn writer_that_gave_up_does_not_wait_forever_for_a_shard_that_never_stops() {
+    let r = rig("raw", "batch");
+    r.push(batch(1, &["a", "b"]));
+    r.fs.disk().write_fails_forever = Some(libc::ENOSPC);
+    r.control.begin_shutdown(Instant::now());
+    // The ring is never closed: its shard is stuck.
+    let ring = Arc::clone(&r.ring);
+    let writer = r.writer;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(writer.run());
+    });
+    // A batch handed over after the give-up is counted too.
+    std::thread::sleep(Duration::from_millis(super::GIVE_UP_AFTER_DRAIN_MS + 500));
+    ring.full.push(batch(2, &["c"])).expect("room");
+    let bound = Duration::from_millis(super::GIVE_UP_AFTER_DRAIN_MS + super::SHARD_STOP_WAIT_MS);
+    let report = rx
+        .recv_timeout(bound + Duration::from_secs(2))
+        .expect("the writer must return although a ring stays open");
+    assert_eq!(report.destinations[0].not_written_messages, 3, "{report}");
+}
