@@ -107,9 +107,9 @@ pub struct Ring {
     pub empty: ArrayQueue<Batch>,
     /// Set by the shard when it will push nothing more.
     pub closed: AtomicBool,
-    /// Set by the writer when it gives up (its destinations keep failing
-    /// past the drain deadline): a shard waiting for room stops waiting,
-    /// and what it could not hand over is counted as lost.
+    /// Set once the writer has returned (after shutdown, or after giving up
+    /// on destinations that keep failing): a shard waiting for room stops
+    /// waiting, and what it could not hand over is counted as lost.
     pub abandoned: AtomicBool,
 }
 

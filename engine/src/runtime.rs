@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::{Ring, WriterWaker};
 use crate::config::{Config, SourceConfig, Transport};
@@ -14,7 +14,7 @@ use crate::ktls::{check_mode_at_startup, KtlsSupport};
 use crate::shard::per_ip::PerIpCounts;
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterControl};
 
 /// A source's TLS server config, swapped whole on reload (see tls/reload.rs:
 /// a reload that would empty crl_dir is refused).
@@ -136,7 +136,9 @@ impl Drop for ShardExit {
     }
 }
 
-/// Runs the engine until SIGTERM/SIGINT; returns once everything read is on disk.
+/// Runs the engine until SIGTERM/SIGINT; returns once everything read is
+/// written and synced, or an error that says what was not (the process then
+/// exits non-zero).
 pub fn serve(config: Config) -> Result<(), String> {
     let sigset = block_signals();
     let shards = config.shard_count();
@@ -156,9 +158,10 @@ pub fn serve(config: Config) -> Result<(), String> {
             per_ip: PerIpCounts::new(s.max_connections_per_ip),
         });
     }
-    let stats = Arc::new(Stats::new(
-        config.sources.iter().map(|s| s.name.clone()).collect(),
-    ));
+    let stats = Arc::new(
+        Stats::new(config.sources.iter().map(|s| s.name.clone()).collect())
+            .with_destinations(config.destinations.iter().map(|d| d.name.clone()).collect()),
+    );
     // Bind every listener before starting anything, so a busy port fails start-up cleanly.
     let mut per_shard: Vec<Vec<(u16, socket2::Socket)>> = (0..shards).map(|_| Vec::new()).collect();
     for (si, s) in config.sources.iter().enumerate() {
@@ -168,7 +171,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             list.push((si as u16, sock));
         }
     }
-    let reopen = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(WriterControl::default());
     let waker = Arc::new(WriterWaker::new());
     let rings: Vec<Arc<Ring>> = (0..shards)
         .map(|_| Arc::new(Ring::new(config.ring_capacity_batches)))
@@ -178,7 +181,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         rings.clone(),
         Arc::clone(&stats),
         Arc::clone(&waker),
-        Arc::clone(&reopen),
+        Arc::clone(&control),
     )
     .map_err(|e| format!("cannot open destination: {e}"))?;
     let stats_listen = config.stats.listen;
@@ -263,7 +266,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     loop {
         match wait_signal(&sigset, Duration::from_millis(500)) {
             Some(libc::SIGHUP) => {
-                reopen.store(true, Ordering::Release);
+                control.reopen.store(true, Ordering::Release);
                 waker.wake();
                 for src in &shared.sources {
                     if let Some(tls) = &src.tls {
@@ -293,26 +296,70 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
     }
     shared.shutdown.store(true, Ordering::Release);
-    let mut panicked = Vec::new();
-    for (id, h) in shard_handles.into_iter().enumerate() {
-        if let Err(panic) = h.join() {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
-            panicked.push(format!("shard {id}: {msg}"));
-        }
+    control.begin_shutdown(Instant::now());
+    waker.wake();
+    // The writer returns once every shard has closed its ring, or, when its
+    // destinations keep failing, a bounded time after shutdown began (see
+    // writer::GIVE_UP_AFTER_DRAIN_MS): join it first, then the shards.
+    let report = writer_handle
+        .join()
+        .map_err(|_| "the writer thread panicked; output may be incomplete".to_string())?;
+    // The writer is gone: a shard still waiting for room in its ring stops
+    // waiting (and counts what it dropped) instead of spinning.
+    for r in &rings {
+        r.abandoned.store(true, Ordering::Release);
     }
-    let _ = writer_handle.join();
+    let panicked = join_shards(shard_handles);
     let (received, written) = (stats.total_received(), stats.total_written());
     log::info!("stopped: {received} messages received, {written} written");
+    let mut errors = Vec::new();
     if !panicked.is_empty() {
-        return Err(format!(
-            "stopped because a shard panicked ({}); {received} messages received, {written} \
-             written; messages a dead shard had decoded but not handed to the writer are lost",
+        errors.push(format!(
+            "a shard panicked ({}); messages a dead shard had decoded but not handed to the \
+             writer are lost",
             panicked.join("; ")
         ));
     }
-    Ok(())
+    if !report.is_clean() {
+        errors.push(format!("not everything is safely written: {report}"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// How long shards may take to exit once the writer is done: they close
+/// their rings just before they return.
+const SHARD_JOIN_WAIT_MS: u64 = 2_000;
+
+/// Joins the shards, leaving behind (and logging) any that do not exit in
+/// time: the process is about to exit and must not hang on one. Returns
+/// what each shard that panicked said.
+fn join_shards(handles: Vec<std::thread::JoinHandle<()>>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_millis(SHARD_JOIN_WAIT_MS);
+    let mut panicked = Vec::new();
+    for h in handles {
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let name = h.thread().name().unwrap_or("a shard").to_string();
+            if let Err(panic) = h.join() {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                panicked.push(format!("{name}: {msg}"));
+            }
+        } else {
+            log::error!(
+                "{} did not stop; exiting without it",
+                h.thread().name().unwrap_or("a shard")
+            );
+        }
+    }
+    panicked
 }

@@ -62,12 +62,30 @@ impl Labelled {
     }
 }
 
+/// One destination's failures, kept by the writer thread.
+#[derive(Default)]
+pub struct DestinationStats {
+    /// Failed writes by reason; every failed call counts, retries included.
+    pub write_errors: Labelled,
+    /// Failed fsyncs by reason.
+    pub fsync_errors: Labelled,
+    /// Failed reopens after SIGHUP by reason (retried; the old file stays in use).
+    pub reopen_errors: Labelled,
+    /// Files found ending without `\n` (a torn last line), fixed with one.
+    pub torn_lines_repaired: AtomicU64,
+    /// Messages written before an fsync that failed: they may not be on disk.
+    pub unsynced_messages: AtomicU64,
+    /// 1 while writing to this destination fails and is paused.
+    pub failing: AtomicU64,
+}
+
 pub struct Stats {
     pub source_names: Vec<String>,
     pub sources: Vec<SourceStats>,
+    pub destination_names: Vec<String>,
+    pub destinations: Vec<DestinationStats>,
     pub batches_written: AtomicU64,
     pub bytes_written: AtomicU64,
-    pub write_errors: AtomicU64,
     pub reload_errors: AtomicU64,
     /// Microseconds from the first frame of a batch being decoded to its write() returning.
     pub latency_us: Mutex<Histogram<u64>>,
@@ -85,12 +103,20 @@ impl Stats {
         Stats {
             source_names,
             sources,
+            destination_names: Vec::new(),
+            destinations: Vec::new(),
             batches_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
-            write_errors: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
             latency_us: Mutex::new(hist),
         }
+    }
+
+    /// Adds one set of destination counters per name, in config order.
+    pub fn with_destinations(mut self, names: Vec<String>) -> Stats {
+        self.destinations = names.iter().map(|_| DestinationStats::default()).collect();
+        self.destination_names = names;
+        self
     }
 
     pub fn total_written(&self) -> u64 {
@@ -235,7 +261,8 @@ impl Stats {
                 }
             }
         }
-        let globals: [(&str, &str, u64); 4] = [
+        self.render_destinations(&mut out);
+        let globals: [(&str, &str, u64); 3] = [
             (
                 "ringest_batches_written_total",
                 "Batches written by the writer.",
@@ -245,11 +272,6 @@ impl Stats {
                 "ringest_bytes_written_total",
                 "Bytes written to destinations.",
                 self.bytes_written.load(Relaxed),
-            ),
-            (
-                "ringest_write_errors_total",
-                "Failed writes (retried).",
-                self.write_errors.load(Relaxed),
             ),
             (
                 "ringest_reload_errors_total",
@@ -273,5 +295,71 @@ impl Stats {
             let _ = writeln!(out, "{name}_count {}", h.len());
         }
         out
+    }
+
+    fn render_destinations(&self, out: &mut String) {
+        type GetL = fn(&DestinationStats) -> &Labelled;
+        let labelled: [(&str, &str, GetL); 3] = [
+            (
+                "ringest_write_errors_total",
+                "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
+                |d| &d.write_errors,
+            ),
+            (
+                "ringest_fsync_errors_total",
+                "Failed fsyncs by reason (each retry counts).",
+                |d| &d.fsync_errors,
+            ),
+            (
+                "ringest_reopen_errors_total",
+                "Failed reopens after SIGHUP by reason (retried; the old file stays in use).",
+                |d| &d.reopen_errors,
+            ),
+        ];
+        for (name, help, get) in labelled {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (dst, d) in self.destination_names.iter().zip(&self.destinations) {
+                let snap = get(d).snapshot();
+                if snap.is_empty() {
+                    // Always expose the series so a scrape sees 0 rather than nothing.
+                    let _ = writeln!(out, "{name}{{destination=\"{dst}\"}} 0");
+                }
+                for (reason, v) in snap {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{destination=\"{dst}\",reason=\"{reason}\"}} {v}"
+                    );
+                }
+            }
+        }
+        type Get = fn(&DestinationStats) -> u64;
+        let plain: [(&str, &str, Get); 3] = [
+            (
+                "ringest_torn_lines_repaired_total",
+                "Output files found ending in a torn line (crash); a newline was added.",
+                |d| d.torn_lines_repaired.load(Relaxed),
+            ),
+            (
+                "ringest_unsynced_messages_total",
+                "Messages written before an fsync that failed: they may not be on disk.",
+                |d| d.unsynced_messages.load(Relaxed),
+            ),
+            (
+                "ringest_destination_failing",
+                "1 while writing to the destination fails and is paused (retrying).",
+                |d| d.failing.load(Relaxed),
+            ),
+        ];
+        for (name, help, get) in plain {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (dst, d) in self.destination_names.iter().zip(&self.destinations) {
+                let _ = writeln!(out, "{name}{{destination=\"{dst}\"}} {}", get(d));
+            }
+        }
     }
 }

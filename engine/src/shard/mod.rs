@@ -353,6 +353,13 @@ impl Shard {
         }
         self.quiesce();
         self.batcher.close();
+        if self.batcher.lost_messages > 0 {
+            log::error!(
+                "shard {}: {} messages decoded after the writer stopped were not written",
+                self.id,
+                self.batcher.lost_messages
+            );
+        }
         log::debug!("shard {} stopped", self.id);
     }
 

@@ -1,126 +1,299 @@
 //! The writer thread: drains every shard's ring in rounds and writes each
 //! round to every destination with as few syscalls as possible.
+//!
+//! The writer never tears, duplicates or lies:
+//! - a write that fails part-way resumes at the byte where it stopped
+//!   ([`file`]); a failing destination pauses the writer (back-pressure)
+//!   and is retried with backoff, logged once per outage ([`destination`]);
+//! - after SIGTERM, a destination still failing `drain_timeout_ms` +
+//!   [`GIVE_UP_AFTER_DRAIN_MS`] after shutdown began is given up, and what
+//!   it did not write is counted;
+//! - [`Writer::run`] returns a [`WriterReport`] of what was not written or
+//!   may not be on disk; the runtime turns it into the exit status.
 
+pub mod destination;
+pub mod encode;
+pub mod failure;
+#[cfg(test)]
+mod fake;
 pub mod file;
 pub mod json;
+pub mod report;
+pub mod sys;
+#[cfg(test)]
+mod tests;
 
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
-use file::FileSink;
+use destination::{Destination, GiveUp};
+use encode::{encode_fed, messages_per_source, Out};
+use report::WriterReport;
+use sys::{Fs, RealFs};
 
 /// Batches taken from the rings per round: bounds the round's latency and memory.
 const ROUND_MAX_BATCHES: usize = 256;
 
-pub struct Writer {
+/// How long the writer sleeps when every ring is empty (a shard wakes it sooner).
+const IDLE_PARK_MS: u64 = 20;
+
+/// After SIGTERM, a destination still failing this long past
+/// `drain_timeout_ms` is given up: what it could not write is counted and
+/// the process exits non-zero. Shards stop within `drain_timeout_ms` + 1 s;
+/// this gives the disk one more second to come back.
+pub const GIVE_UP_AFTER_DRAIN_MS: u64 = 2_000;
+
+/// Once every destination has given up, the writer only counts what the
+/// shards hand over. A shard that has not closed its ring this long after
+/// the give-up instant is left behind, so the process can still exit.
+pub const SHARD_STOP_WAIT_MS: u64 = 3_000;
+
+/// What the control plane tells the writer: reopen files (SIGHUP), and
+/// when shutdown began (SIGTERM).
+#[derive(Default)]
+pub struct WriterControl {
+    pub reopen: AtomicBool,
+    shutdown_at: OnceLock<Instant>,
+}
+
+impl WriterControl {
+    /// Records the start of shutdown; later calls keep the first instant.
+    pub fn begin_shutdown(&self, now: Instant) {
+        let _ = self.shutdown_at.set(now);
+    }
+
+    pub fn shutdown_at(&self) -> Option<Instant> {
+        self.shutdown_at.get().copied()
+    }
+}
+
+pub struct Writer<F: Fs = RealFs> {
     rings: Vec<Arc<Ring>>,
-    sinks: Vec<FileSink>,
-    /// For each destination, which sources feed it.
-    feeds: Vec<Vec<bool>>,
+    dests: Vec<Destination<F>>,
     stats: Arc<Stats>,
     waker: Arc<WriterWaker>,
-    reopen: Arc<AtomicBool>,
+    control: Arc<WriterControl>,
+    drain_timeout: Duration,
+    round: Vec<(usize, Batch)>,
     scratch: Vec<u8>,
+    scratch_ends: Vec<usize>,
     prefix: Vec<u8>,
 }
 
-impl Writer {
+impl Writer<RealFs> {
     pub fn new(
         config: &Config,
         rings: Vec<Arc<Ring>>,
         stats: Arc<Stats>,
         waker: Arc<WriterWaker>,
-        reopen: Arc<AtomicBool>,
-    ) -> std::io::Result<Writer> {
-        let sinks = config
+        control: Arc<WriterControl>,
+    ) -> io::Result<Writer<RealFs>> {
+        Writer::with_fs(RealFs, config, rings, stats, waker, control)
+    }
+}
+
+impl<F: Fs + Clone> Writer<F> {
+    /// A writer whose files go through `fs` (tests pass a failing disk).
+    /// `stats` must hold one entry per destination ([`Stats::with_destinations`]).
+    pub fn with_fs(
+        fs: F,
+        config: &Config,
+        rings: Vec<Arc<Ring>>,
+        stats: Arc<Stats>,
+        waker: Arc<WriterWaker>,
+        control: Arc<WriterControl>,
+    ) -> io::Result<Writer<F>> {
+        if stats.destinations.len() != config.destinations.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stats need one entry per destination (Stats::with_destinations)",
+            ));
+        }
+        let routes = config.routes();
+        let dests = config
             .destinations
             .iter()
-            .map(FileSink::open)
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let routes = config.routes();
-        let feeds = (0..sinks.len())
-            .map(|d| routes.iter().map(|r| r.contains(&d)).collect())
-            .collect();
+            .enumerate()
+            .map(|(d, cfg)| {
+                let feeds = routes.iter().map(|r| r.contains(&d)).collect();
+                Destination::open(fs.clone(), cfg, feeds, &stats.destinations[d])
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Writer {
             rings,
-            sinks,
-            feeds,
+            dests,
             stats,
             waker,
-            reopen,
+            control,
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+            round: Vec::with_capacity(ROUND_MAX_BATCHES),
             scratch: Vec::with_capacity(1 << 20),
+            scratch_ends: Vec::with_capacity(1 << 14),
             prefix: Vec::with_capacity(512),
         })
     }
 
     /// Runs until every ring is closed and empty, then syncs every file.
-    pub fn run(mut self) {
-        let mut round: Vec<(usize, Batch)> = Vec::with_capacity(ROUND_MAX_BATCHES);
-        loop {
-            if self.reopen.swap(false, Ordering::AcqRel) {
-                for s in &mut self.sinks {
-                    match s.reopen() {
-                        Ok(()) => log::info!("reopened {}", s.path.display()),
-                        Err(e) => log::error!("cannot reopen {}: {e}", s.path.display()),
-                    }
-                }
-            }
-            for (ri, ring) in self.rings.iter().enumerate() {
-                while round.len() < ROUND_MAX_BATCHES {
-                    match ring.full.pop() {
-                        Some(b) => round.push((ri, b)),
-                        None => break,
-                    }
-                }
-            }
-            if round.is_empty() {
-                self.idle_tick();
-                // Closed flags are set after the last push, so check them before
-                // looking at the queues one final time.
-                let all_closed = self.rings.iter().all(|r| r.closed.load(Ordering::Acquire));
-                if all_closed && self.rings.iter().all(|r| r.full.is_empty()) {
-                    break;
-                }
-                self.waker.sleeping.store(true, Ordering::Release);
-                if self.rings.iter().all(|r| r.full.is_empty()) {
-                    std::thread::park_timeout(Duration::from_millis(20));
-                }
-                self.waker.sleeping.store(false, Ordering::Release);
-                continue;
-            }
-            self.write_round(&round);
-            for (ri, mut b) in round.drain(..) {
-                b.clear();
-                let _ = self.rings[ri].empty.push(b);
+    pub fn run(mut self) -> WriterReport {
+        while self.step() {}
+        self.finish()
+    }
+
+    /// One turn: reopen if asked, then write one round (or idle). Returns
+    /// false once every ring is closed and empty (or, after giving up on
+    /// every destination, a shard did not stop in time).
+    pub fn step(&mut self) -> bool {
+        let now = Instant::now();
+        if self.control.reopen.swap(false, Ordering::AcqRel) {
+            for d in &mut self.dests {
+                d.request_reopen(now);
             }
         }
-        for s in &mut self.sinks {
-            if let Err(e) = s.after_round(true) {
-                log::error!("final fsync of {} failed: {e}", s.path.display());
+        for (i, d) in self.dests.iter_mut().enumerate() {
+            d.reopen_if_due(now, &self.stats.destinations[i]);
+        }
+        let mut round = std::mem::take(&mut self.round);
+        for (ri, ring) in self.rings.iter().enumerate() {
+            while round.len() < ROUND_MAX_BATCHES {
+                match ring.full.pop() {
+                    Some(b) => round.push((ri, b)),
+                    None => break,
+                }
             }
+        }
+        if round.is_empty() {
+            self.round = round;
+            self.idle_tick();
+            // Closed flags are set after the last push, so check them before
+            // looking at the queues one final time.
+            let all_closed = self.rings.iter().all(|r| r.closed.load(Ordering::Acquire));
+            if all_closed && self.rings.iter().all(|r| r.full.is_empty()) {
+                return false;
+            }
+            if self.shards_left_behind(now) {
+                return false;
+            }
+            self.waker.sleeping.store(true, Ordering::Release);
+            if self.rings.iter().all(|r| r.full.is_empty()) {
+                std::thread::park_timeout(Duration::from_millis(IDLE_PARK_MS));
+            }
+            self.waker.sleeping.store(false, Ordering::Release);
+            return true;
+        }
+        self.write_round(&round);
+        for (ri, mut b) in round.drain(..) {
+            b.clear();
+            let _ = self.rings[ri].empty.push(b);
+        }
+        self.round = round;
+        true
+    }
+
+    /// Syncs every file and says what may be missing.
+    pub fn finish(self) -> WriterReport {
+        let stats = self.stats;
+        WriterReport {
+            destinations: self
+                .dests
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| d.finish(&stats.destinations[i]))
+                .collect(),
         }
     }
 
+    /// How long after shutdown began a failing destination is given up.
+    fn give_up_after_shutdown(&self) -> Duration {
+        self.drain_timeout + Duration::from_millis(GIVE_UP_AFTER_DRAIN_MS)
+    }
+
+    /// True when every destination has given up and a shard still has not
+    /// closed its ring [`SHARD_STOP_WAIT_MS`] later.
+    fn shards_left_behind(&self, now: Instant) -> bool {
+        let Some(t) = self.control.shutdown_at() else {
+            return false;
+        };
+        let t = t + self.give_up_after_shutdown();
+        if !self.dests.iter().all(Destination::gave_up)
+            || now < t + Duration::from_millis(SHARD_STOP_WAIT_MS)
+        {
+            return false;
+        }
+        let open = self
+            .rings
+            .iter()
+            .filter(|r| !r.closed.load(Ordering::Acquire))
+            .count();
+        // The rings were found empty just before this: what is not counted
+        // is only what a stuck shard may push from now on.
+        log::error!(
+            "{open} shards did not stop {SHARD_STOP_WAIT_MS} ms after the writer gave up; exiting without them"
+        );
+        true
+    }
+
     fn idle_tick(&mut self) {
-        for s in &mut self.sinks {
-            if let Err(e) = s.after_round(false) {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("fsync of {} failed: {e}", s.path.display());
-            }
+        let give_up = GiveUp {
+            control: &self.control,
+            after_shutdown: self.give_up_after_shutdown(),
+        };
+        let nothing = Out::Encoded {
+            bytes: &[],
+            ends: &[],
+        };
+        for (i, d) in self.dests.iter_mut().enumerate() {
+            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
         }
     }
 
     fn write_round(&mut self, round: &[(usize, Batch)]) {
-        for d in 0..self.sinks.len() {
-            self.write_destination(d, round);
+        let give_up = GiveUp {
+            control: &self.control,
+            after_shutdown: self.give_up_after_shutdown(),
+        };
+        let mut complete = vec![false; self.dests.len()];
+        // Per destination: how many of its messages, from the first, are in the file.
+        let mut whole = vec![0u64; self.dests.len()];
+        for (d, dest) in self.dests.iter_mut().enumerate() {
+            let format = dest.sink.format;
+            let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) {
+                Out::Batches(round)
+            } else {
+                // Encoded once per round: a retry writes the same bytes.
+                self.scratch.clear();
+                self.scratch_ends.clear();
+                for (_, b) in round {
+                    encode_fed(
+                        &mut self.scratch,
+                        &mut self.scratch_ends,
+                        &mut self.prefix,
+                        b,
+                        &dest.feeds,
+                        format,
+                        &self.stats,
+                    );
+                }
+                Out::Encoded {
+                    bytes: &self.scratch,
+                    ends: &self.scratch_ends,
+                }
+            };
+            let messages = out.messages();
+            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            complete[d] = whole[d] == messages;
         }
+        self.count_round(round, &complete, &whole);
+    }
+
+    /// A message counts as written once it is in the file of every
+    /// destination its source feeds.
+    fn count_round(&self, round: &[(usize, Batch)], complete: &[bool], whole: &[u64]) {
         let done = Instant::now();
-        let mut per_source = vec![0u64; self.stats.sources.len()];
-        let mut bytes = 0u64;
         if let Ok(mut h) = self.stats.latency_us.lock() {
             for (_, b) in round {
                 if let Some(t) = b.first_decoded {
@@ -129,116 +302,47 @@ impl Writer {
                 }
             }
         }
-        for (_, b) in round {
-            bytes += b.bytes.len() as u64;
-            for (i, run) in b.runs.iter().enumerate() {
-                let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
-                if let Some(c) = per_source.get_mut(run.conn.source as usize) {
-                    *c += (end - run.first as usize) as u64;
-                }
-            }
-        }
+        let sources = self.stats.sources.len();
+        let per_source = if complete.iter().all(|c| *c) {
+            let bytes: u64 = round.iter().map(|(_, b)| b.bytes.len() as u64).sum();
+            self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+            self.stats
+                .batches_written
+                .fetch_add(round.len() as u64, Ordering::Relaxed);
+            messages_per_source(round, sources)
+        } else {
+            self.written_per_source(round, whole)
+        };
         for (s, n) in per_source.into_iter().enumerate() {
             self.stats.sources[s]
                 .messages_written
                 .fetch_add(n, Ordering::Relaxed);
         }
-        self.stats
-            .batches_written
-            .fetch_add(round.len() as u64, Ordering::Relaxed);
-        self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Writes one round to destination `d`, retrying until it succeeds: a
-    /// failing disk stalls the pipeline (back-pressure) rather than losing data.
-    fn write_destination(&mut self, d: usize, round: &[(usize, Batch)]) {
-        let feeds = &self.feeds[d];
-        let all_fed = feeds.iter().all(|f| *f);
-        let sink = &mut self.sinks[d];
-        let mut attempt = 0u32;
-        loop {
-            let result = match sink.format {
-                OutputFormat::Raw if all_fed => {
-                    let parts: Vec<&[u8]> = round.iter().map(|(_, b)| b.bytes.as_slice()).collect();
-                    sink.write_all(&parts)
-                }
-                format => {
-                    self.scratch.clear();
-                    for (_, b) in round {
-                        encode_fed(
-                            &mut self.scratch,
-                            &mut self.prefix,
-                            b,
-                            feeds,
-                            format,
-                            &self.stats,
-                        );
+    /// After a give-up, message by message: each destination took its
+    /// messages in round order, the first `whole[d]` of them wholly.
+    fn written_per_source(&self, round: &[(usize, Batch)], whole: &[u64]) -> Vec<u64> {
+        let mut per_source = vec![0u64; self.stats.sources.len()];
+        let mut rank = vec![0u64; self.dests.len()];
+        for (_, b) in round {
+            for (i, run) in b.runs.iter().enumerate() {
+                let s = run.conn.source as usize;
+                let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
+                for _ in run.first as usize..end {
+                    let mut everywhere = true;
+                    for (d, dest) in self.dests.iter().enumerate() {
+                        if dest.feeds.get(s).copied().unwrap_or(false) {
+                            everywhere &= rank[d] < whole[d];
+                            rank[d] += 1;
+                        }
                     }
-                    sink.write_all(&[&self.scratch])
-                }
-            };
-            let result = result.and_then(|()| sink.after_round(false));
-            match result {
-                Ok(()) => return,
-                Err(e) => {
-                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                    if attempt == 0 {
-                        log::error!(
-                            "write to {} failed: {e}; retrying until it succeeds",
-                            sink.path.display()
-                        );
+                    if let (true, Some(c)) = (everywhere, per_source.get_mut(s)) {
+                        *c += 1;
                     }
-                    attempt = attempt.saturating_add(1);
-                    std::thread::sleep(Duration::from_millis(100));
-                    // A partial write may have landed before the error; retrying the
-                    // whole round could duplicate lines, but never loses any.
                 }
             }
         }
-    }
-}
-
-/// Encodes the messages of `batch` whose source feeds this destination.
-fn encode_fed(
-    out: &mut Vec<u8>,
-    prefix: &mut Vec<u8>,
-    batch: &Batch,
-    feeds: &[bool],
-    format: OutputFormat,
-    stats: &Stats,
-) {
-    for (i, run) in batch.runs.iter().enumerate() {
-        let source = run.conn.source as usize;
-        if !feeds.get(source).copied().unwrap_or(false) {
-            continue;
-        }
-        let end = batch
-            .runs
-            .get(i + 1)
-            .map_or(batch.len(), |r| r.first as usize);
-        match format {
-            OutputFormat::Raw => {
-                let start = if run.first == 0 {
-                    0
-                } else {
-                    batch.ends[run.first as usize - 1] as usize
-                };
-                let stop = if end == 0 {
-                    0
-                } else {
-                    batch.ends[end - 1] as usize
-                };
-                out.extend_from_slice(&batch.bytes[start..stop]);
-            }
-            OutputFormat::Json => {
-                let name = stats.source_names.get(source).map_or("", String::as_str);
-                json::run_prefix(prefix, run, name);
-                for m in run.first as usize..end {
-                    out.extend_from_slice(prefix);
-                    json::escape_bytes(out, batch.message(m));
-                    out.extend_from_slice(b"\"}\n");
-                }
-            }
-        }
+        per_source
     }
 }

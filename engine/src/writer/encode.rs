@@ -1,0 +1,191 @@
+//! One round's bytes for one destination, and where each message ends in
+//! them: the writer writes the bytes, and when it has to give up it counts
+//! the messages that did not wholly land from the same ends.
+
+use super::json;
+use crate::batch::Batch;
+use crate::config::OutputFormat;
+use crate::stats::Stats;
+
+/// The bytes of one round for one destination.
+pub enum Out<'a> {
+    /// The round's batches as they are: a raw destination fed by every source.
+    Batches(&'a [(usize, Batch)]),
+    /// Encoded into the writer's scratch buffer; `ends[i]` is the offset just
+    /// past message i's `\n`.
+    Encoded { bytes: &'a [u8], ends: &'a [usize] },
+}
+
+impl Out<'_> {
+    pub fn parts(&self) -> Vec<&[u8]> {
+        match self {
+            Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
+            Out::Encoded { bytes, .. } => vec![bytes],
+        }
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        match self {
+            Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.len()).sum(),
+            Out::Encoded { bytes, .. } => bytes.len(),
+        }
+    }
+
+    pub fn messages(&self) -> u64 {
+        self.messages_from(0)
+    }
+
+    /// Messages not wholly within the first `done` bytes: not written, or
+    /// cut by a failure.
+    pub fn messages_from(&self, done: usize) -> u64 {
+        match self {
+            Out::Batches(round) => {
+                let mut base = 0usize;
+                let mut n = 0usize;
+                for (_, b) in round.iter() {
+                    let whole = b.ends.partition_point(|&e| base + e as usize <= done);
+                    n += b.len() - whole;
+                    base += b.bytes.len();
+                }
+                n as u64
+            }
+            Out::Encoded { ends, .. } => (ends.len() - ends.partition_point(|&e| e <= done)) as u64,
+        }
+    }
+}
+
+/// Encodes the messages of `batch` whose source feeds this destination into
+/// `out`, and records each message's end in `ends`.
+pub fn encode_fed(
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    prefix: &mut Vec<u8>,
+    batch: &Batch,
+    feeds: &[bool],
+    format: OutputFormat,
+    stats: &Stats,
+) {
+    for (i, run) in batch.runs.iter().enumerate() {
+        let source = run.conn.source as usize;
+        if !feeds.get(source).copied().unwrap_or(false) {
+            continue;
+        }
+        let end = batch
+            .runs
+            .get(i + 1)
+            .map_or(batch.len(), |r| r.first as usize);
+        match format {
+            OutputFormat::Raw => {
+                let start = if run.first == 0 {
+                    0
+                } else {
+                    batch.ends[run.first as usize - 1] as usize
+                };
+                let stop = if end == 0 {
+                    0
+                } else {
+                    batch.ends[end - 1] as usize
+                };
+                let base = out.len();
+                out.extend_from_slice(&batch.bytes[start..stop]);
+                ends.extend(
+                    batch.ends[run.first as usize..end]
+                        .iter()
+                        .map(|&e| base + e as usize - start),
+                );
+            }
+            OutputFormat::Json => {
+                let name = stats.source_names.get(source).map_or("", String::as_str);
+                json::run_prefix(prefix, run, name);
+                for m in run.first as usize..end {
+                    out.extend_from_slice(prefix);
+                    json::escape_bytes(out, batch.message(m));
+                    out.extend_from_slice(b"\"}\n");
+                    ends.push(out.len());
+                }
+            }
+        }
+    }
+}
+
+/// Messages of the round per source index (sources past `sources` are ignored).
+pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64> {
+    let mut n = vec![0u64; sources];
+    for (_, batch) in round {
+        for (i, run) in batch.runs.iter().enumerate() {
+            let end = batch
+                .runs
+                .get(i + 1)
+                .map_or(batch.len(), |r| r.first as usize);
+            if let Some(c) = n.get_mut(run.conn.source as usize) {
+                *c += (end - run.first as usize) as u64;
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::batch::ConnMeta;
+
+    fn batch(runs: &[(u16, &[&str])]) -> Batch {
+        let mut b = Batch::with_capacity(1024);
+        for (i, (source, msgs)) in runs.iter().enumerate() {
+            let meta = Arc::new(ConnMeta {
+                source: *source,
+                peer: "127.0.0.1:1".parse().expect("addr"),
+                identity: None,
+            });
+            b.begin_run(&meta, i as u64);
+            for m in *msgs {
+                b.push(m.as_bytes());
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn a_message_cut_by_the_failure_counts_as_not_written() {
+        let round = vec![
+            (0, batch(&[(0, &["aa", "bbb"])])),
+            (0, batch(&[(0, &["c"])])),
+        ];
+        let out = Out::Batches(&round);
+        // Bytes: "aa\n" (0..3) "bbb\n" (3..7) "c\n" (7..9).
+        let counts: Vec<u64> = [0, 2, 3, 4, 7, 8, 9]
+            .iter()
+            .map(|&d| out.messages_from(d))
+            .collect();
+        assert_eq!(counts, [3, 3, 2, 2, 1, 1, 0]);
+        assert_eq!(out.len_bytes(), 9);
+    }
+
+    #[test]
+    fn raw_filtered_by_source_records_the_ends_of_the_messages_it_keeps() {
+        let stats = Stats::new(vec!["a".into(), "b".into()]);
+        let b = batch(&[(0, &["keep1"]), (1, &["drop"]), (0, &["keep2", "k3"])]);
+        let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
+        let feeds = [true, false];
+        encode_fed(
+            &mut out,
+            &mut ends,
+            &mut prefix,
+            &b,
+            &feeds,
+            OutputFormat::Raw,
+            &stats,
+        );
+        assert_eq!(out, b"keep1\nkeep2\nk3\n");
+        assert_eq!(ends, [6, 12, 15]);
+        let enc = Out::Encoded {
+            bytes: &out,
+            ends: &ends,
+        };
+        assert_eq!(enc.messages_from(7), 2);
+        assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
+    }
+}
