@@ -154,26 +154,53 @@ impl Default for WriterWaker {
     }
 }
 
-/// The shard's side: fills a batch and pushes it when full or at the end of a loop turn.
+/// Where a connection's decoded frames go. The connection state machine
+/// only pushes; whether the shard should keep feeding it is the shard's
+/// question ([`FrameSink::is_full`]): a sink never blocks and never sleeps.
+pub trait FrameSink {
+    /// Appends one message of `conn`, received at `received_unix_ns`.
+    fn push(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64, message: &[u8]);
+    /// The writer has not taken the last full batch: stop feeding (the
+    /// shard pauses the connections that would feed it).
+    fn is_full(&self) -> bool;
+}
+
+/// The shard's side: fills a batch and hands it to the writer's ring when
+/// full or at the end of a loop turn. When the ring has no room, the full
+/// batch waits here (`pending`) and [`Batcher::is_full`] says so; the shard
+/// then stops feeding it until [`Batcher::try_resume`] succeeds. At most one
+/// batch waits, plus the current one, which grows past `batch_max_bytes`
+/// only by what the shard's current receive buffer still holds.
 pub struct Batcher {
     pub current: Batch,
+    /// A full batch the ring had no room for.
+    pending: Option<Batch>,
     ring: Arc<Ring>,
     waker: Arc<WriterWaker>,
     batch_max_bytes: usize,
-    /// Back-pressure episodes since the last `take_pauses`.
-    pauses: u64,
-    /// Messages dropped because the writer gave up (see [`Ring::abandoned`]).
+    /// Messages dropped because the writer had gone (see [`Ring::abandoned`]).
     pub lost_messages: u64,
+}
+
+impl FrameSink for Batcher {
+    #[inline]
+    fn push(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64, message: &[u8]) {
+        Batcher::push(self, conn, received_unix_ns, message);
+    }
+
+    fn is_full(&self) -> bool {
+        self.pending.is_some()
+    }
 }
 
 impl Batcher {
     pub fn new(ring: Arc<Ring>, waker: Arc<WriterWaker>, batch_max_bytes: usize) -> Batcher {
         Batcher {
             current: Batch::with_capacity(batch_max_bytes + 64 * 1024),
+            pending: None,
             ring,
             waker,
             batch_max_bytes,
-            pauses: 0,
             lost_messages: 0,
         }
     }
@@ -190,11 +217,37 @@ impl Batcher {
         self.current.push(message);
     }
 
-    /// Hands the current batch to the writer. When the ring is full this waits:
-    /// the shard stops reading, so TCP's window closes and back-pressure reaches
-    /// the senders; nothing is dropped.
+    pub fn is_full(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Offers the waiting batch to the ring again; true once nothing waits.
+    pub fn try_resume(&mut self) -> bool {
+        if let Some(batch) = self.pending.take() {
+            match self.ring.full.push(batch) {
+                Ok(()) => self.waker.wake(),
+                Err(back) => {
+                    self.pending = Some(back);
+                    self.waker.wake();
+                    if self.ring.abandoned.load(Ordering::Acquire) {
+                        // Nobody will ever make room: stop waiting; the
+                        // loss is reported.
+                        if let Some(lost) = self.pending.take() {
+                            self.lost_messages += lost.len() as u64;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending.is_none()
+    }
+
+    /// Hands the current batch to the writer, or keeps it as the waiting
+    /// batch when the ring is full. Never waits: back-pressure is the
+    /// shard's, by pausing connections, so TCP's window closes on the
+    /// senders and nothing is dropped.
     pub fn flush(&mut self) {
-        if self.current.is_empty() {
+        if self.current.is_empty() || !self.try_resume() {
             return;
         }
         let next = self
@@ -202,37 +255,31 @@ impl Batcher {
             .empty
             .pop()
             .unwrap_or_else(|| Batch::with_capacity(self.batch_max_bytes + 64 * 1024));
-        let mut batch = std::mem::replace(&mut self.current, next);
-        let mut paused = false;
-        loop {
-            match self.ring.full.push(batch) {
-                Ok(()) => break,
-                Err(back) => {
-                    batch = back;
-                    if self.ring.abandoned.load(Ordering::Acquire) {
-                        // Nobody will ever make room: stop waiting, so the
-                        // shard reaches its shutdown; the loss is reported.
-                        self.lost_messages += batch.len() as u64;
-                        break;
-                    }
-                    if !paused {
-                        paused = true;
-                        self.pauses += 1;
-                    }
-                    self.waker.wake();
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            }
+        let batch = std::mem::replace(&mut self.current, next);
+        if let Err(back) = self.ring.full.push(batch) {
+            self.pending = Some(back);
         }
         self.waker.wake();
     }
 
-    pub fn take_pauses(&mut self) -> u64 {
-        std::mem::take(&mut self.pauses)
-    }
-
+    /// At shutdown: hands over everything, waiting for the writer (the
+    /// control plane may wait) until it has taken it or has gone.
     pub fn close(&mut self) {
-        self.flush();
+        // Bounded: the writer drains until every ring is closed, and a
+        // writer that gave up sets `abandoned`, which ends the wait.
+        loop {
+            self.flush();
+            if !self.is_full() && self.current.is_empty() {
+                break;
+            }
+            if self.ring.abandoned.load(Ordering::Acquire) {
+                let _ = self.try_resume();
+                self.lost_messages += self.current.len() as u64;
+                self.current.clear();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.ring.closed.store(true, Ordering::Release);
         self.waker.wake();
     }
@@ -267,10 +314,10 @@ mod tests {
         assert_eq!(batch.runs[1].first, 2);
     }
 
-    /// A writer that gave up never makes room: the shard must not wait for
-    /// it forever (SIGTERM with a failing disk), and counts what it dropped.
+    /// A full ring never blocks the shard: the batch waits in the batcher,
+    /// which says it is full, and goes out once the writer makes room.
     #[test]
-    fn a_full_ring_whose_writer_gave_up_does_not_block_the_shard() {
+    fn a_full_ring_keeps_the_batch_waiting_without_blocking() {
         let ring = Arc::new(Ring::new(2));
         let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
         let m = meta();
@@ -280,17 +327,42 @@ mod tests {
             batcher.flush();
         }
         assert!(ring.full.is_full());
+        assert!(!batcher.is_full());
+        batcher.push(&m, 0, &msg);
+        batcher.flush();
+        assert!(batcher.is_full(), "the third batch waits");
+        assert!(!batcher.try_resume());
+        // The writer takes one batch: the waiting one goes in.
+        let _ = ring.full.pop();
+        assert!(batcher.try_resume());
+        assert!(!batcher.is_full());
+        assert_eq!(ring.full.len(), 2);
+    }
+
+    /// A writer that has gone never makes room: closing must not wait for
+    /// it forever (SIGTERM with a failing disk), and counts what it dropped.
+    #[test]
+    fn close_after_the_writer_has_gone_does_not_block() {
+        let ring = Arc::new(Ring::new(2));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let m = meta();
+        let msg = [b'x'; 3000];
+        for _ in 0..3 {
+            batcher.push(&m, 0, &msg);
+            batcher.flush();
+        }
+        batcher.push(&m, 0, &msg);
         ring.abandoned.store(true, Ordering::Release);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            batcher.push(&m, 0, &msg);
-            batcher.flush();
+            batcher.close();
             let _ = tx.send(batcher.lost_messages);
         });
         let lost = rx
             .recv_timeout(Duration::from_secs(5))
-            .expect("flush returned");
-        assert_eq!(lost, 1);
+            .expect("close returned");
+        assert_eq!(lost, 2, "the waiting batch and the current one");
+        assert!(ring.closed.load(Ordering::Acquire));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
 use rustls::ServerConfig;
 
-use crate::batch::{Batcher, ConnMeta};
+use crate::batch::{ConnMeta, FrameSink};
 use crate::framing::{Decoder, Frame, FramingError};
 use crate::ktls::{CryptoInfo, Decision, KtlsMode, KtlsSupport, UserspaceReason};
 use crate::record::{self, ControlEvent, Needed, RecordError, RecordReader, RecordWriter};
@@ -198,15 +198,15 @@ pub struct Conn {
     pub events: ConnEvents,
 }
 
-/// Where frames go: the shard's batcher, tagged with this connection.
-struct FrameSink<'a> {
-    batcher: &'a mut Batcher,
+/// Where frames go: the shard's sink, tagged with this connection.
+struct Emit<'a> {
+    batcher: &'a mut dyn FrameSink,
     meta: &'a Arc<ConnMeta>,
     now_ns: u64,
     counters: &'a mut ConnCounters,
 }
 
-impl FrameSink<'_> {
+impl Emit<'_> {
     #[inline]
     fn emit(&mut self, frame: Frame<'_>) {
         self.counters.messages += 1;
@@ -316,7 +316,7 @@ impl Conn {
         &mut self,
         n: usize,
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         self.guarded(|c| c.on_exact_read_unguarded(n, now_ns, batcher, out))
@@ -326,7 +326,7 @@ impl Conn {
         &mut self,
         n: usize,
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         let Some(mut ex) = self.exact.take() else {
@@ -383,13 +383,13 @@ impl Conn {
         &mut self,
         sock: &mut impl KtlsSocket,
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
     ) -> Result<Outcome, CloseReason> {
         let Phase::Ktls(off) = &mut self.phase else {
             return Ok(Outcome::Continue);
         };
         let outcome = off.on_control(sock, &mut self.events.ktls_control);
-        let mut sink = FrameSink {
+        let mut sink = Emit {
             batcher,
             meta: &self.meta,
             now_ns,
@@ -460,7 +460,7 @@ impl Conn {
         &mut self,
         data: &mut [u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         self.guarded(|c| c.on_data_unguarded(data, now_ns, batcher, out))
@@ -470,7 +470,7 @@ impl Conn {
         &mut self,
         data: &mut [u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         match self.phase {
@@ -480,7 +480,7 @@ impl Conn {
                 if let Phase::Ktls(off) = &mut self.phase {
                     off.on_data();
                 }
-                let mut sink = FrameSink {
+                let mut sink = Emit {
                     batcher,
                     meta: &self.meta,
                     now_ns,
@@ -503,13 +503,13 @@ impl Conn {
     }
 
     /// End of stream from the peer (FIN or reset): flush what the decoder holds.
-    pub fn on_eof(&mut self, now_ns: u64, batcher: &mut Batcher) -> Result<(), CloseReason> {
+    pub fn on_eof(&mut self, now_ns: u64, batcher: &mut dyn FrameSink) -> Result<(), CloseReason> {
         let was_handshaking = self.is_handshaking();
         self.phase = Phase::Closed;
         if was_handshaking {
             return Ok(());
         }
-        let mut sink = FrameSink {
+        let mut sink = Emit {
             batcher,
             meta: &self.meta,
             now_ns,
@@ -527,7 +527,7 @@ impl Conn {
         &mut self,
         data: &mut [u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         if !self.seen_bytes && !data.is_empty() {
@@ -593,7 +593,7 @@ impl Conn {
         &mut self,
         data: &[u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, CloseReason> {
         if self.handshake_in.len() + data.len() > HANDSHAKE_BUFFERED_BYTES_MAX {
@@ -630,7 +630,7 @@ impl Conn {
         &mut self,
         buf: &mut [u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<(usize, Outcome), CloseReason> {
         let mut offset = 0;
@@ -687,7 +687,7 @@ impl Conn {
                     Step::Again
                 }
                 Ok(ConnectionState::ReadTraffic(mut r)) => {
-                    let mut sink = FrameSink {
+                    let mut sink = Emit {
                         batcher,
                         meta: &self.meta,
                         now_ns,
@@ -724,7 +724,7 @@ impl Conn {
                         identity: Some(identity_of(tls)),
                     });
                 }
-                let mut sink = FrameSink {
+                let mut sink = Emit {
                     batcher,
                     meta: &self.meta,
                     now_ns,
@@ -767,7 +767,7 @@ impl Conn {
                             self.events.tls_path = Some(path_label(d));
                         }
                     }
-                    let mut sink = FrameSink {
+                    let mut sink = Emit {
                         batcher,
                         meta: &self.meta,
                         now_ns,
@@ -851,13 +851,13 @@ impl Conn {
         &mut self,
         buf: &mut [u8],
         now_ns: u64,
-        batcher: &mut Batcher,
+        batcher: &mut dyn FrameSink,
         out: &mut Vec<u8>,
     ) -> Result<(usize, Outcome), CloseReason> {
         let Phase::Records(rec) = &mut self.phase else {
             return Ok((0, Outcome::PeerClosed));
         };
-        let mut sink = FrameSink {
+        let mut sink = Emit {
             batcher,
             meta: &self.meta,
             now_ns,

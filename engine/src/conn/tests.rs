@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{ClientConfig, ClientConnection, RootCertStore, SupportedCipherSuite};
 
 use super::*;
-use crate::batch::{Ring, WriterWaker};
+use crate::batch::{Batcher, Ring, WriterWaker};
 use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::{CipherSet, KtlsSupport};
 

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod per_ip;
 pub mod send_queue;
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::{self, Relaxed};
@@ -76,6 +77,9 @@ struct Entry {
     last_recv: Instant,
     /// When we started closing it (for `close_timeout_ms`).
     closing_since: Option<Instant>,
+    /// Receive completions of this connection waiting in the shard's
+    /// deferred queue (back-pressure); while > 0 its receive is not re-armed.
+    deferred: u32,
     /// A receive is in flight (multishot or exact); `recv_kind` says which.
     recv_armed: bool,
     recv_kind: u64,
@@ -109,6 +113,7 @@ struct Local {
     copied_tls: u64,
     oversize: u64,
     leading_zero: u64,
+    pauses: u64,
 }
 
 pub struct Shard {
@@ -135,6 +140,18 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
+    /// Back-pressure: receive completions not processed because the writer's
+    /// ring was full, in arrival order. Their buffers stay out of the
+    /// provided ring, so the kernel soon has nowhere to put more data for
+    /// anyone and TCP's window closes on the senders. Bounded by the
+    /// provided buffers plus one error or end per connection.
+    deferred: VecDeque<(u64, i32, u32)>,
+    /// Provided buffers held by `deferred`.
+    deferred_buffers: usize,
+    /// Connections whose multishot receive ended for lack of buffers while
+    /// `deferred` held some: re-armed once it has given them back, so an
+    /// empty buffer ring is not re-armed into in a loop.
+    rearm_later: Vec<u32>,
     /// Test-only fault injection (debug builds): panic in the shard loop,
     /// outside any connection's guard, once this many connections were accepted.
     panic_after_accepts: Option<usize>,
@@ -194,6 +211,9 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
+            deferred: VecDeque::new(),
+            deferred_buffers: 0,
+            rearm_later: Vec::new(),
             panic_after_accepts: fault_panic_after_accepts(),
             accepted_total: 0,
         };
@@ -269,7 +289,7 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if e.recv_armed || e.closing {
+        if e.recv_armed || e.closing || e.deferred > 0 {
             return;
         }
         let sqe = match e.conn.recv_plan() {
@@ -323,11 +343,15 @@ impl Shard {
             let now_ns = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
+            self.resume_deferred(now_ns);
             let cqes = std::mem::take(&mut self.cqes);
             for &(ud, res, flags) in &cqes {
                 let (kind, gen, slot) = split_user_data(ud);
                 match kind {
                     KIND_ACCEPT => self.on_accept(slot as usize, res, flags),
+                    KIND_RECV | KIND_RECV_EXACT if self.must_defer(slot, gen) => {
+                        self.defer(slot, (ud, res, flags))
+                    }
                     KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
                     KIND_RECV_EXACT => self.on_recv_exact(slot, gen, res, now_ns),
                     KIND_SEND => self.on_send(slot, gen, res),
@@ -368,6 +392,22 @@ impl Shard {
     /// buffer (the provided ring, an exact-read buffer) after it is freed.
     /// Bounded by QUIESCE_MS_MAX; then fds are closed, which ends the rest.
     fn quiesce(&mut self) {
+        // Deferred completions still hold provided buffers: give them back
+        // (nothing will process them any more).
+        while let Some((ud, _, flags)) = self.deferred.pop_front() {
+            if let Some(bid) = cqueue::buffer_select(flags) {
+                self.bufs.give_back(bid);
+            }
+            let (kind, gen, slot) = split_user_data(ud);
+            if let Some(e) = self.entry_mut(slot, gen) {
+                e.deferred -= 1;
+                if kind == KIND_RECV_EXACT || !cqueue::more(flags) {
+                    // That was the receive's last completion.
+                    e.recv_armed = false;
+                }
+            }
+        }
+        self.deferred_buffers = 0;
         for slot in 0..self.slots.len() as u32 {
             let gen = self.slots[slot as usize].gen;
             let Some(e) = self.slots[slot as usize].entry.as_mut() else {
@@ -445,6 +485,86 @@ impl Shard {
             .filter_map(|s| s.entry.as_ref())
             .map(|e| e.recv_armed as usize + e.send.in_flight() as usize)
             .sum()
+    }
+
+    /// Whether a receive completion of this connection must wait: its
+    /// earlier ones wait (order), or the writer's ring is full and the
+    /// connection could produce frames. Handshakes go on: they produce
+    /// none (but for data sent with the client's Finished, which is small).
+    fn must_defer(&self, slot: u32, gen: u32) -> bool {
+        let Some(e) = self
+            .slots
+            .get(slot as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.entry.as_ref())
+        else {
+            return false;
+        };
+        if e.closing {
+            return false;
+        }
+        e.deferred > 0 || (self.batcher.is_full() && !e.conn.is_handshaking())
+    }
+
+    /// Keeps a receive completion for later and pauses its connection (its
+    /// receive is not re-armed until the completion has been processed).
+    fn defer(&mut self, slot: u32, cqe: (u64, i32, u32)) {
+        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
+            return;
+        };
+        let cancel = if e.deferred == 0 {
+            self.local[e.source as usize].pauses += 1;
+            // Stop its multishot receive: otherwise it keeps taking provided
+            // buffers until none is left for anyone (handshakes included).
+            (e.recv_armed && e.recv_kind == KIND_RECV).then_some(e.recv_kind)
+        } else {
+            None
+        };
+        e.deferred += 1;
+        if cqueue::buffer_select(cqe.2).is_some() {
+            self.deferred_buffers += 1;
+        }
+        self.deferred.push_back(cqe);
+        if let Some(kind) = cancel {
+            let gen = self.slots[slot as usize].gen;
+            let sqe = opcode::AsyncCancel::new(user_data(kind, slot, gen))
+                .build()
+                .user_data(user_data(KIND_CANCEL, slot, gen));
+            self.push_sqe(sqe);
+        }
+    }
+
+    /// Once the writer has made room, processes the deferred completions in
+    /// order, as long as there is room, and resumes connections with none left.
+    fn resume_deferred(&mut self, now_ns: u64) {
+        if self.deferred.is_empty() && !self.batcher.is_full() {
+            return;
+        }
+        if !self.batcher.try_resume() {
+            return;
+        }
+        while !self.batcher.is_full() {
+            let Some((ud, res, flags)) = self.deferred.pop_front() else {
+                break;
+            };
+            let (kind, gen, slot) = split_user_data(ud);
+            if cqueue::buffer_select(flags).is_some() {
+                self.deferred_buffers -= 1;
+            }
+            if let Some(e) = self.entry_mut(slot, gen) {
+                e.deferred -= 1;
+                if e.deferred == 0 {
+                    self.rearm.push(slot);
+                }
+            }
+            match kind {
+                KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
+                _ => self.on_recv_exact(slot, gen, res, now_ns),
+            }
+        }
+        if self.deferred_buffers == 0 {
+            self.rearm.append(&mut self.rearm_later);
+        }
     }
 
     /// Re-arms accepts paused after a resource error once their backoff passed.
@@ -662,6 +782,7 @@ impl Shard {
             accepted: self.turn_now,
             last_recv: self.turn_now,
             closing_since: None,
+            deferred: 0,
             recv_armed: false,
             recv_kind: KIND_RECV,
             send: SendQueue::default(),
@@ -786,6 +907,12 @@ impl Shard {
                 Err(reason) => self.refuse(slot, reason),
             }
             self.flush_send(slot);
+        } else if res == -libc::ECANCELED && !e.closing {
+            // Our own cancel (back-pressure paused this connection): the
+            // receive ended, the connection did not. Re-armed on resume.
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
         } else if res < 0 && e.conn.is_offloaded() && !e.closing && -res != libc::ENOBUFS {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
@@ -809,12 +936,17 @@ impl Shard {
             return;
         }
         // Multishot ended (ENOBUFS, or the kernel stopped it): re-arm after this
-        // turn's buffers are given back.
+        // turn's buffers are given back, or, while deferred completions hold
+        // buffers, once they have been given back.
         let Some(e) = self.slots[slot as usize].entry.as_ref() else {
             return;
         };
         if !e.recv_armed && !e.closing {
-            self.rearm.push(slot);
+            if res == -libc::ENOBUFS && self.deferred_buffers > 0 {
+                self.rearm_later.push(slot);
+            } else {
+                self.rearm.push(slot);
+            }
         }
         if self.slots[slot as usize]
             .entry
@@ -1114,7 +1246,6 @@ impl Shard {
     }
 
     fn publish_stats(&mut self) {
-        let pauses = self.batcher.take_pauses();
         for (i, l) in self.local.iter_mut().enumerate() {
             let s = &self.shared.stats.sources[i];
             if l.messages > 0 {
@@ -1134,13 +1265,10 @@ impl Shard {
             if l.leading_zero > 0 {
                 s.frames_leading_zero.fetch_add(l.leading_zero, Relaxed);
             }
+            if l.pauses > 0 {
+                s.backpressure_pauses.fetch_add(l.pauses, Relaxed);
+            }
             *l = Local::default();
-        }
-        if pauses > 0 {
-            // A shard's ring carries every source; the pause is counted on the first.
-            self.shared.stats.sources[0]
-                .backpressure_pauses
-                .fetch_add(pauses, Relaxed);
         }
     }
 }
