@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ringest::config::Config;
+use ringest::plan::Plan;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,9 +61,11 @@ fn main() -> ExitCode {
                     ringest::runtime::serve(config)
                 })
         }
+        // The same plan `serve` builds: every TLS file is read and checked.
         Command::CheckConfig { config } => Config::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(Plan::build)
+            .map(|_| println!("{}: ok", config.display())),
         Command::Options => {
             print!("{}", ringest::config::options::markdown_table());
             Ok(())

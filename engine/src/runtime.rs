@@ -3,47 +3,16 @@
 //! waits for signals (SIGTERM/SIGINT: drain and exit; SIGHUP: reload TLS
 //! settings and reopen files).
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{Ring, WriterWaker};
-use crate::config::{Config, SourceConfig, Transport};
-use crate::ktls::{check_mode_at_startup, KtlsSupport};
-use crate::shard::per_ip::PerIpCounts;
+use crate::config::Config;
+use crate::plan::{Plan, Shared};
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
 use crate::writer::{Writer, WriterControl};
-
-/// A source's TLS server config, swapped whole on reload (see tls/reload.rs:
-/// a reload that would empty crl_dir is refused).
-pub use crate::tls::ServerConfigCell as TlsHolder;
-
-pub struct SourceRuntime {
-    pub config: SourceConfig,
-    pub tls: Option<TlsHolder>,
-    /// Open connections per peer address, for `max_connections_per_ip`.
-    pub per_ip: PerIpCounts,
-}
-
-/// Read-only after start-up, except the flags and stats.
-pub struct Shared {
-    pub config: Config,
-    pub sources: Vec<SourceRuntime>,
-    pub stats: Arc<Stats>,
-    pub shutdown: AtomicBool,
-    /// Set when a shard thread ends other than by shutdown (a panic outside
-    /// any connection's guard): the process stops, non-zero.
-    pub shard_failed: AtomicBool,
-    /// What this kernel can offload, probed once at start-up.
-    pub ktls: Arc<KtlsSupport>,
-}
-
-/// What `serve` needs besides the config.
-pub struct ServeOptions {
-    pub config_file: Option<PathBuf>,
-}
 
 fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a zeroed local set; pthread_sigmask on the
@@ -68,21 +37,6 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     // SAFETY: set is a valid, initialised sigset; info may be null.
     let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)
-}
-
-/// Probes the kernel's kTLS once and logs the one-line result; fails when a
-/// TLS source says `ktls = "on"` and the kernel has none.
-fn probe_ktls(config: &Config) -> Result<KtlsSupport, String> {
-    let support = KtlsSupport::probe();
-    log::info!("{support}");
-    for s in config
-        .sources
-        .iter()
-        .filter(|s| s.transport == Transport::Tls)
-    {
-        check_mode_at_startup(s.ktls, &support).map_err(|e| format!("source {}: {e}", s.name))?;
-    }
-    Ok(support)
 }
 
 /// Raises the open-file limit and warns when it is still below what the
@@ -143,21 +97,8 @@ pub fn serve(config: Config) -> Result<(), String> {
     let sigset = block_signals();
     let shards = config.shard_count();
     check_fd_limit(&config, shards);
-    let ktls = Arc::new(probe_ktls(&config)?);
-    let mut sources = Vec::new();
-    for s in &config.sources {
-        let tls = match &s.tls {
-            Some(settings) => Some(
-                TlsHolder::new(settings.clone()).map_err(|e| format!("source {}: {e}", s.name))?,
-            ),
-            None => None,
-        };
-        sources.push(SourceRuntime {
-            config: s.clone(),
-            tls,
-            per_ip: PerIpCounts::new(s.max_connections_per_ip),
-        });
-    }
+    let plan = Plan::build(config)?;
+    let config = &plan.config;
     let stats = Arc::new(
         Stats::new(config.sources.iter().map(|s| s.name.clone()).collect())
             .with_destinations(config.destinations.iter().map(|d| d.name.clone()).collect()),
@@ -177,7 +118,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         .map(|_| Arc::new(Ring::new(config.ring_capacity_batches)))
         .collect();
     let writer = Writer::new(
-        &config,
+        config,
         rings.clone(),
         Arc::clone(&stats),
         Arc::clone(&waker),
@@ -185,14 +126,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot open destination: {e}"))?;
     let stats_listen = config.stats.listen;
-    let shared = Arc::new(Shared {
-        config,
-        sources,
-        stats: Arc::clone(&stats),
-        shutdown: AtomicBool::new(false),
-        shard_failed: AtomicBool::new(false),
-        ktls,
-    });
+    let shared = Arc::new(Shared::new(plan, Arc::clone(&stats)));
 
     let writer_handle = std::thread::Builder::new()
         .name("ringest-writer".into())

@@ -241,6 +241,53 @@ mod tests {
         }
     }
 
+    /// The documented default of every option that has a literal one is the
+    /// default the parser applies: setting the key to its documented default
+    /// changes nothing. (Defaults live in `defaults` in config/mod.rs; this
+    /// table only describes them, and this test keeps the two in step.)
+    #[test]
+    fn documented_defaults_are_the_parsers_defaults() {
+        let base = |top: &str, src: &str, tls: &str, dst: &str| {
+            format!(
+                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tls\"\n{src}\
+                 [source.tls]\ncert_file = \"c\"\nkey_file = \"k\"\nca_file = \"ca\"\n{tls}\
+                 [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n{dst}"
+            )
+        };
+        let parse = |text: &str| {
+            Config::from_toml(
+                text,
+                std::path::Path::new("t.toml"),
+                std::path::Path::new("/tmp"),
+            )
+            .map(|c| format!("{c:?}"))
+        };
+        let reference = parse(&base("", "", "", "")).expect("base config");
+        let mut checked = 0;
+        for (key, default, _) in all_options() {
+            // Only literal defaults: a number, a quoted string, true/false.
+            let literal = default.parse::<f64>().is_ok()
+                || (default.starts_with('"') && default.ends_with('"'))
+                || default == "true"
+                || default == "false";
+            if !literal {
+                continue;
+            }
+            let line = format!("{} = {default}\n", key.rsplit('.').next().unwrap_or(&key));
+            let text = match key.split('.').collect::<Vec<_>>().as_slice() {
+                [_] => base(&line, "", "", ""),
+                ["source", _] => base("", &line, "", ""),
+                ["source", "tls", _] => base("", "", &line, ""),
+                ["destination", _] => base("", "", "", &line),
+                _ => continue,
+            };
+            let got = parse(&text).unwrap_or_else(|e| panic!("{key} = {default}: {e}"));
+            assert_eq!(got, reference, "{key}: documented default {default} is not the default");
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} defaults checked");
+    }
+
     #[test]
     fn readme_option_table_matches_the_code() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))

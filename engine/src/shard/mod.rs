@@ -26,11 +26,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::batch::{Batcher, ConnMeta, Ring, WriterWaker};
-use crate::config::Transport;
-use crate::conn::{CloseReason, Conn, FdSocket, KtlsPlan, LocalClose, Outcome, RecvPlan};
-use crate::framing::Decoder;
+use crate::conn::{CloseReason, Conn, FdSocket, LocalClose, Outcome, RecvPlan};
 use crate::ratelog::RateLog;
-use crate::runtime::Shared;
+use crate::plan::Shared;
 use crate::tls::HandshakeFailure;
 use bufring::BufRing;
 use send_queue::SendQueue;
@@ -747,32 +745,16 @@ impl Shard {
             peer,
             identity: None,
         });
-        let decoder = Decoder::new(
-            src.config.framing,
-            src.config.max_message_bytes,
-            src.config.oversize,
-        );
-        let conn = match (src.config.transport, &src.tls) {
-            (Transport::Tls, Some(tls)) => match Conn::new_tls(
-                tls.current(),
-                meta,
-                decoder,
-                KtlsPlan {
-                    mode: src.config.ktls,
-                    support: Arc::clone(&self.shared.ktls),
-                },
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    log::error!("{peer}: cannot start TLS: {e}");
-                    stats.connections_active.fetch_sub(1, Relaxed);
-                    src.per_ip.close(peer.ip());
-                    // SAFETY: fd was just returned by accept and is owned by nobody else.
-                    unsafe { libc::close(fd) };
-                    return;
-                }
-            },
-            _ => Conn::new_plain(meta, decoder),
+        let conn = match src.new_conn(meta, &self.shared.ktls) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("{peer}: cannot start TLS: {e}");
+                stats.connections_active.fetch_sub(1, Relaxed);
+                src.per_ip.close(peer.ip());
+                // SAFETY: fd was just returned by accept and is owned by nobody else.
+                unsafe { libc::close(fd) };
+                return;
+            }
         };
         let entry = Entry {
             fd,
