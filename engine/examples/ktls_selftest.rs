@@ -598,7 +598,7 @@ fn server_handshake(
                     let want = if b.missing_bytes > 0 {
                         b.missing_bytes
                     } else {
-                        ktls::RECORD_HEADER_BYTES
+                        ringest::record::HEADER_LEN
                     };
                     let end = filled + want;
                     if end > incoming.len() {
@@ -669,13 +669,18 @@ fn kernel_read_loop(
     };
     let mut buf = vec![0u8; 64 * 1024];
     let mut record = vec![0u8; ktls::CONTROL_RECORD_BYTES_MIN + 1024];
+    // The engine's policy on control records, with its limits.
+    let mut budget = ringest::record::ControlBudget::new(&ringest::record::ReaderLimits::default());
     loop {
         match sock.read(&mut buf) {
             Ok(0) => {
                 out.end = End::Eof;
                 return out;
             }
-            Ok(n) => out.plaintext.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                budget.on_data();
+                out.plaintext.extend_from_slice(&buf[..n]);
+            }
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
                 // Not application data: fetch the record with its type.
                 let (content_type, n) = match ktls::recv_record(fd, &mut record) {
@@ -698,7 +703,7 @@ fn kernel_read_loop(
                     }
                 };
                 out.controls.push(rec);
-                let action = ktls::action_for(&rec, version, support.tls13_rekey);
+                let action = ktls::action_for(&rec, version, support.tls13_rekey, &mut budget);
                 match action {
                     ControlAction::Ignore => continue,
                     ControlAction::Rekey { .. } => {
