@@ -410,9 +410,11 @@ listen = "127.0.0.1:{stats}"
             }
         }
     });
-    wait_for("the flooding source paused", Duration::from_secs(15), || {
-        server.metric("ringest_backpressure_pauses_total{source=\"tcp\"}") > 0
-    });
+    wait_for(
+        "the flooding source paused",
+        Duration::from_secs(15),
+        || server.metric("ringest_backpressure_pauses_total{source=\"tcp\"}") > 0,
+    );
     // A new handshake on the same (only) shard still completes.
     let cfg = e2e::client::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)));
     let start = Instant::now();
@@ -449,7 +451,11 @@ listen = "127.0.0.1:{stats}"
     // Whether the disk filled up again decides the status (the disk-full
     // tests check it); here it must end in bounded time.
     let _ = status;
-    assert!(sigterm.elapsed() < Duration::from_secs(10), "{:?}", sigterm.elapsed());
+    assert!(
+        sigterm.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        sigterm.elapsed()
+    );
     let _ = flood.join();
     drop(fs);
 }

@@ -40,7 +40,6 @@ pub use offload::{
     EXACT_READ_BYTES_MAX,
 };
 
-
 /// Ciphertext kept while handshaking. rustls's largest handshake message is
 /// 64 KiB; in 512-byte fragments its record headers add about 1%, and a
 /// receive of up to 64 KiB may sit behind it. A client that needs more than
@@ -155,6 +154,41 @@ impl Emit<'_> {
 }
 
 impl Conn {
+    /// Frames plaintext into `batcher`, tagged with this connection.
+    fn feed_plain(
+        &mut self,
+        plain: &[u8],
+        now_ns: u64,
+        batcher: &mut dyn FrameSink,
+    ) -> Result<(), CloseReason> {
+        let mut sink = Emit {
+            batcher,
+            meta: &self.meta,
+            now_ns,
+            counters: &mut self.counters,
+        };
+        self.decoder
+            .feed(plain, &mut |f| sink.emit(f))
+            .map_err(CloseReason::Framing)
+    }
+
+    /// End of stream: the frame the decoder holds, if it is whole.
+    fn finish_frames(
+        &mut self,
+        now_ns: u64,
+        batcher: &mut dyn FrameSink,
+    ) -> Result<(), CloseReason> {
+        let mut sink = Emit {
+            batcher,
+            meta: &self.meta,
+            now_ns,
+            counters: &mut self.counters,
+        };
+        self.decoder
+            .finish(&mut |f| sink.emit(f))
+            .map_err(CloseReason::Framing)
+    }
+
     pub fn new_plain(meta: Arc<ConnMeta>, decoder: Decoder) -> Conn {
         Conn {
             phase: Phase::Plain,
@@ -294,15 +328,7 @@ impl Conn {
                 if let Phase::Ktls(off) = &mut self.phase {
                     off.on_data();
                 }
-                let mut sink = Emit {
-                    batcher,
-                    meta: &self.meta,
-                    now_ns,
-                    counters: &mut self.counters,
-                };
-                self.decoder
-                    .feed(data, &mut |f| sink.emit(f))
-                    .map_err(CloseReason::Framing)?;
+                self.feed_plain(data, now_ns, batcher)?;
                 Ok(Outcome::Continue)
             }
             Phase::Handshaking(_) | Phase::Records(_) => {
@@ -323,22 +349,9 @@ impl Conn {
         if was_handshaking {
             return Ok(());
         }
-        let mut sink = Emit {
-            batcher,
-            meta: &self.meta,
-            now_ns,
-            counters: &mut self.counters,
-        };
-        self.decoder
-            .finish(&mut |f| sink.emit(f))
-            .map_err(CloseReason::Framing)
+        self.finish_frames(now_ns, batcher)
     }
 }
-
-
-
-
-
 
 #[cfg(test)]
 mod tests;

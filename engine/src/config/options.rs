@@ -282,7 +282,10 @@ mod tests {
                 _ => continue,
             };
             let got = parse(&text).unwrap_or_else(|e| panic!("{key} = {default}: {e}"));
-            assert_eq!(got, reference, "{key}: documented default {default} is not the default");
+            assert_eq!(
+                got, reference,
+                "{key}: documented default {default} is not the default"
+            );
             checked += 1;
         }
         assert!(checked >= 25, "only {checked} defaults checked");

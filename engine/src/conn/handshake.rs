@@ -11,7 +11,6 @@ use super::records::record_bytes_missing;
 use super::*;
 
 impl Conn {
-
     /// `n` bytes (> 0) arrived in [`Conn::exact_read_buf`]. Once a record is
     /// whole it goes to rustls; when the handshake ends, the buffer is
     /// dropped and [`Conn::recv_plan`] says what comes next.
@@ -92,7 +91,10 @@ impl Conn {
         }
         let rest = &buf[consumed..];
         if !rest.is_empty() {
-            debug_assert!(self.tls_in.is_empty(), "no cut record before the handshake ended");
+            debug_assert!(
+                self.tls_in.is_empty(),
+                "no cut record before the handshake ended"
+            );
             record_bytes_missing(rest)?;
             self.tls_in.extend_from_slice(rest);
         }
@@ -129,10 +131,9 @@ impl Conn {
             let step = match state {
                 Err(e) => Step::Fail(e),
                 Ok(ConnectionState::EncodeTlsData(mut s)) => {
-                    encode_into(out, |b| s.encode(b))
-                        .map_err(|e| {
-                            CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
-                        })?;
+                    encode_into(out, |b| s.encode(b)).map_err(|e| {
+                        CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
+                    })?;
                     Step::Again
                 }
                 Ok(ConnectionState::TransmitTlsData(s)) => {
@@ -198,15 +199,7 @@ impl Conn {
                         identity: Some(identity_of(tls)),
                     });
                 }
-                let mut sink = Emit {
-                    batcher,
-                    meta: &self.meta,
-                    now_ns,
-                    counters: &mut self.counters,
-                };
-                self.decoder
-                    .feed(&plain, &mut |f| sink.emit(f))
-                    .map_err(CloseReason::Framing)?;
+                self.feed_plain(&plain, now_ns, batcher)?;
             }
             offset += discard;
             match step {
@@ -241,15 +234,7 @@ impl Conn {
                             self.events.tls_path = Some(path_label(d));
                         }
                     }
-                    let mut sink = Emit {
-                        batcher,
-                        meta: &self.meta,
-                        now_ns,
-                        counters: &mut self.counters,
-                    };
-                    self.decoder
-                        .finish(&mut |f| sink.emit(f))
-                        .map_err(CloseReason::Framing)?;
+                    self.finish_frames(now_ns, batcher)?;
                     self.phase = Phase::Closed;
                     return Ok((buf.len(), Outcome::PeerClosed));
                 }
@@ -314,8 +299,7 @@ impl Conn {
             decision.label(),
         );
         self.events.tls_path = Some(path_label(decision));
-        let (reader, writer) =
-            record::split(kernel, secrets).map_err(CloseReason::Record)?;
+        let (reader, writer) = record::split(kernel, secrets).map_err(CloseReason::Record)?;
         self.phase = Phase::Records(Box::new(Records { reader, writer }));
         Ok(())
     }

@@ -5,7 +5,6 @@
 use super::*;
 
 impl Conn {
-
     /// Hands the socket to the kernel: call only once every byte the
     /// handshake produced has been sent (`TLS_TX` would wrap anything
     /// still queued a second time). On error the connection must close.
@@ -40,25 +39,15 @@ impl Conn {
             return Ok(Outcome::Continue);
         };
         let outcome = off.on_control(sock, &mut self.events.ktls_control);
-        let mut sink = Emit {
-            batcher,
-            meta: &self.meta,
-            now_ns,
-            counters: &mut self.counters,
-        };
         match outcome {
             ControlOutcome::Data(plain) => {
-                self.decoder
-                    .feed(&plain, &mut |f| sink.emit(f))
-                    .map_err(CloseReason::Framing)?;
+                self.feed_plain(&plain, now_ns, batcher)?;
                 Ok(Outcome::Continue)
             }
             ControlOutcome::Continue => Ok(Outcome::Continue),
             ControlOutcome::Finished | ControlOutcome::Eof => {
                 self.phase = Phase::Closed;
-                self.decoder
-                    .finish(&mut |f| sink.emit(f))
-                    .map_err(CloseReason::Framing)?;
+                self.finish_frames(now_ns, batcher)?;
                 Ok(Outcome::PeerClosed)
             }
             ControlOutcome::Close(reason) => {
@@ -66,7 +55,7 @@ impl Conn {
                     // Our choice, not the peer's fault: keep what framed
                     // cleanly before the KeyUpdate (a half frame is counted
                     // by the decoder).
-                    let _ = self.decoder.finish(&mut |f| sink.emit(f));
+                    let _ = self.finish_frames(now_ns, batcher);
                 }
                 self.phase = Phase::Closed;
                 Err(CloseReason::Ktls(reason))

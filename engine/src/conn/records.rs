@@ -5,7 +5,6 @@
 use super::*;
 
 impl Conn {
-
     /// Splits incoming ciphertext into whole records: records wholly inside
     /// `data` are processed in place; only a record cut by the buffer's end is
     /// copied, and on the next read only the bytes that complete it.

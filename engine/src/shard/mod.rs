@@ -27,8 +27,8 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::batch::{Batcher, ConnMeta, Ring, WriterWaker};
 use crate::conn::{CloseReason, Conn, FdSocket, LocalClose, Outcome, RecvPlan};
-use crate::ratelog::RateLog;
 use crate::plan::Shared;
+use crate::ratelog::RateLog;
 use crate::tls::HandshakeFailure;
 use bufring::BufRing;
 use send_queue::SendQueue;
@@ -424,9 +424,11 @@ impl Shard {
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
             for ud in cancels {
-                let sqe = opcode::AsyncCancel::new(ud)
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, slot, gen));
+                let sqe = opcode::AsyncCancel::new(ud).build().user_data(user_data(
+                    KIND_CANCEL,
+                    slot,
+                    gen,
+                ));
                 self.push_sqe(sqe);
             }
         }
@@ -673,9 +675,10 @@ impl Shard {
             cancels.push(user_data(e.recv_kind, slot, gen));
         }
         for ud in cancels {
-            let sqe = opcode::AsyncCancel::new(ud)
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
+            let sqe =
+                opcode::AsyncCancel::new(ud)
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
         }
         self.finish_close(slot);
@@ -1142,10 +1145,7 @@ impl Shard {
             | CloseReason::Local(_) => stats.connection_errors.inc(reason.label()),
         }
         self.log_close(slot, &reason.to_string());
-        if matches!(
-            reason,
-            CloseReason::Local(LocalClose::SendQueueFull { .. })
-        ) {
+        if matches!(reason, CloseReason::Local(LocalClose::SendQueueFull { .. })) {
             // Waiting for a peer that does not read to take our last bytes
             // would hold the slot: cut at once.
             self.abort(slot);
