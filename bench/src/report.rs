@@ -417,12 +417,13 @@ impl Meta {
         )
     }
 
-    /// The caption under every table: machine, state and its write cost.
-    fn caption(&self, state: MemState, sums: &[Summary]) -> String {
+    /// The caption under every table: machine, state and its write cost
+    /// (the median of every probe in that state, as in the states table).
+    fn caption(&self, state: MemState, runs: &[Run]) -> String {
         let cost = Stat::of(
-            sums.iter()
-                .filter(|s| s.state == state)
-                .filter_map(|s| s.write_cost_cpu_s_per_gb.map(|c| c.median))
+            runs.iter()
+                .filter(|r| r.state == state)
+                .filter_map(|r| r.write_cost_cpu_s_per_gb)
                 .collect(),
         );
         format!(
@@ -594,7 +595,7 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
             "## {}: ratios against syslog-ng (paired)\n",
             state.title()
         );
-        let _ = writeln!(s, "{}\n", meta.caption(state, sums));
+        let _ = writeln!(s, "{}\n", meta.caption(state, runs));
         let _ = writeln!(
             s,
             "| scenario | engine | msg/s vs syslog-ng | server CPU/msg vs syslog-ng | machine CPU/msg vs syslog-ng | bytes written per msg | runs ok |\n|---|---|---|---|---|---|---|"
@@ -620,7 +621,7 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "## {}: figures on this machine\n", state.title());
-        let _ = writeln!(s, "{}\n", meta.caption(state, sums));
+        let _ = writeln!(s, "{}\n", meta.caption(state, runs));
         let _ = writeln!(
             s,
             "| scenario | engine | msg/s written | server CPU-µs/msg | machine CPU-µs/msg | GB written | steal % | machine busy % | msg/s offered | client CPU-µs/msg | peak RSS MiB | lost | dup | corrupt | runs ok |\n\
