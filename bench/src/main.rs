@@ -84,7 +84,7 @@ enum Cmd {
         /// The steady state's fill is removed all the same.
         #[arg(long)]
         keep: bool,
-        /// Memory states to measure, in this order: `steady` (the page cache
+        /// Memory states to measure (steady first): `steady` (the page cache
         /// full, as on a server that has run for weeks) and/or `fresh`
         /// (memory free for a while). `steady,fresh` runs the fresh case as well.
         #[arg(long, default_value = "steady")]
