@@ -1,17 +1,24 @@
 //! `bench compare`: every scenario × engine × repeat, one run at a time.
 //!
 //! One run, in order (each step bounded in time):
+//! 0. bring the memory to the run's state: steady, top the page cache up to
+//!    the target (steady.rs); fresh, wait so freed memory sits free. Then
+//!    measure the page-cache write cost (a fixed 256 KiB-write probe);
 //! 1. generate the engine's config into its own run folder;
 //! 2. start the engine in the foreground, bound to loopback; wait until its
 //!    port listens (ringest: also its "ringest: ready" line);
 //! 3. open the idle connections, if the scenario has any (second loadgen);
 //! 4. wait until the machine is quiet (1-s windows of /proc/stat), or give
 //!    up after --quiet-timeout and record that;
-//! 5. sample the engine's CPU (/proc/PID/stat) and drive loadgen for the
-//!    duration;
-//! 6. wait until the output file stops growing; sample CPU and VmHWM;
+//! 5. sample the engine's CPU (/proc/PID/stat) and the machine's
+//!    (/proc/stat), and drive loadgen for the duration;
+//! 6. wait until the output file stops growing; sample the engine's CPU and
+//!    VmHWM; fdatasync the output, so its writeback is in the window for
+//!    every engine; sample the machine's CPU and steal;
 //! 7. stop the idle loadgen, stop the engine by PID (SIGTERM, then SIGKILL
-//!    after a grace period), and run `loadgen verify` on the output.
+//!    after a grace period), and run `loadgen verify` on the output;
+//! 8. steady state: move the output into the page-cache pool (deleting it
+//!    would free its pages); fresh: delete it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -24,8 +31,9 @@ use serde_json::Value;
 
 use crate::engines::{self, Tools};
 use crate::pki::{self, Pki, ServerKey};
-use crate::record::{Run, Status};
-use crate::scenario::{Engine, Scenario};
+use crate::record::{MemState, Run, Status};
+use crate::scenario::{Engine, Scenario, Work};
+use crate::steady;
 use crate::sys::{self, Proc};
 
 pub struct Settings {
@@ -34,6 +42,35 @@ pub struct Settings {
     /// At most this busy fraction (0..1) of all CPUs counts as quiet.
     pub quiet_busy: f64,
     pub quiet_timeout: Duration,
+    /// Bytes of the page-cache write probe before every run.
+    pub probe_bytes: u64,
+    /// Fresh state: how long freed memory sits free before a run.
+    pub fresh_wait: Duration,
+}
+
+/// The memory state the next runs are measured in, and what keeps it.
+pub enum Memory {
+    /// The pool keeps the page cache full; dropping it removes its files.
+    Steady(steady::Pool),
+    Fresh,
+}
+
+impl Memory {
+    pub fn state(&self) -> MemState {
+        match self {
+            Memory::Steady(_) => MemState::Steady,
+            Memory::Fresh => MemState::Fresh,
+        }
+    }
+}
+
+/// Where a run sits in the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    pub repeat: u32,
+    pub attempt: u32,
+    /// 1-based position in the repeat's engine order.
+    pub order: u32,
 }
 
 /// Bounds of the steps of one run.
@@ -72,42 +109,6 @@ impl<'a> Ctx<'a> {
             work_dir,
         })
     }
-}
-
-/// CPU-seconds per GB of writing new files with 256 KiB write()s (ringest's
-/// batch size), no fsync, in `dir`: the floor any engine pays for the output
-/// alone. Three 512 MiB files, all kept until the last is written (so none
-/// reuses the pages another just freed), then removed. Returns (min, max):
-/// on a VM, page cache taken from memory that was free for a while can cost
-/// several times more than recently freed memory.
-pub fn file_write_floor_s_per_gb(dir: &Path) -> Result<(f64, f64)> {
-    use std::io::Write as _;
-    let chunk = vec![b'x'; 256 * 1024];
-    let mut v = Vec::new();
-    let paths: Vec<PathBuf> = (0..3)
-        .map(|i| dir.join(format!("write-floor-{i}.bin")))
-        .collect();
-    let mut result = Ok(());
-    for p in &paths {
-        if let Err(e) = sys::check_interrupted() {
-            result = Err(e);
-            break;
-        }
-        let mut f = std::fs::File::create(p)?;
-        let t0 = sys::thread_cpu_s();
-        for _ in 0..2048 {
-            f.write_all(&chunk)?;
-        }
-        let t1 = sys::thread_cpu_s();
-        v.push((t1 - t0) / (2048.0 * chunk.len() as f64 / 1e9));
-    }
-    for p in &paths {
-        let _ = std::fs::remove_file(p);
-    }
-    result?;
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(0.0, f64::max);
-    Ok((min, max))
 }
 
 /// How idle connections are opened, the same for every engine: at most 64
@@ -347,10 +348,20 @@ fn wait_output_settled(p: &Path, engine: &mut Proc) -> Result<(Instant, bool)> {
     }
 }
 
-fn run_verify(tools: &Tools, output: &Path, send_json: &Path, dir: &Path) -> Result<Value> {
+fn run_verify(
+    tools: &Tools,
+    work: Work,
+    output: &Path,
+    send_json: &Path,
+    dir: &Path,
+) -> Result<Value> {
     let vjson = dir.join("verify.json");
+    let format = match work {
+        Work::Raw => "raw",
+        Work::Parsed => "json",
+    };
     let mut c = Command::new(&tools.loadgen);
-    c.args(["verify", "--format", "raw", "--json", "--expect-json"])
+    c.args(["verify", "--format", format, "--json", "--expect-json"])
         .arg(send_json)
         .arg(output)
         .stdin(Stdio::null())
@@ -365,28 +376,92 @@ fn run_verify(tools: &Tools, output: &Path, send_json: &Path, dir: &Path) -> Res
         .with_context(|| format!("verify: {}", sys::tail(&dir.join("verify.stderr"), 3)))
 }
 
-/// One scenario × engine × repeat. Never returns Err except on Ctrl-C: a
-/// run that goes wrong is a failed run, with the reason.
-pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, repeat: u32) -> Result<Run> {
-    let run_dir = ctx
-        .runs_dir
-        .join(&sc.name)
-        .join(format!("{}-{repeat}", e.name()));
+/// Brings the memory to its state before a run, then measures the
+/// page-cache write cost. Problems become notes (and `steady_reached =
+/// false`), not failures; only Ctrl-C is an error.
+fn prepare_memory(ctx: &Ctx, mem: &mut Memory, run: &mut Run) -> Result<()> {
+    let probe = ctx.work_dir.join("write-probe.bin");
+    let _ = std::fs::remove_file(&probe);
+    match mem {
+        Memory::Steady(pool) => {
+            match pool.top_up(&sys::interrupted) {
+                Ok(t) => {
+                    run.top_up = Some(t.describe(&pool.target));
+                    run.steady_reached = Some(t.reached);
+                }
+                Err(_) if sys::interrupted() => sys::check_interrupted()?,
+                Err(e) => {
+                    run.steady_reached = Some(false);
+                    run.notes.push(format!("page-cache top-up failed: {e}"));
+                }
+            }
+            match steady::write_cost_cpu_s_per_gb(&probe, ctx.settings.probe_bytes) {
+                Ok(c) => run.write_cost_cpu_s_per_gb = Some(c),
+                Err(e) => run.notes.push(format!("write probe failed: {e}")),
+            }
+            if probe.exists() {
+                if let Err(e) = pool.adopt(&probe, "probe") {
+                    run.notes.push(format!("write probe not kept: {e}"));
+                    let _ = std::fs::remove_file(&probe);
+                }
+            }
+        }
+        Memory::Fresh => {
+            match steady::write_cost_cpu_s_per_gb(&probe, ctx.settings.probe_bytes) {
+                Ok(c) => run.write_cost_cpu_s_per_gb = Some(c),
+                Err(e) => run.notes.push(format!("write probe failed: {e}")),
+            }
+            let _ = std::fs::remove_file(&probe);
+            // The probe's and the previous run's pages were just freed: let
+            // them sit free, as memory does on a machine that just booted.
+            sys::sleep(ctx.settings.fresh_wait)?;
+        }
+    }
+    Ok(())
+}
+
+/// One scenario × engine × repeat in the memory state `mem`. Never returns
+/// Err except on Ctrl-C: a run that goes wrong is a failed run, with the
+/// reason.
+pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, slot: Slot, mem: &mut Memory) -> Result<Run> {
+    let state = mem.state();
+    let repeat = slot.repeat;
+    let mut leaf = format!("{}-{repeat}", e.name());
+    if slot.attempt > 1 {
+        leaf += &format!("-attempt{}", slot.attempt);
+    }
+    let run_dir = ctx.runs_dir.join(state.name()).join(&sc.name).join(leaf);
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
-    let mut run = Run::new(&sc.name, e, repeat, run_dir.display().to_string());
+    let mut run = Run::new(&sc.name, e, repeat, state, run_dir.display().to_string());
+    run.attempt = slot.attempt;
+    run.order = slot.order;
     if let Some(reason) = sc.unsupported_reason(e) {
         run.status = Status::NotApplicable;
         run.reason = Some(reason.to_string());
         return Ok(run);
     }
-    let data_dir = ctx
-        .work_dir
-        .join(format!("{}-{}-{repeat}", sc.name, e.name()));
+    let data_dir = ctx.work_dir.join(format!(
+        "{}-{}-{}-{repeat}-{}",
+        state.name(),
+        sc.name,
+        e.name(),
+        slot.attempt
+    ));
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir)?;
-    let res = measure(ctx, sc, e, &run_dir, &data_dir, &mut run);
+    let res = prepare_memory(ctx, mem, &mut run)
+        .and_then(|()| measure(ctx, sc, e, &run_dir, &data_dir, &mut run));
     if !ctx.settings.keep {
+        if let Memory::Steady(pool) = mem {
+            let out = engines::output_path(&data_dir);
+            if out.exists() {
+                if let Err(err) = pool.adopt(&out, "out") {
+                    run.notes
+                        .push(format!("output not kept in the pool: {err}"));
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     for f in std::fs::read_dir(&run_dir).into_iter().flatten().flatten() {
@@ -493,8 +568,13 @@ fn measure(
     std::fs::write(run_dir.join("loadgen.args"), a.join(" "))?;
 
     run.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
+    run.mem_free_mib_before = steady::meminfo()
+        .ok()
+        .map(|m| m.free as f64 / (1u64 << 20) as f64);
+    let idle_cpu0 = idle.as_ref().and_then(|p| sys::process_cpu_s(p.pid));
     let cpu0 = sys::process_cpu_s(engine.pid).context("engine vanished before the load")?;
     let threads0 = sys::threads_cpu_s(engine.pid);
+    let ticks0 = sys::CpuTicks::now()?;
     let t0 = Instant::now();
     let mut lg = Proc::spawn(loadgen_cmd(tools, &a, run_dir, "loadgen")?, "loadgen")?;
     let lg_limit = Duration::from_secs(u64::from(dur) + 60);
@@ -561,6 +641,32 @@ fn measure(
         }
     }
 
+    // Writeback of every byte inside the window, for every engine alike.
+    let t_sync = Instant::now();
+    match std::fs::File::open(&launch.output).and_then(|f| f.sync_data()) {
+        Ok(()) => run.output_sync_s = Some(t_sync.elapsed().as_secs_f64()),
+        Err(err) => run.notes.push(format!("fdatasync of the output: {err}")),
+    }
+    let idle_cpu1 = idle.as_ref().and_then(|p| sys::process_cpu_s(p.pid));
+    let ticks1 = sys::CpuTicks::now()?;
+    run.window_s = Some(t0.elapsed().as_secs_f64());
+    let w = sys::cpu_window(&ticks0, &ticks1);
+    run.steal_pct = Some(w.steal_pct);
+    run.machine_busy_pct = Some(w.busy_pct);
+    let idle_cpu = match (idle_cpu0, idle_cpu1) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ if idle.is_none() => Some(0.0),
+        _ => None,
+    };
+    run.machine_cpu_s = match (run.client_cpu_s, idle_cpu) {
+        (Some(c), Some(i)) => Some((w.busy_cpu_s - c - i).max(0.0)),
+        _ => {
+            run.notes
+                .push("loadgen's CPU unknown: no machine-wide CPU figure".into());
+            None
+        }
+    };
+
     // Sending ended about (total_s - elapsed_s) before loadgen exited (the
     // clean close); the output kept growing until last_growth.
     let send_end = t_lg_exit
@@ -611,13 +717,25 @@ fn measure(
         None => run.fail("engine vanished before its CPU could be read"),
     }
 
+    run.bytes_written = Some(sys::file_len(&launch.output));
     let v = run_verify(
         tools,
+        sc.work,
         &launch.output,
         &run_dir.join("loadgen.json"),
         run_dir,
     )?;
     let received = u64_of(&v, "received").unwrap_or(0);
+    let lines = u64_of(&v, "lines").unwrap_or(received);
+    if let Some(b) = run.bytes_written.filter(|_| lines > 0) {
+        run.bytes_per_msg = Some(b as f64 / lines as f64);
+    }
+    if u64_of(&v, "unmarked").unwrap_or(0) > 0 {
+        run.fail(format!(
+            "{} lines of the output carry no loadgen marker (an empty or rewritten message)",
+            u64_of(&v, "unmarked").unwrap_or(0)
+        ));
+    }
     run.written = Some(received);
     run.lost = u64_of(&v, "missing");
     run.duplicated = u64_of(&v, "duplicated");
@@ -639,6 +757,7 @@ fn measure(
     }
     if unique > 0 {
         run.server_cpu_us_per_msg = run.server_cpu_s.map(|c| c * 1e6 / unique as f64);
+        run.machine_cpu_us_per_msg = run.machine_cpu_s.map(|c| c * 1e6 / unique as f64);
         run.client_cpu_us_per_msg = run.client_cpu_s.map(|c| c * 1e6 / unique as f64);
     } else if run.status != Status::Failed {
         run.fail("no message arrived");

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::pki::Pki;
-use crate::scenario::{Engine, Framing, Scenario, Transport};
+use crate::scenario::{Engine, Framing, Scenario, Transport, Work};
 
 pub struct Tools {
     pub bench: PathBuf,
@@ -216,6 +216,11 @@ pub struct Launch {
     pub precheck: Option<Command>,
 }
 
+/// The file every engine writes the messages to, in its run's data folder.
+pub fn output_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("out.log")
+}
+
 /// Connections an engine must accept in this scenario, with headroom.
 fn max_connections(sc: &Scenario) -> u32 {
     sc.total_connections() + 64
@@ -230,7 +235,7 @@ pub fn launch(
     data_dir: &Path,
     port: u16,
 ) -> Result<Launch> {
-    let output = data_dir.join("out.log");
+    let output = output_path(data_dir);
     match e {
         Engine::Ringest => {
             let stats_port = crate::sys::free_port()?;
@@ -354,6 +359,10 @@ pub fn ringest_config(
     let _ = writeln!(s, "framing = \"{}\"", sc.framing.name());
     let _ = writeln!(s, "max_message_bytes = 65536");
     let _ = writeln!(s, "max_connections = {}", max_connections(sc).max(10_000));
+    if sc.work == Work::Parsed {
+        // Issue 14's option; today's ringest refuses it (unknown key).
+        let _ = writeln!(s, "parse = \"auto\"");
+    }
     let x = sc.extra_source(Engine::Ringest);
     if !x.is_empty() {
         let _ = writeln!(s, "{x}");
@@ -374,7 +383,11 @@ pub fn ringest_config(
     let _ = writeln!(s, "name = \"out\"");
     let _ = writeln!(s, "type = \"file\"");
     let _ = writeln!(s, "path = \"{}\"", q(output));
-    let _ = writeln!(s, "format = \"raw\"");
+    let format = match sc.work {
+        Work::Raw => "raw",
+        Work::Parsed => "json",
+    };
+    let _ = writeln!(s, "format = \"{format}\"");
     let _ = writeln!(s, "fsync = \"{}\"", sc.ringest_fsync);
     let _ = writeln!(s, "\n[stats]");
     let _ = writeln!(s, "listen = \"127.0.0.1:{stats_port}\"");
@@ -390,7 +403,7 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> S
     let iw = u64::from(maxc) * 10_000;
     let driver = match sc.framing {
         Framing::OctetCounted => "syslog",
-        // newline framing: network() with RFC 5424 parsing.
+        // newline framing: network(), one message per line.
         Framing::Newline => "network",
     };
     let mut opts = format!("ip(\"127.0.0.1\") port({port})");
@@ -411,8 +424,13 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> S
         }
         Transport::Tcp => opts.push_str(" transport(\"tcp\")"),
     }
-    if sc.framing == Framing::Newline {
-        opts.push_str(" flags(syslog-protocol)");
+    // Raw: no-parse, so ${MSG} is the whole frame as received and syslog-ng
+    // writes the same bytes as ringest. Parsed: RFC 5424 (network() needs
+    // syslog-protocol for that; syslog() parses it by default).
+    match (sc.work, sc.framing) {
+        (Work::Raw, _) => opts.push_str(" flags(no-parse)"),
+        (Work::Parsed, Framing::Newline) => opts.push_str(" flags(syslog-protocol)"),
+        (Work::Parsed, Framing::OctetCounted) => {}
     }
     let _ = write!(
         opts,
@@ -428,13 +446,18 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> S
          options {{\n    threaded(yes); keep-hostname(yes); chain-hostnames(no); use-dns(no);\n    \
          use-fqdn(no); dns-cache(no); stats-freq(0); mark-freq(0);\n    {global}\n}};\n\
          source s_bench {{\n  {driver}({opts});\n}};\n\
-         # $MSG starts with loadgen's marker; the message body is written as received.\n\
-         destination d_bench {{ file(\"{out}\" template(\"${{MSG}}\\n\")); }};\n\
+         # {template_note}\n\
+         destination d_bench {{ file(\"{out}\" template(\"{template}\\n\")); }};\n\
          log {{ source(s_bench); destination(d_bench); flags(flow-control); }};\n",
         name = sc.name,
         load = sc.describe_load(),
         global = sc.extra_global(Engine::SyslogNg),
         out = q(output),
+        template = syslog_ng_template(sc.work),
+        template_note = match sc.work {
+            Work::Raw => "raw: with flags(no-parse), ${MSG} is the whole frame as received.",
+            Work::Parsed => "parsed: RFC 5424 fields as JSON; `message` (the MSG part, which starts with loadgen's marker) for loadgen verify.",
+        },
     )
 }
 
@@ -495,11 +518,7 @@ pub fn rsyslog_config(
         s,
         "input(type=\"{input_type}\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"bench\" {x})"
     );
-    // %rawmsg% is the message exactly as received (without framing).
-    let _ = writeln!(
-        s,
-        "template(name=\"bench_raw\" type=\"string\" string=\"%rawmsg%\\n\")"
-    );
+    let _ = writeln!(s, "{}", rsyslog_template(sc.work));
     // A large array queue handing batches to one file writer. imtcp blocks
     // (flow control) while the queue is full; timeoutEnqueue is raised from
     // its 2 s default, after which rsyslog would discard, to 5 minutes.
@@ -507,10 +526,106 @@ pub fn rsyslog_config(
         s,
         "ruleset(name=\"bench\" queue.type=\"FixedArray\" queue.size=\"200000\" \
          queue.dequeueBatchSize=\"4096\" queue.timeoutEnqueue=\"300000\") {{\n  \
-         action(type=\"omfile\" file=\"{}\" template=\"bench_raw\" ioBufferSize=\"256k\" asyncWriting=\"off\")\n}}",
+         action(type=\"omfile\" file=\"{}\" template=\"bench_out\" ioBufferSize=\"256k\" asyncWriting=\"off\")\n}}",
         q(output)
     );
     // rsyslog's own messages, apart from the data.
     let _ = writeln!(s, "action(type=\"omfile\" file=\"{}\")", q(internal_log));
     s
+}
+
+/// syslog-ng's output template, without the final LF.
+fn syslog_ng_template(work: Work) -> &'static str {
+    match work {
+        Work::Raw => "${MSG}",
+        // `message=` adds the key loadgen verify (and ringest's JSON) use;
+        // MESSAGE would be the same bytes again.
+        Work::Parsed => {
+            "$(format-json --scope rfc5424 --scope nv-pairs --exclude MESSAGE message=${MSG})"
+        }
+    }
+}
+
+/// rsyslog's output template `bench_out`.
+fn rsyslog_template(work: Work) -> &'static str {
+    match work {
+        // %rawmsg% is the message exactly as received (without framing).
+        Work::Raw => r#"template(name="bench_out" type="string" string="%rawmsg%\n")"#,
+        // The parsed RFC 5424 fields as one JSON object per line, with the
+        // key names of ringest's JSON (issue 14).
+        Work::Parsed => concat!(
+            r#"template(name="bench_out" type="string" string="{"#,
+            r#"\"facility\":\"%syslogfacility-text%\",\"severity\":\"%syslogseverity-text%\","#,
+            r#"\"timestamp\":\"%timereported:::date-rfc3339%\",\"host\":\"%hostname:::json%\","#,
+            r#"\"app\":\"%app-name:::json%\",\"procid\":\"%procid:::json%\",\"msgid\":\"%msgid:::json%\","#,
+            r#"\"sd\":\"%structured-data:::json%\",\"message\":\"%msg:::json%\"}\n")"#
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario;
+
+    fn pki() -> Pki {
+        let p = PathBuf::from("/p");
+        Pki {
+            ca: p.join("ca.pem"),
+            ca_dir: p.join("ca.d"),
+            server_cert: p.join("s.pem"),
+            server_key: p.join("s.key"),
+            client_cert: p.join("c.pem"),
+            client_key: p.join("c.key"),
+        }
+    }
+
+    fn one(work: &str, framing: &str) -> Scenario {
+        let t = format!(
+            "[[scenario]]\nname='a'\ntitle='t'\nwork='{work}'\ntransport='tls'\nframing='{framing}'\nconnections=1\nrecords_per_write=1\n"
+        );
+        scenario::parse(&t, "t").unwrap().remove(0)
+    }
+
+    #[test]
+    fn raw_work_writes_the_whole_message_in_every_engine() {
+        for framing in ["octet-counted", "newline"] {
+            let sc = one("raw", framing);
+            let out = Path::new("/o/out.log");
+            let r = ringest_config(&sc, &pki(), out, 1, 2);
+            assert!(
+                r.contains("format = \"raw\"") && !r.contains("parse ="),
+                "{r}"
+            );
+            let n = syslog_ng_config(&sc, &pki(), out, 1);
+            assert!(n.contains("flags(no-parse)"), "{n}");
+            assert!(!n.contains("syslog-protocol"), "{n}");
+            assert!(n.contains("template(\"${MSG}\\n\")"), "{n}");
+            assert!(n.contains("use-dns(no)"), "{n}");
+            let y = rsyslog_config(&sc, &pki(), out, 1, Path::new("/w"), Path::new("/i"));
+            assert!(y.contains("string=\"%rawmsg%\\n\""), "{y}");
+            assert!(y.contains("template=\"bench_out\""), "{y}");
+        }
+    }
+
+    #[test]
+    fn parsed_work_writes_json_in_every_engine() {
+        let sc = one("parsed", "octet-counted");
+        let out = Path::new("/o/out.log");
+        let r = ringest_config(&sc, &pki(), out, 1, 2);
+        assert!(
+            r.contains("format = \"json\"") && r.contains("parse = \"auto\""),
+            "{r}"
+        );
+        let n = syslog_ng_config(&sc, &pki(), out, 1);
+        assert!(!n.contains("no-parse"), "{n}");
+        assert!(
+            n.contains("format-json --scope rfc5424 --scope nv-pairs"),
+            "{n}"
+        );
+        let y = rsyslog_config(&sc, &pki(), out, 1, Path::new("/w"), Path::new("/i"));
+        assert!(y.contains("\\\"message\\\":\\\"%msg:::json%"), "{y}");
+        let nl = syslog_ng_config(&one("parsed", "newline"), &pki(), out, 1);
+        assert!(nl.contains("flags(syslog-protocol)"), "{nl}");
+    }
 }

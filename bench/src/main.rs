@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! bench compare [--scenarios FILE] [--duration S] [--repeat N] [--out DIR] [--only LIST] [--keep]
+//!               [--states steady,fresh] [--seed N] [--steal-max-pct P] ...
 //! bench handshakes [--duration S] [--out DIR]
 //! bench idle [--connections N] [--only LIST] [--out DIR]
 //! bench setup [--peers-dir DIR]
@@ -19,6 +20,7 @@ mod record;
 mod report;
 mod scenario;
 mod setup;
+mod steady;
 mod sys;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::engines::Tools;
-use crate::record::{Run, Status};
+use crate::record::{MemState, Run, Status};
 use crate::scenario::Engine;
 
 #[derive(Parser)]
@@ -79,8 +81,42 @@ enum Cmd {
         #[arg(long, default_value = "ringest,syslog-ng,rsyslog")]
         only: String,
         /// Keep the engines' output files (and the PKI) under DIR/work.
+        /// The steady state's fill is removed all the same.
         #[arg(long)]
         keep: bool,
+        /// Memory states to measure (steady first): `steady` (the page cache
+        /// full, as on a server that has run for weeks) and/or `fresh`
+        /// (memory free for a while). `steady,fresh` runs the fresh case as well.
+        #[arg(long, default_value = "steady")]
+        states: String,
+        /// Seed of the engines' random order per repeat (default: from the clock; printed in results.md).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A repeat in which any run's host steal exceeds this % of all CPU time is run again.
+        #[arg(long, default_value_t = 5.0)]
+        steal_max_pct: f64,
+        /// How many times one repeat may be run again for steal; then it is kept, flagged.
+        #[arg(long, default_value_t = 2)]
+        steal_reruns: u32,
+        /// Steady state: fill the page cache until MemFree is at most this many MiB.
+        #[arg(long, default_value_t = 3072)]
+        free_target_mib: u64,
+        /// Steady state: the fill pool's bound on disk, MiB (default: MemTotal + 2 GiB,
+        /// and at most the filesystem's free space minus 16 GiB).
+        #[arg(long)]
+        pool_max_mib: Option<u64>,
+        /// Steady state: one fill or top-up stops after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        fill_timeout: u64,
+        /// The page-cache write probe before every run, MiB (256 KiB write()s, like dd).
+        #[arg(long, default_value_t = 256)]
+        write_probe_mib: u64,
+        /// Fresh state: seconds freed memory sits free before each run.
+        #[arg(long, default_value_t = 10)]
+        fresh_wait: u64,
+        /// Seconds of `openssl speed -evp aes-128-gcm` at the start (0: skip).
+        #[arg(long, default_value_t = 3)]
+        aes_seconds: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -209,17 +245,35 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             only,
             keep,
+            states,
+            seed,
+            steal_max_pct,
+            steal_reruns,
+            free_target_mib,
+            pool_max_mib,
+            fill_timeout,
+            write_probe_mib,
+            fresh_wait,
+            aes_seconds,
             common,
-        } => compare_cmd(
-            scenarios.as_deref(),
-            pick,
-            duration,
-            repeat,
-            &out,
-            &only,
-            keep,
-            &common,
-        ),
+        } => {
+            let o = CompareOpts {
+                duration,
+                repeat,
+                keep,
+                states: parse_states(&states)?,
+                seed,
+                steal_max_pct,
+                steal_reruns,
+                free_target_mib,
+                pool_max_mib,
+                fill_timeout_s: fill_timeout,
+                write_probe_mib,
+                fresh_wait_s: fresh_wait,
+                aes_seconds,
+            };
+            compare_cmd(scenarios.as_deref(), pick, &out, &only, &o, &common)
+        }
         Cmd::Handshakes {
             duration,
             connections,
@@ -314,17 +368,57 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `bench compare`'s options beyond the common ones.
+struct CompareOpts {
+    duration: u32,
+    repeat: u32,
+    keep: bool,
+    states: Vec<MemState>,
+    seed: Option<u64>,
+    steal_max_pct: f64,
+    steal_reruns: u32,
+    free_target_mib: u64,
+    pool_max_mib: Option<u64>,
+    fill_timeout_s: u64,
+    write_probe_mib: u64,
+    fresh_wait_s: u64,
+    aes_seconds: u32,
+}
+
+/// Disk space the pool leaves free on the output filesystem: room for the
+/// outputs of a run, which are written outside the pool.
+const POOL_DISK_RESERVE_BYTES: u64 = 16 << 30;
+
+fn parse_states(s: &str) -> Result<Vec<MemState>> {
+    let mut v = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let st = match p {
+            "steady" => MemState::Steady,
+            "fresh" => MemState::Fresh,
+            _ => bail!("--states: {p:?} is not steady or fresh"),
+        };
+        if !v.contains(&st) {
+            v.push(st);
+        }
+    }
+    if v.is_empty() {
+        bail!("--states needs steady, fresh or both");
+    }
+    // Steady first: it is the state that counts, and a Ctrl-C during the
+    // fresh runs still leaves it complete.
+    v.sort();
+    Ok(v)
+}
+
 fn compare_cmd(
     scenarios_file: Option<&Path>,
     pick: Option<String>,
-    duration: u32,
-    repeat: u32,
     out: &Path,
     only: &str,
-    keep: bool,
+    o: &CompareOpts,
     common: &Common,
 ) -> Result<i32> {
+    let (duration, repeat) = (o.duration, o.repeat);
     if !(1..=300).contains(&duration) {
         bail!("--duration must be 1..=300 seconds");
     }
@@ -333,6 +427,16 @@ fn compare_cmd(
     }
     if !(0.0..=100.0).contains(&common.quiet_busy_pct) || common.quiet_timeout > 3600 {
         bail!("--quiet-busy-pct must be 0..=100 and --quiet-timeout at most 3600");
+    }
+    if !(0.0..=100.0).contains(&o.steal_max_pct) || o.steal_reruns > 5 {
+        bail!("--steal-max-pct must be 0..=100 and --steal-reruns at most 5");
+    }
+    if !(1..=4096).contains(&o.write_probe_mib)
+        || o.fresh_wait_s > 600
+        || o.fill_timeout_s > 3600
+        || o.aes_seconds > 30
+    {
+        bail!("--write-probe-mib must be 1..=4096, --fresh-wait at most 600, --fill-timeout at most 3600, --aes-seconds at most 30");
     }
     let (mut scenarios, scenarios_origin) = scenario::load(scenarios_file)?;
     if let Some(p) = pick {
@@ -371,46 +475,184 @@ fn compare_cmd(
     let out = &check_out(out)?;
     let settings = compare::Settings {
         duration_s: duration,
-        keep,
+        keep: o.keep,
         quiet_busy: common.quiet_busy_pct / 100.0,
         quiet_timeout: Duration::from_secs(common.quiet_timeout),
+        probe_bytes: o.write_probe_mib << 20,
+        fresh_wait: Duration::from_secs(o.fresh_wait_s),
     };
     let (date, time) = sys::utc_now();
     let competing_start = competing_processes();
     let ctx = compare::Ctx::new(&tools, &settings, out)?;
-    let mut write_floor: Vec<(&'static str, (f64, f64))> = Vec::new();
-    if let Ok(f) = compare::file_write_floor_s_per_gb(&ctx.work_dir) {
-        write_floor.push(("before the runs", f));
-    }
-
-    let mut jobs = Vec::new();
-    // Repeats are interleaved (all scenarios and engines, then again), so a
-    // slow drift of the machine spreads over every engine alike.
-    for r in 1..=repeat {
-        for sc in &scenarios {
-            for &e in &engines {
-                if sc.runs_engine(e) {
-                    jobs.push((sc, e, r));
+    let aes = match (&tools.openssl, o.aes_seconds) {
+        (Some(ssl), n) if n > 0 => {
+            eprintln!("bench: openssl speed -evp aes-128-gcm ({n} s)");
+            match sys::aes_gcm_bytes_per_s(ssl, n) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!("bench: {e:#}");
+                    None
                 }
             }
         }
-    }
-    let total = jobs.len();
+        _ => None,
+    };
+    let seed = o.seed.unwrap_or_else(sys::Shuffler::clock_seed);
+    let mut shuffler = sys::Shuffler::new(seed);
+
+    let total: usize = o.states.len()
+        * repeat as usize
+        * scenarios
+            .iter()
+            .map(|sc| engines.iter().filter(|e| sc.runs_engine(**e)).count())
+            .sum::<usize>();
     let started = Instant::now();
     let mut runs: Vec<Run> = Vec::new();
+    let mut state_infos: Vec<report::StateInfo> = Vec::new();
     let mut interrupted = false;
-    for (i, (sc, e, r)) in jobs.into_iter().enumerate() {
-        match compare::run_one(&ctx, sc, e, r) {
-            Ok(run) => {
-                eprintln!("bench: [{}/{total}] {}", i + 1, progress_line(&run, repeat));
-                runs.push(run);
-            }
-            Err(err) => {
-                if sys::interrupted() {
-                    interrupted = true;
-                    break;
+    let mut done = 0usize;
+    'states: for &state in &o.states {
+        // The steady state's pool lives until the end of its runs; every way
+        // out of this block (a normal end, an error, Ctrl-C) drops it, and
+        // dropping it removes its files.
+        let mut mem = match state {
+            MemState::Steady => {
+                let dir = ctx.work_dir.join("steady");
+                std::fs::create_dir_all(&ctx.work_dir)?;
+                let mut target =
+                    steady::Target::default_for(&ctx.work_dir, POOL_DISK_RESERVE_BYTES)
+                        .context("read /proc/meminfo and the output filesystem")?;
+                target.mem_free_bytes = o.free_target_mib << 20;
+                if let Some(m) = o.pool_max_mib {
+                    target.pool_bytes_max = m << 20;
                 }
-                return Err(err);
+                target.time_max = Duration::from_secs(o.fill_timeout_s);
+                eprintln!(
+                    "bench: steady state: filling the page cache in {} until MemFree ≤ {} MiB \
+                     (pool at most {} MiB, {} s)",
+                    dir.display(),
+                    o.free_target_mib,
+                    target.pool_bytes_max >> 20,
+                    o.fill_timeout_s
+                );
+                state_infos.push(report::StateInfo {
+                    state,
+                    how: format!(
+                        "Fill files written in 1 MiB blocks and synced until MemFree ≤ {} MiB, topped up before every run; \
+                         outputs and write probes kept in that pool (at most {} MiB on disk), removed at the end.",
+                        o.free_target_mib,
+                        target.pool_bytes_max >> 20
+                    ),
+                    first_fill: None,
+                });
+                let mut pool = steady::Pool::create(&dir, target)
+                    .with_context(|| format!("create {}", dir.display()))?;
+                // The first fill, before any engine runs: the big one. Each
+                // run tops it up again (run_one).
+                let first = match pool.top_up(&sys::interrupted) {
+                    Ok(t) => t.describe(&pool.target),
+                    Err(_) if sys::interrupted() => {
+                        interrupted = true;
+                        break 'states;
+                    }
+                    Err(e) => format!("failed: {e}"),
+                };
+                eprintln!("bench: steady state: {first}");
+                if let Some(i) = state_infos.last_mut() {
+                    i.first_fill = Some(first);
+                }
+                compare::Memory::Steady(pool)
+            }
+            MemState::Fresh => {
+                state_infos.push(report::StateInfo {
+                    state,
+                    how: format!(
+                        "No fill held by bench; each run's output deleted, then {} s of waiting before the next run, \
+                         so that freed memory sat free.",
+                        o.fresh_wait_s
+                    ),
+                    first_fill: None,
+                });
+                compare::Memory::Fresh
+            }
+        };
+        for r in 1..=repeat {
+            for sc in &scenarios {
+                // The engines of one repeat run one right after the other,
+                // in a random order: drift and order effects spread over
+                // every engine, and each repeat gives one paired ratio.
+                let mut order: Vec<Engine> = engines
+                    .iter()
+                    .copied()
+                    .filter(|e| sc.runs_engine(*e))
+                    .collect();
+                shuffler.shuffle(&mut order);
+                for attempt in 1..=1 + o.steal_reruns {
+                    let mut group: Vec<Run> = Vec::new();
+                    for (k, &e) in order.iter().enumerate() {
+                        let slot = compare::Slot {
+                            repeat: r,
+                            attempt,
+                            order: k as u32 + 1,
+                        };
+                        match compare::run_one(&ctx, sc, e, slot, &mut mem) {
+                            Ok(run) => {
+                                done += 1;
+                                eprintln!(
+                                    "bench: [{done}/{total}] {}",
+                                    progress_line(&run, repeat)
+                                );
+                                group.push(run);
+                            }
+                            Err(err) => {
+                                runs.extend(group);
+                                if sys::interrupted() {
+                                    interrupted = true;
+                                    break 'states;
+                                }
+                                return Err(err);
+                            }
+                        }
+                    }
+                    let hot: Vec<usize> = group
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.steal_pct.is_some_and(|p| p > o.steal_max_pct))
+                        .map(|(i, _)| i)
+                        .collect();
+                    let rerun = !hot.is_empty() && attempt <= o.steal_reruns;
+                    for &i in &hot {
+                        let p = group[i].steal_pct.unwrap_or(0.0);
+                        group[i].flag =
+                            Some(format!("host steal {p:.1}% > {:.1}%", o.steal_max_pct));
+                    }
+                    if rerun {
+                        // The whole repeat again, so its ratios stay paired.
+                        for x in &mut group {
+                            x.superseded = true;
+                        }
+                        eprintln!(
+                            "bench: `{}` repeat {r}: host steal over {:.1}%; running the repeat again",
+                            sc.name, o.steal_max_pct
+                        );
+                    }
+                    for x in &group {
+                        let _ = std::fs::write(
+                            Path::new(&x.run_dir).join("run.json"),
+                            serde_json::to_string_pretty(x).unwrap_or_default(),
+                        );
+                    }
+                    runs.extend(group);
+                    if !rerun {
+                        break;
+                    }
+                }
+            }
+        }
+        if let compare::Memory::Steady(pool) = mem {
+            let dir = pool.dir().to_path_buf();
+            if let Err(e) = pool.remove() {
+                eprintln!("bench: could not remove {}: {e}", dir.display());
             }
         }
     }
@@ -419,11 +661,6 @@ fn compare_cmd(
         eprintln!("bench: interrupted; every engine and loadgen started was stopped; writing what finished");
     }
 
-    if !interrupted {
-        if let Ok(f) = compare::file_write_floor_s_per_gb(&ctx.work_dir) {
-            write_floor.push(("after the runs", f));
-        }
-    }
     let competing_end = competing_processes();
     let mut competing = Vec::new();
     let not_quiet = runs.iter().filter(|r| r.quiet_gave_up).count();
@@ -461,16 +698,21 @@ fn compare_cmd(
         date: date.clone(),
         time: time.clone(),
         machine: sys::machine(),
+        aes_gcm_bytes_per_s: aes,
         versions,
         loadgen: format!("loadgen ({})", tools.loadgen.display()),
         duration_s: duration,
         repeat,
+        seed,
+        steal_max_pct: o.steal_max_pct,
+        steal_reruns: o.steal_reruns,
+        probe_mib: o.write_probe_mib,
+        states: state_infos,
         scenarios_file: scenarios_origin.clone(),
         quiet_busy: settings.quiet_busy,
         quiet_timeout_s: common.quiet_timeout,
         command: command_line(),
         competing: competing.clone(),
-        write_floor_s_per_gb: write_floor.clone(),
         output_fs: sys::filesystem_of(&ctx.work_dir),
     };
     let sums = report::summarize(&scenarios, &engines, &runs);
@@ -482,13 +724,18 @@ fn compare_cmd(
     let m = &meta.machine;
     let json = serde_json::json!({
         "date": date, "time": time,
-        "machine": {"host": m.host, "cpu": m.cpu, "cpus": m.cpus, "kernel": m.kernel, "mem_gib": m.mem_gib, "fd_limit": m.fd_limit},
+        "machine": {"host": m.host, "cpu": m.cpu, "cpus": m.cpus, "kernel": m.kernel, "mem_gib": m.mem_gib,
+                    "fd_limit": m.fd_limit, "aes_128_gcm_bytes_per_s": aes},
         "versions": meta.versions.iter().map(|(e, v)| (e.name().to_string(), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         "command": meta.command,
         "settings": {"duration_s": duration, "repeat": repeat, "quiet_busy_pct": common.quiet_busy_pct,
-                     "quiet_timeout_s": common.quiet_timeout, "engines": engines, "scenarios_file": scenarios_origin},
+                     "quiet_timeout_s": common.quiet_timeout, "engines": engines, "scenarios_file": scenarios_origin,
+                     "seed": seed, "steal_max_pct": o.steal_max_pct, "steal_reruns": o.steal_reruns,
+                     "states": o.states, "free_target_mib": o.free_target_mib, "pool_max_mib": o.pool_max_mib,
+                     "fill_timeout_s": o.fill_timeout_s, "write_probe_mib": o.write_probe_mib,
+                     "fresh_wait_s": o.fresh_wait_s},
+        "memory_states": meta.states,
         "machine_not_quiet": competing,
-        "write_floor_cpu_s_per_gb": write_floor.iter().map(|(w, (lo, hi))| (w.to_string(), serde_json::json!({"min": lo, "max": hi}))).collect::<std::collections::BTreeMap<_, _>>(),
         "interrupted": interrupted,
         "elapsed_s": started.elapsed().as_secs_f64(),
         "scenarios": scenarios,
@@ -499,23 +746,28 @@ fn compare_cmd(
         out.join("results.json"),
         serde_json::to_string_pretty(&json)?,
     )?;
-    let title = format!(
-        "ringest vs syslog-ng vs rsyslog — {date}, {} ({} CPUs), median of {repeat} × {duration} s",
-        m.host, m.cpus
-    );
-    report::svg(
-        &out.join("results.svg"),
-        &title,
-        &scenarios,
-        &engines,
-        &sums,
-    )?;
-    if !keep {
+    for (i, state) in report::states_of(&runs).into_iter().enumerate() {
+        let state_sums: Vec<report::Summary> =
+            sums.iter().filter(|s| s.state == state).cloned().collect();
+        let title = format!(
+            "ringest vs syslog-ng vs rsyslog — {date}, {} × {}, {} state, median of {repeat} × {duration} s",
+            m.cpus,
+            m.cpu,
+            state.name()
+        );
+        let file = if i == 0 {
+            "results.svg".to_string()
+        } else {
+            format!("results-{}.svg", state.name())
+        };
+        report::svg(&out.join(file), &title, &scenarios, &engines, &state_sums)?;
+    }
+    if !o.keep {
         let _ = std::fs::remove_dir_all(out.join("work"));
     }
     let bad: Vec<&Run> = runs
         .iter()
-        .filter(|r| matches!(r.status, Status::Failed | Status::Lost))
+        .filter(|r| !r.superseded && matches!(r.status, Status::Failed | Status::Lost))
         .collect();
     eprintln!(
         "bench: wrote {}/results.{{md,csv,json,svg}} ({} runs, {} failed or lossy, {:.0} s)",
@@ -531,21 +783,37 @@ fn compare_cmd(
 }
 
 fn progress_line(r: &Run, repeat: u32) -> String {
-    let head = format!("{} {} run {}/{repeat}", r.scenario, r.engine, r.repeat);
+    let head = format!(
+        "{} {} {} run {}/{repeat}{}",
+        r.state.name(),
+        r.scenario,
+        r.engine,
+        r.repeat,
+        if r.attempt > 1 {
+            format!(" (attempt {})", r.attempt)
+        } else {
+            String::new()
+        }
+    );
     match r.status {
         Status::NotApplicable => format!("{head}: n/a: {}", r.reason.as_deref().unwrap_or("")),
         Status::Failed => format!("{head}: FAILED: {}", r.reason.as_deref().unwrap_or("")),
         Status::Ok | Status::Lost => format!(
-            "{head}: {} msg/s written ({} offered), {:.3} server CPU-µs/msg, {:.3} client, lost {} dup {} corrupt {}, \
-             peak RSS {:.0} MiB, busy before {:.0}%{}{}",
+            "{head}: {} msg/s written ({} offered), {:.3} server CPU-µs/msg, {:.3} machine, {:.3} client, \
+             {:.1} B/msg, lost {} dup {} corrupt {}, peak RSS {:.0} MiB, steal {:.1}%, write cost {:.2} CPU-s/GB, \
+             busy before {:.0}%{}{}",
             report::human(r.written_msg_per_s.unwrap_or(0.0)),
             report::human(r.offered_msg_per_s.unwrap_or(0.0)),
             r.server_cpu_us_per_msg.unwrap_or(f64::NAN),
+            r.machine_cpu_us_per_msg.unwrap_or(f64::NAN),
             r.client_cpu_us_per_msg.unwrap_or(f64::NAN),
+            r.bytes_per_msg.unwrap_or(f64::NAN),
             r.lost.unwrap_or(0),
             r.duplicated.unwrap_or(0),
             r.corrupted.unwrap_or(0),
             r.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+            r.steal_pct.unwrap_or(f64::NAN),
+            r.write_cost_cpu_s_per_gb.unwrap_or(f64::NAN),
             r.busy_before.unwrap_or(0.0) * 100.0,
             if r.quiet_gave_up { " (not quiet)" } else { "" },
             if r.status == Status::Lost { " LOSS" } else { "" },

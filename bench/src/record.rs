@@ -26,6 +26,36 @@ impl Status {
     }
 }
 
+/// Which memory the engines' page cache came from (issue 19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemState {
+    /// The page cache full: filled by bench until about 3 GiB were free and
+    /// topped up before every run; new pages are recycled ones, as on a log
+    /// server that has run for weeks.
+    Steady,
+    /// bench holds no fill, and memory freed by the previous run sat free for
+    /// a while first: new pages come from memory the VM's host may have taken
+    /// back, as right after boot.
+    Fresh,
+}
+
+impl MemState {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemState::Steady => "steady",
+            MemState::Fresh => "fresh",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            MemState::Steady => "Steady state (page cache full)",
+            MemState::Fresh => "Fresh (memory free for a while)",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub scenario: String,
@@ -37,12 +67,53 @@ pub struct Run {
     /// Small files of this run (config, engine log, loadgen and verify JSON).
     pub run_dir: String,
     pub port: u16,
+    pub state: MemState,
+    /// 1 for the first try; a repeat rerun because of host steal counts up.
+    pub attempt: u32,
+    /// Position (1-based) in its repeat's random engine order.
+    pub order: u32,
+    /// Replaced by a rerun of its repeat (host steal over the threshold);
+    /// kept in results.json, left out of every summary.
+    pub superseded: bool,
+    /// Why the run was flagged (steal over the threshold), if it was.
+    pub flag: Option<String>,
 
     /// Busy fraction (0..1) of all CPUs over the 1 s before the load started.
     pub busy_before: Option<f64>,
     pub quiet_waited_s: Option<f64>,
     /// The machine never got quiet within --quiet-timeout; the run went ahead.
     pub quiet_gave_up: bool,
+
+    /// The load window: from just before loadgen started until the output
+    /// stopped growing and bench had synced it (/proc/stat, all CPUs).
+    pub window_s: Option<f64>,
+    /// Host steal over the window, % of all CPU time.
+    pub steal_pct: Option<f64>,
+    /// Busy CPU over the window, machine-wide (user, nice, system, irq,
+    /// softirq), % of all CPU time; loadgen included.
+    pub machine_busy_pct: Option<f64>,
+    /// Machine-wide busy CPU-seconds over the window minus loadgen's own:
+    /// the engine, the kernel's writeback and softirq work, bench (mostly
+    /// idle), and anything else that ran.
+    pub machine_cpu_s: Option<f64>,
+    pub machine_cpu_us_per_msg: Option<f64>,
+    /// bench's fdatasync of the output at the end of the window, so that
+    /// writing every byte back to disk is in the machine-wide figure for
+    /// every engine alike.
+    pub output_sync_s: Option<f64>,
+    /// Size of the output file, and per line in it.
+    pub bytes_written: Option<u64>,
+    pub bytes_per_msg: Option<f64>,
+
+    /// Page-cache write cost just before the run: CPU-s per GB of a fixed
+    /// 256 KiB-write() probe (steady::write_cost_cpu_s_per_gb).
+    pub write_cost_cpu_s_per_gb: Option<f64>,
+    /// MemFree when the run started, MiB.
+    pub mem_free_mib_before: Option<f64>,
+    /// Steady state: what the top-up before this run did.
+    pub top_up: Option<String>,
+    /// Steady state: the top-up reached its MemFree target.
+    pub steady_reached: Option<bool>,
 
     /// loadgen: messages handed to the kernel, and over how long.
     pub sent: Option<u64>,
@@ -91,7 +162,13 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(scenario: &str, engine: Engine, repeat: u32, run_dir: String) -> Run {
+    pub fn new(
+        scenario: &str,
+        engine: Engine,
+        repeat: u32,
+        state: MemState,
+        run_dir: String,
+    ) -> Run {
         Run {
             scenario: scenario.to_string(),
             engine,
@@ -101,9 +178,26 @@ impl Run {
             reason: None,
             run_dir,
             port: 0,
+            state,
+            attempt: 1,
+            order: 0,
+            superseded: false,
+            flag: None,
             busy_before: None,
             quiet_waited_s: None,
             quiet_gave_up: false,
+            window_s: None,
+            steal_pct: None,
+            machine_busy_pct: None,
+            machine_cpu_s: None,
+            machine_cpu_us_per_msg: None,
+            output_sync_s: None,
+            bytes_written: None,
+            bytes_per_msg: None,
+            write_cost_cpu_s_per_gb: None,
+            mem_free_mib_before: None,
+            top_up: None,
+            steady_reached: None,
             sent: None,
             send_elapsed_s: None,
             offered_msg_per_s: None,

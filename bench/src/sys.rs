@@ -364,6 +364,147 @@ pub fn machine_busy(over: Duration) -> Result<f64> {
     Ok((b1 - b0) as f64 / (t1 - t0) as f64)
 }
 
+/// The machine-wide counters of /proc/stat's first line, in clock ticks
+/// summed over all CPUs (guest time is inside user).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    pub steal: u64,
+}
+
+impl CpuTicks {
+    pub fn now() -> Result<CpuTicks> {
+        let s = fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+        CpuTicks::parse(&s)
+    }
+
+    fn parse(stat: &str) -> Result<CpuTicks> {
+        let line = stat.lines().next().context("empty /proc/stat")?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        if !line.starts_with("cpu ") || v.len() < 8 {
+            bail!("unexpected /proc/stat line: {line}");
+        }
+        Ok(CpuTicks {
+            user: v[0],
+            nice: v[1],
+            system: v[2],
+            idle: v[3],
+            iowait: v[4],
+            irq: v[5],
+            softirq: v[6],
+            steal: v[7],
+        })
+    }
+
+    /// Time the CPUs ran something of this guest's.
+    fn busy(&self) -> u64 {
+        self.user + self.nice + self.system + self.irq + self.softirq
+    }
+
+    fn total(&self) -> u64 {
+        self.busy() + self.idle + self.iowait + self.steal
+    }
+}
+
+/// What the machine did between two /proc/stat samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuWindow {
+    /// Busy CPU-seconds, machine-wide (user, nice, system, irq, softirq).
+    pub busy_cpu_s: f64,
+    /// Busy, % of all CPU time.
+    pub busy_pct: f64,
+    /// Stolen by the host, % of all CPU time.
+    pub steal_pct: f64,
+}
+
+pub fn cpu_window(a: &CpuTicks, b: &CpuTicks) -> CpuWindow {
+    let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
+    let total = d(a.total(), b.total()).max(1.0);
+    let busy = d(a.busy(), b.busy());
+    CpuWindow {
+        busy_cpu_s: busy / clock_ticks_per_s(),
+        busy_pct: busy * 100.0 / total,
+        steal_pct: d(a.steal, b.steal) * 100.0 / total,
+    }
+}
+
+/// AES-128-GCM speed of this CPU in bytes per second: `openssl speed -evp
+/// aes-128-gcm -bytes 16384 -seconds N` (one block size, N seconds).
+pub fn aes_gcm_bytes_per_s(openssl: &Path, seconds: u32) -> Result<f64> {
+    let o = Command::new(openssl)
+        .args([
+            "speed",
+            "-evp",
+            "aes-128-gcm",
+            "-bytes",
+            "16384",
+            "-seconds",
+        ])
+        .arg(seconds.to_string())
+        .output()
+        .context("run openssl speed")?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    parse_openssl_speed(&text)
+        .with_context(|| format!("unexpected `openssl speed` output: {text:.300}"))
+}
+
+/// The last line `AES-128-GCM  5369473.71k` (1000s of bytes per second).
+fn parse_openssl_speed(text: &str) -> Option<f64> {
+    let l = text
+        .lines()
+        .rev()
+        .find(|l| l.to_ascii_uppercase().starts_with("AES-128-GCM"))?;
+    let v = l.split_whitespace().last()?.strip_suffix('k')?;
+    v.parse::<f64>().ok().map(|k| k * 1000.0)
+}
+
+/// A small, seedable shuffle (xorshift64*): the engines' order per repeat,
+/// reproducible from the seed printed in results.md.
+pub struct Shuffler(u64);
+
+impl Shuffler {
+    pub fn new(seed: u64) -> Shuffler {
+        Shuffler(seed.max(1))
+    }
+
+    /// A seed from the clock and the PID.
+    pub fn clock_seed() -> u64 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        (t ^ (u64::from(std::process::id()) << 32)) % 1_000_000_000
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Fisher–Yates.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
 /// How the wait for a quiet machine went.
 #[derive(Debug, Clone, Copy)]
 pub struct Quiet {
@@ -623,6 +764,47 @@ mod tests {
         assert_eq!(tcp_sockets(port).0, 1);
         drop(l);
         assert_eq!(tcp_sockets(port).0, 0);
+    }
+
+    #[test]
+    fn cpu_window_from_proc_stat() {
+        let a = CpuTicks::parse("cpu  100 0 50 800 10 0 5 0 0 0\ncpu0 1").unwrap();
+        let b = CpuTicks::parse("cpu  200 0 100 1000 10 0 15 40 0 0\n").unwrap();
+        let w = cpu_window(&a, &b);
+        // busy 160 of 400 ticks, steal 40 of 400.
+        assert!((w.busy_pct - 40.0).abs() < 1e-9, "{w:?}");
+        assert!((w.steal_pct - 10.0).abs() < 1e-9, "{w:?}");
+        assert!((w.busy_cpu_s - 160.0 / clock_ticks_per_s()).abs() < 1e-9);
+        assert!(CpuTicks::parse("intr 1 2 3").is_err());
+        assert!(CpuTicks::now().is_ok());
+    }
+
+    #[test]
+    fn openssl_speed_line() {
+        let t = "The 'numbers' are in 1000s of bytes per second processed.\ntype          16384 bytes\nAES-128-GCM    5369473.71k\n";
+        assert_eq!(parse_openssl_speed(t), Some(5_369_473_710.0));
+        assert_eq!(parse_openssl_speed("nothing"), None);
+    }
+
+    #[test]
+    fn shuffle_is_a_reproducible_permutation() {
+        let mut a = [1, 2, 3, 4, 5];
+        let mut b = a;
+        Shuffler::new(42).shuffle(&mut a);
+        Shuffler::new(42).shuffle(&mut b);
+        assert_eq!(a, b);
+        let mut s = a;
+        s.sort();
+        assert_eq!(s, [1, 2, 3, 4, 5]);
+        // Every order of three engines shows up.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut r = Shuffler::new(7);
+        for _ in 0..200 {
+            let mut v = [0, 1, 2];
+            r.shuffle(&mut v);
+            seen.insert(v);
+        }
+        assert_eq!(seen.len(), 6);
     }
 
     #[test]

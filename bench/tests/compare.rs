@@ -1,6 +1,7 @@
 //! `bench compare` end to end: a 2-second run of one small scenario against
-//! ringest, syslog-ng and rsyslog, plus a scenario whose syslog-ng config is
-//! deliberately broken. Needs the peers (`bench setup`, as root on Debian)
+//! ringest, syslog-ng and rsyslog (raw work: each must write the same bytes
+//! per message), plus a scenario whose syslog-ng config is deliberately
+//! broken. The steady state's fill is kept to 64 MiB (`--pool-max-mib`). Needs the peers (`bench setup`, as root on Debian)
 //! and ringest + loadgen built next to bench (`cargo build --workspace --bins`).
 //! It fails, with the command to run, when any of them is missing.
 
@@ -68,6 +69,15 @@ fn compare_three_engines_for_two_seconds_and_report_a_broken_peer_as_failed() {
             "1",
             "--quiet-timeout",
             "5",
+            "--pool-max-mib",
+            "64",
+            "--write-probe-mib",
+            "8",
+            "--aes-seconds",
+            "1",
+            // A loaded test machine must not turn into reruns here.
+            "--steal-reruns",
+            "0",
         ])
         .arg("--scenarios")
         .arg(&scen)
@@ -112,22 +122,39 @@ fn compare_three_engines_for_two_seconds_and_report_a_broken_peer_as_failed() {
             written > 0 && written >= r["sent"].as_u64().unwrap(),
             "{engine}: written {written} vs sent: {r:#}"
         );
+        // Like for like: the whole message plus LF, 300 + 1 bytes, in every engine.
+        assert_eq!(r["bytes_per_msg"].as_f64(), Some(301.0), "{engine}: {r:#}");
+        assert_eq!(r["state"], "steady", "{engine}");
         for k in [
             "written_msg_per_s",
             "offered_msg_per_s",
             "server_cpu_us_per_msg",
+            "machine_cpu_us_per_msg",
             "client_cpu_s",
             "peak_rss_kib",
             "busy_before",
+            "steal_pct",
+            "write_cost_cpu_s_per_gb",
         ] {
             assert!(
                 r[k].as_f64()
-                    .map(|v| v > 0.0 || k == "busy_before")
+                    .map(|v| v > 0.0 || k == "busy_before" || k == "steal_pct")
                     .unwrap_or(false),
                 "{engine}: {k} missing: {r:#}"
             );
         }
     }
+
+    // The engines of the repeat ran in a random order, one after the other.
+    let mut order: Vec<u64> = ["ringest", "syslog-ng", "rsyslog"]
+        .iter()
+        .map(|e| runs_of(&json, "small", e)[0]["order"].as_u64().unwrap())
+        .collect();
+    order.sort();
+    assert_eq!(order, [1, 2, 3]);
+    assert!(json["machine"]["aes_128_gcm_bytes_per_s"]
+        .as_f64()
+        .is_some_and(|b| b > 1e8));
 
     // The broken syslog-ng config: a failed run with the reason, no figures.
     let broken = runs_of(&json, "broken-peer", "syslog-ng");
@@ -170,6 +197,21 @@ fn compare_three_engines_for_two_seconds_and_report_a_broken_peer_as_failed() {
             .any(|l| l.starts_with("| `broken-peer` | rsyslog | n/a: declared unsupported")),
         "{md}"
     );
+    assert!(
+        md.contains("AMD") || md.contains("Intel") || md.contains("×"),
+        "{md}"
+    );
+    // The ratio table comes first, paired, with the bytes per message.
+    let ratios = md
+        .find("ratios against syslog-ng (paired)")
+        .expect("a paired ratio table");
+    let figures = md.find("figures on this machine").expect("a figures table");
+    assert!(ratios < figures, "ratios first");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| `small` (raw) | ringest |"))
+        .unwrap_or_else(|| panic!("no ratio row for small/ringest:\n{md}"));
+    assert!(row.contains("| 301.0 |"), "{row}");
     for engine in ["ringest", "syslog-ng", "rsyslog"] {
         let row = md
             .lines()

@@ -268,6 +268,10 @@ pub struct VerifyArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Accept lines without a loadgen marker (other traffic in the same
+    /// file); without it, any such line fails the check.
+    #[arg(long)]
+    pub allow_unmarked: bool,
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds.
@@ -362,6 +366,13 @@ mod tests {
         ])
         .unwrap();
         Cli::try_parse_from(["loadgen", "verify", "--format", "json", "a", "b"]).unwrap();
+        match Cli::try_parse_from(["loadgen", "verify", "--allow-unmarked", "a"])
+            .unwrap()
+            .command
+        {
+            Command::Verify(v) => assert!(v.allow_unmarked),
+            _ => panic!("not verify"),
+        }
         assert!(Cli::try_parse_from(["loadgen", "sink", "--listen", "127.0.0.1:1"]).is_err());
         Cli::try_parse_from(["loadgen", "sink", "--listen", "127.0.0.1:1", "--tcp"]).unwrap();
     }

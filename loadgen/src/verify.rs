@@ -463,6 +463,20 @@ fn one_line(checker: &mut Checker, line: &[u8], format: VerifyFormat, scratch: &
     }
 }
 
+/// The verdict: at least one run found, and nothing missing, duplicated,
+/// corrupted or unattributable. A line without a marker fails too unless
+/// `allow_unmarked`: a file written only by loadgen's traffic has none, and
+/// an empty or rewritten line (a relay that dropped the message body) must
+/// not pass as "other traffic".
+pub fn passes(checker: &Checker, runs: &[RunReport], allow_unmarked: bool) -> bool {
+    let unattributed: u64 = checker.unattributed.values().sum();
+    let bad: u64 = runs
+        .iter()
+        .map(|r| r.sum(|c| c.missing + c.duplicated + c.corrupted))
+        .sum();
+    !runs.is_empty() && unattributed == 0 && bad == 0 && (allow_unmarked || checker.unmarked == 0)
+}
+
 pub fn run(args: VerifyArgs) -> i32 {
     match run_inner(&args) {
         Ok(true) => 0,
@@ -514,7 +528,7 @@ fn run_inner(args: &VerifyArgs) -> Result<bool, String> {
     }
     let runs = report(&checker, &expect)?;
     let unattributed: u64 = checker.unattributed.values().sum();
-    let mut ok = unattributed == 0 && !runs.is_empty();
+    let ok = passes(&checker, &runs, args.allow_unmarked);
     let mut totals = (0u64, 0u64, 0u64, 0u64);
     let mut json_runs = Vec::new();
     let mut text = String::new();
@@ -528,9 +542,6 @@ fn run_inner(args: &VerifyArgs) -> Result<bool, String> {
         totals.1 += missing;
         totals.2 += duplicated;
         totals.3 += corrupted;
-        if missing + duplicated + corrupted > 0 {
-            ok = false;
-        }
         let _ = write!(
             text,
             "\nrun {}: {} connections, received {received}, missing {missing}, duplicated {duplicated}, corrupted {corrupted}",
@@ -580,10 +591,15 @@ fn run_inner(args: &VerifyArgs) -> Result<bool, String> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let header = format!(
-        "loadgen verify: {} lines ({} MB in {secs:.2}s), {} without marker, {} unattributed corrupted{}: {}",
+        "loadgen verify: {} lines ({} MB in {secs:.2}s), {} without marker{}, {} unattributed corrupted{}: {}",
         checker.lines,
         bytes / 1_000_000,
         checker.unmarked,
+        if checker.unmarked > 0 && !args.allow_unmarked {
+            " (not allowed without --allow-unmarked)"
+        } else {
+            ""
+        },
         unattributed,
         if checker.other_runs > 0 {
             format!(", {} of other runs", checker.other_runs)
@@ -601,6 +617,7 @@ fn run_inner(args: &VerifyArgs) -> Result<bool, String> {
             "ok": ok,
             "lines": checker.lines,
             "unmarked": checker.unmarked,
+            "unmarked_allowed": args.allow_unmarked,
             "other_runs": checker.other_runs,
             "unattributed": checker.unattributed,
             "received": totals.0,
@@ -803,6 +820,27 @@ mod tests {
         check_stream(&mut c, Trickle(&data), VerifyFormat::Raw).unwrap();
         let r = report(&c, &Expect::default()).unwrap();
         assert_eq!(totals(&r), (40, 0, 0, 0));
+    }
+
+    #[test]
+    fn unmarked_line_fails_unless_allowed() {
+        let mut l = lines(1, 10);
+        let (c, r) = check(&l, &Expect::default());
+        assert!(passes(&c, &r, false));
+        // An empty line (a relay that wrote an empty $MSG) and a foreign one.
+        l.insert(4, Vec::new());
+        l.push(b"<13>1 - host app - - - relay restarted".to_vec());
+        let (c, r) = check(&l, &Expect::default());
+        assert_eq!(c.unmarked, 2);
+        assert_eq!(totals(&r), (10, 0, 0, 0));
+        assert!(!passes(&c, &r, false), "unmarked lines fail by default");
+        assert!(passes(&c, &r, true), "--allow-unmarked accepts them");
+    }
+
+    #[test]
+    fn a_file_without_any_marker_never_passes() {
+        let (c, r) = check(&[b"hello".to_vec()], &Expect::default());
+        assert!(!passes(&c, &r, true));
     }
 
     #[test]
