@@ -276,13 +276,16 @@ fn sighup_with_emptied_crl_dir_keeps_old_crls() {
 #[test]
 fn check_config_refuses_names_that_nothing_vouches_for() {
     let dir = temp_dir("check-config-names");
+    // check-config reads the TLS files as serve does: real ones.
+    let pki = e2e::pki::Pki::generate(&dir.join("pki"));
+    let (cert, key) = (pki.server_cert.display(), pki.server_key.display());
     let check = |extra: &str| {
         let cfg = dir.join("ringest.toml");
         std::fs::write(
             &cfg,
             format!(
                 "[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:6514\"\ntransport = \"tls\"\n\
-                 [source.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\n\
+                 [source.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
                  peer_verify = \"required-untrusted\"\ntrusted_dn = [\"CN=*.example.com\"]\n{extra}\
                  [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"out.log\"\n"
             ),
