@@ -9,8 +9,9 @@
 //!
 //! Rules, and why:
 //! - **Modes** ([`ParseMode`], per source). `auto` decides per message:
-//!   after the PRI, `1 ` (VERSION 1 and a space) means RFC 5424, anything
-//!   else RFC 3164 — the test syslog-ng applies with `flags(syslog-protocol)`.
+//!   after the PRI, VERSION 1 and a space (`1 `, also `01 ` as syslog-ng
+//!   reads it) means RFC 5424, anything else RFC 3164 — the test syslog-ng
+//!   applies with `flags(syslog-protocol)`.
 //!   `none` does not parse at all and the message is the frame.
 //! - **Kept whole.** A frame that matches neither format (no PRI, a
 //!   malformed PRI, or an RFC 5424 header that breaks the grammar) is kept
@@ -96,7 +97,7 @@ pub enum ParseError {
     NoPri,
     /// `<` is not followed by 1 to 3 digits and `>`.
     BadPri,
-    /// RFC 5424 mode, and the PRI is not followed by `1 `.
+    /// RFC 5424 mode, and the PRI is not followed by VERSION 1 and a space.
     BadVersion,
     /// RFC 5424: the TIMESTAMP is neither `-` nor RFC 3339.
     BadTimestamp,
@@ -220,7 +221,7 @@ pub fn parse(frame: &[u8], mode: ParseMode) -> Message<'_> {
         Err(e) => return Message::failed(frame, e),
     };
     let rfc5424 = match mode {
-        ParseMode::Auto => frame[at..].starts_with(b"1 "),
+        ParseMode::Auto => rfc5424::version_1_len(&frame[at..]).is_some(),
         ParseMode::Rfc5424 => true,
         ParseMode::Rfc3164 | ParseMode::None => false,
     };
@@ -239,6 +240,10 @@ mod tests {
     fn auto_picks_5424_on_version_1_and_a_space() {
         assert_eq!(
             parse(b"<13>1 - - - - - -", ParseMode::Auto).format,
+            Format::Rfc5424
+        );
+        assert_eq!(
+            parse(b"<13>01 - - - - - -", ParseMode::Auto).format,
             Format::Rfc5424
         );
         // VERSION 2, 10 or "1" glued to the next byte: RFC 3164, like syslog-ng.

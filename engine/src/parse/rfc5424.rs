@@ -8,8 +8,9 @@
 //! - **TIMESTAMP** is NILVALUE or RFC 3339 (see [`super::timestamp`]).
 //! - **MSG**: a leading UTF-8 BOM is taken off `message` and remembered in
 //!   `bom`, so a re-emitter can put it back.
+//! - **VERSION** is 1; leading zeros (`01`) are read as syslog-ng does.
 //! - **Refused** (the frame is kept whole with the reason): a version other
-//!   than `1`, a bad timestamp, a header that ends before the SD, bad SD,
+//!   than 1, a bad timestamp, a header that ends before the SD, bad SD,
 //!   and anything but a space or the end after the SD.
 
 use super::pri::Pri;
@@ -21,10 +22,9 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Parses the rest of an RFC 5424 frame; `at` is just past the PRI.
 pub(crate) fn parse<'a>(frame: &'a [u8], pri: Pri, at: usize) -> Result<Message<'a>, ParseError> {
-    let mut rest = frame
-        .get(at..)
-        .and_then(|r| r.strip_prefix(b"1 "))
-        .ok_or(ParseError::BadVersion)?;
+    let after_pri = frame.get(at..).unwrap_or_default();
+    let version_len = version_1_len(after_pri).ok_or(ParseError::BadVersion)?;
+    let mut rest = &after_pri[version_len..];
 
     let timestamp = match rest {
         [b'-'] | [b'-', b' ', ..] => None,
@@ -71,6 +71,14 @@ pub(crate) fn parse<'a>(frame: &'a [u8], pri: Pri, at: usize) -> Result<Message<
         message,
         ..Message::unparsed(frame)
     })
+}
+
+/// The length of `VERSION SP` when VERSION is 1: digits worth 1 (leading
+/// zeros allowed, as syslog-ng reads them) and a space.
+pub(crate) fn version_1_len(b: &[u8]) -> Option<usize> {
+    let digits = b.iter().take_while(|d| d.is_ascii_digit()).count();
+    let one = digits > 0 && b[..digits - 1].iter().all(|&d| d == b'0') && b[digits - 1] == b'1';
+    (one && b.get(digits) == Some(&b' ')).then_some(digits + 1)
 }
 
 /// `None` for NILVALUE and for an empty field.

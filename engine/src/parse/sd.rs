@@ -6,6 +6,8 @@
 //! SD-PARAM   = PARAM-NAME "=" %d34 PARAM-VALUE %d34
 //! SD-ID, PARAM-NAME = 1*32 printable US-ASCII except '=', SP, ']', '"'
 //! ```
+//! - **Names** up to 255 bytes are accepted, as syslog-ng 3.38 does: longer
+//!   enterprise SD-IDs than RFC 5424's 32 bytes are seen in the wild.
 //! - **Escapes.** In a value, `\"`, `\\` and `\]` stand for `"`, `\` and
 //!   `]`. A backslash before any other byte is itself (RFC 5424 §6.3.3), so
 //!   `\n` is two bytes, as in syslog-ng.
@@ -24,8 +26,9 @@ use memchr::memchr;
 
 use super::ParseError;
 
-/// Longest SD-ID or PARAM-NAME (RFC 5424 §6.3.2), in bytes.
-pub const SD_NAME_BYTES_MAX: usize = 32;
+/// Longest SD-ID or PARAM-NAME, in bytes (RFC 5424 says 32, syslog-ng
+/// 3.38 reads 255).
+pub const SD_NAME_BYTES_MAX: usize = 255;
 /// Most SD-PARAMs in one message, all elements together.
 pub const SD_PARAMS_MAX: usize = 128;
 /// Most SD-ELEMENTs in one message.
@@ -247,7 +250,7 @@ fn param_at(b: &[u8], at: usize) -> Result<(Param<'_>, usize), ()> {
     Ok((param, i + 1))
 }
 
-/// The end of an SD-NAME starting at `b[at]`: 1 to 32 name bytes.
+/// The end of an SD-NAME starting at `b[at]`: 1 to [`SD_NAME_BYTES_MAX`] name bytes.
 fn name_end(b: &[u8], at: usize) -> Result<usize, ()> {
     let len = b[at.min(b.len())..]
         .iter()
@@ -379,10 +382,16 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        let long_id = format!("[{} x=\"1\"]", "i".repeat(33));
-        assert_eq!(sd(long_id.as_bytes()).map(|_| ()), Err(ParseError::BadSd));
-        let ok_id = format!("[{} x=\"1\"]", "i".repeat(32));
-        assert!(sd(ok_id.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn sd_names_longer_than_the_rfcs_32_bytes_up_to_255() {
+        for (len, ok) in [(32, true), (33, true), (255, true), (256, false)] {
+            let id = format!("[{} x=\"1\"]", "i".repeat(len));
+            assert_eq!(sd(id.as_bytes()).is_ok(), ok, "SD-ID of {len}");
+            let name = format!("[a {}=\"1\"]", "n".repeat(len));
+            assert_eq!(sd(name.as_bytes()).is_ok(), ok, "PARAM-NAME of {len}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   `YYYY-MM-DD(T| )hh:mm:ss[(.|,)digits][Z|±hh:mm]`. The offset may be
 //!   missing (the sender's local time). `,` is Aruba's decimal mark.
 //! - **BSD** (RFC 3164): `Mmm dd hh:mm:ss[(.|,)digits]`, the day padded with
-//!   a space or a zero; month names in any case.
+//!   a space or a zero; the month's first letter a capital (`Oct`, `OCT`).
 //!   *ringest:* also an unpadded day (`Feb 5 17:32:18`), which syslog-ng
 //!   does not recognise.
 //! - **Cisco PIX/ASA:** `Mmm dd yyyy hh:mm:ss` followed by `:`, a space or
@@ -74,20 +74,34 @@ impl Timestamp<'_> {
 /// Decodes a timestamp of any recognised shape (e.g. the `timestamp` string
 /// of ringest's JSON output); `None` if it is none of them or out of range.
 pub fn decode_timestamp(raw: &[u8]) -> Option<DateTime> {
-    let ts = match scan_rfc3339(raw) {
-        Some(ts) => ts,
-        None => scan_rfc3164_stamp(raw)?.0,
-    };
-    (ts.raw.len() == raw.len()).then(|| ts.fields())?
+    let whole = |ts: Timestamp<'_>| (ts.raw.len() == raw.len()).then_some(ts.kind);
+    let kind = scan_rfc3339(raw)
+        .and_then(whole)
+        .or_else(|| scan_rfc3164_stamp(raw).and_then(|(ts, _)| whole(ts)))
+        .or_else(|| {
+            // A LinkSys stamp is only recognised before a space.
+            let mut spaced = [b' '; 32];
+            if raw.len() >= spaced.len() {
+                return None;
+            }
+            spaced[..raw.len()].copy_from_slice(raw);
+            let (ts, _) = scan_rfc3164_stamp(&spaced[..=raw.len()])?;
+            (ts.raw.len() == raw.len()).then_some(ts.kind)
+        })?;
+    decode(raw, kind)
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
 
-/// Month 1..=12 from a three-letter name in any case.
+/// Month 1..=12 from a three-letter name: a capital first letter, the
+/// other two in any case (`Oct`, `OCT`; not `oct`), as syslog-ng 3.38.
 fn month_at(b: &[u8], at: usize) -> Option<u8> {
     let name = b.get(at..at + 3)?;
+    if !name[0].is_ascii_uppercase() {
+        return None;
+    }
     MONTHS
         .iter()
         .position(|m| m.eq_ignore_ascii_case(name))
@@ -405,8 +419,8 @@ mod tests {
             Some(("Feb  5 17:32:18", 15, TimestampKind::Bsd))
         );
         assert_eq!(
-            bsd("feb 05 17:32:18 host"),
-            Some(("feb 05 17:32:18", 15, TimestampKind::Bsd))
+            bsd("FEB 05 17:32:18 host"),
+            Some(("FEB 05 17:32:18", 15, TimestampKind::Bsd))
         );
         let f = decode_timestamp(b"Feb  5 17:32:18").unwrap();
         assert_eq!((f.year, f.month, f.day, f.hour), (None, 2, 5, 17));
