@@ -142,16 +142,48 @@ pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// One SD param for grouping: its SD-ID's index among the distinct SD-IDs.
+#[derive(Clone, Copy)]
+struct SdEntry<'a> {
+    id: usize,
+    name: &'a [u8],
+    value: Option<SdValue<'a>>,
+}
+
+impl SdEntry<'_> {
+    fn same_key(&self, other: &SdEntry<'_>) -> bool {
+        self.id == other.id && self.name == other.name
+    }
+}
+
+/// Tables on the stack for an SD this small; larger ones (up to the parse
+/// limits) get tables of the limits' size. Both are zeroed per message.
+const SD_SMALL_ELEMENTS: usize = 8;
+const SD_SMALL_PARAMS: usize = 16;
+
 /// The SD object. Element and param order is kept; repeats are grouped (see
-/// the module doc). The limits checked while parsing bound both tables.
+/// the module doc). Quadratic in the params, which the parser bounds.
 fn push_sd(out: &mut Vec<u8>, sd: StructuredData<'_>) {
-    // (SD-ID index, PARAM-NAME, value) of every param, and every SD-ID.
-    let mut ids: [&[u8]; SD_ELEMENTS_MAX] = [&[]; SD_ELEMENTS_MAX];
-    let mut params: [(usize, &[u8], Option<SdValue<'_>>); SD_PARAMS_MAX] =
-        [(0, &[], None); SD_PARAMS_MAX];
-    let (mut n_ids, mut n_params) = (0usize, 0usize);
-    for element in sd.elements().take(SD_ELEMENTS_MAX) {
-        // Merge an SD-ID seen before into its first element.
+    let elements = sd.elements().count();
+    let params: usize = sd.elements().map(|e| e.params().count()).sum();
+    if elements <= SD_SMALL_ELEMENTS && params <= SD_SMALL_PARAMS {
+        push_sd_with::<SD_SMALL_ELEMENTS, SD_SMALL_PARAMS>(out, sd);
+    } else {
+        push_sd_with::<SD_ELEMENTS_MAX, SD_PARAMS_MAX>(out, sd);
+    }
+}
+
+fn push_sd_with<const E: usize, const P: usize>(out: &mut Vec<u8>, sd: StructuredData<'_>) {
+    let mut ids: [&[u8]; E] = [&[]; E];
+    let empty = SdEntry {
+        id: 0,
+        name: &[],
+        value: None,
+    };
+    let mut entries = [empty; P];
+    let (mut n_ids, mut n_entries) = (0usize, 0usize);
+    for element in sd.elements().take(E) {
+        // An SD-ID seen before merges into its first element.
         let id = match ids[..n_ids].iter().position(|&seen| seen == element.id) {
             Some(i) => i,
             None => {
@@ -160,15 +192,16 @@ fn push_sd(out: &mut Vec<u8>, sd: StructuredData<'_>) {
                 n_ids - 1
             }
         };
-        for param in element.params() {
-            if n_params == SD_PARAMS_MAX {
-                break;
-            }
-            params[n_params] = (id, param.name, Some(param.value));
-            n_params += 1;
+        for param in element.params().take(P - n_entries) {
+            entries[n_entries] = SdEntry {
+                id,
+                name: param.name,
+                value: Some(param.value),
+            };
+            n_entries += 1;
         }
     }
-    let params = &params[..n_params];
+    let entries = &entries[..n_entries];
     out.push(b'{');
     for (id_index, id) in ids[..n_ids].iter().enumerate() {
         if id_index > 0 {
@@ -177,33 +210,35 @@ fn push_sd(out: &mut Vec<u8>, sd: StructuredData<'_>) {
         push_string(out, id);
         out.extend_from_slice(b":{");
         let mut first_param = true;
-        for (i, &(pid, name, _)) in params.iter().enumerate() {
-            let same = |&&(other_id, other_name, _): &&(usize, &[u8], Option<SdValue<'_>>)| {
-                other_id == pid && other_name == name
-            };
-            if pid != id_index || params[..i].iter().any(|p| same(&p)) {
+        for (i, entry) in entries.iter().enumerate() {
+            // Each name once per SD-ID, at its first occurrence.
+            if entry.id != id_index || entries[..i].iter().any(|e| e.same_key(entry)) {
                 continue;
             }
             if !std::mem::take(&mut first_param) {
                 out.push(b',');
             }
-            push_string(out, name);
+            push_string(out, entry.name);
             out.push(b':');
-            let count = params[i..].iter().filter(|p| same(p)).count();
-            if count > 1 {
+            let repeated = entries[i + 1..].iter().any(|e| e.same_key(entry));
+            if repeated {
                 out.push(b'[');
             }
-            for (n, (_, _, value)) in params[i..].iter().filter(|p| same(p)).enumerate() {
+            for (n, same) in entries[i..]
+                .iter()
+                .filter(|e| e.same_key(entry))
+                .enumerate()
+            {
                 if n > 0 {
                     out.push(b',');
                 }
                 out.push(b'"');
-                for chunk in value.iter().flat_map(|v| v.chunks()) {
+                for chunk in same.value.iter().flat_map(|v| v.chunks()) {
                     escape_bytes(out, chunk);
                 }
                 out.push(b'"');
             }
-            if count > 1 {
+            if repeated {
                 out.push(b']');
             }
         }
@@ -367,6 +402,22 @@ mod tests {
             ),
             "{l}"
         );
+    }
+
+    #[test]
+    fn sd_larger_than_the_small_tables_groups_the_same_way() {
+        let params: String = (0..40).map(|i| format!(" p{}=\"{i}\"", i % 20)).collect();
+        let elements: String = (0..10).map(|i| format!("[e{i}]")).collect();
+        let l = line(
+            format!("<13>1 - - - - - [big{params}]{elements} m").as_bytes(),
+            JsonOptions::default(),
+        );
+        assert!(
+            l.contains(r#""big":{"p0":["0","20"],"p1":["1","21"],"#),
+            "{l}"
+        );
+        assert!(l.contains(r#""p19":["19","39"]},"e0":{},"#), "{l}");
+        assert!(l.contains(r#""e9":{}}"#), "{l}");
     }
 
     #[test]
