@@ -30,8 +30,8 @@
 //!   existing rule: valid UTF-8 can never produce a surrogate, so every
 //!   original byte can be recovered (`json.loads(line)[k].encode("utf-8",
 //!   "surrogateescape")`). `\u00XX` would not do: it is the escape of the
-//!   character U+00XX, whose UTF-8 is two other bytes. Parsers that refuse
-//!   lone surrogates (serde_json) need `include_raw` instead.
+//!   character U+00XX, whose UTF-8 is two other bytes. A consumer whose
+//!   JSON parser refuses lone surrogates needs `include_raw` instead.
 
 use super::pri::Pri;
 use super::sd::{SdValue, StructuredData, SD_ELEMENTS_MAX, SD_PARAMS_MAX};
