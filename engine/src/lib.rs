@@ -12,6 +12,7 @@ pub mod fd_limit;
 pub mod framing;
 pub mod ktls;
 pub mod logger;
+pub mod parse;
 pub mod plan;
 pub mod ratelog;
 pub mod record;
