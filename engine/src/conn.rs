@@ -37,7 +37,6 @@ pub use offload::{
     EXACT_READ_BYTES_MAX,
 };
 
-
 /// Ciphertext kept while handshaking. rustls's largest handshake message is
 /// 64 KiB; in 512-byte fragments its record headers add about 1%, and a
 /// receive of up to 64 KiB may sit behind it. A client that needs more than
@@ -618,7 +617,10 @@ impl Conn {
         }
         let rest = &buf[consumed..];
         if !rest.is_empty() {
-            debug_assert!(self.tls_in.is_empty(), "no cut record before the handshake ended");
+            debug_assert!(
+                self.tls_in.is_empty(),
+                "no cut record before the handshake ended"
+            );
             record_bytes_missing(rest)?;
             self.tls_in.extend_from_slice(rest);
         }
@@ -655,10 +657,9 @@ impl Conn {
             let step = match state {
                 Err(e) => Step::Fail(e),
                 Ok(ConnectionState::EncodeTlsData(mut s)) => {
-                    encode_into(out, |b| s.encode(b))
-                        .map_err(|e| {
-                            CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
-                        })?;
+                    encode_into(out, |b| s.encode(b)).map_err(|e| {
+                        CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
+                    })?;
                     Step::Again
                 }
                 Ok(ConnectionState::TransmitTlsData(s)) => {
@@ -840,8 +841,7 @@ impl Conn {
             decision.label(),
         );
         self.events.tls_path = Some(path_label(decision));
-        let (reader, writer) =
-            record::split(kernel, secrets).map_err(CloseReason::Record)?;
+        let (reader, writer) = record::split(kernel, secrets).map_err(CloseReason::Record)?;
         self.phase = Phase::Records(Box::new(Records { reader, writer }));
         Ok(())
     }

@@ -79,7 +79,10 @@ mod tests {
         let need = needed(10_000, 4);
         assert_eq!(need, 10_068);
         let w = shortfall(lim, need, 10_000).expect("short");
-        assert!(w.contains("256") && w.contains("10068") && w.contains("10000"), "{w}");
+        assert!(
+            w.contains("256") && w.contains("10068") && w.contains("10000"),
+            "{w}"
+        );
         let big = FdLimit {
             soft_before: 1024,
             soft: 1 << 20,

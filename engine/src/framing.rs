@@ -204,7 +204,14 @@ impl Decoder {
         match (self.mode, self.octet) {
             (FramingMode::Newline, _) if self.line_len > 0 => {
                 let c = &mut self.counters;
-                deliver(c, self.max_message_bytes, self.oversize, &self.buf, self.line_len, emit);
+                deliver(
+                    c,
+                    self.max_message_bytes,
+                    self.oversize,
+                    &self.buf,
+                    self.line_len,
+                    emit,
+                );
                 self.line_len = 0;
                 self.release();
                 Ok(())
@@ -364,7 +371,14 @@ impl Decoder {
             };
             self.append_line(&rest[..i]);
             let c = &mut self.counters;
-            deliver(c, self.max_message_bytes, self.oversize, &self.buf, self.line_len, emit);
+            deliver(
+                c,
+                self.max_message_bytes,
+                self.oversize,
+                &self.buf,
+                self.line_len,
+                emit,
+            );
             self.line_len = 0;
             self.release();
             rest = &rest[i + 1..];
@@ -491,7 +505,10 @@ mod tests {
         let mut res = Ok(());
         for c in chunks {
             res = d.feed(c, &mut emit);
-            assert!(d.buffered_bytes() <= d.max_message_bytes, "partial buffer over max");
+            assert!(
+                d.buffered_bytes() <= d.max_message_bytes,
+                "partial buffer over max"
+            );
             if res.is_err() {
                 break;
             }

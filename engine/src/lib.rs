@@ -12,6 +12,8 @@ pub mod fd_limit;
 pub mod framing;
 pub mod ktls;
 pub mod logger;
+pub mod notify;
+pub mod process_metrics;
 pub mod ratelog;
 pub mod record;
 pub mod runtime;

@@ -75,6 +75,7 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 fn probe_ktls(config: &Config) -> Result<KtlsSupport, String> {
     let support = KtlsSupport::probe();
     log::info!("{support}");
+    crate::process_metrics::set_ktls_available(support.ulp);
     for s in config
         .sources
         .iter()
@@ -262,10 +263,16 @@ pub fn serve(config: Config) -> Result<(), String> {
         );
     }
     println!("ringest: ready");
+    crate::process_metrics::reload_succeeded();
+    crate::notify::ready(&format!(
+        "ready: {} sources on {shards} shards",
+        shared.config.sources.len()
+    ));
 
     loop {
         match wait_signal(&sigset, Duration::from_millis(500)) {
             Some(libc::SIGHUP) => {
+                let reload_errors_before = stats.reload_errors.load(Ordering::Relaxed);
                 control.reopen.store(true, Ordering::Release);
                 waker.wake();
                 for src in &shared.sources {
@@ -284,13 +291,18 @@ pub fn serve(config: Config) -> Result<(), String> {
                         }
                     }
                 }
+                if stats.reload_errors.load(Ordering::Relaxed) == reload_errors_before {
+                    crate::process_metrics::reload_succeeded();
+                }
             }
             Some(sig) => {
                 log::info!("signal {sig}: draining connections, then flushing");
+                crate::notify::stopping();
                 break;
             }
             None => {}
         }
+        crate::notify::tick(&stats);
         if shared.shard_failed.load(Ordering::Acquire) {
             break;
         }

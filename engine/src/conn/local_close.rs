@@ -48,7 +48,10 @@ impl fmt::Display for LocalClose {
                  ({max_send_queue_bytes}) queued"
             ),
             LocalClose::IdleTimeout { idle_timeout_ms } => {
-                write!(f, "nothing received for idle_timeout_ms ({idle_timeout_ms})")
+                write!(
+                    f,
+                    "nothing received for idle_timeout_ms ({idle_timeout_ms})"
+                )
             }
             LocalClose::CloseTimeout { close_timeout_ms } => write!(
                 f,

@@ -525,7 +525,10 @@ mod tests {
 
     #[test]
     fn exact_reads_take_the_largest_record_and_refuse_garbage() {
-        let (records, _) = drive(&record(23, crate::record::TLS12_CIPHERTEXT_LEN_MAX), usize::MAX);
+        let (records, _) = drive(
+            &record(23, crate::record::TLS12_CIPHERTEXT_LEN_MAX),
+            usize::MAX,
+        );
         assert_eq!(records.len(), 1);
         let mut ex = ExactReads::new();
         ex.spare_mut().copy_from_slice(b"<13>1");

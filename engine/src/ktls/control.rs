@@ -232,9 +232,13 @@ pub fn action_for(
             match decide_alert(record_version, &[level, description]) {
                 Ok(AlertAction::Ignore { .. }) => match budget.on_ignored_warning() {
                     Ok(()) => ControlAction::Ignore,
-                    Err(_) => ControlAction::CloseProtocolError("too many consecutive warning alerts"),
+                    Err(_) => {
+                        ControlAction::CloseProtocolError("too many consecutive warning alerts")
+                    }
                 },
-                Ok(AlertAction::Stop(_)) | Err(_) => ControlAction::CloseAlert { level, description },
+                Ok(AlertAction::Stop(_)) | Err(_) => {
+                    ControlAction::CloseAlert { level, description }
+                }
             }
         }
         ControlRecord::KeyUpdate { update_requested } => {
@@ -304,7 +308,10 @@ mod tests {
             ControlAction::CloseAlert { .. }
         ));
         let canceled = parse_control_record(21, &[1, 90]).unwrap();
-        assert_eq!(act(&canceled, KtlsVersion::Tls13, true), ControlAction::Ignore);
+        assert_eq!(
+            act(&canceled, KtlsVersion::Tls13, true),
+            ControlAction::Ignore
+        );
     }
 
     #[test]

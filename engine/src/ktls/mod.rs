@@ -37,9 +37,7 @@ pub use control::{
     CONTENT_TYPE_HANDSHAKE,
 };
 pub use crypto_info::{CryptoInfo, KtlsCipher, KtlsVersion, Unsupported};
-pub use handoff::{
-    record_boundary, RecordBoundary,
-};
+pub use handoff::{record_boundary, RecordBoundary};
 pub use policy::{
     check_mode_at_startup, decide, suite_cipher, Decision, KtlsMode, UserspaceReason,
 };

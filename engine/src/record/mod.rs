@@ -110,8 +110,8 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use control::{ControlBudget, ControlEvent};
 pub(crate) use control::{alert as decide_alert, AlertAction};
+pub use control::{ControlBudget, ControlEvent};
 pub use error::RecordError;
 pub use header::{
     record_len_needed, Needed, HEADER_LEN, PLAINTEXT_LEN_MAX, RECORD_LEN_MAX,

@@ -48,7 +48,11 @@ fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()
 /// TCP_USER_TIMEOUT bounds how long data we sent may stay unacknowledged
 /// (a peer that stopped reading and acking) before the kernel drops the
 /// connection.
-pub fn tune_accepted(fd: RawFd, keepalive_idle_ms: u64, tcp_user_timeout_ms: u64) -> io::Result<()> {
+pub fn tune_accepted(
+    fd: RawFd,
+    keepalive_idle_ms: u64,
+    tcp_user_timeout_ms: u64,
+) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
     if tcp_user_timeout_ms > 0 {
         let ms = i32::try_from(tcp_user_timeout_ms).unwrap_or(i32::MAX);

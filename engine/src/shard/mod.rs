@@ -386,9 +386,11 @@ impl Shard {
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
             for ud in cancels {
-                let sqe = opcode::AsyncCancel::new(ud)
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, slot, gen));
+                let sqe = opcode::AsyncCancel::new(ud).build().user_data(user_data(
+                    KIND_CANCEL,
+                    slot,
+                    gen,
+                ));
                 self.push_sqe(sqe);
             }
         }
@@ -555,9 +557,10 @@ impl Shard {
             cancels.push(user_data(e.recv_kind, slot, gen));
         }
         for ud in cancels {
-            let sqe = opcode::AsyncCancel::new(ud)
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
+            let sqe =
+                opcode::AsyncCancel::new(ud)
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
         }
         self.finish_close(slot);
@@ -1028,10 +1031,7 @@ impl Shard {
             | CloseReason::Local(_) => stats.connection_errors.inc(reason.label()),
         }
         self.log_close(slot, &reason.to_string());
-        if matches!(
-            reason,
-            CloseReason::Local(LocalClose::SendQueueFull { .. })
-        ) {
+        if matches!(reason, CloseReason::Local(LocalClose::SendQueueFull { .. })) {
             // Waiting for a peer that does not read to take our last bytes
             // would hold the slot: cut at once.
             self.abort(slot);

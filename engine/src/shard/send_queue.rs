@@ -37,7 +37,11 @@ impl SendQueue {
 
     /// Takes `out` (leaving it empty). Fails, dropping `out`, when the queue
     /// would hold more than `max_send_queue_bytes`.
-    pub fn queue(&mut self, out: &mut Vec<u8>, max_send_queue_bytes: usize) -> Result<(), LocalClose> {
+    pub fn queue(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_send_queue_bytes: usize,
+    ) -> Result<(), LocalClose> {
         if out.is_empty() {
             return Ok(());
         }

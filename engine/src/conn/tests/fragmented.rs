@@ -29,23 +29,28 @@ fn big_client_pki() -> &'static (CertificateDer<'static>, Vec<u8>) {
             .signed_by(&key, &ca, &ca_key)
             .unwrap();
         assert!(leaf.der().len() > 16 * 1024, "{}", leaf.der().len());
-        (ca.der().clone(), [leaf.der().to_vec(), key.serialize_der()].concat())
+        (
+            ca.der().clone(),
+            [leaf.der().to_vec(), key.serialize_der()].concat(),
+        )
     })
 }
 
 fn mutual_configs(fragment_bytes: usize) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
     let (client_ca, leaf_and_key) = big_client_pki();
-    let leaf_len = leaf_and_key.len() - KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .unwrap()
-        .serialize_der()
-        .len();
+    let leaf_len = leaf_and_key.len()
+        - KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_der()
+            .len();
     let (leaf, key) = leaf_and_key.split_at(leaf_len);
     let mut client_roots = RootCertStore::empty();
     client_roots.add(client_ca.clone()).unwrap();
     let prov = Arc::new(provider::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), prov.clone())
-        .build()
-        .unwrap();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), prov.clone())
+            .build()
+            .unwrap();
     let mut server = ServerConfig::builder_with_provider(prov.clone())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -81,10 +86,17 @@ fn fragmented_run(mode: KtlsMode, support: Arc<KtlsSupport>) -> Run {
         identity: None,
     });
     let decoder = Decoder::new(FramingMode::OctetCounted, 8192, OversizePolicy::Truncate);
-    run.conn = Conn::new_tls(server, meta, decoder, KtlsPlan { mode, support: run_support(&run) })
-        .unwrap();
-    run.client =
-        ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+    run.conn = Conn::new_tls(
+        server,
+        meta,
+        decoder,
+        KtlsPlan {
+            mode,
+            support: run_support(&run),
+        },
+    )
+    .unwrap();
+    run.client = ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
     run
 }
 
@@ -143,7 +155,12 @@ fn sends_after_the_handshake(run: &mut Run) {
     run.pump_client();
     assert_eq!(run.deliver_rest(), Ok(Outcome::Continue));
     assert_eq!(run.messages(), 50);
-    let cn = run.conn.meta().identity.as_ref().map(|i| i.client_cn.clone());
+    let cn = run
+        .conn
+        .meta()
+        .identity
+        .as_ref()
+        .map(|i| i.client_cn.clone());
     assert!(cn.is_some(), "identity set");
 }
 
@@ -197,8 +214,7 @@ fn unfragmented(reads: Reads) {
         support: kernel(false, false),
     };
     run.conn = Conn::new_tls(server, meta, decoder, plan).unwrap();
-    run.client =
-        ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+    run.client = ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
     multishot_handshake(&mut run, reads);
     sends_after_the_handshake(&mut run);
 }
