@@ -145,7 +145,10 @@ fn openssl_with_a_26_kib_client_certificate_in_512_byte_records_is_accepted() {
             server.stderr()
         );
     }
-    assert!(text.contains("big-client"), "identity on the JSON line: {text}");
+    assert!(
+        text.contains("big-client"),
+        "identity on the JSON line: {text}"
+    );
     assert_eq!(server.metric("ringest_handshake_failures_total"), 0);
     assert!(server.stop().success());
 }
@@ -168,7 +171,10 @@ fn good_client_sends(pki: &e2e::pki::Pki, port: u16, text: &str) {
     let cfg = client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)));
     let mut s = connect(loopback(port), cfg).expect("good client connects");
     let mut buf = Vec::new();
-    octet_frame(&mut buf, format!("<14>1 - host good - - - {text}").as_bytes());
+    octet_frame(
+        &mut buf,
+        format!("<14>1 - host good - - - {text}").as_bytes(),
+    );
     s.write_all(&buf).expect("write");
     close(s).expect("clean close");
 }
@@ -217,7 +223,10 @@ fn idle_timeout_closes_a_silent_connection_after_its_messages() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let _ = s.sock.read_to_end(&mut rest);
-    assert_eq!(server.metric("ringest_connections_active{source=\"tls\"}"), 0);
+    assert_eq!(
+        server.metric("ringest_connections_active{source=\"tls\"}"),
+        0
+    );
     assert!(server.stop().success());
 }
 
@@ -231,10 +240,7 @@ fn a_shard_that_panics_stops_the_engine_non_zero() {
     let (port, stats) = (free_port(), free_port());
     let (pki, cfg) = pki_config(&dir, port, stats, "");
     let launch = Launch {
-        env: vec![(
-            "RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS".into(),
-            "1".into(),
-        )],
+        env: vec![("RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS".into(), "1".into())],
         nofile: None,
     };
     let mut server = Server::start_with(&dir, &cfg, &launch);
@@ -244,10 +250,7 @@ fn a_shard_that_panics_stops_the_engine_non_zero() {
     let err = server.stderr();
     let status = status.unwrap_or_else(|| panic!("still running 15 s after a shard died:\n{err}"));
     assert!(!status.success(), "exit status {status}");
-    assert!(
-        err.contains("a shard panicked"),
-        "stderr:\n{err}"
-    );
+    assert!(err.contains("a shard panicked"), "stderr:\n{err}");
 }
 
 /// Under `ulimit -n 256`, 400 idle connections exhaust the descriptors:
@@ -260,7 +263,10 @@ fn emfile_backs_off_quietly_and_serves_again_when_descriptors_return() {
     let dir = temp_dir("emfile");
     let (port, stats) = (free_port(), free_port());
     let (pki, cfg) = pki_config(&dir, port, stats, "");
-    let cfg = cfg.replace("handshake_timeout_ms = 1500", "handshake_timeout_ms = 60000");
+    let cfg = cfg.replace(
+        "handshake_timeout_ms = 1500",
+        "handshake_timeout_ms = 60000",
+    );
     let launch = Launch {
         env: Vec::new(),
         nofile: Some(256),
@@ -295,7 +301,10 @@ fn emfile_backs_off_quietly_and_serves_again_when_descriptors_return() {
         accept_lines <= 2 * 6,
         "{accept_lines} accept-failure log lines"
     );
-    assert!(err.contains("open file limit 256"), "start-up warning:\n{err}");
+    assert!(
+        err.contains("open file limit 256"),
+        "start-up warning:\n{err}"
+    );
     drop(idle);
     good_client_sends(&pki, port, "served after EMFILE");
     assert!(wait_for_text(
@@ -315,8 +324,8 @@ fn good_rate(
     window: Duration,
 ) -> (u64, f64) {
     let cfg = client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)));
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     sock.bind(&std::net::SocketAddr::new(local, 0).into())
         .expect("bind the good client's address");
     sock.connect(&loopback(port).into()).expect("connect");

@@ -292,7 +292,10 @@ listen = "127.0.0.1:{stats}"
         &conf_dir.join("out/messages.log"),
         "relative config"
     ));
-    assert!(!elsewhere.join("out").exists(), "nothing written beside the cwd");
+    assert!(
+        !elsewhere.join("out").exists(),
+        "nothing written beside the cwd"
+    );
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
