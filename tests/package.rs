@@ -14,7 +14,8 @@
 //! [`deb_installs_serves_rotates_and_purges`]. Without systemd as PID 1
 //! (as here and in CI) the unit is checked with `systemd-analyze verify`
 //! and its ExecStart runs directly, as its User=, with its limits,
-//! NoNewPrivileges and a mount namespace like its ProtectSystem=strict,
+//! NoNewPrivileges, its SystemCallFilter as a seccomp filter
+//! (python3-seccomp), and a mount namespace like its ProtectSystem=strict,
 //! ReadWritePaths, PrivateTmp and ProtectHome. packaging/README.md lists
 //! what only a real systemd can show.
 
@@ -59,11 +60,17 @@ impl Metrics {
             }
         }
         for (name, n) in helps.iter() {
-            assert_eq!(*n, 1, "{name}: HELP given {n} times (families must be contiguous)");
+            assert_eq!(
+                *n, 1,
+                "{name}: HELP given {n} times (families must be contiguous)"
+            );
         }
         for (name, n) in types.iter() {
             assert_eq!(*n, 1, "{name}: TYPE given {n} times");
-            assert!(helps.contains_key(name.as_str()), "{name}: TYPE without HELP");
+            assert!(
+                helps.contains_key(name.as_str()),
+                "{name}: TYPE without HELP"
+            );
         }
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parse");
         for s in &scrape.samples {
@@ -135,7 +142,10 @@ impl Metrics {
         assert!(matches!(info.value, Value::Gauge(v) if v == 1.0));
         assert_eq!(info.labels.get("version"), Some("0.1.0"));
         let commit = info.labels.get("commit").unwrap_or("");
-        assert!(!commit.is_empty() && commit != "unknown", "commit {commit:?}");
+        assert!(
+            !commit.is_empty() && commit != "unknown",
+            "commit {commit:?}"
+        );
         assert!(
             matches!(info.labels.get("ktls"), Some("yes" | "no")),
             "ktls {:?}",
@@ -159,8 +169,10 @@ fn unix_now() -> f64 {
 fn scrape(addr: SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("stats");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("request");
     let mut all = String::new();
     s.read_to_string(&mut all).expect("response");
     let (head, body) = all.split_once("\r\n\r\n").expect("HTTP response");
@@ -172,7 +184,9 @@ fn scrape(addr: SocketAddr) -> String {
 fn send_tcp_lines(addr: SocketAddr, n: usize) {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    let text: String = (0..n).map(|i| format!("<14>1 - h app - - - line {i}\n")).collect();
+    let text: String = (0..n)
+        .map(|i| format!("<14>1 - h app - - - line {i}\n"))
+        .collect();
     s.write_all(text.as_bytes()).expect("send");
 }
 
@@ -199,7 +213,10 @@ fn metrics_are_valid_prometheus_text_with_process_and_build_metrics() {
         100.0
     );
     let started = first.reload_timestamp();
-    assert!((unix_now() - started).abs() < 60.0, "start-up counts as a load: {started}");
+    assert!(
+        (unix_now() - started).abs() < 60.0,
+        "start-up counts as a load: {started}"
+    );
 
     std::thread::sleep(Duration::from_millis(50));
     server.signal(libc::SIGHUP);
@@ -211,7 +228,10 @@ fn metrics_are_valid_prometheus_text_with_process_and_build_metrics() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(reloaded > started, "a good SIGHUP moves the timestamp: {reloaded}");
+    assert!(
+        reloaded > started,
+        "a good SIGHUP moves the timestamp: {reloaded}"
+    );
     assert!(server.stop().success());
 }
 
@@ -241,25 +261,42 @@ fn json_log_lines_name_peer_source_reason_and_hint() {
         let found = stderr
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["reason"].as_str().is_some_and(|r| r.contains("handshake refused")));
+            .find(|v| {
+                v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("handshake refused"))
+            });
         if let Some(v) = found {
             break v;
         }
-        assert!(Instant::now() < deadline, "no refused handshake logged:\n{stderr}");
+        assert!(
+            Instant::now() < deadline,
+            "no refused handshake logged:\n{stderr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(refused["level"], "warn");
     assert_eq!(refused["source"], "tls");
-    let peer: SocketAddr = refused["peer"].as_str().expect("peer").parse().expect("addr");
+    let peer: SocketAddr = refused["peer"]
+        .as_str()
+        .expect("peer")
+        .parse()
+        .expect("addr");
     assert!(peer.ip().is_loopback());
-    assert!(!refused["hint"].as_str().unwrap_or("").is_empty(), "{refused}");
-    assert!(refused["time"].as_str().unwrap_or("").ends_with('Z'), "{refused}");
+    assert!(
+        !refused["hint"].as_str().unwrap_or("").is_empty(),
+        "{refused}"
+    );
+    assert!(
+        refused["time"].as_str().unwrap_or("").ends_with('Z'),
+        "{refused}"
+    );
     let stderr = server.stderr();
     assert!(server.stop().success());
     // Every line, start-up and shutdown included, is one JSON object.
     for line in stderr.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v["message"].is_string() && v["level"].is_string(), "{line}");
     }
 }
@@ -271,7 +308,10 @@ fn await_notify(sock: &UnixDatagram, want: &str, seen: &mut String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = [0u8; 4096];
     while !seen.contains(want) {
-        assert!(Instant::now() < deadline, "no {want} on NOTIFY_SOCKET; got:\n{seen}");
+        assert!(
+            Instant::now() < deadline,
+            "no {want} on NOTIFY_SOCKET; got:\n{seen}"
+        );
         if let Ok(n) = sock.recv(&mut buf) {
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             seen.push('\n');
@@ -304,7 +344,10 @@ fn notify_socket_gets_ready_status_and_stopping() {
     );
     let mut seen = String::new();
     await_notify(&sock, "READY=1", &mut seen);
-    assert!(seen.contains("STATUS=ready: 2 sources on 2 shards"), "{seen}");
+    assert!(
+        seen.contains("STATUS=ready: 2 sources on 2 shards"),
+        "{seen}"
+    );
     await_notify(&sock, "STATUS=serving: ", &mut seen);
     assert!(!seen.contains("STOPPING=1"));
     assert!(server.stop().success());
@@ -365,9 +408,18 @@ fn require_tools() {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false)
-            || ["/usr/sbin", "/sbin"].iter().any(|d| Path::new(d).join(tool).is_file());
+            || ["/usr/sbin", "/sbin"]
+                .iter()
+                .any(|d| Path::new(d).join(tool).is_file());
         assert!(found, "{tool} is missing: install {package}");
     }
+    let seccomp = Command::new("/usr/bin/python3")
+        .args(["-c", "import seccomp"])
+        .output();
+    assert!(
+        seccomp.is_ok_and(|o| o.status.success()),
+        "python3-seccomp is missing: apt-get install python3-seccomp"
+    );
     let deb = Command::new("cargo").args(["deb", "--version"]).output();
     assert!(
         deb.is_ok_and(|o| o.status.success()),
@@ -433,7 +485,10 @@ fn unit_value(unit: &str, key: &str) -> String {
 
 fn uid_of(user: &str) -> u32 {
     let out = run(Command::new("id").args(["-u", user]));
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("uid")
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("uid")
 }
 
 /// The shell run in a new mount namespace before the ExecStart line: what
@@ -465,6 +520,53 @@ exec "$@"
         binds = rw.join("\n"),
         rw_list = read_write.join(" "),
     )
+}
+
+/// The system calls a `SystemCallFilter=` group allows, as this
+/// machine's systemd expands it (nested groups included).
+fn syscall_allow_list(group: &str) -> Vec<String> {
+    let listing = text(&run(
+        Command::new("systemd-analyze").args(["syscall-filter", group])
+    ));
+    let mut calls = Vec::new();
+    for line in listing.lines().skip(1).map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('@') {
+            calls.extend(syscall_allow_list(line));
+        } else {
+            calls.push(line.to_string());
+        }
+    }
+    calls.sort();
+    calls.dedup();
+    calls
+}
+
+/// Loads a seccomp filter that allows `argv[1]` (comma-separated) and
+/// fails every other call with EPERM, as `SystemCallFilter=` with
+/// `SystemCallErrorNumber=EPERM` does, then execs the rest of argv.
+/// python3-seccomp (libseccomp's own binding) builds the BPF.
+const SECCOMP_LOADER: &str = r#"
+import errno, os, sys, seccomp
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in sys.argv[1].split(","):
+    try:
+        f.add_rule(seccomp.ALLOW, name)
+    except Exception:
+        pass  # not a system call on this architecture
+f.load()
+os.execv(sys.argv[2], sys.argv[2:])
+"#;
+
+fn seccomp_prefix(allowed: &[String]) -> Vec<String> {
+    vec![
+        "/usr/bin/python3".into(),
+        "-c".into(),
+        SECCOMP_LOADER.into(),
+        allowed.join(","),
+    ]
 }
 
 /// The installed binary's stdout lines, collected by a thread.
@@ -526,7 +628,9 @@ fn deb_installs_serves_rotates_and_purges() {
     let _lock = MachineLock::take();
     let started = Instant::now();
     let work = temp_dir("deb");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo");
 
     // A leftover from an interrupted run would hide what a first install does.
     let _ = Command::new("dpkg").args(["--purge", "ringest"]).output();
@@ -565,13 +669,20 @@ fn deb_installs_serves_rotates_and_purges() {
     {
         use std::os::unix::fs::MetadataExt;
         let log_dir = std::fs::metadata(LOG_DIR).expect("log dir");
-        assert_eq!((log_dir.uid(), log_dir.mode() & 0o777), (ringest_uid, 0o750));
+        assert_eq!(
+            (log_dir.uid(), log_dir.mode() & 0o777),
+            (ringest_uid, 0o750)
+        );
     }
 
     // 2. The unit: valid, and with the directives issue 17 asks for.
     let unit = std::fs::read_to_string(UNIT).expect("unit");
     let out = run(Command::new("systemd-analyze").args(["verify", "--man=no", UNIT]));
-    assert!(text(&out).trim().is_empty(), "systemd-analyze verify: {}", text(&out));
+    assert!(
+        text(&out).trim().is_empty(),
+        "systemd-analyze verify: {}",
+        text(&out)
+    );
     for (key, want) in [
         ("Type", "notify"),
         ("User", "ringest"),
@@ -587,28 +698,21 @@ fn deb_installs_serves_rotates_and_purges() {
         assert_eq!(unit_value(&unit, key), want, "{key}=");
     }
     // The syscall filter lets io_uring through (this systemd's own list).
-    let filter = text(&run(Command::new("systemd-analyze").args([
-        "syscall-filter",
-        "@system-service",
-    ])));
-    for call in ["io_uring_setup", "io_uring_enter", "io_uring_register", "setsockopt"] {
+    let allowed = syscall_allow_list("@system-service");
+    for call in [
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "setsockopt",
+    ] {
         assert!(
-            filter.lines().any(|l| l.trim() == call) || {
-                // Listed through a nested group such as @aio.
-                let groups: Vec<&str> = filter
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.starts_with('@') && *l != "@system-service")
-                    .collect();
-                groups.iter().any(|g| {
-                    let nested = text(&run(Command::new("systemd-analyze").args(["syscall-filter", g])));
-                    nested.lines().any(|l| l.trim() == call)
-                })
-            },
+            allowed.iter().any(|c| c == call),
             "SystemCallFilter=@system-service would block {call}"
         );
     }
-    let nofile: u64 = unit_value(&unit, "LimitNOFILE").parse().expect("LimitNOFILE");
+    let nofile: u64 = unit_value(&unit, "LimitNOFILE")
+        .parse()
+        .expect("LimitNOFILE");
     assert!(nofile >= 10_000 + 64, "LimitNOFILE covers max_connections");
 
     // 3. A test PKI into /etc/ringest/pki, readable by the ringest group.
@@ -618,7 +722,11 @@ fn deb_installs_serves_rotates_and_purges() {
         run(Command::new("chmod").arg("640").arg(f));
     }
     let out = run(Command::new("/usr/bin/ringest").args(["check-config", "--config", CONFIG]));
-    assert!(text(&out).contains(&format!("{CONFIG}: ok")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{CONFIG}: ok")),
+        "{}",
+        text(&out)
+    );
 
     // 4. The operator's edit: loopback and free ports, so the test
     // cannot collide with anything else on the machine.
@@ -633,12 +741,32 @@ fn deb_installs_serves_rotates_and_purges() {
 
     // 5. Start the unit's ExecStart line as the unit would: as User=, with
     // NoNewPrivileges, LimitNOFILE (capped by what this sandbox's hard
-    // limit allows), NOTIFY_SOCKET, in a ProtectSystem=strict-like
-    // mount namespace.
+    // limit allows), NOTIFY_SOCKET, SystemCallFilter=@system-service
+    // (seccomp, EPERM), in a ProtectSystem=strict-like mount namespace.
     let exec_start = unit_value(&unit, "ExecStart");
     assert_eq!(
         exec_start,
         format!("/usr/bin/ringest serve --config {CONFIG}")
+    );
+    // The seccomp emulation bites: without io_uring_setup the server
+    // cannot start, so the run below under the full list means something.
+    let without_uring: Vec<String> = allowed
+        .iter()
+        .filter(|c| *c != "io_uring_setup")
+        .cloned()
+        .collect();
+    // As the ringest user, so any file it makes is the real server's.
+    let out = Command::new("runuser")
+        .args(["-u", "ringest", "--", "setpriv", "--no-new-privs", "--"])
+        .args(seccomp_prefix(&without_uring))
+        .args(exec_start.split_whitespace())
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 with python3-seccomp");
+    assert!(
+        !out.status.success() && text(&out).contains("io_uring"),
+        "without io_uring_setup ringest must fail to start: {}",
+        text(&out)
     );
     let notify_dir = PathBuf::from(format!("/run/ringest-package-test-{}", std::process::id()));
     std::fs::create_dir_all(&notify_dir).expect("notify dir");
@@ -646,7 +774,10 @@ fn deb_installs_serves_rotates_and_purges() {
     run(Command::new("chmod").arg("755").arg(&notify_dir));
     run(Command::new("chmod").arg("666").arg(&notify_path));
     let hard_nofile = {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit writes one rlimit into our local.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
         lim.rlim_max
@@ -661,6 +792,7 @@ fn deb_installs_serves_rotates_and_purges() {
         .args(["--", "runuser", "-u", "ringest", "--", "env"])
         .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
         .args(["setpriv", "--no-new-privs", "--"])
+        .args(seccomp_prefix(&allowed))
         .args(exec_start.split_whitespace())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -671,7 +803,9 @@ fn deb_installs_serves_rotates_and_purges() {
     let mut seen = String::new();
     await_notify(&notify, "READY=1", &mut seen);
     assert!(
-        stdout.recv_timeout(Duration::from_secs(5)).is_ok_and(|l| l == "ringest: ready"),
+        stdout
+            .recv_timeout(Duration::from_secs(5))
+            .is_ok_and(|l| l == "ringest: ready"),
         "stderr:\n{}",
         std::fs::read_to_string(work.join("ringest.stderr")).unwrap_or_default()
     );
@@ -679,10 +813,23 @@ fn deb_installs_serves_rotates_and_purges() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
     assert!(
-        uid_line.split_whitespace().skip(1).all(|u| u == ringest_uid.to_string()),
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == ringest_uid.to_string()),
         "runs as ringest: {uid_line}"
     );
     assert!(status.contains("NoNewPrivs:\t1"), "NoNewPrivileges");
+    assert!(
+        status.contains("Seccomp:\t2"),
+        "SystemCallFilter: a seccomp filter"
+    );
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).expect("mnt ns");
+    assert_ne!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "ProtectSystem: its own mounts"
+    );
 
     // 6. 10,000 messages, counted by the server and by loadgen verify.
     let send1 = work.join("send1.json");
@@ -716,10 +863,20 @@ fn deb_installs_serves_rotates_and_purges() {
         .args(["-f", "-v", "-s"])
         .arg(work.join("logrotate.state"))
         .arg("/etc/logrotate.d/ringest"));
-    assert!(text(&out).contains("running postrotate script"), "{}", text(&out));
-    assert!(load.wait().expect("loadgen").success(), "loadgen send failed");
+    assert!(
+        text(&out).contains("running postrotate script"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        load.wait().expect("loadgen").success(),
+        "loadgen send failed"
+    );
     let m = wait_written(stats, 130_000.0);
-    assert!(m.reload_timestamp() > loaded, "the postrotate SIGHUP was a good reload");
+    assert!(
+        m.reload_timestamp() > loaded,
+        "the postrotate SIGHUP was a good reload"
+    );
     let rotated = format!("{MESSAGES}.1");
     let run2 = |path: &str| -> usize {
         let id = std::fs::read_to_string(&send2).expect("send2");
@@ -761,7 +918,12 @@ fn deb_installs_serves_rotates_and_purges() {
 
     // 9. Remove, then purge: each leaves exactly what Debian says.
     run(Command::new("dpkg").args(["-r", "ringest"]));
-    for gone in ["/usr/bin/ringest", "/usr/bin/loadgen", UNIT, "/usr/share/man/man1/ringest.1.gz"] {
+    for gone in [
+        "/usr/bin/ringest",
+        "/usr/bin/loadgen",
+        UNIT,
+        "/usr/share/man/man1/ringest.1.gz",
+    ] {
         assert!(!Path::new(gone).exists(), "{gone} left after dpkg -r");
     }
     assert!(Path::new(CONFIG).exists(), "dpkg -r keeps conffiles");
