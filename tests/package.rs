@@ -476,8 +476,8 @@ fn ringest_pid() -> Option<i32> {
 /// `Key=value` of the installed unit (the last one wins, as in systemd).
 fn unit_value(unit: &str, key: &str) -> String {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("{key}= missing from the unit"))
         .trim()
         .to_string()
