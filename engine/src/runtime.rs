@@ -98,6 +98,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let shards = config.shard_count();
     check_fd_limit(&config, shards);
     let plan = Plan::build(config)?;
+    crate::process_metrics::set_ktls_available(plan.ktls.ulp);
     let config = &plan.config;
     let stats = Arc::new(
         Stats::new(config.sources.iter().map(|s| s.name.clone()).collect())
@@ -196,10 +197,16 @@ pub fn serve(config: Config) -> Result<(), String> {
         );
     }
     println!("ringest: ready");
+    crate::process_metrics::reload_succeeded();
+    crate::notify::ready(&format!(
+        "ready: {} sources on {shards} shards",
+        shared.config.sources.len()
+    ));
 
     loop {
         match wait_signal(&sigset, Duration::from_millis(500)) {
             Some(libc::SIGHUP) => {
+                let reload_errors_before = stats.reload_errors.load(Ordering::Relaxed);
                 control.reopen.store(true, Ordering::Release);
                 waker.wake();
                 for src in &shared.sources {
@@ -218,13 +225,18 @@ pub fn serve(config: Config) -> Result<(), String> {
                         }
                     }
                 }
+                if stats.reload_errors.load(Ordering::Relaxed) == reload_errors_before {
+                    crate::process_metrics::reload_succeeded();
+                }
             }
             Some(sig) => {
                 log::info!("signal {sig}: draining connections, then flushing");
+                crate::notify::stopping();
                 break;
             }
             None => {}
         }
+        crate::notify::tick(&stats);
         if shared.shard_failed.load(Ordering::Acquire) {
             break;
         }

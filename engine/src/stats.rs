@@ -294,6 +294,7 @@ impl Stats {
             }
             let _ = writeln!(out, "{name}_count {}", h.len());
         }
+        crate::process_metrics::render(&mut out);
         out
     }
 

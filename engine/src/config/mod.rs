@@ -16,6 +16,7 @@ pub mod options;
 
 use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
+use crate::logger::LogFormat;
 use crate::tls::TlsSettings;
 
 /// A configuration error: the file, the key and the reason.
@@ -62,6 +63,9 @@ pub struct Config {
     /// On SIGTERM, how long open connections may keep sending before they are cut.
     #[serde(default = "defaults::drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// ringest's own log lines on stderr: text or JSON.
+    #[serde(default)]
+    pub log_format: LogFormat,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     #[serde(default, rename = "destination")]

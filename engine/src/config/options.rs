@@ -16,6 +16,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
     ("uring_entries",            "1024",       "io_uring submission queue entries per shard"),
     ("drain_timeout_ms",         "5000",       "on SIGTERM, how long open connections may keep sending before they are closed"),
+    ("log_format",               "\"text\"",   "ringest's own log lines on stderr: \"text\" (LEVEL message) or \"json\" (one object per line: time, level, message, and peer, source, destination, reason, hint when the line names them)"),
     ("source.name",              "required",   "name used in stats labels and JSON output"),
     ("source.listen",            "required",   "IPv4 or IPv6 address:port"),
     ("source.transport",         "required",   "\"tls\" or \"tcp\""),
@@ -81,6 +82,7 @@ fn struct_keys() -> Vec<String> {
         recv_buffers_per_shard: _,
         uring_entries: _,
         drain_timeout_ms: _,
+        log_format: _,
         sources: _,
         destinations: _,
         stats: _,
@@ -93,6 +95,7 @@ fn struct_keys() -> Vec<String> {
         "recv_buffers_per_shard",
         "uring_entries",
         "drain_timeout_ms",
+        "log_format",
     ];
     let source = |s: &SourceConfig| {
         let SourceConfig {
@@ -209,7 +212,7 @@ mod tests {
                 "oversize" => "\"drop\"",
                 "ktls" => "\"off\"",
                 "destinations" => "[\"d\"]",
-                "format" => "\"json\"",
+                "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
                 "shards" => "1",
                 "recv_buffers_per_shard" => "1024",
