@@ -655,6 +655,7 @@ fn deb_installs_serves_rotates_and_purges() {
         "/usr/bin/ringest",
         "/usr/bin/loadgen",
         "/usr/bin/ringest-bench",
+        "/usr/bin/ringest-tuning",
         UNIT,
         CONFIG,
         "/etc/logrotate.d/ringest",
@@ -921,6 +922,7 @@ fn deb_installs_serves_rotates_and_purges() {
     for gone in [
         "/usr/bin/ringest",
         "/usr/bin/loadgen",
+        "/usr/bin/ringest-tuning",
         UNIT,
         "/usr/share/man/man1/ringest.1.gz",
     ] {
