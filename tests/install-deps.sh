@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static; do
+for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static logrotate python3-seccomp systemd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -16,6 +16,8 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # syslog-ng-core's postinst may start a system syslog-ng; tests start their own.
-if [ -x tests/interop/setup-peers.sh ]; then tests/interop/setup-peers.sh; fi
-if [ -x tests/ktls-vm/prepare.sh ]; then tests/ktls-vm/prepare.sh "$KTLS_VM_CACHE"; fi
+bash tests/interop/setup-peers.sh
+bash tests/ktls-vm/prepare.sh "$KTLS_VM_CACHE"
+# The package test builds the .deb with cargo-deb (crates.io).
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 echo "install-deps: done"
