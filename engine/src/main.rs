@@ -72,42 +72,41 @@ enum Command {
 fn main() -> ExitCode {
     ringest::logger::init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve { config: Some(f) } => {
-            Config::load(&f)
+    let result =
+        match cli.command {
+            Command::Serve { config: Some(f) } => Config::load(&f)
                 .map_err(|e| e.to_string())
                 .and_then(|config| {
                     ringest::logger::set_format(config.log_format);
                     ringest::runtime::serve(config)
-                })
-        }
-        Command::Serve { config: None } => {
-            ringest::default_config::load(std::path::Path::new(ringest::default_config::DATA_DIR))
-                .and_then(|(config, pki)| {
-                    eprintln!(
-                        "ringest: no --config; serving the embedded dev default \
+                }),
+            Command::Serve { config: None } => ringest::default_config::load(std::path::Path::new(
+                ringest::default_config::DATA_DIR,
+            ))
+            .and_then(|(config, pki)| {
+                eprintln!(
+                    "ringest: no --config; serving the embedded dev default \
                          (mutual TLS on 127.0.0.1:6514)"
-                    );
-                    eprintln!("{}", ringest::default_config::hint(&pki));
-                    ringest::runtime::serve(config)
-                })
-        }
-        // The same plan `serve` builds: every TLS file is read and checked.
-        Command::CheckConfig { config } => Config::load(&config)
-            .map_err(|e| e.to_string())
-            .and_then(Plan::build)
-            .map(|_| println!("{}: ok", config.display())),
-        Command::Options => {
-            print!("{}", ringest::config::options::markdown_table());
-            Ok(())
-        }
-        Command::Reload {
-            pid,
-            config,
-            if_running,
-        } => reload(pid, config.as_deref(), if_running),
-        Command::Man { dir } => man_pages(&dir),
-    };
+                );
+                eprintln!("{}", ringest::default_config::hint(&pki));
+                ringest::runtime::serve(config)
+            }),
+            // The same plan `serve` builds: every TLS file is read and checked.
+            Command::CheckConfig { config } => Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(Plan::build)
+                .map(|_| println!("{}: ok", config.display())),
+            Command::Options => {
+                print!("{}", ringest::config::options::markdown_table());
+                Ok(())
+            }
+            Command::Reload {
+                pid,
+                config,
+                if_running,
+            } => reload(pid, config.as_deref(), if_running),
+            Command::Man { dir } => man_pages(&dir),
+        };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

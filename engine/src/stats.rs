@@ -32,6 +32,8 @@ pub struct SourceStats {
     pub connections_refused: Labelled,
     /// Failed accepts (EMFILE, ENFILE, ENOMEM), after which accepting pauses.
     pub accept_errors: Labelled,
+    /// Messages kept whole because they matched no syslog format, by reason.
+    pub parse_errors: Labelled,
 }
 
 /// A small map of reason label -> count. Reasons are rare events (failures), so a
@@ -204,7 +206,13 @@ impl Stats {
             }
         }
         type GetL = fn(&SourceStats) -> &Labelled;
-        let labelled: [(&str, &str, &str, GetL); 7] = [
+        let labelled: [(&str, &str, &str, GetL); 8] = [
+            (
+                "ringest_parse_errors_total",
+                "reason",
+                "Messages kept whole (parse_error) because they matched no syslog format, by reason.",
+                |s| &s.parse_errors,
+            ),
             (
                 "ringest_connections_refused_total",
                 "limit",

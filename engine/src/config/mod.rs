@@ -17,6 +17,7 @@ pub mod options;
 use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
 use crate::logger::LogFormat;
+use crate::parse::ParseMode;
 use crate::tls::TlsSettings;
 
 /// A configuration error: the file, the key and the reason.
@@ -121,6 +122,10 @@ pub struct SourceConfig {
     pub close_timeout_ms: u64,
     #[serde(default)]
     pub ktls: KtlsMode,
+    /// How messages are parsed for outputs that need fields (`json`):
+    /// auto, rfc5424, rfc3164 or none (the frame is the message).
+    #[serde(default = "defaults::parse", with = "parse_serde")]
+    pub parse: ParseMode,
     /// Destinations this source feeds; absent = all of them.
     #[serde(default)]
     pub destinations: Option<Vec<String>>,
@@ -162,6 +167,9 @@ pub struct DestinationConfig {
     pub fsync: FsyncPolicy,
     #[serde(default = "defaults::fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// With `format = "json"` and a parsing source: add the whole frame as `raw`.
+    #[serde(default)]
+    pub include_raw: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -231,6 +239,9 @@ mod defaults {
     pub fn fsync_interval_ms() -> u64 {
         1_000
     }
+    pub fn parse() -> ParseMode {
+        ParseMode::None
+    }
 }
 
 mod framing_serde {
@@ -246,6 +257,20 @@ mod framing_serde {
                 "unknown framing {other:?}; valid: octet-counted, newline, auto"
             ))),
         }
+    }
+}
+
+mod parse_serde {
+    use super::ParseMode;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ParseMode, D::Error> {
+        let name = String::deserialize(d)?;
+        ParseMode::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown parse mode {name:?}; valid: auto, rfc5424, rfc3164, none"
+            ))
+        })
     }
 }
 

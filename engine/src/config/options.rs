@@ -33,6 +33,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.tcp_user_timeout_ms", "60000",    "TCP_USER_TIMEOUT: data we sent that stays unacknowledged this long drops the connection; 0 = kernel default"),
     ("source.close_timeout_ms",  "5000",       "a connection being closed gets this long to send its last bytes (an alert, close_notify) before it is cut"),
     ("source.ktls",              "\"auto\"",   "kernel TLS offload: \"auto\" (what this kernel keeps safe), \"on\" (fail start-up without kTLS), \"off\""),
+    ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error, counted"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
     ("destination.type",         "required",   "\"file\""),
@@ -40,6 +41,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
+    ("destination.include_raw",  "false",      "with format = \"json\" and a parsing source: the whole frame as \"raw\" too"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -115,6 +117,7 @@ fn struct_keys() -> Vec<String> {
             tcp_user_timeout_ms: _,
             close_timeout_ms: _,
             ktls: _,
+            parse: _,
             destinations: _,
             tls: _,
         } = s;
@@ -135,6 +138,7 @@ fn struct_keys() -> Vec<String> {
             "tcp_user_timeout_ms",
             "close_timeout_ms",
             "ktls",
+            "parse",
             "destinations",
         ]
     };
@@ -146,6 +150,7 @@ fn struct_keys() -> Vec<String> {
             format: _,
             fsync: _,
             fsync_interval_ms: _,
+            include_raw: _,
         } = d;
         [
             "name",
@@ -154,6 +159,7 @@ fn struct_keys() -> Vec<String> {
             "format",
             "fsync",
             "fsync_interval_ms",
+            "include_raw",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -211,6 +217,8 @@ mod tests {
                 "framing" => "\"newline\"",
                 "oversize" => "\"drop\"",
                 "ktls" => "\"off\"",
+                "parse" => "\"auto\"",
+                "include_raw" => "true",
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",

@@ -5,7 +5,30 @@
 use super::json;
 use crate::batch::Batch;
 use crate::config::OutputFormat;
+use crate::parse::json::JsonOptions;
+use crate::parse::{self, ParseMode};
 use crate::stats::Stats;
+
+/// How one destination encodes its messages.
+#[derive(Clone, Copy)]
+pub struct Encoding<'a> {
+    pub format: OutputFormat,
+    /// Each source's parse mode (json only).
+    pub parse: &'a [ParseMode],
+    pub include_raw: bool,
+    /// Count parse errors (once per message: only the first json
+    /// destination of a round counts them).
+    pub count_parse_errors: bool,
+}
+
+impl Encoding<'_> {
+    pub const RAW: Encoding<'static> = Encoding {
+        format: OutputFormat::Raw,
+        parse: &[],
+        include_raw: false,
+        count_parse_errors: false,
+    };
+}
 
 /// The bytes of one round for one destination.
 pub enum Out<'a> {
@@ -62,7 +85,7 @@ pub fn encode_fed(
     prefix: &mut Vec<u8>,
     batch: &Batch,
     feeds: &[bool],
-    format: OutputFormat,
+    enc: Encoding<'_>,
     stats: &Stats,
 ) {
     for (i, run) in batch.runs.iter().enumerate() {
@@ -74,7 +97,7 @@ pub fn encode_fed(
             .runs
             .get(i + 1)
             .map_or(batch.len(), |r| r.first as usize);
-        match format {
+        match enc.format {
             OutputFormat::Raw => {
                 let start = if run.first == 0 {
                     0
@@ -97,10 +120,28 @@ pub fn encode_fed(
             OutputFormat::Json => {
                 let name = stats.source_names.get(source).map_or("", String::as_str);
                 json::run_prefix(prefix, run, name);
+                let mode = enc.parse.get(source).copied().unwrap_or(ParseMode::None);
+                if mode == ParseMode::None {
+                    for m in run.first as usize..end {
+                        out.extend_from_slice(prefix);
+                        json::escape_bytes(out, batch.message(m));
+                        out.extend_from_slice(b"\"}\n");
+                        ends.push(out.len());
+                    }
+                    continue;
+                }
+                let meta = parse::json::meta_from_run_prefix(prefix);
+                let opts = JsonOptions {
+                    include_raw: enc.include_raw,
+                };
                 for m in run.first as usize..end {
-                    out.extend_from_slice(prefix);
-                    json::escape_bytes(out, batch.message(m));
-                    out.extend_from_slice(b"\"}\n");
+                    let msg = parse::parse(batch.message(m), mode);
+                    if let (Some(e), true) = (msg.error, enc.count_parse_errors) {
+                        if let Some(s) = stats.sources.get(source) {
+                            s.parse_errors.inc(e.label());
+                        }
+                    }
+                    parse::json::render_json(out, meta, &msg, opts);
                     ends.push(out.len());
                 }
             }
@@ -176,7 +217,7 @@ mod tests {
             &mut prefix,
             &b,
             &feeds,
-            OutputFormat::Raw,
+            Encoding::RAW,
             &stats,
         );
         assert_eq!(out, b"keep1\nkeep2\nk3\n");

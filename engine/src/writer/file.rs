@@ -189,6 +189,7 @@ mod tests {
             format: OutputFormat::Raw,
             fsync: FsyncPolicy::Never,
             fsync_interval_ms: 1000,
+            include_raw: false,
         }
     }
 

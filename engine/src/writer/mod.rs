@@ -32,7 +32,7 @@ use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, messages_per_source, Out};
+use encode::{encode_fed, messages_per_source, Encoding, Out};
 use report::WriterReport;
 use sys::{Fs, RealFs};
 
@@ -83,6 +83,10 @@ pub struct Writer<F: Fs = RealFs> {
     scratch: Vec<u8>,
     scratch_ends: Vec<usize>,
     prefix: Vec<u8>,
+    /// Each source's parse mode, for json destinations.
+    parse: Vec<crate::parse::ParseMode>,
+    /// Each destination's `include_raw`.
+    include_raw: Vec<bool>,
 }
 
 impl Writer<RealFs> {
@@ -135,6 +139,8 @@ impl<F: Fs + Clone> Writer<F> {
             scratch: Vec::with_capacity(1 << 20),
             scratch_ends: Vec::with_capacity(1 << 14),
             prefix: Vec::with_capacity(512),
+            parse: config.sources.iter().map(|s| s.parse).collect(),
+            include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
         })
     }
 
@@ -259,8 +265,18 @@ impl<F: Fs + Clone> Writer<F> {
         let mut complete = vec![false; self.dests.len()];
         // Per destination: how many of its messages, from the first, are in the file.
         let mut whole = vec![0u64; self.dests.len()];
+        let first_json = self
+            .dests
+            .iter()
+            .position(|d| d.sink.format == OutputFormat::Json);
         for (d, dest) in self.dests.iter_mut().enumerate() {
             let format = dest.sink.format;
+            let enc = Encoding {
+                format,
+                parse: &self.parse,
+                include_raw: self.include_raw.get(d).copied().unwrap_or(false),
+                count_parse_errors: first_json == Some(d),
+            };
             let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) {
                 Out::Batches(round)
             } else {
@@ -274,7 +290,7 @@ impl<F: Fs + Clone> Writer<F> {
                         &mut self.prefix,
                         b,
                         &dest.feeds,
-                        format,
+                        enc,
                         &self.stats,
                     );
                 }
