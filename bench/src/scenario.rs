@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The scenarios `bench compare` runs when given no `--scenarios`.
 pub const DEFAULT_SCENARIOS: &str = include_str!("../scenarios/default.toml");
-/// The parsed rows, ready for when ringest parses (issue 14):
+/// The parsed rows (issue 14):
 /// `--scenarios bench/scenarios/parsed.toml`.
 #[cfg(test)]
 const PARSED_SCENARIOS: &str = include_str!("../scenarios/parsed.toml");
@@ -386,14 +386,14 @@ mod tests {
     }
 
     #[test]
-    fn parsed_scenarios_parse_and_wait_for_ringest() {
+    fn parsed_scenarios_parse_and_run_every_engine() {
         let v = parse(PARSED_SCENARIOS, "parsed").unwrap();
         assert!(!v.is_empty());
         for s in &v {
             assert_eq!(s.work, Work::Parsed);
             assert!(
-                s.unsupported_reason(Engine::Ringest).is_some(),
-                "{}: ringest does not parse yet; declare it n/a",
+                s.unsupported_reason(Engine::Ringest).is_none(),
+                "{}: ringest parses (parse = \"auto\")",
                 s.name
             );
         }
