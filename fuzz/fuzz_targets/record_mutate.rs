@@ -93,9 +93,14 @@ fuzz_target!(|data: &[u8]| {
             Rec::AppData(p) => peers.forger.app_data(p),
             Rec::Alert(p) => peers.forger.record(ContentType::Alert, p),
             Rec::Handshake(p) => peers.forger.record(ContentType::Handshake, p),
-            Rec::KeyUpdate(requested) => peers.forger.key_update(*requested),
+            Rec::KeyUpdate(requested) => peers
+                .forger
+                .record(ContentType::Handshake, &[24, 0, 0, 1, u8::from(*requested)]),
             Rec::Raw(typ, p) => peers.forger.record(ContentType::from(*typ), p),
         };
+        if record_model::is_key_update(rec, tls13) {
+            peers.forger.rekey();
+        }
         wire.extend_from_slice(&bytes);
         ends.push(wire.len());
     }

@@ -405,15 +405,21 @@ impl Forger {
     /// TLS 1.3 only: a KeyUpdate record under the current key, then the
     /// next key for every record after it (as a client's rustls would do).
     pub fn key_update(&mut self, update_requested: bool) -> Vec<u8> {
-        assert!(is_tls13(self.suite), "KeyUpdate is TLS 1.3 only");
         let rec = self.record(
             ContentType::Handshake,
             &[24, 0, 0, 1, u8::from(update_requested)],
         );
+        self.rekey();
+        rec
+    }
+
+    /// TLS 1.3 only: switches to the next sending key, as after sending a
+    /// KeyUpdate (which a fuzzer may also spell as a raw handshake record).
+    pub fn rekey(&mut self) {
+        assert!(is_tls13(self.suite), "KeyUpdate is TLS 1.3 only");
         let (seq, secrets) = self.kernel.update_tx_secret().expect("client key update");
         self.enc = encrypter(self.suite, secrets);
         self.start_at(seq);
-        rec
     }
 
     pub fn suite(&self) -> SupportedCipherSuite {

@@ -68,6 +68,13 @@ fn seen(rec: &Rec, tls13: bool) -> Seen {
     }
 }
 
+/// Whether the receiver takes `rec` as a KeyUpdate, so the sender must
+/// switch keys after it (whatever its spelling: the fuzzer can write one as
+/// a handshake record or a raw TLS 1.3 inner type 22).
+pub fn is_key_update(rec: &Rec, tls13: bool) -> bool {
+    tls13 && matches!(seen(rec, tls13), Seen::Handshake(p) if matches!(p[..], [24, 0, 0, 1, 0 | 1]))
+}
+
 /// Everything sent as application data, in order: a reader may deliver a
 /// prefix of this and nothing else.
 pub fn sent_plaintext(recs: &[Rec], tls13: bool) -> Vec<u8> {
