@@ -32,7 +32,7 @@ cargo +"$nightly" miri test -p ringest --lib -- \
 # Fuzzing: each target for FUZZ_SECONDS_PER_TARGET from its seed corpus (new
 # inputs go to a scratch folder, not to fuzz/corpus). A crash or a failed
 # check fails the run; libFuzzer prints the input and fuzz/artifacts/ keeps it.
-fuzz_seconds="${FUZZ_SECONDS_PER_TARGET:-45}"
+fuzz_seconds="${FUZZ_SECONDS_PER_TARGET:-40}"
 fuzz_flags=(--debug-assertions) # release build, ASan (cargo-fuzz default)
 cargo +"$nightly" fuzz build "${fuzz_flags[@]}"
 fuzz_out=$(mktemp)
