@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh Debian machine (run as root):
 # openssl and syslog-ng-core (loggen, and syslog-ng as a TLS peer), curl,
 # the rsyslog peers (unpacked, since they conflict with syslog-ng-core),
-# and the qemu guest kernel for the kTLS test.
+# and the qemu guest kernel for the kTLS test; for the fuzz and Miri steps
+# of tests/run-all.sh, a nightly toolchain with miri and cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
@@ -20,4 +21,16 @@ bash tests/interop/setup-peers.sh
 bash tests/ktls-vm/prepare.sh "$KTLS_VM_CACHE"
 # The package test builds the .deb with cargo-deb (crates.io).
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
+# Fuzzing (cargo-fuzz needs nightly) and Miri. Any failure here stops CI:
+# run-all.sh must never skip these steps for want of a tool.
+nightly="${RINGEST_NIGHTLY:-nightly}"
+if ! rustup run "$nightly" rustc --version >/dev/null 2>&1; then
+  rustup toolchain install "$nightly" --profile minimal --component miri,rust-src
+fi
+installed=$(rustup +"$nightly" component list --installed)
+for component in miri rust-src; do
+  grep -q "^$component" <<<"$installed" || rustup +"$nightly" component add "$component"
+done
+cargo +"$nightly" miri setup >/dev/null
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 echo "install-deps: done"
