@@ -170,7 +170,65 @@ pub struct DestinationConfig {
     /// With `format = "json"` and a parsing source: add the whole frame as `raw`.
     #[serde(default)]
     pub include_raw: bool,
+    /// Only messages whose parsed fields match (see parse/filter.rs).
+    #[serde(default)]
+    pub filter: Option<FilterConfig>,
+    /// A message this destination takes is not offered to later ones.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+    /// Takes only what no other destination of its source took.
+    #[serde(default)]
+    pub fallback: bool,
 }
+
+/// `filter = { severity = "warning", facility = ["auth", "authpriv"],
+/// host = "web-*", app = ["sshd"] }`: every given field must match.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub facility: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub host: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub app: Vec<String>,
+}
+
+impl FilterConfig {
+    /// The checked matcher.
+    pub fn build(&self) -> Result<crate::parse::Filter, crate::parse::FilterError> {
+        fn strs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        let (facility, host, app) = (strs(&self.facility), strs(&self.host), strs(&self.app));
+        crate::parse::Filter::new(&crate::parse::FilterSpec {
+            severity: self.severity.as_deref(),
+            facility: &facility,
+            host: &host,
+            app: &app,
+        })
+    }
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Destinations a routed round can tell apart: a message's destinations are
+/// one bit each of a `u64`.
+pub const ROUTED_DESTINATIONS_MAX: usize = 64;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,6 +466,14 @@ impl Config {
                 "at least one [[destination]] is required".into(),
             ));
         }
+        if self.is_routed() && self.destinations.len() > ROUTED_DESTINATIONS_MAX {
+            return Err((
+                "destination".into(),
+                format!(
+                    "filters, final and fallback work over at most {ROUTED_DESTINATIONS_MAX} destinations"
+                ),
+            ));
+        }
         let mut dest_names = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let key = |k: &str| format!("destination[{i}].{k}");
@@ -415,6 +481,16 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", d.name)));
             }
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
+            if let Some(f) = &d.filter {
+                f.build().map_err(|e| (key("filter"), e.to_string()))?;
+            }
+            if d.fallback && (d.filter.is_some() || d.is_final) {
+                return Err((
+                    key("fallback"),
+                    "a fallback destination takes what nothing else took: no filter or final on it"
+                        .into(),
+                ));
+            }
         }
         let mut names = HashSet::new();
         let mut addrs = HashSet::new();
@@ -502,6 +578,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether any destination filters, is final or is a fallback: then
+    /// each message's destinations are decided one by one.
+    pub fn is_routed(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| d.filter.is_some() || d.is_final || d.fallback)
     }
 
     /// For each source, the indexes of the destinations it feeds.

@@ -42,6 +42,9 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
     ("destination.include_raw",  "false",      "with format = \"json\" and a parsing source: the whole frame as \"raw\" too"),
+    ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
+    ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
+    ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -151,6 +154,9 @@ fn struct_keys() -> Vec<String> {
             fsync: _,
             fsync_interval_ms: _,
             include_raw: _,
+            filter: _,
+            is_final: _,
+            fallback: _,
         } = d;
         [
             "name",
@@ -160,6 +166,9 @@ fn struct_keys() -> Vec<String> {
             "fsync",
             "fsync_interval_ms",
             "include_raw",
+            "filter",
+            "final",
+            "fallback",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -219,6 +228,8 @@ mod tests {
                 "ktls" => "\"off\"",
                 "parse" => "\"auto\"",
                 "include_raw" => "true",
+                "filter" => "{ severity = \"warning\", host = \"web-*\" }",
+                "final" | "fallback" => "true",
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",

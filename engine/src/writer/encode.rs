@@ -77,14 +77,33 @@ impl Out<'_> {
     }
 }
 
-/// Encodes the messages of `batch` whose source feeds this destination into
-/// `out`, and records each message's end in `ends`.
+/// Which messages of a batch a destination takes when the config routes:
+/// `masks[m]` has bit `dest` set for message `m` of the batch.
+#[derive(Clone, Copy)]
+pub struct Taken<'a> {
+    pub masks: &'a [u64],
+    pub dest: usize,
+}
+
+impl Taken<'_> {
+    fn takes(&self, m: usize) -> bool {
+        self.masks
+            .get(m)
+            .is_some_and(|mask| mask & (1 << self.dest) != 0)
+    }
+}
+
+/// Encodes the messages of `batch` whose source feeds this destination
+/// (and, when routed, that it takes) into `out`, and records each
+/// message's end in `ends`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_fed(
     out: &mut Vec<u8>,
     ends: &mut Vec<usize>,
     prefix: &mut Vec<u8>,
     batch: &Batch,
     feeds: &[bool],
+    taken: Option<Taken<'_>>,
     enc: Encoding<'_>,
     stats: &Stats,
 ) {
@@ -98,6 +117,13 @@ pub fn encode_fed(
             .get(i + 1)
             .map_or(batch.len(), |r| r.first as usize);
         match enc.format {
+            OutputFormat::Raw if taken.is_some() => {
+                for m in (run.first as usize..end).filter(|&m| taken.is_some_and(|t| t.takes(m))) {
+                    out.extend_from_slice(batch.message(m));
+                    out.push(b'\n');
+                    ends.push(out.len());
+                }
+            }
             OutputFormat::Raw => {
                 let start = if run.first == 0 {
                     0
@@ -121,8 +147,9 @@ pub fn encode_fed(
                 let name = stats.source_names.get(source).map_or("", String::as_str);
                 json::run_prefix(prefix, run, name);
                 let mode = enc.parse.get(source).copied().unwrap_or(ParseMode::None);
+                let takes = |m: &usize| taken.is_none_or(|t| t.takes(*m));
                 if mode == ParseMode::None {
-                    for m in run.first as usize..end {
+                    for m in (run.first as usize..end).filter(takes) {
                         out.extend_from_slice(prefix);
                         json::escape_bytes(out, batch.message(m));
                         out.extend_from_slice(b"\"}\n");
@@ -134,7 +161,7 @@ pub fn encode_fed(
                 let opts = JsonOptions {
                     include_raw: enc.include_raw,
                 };
-                for m in run.first as usize..end {
+                for m in (run.first as usize..end).filter(takes) {
                     let msg = parse::parse(batch.message(m), mode);
                     if let (Some(e), true) = (msg.error, enc.count_parse_errors) {
                         if let Some(s) = stats.sources.get(source) {
@@ -217,6 +244,7 @@ mod tests {
             &mut prefix,
             &b,
             &feeds,
+            None,
             Encoding::RAW,
             &stats,
         );

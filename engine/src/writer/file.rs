@@ -190,6 +190,9 @@ mod tests {
             fsync: FsyncPolicy::Never,
             fsync_interval_ms: 1000,
             include_raw: false,
+            filter: None,
+            is_final: false,
+            fallback: false,
         }
     }
 

@@ -19,6 +19,7 @@ mod fake;
 pub mod file;
 pub mod json;
 pub mod report;
+pub mod route;
 pub mod sys;
 #[cfg(test)]
 mod tests;
@@ -32,8 +33,9 @@ use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, messages_per_source, Encoding, Out};
+use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
 use report::WriterReport;
+use route::Router;
 use sys::{Fs, RealFs};
 
 /// Batches taken from the rings per round: bounds the round's latency and memory.
@@ -87,6 +89,10 @@ pub struct Writer<F: Fs = RealFs> {
     parse: Vec<crate::parse::ParseMode>,
     /// Each destination's `include_raw`.
     include_raw: Vec<bool>,
+    /// Filters, final and fallback, when the config has any.
+    router: Option<Router>,
+    /// With a router: per batch of the round, each message's destinations.
+    masks: Vec<Vec<u64>>,
 }
 
 impl Writer<RealFs> {
@@ -141,6 +147,8 @@ impl<F: Fs + Clone> Writer<F> {
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
+            router: Router::new(config),
+            masks: Vec::new(),
         })
     }
 
@@ -265,6 +273,14 @@ impl<F: Fs + Clone> Writer<F> {
         let mut complete = vec![false; self.dests.len()];
         // Per destination: how many of its messages, from the first, are in the file.
         let mut whole = vec![0u64; self.dests.len()];
+        if let Some(router) = &self.router {
+            // Each message's destinations, decided once for the round.
+            self.masks.resize_with(round.len(), Vec::new);
+            for ((_, b), masks) in round.iter().zip(self.masks.iter_mut()) {
+                masks.clear();
+                router.route_batch(b, masks);
+            }
+        }
         let first_json = self
             .dests
             .iter()
@@ -277,19 +293,25 @@ impl<F: Fs + Clone> Writer<F> {
                 include_raw: self.include_raw.get(d).copied().unwrap_or(false),
                 count_parse_errors: first_json == Some(d),
             };
-            let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) {
+            let routed = self.router.is_some();
+            let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) && !routed {
                 Out::Batches(round)
             } else {
                 // Encoded once per round: a retry writes the same bytes.
                 self.scratch.clear();
                 self.scratch_ends.clear();
-                for (_, b) in round {
+                for (bi, (_, b)) in round.iter().enumerate() {
+                    let taken = routed.then(|| Taken {
+                        masks: self.masks.get(bi).map_or(&[][..], Vec::as_slice),
+                        dest: d,
+                    });
                     encode_fed(
                         &mut self.scratch,
                         &mut self.scratch_ends,
                         &mut self.prefix,
                         b,
                         &dest.feeds,
+                        taken,
                         enc,
                         &self.stats,
                     );
@@ -341,14 +363,23 @@ impl<F: Fs + Clone> Writer<F> {
     fn written_per_source(&self, round: &[(usize, Batch)], whole: &[u64]) -> Vec<u64> {
         let mut per_source = vec![0u64; self.stats.sources.len()];
         let mut rank = vec![0u64; self.dests.len()];
-        for (_, b) in round {
+        for (bi, (_, b)) in round.iter().enumerate() {
             for (i, run) in b.runs.iter().enumerate() {
                 let s = run.conn.source as usize;
                 let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
-                for _ in run.first as usize..end {
+                for m in run.first as usize..end {
                     let mut everywhere = true;
+                    // Routed: the destinations that took it; else all it feeds.
+                    let mask = self
+                        .router
+                        .as_ref()
+                        .and_then(|_| self.masks.get(bi)?.get(m).copied());
                     for (d, dest) in self.dests.iter().enumerate() {
-                        if dest.feeds.get(s).copied().unwrap_or(false) {
+                        let took = match mask {
+                            Some(mask) => mask & (1 << d) != 0,
+                            None => dest.feeds.get(s).copied().unwrap_or(false),
+                        };
+                        if took {
                             everywhere &= rank[d] < whole[d];
                             rank[d] += 1;
                         }
