@@ -356,12 +356,8 @@ mod tests {
     use rustls::{ClientConfig, RootCertStore, ServerConfig, ServerConnection};
 
     fn configs(suite: &str) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let der = CertificateDer::from(cert.der().to_vec());
+        let leaf = testkit::self_signed(&testkit::LeafSpec::server(1));
+        let der = CertificateDer::from(leaf.cert_der.clone());
         let mut roots = RootCertStore::empty();
         roots.add(der.clone()).unwrap();
         let opts = crate::tls::CryptoOptions {
@@ -381,7 +377,7 @@ mod tests {
             .with_no_client_auth()
             .with_single_cert(
                 vec![der],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
             )
             .unwrap();
         (Arc::new(client), Arc::new(server))

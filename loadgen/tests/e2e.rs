@@ -6,11 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-
 const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -38,58 +33,11 @@ impl Drop for TempDir {
 }
 
 /// CA, server (localhost, 127.0.0.1) and client certificates, plus a client
-/// certificate from another CA.
+/// certificate from another CA ("stranger"): the workspace's test PKI.
 fn make_pki(dir: &TempDir) {
-    fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        (p.self_signed(&key).unwrap(), key)
-    }
-    fn leaf(
-        dir: &TempDir,
-        name: &str,
-        sans: Vec<String>,
-        usage: ExtendedKeyUsagePurpose,
-        issuer: &(rcgen::Certificate, KeyPair),
-    ) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(sans).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
-        std::fs::write(dir.path(&format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-    let root = ca("loadgen test CA");
-    std::fs::write(dir.path("ca.pem"), root.0.pem()).unwrap();
-    leaf(
-        dir,
-        "server",
-        vec!["localhost".into(), "127.0.0.1".into()],
-        ExtendedKeyUsagePurpose::ServerAuth,
-        &root,
-    );
-    leaf(
-        dir,
-        "client",
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &root,
-    );
-    let other = ca("another CA");
-    leaf(
-        dir,
-        "stranger",
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &other,
-    );
+    let pki = testkit::Pki::generate(&dir.0);
+    std::fs::rename(&pki.rogue_cert, dir.path("stranger.pem")).unwrap();
+    std::fs::rename(&pki.rogue_key, dir.path("stranger.key")).unwrap();
 }
 
 struct Sink {

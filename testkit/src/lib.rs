@@ -11,8 +11,8 @@ use std::process::Command;
 use rcgen::{
     date_time_ymd, BasicConstraints, Certificate, CertificateParams,
     CertificateRevocationListParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
-    RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, RsaKeySize, SanType, SerialNumber,
+    PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
 };
 
 /// The key of a leaf.
@@ -305,8 +305,9 @@ impl Pki {
         let ca = Ca::new("ringest test CA");
         let rogue = Ca::new("rogue CA");
         let (server_cert, server_key) = ca.issue(&LeafSpec::server(1)).write(dir, "server");
-        let (client_cert, client_key) =
-            ca.issue(&LeafSpec::client("test-client", 2)).write(dir, "client");
+        let (client_cert, client_key) = ca
+            .issue(&LeafSpec::client("test-client", 2))
+            .write(dir, "client");
         let (rogue_cert, rogue_key) = rogue
             .issue(&LeafSpec::client("rogue-client", 3))
             .write(dir, "rogue");

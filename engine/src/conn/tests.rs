@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::OnceLock;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, SupportedCipherSuite};
@@ -25,19 +24,12 @@ struct TestPki {
 fn pki() -> &'static TestPki {
     static PKI: OnceLock<TestPki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = p.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
+        let ca = testkit::Ca::new("conn test CA");
+        let leaf = ca.issue(&testkit::LeafSpec::server(1));
         TestPki {
-            ca: ca.der().clone(),
-            cert: leaf.der().clone(),
-            key: key.serialize_der(),
+            ca: CertificateDer::from(ca.der()),
+            cert: CertificateDer::from(leaf.cert_der),
+            key: leaf.key_der,
         }
     })
 }

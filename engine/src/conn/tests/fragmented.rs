@@ -9,41 +9,23 @@ use rustls::server::WebPkiClientVerifier;
 
 use super::*;
 
-/// A client certificate of about 26 KiB: 400 DNS names.
-fn big_client_pki() -> &'static (CertificateDer<'static>, Vec<u8>) {
-    static BIG: OnceLock<(CertificateDer<'static>, Vec<u8>)> = OnceLock::new();
+/// A client CA and a client certificate of about 26 KiB: 400 DNS names.
+fn big_client_pki() -> &'static (CertificateDer<'static>, testkit::Leaf) {
+    static BIG: OnceLock<(CertificateDer<'static>, testkit::Leaf)> = OnceLock::new();
     BIG.get_or_init(|| {
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let ca_params = {
-            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            p
-        };
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let names: Vec<String> = (0..400)
+        let ca = testkit::Ca::new("fragment CA");
+        let mut spec = testkit::LeafSpec::client("big-client", 2);
+        spec.dns_sans = (0..400)
             .map(|i| format!("host-{i:04}.a-rather-long-subdomain.example.org"))
             .collect();
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        assert!(leaf.der().len() > 16 * 1024, "{}", leaf.der().len());
-        (
-            ca.der().clone(),
-            [leaf.der().to_vec(), key.serialize_der()].concat(),
-        )
+        let leaf = ca.issue(&spec);
+        assert!(leaf.cert_der.len() > 16 * 1024, "{}", leaf.cert_der.len());
+        (CertificateDer::from(ca.der()), leaf)
     })
 }
 
 fn mutual_configs(fragment_bytes: usize) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let (client_ca, leaf_and_key) = big_client_pki();
-    let leaf_len = leaf_and_key.len()
-        - KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .unwrap()
-            .serialize_der()
-            .len();
-    let (leaf, key) = leaf_and_key.split_at(leaf_len);
+    let (client_ca, leaf) = big_client_pki();
     let mut client_roots = RootCertStore::empty();
     client_roots.add(client_ca.clone()).unwrap();
     let prov = Arc::new(provider::default_provider());
@@ -69,8 +51,8 @@ fn mutual_configs(fragment_bytes: usize) -> (Arc<ServerConfig>, Arc<ClientConfig
         .unwrap()
         .with_root_certificates(roots)
         .with_client_auth_cert(
-            vec![CertificateDer::from(leaf.to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+            vec![CertificateDer::from(leaf.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
         )
         .unwrap();
     client.max_fragment_size = Some(fragment_bytes);

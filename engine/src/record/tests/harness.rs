@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, RsaKeySize};
 use rustls::client::ClientConnection;
 use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
@@ -93,25 +92,18 @@ struct Pki {
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ca key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ringest test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
-
-        let leaf = |key: KeyPair| {
-            let params = CertificateParams::new(vec![SERVER_NAME.to_string()]).expect("params");
-            let cert = params.signed_by(&key, &ca, &ca_key).expect("leaf cert");
-            (cert.der().clone(), key.serialize_der())
+        let ca = testkit::Ca::new("ringest test CA");
+        let leaf = |alg| {
+            let mut spec = testkit::LeafSpec::server(1);
+            spec.dns_sans = vec![SERVER_NAME.to_string()];
+            spec.alg = alg;
+            let l = ca.issue(&spec);
+            (CertificateDer::from(l.cert_der), l.key_der)
         };
-        let ecdsa = leaf(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ecdsa key"));
-        let rsa = leaf(
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).expect("rsa key"),
-        );
+        let ecdsa = leaf(testkit::KeyAlg::EcdsaP256);
+        let rsa = leaf(testkit::KeyAlg::Rsa2048);
         Pki {
-            ca: ca.der().clone(),
+            ca: CertificateDer::from(ca.der()),
             ecdsa,
             rsa,
         }
