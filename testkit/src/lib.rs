@@ -146,20 +146,7 @@ impl Ca {
     /// A self-signed CA, `CN=<cn>, O=Ringest Test`, valid 2020..2095.
     pub fn new(cn: &str) -> Ca {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("ca key");
-        let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "Ringest Test");
-        dn.push(DnType::CommonName, cn);
-        p.distinguished_name = dn;
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        p.not_before = date_time_ymd(2020, 1, 1);
-        p.not_after = date_time_ymd(2095, 1, 1);
-        let cert = p.self_signed(&key).expect("ca cert");
+        let cert = ca_params(cn).self_signed(&key).expect("ca cert");
         Ca {
             cn: cn.to_string(),
             cert,
@@ -173,6 +160,28 @@ impl Ca {
 
     pub fn der(&self) -> Vec<u8> {
         self.cert.der().to_vec()
+    }
+
+    /// The rcgen certificate and key, for tests that sign something unusual.
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
+    }
+
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.key
+    }
+
+    /// A CA certificate signed by this one (`CN=<cn>, O=Ringest Test`).
+    pub fn intermediate(&self, cn: &str) -> Ca {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("ca key");
+        let cert = ca_params(cn)
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("intermediate cert");
+        Ca {
+            cn: cn.to_string(),
+            cert,
+            key,
+        }
     }
 
     /// The CA's DN as the engine prints it.
@@ -230,6 +239,24 @@ impl Ca {
             .pem()
             .expect("crl pem")
     }
+}
+
+/// A CA's parameters: `CN=<cn>, O=Ringest Test`, valid 2020..2095.
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Ringest Test");
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2095, 1, 1);
+    p
 }
 
 /// A self-signed leaf (no CA at all).

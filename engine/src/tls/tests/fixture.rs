@@ -43,6 +43,6 @@ impl Fixture {
     }
 
     pub(crate) fn server_ca_der(&self) -> rustls_pki_types::CertificateDer<'static> {
-        self.server_ca.cert.der().clone()
+        self.server_ca.cert().der().clone()
     }
 }

@@ -40,7 +40,7 @@ fn identity_of_cert_with_cn_and_sans() {
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params
-        .signed_by(&key, &fx.client_ca.cert, &fx.client_ca.key)
+        .signed_by(&key, fx.client_ca.cert(), fx.client_ca.key())
         .unwrap();
     let leaf = Leaf {
         cert: cert.der().clone(),

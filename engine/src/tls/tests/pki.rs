@@ -1,23 +1,16 @@
-//! Test PKI built with rcgen: CAs, leaves with chosen names, dates, serials
-//! and key types, and CRLs.
+//! The TLS tests' view of the workspace's one test PKI builder (`testkit`):
+//! specs with borrowed names and `time` dates, leaves as rustls wants them.
+//! Only the mapping lives here; building is testkit's.
 
 use std::sync::Arc;
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, Certificate, CertificateParams,
-    CertificateRevocationListParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
-    SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
-};
+use rcgen::{Certificate, ExtendedKeyUsagePurpose, KeyPair, SignatureAlgorithm, PKCS_RSA_SHA256};
 use rustls::crypto::aws_lc_rs;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 
-pub(crate) struct TestCa {
-    pub cert: Certificate,
-    pub key: KeyPair,
-}
+pub(crate) struct TestCa(testkit::Ca);
 
 /// A leaf certificate with its key, as files would hold them.
 pub(crate) struct Leaf {
@@ -38,6 +31,17 @@ impl Leaf {
         let provider = aws_lc_rs::default_provider();
         let key = provider.key_provider.load_private_key(signing_key).unwrap();
         Arc::new(CertifiedKey::new(vec![self.cert.clone()], key))
+    }
+}
+
+impl From<testkit::Leaf> for Leaf {
+    fn from(l: testkit::Leaf) -> Leaf {
+        Leaf {
+            cert: CertificateDer::from(l.cert_der),
+            key_pkcs8: l.key_der,
+            cert_pem: l.cert_pem,
+            key_pem: l.key_pem,
+        }
     }
 }
 
@@ -63,10 +67,10 @@ impl<'a> LeafSpec<'a> {
             country: "HU",
             dns_sans,
             serial,
-            not_before: date_time_ymd(2020, 1, 1),
-            not_after: date_time_ymd(2090, 1, 1),
+            not_before: rcgen::date_time_ymd(2020, 1, 1),
+            not_after: rcgen::date_time_ymd(2090, 1, 1),
             eku: ExtendedKeyUsagePurpose::ClientAuth,
-            alg: &PKCS_ECDSA_P256_SHA256,
+            alg: &rcgen::PKCS_ECDSA_P256_SHA256,
         }
     }
 
@@ -77,111 +81,65 @@ impl<'a> LeafSpec<'a> {
         }
     }
 
-    fn params(&self) -> CertificateParams {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CountryName, self.country);
-        dn.push(DnType::OrganizationName, self.org);
-        dn.push(DnType::CommonName, self.cn);
-        params.distinguished_name = dn;
-        params.subject_alt_names = self
-            .dns_sans
-            .iter()
-            .map(|s| SanType::DnsName((*s).try_into().unwrap()))
-            .collect();
-        params.serial_number = Some(SerialNumber::from(self.serial));
-        params.not_before = self.not_before;
-        params.not_after = self.not_after;
-        params.extended_key_usages = vec![self.eku.clone()];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params
-    }
-}
-
-fn leaf_from(cert: Certificate, key: &KeyPair) -> Leaf {
-    Leaf {
-        cert: cert.der().clone(),
-        key_pkcs8: key.serialize_der(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+    fn to_testkit(&self) -> testkit::LeafSpec {
+        let ymd = |t: OffsetDateTime| (t.year(), u8::from(t.month()), t.day());
+        testkit::LeafSpec {
+            cn: self.cn.into(),
+            org: self.org.into(),
+            country: self.country.into(),
+            dns_sans: self.dns_sans.iter().map(|s| s.to_string()).collect(),
+            ip_sans: Vec::new(),
+            serial: self.serial,
+            not_before: ymd(self.not_before),
+            not_after: ymd(self.not_after),
+            server: self.eku == ExtendedKeyUsagePurpose::ServerAuth,
+            alg: if self.alg == &PKCS_RSA_SHA256 {
+                testkit::KeyAlg::Rsa2048
+            } else {
+                testkit::KeyAlg::EcdsaP256
+            },
+        }
     }
 }
 
 impl TestCa {
     pub(crate) fn new(cn: &str) -> TestCa {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = ca_params(cn).self_signed(&key).unwrap();
-        TestCa { cert, key }
+        TestCa(testkit::Ca::new(cn))
     }
 
     pub(crate) fn pem(&self) -> String {
-        self.cert.pem()
+        self.0.pem()
+    }
+
+    pub(crate) fn cert(&self) -> &Certificate {
+        self.0.certificate()
+    }
+
+    pub(crate) fn key(&self) -> &KeyPair {
+        self.0.key_pair()
     }
 
     /// A CA certificate signed by this one.
     pub(crate) fn intermediate(&self, cn: &str) -> TestCa {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = ca_params(cn)
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        TestCa { cert, key }
+        TestCa(self.0.intermediate(cn))
     }
 
     pub(crate) fn issue(&self, spec: &LeafSpec<'_>) -> Leaf {
-        let key = if spec.alg == &PKCS_RSA_SHA256 {
-            KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap()
-        } else {
-            KeyPair::generate_for(spec.alg).unwrap()
-        };
-        let cert = spec
-            .params()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        leaf_from(cert, &key)
+        self.0.issue(&spec.to_testkit()).into()
     }
 
     /// A CRL revoking `serials`, valid until `next_update`.
     pub(crate) fn crl_pem(&self, serials: &[u64], next_update: OffsetDateTime) -> String {
-        let params = CertificateRevocationListParams {
-            this_update: date_time_ymd(2020, 6, 1),
-            next_update,
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: serials
-                .iter()
-                .map(|&s| RevokedCertParams {
-                    serial_number: SerialNumber::from(s),
-                    revocation_time: date_time_ymd(2021, 1, 1),
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        params
-            .signed_by(&self.cert, &self.key)
-            .unwrap()
-            .pem()
-            .unwrap()
+        let ymd = (
+            next_update.year(),
+            u8::from(next_update.month()),
+            next_update.day(),
+        );
+        self.0.crl_pem(serials, ymd)
     }
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Ringest Test");
-    dn.push(DnType::CommonName, cn);
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = date_time_ymd(2020, 1, 1);
-    params.not_after = date_time_ymd(2095, 1, 1);
-    params
 }
 
 /// A self-signed leaf (no CA at all).
 pub(crate) fn self_signed(spec: &LeafSpec<'_>) -> Leaf {
-    let key = KeyPair::generate_for(spec.alg).unwrap();
-    let cert = spec.params().self_signed(&key).unwrap();
-    leaf_from(cert, &key)
+    testkit::self_signed(&spec.to_testkit()).into()
 }

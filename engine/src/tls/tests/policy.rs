@@ -233,7 +233,7 @@ fn client_chain_through_intermediate_is_accepted() {
     Arc::get_mut(&mut chain)
         .unwrap()
         .cert
-        .push(intermediate.cert.der().clone());
+        .push(intermediate.cert().der().clone());
     let with_chain = Arc::new(SingleCertAndKey::from(chain));
     assert_eq!(
         verdict(&fx, &fx.base, ClientAuth::Resolver(with_chain)),

@@ -209,7 +209,7 @@ fn client_refusing_server_cert_is_peer_alert() {
         .issue(&LeafSpec::client("c.example.com", &["c.example.com"], 3));
     let session = connect(
         build_server_config(&fx.base).unwrap(),
-        client_config(stranger.cert.der(), ClientAuth::Cert(&client), &[&TLS13]),
+        client_config(stranger.cert().der(), ClientAuth::Cert(&client), &[&TLS13]),
     );
     let failure = HandshakeFailure::classify(&session.server_result.unwrap_err());
     assert_eq!(failure, HandshakeFailure::PeerAlert("UnknownCA".into()));
