@@ -1,4 +1,4 @@
-//! A throwaway PKI generated with rcgen: an ECDSA P-256 CA, a server
+//! The bench's throwaway PKI, from the workspace's one builder (testkit): an ECDSA P-256 CA, a server
 //! certificate for localhost/127.0.0.1 (ECDSA P-256 or RSA-2048), and a
 //! client certificate. syslog-ng wants a hashed CA folder (`openssl rehash`).
 
@@ -6,10 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKey {
@@ -37,63 +33,27 @@ pub struct Pki {
     pub client_key: PathBuf,
 }
 
-fn new_key(kind: ServerKey) -> Result<KeyPair> {
-    Ok(match kind {
-        ServerKey::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
-        ServerKey::Rsa2048 => {
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?
-        }
-    })
-}
-
+/// The workspace's one test PKI builder (`testkit`): an ECDSA CA, the
+/// server certificate with the chosen key, an ECDSA client certificate.
 pub fn generate(dir: &Path, server: ServerKey, openssl: &Path) -> Result<Pki> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let write = |name: &str, text: &str| -> Result<PathBuf> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?;
-        Ok(p)
+    let ca = testkit::Ca::new("bench CA");
+    let mut server_spec = testkit::LeafSpec::server(1);
+    server_spec.alg = match server {
+        ServerKey::EcdsaP256 => testkit::KeyAlg::EcdsaP256,
+        ServerKey::Rsa2048 => testkit::KeyAlg::Rsa2048,
     };
-
-    let ca_key = new_key(ServerKey::EcdsaP256)?;
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name.push(DnType::CommonName, "bench CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = p.self_signed(&ca_key)?;
-
-    let leaf = |cn: &str, key: &KeyPair, server: bool| -> Result<String> {
-        let mut p = CertificateParams::new(Vec::<String>::new())?;
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if server {
-            p.subject_alt_names = vec![
-                SanType::DnsName("localhost".try_into()?),
-                SanType::IpAddress("127.0.0.1".parse()?),
-            ];
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        } else {
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        }
-        p.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        Ok(p.signed_by(key, &ca_cert, &ca_key)?.pem())
-    };
-    let server_key = new_key(server)?;
-    let client_key = new_key(ServerKey::EcdsaP256)?;
-
-    let ca = write("ca.pem", &ca_cert.pem())?;
+    let (server_cert, server_key) = ca.issue(&server_spec).write(dir, "server");
+    let (client_cert, client_key) = ca
+        .issue(&testkit::LeafSpec::client("bench-client", 2))
+        .write(dir, "client");
     let pki = Pki {
-        server_cert: write("server.pem", &leaf("localhost", &server_key, true)?)?,
-        server_key: write("server.key", &server_key.serialize_pem())?,
-        client_cert: write("client.pem", &leaf("bench-client", &client_key, false)?)?,
-        client_key: write("client.key", &client_key.serialize_pem())?,
+        server_cert,
+        server_key,
+        client_cert,
+        client_key,
         ca_dir: dir.join("ca.d"),
-        ca,
+        ca: ca.write(&dir.join("ca.pem")),
     };
     std::fs::create_dir_all(&pki.ca_dir)?;
     std::fs::copy(&pki.ca, pki.ca_dir.join("ca.pem"))?;
