@@ -30,10 +30,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType, SignatureAlgorithm,
-};
 use rustls::crypto::aws_lc_rs as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -73,58 +69,18 @@ fn main() -> ExitCode {
 /// run this on the host.
 fn make_pki(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let err = |e: rcgen::Error| e.to_string();
-    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "ringest ktls-vm CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-    let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    // The workspace's one test PKI builder.
+    let ca = testkit::Ca::new("ringest ktls-vm CA");
+    ca.write(&dir.join("ca.pem"));
+    let ecdsa = testkit::LeafSpec::server(1);
+    let rsa = testkit::LeafSpec {
+        alg: testkit::KeyAlg::Rsa2048,
+        ..testkit::LeafSpec::server(2)
     };
-    write("ca.pem", ca_cert.pem())?;
-    let leaf = |alg: &'static SignatureAlgorithm, cn: &str, server: bool| {
-        let key = if alg == &rcgen::PKCS_RSA_SHA256 {
-            KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048)
-        } else {
-            KeyPair::generate_for(alg)
-        }
-        .map_err(err)?;
-        let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if server {
-            p.subject_alt_names = vec![
-                SanType::DnsName("localhost".try_into().map_err(err)?),
-                SanType::IpAddress([127, 0, 0, 1].into()),
-            ];
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        } else {
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        }
-        let cert = p.signed_by(&key, &ca_cert, &ca_key).map_err(err)?;
-        Ok::<_, String>((cert.pem(), key.serialize_pem()))
-    };
-    for (name, alg, cn, server) in [
-        (
-            "server-ecdsa",
-            &rcgen::PKCS_ECDSA_P256_SHA256,
-            "localhost",
-            true,
-        ),
-        ("server-rsa", &rcgen::PKCS_RSA_SHA256, "localhost", true),
-        (
-            "client",
-            &rcgen::PKCS_ECDSA_P256_SHA256,
-            "ktls-client",
-            false,
-        ),
-    ] {
-        let (cert, key) = leaf(alg, cn, server)?;
-        write(&format!("{name}.pem"), cert)?;
-        write(&format!("{name}.key"), key)?;
-    }
+    ca.issue(&ecdsa).write(dir, "server-ecdsa");
+    ca.issue(&rsa).write(dir, "server-rsa");
+    ca.issue(&testkit::LeafSpec::client("ktls-client", 3))
+        .write(dir, "client");
     println!("pki written to {}", dir.display());
     Ok(())
 }

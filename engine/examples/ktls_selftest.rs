@@ -28,10 +28,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    SignatureAlgorithm,
-};
 use ringest::ktls::{
     self, ControlAction, ControlRecord, CryptoInfo, Decision, KtlsMode, KtlsSupport,
 };
@@ -341,43 +337,25 @@ struct Pki {
 
 impl Pki {
     fn new() -> Self {
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "ktls selftest CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA cert");
-        let leaf = |alg: &'static SignatureAlgorithm, name: &str, eku| {
-            let key = KeyPair::generate_for(alg).expect("leaf key");
-            let mut params = CertificateParams::new(vec![name.to_string()]).expect("leaf params");
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![eku];
-            let cert = params.signed_by(&key, &ca, &ca_key).expect("leaf cert");
+        // The workspace's one test PKI builder.
+        let ca = testkit::Ca::new("ktls selftest CA");
+        let identity = |spec: testkit::LeafSpec| {
+            let leaf = ca.issue(&spec);
             Identity {
-                chain: vec![cert.der().clone()],
-                key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                chain: vec![CertificateDer::from(leaf.cert_der)],
+                key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der)),
             }
         };
         let mut roots = RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
+        roots.add(CertificateDer::from(ca.der())).expect("root");
         Pki {
             roots: Arc::new(roots),
-            server_ecdsa: leaf(
-                &rcgen::PKCS_ECDSA_P256_SHA256,
-                "localhost",
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            server_rsa: leaf(
-                &rcgen::PKCS_RSA_SHA256,
-                "localhost",
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            client: leaf(
-                &rcgen::PKCS_ECDSA_P256_SHA256,
-                "client.example",
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
+            server_ecdsa: identity(testkit::LeafSpec::server(1)),
+            server_rsa: identity(testkit::LeafSpec {
+                alg: testkit::KeyAlg::Rsa2048,
+                ..testkit::LeafSpec::server(2)
+            }),
+            client: identity(testkit::LeafSpec::client("client.example", 3)),
         }
     }
 }

@@ -224,6 +224,11 @@ impl Batcher {
     /// Offers the waiting batch to the ring again; true once nothing waits.
     pub fn try_resume(&mut self) -> bool {
         if let Some(batch) = self.pending.take() {
+            if self.ring.abandoned.load(Ordering::Acquire) {
+                // The writer has gone: nothing in the ring will be written.
+                self.lost_messages += batch.len() as u64;
+                return true;
+            }
             match self.ring.full.push(batch) {
                 Ok(()) => self.waker.wake(),
                 Err(back) => {
@@ -247,7 +252,14 @@ impl Batcher {
     /// shard's, by pausing connections, so TCP's window closes on the
     /// senders and nothing is dropped.
     pub fn flush(&mut self) {
-        if self.current.is_empty() || !self.try_resume() {
+        // The waiting batch first, whatever `current` holds: close() relies
+        // on flush() to offer it again.
+        if !self.try_resume() || self.current.is_empty() {
+            return;
+        }
+        if self.ring.abandoned.load(Ordering::Acquire) {
+            self.lost_messages += self.current.len() as u64;
+            self.current.clear();
             return;
         }
         let next = self
@@ -341,6 +353,44 @@ mod tests {
 
     /// A writer that has gone never makes room: closing must not wait for
     /// it forever (SIGTERM with a failing disk), and counts what it dropped.
+    /// SIGTERM while the writer is behind: the last batch waits in the
+    /// batcher with nothing current; close() must offer it again and return
+    /// once the writer takes it (found by review: it spun forever).
+    #[test]
+    fn close_with_a_waiting_batch_and_nothing_current_returns_once_the_writer_takes_it() {
+        let ring = Arc::new(Ring::new(1));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let m = meta();
+        let msg = [b'x'; 3000];
+        for _ in 0..2 {
+            batcher.push(&m, 0, &msg);
+            batcher.flush();
+        }
+        assert!(batcher.is_full());
+        assert!(batcher.current.is_empty());
+        let consumer = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                let mut taken = 0;
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while taken < 2 && Instant::now() < deadline {
+                    if ring.full.pop().is_some() {
+                        taken += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                taken
+            })
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            batcher.close();
+            let _ = tx.send(batcher.lost_messages);
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(0));
+        assert_eq!(consumer.join().unwrap(), 2);
+    }
+
     #[test]
     fn close_after_the_writer_has_gone_does_not_block() {
         let ring = Arc::new(Ring::new(2));

@@ -159,6 +159,9 @@ pub fn serve(config: Config) -> Result<(), String> {
                 match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
                     Ok(shard) => {
                         let _ = ready.send(Ok(()));
+                        // Start-up waits for every shard's word: a sender
+                        // kept alive would hide a shard that died first.
+                        drop(ready);
                         shard.run();
                     }
                     Err(e) => {

@@ -468,12 +468,19 @@ impl Shard {
         }
         for s in &mut self.slots {
             if let Some(e) = s.entry.take() {
-                // SAFETY: we own fd; nothing else closes it.
+                // SAFETY: we own fd; nothing else closes it. An operation
+                // still in flight holds its own reference to the file.
                 unsafe { libc::close(e.fd) };
                 self.shared.stats.sources[e.source as usize]
                     .connections_active
                     .fetch_sub(1, Relaxed);
                 self.shared.sources[e.source as usize].per_ip.close(e.ip);
+                if e.recv_armed || e.send.in_flight() {
+                    // The kernel may still write into its exact-read buffer
+                    // or read its send buffer: never free them (the
+                    // process is exiting).
+                    std::mem::forget(e);
+                }
             }
         }
         self.live = 0;
@@ -562,7 +569,10 @@ impl Shard {
                 _ => self.on_recv_exact(slot, gen, res, now_ns),
             }
         }
-        if self.deferred_buffers == 0 {
+        // Parked connections (their multishot ended for lack of buffers)
+        // go again once half the buffers are back, not only when all are:
+        // under sustained overload that might never happen.
+        if self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2 {
             self.rearm.append(&mut self.rearm_later);
         }
     }
@@ -640,6 +650,10 @@ impl Shard {
                     self.refuse(slot, CloseReason::Handshake(HandshakeFailure::Timeout));
                 }
             } else if cfg.idle_timeout_ms > 0
+                // Only while we read from it: a connection paused by
+                // back-pressure (or waiting for buffers) is not idle.
+                && e.recv_armed
+                && e.deferred == 0
                 && now.duration_since(e.last_recv) >= Duration::from_millis(cfg.idle_timeout_ms)
             {
                 let idle_timeout_ms = cfg.idle_timeout_ms;
@@ -927,7 +941,9 @@ impl Shard {
             return;
         };
         if !e.recv_armed && !e.closing {
-            if res == -libc::ENOBUFS && self.deferred_buffers > 0 {
+            if res == -libc::ENOBUFS
+                && self.deferred_buffers > self.shared.config.recv_buffers_per_shard / 2
+            {
                 self.rearm_later.push(slot);
             } else {
                 self.rearm.push(slot);
@@ -1051,8 +1067,11 @@ impl Shard {
                 self.log_close(slot, &local.to_string());
             }
         }
+        let now = self.turn_now;
         if let Some(e) = self.slots[slot as usize].entry.as_mut() {
             e.closing = true;
+            // A send still in flight gets close_timeout_ms like any close.
+            e.closing_since.get_or_insert(now);
             e.recv_armed = false;
         }
         self.finish_close(slot);
