@@ -256,8 +256,9 @@ fn push_padded(out: &mut Vec<u8>, n: u32, width: usize) {
     out.extend_from_slice(&digits[..width]);
 }
 
-/// Unix nanoseconds as UTC fields (Howard Hinnant's days-to-civil).
-fn utc_fields(unix_ns: u64) -> DateTime {
+/// Unix nanoseconds as UTC fields (Howard Hinnant's days-to-civil): the
+/// one calendar conversion of the engine (the writer's `received` too).
+pub(crate) fn utc_fields(unix_ns: u64) -> DateTime {
     let secs = unix_ns / 1_000_000_000;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
