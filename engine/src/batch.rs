@@ -326,21 +326,29 @@ mod tests {
         assert_eq!(batch.runs[1].first, 2);
     }
 
+    /// A batcher of 4 KiB batches on a ring of `capacity`, which has been
+    /// offered `batches` batches of one 3000-byte message each.
+    fn offered(capacity: usize, batches: usize) -> (Arc<Ring>, Batcher, Arc<ConnMeta>) {
+        let ring = Arc::new(Ring::new(capacity));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let m = meta();
+        for _ in 0..batches {
+            batcher.push(&m, 0, &MSG_3000);
+            batcher.flush();
+        }
+        (ring, batcher, m)
+    }
+
+    const MSG_3000: [u8; 3000] = [b'x'; 3000];
+
     /// A full ring never blocks the shard: the batch waits in the batcher,
     /// which says it is full, and goes out once the writer makes room.
     #[test]
     fn a_full_ring_keeps_the_batch_waiting_without_blocking() {
-        let ring = Arc::new(Ring::new(2));
-        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
-        let m = meta();
-        let msg = [b'x'; 3000];
-        for _ in 0..2 {
-            batcher.push(&m, 0, &msg);
-            batcher.flush();
-        }
+        let (ring, mut batcher, m) = offered(2, 2);
         assert!(ring.full.is_full());
         assert!(!batcher.is_full());
-        batcher.push(&m, 0, &msg);
+        batcher.push(&m, 0, &MSG_3000);
         batcher.flush();
         assert!(batcher.is_full(), "the third batch waits");
         assert!(!batcher.try_resume());
@@ -351,21 +359,12 @@ mod tests {
         assert_eq!(ring.full.len(), 2);
     }
 
-    /// A writer that has gone never makes room: closing must not wait for
-    /// it forever (SIGTERM with a failing disk), and counts what it dropped.
     /// SIGTERM while the writer is behind: the last batch waits in the
     /// batcher with nothing current; close() must offer it again and return
     /// once the writer takes it (found by review: it spun forever).
     #[test]
     fn close_with_a_waiting_batch_and_nothing_current_returns_once_the_writer_takes_it() {
-        let ring = Arc::new(Ring::new(1));
-        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
-        let m = meta();
-        let msg = [b'x'; 3000];
-        for _ in 0..2 {
-            batcher.push(&m, 0, &msg);
-            batcher.flush();
-        }
+        let (ring, mut batcher, _) = offered(1, 2);
         assert!(batcher.is_full());
         assert!(batcher.current.is_empty());
         let consumer = {
@@ -391,17 +390,12 @@ mod tests {
         assert_eq!(consumer.join().unwrap(), 2);
     }
 
+    /// A writer that has gone never makes room: closing must not wait for
+    /// it forever (SIGTERM with a failing disk), and counts what it dropped.
     #[test]
     fn close_after_the_writer_has_gone_does_not_block() {
-        let ring = Arc::new(Ring::new(2));
-        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
-        let m = meta();
-        let msg = [b'x'; 3000];
-        for _ in 0..3 {
-            batcher.push(&m, 0, &msg);
-            batcher.flush();
-        }
-        batcher.push(&m, 0, &msg);
+        let (ring, mut batcher, m) = offered(2, 3);
+        batcher.push(&m, 0, &MSG_3000);
         ring.abandoned.store(true, Ordering::Release);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
