@@ -15,6 +15,20 @@ pub fn needed(max_connections_total: u64, listeners: u64) -> u64 {
     max_connections_total + listeners + FD_MARGIN
 }
 
+/// What a config may hold open besides the margin: (every source's
+/// `max_connections` summed, one listener per source per shard).
+pub fn config_needs(config: &crate::config::Config, shards: usize) -> (u64, u64) {
+    let max_connections_total = config
+        .sources
+        .iter()
+        .map(|s| s.max_connections as u64)
+        .sum();
+    (
+        max_connections_total,
+        (config.sources.len() * shards) as u64,
+    )
+}
+
 /// The outcome of [`raise`], for the start-up log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdLimit {

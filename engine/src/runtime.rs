@@ -42,12 +42,7 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 /// Raises the open-file limit and warns when it is still below what the
 /// config may need.
 fn check_fd_limit(config: &Config, shards: usize) {
-    let max_connections_total: u64 = config
-        .sources
-        .iter()
-        .map(|s| s.max_connections as u64)
-        .sum();
-    let listeners = (config.sources.len() * shards) as u64;
+    let (max_connections_total, listeners) = crate::fd_limit::config_needs(config, shards);
     match crate::fd_limit::raise() {
         Ok(limit) => {
             if limit.soft != limit.soft_before {

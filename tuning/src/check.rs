@@ -59,9 +59,10 @@ impl Wants {
             };
         };
         let tls = c.sources.iter().filter(|s| s.transport == Transport::Tls);
+        let (max_connections_total, listeners) = fd_limit::config_needs(c, c.shard_count());
         Wants {
-            max_connections_total: c.sources.iter().map(|s| s.max_connections as u64).sum(),
-            listeners: (c.sources.len() * c.shard_count()) as u64,
+            max_connections_total,
+            listeners,
             listen_backlog_max: c
                 .sources
                 .iter()
