@@ -160,6 +160,8 @@ pub struct DestinationConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: DestinationType,
+    /// The file (`type = "file"` only; required there).
+    #[serde(default)]
     pub path: PathBuf,
     #[serde(default = "defaults::format")]
     pub format: OutputFormat,
@@ -388,7 +390,7 @@ impl Config {
 
     fn resolve_paths(&mut self, base: &Path) {
         for d in &mut self.destinations {
-            if d.path.is_relative() {
+            if d.path.is_relative() && !d.path.as_os_str().is_empty() {
                 d.path = base.join(&d.path);
             }
         }
@@ -481,6 +483,9 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", d.name)));
             }
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
+            if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
+                return Err((key("path"), "a file destination needs a path".into()));
+            }
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;
             }

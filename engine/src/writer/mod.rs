@@ -17,6 +17,7 @@ pub mod failure;
 #[cfg(test)]
 mod fake;
 pub mod file;
+pub mod file_destination;
 pub mod json;
 pub mod report;
 pub mod route;
@@ -284,9 +285,9 @@ impl<F: Fs + Clone> Writer<F> {
         let first_json = self
             .dests
             .iter()
-            .position(|d| d.sink.format == OutputFormat::Json);
+            .position(|d| d.format() == OutputFormat::Json);
         for (d, dest) in self.dests.iter_mut().enumerate() {
-            let format = dest.sink.format;
+            let format = dest.format();
             let enc = Encoding {
                 format,
                 parse: &self.parse,
@@ -294,7 +295,7 @@ impl<F: Fs + Clone> Writer<F> {
                 count_parse_errors: first_json == Some(d),
             };
             let routed = self.router.is_some();
-            let out = if format == OutputFormat::Raw && dest.feeds.iter().all(|f| *f) && !routed {
+            let out = if format == OutputFormat::Raw && dest.feeds().iter().all(|f| *f) && !routed {
                 Out::Batches(round)
             } else {
                 // Encoded once per round: a retry writes the same bytes.
@@ -310,7 +311,7 @@ impl<F: Fs + Clone> Writer<F> {
                         &mut self.scratch_ends,
                         &mut self.prefix,
                         b,
-                        &dest.feeds,
+                        dest.feeds(),
                         taken,
                         enc,
                         &self.stats,
@@ -377,7 +378,7 @@ impl<F: Fs + Clone> Writer<F> {
                     for (d, dest) in self.dests.iter().enumerate() {
                         let took = match mask {
                             Some(mask) => mask & (1 << d) != 0,
-                            None => dest.feeds.get(s).copied().unwrap_or(false),
+                            None => dest.feeds().get(s).copied().unwrap_or(false),
                         };
                         if took {
                             everywhere &= rank[d] < whole[d];
