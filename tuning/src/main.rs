@@ -15,6 +15,7 @@ mod measure;
 mod plan;
 mod plan_render;
 mod profile;
+mod validate;
 mod workload;
 mod write_probe;
 
@@ -60,6 +61,14 @@ enum Command {
         /// Where bench, ringest and loadgen are (default: next to tuning).
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<PathBuf>,
+    },
+    /// The model's prediction for the target profile's shards, made from
+    /// the base profile, against what the target measured (Markdown).
+    Validate {
+        #[arg(long, value_name = "FILE")]
+        base: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        target: PathBuf,
     },
     /// A capacity plan for a workload from a measured profile: Markdown on
     /// stdout, or plan.md, plan.json and curve.svg in --out.
@@ -113,6 +122,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Validate { base, target } => match (read_profile(&base), read_profile(&target)) {
+            (Ok(b), Ok(t)) => {
+                print!("{}", validate::markdown(&b, &t, &validate::compare(&b, &t)));
+                ExitCode::SUCCESS
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("tuning validate: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Plan {
             profile,
             workload,
@@ -189,4 +208,10 @@ fn run_plan(
         dir.display()
     );
     Ok(())
+}
+
+fn read_profile(p: &std::path::Path) -> Result<profile::Profile, String> {
+    let text =
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("profile {}: {e}", p.display()))
 }

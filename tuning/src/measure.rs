@@ -137,6 +137,7 @@ pub fn run(o: &Options) -> Result<Profile, String> {
                     bytes,
                     records_per_write: rpw,
                     cpu_us_per_msg: f,
+                    client_cpu_us_per_msg: figure(s.get("client_cpu_us_per_msg")),
                 });
             }
         }

@@ -23,6 +23,8 @@ pub struct CpuPoint {
     pub records_per_write: u32,
     /// Whole-process server CPU (all threads), microseconds per message.
     pub cpu_us_per_msg: Figure,
+    /// loadgen's CPU per message in the same runs (it shares the cores).
+    pub client_cpu_us_per_msg: Option<Figure>,
 }
 
 /// One point of the throughput–latency curve.
@@ -136,6 +138,7 @@ pub mod tests {
             bytes,
             records_per_write: rpw,
             cpu_us_per_msg: fig(us),
+            client_cpu_us_per_msg: Some(fig(us / 2.0)),
         };
         Profile {
             machine: Machine {
