@@ -133,12 +133,43 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
         "cores",
         format!("peak × CPU per message × {:.2} headroom", w.headroom()),
     );
-    let nodes = cores.map(|c| (c / f64::from(w.cores_per_node)).ceil().max(1.0));
+    let disk_bytes_s = w.peak_msgs_per_s * (mean + 1.0);
+    let wire =
+        mean + OCTET_COUNT_BYTES + TLS_RECORD_OVERHEAD_BYTES / f64::from(w.records_per_write);
+    let net_in = w.peak_msgs_per_s * wire * (1.0 + TCP_IP_OVERHEAD) * 8.0 / 1e6;
+    // Network out (forward, Kafka) carries the same messages again.
+    let net_node = if w.output == Output::File {
+        net_in
+    } else {
+        2.0 * net_in
+    };
+    let (nodes, bound) = match cores {
+        None => (None, "CPU (unmeasured)"),
+        Some(c) => {
+            let mut n = ((c / f64::from(w.cores_per_node)).ceil().max(1.0), "cores");
+            if let Some(nic) = w.node_nic_gbit {
+                let by_nic = (net_node * w.headroom() / (nic * 1000.0)).ceil();
+                if by_nic > n.0 {
+                    n = (by_nic, "node_nic_gbit");
+                }
+            }
+            if let Some(disk) = w.node_disk_mb_s {
+                let by_disk = (disk_bytes_s / 1e6 * w.headroom() / disk).ceil();
+                if w.output == Output::File && by_disk > n.0 {
+                    n = (by_disk, "node_disk_mb_s");
+                }
+            }
+            (Some(n.0), n.1)
+        }
+    };
     row(
         "nodes",
         nodes,
         "nodes",
-        format!("cores / {} cores per node, rounded up", w.cores_per_node),
+        format!(
+            "the most of: cores / {} per node, network and disk × headroom / the node limits given; bound by {bound}",
+            w.cores_per_node
+        ),
     );
     let per_node_rate = nodes.map(|n| w.peak_msgs_per_s / n);
     row(
@@ -186,7 +217,6 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
     );
 
     // Disk and network.
-    let disk_bytes_s = w.peak_msgs_per_s * (mean + 1.0);
     row(
         "disk write, whole tier",
         Some(disk_bytes_s / 1e6),
@@ -340,6 +370,16 @@ storm = { clients = 40_000, seconds = 60 }
         // 2M × 1.5 µs = 3 cores; × 1.3 = 3.9.
         assert!(near(get("cores, whole tier"), 3.9));
         assert!(near(get("nodes"), 1.0));
+        // With 10 Gbit NICs: in + out (Kafka) 2 × 5.42 Gbit × 1.3 → 2 nodes.
+        let mut w = workload();
+        w.node_nic_gbit = Some(10.0);
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 2.0));
+        // With 300 MB/s disks but Kafka output, disk does not bind.
+        w.node_disk_mb_s = Some(300.0);
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 2.0));
+        w.output = Output::File;
+        // File: 602 MB/s × 1.3 / 300 → 3 nodes.
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 3.0));
         assert!(near(get("rate per node"), 2_000_000.0));
         // 1M/s per shard measured × 32 shards.
         assert!(near(get("measured ceiling per node"), 32_000_000.0));

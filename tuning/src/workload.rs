@@ -12,6 +12,8 @@
 //! output = "file"            # file | forward | kafka
 //! sizes = [{ bytes = 300, share = 1.0 }]
 //! storm = { clients = 40_000, seconds = 60 }
+//! node_nic_gbit = 10         # optional node limits: nodes are also
+//! node_disk_mb_s = 1000      # added until network and disk fit
 //! ```
 
 use std::fmt;
@@ -68,6 +70,10 @@ pub struct Workload {
     pub output: Output,
     pub sizes: Vec<SizeShare>,
     pub storm: Option<Storm>,
+    /// A node's network interface, Gbit/s (optional: a node limit).
+    pub node_nic_gbit: Option<f64>,
+    /// A node's sustained disk write, MB/s (optional: a node limit).
+    pub node_disk_mb_s: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -161,6 +167,14 @@ impl Workload {
         let total: f64 = self.sizes.iter().map(|s| s.share).sum();
         if (total - 1.0).abs() > 0.01 {
             return err("sizes", format!("the shares add up to {total:.3}, not 1"));
+        }
+        for (field, v) in [
+            ("node_nic_gbit", self.node_nic_gbit),
+            ("node_disk_mb_s", self.node_disk_mb_s),
+        ] {
+            if v.is_some_and(|v| v.is_nan() || v <= 0.0) {
+                return err(field, "must be positive".into());
+            }
         }
         if let Some(s) = self.storm {
             if s.seconds.is_nan() || s.seconds <= 0.0 {
