@@ -79,6 +79,12 @@ pub struct DestinationStats {
     pub unsynced_messages: AtomicU64,
     /// 1 while writing to this destination fails and is paused.
     pub failing: AtomicU64,
+    /// Path templates: field values escaped, emptied or cut to be one safe file name.
+    pub path_values_sanitized: AtomicU64,
+    /// Path templates: fields a message did not have (written as `@unknown`).
+    pub path_values_missing: AtomicU64,
+    /// Path templates: files closed (least recently used, SIGHUP, shutdown).
+    pub files_closed: AtomicU64,
 }
 
 pub struct Stats {
@@ -342,7 +348,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 3] = [
+        let plain: [(&str, &str, Get); 6] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -357,6 +363,21 @@ impl Stats {
                 "ringest_destination_failing",
                 "1 while writing to the destination fails and is paused (retrying).",
                 |d| d.failing.load(Relaxed),
+            ),
+            (
+                "ringest_path_values_sanitized_total",
+                "Path templates: field values that were not a safe file name, escaped (%XX), emptied (@empty) or cut.",
+                |d| d.path_values_sanitized.load(Relaxed),
+            ),
+            (
+                "ringest_path_values_missing_total",
+                "Path templates: fields a message did not have, written as @unknown.",
+                |d| d.path_values_missing.load(Relaxed),
+            ),
+            (
+                "ringest_files_closed_total",
+                "Path templates: files closed (least recently used past max_open_files, SIGHUP, shutdown).",
+                |d| d.files_closed.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

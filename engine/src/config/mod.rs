@@ -19,6 +19,7 @@ use crate::ktls::KtlsMode;
 use crate::logger::LogFormat;
 use crate::parse::ParseMode;
 use crate::tls::TlsSettings;
+use crate::writer::template::{DateFrom, PathTemplate};
 
 /// A configuration error: the file, the key and the reason.
 #[derive(Debug)]
@@ -181,6 +182,20 @@ pub struct DestinationConfig {
     /// Takes only what no other destination of its source took.
     #[serde(default)]
     pub fallback: bool,
+    /// With a path template: where `{year}`..`{hour}` come from.
+    #[serde(default, with = "date_from_serde")]
+    pub date_from: DateFrom,
+    /// With a path template: files held open at once, the least recently
+    /// used closed first.
+    #[serde(default = "defaults::max_open_files")]
+    pub max_open_files: usize,
+}
+
+impl DestinationConfig {
+    /// The path's template, `None` for a plain file (validated at load).
+    pub fn template(&self) -> Option<PathTemplate> {
+        PathTemplate::parse(&self.path).ok().flatten()
+    }
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -301,6 +316,23 @@ mod defaults {
     }
     pub fn parse() -> ParseMode {
         ParseMode::None
+    }
+    pub fn max_open_files() -> usize {
+        64
+    }
+}
+
+mod date_from_serde {
+    use super::DateFrom;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateFrom, D::Error> {
+        let name = String::deserialize(d)?;
+        DateFrom::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown date_from {name:?}; valid: received, message"
+            ))
+        })
     }
 }
 
@@ -486,6 +518,8 @@ impl Config {
             if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
                 return Err((key("path"), "a file destination needs a path".into()));
             }
+            PathTemplate::parse(&d.path).map_err(|e| (key("path"), e.to_string()))?;
+            check_range(key("max_open_files"), d.max_open_files as u64, 1, 65_536)?;
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;
             }

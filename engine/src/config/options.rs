@@ -37,7 +37,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
     ("destination.type",         "required",   "\"file\""),
-    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder"),
+    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder. A template with {host}, {app}, {facility}, {severity}, {source}, {peer}, {year}, {month}, {day}, {hour} writes one file per value (folders created; each value made one safe file-name component, a missing one is @unknown; see writer/template.rs)"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
@@ -45,6 +45,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
+    ("destination.date_from",    "\"received\"", "with a path template: {year}..{hour} from the receive time (UTC) or \"message\" (the message's own timestamp when it has one, in UTC when it has an offset; else the receive time)"),
+    ("destination.max_open_files", "64",       "with a path template: files held open at once; the least recently used is closed (after its fsync) to open another"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -157,6 +159,8 @@ fn struct_keys() -> Vec<String> {
             filter: _,
             is_final: _,
             fallback: _,
+            date_from: _,
+            max_open_files: _,
         } = d;
         [
             "name",
@@ -169,6 +173,8 @@ fn struct_keys() -> Vec<String> {
             "filter",
             "final",
             "fallback",
+            "date_from",
+            "max_open_files",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -230,6 +236,7 @@ mod tests {
                 "include_raw" => "true",
                 "filter" => "{ severity = \"warning\", host = \"web-*\" }",
                 "final" | "fallback" => "true",
+                "date_from" => "\"message\"",
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",

@@ -193,6 +193,8 @@ mod tests {
             filter: None,
             is_final: false,
             fallback: false,
+            date_from: Default::default(),
+            max_open_files: 1,
         }
     }
 

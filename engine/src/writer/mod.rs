@@ -18,10 +18,13 @@ pub mod failure;
 mod fake;
 pub mod file;
 pub mod file_destination;
+pub mod file_set;
 pub mod json;
+pub mod placement;
 pub mod report;
 pub mod route;
 pub mod sys;
+pub mod template;
 #[cfg(test)]
 mod tests;
 
@@ -295,7 +298,12 @@ impl<F: Fs + Clone> Writer<F> {
                 count_parse_errors: first_json == Some(d),
             };
             let routed = self.router.is_some();
-            let out = if format == OutputFormat::Raw && dest.feeds().iter().all(|f| *f) && !routed {
+            if dest.is_split() {
+                let masks = routed.then_some((self.masks.as_slice(), d));
+                dest.place(round, masks, &self.parse, &self.stats.source_names);
+            }
+            let whole_round = dest.feeds().iter().all(|f| *f) && !routed && !dest.is_split();
+            let out = if format == OutputFormat::Raw && whole_round {
                 Out::Batches(round)
             } else {
                 // Encoded once per round: a retry writes the same bytes.
