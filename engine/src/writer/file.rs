@@ -52,12 +52,22 @@ fn open_checked<F: Fs>(fs: &mut F, path: &Path) -> io::Result<(F::File, Opened)>
 }
 
 impl<F: Fs> FileSink<F> {
-    pub fn open(mut fs: F, cfg: &DestinationConfig) -> io::Result<(FileSink<F>, Opened)> {
-        let (file, opened) = open_checked(&mut fs, &cfg.path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))?;
+    pub fn open(fs: F, cfg: &DestinationConfig) -> io::Result<(FileSink<F>, Opened)> {
+        Self::open_at(fs, cfg, cfg.path.clone())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))
+    }
+
+    /// Opens `path` with `cfg`'s settings (a path template's file); the
+    /// error is the OS one as it is, so it classifies as a write failure.
+    pub fn open_at(
+        mut fs: F,
+        cfg: &DestinationConfig,
+        path: PathBuf,
+    ) -> io::Result<(FileSink<F>, Opened)> {
+        let (file, opened) = open_checked(&mut fs, &path)?;
         let sink = FileSink {
             name: cfg.name.clone(),
-            path: cfg.path.clone(),
+            path,
             format: cfg.format,
             fsync: cfg.fsync,
             fsync_interval: Duration::from_millis(cfg.fsync_interval_ms),

@@ -41,7 +41,7 @@ pub struct Closed {
 
 pub struct FileSet<F: Fs> {
     fs: F,
-    /// The destination's settings; `path` is set to each file as it is opened.
+    /// The destination's settings (its `path` is the template).
     cfg: DestinationConfig,
     max_open: usize,
     files: HashMap<Box<[u8]>, OpenFile<F>>,
@@ -87,9 +87,9 @@ impl<F: Fs + Clone> FileSet<F> {
         let tick = self.tick;
         let mut opened = None;
         if !self.files.contains_key(path) {
-            self.cfg.path = PathBuf::from(OsStr::from_bytes(path));
             // Open first: if it fails, the set is as it was.
-            let (sink, o) = FileSink::open(self.fs.clone(), &self.cfg)?;
+            let at = PathBuf::from(OsStr::from_bytes(path));
+            let (sink, o) = FileSink::open_at(self.fs.clone(), &self.cfg, at)?;
             if self.files.len() >= self.max_open {
                 if let Some((_, lru)) = self.lru.pop_first() {
                     if let Some(f) = self.files.remove(&lru) {

@@ -26,6 +26,8 @@ pub mod route;
 pub mod sys;
 pub mod template;
 #[cfg(test)]
+mod template_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
