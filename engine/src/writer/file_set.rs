@@ -169,24 +169,16 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{DestinationType, OutputFormat};
     use crate::writer::fake::FakeFs;
 
-    fn cfg(fsync: FsyncPolicy) -> DestinationConfig {
-        DestinationConfig {
-            name: "d".into(),
-            kind: DestinationType::File,
-            path: "/l/{host}.log".into(),
-            format: OutputFormat::Raw,
-            fsync,
-            fsync_interval_ms: 1000,
-            include_raw: false,
-            filter: None,
-            is_final: false,
-            fallback: false,
-            date_from: Default::default(),
-            max_open_files: 2,
-        }
+    fn cfg(fsync: &str) -> DestinationConfig {
+        let text = format!(
+            "[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"/l/{{host}}.log\"\n\
+             fsync = \"{fsync}\"\n"
+        );
+        let c = crate::config::Config::from_toml(&text, Path::new("t"), Path::new("/"));
+        c.expect("config").destinations.remove(0)
     }
 
     fn write(set: &mut FileSet<FakeFs>, path: &str, line: &str, closed: &mut Vec<Closed>) {
@@ -200,7 +192,7 @@ mod tests {
     #[test]
     fn the_least_recently_used_file_is_closed_first_and_synced() {
         let fs = FakeFs::default();
-        let mut set = FileSet::new(fs.clone(), &cfg(FsyncPolicy::Interval), 2);
+        let mut set = FileSet::new(fs.clone(), &cfg("interval"), 2);
         let mut closed = Vec::new();
         write(&mut set, "/l/a.log", "a1\n", &mut closed);
         write(&mut set, "/l/b.log", "b1\n", &mut closed);
@@ -226,7 +218,7 @@ mod tests {
     #[test]
     fn a_failed_open_closes_nothing_and_can_be_retried() {
         let fs = FakeFs::default();
-        let mut set = FileSet::new(fs.clone(), &cfg(FsyncPolicy::Never), 1);
+        let mut set = FileSet::new(fs.clone(), &cfg("never"), 1);
         let mut closed = Vec::new();
         write(&mut set, "/l/a.log", "a\n", &mut closed);
         fs.disk().open_faults.push_back(libc::EACCES);
@@ -246,7 +238,7 @@ mod tests {
     fn a_reopened_file_with_a_torn_line_is_repaired() {
         let fs = FakeFs::default();
         fs.put(Path::new("/l/a.log"), b"torn");
-        let mut set = FileSet::new(fs.clone(), &cfg(FsyncPolicy::Batch), 4);
+        let mut set = FileSet::new(fs.clone(), &cfg("batch"), 4);
         let mut closed = Vec::new();
         let (_, opened) = set.get(b"/l/a.log", &mut closed).expect("open");
         assert_eq!(opened.map(|o| o.torn_last_line), Some(true));
@@ -259,7 +251,7 @@ mod tests {
     #[test]
     fn close_all_syncs_dirty_files_and_reports_a_failed_sync() {
         let fs = FakeFs::default();
-        let mut set = FileSet::new(fs.clone(), &cfg(FsyncPolicy::Never), 4);
+        let mut set = FileSet::new(fs.clone(), &cfg("never"), 4);
         let mut closed = Vec::new();
         write(&mut set, "/l/a.log", "a\n", &mut closed);
         write(&mut set, "/l/b.log", "b\n", &mut closed);

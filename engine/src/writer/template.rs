@@ -39,7 +39,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::parse::emit::{days_from_civil, utc_fields};
-use crate::parse::path::{push_component, COMPONENT_BYTES_MAX};
+use crate::parse::path::{fnv1a64, push_component, COMPONENT_BYTES_MAX};
 use crate::parse::{DateTime, Message, TimestampKind};
 
 /// What a missing field (no host, no PRI, an unparsed frame) renders as.
@@ -303,11 +303,11 @@ impl PathTemplate {
     pub fn render(&self, out: &mut Vec<u8>, v: &Values<'_>) -> Rendered {
         out.clear();
         let mut r = Rendered::default();
-        let date = self
-            .fields()
-            .any(Field::is_date)
-            .then(|| date_of(v))
-            .unwrap_or_else(|| utc_fields(0));
+        let date = if self.fields().any(Field::is_date) {
+            date_of(v)
+        } else {
+            utc_fields(0)
+        };
         let mut component_start = 0;
         for piece in &self.pieces {
             match piece {
@@ -402,13 +402,6 @@ fn cap_component(out: &mut Vec<u8>, start: usize) {
     }
     out.truncate(cut);
     let _ = write!(out, "~{hash:016x}");
-}
-
-/// FNV-1a, 64 bits, as `parse::path` hashes a long value.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn push_field(out: &mut Vec<u8>, f: Field, v: &Values<'_>, date: &DateTime, r: &mut Rendered) {

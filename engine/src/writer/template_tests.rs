@@ -8,18 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fake::{FakeFs, WriteFault};
-use super::{Writer, WriterControl};
-use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
+use super::report::WriterReport;
+use super::tests::{self, Rig};
+use crate::batch::{Batch, ConnMeta};
 use crate::config::Config;
 use crate::stats::Stats;
-
-struct Rig {
-    fs: FakeFs,
-    ring: Arc<Ring>,
-    stats: Arc<Stats>,
-    control: Arc<WriterControl>,
-    writer: Writer<FakeFs>,
-}
 
 fn rig(dest: &str) -> Rig {
     rig_on(FakeFs::default(), dest)
@@ -32,26 +25,7 @@ fn rig_on(fs: FakeFs, dest: &str) -> Rig {
     );
     let cfg = Config::from_toml(&text, Path::new("/fake/ringest.toml"), Path::new("/fake"))
         .expect("config");
-    let names: Vec<String> = cfg.destinations.iter().map(|d| d.name.clone()).collect();
-    let ring = Arc::new(Ring::new(1024));
-    let stats = Arc::new(Stats::new(vec!["in".into()]).with_destinations(names));
-    let control = Arc::new(WriterControl::default());
-    let writer = Writer::with_fs(
-        fs.clone(),
-        &cfg,
-        vec![Arc::clone(&ring)],
-        Arc::clone(&stats),
-        Arc::new(WriterWaker::new()),
-        Arc::clone(&control),
-    )
-    .expect("writer");
-    Rig {
-        fs,
-        ring,
-        stats,
-        control,
-        writer,
-    }
+    tests::rig_on(fs, &cfg)
 }
 
 const PER_HOST: &str = "[[destination]]\nname = \"hosts\"\ntype = \"file\"\n\
@@ -79,7 +53,7 @@ fn batch(frames: &[String]) -> Batch {
 }
 
 impl Rig {
-    fn push(&self, frames: &[String]) {
+    fn push_frames(&self, frames: &[String]) {
         self.ring.full.push(batch(frames)).expect("ring has room");
     }
 
@@ -87,17 +61,9 @@ impl Rig {
         String::from_utf8_lossy(&self.fs.content(Path::new(path))).into_owned()
     }
 
-    fn run_to_end(self) -> (super::report::WriterReport, FakeFs, Arc<Stats>) {
-        self.ring.closed.store(true, Relaxed);
+    fn run_to_end(self) -> (WriterReport, FakeFs, Arc<Stats>) {
         let (fs, stats) = (self.fs.clone(), Arc::clone(&self.stats));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let writer = self.writer;
-        std::thread::spawn(move || {
-            let _ = tx.send(writer.run());
-        });
-        let report = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the writer finishes");
+        let (report, _) = tests::run_within(self, Duration::from_secs(10));
         (report, fs, stats)
     }
 }
@@ -123,7 +89,7 @@ fn more_hosts_than_open_files_still_puts_every_message_once_in_order() {
                 sent[h] += 1;
             }
         }
-        r.push(&frames(&msgs));
+        r.push_frames(&frames(&msgs));
         assert!(r.writer.step());
     }
     let (report, fs, stats) = r.run_to_end();
@@ -146,7 +112,7 @@ fn more_hosts_than_open_files_still_puts_every_message_once_in_order() {
 #[test]
 fn a_failed_open_is_retried_and_nothing_is_lost() {
     let mut r = rig(PER_HOST);
-    r.push(&frames(&[("a", "x", 0), ("b", "x", 0), ("a", "x", 1)]));
+    r.push_frames(&frames(&[("a", "x", 0), ("b", "x", 0), ("a", "x", 1)]));
     r.fs.disk().open_faults.extend([libc::EACCES, libc::ENOSPC]);
     assert!(r.writer.step());
     assert_eq!(r.file("/fake/hosts/a/x.log"), expected("a", "x", 2));
@@ -161,7 +127,7 @@ fn a_failed_open_is_retried_and_nothing_is_lost() {
 #[test]
 fn a_short_write_then_enospc_in_the_second_file_resumes_there() {
     let mut r = rig(PER_HOST);
-    r.push(&frames(&[("a", "x", 0), ("b", "x", 0), ("b", "x", 1)]));
+    r.push_frames(&frames(&[("a", "x", 0), ("b", "x", 0), ("b", "x", 1)]));
     // a's write goes through; b's is cut after 7 bytes, then the disk is full.
     r.fs.disk().write_faults.extend([
         WriteFault::Short(1 << 20),
@@ -179,7 +145,7 @@ fn a_templated_file_with_a_torn_line_is_repaired_when_opened() {
     let fs = FakeFs::default();
     fs.put(Path::new("/fake/hosts/a/x.log"), b"crash");
     let mut r = rig_on(fs, PER_HOST);
-    r.push(&frames(&[("a", "x", 0)]));
+    r.push_frames(&frames(&[("a", "x", 0)]));
     assert!(r.writer.step());
     assert_eq!(
         r.file("/fake/hosts/a/x.log"),
@@ -191,14 +157,14 @@ fn a_templated_file_with_a_torn_line_is_repaired_when_opened() {
 #[test]
 fn sighup_closes_the_files_and_the_next_message_opens_the_new_one() {
     let mut r = rig(PER_HOST);
-    r.push(&frames(&[("a", "x", 0)]));
+    r.push_frames(&frames(&[("a", "x", 0)]));
     assert!(r.writer.step());
     r.fs.rename(
         Path::new("/fake/hosts/a/x.log"),
         Path::new("/fake/hosts/a/x.log.1"),
     );
     r.control.reopen.store(true, Relaxed);
-    r.push(&frames(&[("a", "x", 1)]));
+    r.push_frames(&frames(&[("a", "x", 1)]));
     assert!(r.writer.step());
     assert_eq!(r.file("/fake/hosts/a/x.log.1"), expected("a", "x", 1));
     assert_eq!(r.file("/fake/hosts/a/x.log"), "<13>1 - a x - - - a-x-1\n");
@@ -208,7 +174,7 @@ fn sighup_closes_the_files_and_the_next_message_opens_the_new_one() {
 #[test]
 fn hostile_and_missing_fields_stay_under_the_root_and_are_counted() {
     let mut r = rig(PER_HOST);
-    r.push(&[
+    r.push_frames(&[
         "<13>1 - ../../etc passwd - - - climb".to_string(),
         "<13>1 - - - - - - no host, no app".to_string(),
         "no pri at all".to_string(),
@@ -232,7 +198,7 @@ fn hostile_and_missing_fields_stay_under_the_root_and_are_counted() {
 fn giving_up_counts_exactly_the_messages_of_the_files_not_written() {
     let r = rig(PER_HOST);
     // a (2 messages) lands; b and c never do.
-    r.push(&frames(&[
+    r.push_frames(&frames(&[
         ("a", "x", 0),
         ("b", "x", 0),
         ("a", "x", 1),
@@ -264,7 +230,7 @@ fn routed_messages_go_to_the_templated_destination_that_takes_them() {
          filter = { facility = \"auth\" }\nfinal = true\n\
          [[destination]]\nname = \"rest\"\ntype = \"file\"\npath = \"/fake/rest/{facility}.log\"\n",
     );
-    r.push(&[
+    r.push_frames(&[
         "<38>1 - web1 sshd - - - auth one".to_string(),
         "<78>1 - web1 cron - - - cron one".to_string(),
         "<38>1 - db1 sshd - - - auth two".to_string(),
@@ -291,7 +257,7 @@ fn interval_fsync_reaches_every_dirty_file_on_idle_ticks() {
         "[[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"/fake/{host}.log\"\n\
          fsync = \"interval\"\nfsync_interval_ms = 1\n",
     );
-    r.push(&frames(&[("a", "x", 0), ("b", "x", 0)]));
+    r.push_frames(&frames(&[("a", "x", 0), ("b", "x", 0)]));
     assert!(r.writer.step());
     std::thread::sleep(Duration::from_millis(5));
     let start = Instant::now();

@@ -53,17 +53,20 @@ fn batch(received_unix_ns: u64, msgs: &[&str]) -> Batch {
     b
 }
 
-struct Rig {
-    fs: FakeFs,
-    ring: Arc<Ring>,
-    stats: Arc<Stats>,
-    control: Arc<WriterControl>,
-    writer: Writer<FakeFs>,
+pub(super) struct Rig {
+    pub fs: FakeFs,
+    pub ring: Arc<Ring>,
+    pub stats: Arc<Stats>,
+    pub control: Arc<WriterControl>,
+    pub writer: Writer<FakeFs>,
 }
 
-fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
+/// A writer over `fs` for `cfg`, fed by one ring (source 0).
+pub(super) fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
     let ring = Arc::new(Ring::new(1024));
-    let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
+    let sources = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let dests = cfg.destinations.iter().map(|d| d.name.clone()).collect();
+    let stats = Arc::new(Stats::new(sources).with_destinations(dests));
     let control = Arc::new(WriterControl::default());
     let writer = Writer::with_fs(
         fs.clone(),
@@ -104,7 +107,7 @@ impl Rig {
 
 /// Closes the ring and runs the writer to the end on its own thread; fails
 /// the test (instead of hanging it) if the writer does not finish in `limit`.
-fn run_within(rig: Rig, limit: Duration) -> (WriterReport, Duration) {
+pub(super) fn run_within(rig: Rig, limit: Duration) -> (WriterReport, Duration) {
     rig.ring.closed.store(true, Relaxed);
     let start = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
