@@ -280,6 +280,12 @@ impl<F: Fs + Clone> FileDestination<F> {
     ) -> Result<(), (Op, io::Error, u64)> {
         let (sink, unsynced) = match &mut self.files {
             Files::One { sink, unsynced } => (sink, unsynced),
+            // Nothing to write (an idle tick's fsync): only a file that is
+            // open, and its place in the LRU order stays.
+            Files::Split(s) if parts.is_empty() => match s.set.peek_mut(path.unwrap_or_default()) {
+                Some(f) => (&mut f.sink, &mut f.unsynced),
+                None => return Ok(()),
+            },
             Files::Split(s) => {
                 let (f, opened) = s
                     .set

@@ -127,9 +127,14 @@ impl<F: Fs + Clone> FileSet<F> {
         self.files.get_mut(path)
     }
 
-    /// The open files that hold bytes not yet fsynced (idle ticks apply
-    /// the fsync policy to them), least recently used first.
+    /// With `fsync = "interval"`, the open files that hold bytes not yet
+    /// fsynced, least recently used first: idle ticks apply the policy to
+    /// them. Empty under the other policies (`batch` syncs every write,
+    /// `never` only at close).
     pub fn dirty_paths(&self) -> Vec<Box<[u8]>> {
+        if self.cfg.fsync != FsyncPolicy::Interval {
+            return Vec::new();
+        }
         self.lru
             .values()
             .filter(|p| self.files.get(&**p).is_some_and(|f| f.sink.is_dirty()))
