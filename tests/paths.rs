@@ -4,6 +4,7 @@
 //! finds every message of that host's run in it exactly once (in order per
 //! connection), no line of another host is in it, and files were closed and
 //! reopened on the way. Hostile and missing host names land under the root.
+//! `date_from = "message"` splits by the sender's timestamp, in UTC.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -189,5 +190,57 @@ fn an_unknown_template_field_is_refused_at_start_with_the_key_and_the_valid_fiel
     assert!(err.contains("destination[0].path"), "{err}");
     assert!(err.contains("unknown field {hostname}"), "{err}");
     assert!(err.contains("valid: host, app"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn date_from_message_splits_by_the_senders_day_in_utc() {
+    let dir = temp_dir("paths-date");
+    let (tcp, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"[[source]]
+name = "tcp"
+listen = "127.0.0.1:{tcp}"
+transport = "tcp"
+framing = "newline"
+parse = "auto"
+
+[[destination]]
+name = "days"
+type = "file"
+path = "days/{{year}}-{{month}}-{{day}}/{{hour}}.log"
+date_from = "message"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#
+    );
+    let server = Server::start(&dir, &cfg);
+    let lines = [
+        "<13>1 2026-11-28T23:59:59Z h a - - - late on the 28th",
+        "<13>1 2026-11-28T23:30:00-02:00 h a - - - the 29th in UTC",
+        "<13>1 2026-11-29T01:05:00+00:00 h a - - - early on the 29th",
+        "<13>1 2025-03-04T05:06:07 h a - - - no zone: as written",
+    ];
+    let mut s = TcpStream::connect(loopback(tcp)).expect("connect");
+    for l in lines {
+        s.write_all(format!("{l}\n").as_bytes()).expect("write");
+    }
+    drop(s);
+    let written = server.wait_metric(
+        "ringest_messages_written_total{source=\"tcp\"}",
+        lines.len() as u64,
+        Duration::from_secs(10),
+    );
+    assert_eq!(written, lines.len() as u64);
+    assert!(server.stop().success());
+    let read = |p: &str| std::fs::read_to_string(dir.join("days").join(p)).unwrap_or_default();
+    assert_eq!(read("2026-11-28/23.log"), format!("{}\n", lines[0]));
+    assert_eq!(
+        read("2026-11-29/01.log"),
+        format!("{}\n{}\n", lines[1], lines[2])
+    );
+    assert_eq!(read("2025-03-04/05.log"), format!("{}\n", lines[3]));
+    assert_eq!(files_under(&dir.join("days")).len(), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
