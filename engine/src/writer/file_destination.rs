@@ -147,9 +147,7 @@ impl<F: Fs + Clone> FileDestination<F> {
             },
         })
     }
-}
 
-impl<F: Fs + Clone> FileDestination<F> {
     pub fn format(&self) -> OutputFormat {
         self.format
     }
