@@ -539,12 +539,17 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16) -> Stri
                 Durability::Batch | Durability::Interval => " fsync(yes)",
             },
         ),
-        // syslog() adds the octet count to what the template renders; with
-        // no-parse ${MSG} is the message as received, so the relay forwards
-        // it unchanged, as ringest's forward destination does.
+        // Not syslog(): in its syslog-protocol mode the template is only the
+        // MSG part, and syslog-ng renders a new RFC 5424 header in front of
+        // it (a smoke run wrote 351 bytes per 301-byte message). network()
+        // with TLS and the same tls() options sends the template as is;
+        // "$(length ${MSG}) ${MSG}" is RFC 5425's octet-counted frame of the
+        // message as received (no-parse: ${MSG} is the whole message), so
+        // the wire carries what ringest's forward destination and rsyslog's
+        // omfwd send: the same frames, the same bytes.
         Dest::Forward { port } => format!(
-            "# relay: each message forwarded as received, octet-counted, mutual TLS with the bench client certificate.\n\
-             destination d_bench {{\n  syslog(\"localhost\" port({port}) ip-protocol(4) transport(\"tls\") template(\"${{MSG}}\")\n    \
+            "# relay: each message forwarded as received, octet-counted (RFC 5425), mutual TLS with the bench client certificate.\n\
+             destination d_bench {{\n  network(\"localhost\" port({port}) ip-protocol(4) transport(\"tls\") template(\"$(length ${{MSG}}) ${{MSG}}\")\n    \
              tls(key-file(\"{}\") cert-file(\"{}\") ca-dir(\"{}\") peer-verify(required-trusted)));\n}};",
             q(&pki.client_key),
             q(&pki.client_cert),
@@ -867,11 +872,11 @@ mod tests {
             assert!(r.contains(want), "{want} in {r}");
         }
         assert!(!r.contains("type = \"file\""), "{r}");
-        // syslog-ng: syslog() destination, TLS, client key and certificate.
+        // syslog-ng: network() destination with an octet-counted template, TLS, client key and certificate.
         for want in [
-            "syslog(\"localhost\" port(7777)",
+            "network(\"localhost\" port(7777)",
             "transport(\"tls\")",
-            "template(\"${MSG}\")",
+            "template(\"$(length ${MSG}) ${MSG}\")",
             "key-file(\"/p/c.key\") cert-file(\"/p/c.pem\") ca-dir(\"/p/ca.d\") peer-verify(required-trusted)",
             "flags(no-parse)",
         ] {

@@ -227,6 +227,14 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
             .max_msg_per_s
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| format!("none: {}", x.error.as_deref().unwrap_or("")));
+        if x.tries.is_empty() && x.max_msg_per_s.is_some() {
+            let _ = writeln!(
+                s,
+                "| {} | {max} | given (--max-rate), not searched |",
+                x.engine
+            );
+            continue;
+        }
         let tries: Vec<String> = x
             .tries
             .iter()
@@ -258,7 +266,9 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
         s.push_str("---|---|---|");
     }
     s.push_str("---|\n");
-    for p in points {
+    let mut rows: Vec<&Point> = points.iter().collect();
+    rows.sort_by_key(|p| (p.engine, p.pct));
+    for p in rows {
         let written = p
             .written_msg_per_s
             .map(|w| format!("{w:.0}"))
@@ -312,11 +322,12 @@ pub fn svg(title: &str, points: &[Point], goal_ms: f64) -> String {
     const R: f64 = 230.0;
     const T: f64 = 40.0;
     const B: f64 = 50.0;
-    let mut lines: Vec<(String, &'static str, Vec<(f64, f64)>)> = Vec::new();
+    // (engine index for the colour, name, dash pattern, points)
+    let mut lines: Vec<(usize, String, &'static str, Vec<(f64, f64)>)> = Vec::new();
     let mut engines: Vec<Engine> = points.iter().map(|p| p.engine).collect();
     engines.sort();
     engines.dedup();
-    for e in &engines {
+    for (ei, e) in engines.iter().enumerate() {
         let of = |f: &dyn Fn(&Point) -> Option<f64>| -> Vec<(f64, f64)> {
             points
                 .iter()
@@ -328,11 +339,13 @@ pub fn svg(title: &str, points: &[Point], goal_ms: f64) -> String {
                 .collect()
         };
         lines.push((
+            ei,
             format!("{e} client p99"),
             "",
             of(&|p| p.client_us.map(|q| q.p99)),
         ));
         lines.push((
+            ei,
             format!("{e} client p50"),
             "6,4",
             of(&|p| p.client_us.map(|q| q.p50)),
@@ -347,16 +360,17 @@ pub fn svg(title: &str, points: &[Point], goal_ms: f64) -> String {
         for k in keys {
             let short = k.trim_start_matches("ringest_");
             lines.push((
+                ei,
                 format!("{e} {short} p99"),
                 "2,3",
                 of(&|p| p.engine_us.get(k).map(|q| q.p99)),
             ));
         }
     }
-    lines.retain(|l| !l.2.is_empty());
+    lines.retain(|l| !l.3.is_empty());
     let mut lo = goal_ms;
     let mut hi = goal_ms;
-    for (_, _, v) in &lines {
+    for (_, _, _, v) in &lines {
         for &(_, y) in v {
             lo = lo.min(y);
             hi = hi.max(y);
@@ -424,8 +438,8 @@ pub fn svg(title: &str, points: &[Point], goal_ms: f64) -> String {
         L + 4.0,
         gy - 4.0
     );
-    for (i, (name, dash, pts)) in lines.iter().enumerate() {
-        let c = colours[i / 3 % colours.len()];
+    for (i, (ei, name, dash, pts)) in lines.iter().enumerate() {
+        let c = colours[ei % colours.len()];
         let path: Vec<String> = pts
             .iter()
             .map(|&(p, v)| format!("{:.1},{:.1}", x(p), y(v)))
@@ -596,5 +610,29 @@ mod tests {
         assert!(s.contains("p99 goal 5 ms"));
         assert!(s.contains("t &lt;&amp;&gt;"));
         assert!(!s.contains("NaN") && !s.contains("inf"), "{s}");
+        // One colour per engine: ringest's three lines share one, syslog-ng's two another.
+        let colour_of = |title: &str| {
+            let i = s.find(&format!("<title>{title}</title>")).unwrap();
+            let line = &s[s[..i].rfind("<polyline").unwrap()..i];
+            line.split("stroke=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            colour_of("ringest client p99"),
+            colour_of("ringest write_latency_seconds p99")
+        );
+        assert_eq!(
+            colour_of("syslog-ng client p99"),
+            colour_of("syslog-ng client p50")
+        );
+        assert_ne!(
+            colour_of("ringest client p99"),
+            colour_of("syslog-ng client p99")
+        );
     }
 }
