@@ -524,11 +524,7 @@ fn start_final_receiver(
     std::fs::create_dir_all(&dir)?;
     std::fs::create_dir_all(&data)?;
     let port = sys::free_port()?;
-    let w = Wiring {
-        port,
-        upstream: None,
-        cpus: None,
-    };
+    let w = Wiring::file(port);
     let (proc, launch) = start_engine(ctx.tools, Engine::Ringest, &fsc, &ctx.pki, &dir, &data, w)
         .context("the relay's final receiver (ringest) did not start")?;
     Ok(FinalReceiver {

@@ -230,6 +230,17 @@ pub struct Wiring<'a> {
     pub cpus: Option<&'a str>,
 }
 
+impl Wiring<'_> {
+    /// Listens on `port` and writes its own file, on any CPU.
+    pub fn file(port: u16) -> Wiring<'static> {
+        Wiring {
+            port,
+            upstream: None,
+            cpus: None,
+        }
+    }
+}
+
 /// `cmd` run under `taskset -c cpus` (taskset execs it: same PID), or as is.
 pub fn pinned(cmd: Command, cpus: Option<&str>) -> Command {
     let Some(cpus) = cpus else {
@@ -271,34 +282,7 @@ pub fn launch(
         Some(port) => Dest::Forward { port },
         None => Dest::File(&output),
     };
-    let mut l = launch_unpinned(tools, e, sc, pki, run_dir, data_dir, port, dest)?;
-    l.cmd = pinned(l.cmd, w.cpus);
-    Ok(l)
-}
-
-/// Where an engine puts the messages it receives.
-#[derive(Debug, Clone, Copy)]
-pub enum Dest<'a> {
-    /// One line per message in this file.
-    File(&'a Path),
-    /// Relay: forwarded over mutual TLS (the bench client certificate) to
-    /// 127.0.0.1:port, octet-counted, each message as received.
-    Forward { port: u16 },
-}
-
-#[allow(clippy::too_many_arguments)]
-fn launch_unpinned(
-    tools: &Tools,
-    e: Engine,
-    sc: &Scenario,
-    pki: &Pki,
-    run_dir: &Path,
-    data_dir: &Path,
-    port: u16,
-    dest: Dest,
-) -> Result<Launch> {
-    let output = output_path(data_dir);
-    match e {
+    let mut l = match e {
         Engine::Ringest => {
             let stats_port = crate::sys::free_port()?;
             let conf = run_dir.join("ringest.toml");
@@ -308,13 +292,13 @@ fn launch_unpinned(
                 .arg("--config")
                 .arg(&conf)
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: Some("ringest: ready"),
                 stats_port: Some(stats_port),
                 precheck: None,
-            })
+            }
         }
         Engine::SyslogNg => {
             let bin = tools
@@ -335,13 +319,13 @@ fn launch_unpinned(
                 .arg("-c")
                 .arg(data_dir.join("syslog-ng.ctl"))
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: None,
                 stats_port: None,
                 precheck: None,
-            })
+            }
         }
         Engine::Rsyslog => {
             let bin = tools.rsyslogd.as_ref().context("rsyslog not unpacked")?;
@@ -379,15 +363,27 @@ fn launch_unpinned(
                 .arg("-i")
                 .arg(data_dir.join("rsyslogd.pid"))
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: None,
                 stats_port: None,
                 precheck: Some(pre),
-            })
+            }
         }
-    }
+    };
+    l.cmd = pinned(l.cmd, w.cpus);
+    Ok(l)
+}
+
+/// Where an engine puts the messages it receives.
+#[derive(Debug, Clone, Copy)]
+pub enum Dest<'a> {
+    /// One line per message in this file.
+    File(&'a Path),
+    /// Relay: forwarded over mutual TLS (the bench client certificate) to
+    /// 127.0.0.1:port, octet-counted, each message as received.
+    Forward { port: u16 },
 }
 
 fn q(p: &Path) -> String {
@@ -854,48 +850,57 @@ mod tests {
         assert!(!r.contains("shards"), "{r}");
     }
 
+    fn assert_has(config: &str, wants: &[&str]) {
+        for want in wants {
+            assert!(config.contains(want), "{want} in {config}");
+        }
+    }
+
     #[test]
     fn relay_forwards_over_mutual_tls_with_the_client_certificate() {
         let (r, n, y) = configs(&with("relay=true"), Dest::Forward { port: 7777 });
         // ringest: issue 13's forward destination with its fixed key names.
-        for want in [
-            "type = \"forward\"",
-            "servers = [\"127.0.0.1:7777\"]",
-            "transport = \"tls\"",
-            "framing = \"octet-counted\"",
-            "[destination.tls]",
-            "cert_file = \"/p/c.pem\"",
-            "key_file = \"/p/c.key\"",
-            "ca_file = \"/p/ca.pem\"",
-            "peer_verify = \"required-trusted\"",
-        ] {
-            assert!(r.contains(want), "{want} in {r}");
-        }
+        assert_has(
+            &r,
+            &[
+                "type = \"forward\"",
+                "servers = [\"127.0.0.1:7777\"]",
+                "transport = \"tls\"",
+                "framing = \"octet-counted\"",
+                "[destination.tls]",
+                "cert_file = \"/p/c.pem\"",
+                "key_file = \"/p/c.key\"",
+                "ca_file = \"/p/ca.pem\"",
+                "peer_verify = \"required-trusted\"",
+            ],
+        );
         assert!(!r.contains("type = \"file\""), "{r}");
         // syslog-ng: network() destination with an octet-counted template, TLS, client key and certificate.
-        for want in [
+        assert_has(
+            &n,
+            &[
             "network(\"localhost\" port(7777)",
             "transport(\"tls\")",
             "template(\"$(length ${MSG}) ${MSG}\")",
             "key-file(\"/p/c.key\") cert-file(\"/p/c.pem\") ca-dir(\"/p/ca.d\") peer-verify(required-trusted)",
             "flags(no-parse)",
-        ] {
-            assert!(n.contains(want), "{want} in {n}");
-        }
+            ],
+        );
         assert!(!n.contains("{ file(\""), "{n}");
         // rsyslog: omfwd with gtls, x509/name, the client certificate.
-        for want in [
-            r#"type="omfwd" target="127.0.0.1" port="7777""#,
-            r#"TCP_Framing="octet-counted""#,
-            r#"StreamDriver="gtls""#,
-            r#"StreamDriverAuthMode="x509/name""#,
-            r#"StreamDriverPermittedPeers="localhost""#,
-            r#"streamDriver.CertFile="/p/c.pem""#,
-            r#"streamDriver.KeyFile="/p/c.key""#,
-            r#"string="%rawmsg%""#,
-        ] {
-            assert!(y.contains(want), "{want} in {y}");
-        }
+        assert_has(
+            &y,
+            &[
+                r#"type="omfwd" target="127.0.0.1" port="7777""#,
+                r#"TCP_Framing="octet-counted""#,
+                r#"StreamDriver="gtls""#,
+                r#"StreamDriverAuthMode="x509/name""#,
+                r#"StreamDriverPermittedPeers="localhost""#,
+                r#"streamDriver.CertFile="/p/c.pem""#,
+                r#"streamDriver.KeyFile="/p/c.key""#,
+                r#"string="%rawmsg%""#,
+            ],
+        );
         assert!(!y.contains(r#"type="omfile" file="/o"#), "{y}");
     }
 

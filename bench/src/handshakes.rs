@@ -172,11 +172,7 @@ fn ringest_run(
         pki,
         dir,
         &data,
-        engines::Wiring {
-            port,
-            upstream: None,
-            cpus: None,
-        },
+        engines::Wiring::file(port),
     )?;
     let q = sys::wait_quiet(quiet.0, quiet.1)?;
     fig.busy_before = Some(q.busy);

@@ -312,6 +312,10 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
     s
 }
 
+/// One line of the chart: the engine's index (its colour), the name, the
+/// dash pattern ("" solid) and the points (% of max, ms).
+type Series = (usize, String, &'static str, Vec<(f64, f64)>);
+
 /// latency.svg, hand-written: % of the maximum across, latency (ms, log
 /// scale) up; a line per engine and measure (client p99 solid, client p50
 /// dashed, ringest's p99 dotted) and the goal as a red line.
@@ -322,8 +326,7 @@ pub fn svg(title: &str, points: &[Point], goal_ms: f64) -> String {
     const R: f64 = 230.0;
     const T: f64 = 40.0;
     const B: f64 = 50.0;
-    // (engine index for the colour, name, dash pattern, points)
-    let mut lines: Vec<(usize, String, &'static str, Vec<(f64, f64)>)> = Vec::new();
+    let mut lines: Vec<Series> = Vec::new();
     let mut engines: Vec<Engine> = points.iter().map(|p| p.engine).collect();
     engines.sort();
     engines.dedup();

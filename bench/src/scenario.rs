@@ -372,7 +372,7 @@ impl Scenario {
             }
         }
         if let Some(r) = self.rate_msg_per_s {
-            if !(r.is_finite() && r >= 1.0 && r <= 1e9) {
+            if !(r.is_finite() && (1.0..=1e9).contains(&r)) {
                 bail!("scenario {n}: rate_msg_per_s must be 1..=1e9");
             }
         }

@@ -9,7 +9,7 @@
 //!   latency figures.
 //!
 //! Needs the peers (`bench setup`, as root on Debian), taskset, and ringest
-//! + loadgen built next to bench (`cargo build --workspace --bins`); it
+//! and loadgen built next to bench (`cargo build --workspace --bins`); it
 //! fails, with the command to run, when any of them is missing.
 
 use std::path::{Path, PathBuf};
@@ -35,8 +35,8 @@ fn out_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Short, fresh-state runs: no page-cache fill, no waiting.
-const QUICK: [&str; 14] = [
+/// Fresh state: no page-cache fill, no waiting; a 1 MiB write probe.
+const FRESH: [&str; 8] = [
     "--states",
     "fresh",
     "--fresh-wait",
@@ -45,6 +45,9 @@ const QUICK: [&str; 14] = [
     "1",
     "--quiet-timeout",
     "1",
+];
+/// compare's: 1-s runs, no reruns, no AES measure.
+const QUICK: [&str; 6] = [
     "--duration",
     "1",
     "--steal-reruns",
@@ -59,6 +62,7 @@ fn compare(name: &str, file: &str, extra: &[&str]) -> (Value, String, PathBuf) {
     let out = out_dir(name);
     let o = Command::new(bench())
         .arg("compare")
+        .args(FRESH)
         .args(QUICK)
         .args(["--repeat", "1"])
         .arg("--scenarios")
@@ -222,15 +226,7 @@ fn latency_writes_the_curve_with_both_latency_figures() {
     let o = Command::new(bench())
         .args(["latency", "--only", "ringest", "--max-rate", "4000"])
         .args(["--points", "25,50", "--duration", "1"])
-        .args([
-            "--states",
-            "fresh",
-            "--fresh-wait",
-            "0",
-            "--write-probe-mib",
-            "1",
-        ])
-        .args(["--quiet-timeout", "1"])
+        .args(FRESH)
         .arg("--out")
         .arg(&out)
         .output()
