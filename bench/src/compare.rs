@@ -497,7 +497,8 @@ fn server_cpus(sc: &Scenario, e: Engine, cpus: usize) -> usize {
 /// with one mutual-TLS octet-counted source (the bench CA, so the relay's
 /// client certificate is required and verified) writing each message raw,
 /// plus LF, to a file without fsync. It is the fastest writer of the three
-/// engines, so it is not what limits a relay; its CPU is in no figure.
+/// engines, so it is not what limits a relay; its CPU is in the
+/// machine-wide figure only, not in the server (relay) figure.
 pub struct FinalReceiver {
     pub proc: Proc,
     pub port: u16,
