@@ -569,7 +569,14 @@ fn measure(
         upstream: final_rx.as_ref().map(|f| f.port),
         cpus: plan.as_ref().map(|p| p.server.as_str()),
     };
-    let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, wiring)?;
+    let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, wiring)
+        .with_context(|| match (sc.relay, e) {
+            (true, Engine::Ringest) => {
+                "ringest as a relay, with issue 13's forward destination (a build without it \
+                 refuses `type = \"forward\"`)"
+            }
+            _ => "start",
+        })?;
     // What the messages end up in: the relay's final receiver's file, or
     // the engine's own.
     let output = match &final_rx {

@@ -147,6 +147,10 @@ pub struct Point {
     pub client_us: Option<Quantiles>,
     /// ringest's summaries, by series.
     pub engine_us: BTreeMap<String, Quantiles>,
+    /// Host steal over the run's window, %; and whether the machine was
+    /// quiet before it (compare's rules).
+    pub steal_pct: Option<f64>,
+    pub quiet_gave_up: bool,
     pub run_dir: String,
 }
 
@@ -162,6 +166,8 @@ impl Point {
             lost: run.lost.unwrap_or(0) + run.duplicated.unwrap_or(0) + run.corrupted.unwrap_or(0),
             client_us: run.client_latency_us,
             engine_us: run.engine_latency_us.clone(),
+            steal_pct: run.steal_pct,
+            quiet_gave_up: run.quiet_gave_up,
             run_dir: run.run_dir.clone(),
         }
     }
@@ -261,11 +267,14 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
     for k in &series {
         let _ = write!(s, " {k} p50 | p99 | p99.9 |");
     }
-    let _ = write!(s, " p99 goal |\n|---|---|---|---|---|---|---|---|");
+    let _ = write!(
+        s,
+        " steal % | p99 goal |\n|---|---|---|---|---|---|---|---|"
+    );
     for _ in &series {
         s.push_str("---|---|---|");
     }
-    s.push_str("---|\n");
+    s.push_str("---|---|\n");
     let mut rows: Vec<&Point> = points.iter().collect();
     rows.sort_by_key(|p| (p.engine, p.pct));
     for p in rows {
@@ -307,7 +316,12 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
                 "not met".into()
             }
         };
-        let _ = writeln!(s, " {verdict} |");
+        let steal = p
+            .steal_pct
+            .map(|x| format!("{x:.1}"))
+            .unwrap_or_else(|| "–".into());
+        let quiet = if p.quiet_gave_up { " (not quiet)" } else { "" };
+        let _ = writeln!(s, " {steal}{quiet} | {verdict} |");
     }
     s
 }
@@ -570,6 +584,8 @@ mod tests {
             engine_us: engine_p99_ms
                 .map(|m| BTreeMap::from([("ringest_write_latency_seconds".to_string(), q(m))]))
                 .unwrap_or_default(),
+            steal_pct: Some(0.0),
+            quiet_gave_up: false,
             run_dir: String::new(),
         }
     }
@@ -597,6 +613,15 @@ mod tests {
             .collect();
         assert!(ng[0].ends_with(" met |"), "{md}");
         assert!(md.contains("ringest_write_latency_seconds p50"), "{md}");
+        // Every line of the curve's table has the header's columns.
+        let table: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("| engine | % of max"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(table.len(), 2 + pts.len(), "{md}");
+        let cols = table[0].matches('|').count();
+        assert!(table.iter().all(|l| l.matches('|').count() == cols), "{md}");
     }
 
     #[test]
