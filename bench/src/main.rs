@@ -616,7 +616,12 @@ fn compare_cmd(
     };
     let sums = report::summarize(&scenarios, &engines, &runs);
     let mut md = report::markdown(&meta, &scenarios, &sums, &runs);
-    md.push_str(&baseline::markdown(&scenarios, &runs));
+    // The baseline pairs go with the results, before the method.
+    let pairs = baseline::markdown(&scenarios, &runs);
+    match md.find("\n## How this was measured") {
+        Some(i) => md.insert_str(i, &pairs),
+        None => md.push_str(&pairs),
+    }
     std::fs::write(out.join("results.md"), md)?;
     std::fs::write(out.join("results.csv"), report::csv(&sums))?;
     let m = &meta.machine;

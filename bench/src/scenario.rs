@@ -324,7 +324,7 @@ impl Scenario {
             extra += &format!(", ringest shards = {k}");
         }
         if self.pin {
-            extra += ", server pinned away from loadgen";
+            extra += ", server pinned apart from loadgen where the CPUs allow";
         }
         if self.relay {
             extra += ", relayed over mutual TLS to one final receiver";
