@@ -57,7 +57,9 @@ pub struct Profile {
     /// single machine: the server's share of the cores is then smaller).
     pub loadgen_shares_cores: bool,
     pub cpu: Vec<CpuPoint>,
-    /// The highest rate sustained with zero loss and p99 under `slo_p99_ms`.
+    /// The highest rate sustained with zero loss and loadgen's p99 within
+    /// `slo_p99_ms`: the highest such point of the curve (a lower bound, at
+    /// the curve's resolution).
     pub max_rate_msgs_per_s: Option<Figure>,
     /// The message size and records per write of the rate search.
     pub max_rate_bytes: u32,
