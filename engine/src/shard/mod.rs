@@ -43,6 +43,11 @@ const KIND_RECV_EXACT: u64 = 5;
 /// How long one wait for completions may last: bounds how late timeouts and
 /// shutdown are noticed.
 const WAIT_MS: u64 = 50;
+/// The wait while the batcher holds a batch its writer has no room for:
+/// bounds how late the shard notices the writer made room (the writer does
+/// not signal the shard's io_uring), so a paused connection resumes within
+/// this much of the queue draining.
+const PAUSED_WAIT_US: u64 = 500;
 /// Refusal log lines per shard per second; the rest are counted only.
 const LOG_LINES_PER_SECOND: u32 = 20;
 /// Accept failures (EMFILE, ENFILE, ENOMEM) logged per shard per second.
@@ -143,7 +148,7 @@ pub struct Shard {
     /// provided ring, so the kernel soon has nowhere to put more data for
     /// anyone and TCP's window closes on the senders. Bounded by the
     /// provided buffers plus one error or end per connection.
-    deferred: VecDeque<(u64, i32, u32)>,
+    deferred: VecDeque<(u64, i32, u32, Instant)>,
     /// Provided buffers held by `deferred`.
     deferred_buffers: usize,
     /// Connections whose multishot receive ended for lack of buffers while
@@ -179,7 +184,8 @@ impl Shard {
             cfg.recv_buffer_bytes,
             0,
         )?;
-        let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes);
+        let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes)
+            .with_max_queue_delay_ms(cfg.max_queue_delay_ms);
         let sources = shared.sources.len();
         let mut shard = Shard {
             id,
@@ -319,7 +325,12 @@ impl Shard {
         let mut last_tick = Instant::now();
         loop {
             self.push_overflow();
-            let ts = types::Timespec::from(Duration::from_millis(WAIT_MS));
+            let wait = if self.batcher.is_full() {
+                Duration::from_micros(PAUSED_WAIT_US)
+            } else {
+                Duration::from_millis(WAIT_MS)
+            };
+            let ts = types::Timespec::from(wait);
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
@@ -338,6 +349,9 @@ impl Shard {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
             self.turn_now = Instant::now();
+            // The receive completions just reaped: their frames' latency
+            // starts here.
+            self.batcher.received_at = self.turn_now;
             let now_ns = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
@@ -392,7 +406,7 @@ impl Shard {
     fn quiesce(&mut self) {
         // Deferred completions still hold provided buffers: give them back
         // (nothing will process them any more).
-        while let Some((ud, _, flags)) = self.deferred.pop_front() {
+        while let Some((ud, _, flags, _)) = self.deferred.pop_front() {
             if let Some(bid) = cqueue::buffer_select(flags) {
                 self.bufs.give_back(bid);
             }
@@ -531,7 +545,8 @@ impl Shard {
         if cqueue::buffer_select(cqe.2).is_some() {
             self.deferred_buffers += 1;
         }
-        self.deferred.push_back(cqe);
+        self.deferred
+            .push_back((cqe.0, cqe.1, cqe.2, self.turn_now));
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
             let sqe = opcode::AsyncCancel::new(user_data(kind, slot, gen))
@@ -551,9 +566,11 @@ impl Shard {
             return;
         }
         while !self.batcher.is_full() {
-            let Some((ud, res, flags)) = self.deferred.pop_front() else {
+            let Some((ud, res, flags, reaped)) = self.deferred.pop_front() else {
                 break;
             };
+            // Its latency counts from when it was reaped, not resumed.
+            self.batcher.received_at = reaped;
             let (kind, gen, slot) = split_user_data(ud);
             if cqueue::buffer_select(flags).is_some() {
                 self.deferred_buffers -= 1;
@@ -569,6 +586,7 @@ impl Shard {
                 _ => self.on_recv_exact(slot, gen, res, now_ns),
             }
         }
+        self.batcher.received_at = self.turn_now;
         // Parked connections (their multishot ended for lack of buffers)
         // go again once half the buffers are back, not only when all are:
         // under sustained overload that might never happen.

@@ -304,7 +304,7 @@ fn failed_reopen_after_rotation_is_retried_and_then_writes_the_new_file() {
     // logrotate moves the file; the first reopen fails.
     r.fs.rename(Path::new(OUT), rotated);
     r.fs.disk().open_faults.push_back(libc::EACCES);
-    r.control.reopen.store(true, Relaxed);
+    r.control.request_reopen();
     r.push(batch(2, &["while reopen fails"]));
     assert!(r.writer.step());
     assert_eq!(
