@@ -472,6 +472,74 @@ mod tests {
         assert!(ring.closed.load(Ordering::Acquire));
     }
 
+    /// The writer drains 1 MB/s and the limit is 2 ms (2000 bytes): the
+    /// second batch waits in the batcher although the ring has room, the
+    /// shard sees "full" (and pauses its connections), and the batch goes
+    /// once the writer has written the first.
+    #[test]
+    fn a_queue_longer_than_max_queue_delay_keeps_the_batch_waiting_though_the_ring_has_room() {
+        let ring = Arc::new(Ring::new(64));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096)
+            .with_max_queue_delay_ms(2);
+        ring.load
+            .drain_bytes_per_s
+            .store(1_000_000, Ordering::Relaxed);
+        let m = meta();
+        batcher.push(&m, 0, &MSG_3000);
+        batcher.flush();
+        assert_eq!(ring.full.len(), 1, "an empty queue always takes a batch");
+        batcher.push(&m, 0, &MSG_3000);
+        batcher.flush();
+        assert!(batcher.is_full(), "3001 bytes queued are 3 ms at 1 MB/s");
+        assert_eq!(ring.full.len(), 1);
+        assert!(!batcher.try_resume());
+        // The writer takes the first batch and writes it.
+        let first = ring.full.pop().expect("first batch");
+        assert!(!batcher.try_resume(), "still queued while being written");
+        ring.load.drained(first.bytes.len());
+        assert!(batcher.try_resume());
+        assert_eq!(ring.full.len(), 1);
+        assert_eq!(ring.load.queued_bytes.load(Ordering::Relaxed), 3001);
+    }
+
+    /// Without a time limit, only the ring's capacity bounds the queue.
+    #[test]
+    fn no_max_queue_delay_leaves_only_the_ring_capacity() {
+        let ring = Arc::new(Ring::new(64));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        ring.load.drain_bytes_per_s.store(1, Ordering::Relaxed);
+        let m = meta();
+        for _ in 0..10 {
+            batcher.push(&m, 0, &MSG_3000);
+            batcher.flush();
+        }
+        assert!(!batcher.is_full());
+        assert_eq!(ring.full.len(), 10);
+    }
+
+    /// Each run keeps the monotonic instant its frames were received at
+    /// (the shard's receive completion), the latency's start.
+    #[test]
+    fn runs_carry_the_receive_instant_the_shard_set() {
+        let ring = Arc::new(Ring::new(4));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let (a, b) = (meta(), meta());
+        let t0 = Instant::now() - Duration::from_millis(30);
+        batcher.received_at = t0;
+        batcher.push(&a, 1, b"x");
+        batcher.push(&a, 1, b"y");
+        let t1 = Instant::now();
+        batcher.received_at = t1;
+        batcher.push(&b, 2, b"z");
+        let runs = &batcher.current.runs;
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].received, runs[1].received), (t0, t1));
+        assert_eq!(
+            (batcher.current.run_len(0), batcher.current.run_len(1)),
+            (2, 1)
+        );
+    }
+
     #[test]
     fn batcher_flushes_when_full_and_recycles() {
         let ring = Arc::new(Ring::new(4));

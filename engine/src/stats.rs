@@ -435,3 +435,34 @@ impl Stats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// /metrics shows p50, p99 and p999 per destination, in seconds, and
+    /// keeps the process-wide summary under its old name.
+    #[test]
+    fn latency_is_exposed_per_destination_and_overall() {
+        let s = Stats::new(vec!["s".into()]).with_destinations(vec!["a".into(), "b".into()]);
+        {
+            let mut h = s.destinations[1].latency.lock().expect("histogram");
+            h.record_n(1_000, 990).expect("in range");
+            h.record_n(250_000, 10).expect("in range");
+        }
+        s.latency
+            .lock()
+            .expect("histogram")
+            .record(2_000)
+            .expect("in range");
+        let out = s.render_prometheus();
+        let line = |l: &str| assert!(out.lines().any(|x| x == l), "{l} missing in\n{out}");
+        line("ringest_destination_write_latency_seconds{destination=\"a\",quantile=\"0.99\"} 0");
+        line("ringest_destination_write_latency_seconds_count{destination=\"a\"} 0");
+        line("ringest_destination_write_latency_seconds{destination=\"b\",quantile=\"0.5\"} 0.001");
+        line("ringest_destination_write_latency_seconds{destination=\"b\",quantile=\"0.999\"} 0.250111");
+        line("ringest_destination_write_latency_seconds_count{destination=\"b\"} 1000");
+        line("ringest_write_latency_seconds{quantile=\"0.5\"} 0.002");
+        line("ringest_write_latency_seconds_count 1");
+    }
+}
