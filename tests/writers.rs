@@ -1,0 +1,138 @@
+//! End-to-end: the writer pool. Two shards, two writers, small batches and
+//! rings bounded at 1 ms of queue, so batches of both writers interleave in
+//! one file and the shards pause connections often: every message must
+//! still arrive exactly once (loadgen verify) and each connection's lines
+//! in the order they were sent.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use e2e::pki::Pki;
+use e2e::server::{bin, free_port, temp_dir, Server};
+use e2e::{basic_config, loopback};
+
+const CONNECTIONS: u64 = 8;
+const MESSAGES: u64 = 40_000;
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Per (run, connection) in the marker `lg=RUN/CONN/SEQ`: the sequence
+/// numbers must come 0, 1, 2, ... Returns the lines checked.
+fn assert_in_order_per_connection(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).expect("output file");
+    let mut next: HashMap<(String, String), u64> = HashMap::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let marker = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("lg="))
+            .unwrap_or_else(|| panic!("line {lines} has no marker: {line}"));
+        let mut it = marker.split('/');
+        let (run, conn, seq) = (it.next(), it.next(), it.next());
+        let (Some(run), Some(conn), Some(seq)) = (run, conn, seq) else {
+            panic!("line {lines}: bad marker {marker}");
+        };
+        let seq: u64 = seq
+            .parse()
+            .unwrap_or_else(|_| panic!("line {lines}: seq {seq}"));
+        let want = next.entry((run.into(), conn.into())).or_insert(0);
+        assert_eq!(seq, *want, "line {lines}: connection {conn} out of order");
+        *want += 1;
+    }
+    assert_eq!(next.len() as u64, CONNECTIONS, "every connection wrote");
+    lines
+}
+
+#[test]
+fn two_shards_two_writers_deliver_exactly_once_and_in_order_per_connection() {
+    let dir = temp_dir("writers2");
+    let pki = Pki::generate(&dir.join("pki"));
+    let (tls, tcp, stats) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        "writers = 2\nmax_queue_delay_ms = 1\nring_capacity_batches = 4\nbatch_max_bytes = 4096\n{}",
+        basic_config(&pki, loopback(tls), loopback(tcp), loopback(stats), "")
+    );
+    std::fs::write(dir.join("check.toml"), &cfg).expect("config");
+    let check = run(Command::new(bin("ringest"))
+        .args(["check-config", "--config"])
+        .arg(dir.join("check.toml")));
+    let said = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        said.contains(": ok (2 shards, 2 writers, max_queue_delay_ms 1)"),
+        "{said}"
+    );
+
+    let server = Server::start(&dir, &cfg);
+    assert!(
+        server.stderr().contains("2 writers for 2 shards"),
+        "{}",
+        server.stderr()
+    );
+    let send_json = dir.join("send.json");
+    run(Command::new(bin("loadgen"))
+        .arg("send")
+        .arg("--target")
+        .arg(loopback(tls).to_string())
+        .arg("--ca")
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client_cert)
+        .arg("--key")
+        .arg(&pki.client_key)
+        .args(["--connections", &CONNECTIONS.to_string()])
+        .args(["--count", &MESSAGES.to_string()])
+        .args(["--confirm-timeout", "0", "--json", "--quiet"])
+        .stdout(std::fs::File::create(&send_json).expect("send json")));
+    let written = server.wait_metric(
+        "ringest_messages_written_total{source=\"tls\"",
+        MESSAGES,
+        Duration::from_secs(60),
+    );
+    assert_eq!(written, MESSAGES);
+    let metrics = server.metrics();
+    let count = "ringest_destination_write_latency_seconds_count{destination=\"messages\"} ";
+    assert!(
+        metrics.lines().any(|l| l == format!("{count}{MESSAGES}")),
+        "every message's latency is recorded once per destination:\n{metrics}"
+    );
+    for q in ["0.5", "0.99", "0.999"] {
+        let p = format!("ringest_destination_write_latency_seconds{{destination=\"messages\",quantile=\"{q}\"}} ");
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&p)),
+            "{p} missing:\n{metrics}"
+        );
+    }
+    let out_dir = server.dir.clone();
+    assert!(server.stop().success(), "clean exit");
+
+    let out = out_dir.join("data/messages.log");
+    let verified = run(Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(&send_json)
+        .arg(&out));
+    // verify exits non-zero on any loss; its report goes to stderr.
+    let report = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        report.contains(&format!(
+            "received {MESSAGES}, missing 0, duplicated 0, corrupted 0"
+        )),
+        "{report}"
+    );
+    assert_eq!(assert_in_order_per_connection(&out), MESSAGES);
+}
