@@ -6,30 +6,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use e2e::cmd::run;
+use e2e::loadgen::{loadgen_send, loadgen_verify};
 use e2e::pki::Pki;
 use e2e::server::{bin, free_port, temp_dir, Server};
 use e2e::{basic_config, loopback};
 
 const CONNECTIONS: u64 = 8;
 const MESSAGES: u64 = 40_000;
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Per (run, connection) in the marker `lg=RUN/CONN/SEQ`: the sequence
 /// numbers must come 0, 1, 2, ... Returns the lines checked.
@@ -85,20 +72,13 @@ fn two_shards_two_writers_deliver_exactly_once_and_in_order_per_connection() {
         server.stderr()
     );
     let send_json = dir.join("send.json");
-    run(Command::new(bin("loadgen"))
-        .arg("send")
-        .arg("--target")
-        .arg(loopback(tls).to_string())
-        .arg("--ca")
-        .arg(&pki.ca)
-        .arg("--cert")
-        .arg(&pki.client_cert)
-        .arg("--key")
-        .arg(&pki.client_key)
-        .args(["--connections", &CONNECTIONS.to_string()])
-        .args(["--count", &MESSAGES.to_string()])
-        .args(["--confirm-timeout", "0", "--json", "--quiet"])
-        .stdout(std::fs::File::create(&send_json).expect("send json")));
+    let (conns, count) = (CONNECTIONS.to_string(), MESSAGES.to_string());
+    run(&mut loadgen_send(
+        loopback(tls),
+        &pki,
+        &["--connections", &conns, "--count", &count],
+        &send_json,
+    ));
     let written = server.wait_metric(
         "ringest_messages_written_total{source=\"tls\"",
         MESSAGES,
@@ -122,12 +102,7 @@ fn two_shards_two_writers_deliver_exactly_once_and_in_order_per_connection() {
     assert!(server.stop().success(), "clean exit");
 
     let out = out_dir.join("data/messages.log");
-    let verified = run(Command::new(bin("loadgen"))
-        .args(["verify", "--format", "raw", "--expect-json"])
-        .arg(&send_json)
-        .arg(&out));
-    // verify exits non-zero on any loss; its report goes to stderr.
-    let report = String::from_utf8_lossy(&verified.stderr);
+    let report = loadgen_verify(&send_json, &[out.to_str().expect("utf-8 path")]);
     assert!(
         report.contains(&format!(
             "received {MESSAGES}, missing 0, duplicated 0, corrupted 0"
