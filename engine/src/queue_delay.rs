@@ -14,10 +14,16 @@
 //! queue growing.
 //!
 //! Two rules keep this from starving the writer:
-//! - an empty queue always takes a batch (each shard can always have one
-//!   batch in flight, so rounds grow with the load);
+//! - an empty queue always takes a batch, so the writer never idles while a
+//!   shard holds one back, and rounds grow with the load until the rate
+//!   measured on them lets more in;
 //! - before the writer has measured anything the rate is unknown (0), and
 //!   only the byte bound applies.
+//!
+//! The rate is measured over busy time, retries included: after a disk
+//! outage it reads low until about [`RATE_WINDOW_MS`] of normal writing
+//! has replaced the outage in the window, and the queue stays short (one
+//! batch at a time) meanwhile. That errs towards latency, never loss.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
