@@ -48,6 +48,20 @@ const WAIT_MS: u64 = 50;
 /// not signal the shard's io_uring), so a paused connection resumes within
 /// this much of the queue draining.
 const PAUSED_WAIT_US: u64 = 500;
+/// A pause longer than this means the writer is stuck (a failing disk):
+/// the shard goes back to `WAIT_MS` rather than polling for hours.
+const PAUSED_POLL_MS: u64 = 1_000;
+
+/// How long one wait for completions lasts, given how long the batcher has
+/// been holding a batch back (`None`: it is not).
+fn wait_for(paused_for: Option<Duration>) -> Duration {
+    match paused_for {
+        Some(d) if d < Duration::from_millis(PAUSED_POLL_MS) => {
+            Duration::from_micros(PAUSED_WAIT_US)
+        }
+        _ => Duration::from_millis(WAIT_MS),
+    }
+}
 /// Refusal log lines per shard per second; the rest are counted only.
 const LOG_LINES_PER_SECOND: u32 = 20;
 /// Accept failures (EMFILE, ENFILE, ENOMEM) logged per shard per second.
@@ -143,6 +157,8 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
+    /// Since when the batcher has been holding a batch back, if it is.
+    paused_since: Option<Instant>,
     /// Back-pressure: receive completions not processed because the writer's
     /// ring was full, in arrival order. Their buffers stay out of the
     /// provided ring, so the kernel soon has nowhere to put more data for
@@ -215,6 +231,7 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
+            paused_since: None,
             deferred: VecDeque::new(),
             deferred_buffers: 0,
             rearm_later: Vec::new(),
@@ -325,12 +342,13 @@ impl Shard {
         let mut last_tick = Instant::now();
         loop {
             self.push_overflow();
-            let wait = if self.batcher.is_full() {
-                Duration::from_micros(PAUSED_WAIT_US)
+            self.paused_since = if self.batcher.is_full() {
+                Some(self.paused_since.unwrap_or(self.turn_now))
             } else {
-                Duration::from_millis(WAIT_MS)
+                None
             };
-            let ts = types::Timespec::from(wait);
+            let paused_for = self.paused_since.map(|t| self.turn_now.duration_since(t));
+            let ts = types::Timespec::from(wait_for(paused_for));
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
@@ -1304,4 +1322,25 @@ fn fault_panic_after_accepts() -> Option<usize> {
         .ok()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A paused shard polls for room often, so its connections resume soon
+    /// after the writer drains; a pause that lasts (a stuck writer) goes
+    /// back to the usual wait instead of spinning.
+    #[test]
+    fn a_paused_shard_polls_briefly_then_backs_off() {
+        let usual = Duration::from_millis(WAIT_MS);
+        let short = Duration::from_micros(PAUSED_WAIT_US);
+        assert_eq!(wait_for(None), usual);
+        assert_eq!(wait_for(Some(Duration::ZERO)), short);
+        assert_eq!(
+            wait_for(Some(Duration::from_millis(PAUSED_POLL_MS - 1))),
+            short
+        );
+        assert_eq!(wait_for(Some(Duration::from_millis(PAUSED_POLL_MS))), usual);
+    }
 }
