@@ -120,18 +120,6 @@ pub struct Writer<F: Fs = RealFs> {
     rate: DrainRate,
 }
 
-impl Writer<RealFs> {
-    pub fn new(
-        config: &Config,
-        rings: Vec<Arc<Ring>>,
-        stats: Arc<Stats>,
-        waker: Arc<WriterWaker>,
-        control: Arc<WriterControl>,
-    ) -> io::Result<Writer<RealFs>> {
-        Writer::with_fs(RealFs, config, rings, stats, waker, control)
-    }
-}
-
 impl<F: Fs + Clone> Writer<F> {
     /// A writer whose files go through `fs` (tests pass a failing disk).
     /// `stats` must hold one entry per destination ([`Stats::with_destinations`]).
@@ -398,6 +386,10 @@ impl<F: Fs + Clone> Writer<F> {
             let messages = out.messages();
             whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
             complete[d] = whole[d] == messages;
+            if !complete[d] {
+                // Given up at shutdown: not written, so no latency.
+                continue;
+            }
             let masks = routed.then_some(self.masks.as_slice());
             let feeds = dest.feeds();
             record_latency(
@@ -413,11 +405,11 @@ impl<F: Fs + Clone> Writer<F> {
     /// A message counts as written once it is in the file of every
     /// destination its source feeds.
     fn count_round(&self, round: &[(usize, Batch)], complete: &[bool], whole: &[u64]) {
-        record_latency(&self.stats.latency, round, Instant::now(), |_, b, ri| {
-            b.run_len(ri) as u64
-        });
         let sources = self.stats.sources.len();
         let per_source = if complete.iter().all(|c| *c) {
+            record_latency(&self.stats.latency, round, Instant::now(), |_, b, ri| {
+                b.run_len(ri) as u64
+            });
             let bytes: u64 = round.iter().map(|(_, b)| b.bytes.len() as u64).sum();
             self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
             self.stats

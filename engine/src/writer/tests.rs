@@ -270,6 +270,10 @@ fn failing_disk_at_shutdown_gives_up_after_the_drain_timeout_and_counts_what_was
     )));
     assert_eq!(stats.sources[0].messages_written.load(Relaxed), 0);
     assert_eq!(stats.destinations[0].failing.load(Relaxed), 1);
+    // Nothing written, so no latency either.
+    let recorded = |l: &crate::stats::Latency| l.lock().expect("histogram").len();
+    assert_eq!(recorded(&stats.destinations[0].latency), 0);
+    assert_eq!(recorded(&stats.latency), 0);
 }
 
 #[test]
