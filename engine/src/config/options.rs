@@ -48,7 +48,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
     ("destination.date_from",    "\"received\"", "with a path template: {year}..{hour} from the receive time (UTC) or \"message\" (the message's own timestamp when it has one, in UTC when it has an offset; else the receive time)"),
-    ("destination.max_open_files", "64",       "with a path template: files held open at once; the least recently used is closed (after its fsync) to open another"),
+    ("destination.max_open_files", "64",       "with a path template: files held open at once by each writer (so up to writers × this in all); the least recently used is closed (after its fsync) to open another"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
