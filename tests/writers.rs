@@ -15,7 +15,9 @@ use e2e::pki::Pki;
 use e2e::server::{bin, free_port, temp_dir, Server};
 use e2e::{basic_config, loopback};
 
-const CONNECTIONS: u64 = 8;
+/// 16 connections: SO_REUSEPORT spreads them over both shards (all on one
+/// shard has odds of 2 in 65,536), so both writers write.
+const CONNECTIONS: u64 = 16;
 const MESSAGES: u64 = 40_000;
 
 /// Per (run, connection) in the marker `lg=RUN/CONN/SEQ`: the sequence
@@ -96,6 +98,23 @@ fn two_shards_two_writers_deliver_exactly_once_and_in_order_per_connection() {
         assert!(
             metrics.lines().any(|l| l.starts_with(&p)),
             "{p} missing:\n{metrics}"
+        );
+    }
+    // Both writers wrote, together exactly the bytes written, and left
+    // nothing counted as queued (the time bound's accounting balances).
+    let writer =
+        |name: &str, w: u32| e2e::server::metric_in(&metrics, &format!("{name}{{writer=\"{w}\"}}"));
+    let drained: Vec<u64> = (0..2)
+        .map(|w| writer("ringest_writer_drained_bytes_total", w))
+        .collect();
+    assert!(drained.iter().all(|d| *d > 0), "{drained:?}\n{metrics}");
+    let written = e2e::server::metric_in(&metrics, "ringest_bytes_written_total");
+    assert_eq!(drained.iter().sum::<u64>(), written, "{metrics}");
+    for w in 0..2 {
+        assert_eq!(writer("ringest_writer_queued_bytes", w), 0, "{metrics}");
+        assert!(
+            writer("ringest_writer_drain_bytes_per_second", w) > 0,
+            "{metrics}"
         );
     }
     let out_dir = server.dir.clone();

@@ -158,7 +158,7 @@ impl Ring {
         self.load.queued(bytes);
         self.full
             .push(batch)
-            .inspect_err(|_| self.load.drained(bytes))
+            .inspect_err(|_| self.load.unqueued(bytes))
     }
 }
 

@@ -41,6 +41,8 @@ pub struct WriterLoad {
     /// Bytes per second of the writer's busy time (writing, not idling);
     /// 0 until the first round is written.
     pub drain_bytes_per_s: AtomicU64,
+    /// Bytes of batches written so far (for /metrics).
+    pub drained_bytes_total: AtomicU64,
 }
 
 impl WriterLoad {
@@ -49,9 +51,16 @@ impl WriterLoad {
         self.queued_bytes.fetch_add(bytes as u64, Ordering::AcqRel);
     }
 
-    /// The writer wrote a batch of `bytes` (saturating: a test may push
-    /// into a ring without going through a batcher).
+    /// The writer wrote a batch of `bytes`.
     pub fn drained(&self, bytes: usize) {
+        self.drained_bytes_total
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.unqueued(bytes);
+    }
+
+    /// A batch of `bytes` left the queue (written, or not taken after all).
+    /// Saturating: a test may push into a ring without a batcher.
+    pub fn unqueued(&self, bytes: usize) {
         let _ = self
             .queued_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
@@ -179,6 +188,14 @@ mod tests {
         assert_eq!(l.queued_bytes.load(Ordering::Relaxed), 200);
         l.drained(1_000);
         assert_eq!(l.queued_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(l.drained_bytes_total.load(Ordering::Relaxed), 1_100);
+        l.queued(50);
+        l.unqueued(50);
+        assert_eq!(
+            l.drained_bytes_total.load(Ordering::Relaxed),
+            1_100,
+            "not taken is not drained"
+        );
         l.queued(300_000);
         l.drain_bytes_per_s.store(100 * MB, Ordering::Relaxed);
         assert!(!l.has_room(2));

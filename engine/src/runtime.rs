@@ -113,6 +113,9 @@ pub fn serve(config: Config) -> Result<(), String> {
     let writers = config.writer_count();
     let rings: Vec<Arc<Ring>> = pool::rings(shards, writers, config.ring_capacity_batches);
     let writer_pool = WriterPool::start(config, &rings, writers, &stats, &control)?;
+    let _ = stats
+        .writers
+        .set(pool::loads(&rings, writer_pool.writers()));
     log::info!(
         "{} writers for {shards} shards (shard i to writer i % {}), max_queue_delay_ms {}",
         writer_pool.writers(),

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use hdrhistogram::Histogram;
+
+use crate::queue_delay::WriterLoad;
 
 /// Microseconds from a frame's receive completion (the shard reaping it,
 /// monotonic clock) to the write completion of its batch, per message:
@@ -137,6 +139,8 @@ pub struct Stats {
     pub reload_errors: AtomicU64,
     /// Receive completion to the write completion of every destination.
     pub latency: Latency,
+    /// Each writer's queue, once the pool is built (by writer index).
+    pub writers: OnceLock<Vec<Arc<WriterLoad>>>,
 }
 
 impl Stats {
@@ -154,6 +158,7 @@ impl Stats {
             bytes_written: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
             latency: Latency::default(),
+            writers: OnceLock::new(),
         }
     }
 
@@ -313,6 +318,7 @@ impl Stats {
             }
         }
         self.render_destinations(&mut out);
+        self.render_writers(&mut out);
         let globals: [(&str, &str, u64); 3] = [
             (
                 "ringest_batches_written_total",
@@ -342,6 +348,42 @@ impl Stats {
             .render(&mut out, name, "", &[0.5, 0.9, 0.99, 0.999, 1.0]);
         crate::process_metrics::render(&mut out);
         out
+    }
+
+    /// Per writer: what it has queued, how fast it drains (the two that
+    /// decide whether `max_queue_delay_ms` holds batches back) and what it
+    /// has written.
+    fn render_writers(&self, out: &mut String) {
+        let Some(loads) = self.writers.get() else {
+            return;
+        };
+        type Get = fn(&WriterLoad) -> u64;
+        let series: [(&str, &str, &str, Get); 3] = [
+            (
+                "ringest_writer_queued_bytes",
+                "Bytes handed to this writer and not yet written (its rings and the round in flight).",
+                "gauge",
+                |l| l.queued_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_writer_drain_bytes_per_second",
+                "This writer's measured rate: bytes per second of busy time, over its recent work.",
+                "gauge",
+                |l| l.drain_bytes_per_s.load(Relaxed),
+            ),
+            (
+                "ringest_writer_drained_bytes_total",
+                "Bytes of batches this writer has written (or given up on).",
+                "counter",
+                |l| l.drained_bytes_total.load(Relaxed),
+            ),
+        ];
+        for (name, help, kind, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (w, l) in loads.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{writer=\"{w}\"}} {}", get(l));
+            }
+        }
     }
 
     fn render_destinations(&self, out: &mut String) {

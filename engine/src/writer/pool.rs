@@ -52,6 +52,14 @@ pub fn rings(shards: usize, writers: usize, capacity_batches: usize) -> Vec<Arc<
         .collect()
 }
 
+/// Each writer's queue, by writer index: writer w's first shard is shard
+/// w, and all its rings share that ring's load.
+pub fn loads(rings: &[Arc<Ring>], writers: usize) -> Vec<Arc<WriterLoad>> {
+    (0..writers.clamp(1, rings.len().max(1)))
+        .filter_map(|w| rings.get(w).map(|r| Arc::clone(&r.load)))
+        .collect()
+}
+
 pub struct WriterPool {
     threads: Vec<JoinHandle<WriterReport>>,
     /// One per writer: shards wake their own writer only.
@@ -214,5 +222,8 @@ mod tests {
         assert!(Arc::ptr_eq(&r[0].load, &r[2].load));
         assert!(Arc::ptr_eq(&r[1].load, &r[3].load));
         assert!(!Arc::ptr_eq(&r[0].load, &r[1].load));
+        let l = loads(&r, 2);
+        assert_eq!(l.len(), 2);
+        assert!(Arc::ptr_eq(&l[0], &r[2].load) && Arc::ptr_eq(&l[1], &r[3].load));
     }
 }
