@@ -1,6 +1,6 @@
-//! Rings sized by time as well as by bytes: how long a batch would wait
-//! behind the others already queued for its writer, estimated from the
-//! bytes queued and the writer's measured drain rate.
+//! Rings sized by time as well as by bytes: how long the queue in front of
+//! a writer takes to drain, predicted from the bytes queued and a cost
+//! model fitted on the writer's recent rounds.
 //!
 //! `ring_capacity_batches` bounds memory; it says nothing about time. 64
 //! batches of 256 KiB in front of a writer that drains 120 MB/s are 140 ms
@@ -13,24 +13,33 @@
 //! it does not, back-pressure reaches the senders sooner instead of the
 //! queue growing.
 //!
-//! Two rules keep this from starving the writer:
+//! The model: a round of `x` bytes takes `fixed + x / rate` ([`DrainModel`],
+//! a least-squares fit over about the last [`MODEL_ROUNDS`] rounds). The
+//! fixed part matters: with `fsync = "batch"` every round pays an fsync of
+//! milliseconds, and a plain average rate (bytes over time) measured on
+//! small rounds would be mostly fsync, allow only small rounds, and so stay
+//! low: throughput would collapse to a batch per fsync.
+//!
+//! Three rules keep the bound from starving the writer:
 //! - an empty queue always takes a batch, so the writer never idles while a
-//!   shard holds one back, and rounds grow with the load until the rate
-//!   measured on them lets more in;
+//!   shard holds one back;
+//! - the bytes' budget is the bound less the fixed cost, but never less
+//!   than the fixed cost itself: when an fsync takes about the whole bound,
+//!   rounds may still grow until they take twice the fsync, so at least
+//!   half of the writer's time goes to writing;
 //! - before the writer has measured anything the rate is unknown (0), and
 //!   only the byte bound applies.
 //!
-//! The rate is measured over busy time, retries included: after a disk
-//! outage it reads low until about [`RATE_WINDOW_MS`] of normal writing
-//! has replaced the outage in the window, and the queue stays short (one
-//! batch at a time) meanwhile. That errs towards latency, never loss.
+//! Rounds retried through a disk outage count too: after one, the model
+//! reads slow until its rounds have faded out, and the queue stays short
+//! meanwhile. That errs towards latency, never loss.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The rate is measured over roughly this much of the writer's busy time;
-/// older rounds fade out by halves.
-pub const RATE_WINDOW_MS: u64 = 50;
+/// The model weighs rounds by `1 - 1/MODEL_ROUNDS` per newer round: about
+/// this many recent rounds count.
+pub const MODEL_ROUNDS: u32 = 32;
 
 /// Shared by one writer and the shards it drains.
 #[derive(Default, Debug)]
@@ -38,9 +47,11 @@ pub struct WriterLoad {
     /// Bytes handed to this writer and not yet written: in its rings or in
     /// the round it is writing.
     pub queued_bytes: AtomicU64,
-    /// Bytes per second of the writer's busy time (writing, not idling);
-    /// 0 until the first round is written.
+    /// The model's marginal rate, bytes per second; 0 until the first round
+    /// is written.
     pub drain_bytes_per_s: AtomicU64,
+    /// The model's fixed cost of a round (an fsync, the syscalls), µs.
+    pub round_fixed_us: AtomicU64,
     /// Bytes of batches written so far (for /metrics).
     pub drained_bytes_total: AtomicU64,
 }
@@ -68,60 +79,95 @@ impl WriterLoad {
             });
     }
 
+    /// The writer's newest model, for the shards.
+    pub fn publish(&self, fit: Fit) {
+        self.round_fixed_us.store(fit.fixed_us, Ordering::Release);
+        self.drain_bytes_per_s
+            .store(fit.bytes_per_s, Ordering::Release);
+    }
+
     /// Whether one more batch may join the queue without the queue in
     /// front of it exceeding `max_queue_delay_ms`.
     pub fn has_room(&self, max_queue_delay_ms: u64) -> bool {
         within_delay(
             self.queued_bytes.load(Ordering::Acquire),
-            self.drain_bytes_per_s.load(Ordering::Acquire),
+            Fit {
+                bytes_per_s: self.drain_bytes_per_s.load(Ordering::Acquire),
+                fixed_us: self.round_fixed_us.load(Ordering::Acquire),
+            },
             max_queue_delay_ms,
         )
     }
 }
 
-/// Whether a batch queued behind `queued_bytes` starts being written within
-/// `max_queue_delay_ms` at `drain_bytes_per_s`. An empty queue, an unknown
-/// rate (0) or no limit (0 ms) always take it.
-pub fn within_delay(queued_bytes: u64, drain_bytes_per_s: u64, max_queue_delay_ms: u64) -> bool {
-    if max_queue_delay_ms == 0 || queued_bytes == 0 || drain_bytes_per_s == 0 {
+/// Whether a queue of `queued_bytes` drains within `max_queue_delay_ms`
+/// by `fit`, its fixed cost counted once (the writer takes what is queued
+/// in one round). An empty queue, an unknown rate (0) or no limit (0 ms)
+/// always take a batch.
+pub fn within_delay(queued_bytes: u64, fit: Fit, max_queue_delay_ms: u64) -> bool {
+    if max_queue_delay_ms == 0 || queued_bytes == 0 || fit.bytes_per_s == 0 {
         return true;
     }
-    // queued / rate <= max_ms / 1000, in integers (u128: no overflow).
-    u128::from(queued_bytes) * 1000
-        <= u128::from(drain_bytes_per_s) * u128::from(max_queue_delay_ms)
+    let limit_us = max_queue_delay_ms.saturating_mul(1000);
+    let budget_us = limit_us.saturating_sub(fit.fixed_us).max(fit.fixed_us);
+    // queued / rate <= budget, in integers (u128: no overflow).
+    u128::from(queued_bytes) * 1_000_000 <= u128::from(fit.bytes_per_s) * u128::from(budget_us)
 }
 
-/// The writer's drain rate: bytes over busy time, for roughly the last
-/// [`RATE_WINDOW_MS`] of busy time. Weighted by time, not by round, so a
-/// burst of tiny rounds (whose fixed cost dominates) does not outvote the
-/// big rounds that matter under load.
+/// A round of `x` bytes takes `fixed_us + x / bytes_per_s`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fit {
+    pub bytes_per_s: u64,
+    pub fixed_us: u64,
+}
+
+/// Least squares of round time against round bytes, over recent rounds
+/// (older ones fade by `1 - 1/MODEL_ROUNDS` per round). When the rounds
+/// are all about the same size, or the fit says bigger rounds are faster
+/// (noise), it falls back to the average rate with no fixed cost.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DrainRate {
-    bytes: u64,
-    busy_ns: u64,
+pub struct DrainModel {
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
 }
 
-impl DrainRate {
-    /// Adds one round of `bytes` written in `busy`; returns the new rate in
-    /// bytes per second.
-    pub fn add(&mut self, bytes: u64, busy: Duration) -> u64 {
-        let ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.bytes = self.bytes.saturating_add(bytes);
-        self.busy_ns = self.busy_ns.saturating_add(ns);
-        let window_ns = RATE_WINDOW_MS * 1_000_000;
-        while self.busy_ns > 2 * window_ns {
-            self.bytes /= 2;
-            self.busy_ns /= 2;
-        }
-        self.bytes_per_s()
+impl DrainModel {
+    /// Adds a round of `bytes` that took `took`; returns the new fit.
+    pub fn add(&mut self, bytes: u64, took: Duration) -> Fit {
+        let keep = 1.0 - 1.0 / f64::from(MODEL_ROUNDS);
+        let (x, y) = (bytes as f64, took.as_secs_f64().max(1e-9));
+        self.n = self.n * keep + 1.0;
+        self.sx = self.sx * keep + x;
+        self.sy = self.sy * keep + y;
+        self.sxx = self.sxx * keep + x * x;
+        self.sxy = self.sxy * keep + x * y;
+        self.fit()
     }
 
-    pub fn bytes_per_s(&self) -> u64 {
-        if self.busy_ns == 0 {
-            return 0;
+    pub fn fit(&self) -> Fit {
+        if self.n <= 0.0 || self.sy <= 0.0 || self.sx <= 0.0 {
+            return Fit::default();
         }
-        let r = u128::from(self.bytes) * 1_000_000_000 / u128::from(self.busy_ns);
-        u64::try_from(r).unwrap_or(u64::MAX)
+        let (mx, my) = (self.sx / self.n, self.sy / self.n);
+        let var = self.sxx / self.n - mx * mx;
+        let cov = self.sxy / self.n - mx * my;
+        // Sizes spread by at least 10% of their mean: enough to tell the
+        // fixed cost from the per-byte one.
+        if var > (0.1 * mx).powi(2) && cov > 0.0 {
+            let secs_per_byte = cov / var;
+            let fixed = (my - secs_per_byte * mx).clamp(0.0, my);
+            return Fit {
+                bytes_per_s: (1.0 / secs_per_byte).min(u64::MAX as f64) as u64,
+                fixed_us: (fixed * 1e6) as u64,
+            };
+        }
+        Fit {
+            bytes_per_s: (mx / my).min(u64::MAX as f64) as u64,
+            fixed_us: 0,
+        }
     }
 }
 
@@ -131,53 +177,106 @@ mod tests {
 
     const MB: u64 = 1_000_000;
 
+    fn rate(bytes_per_s: u64) -> Fit {
+        Fit {
+            bytes_per_s,
+            fixed_us: 0,
+        }
+    }
+
     #[test]
     fn a_queue_longer_than_the_limit_at_the_measured_rate_has_no_room() {
         // 100 MB/s: 2 ms is 200 kB.
-        assert!(within_delay(200_000, 100 * MB, 2));
-        assert!(!within_delay(200_001, 100 * MB, 2));
+        assert!(within_delay(200_000, rate(100 * MB), 2));
+        assert!(!within_delay(200_001, rate(100 * MB), 2));
         // Twice the rate, twice the bytes.
-        assert!(within_delay(400_000, 200 * MB, 2));
+        assert!(within_delay(400_000, rate(200 * MB), 2));
+    }
+
+    #[test]
+    fn the_fixed_cost_of_a_round_comes_out_of_the_budget() {
+        // 100 MB/s and 0.5 ms per round: 1.5 ms of bytes, 150 kB.
+        let fit = Fit {
+            bytes_per_s: 100 * MB,
+            fixed_us: 500,
+        };
+        assert!(within_delay(150_000, fit, 2));
+        assert!(!within_delay(150_001, fit, 2));
+    }
+
+    /// An fsync of 5 ms per round against a 2 ms bound: the bound cannot
+    /// hold, and rounds may grow to twice the fsync (5 ms of bytes) rather
+    /// than shrink to one batch per fsync.
+    #[test]
+    fn a_fixed_cost_above_the_bound_still_lets_rounds_take_as_long_as_it() {
+        let fit = Fit {
+            bytes_per_s: 100 * MB,
+            fixed_us: 5_000,
+        };
+        assert!(within_delay(500_000, fit, 2));
+        assert!(!within_delay(500_001, fit, 2));
     }
 
     #[test]
     fn an_empty_queue_always_takes_a_batch_so_the_writer_never_starves() {
-        assert!(within_delay(0, 1, 1));
+        assert!(within_delay(0, rate(1), 1));
     }
 
     #[test]
     fn an_unknown_rate_or_no_limit_leaves_only_the_byte_bound() {
-        assert!(within_delay(u64::MAX, 0, 2));
-        assert!(within_delay(u64::MAX, MB, 0));
+        assert!(within_delay(u64::MAX, rate(0), 2));
+        assert!(within_delay(u64::MAX, rate(MB), 0));
     }
 
     #[test]
     fn huge_values_do_not_overflow() {
-        assert!(!within_delay(u64::MAX, 1, 60_000));
-        assert!(within_delay(u64::MAX / 1000, u64::MAX, 1));
+        assert!(!within_delay(u64::MAX, rate(1), 60_000));
+        assert!(within_delay(u64::MAX / 1000, rate(u64::MAX), 1));
+        let fit = Fit {
+            bytes_per_s: u64::MAX,
+            fixed_us: u64::MAX,
+        };
+        assert!(within_delay(u64::MAX, fit, u64::MAX));
+    }
+
+    /// Rounds of 5 ms fsync plus 1 GB/s: the fit finds both, where the
+    /// average rate of 256 KiB rounds would read 49 MB/s.
+    #[test]
+    fn model_separates_the_fsync_from_the_per_byte_cost() {
+        let mut m = DrainModel::default();
+        let mut fit = Fit::default();
+        for i in 0..200u64 {
+            let bytes = 64 * 1024 * (1 + i % 8);
+            let took = Duration::from_micros(5_000) + Duration::from_nanos(bytes);
+            fit = m.add(bytes, took);
+        }
+        assert!((990 * MB..1010 * MB).contains(&fit.bytes_per_s), "{fit:?}");
+        assert!((4_990..5_010).contains(&fit.fixed_us), "{fit:?}");
     }
 
     #[test]
-    fn drain_rate_is_bytes_over_busy_time() {
-        let mut r = DrainRate::default();
-        assert_eq!(r.bytes_per_s(), 0, "unknown until measured");
-        assert_eq!(r.add(1_000_000, Duration::from_millis(10)), 100 * MB);
-        // A tiny round adds its bytes and time, not a vote.
-        let after = r.add(1_000, Duration::from_micros(100));
-        assert!((99 * MB..100 * MB).contains(&after), "{after}");
+    fn rounds_all_of_one_size_give_the_average_rate() {
+        let mut m = DrainModel::default();
+        assert_eq!(m.fit(), Fit::default(), "unknown until measured");
+        let fit = m.add(1_000_000, Duration::from_millis(10));
+        assert_eq!(fit, rate(100 * MB));
+        let fit = m.add(1_000_000, Duration::from_millis(10));
+        assert_eq!(fit.fixed_us, 0);
+        assert!((99 * MB..=101 * MB).contains(&fit.bytes_per_s), "{fit:?}");
     }
 
     #[test]
-    fn drain_rate_follows_a_change_within_a_few_windows() {
-        let mut r = DrainRate::default();
-        for _ in 0..100 {
-            r.add(100_000, Duration::from_millis(1)); // 100 MB/s
+    fn model_follows_a_change_within_a_few_windows() {
+        let mut m = DrainModel::default();
+        for i in 0..100u64 {
+            m.add(100_000 * (1 + i % 2), Duration::from_millis(1 + i % 2)); // 100 MB/s
         }
-        for _ in 0..(4 * RATE_WINDOW_MS) {
-            r.add(1_000_000, Duration::from_millis(1)); // 1 GB/s
+        let mut fit = Fit::default();
+        for i in 0..(8 * u64::from(MODEL_ROUNDS)) {
+            fit = m.add(1_000_000 * (1 + i % 2), Duration::from_millis(1 + i % 2));
+            // 1 GB/s
         }
-        let rate = r.bytes_per_s();
-        assert!(rate > 900 * MB, "{rate}");
+        assert!(fit.bytes_per_s > 900 * MB, "{fit:?}");
     }
 
     #[test]
@@ -197,7 +296,7 @@ mod tests {
             "not taken is not drained"
         );
         l.queued(300_000);
-        l.drain_bytes_per_s.store(100 * MB, Ordering::Relaxed);
+        l.publish(rate(100 * MB));
         assert!(!l.has_room(2));
         assert!(l.has_room(3));
     }

@@ -358,7 +358,7 @@ impl Stats {
             return;
         };
         type Get = fn(&WriterLoad) -> u64;
-        let series: [(&str, &str, &str, Get); 3] = [
+        let series: [(&str, &str, &str, Get); 4] = [
             (
                 "ringest_writer_queued_bytes",
                 "Bytes handed to this writer and not yet written (its rings and the round in flight).",
@@ -367,9 +367,15 @@ impl Stats {
             ),
             (
                 "ringest_writer_drain_bytes_per_second",
-                "This writer's measured rate: bytes per second of busy time, over its recent work.",
+                "This writer's marginal rate, fitted on its recent rounds (a round takes fixed + bytes / rate).",
                 "gauge",
                 |l| l.drain_bytes_per_s.load(Relaxed),
+            ),
+            (
+                "ringest_writer_round_fixed_microseconds",
+                "This writer's fixed cost per round (fsync, syscalls), fitted on its recent rounds.",
+                "gauge",
+                |l| l.round_fixed_us.load(Relaxed),
             ),
             (
                 "ringest_writer_drained_bytes_total",

@@ -54,8 +54,9 @@ pub struct Config {
     #[serde(default)]
     pub writers: usize,
     /// A shard stops handing batches over (back-pressure) once its writer's
-    /// queue would take longer than this to drain at the writer's measured
-    /// rate. 0 = bounded by `ring_capacity_batches` only.
+    /// queue would take longer than this to drain, as predicted from the
+    /// writer's recent rounds ([`crate::queue_delay`]). 0 = bounded by
+    /// `ring_capacity_batches` only.
     #[serde(default = "defaults::max_queue_delay_ms")]
     pub max_queue_delay_ms: u64,
     /// A shard hands its batch to the writer once it holds this many bytes.

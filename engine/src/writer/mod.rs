@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
-use crate::queue_delay::DrainRate;
+use crate::queue_delay::DrainModel;
 use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
 use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
@@ -115,9 +115,9 @@ pub struct Writer<F: Fs = RealFs> {
     router: Option<Router>,
     /// With a router: per batch of the round, each message's destinations.
     masks: Vec<Vec<u64>>,
-    /// Bytes per second of busy time, published to the shards through the
-    /// rings' [`crate::queue_delay::WriterLoad`].
-    rate: DrainRate,
+    /// How long a round takes by its bytes, published to the shards
+    /// through the rings' [`crate::queue_delay::WriterLoad`].
+    model: DrainModel,
 }
 
 impl<F: Fs + Clone> Writer<F> {
@@ -163,7 +163,7 @@ impl<F: Fs + Clone> Writer<F> {
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             router: Router::new(config),
             masks: Vec::new(),
-            rate: DrainRate::default(),
+            model: DrainModel::default(),
         })
     }
 
@@ -219,9 +219,9 @@ impl<F: Fs + Clone> Writer<F> {
         let started = Instant::now();
         self.write_round(&round);
         let bytes: usize = round.iter().map(|(_, b)| b.bytes.len()).sum();
-        let rate = self.rate.add(bytes as u64, started.elapsed());
+        let fit = self.model.add(bytes as u64, started.elapsed());
         for ring in &self.rings {
-            ring.load.drain_bytes_per_s.store(rate, Ordering::Release);
+            ring.load.publish(fit);
         }
         for (ri, mut b) in round.drain(..) {
             self.rings[ri].load.drained(b.bytes.len());
