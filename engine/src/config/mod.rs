@@ -50,6 +50,15 @@ pub struct Config {
     /// Batches each shard can queue towards the writer before back-pressure.
     #[serde(default = "defaults::ring_capacity_batches")]
     pub ring_capacity_batches: usize,
+    /// Writer threads; shard i is drained by writer i % writers. 0 = one per shard.
+    #[serde(default)]
+    pub writers: usize,
+    /// A shard stops handing batches over (back-pressure) once its writer's
+    /// queue would take longer than this to drain, as predicted from the
+    /// writer's recent rounds ([`crate::queue_delay`]). 0 = bounded by
+    /// `ring_capacity_batches` only.
+    #[serde(default = "defaults::max_queue_delay_ms")]
+    pub max_queue_delay_ms: u64,
     /// A shard hands its batch to the writer once it holds this many bytes.
     #[serde(default = "defaults::batch_max_bytes")]
     pub batch_max_bytes: usize,
@@ -263,6 +272,9 @@ mod defaults {
     pub fn batch_max_bytes() -> usize {
         256 * 1024
     }
+    pub fn max_queue_delay_ms() -> u64 {
+        2
+    }
     pub fn recv_buffer_bytes() -> usize {
         32 * 1024
     }
@@ -443,9 +455,26 @@ impl Config {
             .unwrap_or(1)
     }
 
+    /// The number of writer threads: the configured one, or one per shard;
+    /// never more than the shards (a writer without a shard would idle).
+    pub fn writer_count(&self) -> usize {
+        let shards = self.shard_count();
+        match self.writers {
+            0 => shards,
+            w => w.min(shards),
+        }
+    }
+
     /// Checks every limit and cross-reference; returns (key, reason) on the first error.
     pub fn validate(&self) -> Result<(), (String, String)> {
         check_range("shards".into(), self.shards as u64, 0, 256)?;
+        check_range("writers".into(), self.writers as u64, 0, 256)?;
+        check_range(
+            "max_queue_delay_ms".into(),
+            self.max_queue_delay_ms,
+            0,
+            60_000,
+        )?;
         check_range(
             "ring_capacity_batches".into(),
             self.ring_capacity_batches as u64,

@@ -11,6 +11,8 @@ use super::{Config, DestinationConfig, SourceConfig, StatsConfig};
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("shards",                   "0 = one per core", "shard threads, each with its own io_uring and listeners"),
     ("ring_capacity_batches",    "64",         "batches a shard may queue for the writer before it stops reading (back-pressure)"),
+    ("writers",                  "0 = one per shard", "writer threads; shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (O_APPEND, whole batches per write)"),
+    ("max_queue_delay_ms",       "2",          "a shard stops handing batches to its writer (and pauses the connections feeding it) once the writer's queue would take longer than this to drain (fixed cost per round plus bytes at the rate fitted on its recent rounds); 0 = bounded by ring_capacity_batches only"),
     ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
     ("recv_buffer_bytes",        "32768",      "size of one provided receive buffer"),
     ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
@@ -46,7 +48,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
     ("destination.date_from",    "\"received\"", "with a path template: {year}..{hour} from the receive time (UTC) or \"message\" (the message's own timestamp when it has one, in UTC when it has an offset; else the receive time)"),
-    ("destination.max_open_files", "64",       "with a path template: files held open at once; the least recently used is closed (after its fsync) to open another"),
+    ("destination.max_open_files", "64",       "with a path template: files held open at once by each writer (so up to writers × this in all); the least recently used is closed (after its fsync) to open another"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -84,6 +86,8 @@ fn struct_keys() -> Vec<String> {
     let Config {
         shards: _,
         ring_capacity_batches: _,
+        writers: _,
+        max_queue_delay_ms: _,
         batch_max_bytes: _,
         recv_buffer_bytes: _,
         recv_buffers_per_shard: _,
@@ -97,6 +101,8 @@ fn struct_keys() -> Vec<String> {
     let top = [
         "shards",
         "ring_capacity_batches",
+        "writers",
+        "max_queue_delay_ms",
         "batch_max_bytes",
         "recv_buffer_bytes",
         "recv_buffers_per_shard",
@@ -240,7 +246,7 @@ mod tests {
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
-                "shards" => "1",
+                "shards" | "writers" => "1",
                 "recv_buffers_per_shard" => "1024",
                 "max_send_queue_bytes" => "65536",
                 _ => "5000",

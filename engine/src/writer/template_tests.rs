@@ -163,7 +163,7 @@ fn sighup_closes_the_files_and_the_next_message_opens_the_new_one() {
         Path::new("/fake/hosts/a/x.log"),
         Path::new("/fake/hosts/a/x.log.1"),
     );
-    r.control.reopen.store(true, Relaxed);
+    r.control.request_reopen();
     r.push_frames(&frames(&[("a", "x", 1)]));
     assert!(r.writer.step());
     assert_eq!(r.file("/fake/hosts/a/x.log.1"), expected("a", "x", 1));
