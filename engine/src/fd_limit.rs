@@ -4,28 +4,40 @@
 //! systemd's LimitNOFILE or `ulimit -Hn` allows), and a limit still below
 //! the config's needs is reported with the numbers.
 
-/// Descriptors besides connections: listeners per shard, io_uring and
-/// eventfds, output files, the stats endpoint, std streams, and room for a
-/// reload's file reads.
+/// Descriptors besides connections, listeners and output files: io_uring
+/// and eventfds, the stats endpoint, std streams, and room for a reload's
+/// file reads.
 pub const FD_MARGIN: u64 = 64;
 
 /// What the config may hold open at once: every source's `max_connections`,
-/// one listener per source per shard, and the margin.
-pub fn needed(max_connections_total: u64, listeners: u64) -> u64 {
-    max_connections_total + listeners + FD_MARGIN
+/// the other descriptors it holds ([`config_needs`]), and the margin.
+pub fn needed(max_connections_total: u64, listeners_and_files: u64) -> u64 {
+    max_connections_total + listeners_and_files + FD_MARGIN
 }
 
 /// What a config may hold open besides the margin: (every source's
-/// `max_connections` summed, one listener per source per shard).
+/// `max_connections` summed, one listener per source per shard plus the
+/// output files: each writer opens every file destination once, and up to
+/// `max_open_files` of a templated one).
 pub fn config_needs(config: &crate::config::Config, shards: usize) -> (u64, u64) {
     let max_connections_total = config
         .sources
         .iter()
         .map(|s| s.max_connections as u64)
         .sum();
+    let files_per_writer: u64 = config
+        .destinations
+        .iter()
+        .filter(|d| d.kind == crate::config::DestinationType::File)
+        .map(|d| match d.template() {
+            Some(_) => d.max_open_files as u64,
+            None => 1,
+        })
+        .sum();
+    let listeners = (config.sources.len() * shards) as u64;
     (
         max_connections_total,
-        (config.sources.len() * shards) as u64,
+        listeners + files_per_writer * config.writer_count() as u64,
     )
 }
 

@@ -39,6 +39,7 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wants {
     pub max_connections_total: u64,
+    /// Listeners and output files (see `fd_limit::config_needs`).
     pub listeners: u64,
     pub listen_backlog_max: u64,
     /// A TLS source has `ktls = "on"`.
@@ -122,7 +123,7 @@ pub fn open_files(h: &HostFacts, w: &Wants) -> Check {
         name: "open files (RLIMIT_NOFILE)",
         current,
         recommended: format!(
-            ">= {needed} (max_connections {} + listeners {} + {})",
+            ">= {needed} (max_connections {} + listeners and output files {} + {})",
             w.max_connections_total,
             w.listeners,
             fd_limit::FD_MARGIN
