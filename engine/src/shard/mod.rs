@@ -10,8 +10,12 @@
 //! connection, which then yields plaintext. EIO on that receive means a
 //! control record: [`Conn::on_ktls_control`] reads it with a synchronous
 //! `recvmsg` (rare: alerts, KeyUpdate).
+//!
+//! What the shard does with each socket (receive in flight, paused by
+//! back-pressure, closing, aborted) is one state machine, [`io_state`].
 
 pub mod bufring;
+pub mod io_state;
 pub mod listener;
 pub mod per_ip;
 pub mod send_queue;
@@ -31,6 +35,7 @@ use crate::plan::Shared;
 use crate::ratelog::RateLog;
 use crate::tls::HandshakeFailure;
 use bufring::BufRing;
+use io_state::{Deferred, IoState, RecvOp};
 use send_queue::SendQueue;
 
 const KIND_ACCEPT: u64 = 1;
@@ -60,6 +65,14 @@ fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
     (kind << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
 }
 
+/// The user-data kind of a receive operation.
+fn recv_kind(op: RecvOp) -> u64 {
+    match op {
+        RecvOp::Multishot => KIND_RECV,
+        RecvOp::Exact => KIND_RECV_EXACT,
+    }
+}
+
 fn split_user_data(ud: u64) -> (u64, u32, u32) {
     (ud >> 56, ((ud >> 32) & 0xff_ffff) as u32, ud as u32)
 }
@@ -73,18 +86,10 @@ struct Entry {
     accepted: Instant,
     /// When bytes last arrived (for `idle_timeout_ms`), to the loop turn.
     last_recv: Instant,
-    /// When we started closing it (for `close_timeout_ms`).
-    closing_since: Option<Instant>,
-    /// Receive completions of this connection waiting in the shard's
-    /// deferred queue (back-pressure); while > 0 its receive is not re-armed.
-    deferred: u32,
-    /// A receive is in flight (multishot or exact); `recv_kind` says which.
-    recv_armed: bool,
-    recv_kind: u64,
+    /// The receive in flight, back-pressure and close, as one state.
+    io: IoState,
     /// Bytes to send; the one send in flight points into it.
     send: SendQueue,
-    closing: bool,
-    shut_down: bool,
 }
 
 struct Slot {
@@ -133,8 +138,8 @@ pub struct Shard {
     accept_errors_log: RateLog,
     draining_since: Option<Instant>,
     /// Operations the submission queue had no room for; pushed first next
-    /// turn, so an operation is delayed, never dropped (its entry's
-    /// `recv_armed`/`send_inflight` stay true). At most a few per slot.
+    /// turn, so an operation is delayed, never dropped (its entry keeps it
+    /// as in flight). At most a few per slot.
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
@@ -287,13 +292,16 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if e.recv_armed || e.closing || e.deferred > 0 {
+        if !e.io.can_arm() {
             return;
         }
-        let sqe = match e.conn.recv_plan() {
-            RecvPlan::Multishot => opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
-                .build()
-                .user_data(user_data(KIND_RECV, slot, gen)),
+        let (op, sqe) = match e.conn.recv_plan() {
+            RecvPlan::Multishot => (
+                RecvOp::Multishot,
+                opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
+                    .build()
+                    .user_data(user_data(KIND_RECV, slot, gen)),
+            ),
             RecvPlan::Exact => {
                 let fd = e.fd;
                 let Some(buf) = e.conn.exact_read_buf() else {
@@ -301,15 +309,16 @@ impl Shard {
                 };
                 // The buffer is the connection's heap memory; it stays put
                 // until the completion comes back to `on_recv_exact`, and the
-                // entry is not freed while `recv_armed` (see finish_close).
-                opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
+                // entry is not freed while its receive is in flight (see
+                // finish_close).
+                let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
                     .build()
-                    .user_data(user_data(KIND_RECV_EXACT, slot, gen))
+                    .user_data(user_data(KIND_RECV_EXACT, slot, gen));
+                (RecvOp::Exact, sqe)
             }
             RecvPlan::Wait => return,
         };
-        e.recv_kind = sqe.get_user_data() >> 56;
-        e.recv_armed = true;
+        e.io.armed(op);
         self.push_sqe(sqe);
     }
 
@@ -398,10 +407,10 @@ impl Shard {
             }
             let (kind, gen, slot) = split_user_data(ud);
             if let Some(e) = self.entry_mut(slot, gen) {
-                e.deferred -= 1;
+                e.io.deferred_taken();
                 if kind == KIND_RECV_EXACT || !cqueue::more(flags) {
                     // That was the receive's last completion.
-                    e.recv_armed = false;
+                    e.io.recv_ended();
                 }
             }
         }
@@ -412,14 +421,13 @@ impl Shard {
                 continue;
             };
             let mut cancels = Vec::new();
-            if e.recv_armed {
-                cancels.push(user_data(e.recv_kind, slot, gen));
+            if let Some(op) = e.io.recv() {
+                cancels.push(user_data(recv_kind(op), slot, gen));
             }
             if e.send.in_flight() {
                 cancels.push(user_data(KIND_SEND, slot, gen));
             }
-            if !e.shut_down {
-                e.shut_down = true;
+            if e.io.abort() {
                 // SAFETY: fd is this connection's socket, still open.
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
@@ -452,8 +460,8 @@ impl Shard {
                     continue;
                 };
                 match kind {
-                    KIND_RECV if !cqueue::more(flags) => e.recv_armed = false,
-                    KIND_RECV_EXACT => e.recv_armed = false,
+                    KIND_RECV if !cqueue::more(flags) => e.io.recv_ended(),
+                    KIND_RECV_EXACT => e.io.recv_ended(),
                     KIND_SEND => e.send.on_sent(-libc::ECANCELED),
                     _ => {}
                 }
@@ -475,7 +483,7 @@ impl Shard {
                     .connections_active
                     .fetch_sub(1, Relaxed);
                 self.shared.sources[e.source as usize].per_ip.close(e.ip);
-                if e.recv_armed || e.send.in_flight() {
+                if e.io.recv().is_some() || e.send.in_flight() {
                     // The kernel may still write into its exact-read buffer
                     // or read its send buffer: never free them (the
                     // process is exiting).
@@ -490,7 +498,7 @@ impl Shard {
         self.slots
             .iter()
             .filter_map(|s| s.entry.as_ref())
-            .map(|e| e.recv_armed as usize + e.send.in_flight() as usize)
+            .map(|e| e.io.recv().is_some() as usize + e.send.in_flight() as usize)
             .sum()
     }
 
@@ -507,10 +515,8 @@ impl Shard {
         else {
             return false;
         };
-        if e.closing {
-            return false;
-        }
-        e.deferred > 0 || (self.batcher.is_full() && !e.conn.is_handshaking())
+        e.io
+            .must_defer(self.batcher.is_full(), e.conn.is_handshaking())
     }
 
     /// Keeps a receive completion for later and pauses its connection (its
@@ -519,22 +525,20 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        let cancel = if e.deferred == 0 {
-            self.local[e.source as usize].pauses += 1;
-            // Stop its multishot receive: otherwise it keeps taking provided
-            // buffers until none is left for anyone (handshakes included).
-            (e.recv_armed && e.recv_kind == KIND_RECV).then_some(e.recv_kind)
-        } else {
-            None
+        let cancel = match e.io.defer() {
+            Deferred::Paused { cancel } => {
+                self.local[e.source as usize].pauses += 1;
+                cancel
+            }
+            Deferred::Queued => None,
         };
-        e.deferred += 1;
         if cqueue::buffer_select(cqe.2).is_some() {
             self.deferred_buffers += 1;
         }
         self.deferred.push_back(cqe);
-        if let Some(kind) = cancel {
+        if let Some(op) = cancel {
             let gen = self.slots[slot as usize].gen;
-            let sqe = opcode::AsyncCancel::new(user_data(kind, slot, gen))
+            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(op), slot, gen))
                 .build()
                 .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
@@ -558,11 +562,11 @@ impl Shard {
             if cqueue::buffer_select(flags).is_some() {
                 self.deferred_buffers -= 1;
             }
-            if let Some(e) = self.entry_mut(slot, gen) {
-                e.deferred -= 1;
-                if e.deferred == 0 {
-                    self.rearm.push(slot);
-                }
+            if self
+                .entry_mut(slot, gen)
+                .is_some_and(|e| e.io.deferred_taken())
+            {
+                self.rearm.push(slot);
             }
             match kind {
                 KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
@@ -615,7 +619,7 @@ impl Shard {
                 if self.slots[slot as usize]
                     .entry
                     .as_ref()
-                    .is_some_and(|e| !e.closing)
+                    .is_some_and(|e| !e.io.is_closing())
                 {
                     self.count_close(slot, LocalClose::DrainTimeout.label());
                     self.begin_close(slot);
@@ -633,7 +637,7 @@ impl Shard {
                 continue;
             };
             let cfg = &self.shared.sources[e.source as usize].config;
-            if let Some(since) = e.closing_since {
+            if let Some(since) = e.io.closing_since() {
                 if now.duration_since(since) >= Duration::from_millis(cfg.close_timeout_ms) {
                     let close_timeout_ms = cfg.close_timeout_ms;
                     self.count_close(slot, LocalClose::CloseTimeout { close_timeout_ms }.label());
@@ -641,7 +645,7 @@ impl Shard {
                 }
                 continue;
             }
-            if e.closing {
+            if e.io.is_closing() {
                 continue;
             }
             if e.conn.is_handshaking() {
@@ -652,8 +656,7 @@ impl Shard {
             } else if cfg.idle_timeout_ms > 0
                 // Only while we read from it: a connection paused by
                 // back-pressure (or waiting for buffers) is not idle.
-                && e.recv_armed
-                && e.deferred == 0
+                && e.io.is_waiting_for_peer()
                 && now.duration_since(e.last_recv) >= Duration::from_millis(cfg.idle_timeout_ms)
             {
                 let idle_timeout_ms = cfg.idle_timeout_ms;
@@ -673,11 +676,8 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        e.closing = true;
-        e.closing_since = None;
         e.send.discard();
-        if !e.shut_down {
-            e.shut_down = true;
+        if e.io.abort() {
             // SAFETY: fd is this connection's socket, still open.
             unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
         }
@@ -685,8 +685,8 @@ impl Shard {
         if e.send.in_flight() {
             cancels.push(user_data(KIND_SEND, slot, gen));
         }
-        if e.recv_armed {
-            cancels.push(user_data(e.recv_kind, slot, gen));
+        if let Some(op) = e.io.recv() {
+            cancels.push(user_data(recv_kind(op), slot, gen));
         }
         for ud in cancels {
             let sqe =
@@ -780,13 +780,8 @@ impl Shard {
             conn,
             accepted: self.turn_now,
             last_recv: self.turn_now,
-            closing_since: None,
-            deferred: 0,
-            recv_armed: false,
-            recv_kind: KIND_RECV,
+            io: IoState::default(),
             send: SendQueue::default(),
-            closing: false,
-            shut_down: false,
         };
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -878,7 +873,7 @@ impl Shard {
             return;
         };
         if !more {
-            e.recv_armed = false;
+            e.io.recv_ended();
         }
         if res > 0 {
             let Some(bid) = bid else {
@@ -888,7 +883,7 @@ impl Shard {
             let source = e.source as usize;
             e.last_recv = self.turn_now;
             let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-            let result = if e.closing {
+            let result = if e.io.is_closing() {
                 Ok(Outcome::Continue)
             } else {
                 let data = self.bufs.slice_mut(bid, res as usize);
@@ -906,13 +901,14 @@ impl Shard {
                 Err(reason) => self.refuse(slot, reason),
             }
             self.flush_send(slot);
-        } else if res == -libc::ECANCELED && !e.closing {
+        } else if res == -libc::ECANCELED && !e.io.is_closing() {
             // Our own cancel (back-pressure paused this connection): the
             // receive ended, the connection did not. Re-armed on resume.
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }
-        } else if res < 0 && e.conn.is_offloaded() && !e.closing && -res != libc::ENOBUFS {
+        } else if res < 0 && e.conn.is_offloaded() && !e.io.is_closing() && -res != libc::ENOBUFS
+        {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }
@@ -940,7 +936,7 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_ref() else {
             return;
         };
-        if !e.recv_armed && !e.closing {
+        if e.io.can_arm() {
             if res == -libc::ENOBUFS
                 && self.deferred_buffers > self.shared.config.recv_buffers_per_shard / 2
             {
@@ -952,7 +948,7 @@ impl Shard {
         if self.slots[slot as usize]
             .entry
             .as_ref()
-            .is_some_and(|e| e.closing && !e.recv_armed)
+            .is_some_and(|e| e.io.is_closing() && e.io.recv().is_none())
         {
             self.finish_close(slot);
         }
@@ -968,9 +964,9 @@ impl Shard {
         else {
             return;
         };
-        e.recv_armed = false;
+        e.io.recv_ended();
         if res <= 0 {
-            if -res == libc::ECANCELED || e.closing {
+            if -res == libc::ECANCELED || e.io.is_closing() {
                 self.finish_close(slot);
             } else {
                 self.on_peer_gone(slot, res, now_ns);
@@ -980,7 +976,7 @@ impl Shard {
         let source = e.source as usize;
         e.last_recv = self.turn_now;
         let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-        let result = if e.closing {
+        let result = if e.io.is_closing() {
             Ok(Outcome::Continue)
         } else {
             let mut out = std::mem::take(&mut self.out_scratch);
@@ -1002,7 +998,7 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_ref() else {
             return;
         };
-        if e.closing {
+        if e.io.is_closing() {
             self.finish_close(slot);
         } else {
             // The next exact read, or the multishot once the handshake is over.
@@ -1017,7 +1013,7 @@ impl Shard {
             return;
         };
         let sent = e.send.is_empty();
-        if e.closing || !sent || !e.conn.is_ktls_pending() {
+        if e.io.is_closing() || !sent || !e.conn.is_ktls_pending() {
             return;
         }
         let source = e.source as usize;
@@ -1052,7 +1048,7 @@ impl Shard {
             return;
         };
         let source = e.source as usize;
-        if !e.closing {
+        if !e.io.is_closing() {
             let result = e.conn.on_eof(now_ns, &mut self.batcher);
             self.take_conn_counters(slot, source);
             if let Err(reason) = result {
@@ -1069,10 +1065,8 @@ impl Shard {
         }
         let now = self.turn_now;
         if let Some(e) = self.slots[slot as usize].entry.as_mut() {
-            e.closing = true;
             // A send still in flight gets close_timeout_ms like any close.
-            e.closing_since.get_or_insert(now);
-            e.recv_armed = false;
+            e.io.peer_gone(now);
         }
         self.finish_close(slot);
     }
@@ -1114,7 +1108,7 @@ impl Shard {
         };
         // A failed send means the peer is gone; receiving decides the rest.
         e.send.on_sent(res);
-        let closing = e.closing;
+        let closing = e.io.is_closing();
         self.flush_send(slot);
         if closing {
             self.finish_close(slot);
@@ -1180,12 +1174,9 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if !e.closing {
-            e.closing = true;
-            e.closing_since = Some(self.turn_now);
-        }
-        if e.recv_armed {
-            let sqe = opcode::AsyncCancel::new(user_data(e.recv_kind, slot, gen))
+        e.io.begin_close(self.turn_now);
+        if let Some(op) = e.io.recv() {
+            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(op), slot, gen))
                 .build()
                 .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
@@ -1202,9 +1193,8 @@ impl Shard {
         if !e.send.is_empty() {
             return;
         }
-        if e.recv_armed {
-            if !e.shut_down {
-                e.shut_down = true;
+        if e.io.recv().is_some() {
+            if e.io.shut_down_receive() {
                 // SAFETY: fd is this connection's socket, still open.
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
