@@ -21,6 +21,7 @@
 //! handshake and hand-off up to, not including, the setsockopt calls, so the
 //! userspace half can be checked on a kernel without kTLS.
 
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringest::tls::driver::{self, DriveError, Progress};
 use ringest::ktls::{
     self, ControlAction, ControlRecord, CryptoInfo, Decision, KtlsMode, KtlsSupport,
 };
@@ -35,7 +37,6 @@ use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::{UnbufferedServerConnection, WebPkiClientVerifier};
-use rustls::unbuffered::ConnectionState;
 use rustls::{
     ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned, SupportedCipherSuite,
     SupportedProtocolVersion,
@@ -500,7 +501,8 @@ fn read_exact_or_err(sock: &mut TcpStream, buf: &mut [u8]) -> Result<(), String>
 }
 
 /// Drives an UnbufferedServerConnection to the end of the handshake and to a
-/// record boundary.
+/// record boundary, through the engine's handshake driver; only the reads
+/// (record-exact or greedy) and writes are this example's.
 fn server_handshake(
     sock: &mut TcpStream,
     conn: &mut UnbufferedServerConnection,
@@ -508,68 +510,51 @@ fn server_handshake(
 ) -> Result<Handoff, String> {
     let mut incoming = vec![0u8; HANDSHAKE_BUF_BYTES];
     let mut filled = 0usize;
-    let mut outgoing = vec![0u8; HANDSHAKE_BUF_BYTES];
-    let mut outgoing_len = 0usize;
+    let mut outgoing = Vec::new();
     let mut handoff = Handoff {
         plaintext: Vec::new(),
         userspace_records: 0,
         boundary_reads_bytes: 0,
     };
     loop {
-        let status = conn.process_tls_records(&mut incoming[..filled]);
-        let discard = status.discard;
-        let mut need_read = false;
-        let mut done = false;
-        match status.state.map_err(|e| format!("handshake: {e}"))? {
-            ConnectionState::EncodeTlsData(mut enc) => {
-                let n = enc
-                    .encode(&mut outgoing[outgoing_len..])
-                    .map_err(|e| format!("encode: {e:?}"))?;
-                outgoing_len += n;
-            }
-            ConnectionState::TransmitTlsData(tx) => {
-                sock.write_all(&outgoing[..outgoing_len])
-                    .map_err(|e| format!("handshake write: {e}"))?;
-                outgoing_len = 0;
-                tx.done();
-            }
-            ConnectionState::BlockedHandshake => need_read = true,
-            ConnectionState::ReadTraffic(mut rt) => {
-                // Only reachable after the handshake: records that arrived
-                // with Finished. rustls has already advanced its read seq.
-                while let Some(rec) = rt.next_record() {
-                    let rec = rec.map_err(|e| format!("leftover record: {e}"))?;
-                    handoff.plaintext.extend_from_slice(rec.payload);
-                    handoff.userspace_records += 1;
+        // Only reachable after the handshake: records that arrived with
+        // Finished. rustls has already advanced its read seq.
+        let (plaintext, records) = (&mut handoff.plaintext, &mut handoff.userspace_records);
+        let d = driver::drive(conn, &mut incoming[..filled], &mut outgoing, &mut |p: &[u8]| {
+            plaintext.extend_from_slice(p);
+            *records += 1;
+            Ok::<(), Infallible>(())
+        });
+        if !outgoing.is_empty() {
+            sock.write_all(&outgoing)
+                .map_err(|e| format!("handshake write: {e}"))?;
+            outgoing.clear();
+        }
+        incoming.copy_within(d.consumed..filled, 0);
+        filled -= d.consumed;
+        let progress = d.result.map_err(|e| match e {
+            DriveError::Tls(e) => format!("handshake: {e}"),
+            DriveError::Record(e) => format!("leftover record: {e}"),
+            DriveError::Encode(e) => format!("encode: {e:?}"),
+            DriveError::Plain(never) => match never {},
+        })?;
+        match progress {
+            Progress::Traffic => {
+                // The handshake is over and every whole record has been
+                // processed; what is left is at most the start of one record.
+                let b = ktls::record_boundary(&incoming[..filled]).map_err(|e| e.to_string())?;
+                assert_eq!(b.whole_bytes, 0, "rustls leaves no whole record behind");
+                if b.is_aligned() {
+                    return Ok(handoff);
                 }
+                // Finish the cut record with an exact read, then let rustls
+                // decrypt it: the kernel cannot take over mid-record.
+                let end = filled + b.missing_bytes;
+                read_exact_or_err(sock, &mut incoming[filled..end])?;
+                handoff.boundary_reads_bytes += b.missing_bytes;
+                filled = end;
             }
-            ConnectionState::WriteTraffic(_) => done = true,
-            ConnectionState::PeerClosed | ConnectionState::Closed => {
-                return Err("peer closed during the handshake".into())
-            }
-            other => return Err(format!("unexpected state {other:?}")),
-        }
-        incoming.copy_within(discard..filled, 0);
-        filled -= discard;
-
-        if done {
-            // The handshake is over and every whole record has been
-            // processed; what is left is at most the start of one record.
-            let b = ktls::record_boundary(&incoming[..filled]).map_err(|e| e.to_string())?;
-            assert_eq!(b.whole_bytes, 0, "rustls leaves no whole record behind");
-            if b.is_aligned() {
-                return Ok(handoff);
-            }
-            // Finish the cut record with an exact read, then let rustls
-            // decrypt it: the kernel cannot take over mid-record.
-            let end = filled + b.missing_bytes;
-            read_exact_or_err(sock, &mut incoming[filled..end])?;
-            handoff.boundary_reads_bytes += b.missing_bytes;
-            filled = end;
-            continue;
-        }
-        if need_read {
-            match reads {
+            Progress::NeedMore => match reads {
                 ServerReads::RecordExact => {
                     let b =
                         ktls::record_boundary(&incoming[..filled]).map_err(|e| e.to_string())?;
@@ -595,6 +580,9 @@ fn server_handshake(
                     }
                     filled += n;
                 }
+            },
+            Progress::PeerClosed | Progress::Closed => {
+                return Err("peer closed during the handshake".into())
             }
         }
     }

@@ -181,6 +181,7 @@
 
 mod chain;
 mod crl;
+pub mod driver;
 mod dev_pki;
 mod dn;
 mod error;
