@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringest::tls::driver::{self, DriveError, Progress};
 use ringest::ktls::{
     self, ControlAction, ControlRecord, CryptoInfo, Decision, KtlsMode, KtlsSupport,
 };
+use ringest::tls::driver::{self, DriveError, Progress};
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite as cs};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -520,11 +520,16 @@ fn server_handshake(
         // Only reachable after the handshake: records that arrived with
         // Finished. rustls has already advanced its read seq.
         let (plaintext, records) = (&mut handoff.plaintext, &mut handoff.userspace_records);
-        let d = driver::drive(conn, &mut incoming[..filled], &mut outgoing, &mut |p: &[u8]| {
-            plaintext.extend_from_slice(p);
-            *records += 1;
-            Ok::<(), Infallible>(())
-        });
+        let d = driver::drive(
+            conn,
+            &mut incoming[..filled],
+            &mut outgoing,
+            &mut |p: &[u8]| {
+                plaintext.extend_from_slice(p);
+                *records += 1;
+                Ok::<(), Infallible>(())
+            },
+        );
         if !outgoing.is_empty() {
             sock.write_all(&outgoing)
                 .map_err(|e| format!("handshake write: {e}"))?;

@@ -20,11 +20,13 @@
 //! - Closing: close_notify, flush, shutdown(Write), then read to EOF within
 //!   `close_timeout`, so the server never sees a reset with data unread.
 
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use ringest::tls::driver::{self, DriveError, Progress as TlsProgress};
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::unbuffered::ConnectionState;
@@ -41,9 +43,6 @@ const READS_PER_TURN_MAX: usize = 64;
 const INBUF_START_BYTES: usize = 16 * 1024 + 512;
 /// ...grown up to this for a large handshake flight.
 const INBUF_MAX_BYTES: usize = 256 * 1024;
-/// Iterations of rustls's state machine per call (each consumes input or
-/// moves the handshake on).
-const RUSTLS_STEPS_MAX: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -601,52 +600,44 @@ impl ClientConn {
         Ok(())
     }
 
-    /// Runs rustls over the buffered input until it needs more input or has
-    /// nothing left to do; what it wants sent is appended to `out`.
+    /// Runs rustls over the buffered input (through the engine's handshake
+    /// driver) until it needs more input or has nothing left to do; what it
+    /// wants sent is appended to `out`.
     fn drive_rustls(&mut self) -> Result<(), ConnError> {
         let Some(Tls::Rustls(conn)) = &mut self.tls else {
             return Ok(());
         };
-        for _ in 0..RUSTLS_STEPS_MAX {
-            let was_handshaking = conn.is_handshaking();
-            let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
-            let discard = st.discard;
-            let state = match st.state {
-                Ok(state) => state,
-                Err(e) => {
-                    self.in_start += discard;
-                    return Err(classify_tls(e, self.phase, self.confirmed));
-                }
-            };
-            let mut idle = false;
-            match state {
-                ConnectionState::EncodeTlsData(mut e) => {
-                    crate::tls::encode_into(&mut e, &mut self.out).map_err(ConnError::Tls)?
-                }
-                ConnectionState::TransmitTlsData(t) => t.done(),
-                ConnectionState::ReadTraffic(mut r) => {
-                    // The server is not expected to send data; discard it.
-                    while let Some(rec) = r.next_record() {
-                        rec.map_err(|e| classify_tls(e, self.phase, self.confirmed))?;
-                    }
-                }
-                ConnectionState::WriteTraffic(_) => {
-                    self.hs_done = true;
-                    idle = true;
-                }
-                ConnectionState::PeerClosed => self.peer_closed = true,
-                ConnectionState::Closed => {
-                    self.peer_closed = true;
-                    idle = true;
-                }
-                _ => idle = true,
-            }
-            if !was_handshaking && discard > 0 {
+        // The driver hands control back at the server's close_notify; the
+        // next call goes on from there.
+        for _ in 0..3 {
+            // The server is not expected to send data; discard it.
+            let d = driver::drive(
+                conn.as_mut(),
+                &mut self.inbuf[self.in_start..self.in_end],
+                &mut self.out,
+                &mut |_: &[u8]| Ok::<(), Infallible>(()),
+            );
+            self.in_start += d.consumed;
+            if d.consumed_established > 0 {
+                // Bytes after our handshake: the server accepted us.
                 self.confirmed = true;
             }
-            self.in_start += discard;
-            if idle {
-                break;
+            match d.result {
+                Ok(TlsProgress::NeedMore) => break,
+                Ok(TlsProgress::Traffic) => {
+                    self.hs_done = true;
+                    break;
+                }
+                Ok(TlsProgress::PeerClosed) => self.peer_closed = true,
+                Ok(TlsProgress::Closed) => {
+                    self.peer_closed = true;
+                    break;
+                }
+                Err(DriveError::Tls(e) | DriveError::Record(e)) => {
+                    return Err(classify_tls(e, self.phase, self.confirmed))
+                }
+                Err(DriveError::Encode(e)) => return Err(ConnError::Tls(e.to_string())),
+                Err(DriveError::Plain(never)) => match never {},
             }
         }
         Ok(())
@@ -912,13 +903,13 @@ impl ClientConn {
                     .close_notify(&mut self.out)
                     .map_err(|e| ConnError::Tls(e.describe()))?,
                 Some(Tls::Rustls(conn)) => {
-                    let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
-                    let discard = st.discard;
-                    if let Ok(ConnectionState::WriteTraffic(mut w)) = st.state {
-                        crate::tls::close_notify_into(&mut w, &mut self.out)
-                            .map_err(ConnError::Tls)?;
-                    }
+                    let (discard, queued) = driver::queue_close_notify(
+                        conn.as_mut(),
+                        &mut self.inbuf[self.in_start..self.in_end],
+                        &mut self.out,
+                    );
                     self.in_start += discard;
+                    queued.map_err(|e| ConnError::Tls(e.to_string()))?;
                 }
                 None => {}
             }

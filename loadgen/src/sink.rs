@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ringest::tls::driver::{self, DriveError, Progress};
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::ConnectionState;
 use rustls::ServerConfig;
 use serde_json::json;
 
@@ -582,62 +582,33 @@ fn feed(dec: &mut FrameDecoder, data: &[u8], stats: &mut SinkStats, outbuf: &mut
     }
 }
 
-/// Runs rustls over the buffered input. Returns true when the connection is done.
+/// Runs rustls over the buffered input through the engine's handshake
+/// driver. Returns true when the connection is done.
 fn process_tls(c: &mut SinkConn, stats: &mut SinkStats, outbuf: &mut Vec<u8>) -> bool {
     let Some(tls) = c.tls.as_mut() else {
         return true;
     };
-    // Each iteration consumes input or changes state; bounded by the records
-    // in the buffer (at most INBUF_BYTES / 6) plus a few state changes.
-    for _ in 0..(INBUF_BYTES / 4) {
-        let st = tls.process_tls_records(&mut c.inbuf[c.in_start..c.in_end]);
-        let discard = st.discard;
-        let state = match st.state {
-            Ok(s) => s,
-            Err(e) => {
-                stats.error(if c.handshake_done {
-                    format!("tls: {e}")
+    // The driver hands control back at the peer's close_notify; the next
+    // call answers it (or reports the connection closed).
+    for _ in 0..3 {
+        let dec = &mut c.dec;
+        let d = driver::drive(
+            tls,
+            &mut c.inbuf[c.in_start..c.in_end],
+            &mut c.out,
+            &mut |p: &[u8]| {
+                // A framing error is counted by `feed`.
+                if feed(dec, p, stats, outbuf) {
+                    Ok(())
                 } else {
-                    format!("handshake: {e}")
-                });
-                c.in_start += discard;
-                send_pending_alert(tls, &mut c.inbuf[c.in_start..c.in_end], &mut c.out);
-                let _ = flush_once(&mut c.stream, &c.out[c.out_pos..]);
-                return true;
-            }
-        };
-        match state {
-            ConnectionState::ReadTraffic(mut r) => {
-                while let Some(rec) = r.next_record() {
-                    match rec {
-                        Ok(rec) => {
-                            if !feed(&mut c.dec, rec.payload, stats, outbuf) {
-                                return true;
-                            }
-                        }
-                        Err(e) => {
-                            stats.error(format!("tls: {e}"));
-                            return true;
-                        }
-                    }
+                    Err(())
                 }
-            }
-            ConnectionState::ReadEarlyData(mut r) => while r.next_record().is_some() {},
-            ConnectionState::EncodeTlsData(mut e) => {
-                if let Err(err) = crate::tls::encode_into(&mut e, &mut c.out) {
-                    stats.error(format!("tls: encode: {err}"));
-                    return true;
-                }
-            }
-            ConnectionState::TransmitTlsData(t) => {
-                // Queued in `out`, flushed after this batch: order is kept.
-                t.done();
-            }
-            ConnectionState::BlockedHandshake => {
-                c.in_start += discard;
-                break;
-            }
-            ConnectionState::WriteTraffic(mut w) => {
+            },
+        );
+        c.in_start += d.consumed;
+        match d.result {
+            Ok(Progress::NeedMore) => return false,
+            Ok(Progress::Traffic) => {
                 if !c.handshake_done {
                     c.handshake_done = true;
                     stats.handshakes += 1;
@@ -645,51 +616,45 @@ fn process_tls(c: &mut SinkConn, stats: &mut SinkStats, outbuf: &mut Vec<u8>) ->
                 if c.peer_closed && !c.sent_close {
                     c.sent_close = true;
                     c.closing = true;
-                    let start = c.out.len();
-                    c.out.resize(start + 64, 0);
-                    match w.queue_close_notify(&mut c.out[start..]) {
-                        Ok(n) => c.out.truncate(start + n),
-                        Err(_) => c.out.truncate(start),
-                    }
+                    let (n, _) = driver::queue_close_notify(
+                        tls,
+                        &mut c.inbuf[c.in_start..c.in_end],
+                        &mut c.out,
+                    );
+                    c.in_start += n;
                 }
-                c.in_start += discard;
-                break;
+                return false;
             }
-            ConnectionState::PeerClosed => {
+            Ok(Progress::PeerClosed) => {
                 c.peer_closed = true;
                 stats.close_notify += 1;
             }
-            ConnectionState::Closed => {
-                c.in_start += discard;
+            Ok(Progress::Closed) => {
                 c.closing = true;
-                break;
+                return false;
             }
-            _ => {
-                c.in_start += discard;
-                break;
+            Err(DriveError::Plain(())) => return true,
+            Err(DriveError::Record(e)) => {
+                stats.error(format!("tls: {e}"));
+                return true;
+            }
+            Err(DriveError::Encode(e)) => {
+                stats.error(format!("tls: encode: {e}"));
+                return true;
+            }
+            Err(DriveError::Tls(e)) => {
+                stats.error(if c.handshake_done {
+                    format!("tls: {e}")
+                } else {
+                    format!("handshake: {e}")
+                });
+                driver::pending_alert(tls, &mut c.out);
+                let _ = flush_once(&mut c.stream, &c.out[c.out_pos..]);
+                return true;
             }
         }
-        c.in_start += discard;
     }
     false
-}
-
-/// After an error rustls has queued an alert for the peer: encode it.
-/// `input` must be the same buffer as before, less what was discarded:
-/// rustls keeps offsets into it.
-fn send_pending_alert(tls: &mut UnbufferedServerConnection, input: &mut [u8], out: &mut Vec<u8>) {
-    for _ in 0..4 {
-        let st = tls.process_tls_records(input);
-        match st.state {
-            Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                if crate::tls::encode_into(&mut e, out).is_err() {
-                    return;
-                }
-            }
-            Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-            _ => return,
-        }
-    }
 }
 
 /// One best-effort write (used right before dropping a connection).

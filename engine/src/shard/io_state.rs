@@ -42,10 +42,7 @@ pub enum IoState {
     /// Back-pressure: `deferred` receive completions of `recv` wait in the
     /// shard's queue, in order; the receive is not re-armed until the last
     /// of them has been taken out.
-    Paused {
-        recv: RecvOp,
-        deferred: NonZeroU32,
-    },
+    Paused { recv: RecvOp, deferred: NonZeroU32 },
     /// Closing politely: no more receives; what is queued to send (an alert)
     /// goes out, then the socket closes. `since` starts `close_timeout_ms`.
     /// `shut_down`: shutdown(2) was called to end a receive still in flight.

@@ -515,8 +515,7 @@ impl Shard {
         else {
             return false;
         };
-        e.io
-            .must_defer(self.batcher.is_full(), e.conn.is_handshaking())
+        e.io.must_defer(self.batcher.is_full(), e.conn.is_handshaking())
     }
 
     /// Keeps a receive completion for later and pauses its connection (its
@@ -907,8 +906,7 @@ impl Shard {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }
-        } else if res < 0 && e.conn.is_offloaded() && !e.io.is_closing() && -res != libc::ENOBUFS
-        {
+        } else if res < 0 && e.conn.is_offloaded() && !e.io.is_closing() && -res != libc::ENOBUFS {
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }

@@ -12,7 +12,7 @@
 
 use rustls::client::UnbufferedClientConnection;
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 
 /// A fixed cost per call on top of one step per record: encoding a
 /// handshake flight takes a few steps (one per message, then the transmit).
@@ -21,6 +21,8 @@ const STEPS_PER_CALL_MIN: usize = 64;
 const RECORD_BYTES_MIN: usize = 5;
 /// Alerts rustls queues after a fatal error (one; bounded for safety).
 const PENDING_ALERT_STEPS_MAX: usize = 4;
+/// Room for one close_notify record (header, alert, AEAD tag and nonce).
+const CLOSE_NOTIFY_BYTES_MAX: usize = 64;
 
 /// rustls's unbuffered client and server connections, behind one call.
 pub trait Unbuffered {
@@ -156,9 +158,9 @@ pub fn drive<C: Unbuffered, E>(
             Ok(ConnectionState::WriteTraffic(_)) => Ok(Some(Progress::Traffic)),
             Ok(ConnectionState::PeerClosed) => Ok(Some(Progress::PeerClosed)),
             Ok(ConnectionState::Closed) => Ok(Some(Progress::Closed)),
-            Ok(ConnectionState::ReadEarlyData(_)) => Err(DriveError::Tls(
-                rustls::Error::General("0-RTT data is never accepted".into()),
-            )),
+            Ok(ConnectionState::ReadEarlyData(_)) => Err(DriveError::Tls(rustls::Error::General(
+                "0-RTT data is never accepted".into(),
+            ))),
             Ok(_) => Err(DriveError::Tls(rustls::Error::General(
                 "unexpected TLS state".into(),
             ))),
@@ -221,30 +223,30 @@ pub fn pending_alert<C: Unbuffered>(conn: &mut C, out: &mut Vec<u8>) {
 
 /// Once established, appends a close_notify to `out`. Returns the bytes
 /// of `incoming` rustls is done with, and whether the alert was queued
-/// (false when the connection is not in a state to write).
+/// (`Ok(false)` when the connection is not in a state to write).
 pub fn queue_close_notify<C: Unbuffered>(
     conn: &mut C,
     incoming: &mut [u8],
     out: &mut Vec<u8>,
-) -> (usize, bool) {
+) -> (usize, Result<bool, EncryptError>) {
     let UnbufferedStatus { discard, state } = conn.process(incoming);
     let queued = match state {
         Ok(ConnectionState::WriteTraffic(mut w)) => {
             let start = out.len();
             // A close_notify record is at most a header, an alert and an AEAD tag.
-            out.resize(start + 64, 0);
+            out.resize(start + CLOSE_NOTIFY_BYTES_MAX, 0);
             match w.queue_close_notify(&mut out[start..]) {
                 Ok(n) => {
                     out.truncate(start + n);
-                    true
+                    Ok(true)
                 }
-                Err(_) => {
+                Err(e) => {
                     out.truncate(start);
-                    false
+                    Err(e)
                 }
             }
         }
-        _ => false,
+        _ => Ok(false),
     };
     (discard, queued)
 }

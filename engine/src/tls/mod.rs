@@ -181,9 +181,9 @@
 
 mod chain;
 mod crl;
-pub mod driver;
 mod dev_pki;
 mod dn;
+pub mod driver;
 mod error;
 mod failure;
 mod fingerprint;
