@@ -35,37 +35,36 @@ pub trait Unbuffered {
     fn is_handshaking(&self) -> bool;
 }
 
-impl Unbuffered for UnbufferedServerConnection {
-    type Data = rustls::server::ServerConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn wants_write(&self) -> bool {
-        (**self).wants_write()
-    }
-    fn is_handshaking(&self) -> bool {
-        (**self).is_handshaking()
-    }
+/// rustls gives the client and the server each their own
+/// `process_tls_records`; the rest is shared through `Deref`.
+macro_rules! unbuffered {
+    ($conn:ty, $data:ty) => {
+        impl Unbuffered for $conn {
+            type Data = $data;
+            fn process<'c, 'i>(
+                &'c mut self,
+                incoming: &'i mut [u8],
+            ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+                self.process_tls_records(incoming)
+            }
+            fn wants_write(&self) -> bool {
+                (**self).wants_write()
+            }
+            fn is_handshaking(&self) -> bool {
+                (**self).is_handshaking()
+            }
+        }
+    };
 }
 
-impl Unbuffered for UnbufferedClientConnection {
-    type Data = rustls::client::ClientConnectionData;
-    fn process<'c, 'i>(
-        &'c mut self,
-        incoming: &'i mut [u8],
-    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn wants_write(&self) -> bool {
-        (**self).wants_write()
-    }
-    fn is_handshaking(&self) -> bool {
-        (**self).is_handshaking()
-    }
-}
+unbuffered!(
+    UnbufferedServerConnection,
+    rustls::server::ServerConnectionData
+);
+unbuffered!(
+    UnbufferedClientConnection,
+    rustls::client::ClientConnectionData
+);
 
 /// Where a call left the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
