@@ -124,7 +124,7 @@ pub fn drive<C: Unbuffered, E>(
     let steps_max = incoming.len() / RECORD_BYTES_MIN + STEPS_PER_CALL_MIN;
     for _ in 0..steps_max {
         let established = !conn.is_handshaking();
-        let UnbufferedStatus { discard, state } = conn.process(&mut incoming[consumed..]);
+        let UnbufferedStatus { mut discard, state } = conn.process(&mut incoming[consumed..]);
         let step = match state {
             Err(e) => Err(DriveError::Tls(e)),
             Ok(ConnectionState::EncodeTlsData(mut s)) => encode_into(out, |b| s.encode(b))
@@ -140,6 +140,9 @@ pub fn drive<C: Unbuffered, E>(
                 while let Some(rec) = r.next_record() {
                     match rec {
                         Ok(rec) => {
+                            // rustls's contract: added before discarding
+                            // (0 while it decrypts into its own buffers).
+                            discard += rec.discard;
                             if let Err(e) = on_plain(rec.payload) {
                                 result = Err(DriveError::Plain(e));
                                 break;
