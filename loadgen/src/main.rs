@@ -10,7 +10,7 @@
 //!   conn/        one sending connection's state machine
 //!   send.rs      plan, per-thread event loops, report
 //!   sink/        receiving server; framing.rs its frame decoder (sans-IO)
-//!   verify.rs    delivery check; jsonline.rs its JSON field reader (sans-IO)
+//!   verify/      delivery check; jsonline.rs its JSON field reader (sans-IO)
 //!   stats.rs     counters, latency summaries, progress
 //!   sys.rs       epoll, timerfd, getrusage... (all the unsafe code)
 #![deny(unsafe_op_in_unsafe_fn)]
