@@ -513,9 +513,9 @@ impl Shard {
             self.deferred_buffers += 1;
         }
         self.deferred.push_back(cqe);
-        if let Some(op) = cancel {
+        if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
-            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(op), slot, gen))
+            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(kind), slot, gen))
                 .build()
                 .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
