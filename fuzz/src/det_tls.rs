@@ -26,6 +26,7 @@
 //! plus a [`Forger`] holding the client's sending key and key schedule.
 
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -42,13 +43,13 @@ use rustls::server::{
     ClientHello, NoServerSessionStorage, ResolvesServerCert, UnbufferedServerConnection,
 };
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
-use rustls::unbuffered::{ConnectionState, EncodeError};
 use rustls::{
     ClientConfig, ConnectionTrafficSecrets, ContentType, DigitallySignedStruct, Error, NamedGroup,
     ProtocolVersion, ServerConfig, SignatureAlgorithm, SignatureScheme, SupportedCipherSuite,
 };
 
 use ringest::record::{self, RecordReader, RecordWriter};
+use ringest::tls::driver::{self, Progress, Unbuffered};
 
 /// The six suites the engine accepts, in a fixed order (a fuzz input picks
 /// one by index).
@@ -273,47 +274,27 @@ pub struct Peers {
     pub forger: Forger,
 }
 
-/// Handover step 2 for either end (rustls has no trait over the two):
-/// processes `$inbuf`, returns what the end sends and whether it is done
-/// with the handshake (`WriteTraffic`, which rustls returns only when every
-/// whole record was processed and nothing is left to send).
-macro_rules! step {
-    ($conn:expr, $inbuf:expr) => {{
-        let mut out = Vec::new();
-        loop {
-            let status = $conn.process_tls_records(&mut $inbuf);
-            let discard = status.discard;
-            let done = match status.state.expect("handshake") {
-                ConnectionState::EncodeTlsData(mut enc) => {
-                    let mut chunk = vec![0u8; 4096];
-                    loop {
-                        match enc.encode(&mut chunk) {
-                            Ok(n) => {
-                                out.extend_from_slice(&chunk[..n]);
-                                break;
-                            }
-                            Err(EncodeError::InsufficientSize(e)) => {
-                                chunk.resize(e.required_size, 0)
-                            }
-                            Err(e) => panic!("encode: {e}"),
-                        }
-                    }
-                    None
-                }
-                ConnectionState::TransmitTlsData(tx) => {
-                    tx.done();
-                    None
-                }
-                ConnectionState::BlockedHandshake => Some(false),
-                ConnectionState::WriteTraffic(_) => Some(true),
-                other => panic!("unexpected state {other:?}"),
-            };
-            $inbuf.drain(..discard);
-            if let Some(done) = done {
-                break (out, done && !$conn.is_handshaking());
-            }
-        }
-    }};
+/// Handover step 2 for either end, through the engine's handshake driver:
+/// processes `inbuf`, returns what the end sends and whether it is done
+/// with the handshake (`Traffic`, which rustls gives only when every whole
+/// record was processed and nothing is left to send).
+fn step<C: Unbuffered>(conn: &mut C, inbuf: &mut Vec<u8>) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let d = driver::drive(
+        conn,
+        inbuf,
+        &mut out,
+        &mut |_: &[u8]| -> Result<(), Infallible> {
+            panic!("no application data during this handshake")
+        },
+    );
+    inbuf.drain(..d.consumed);
+    let done = match d.result.expect("handshake") {
+        Progress::NeedMore => false,
+        Progress::Traffic => !conn.is_handshaking(),
+        other => panic!("unexpected state {other:?}"),
+    };
+    (out, done)
 }
 
 /// A handshake over suite `SUITES[suite_index % 6]`; the same keys every time.
@@ -326,9 +307,9 @@ pub fn handshake(suite_index: usize) -> Peers {
     let mut server = UnbufferedServerConnection::new(configs.server.clone()).expect("server");
     let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
     for _round in 0..8 {
-        let (sent, client_done) = step!(client, to_client);
+        let (sent, client_done) = step(&mut client, &mut to_client);
         to_server.extend_from_slice(&sent);
-        let (sent, server_done) = step!(server, to_server);
+        let (sent, server_done) = step(&mut server, &mut to_server);
         to_client.extend_from_slice(&sent);
         if client_done && server_done && to_client.is_empty() {
             // Handover step 3: the client sent nothing after its Finished.

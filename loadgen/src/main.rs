@@ -7,10 +7,10 @@
 //!   schedule.rs  fixed-rate schedule, latency from intended time (sans-IO)
 //!   tls.rs       rustls client/server configuration
 //!   tls13.rs     loadgen's TLS 1.3 record layer for the data phase (sans-IO)
-//!   conn.rs      one sending connection's state machine
+//!   conn/        one sending connection's state machine
 //!   send.rs      plan, per-thread event loops, report
-//!   sink.rs      receiving server; framing.rs its frame decoder (sans-IO)
-//!   verify.rs    delivery check; jsonline.rs its JSON field reader (sans-IO)
+//!   sink/        receiving server; framing.rs its frame decoder (sans-IO)
+//!   verify/      delivery check; jsonline.rs its JSON field reader (sans-IO)
 //!   stats.rs     counters, latency summaries, progress
 //!   sys.rs       epoll, timerfd, getrusage... (all the unsafe code)
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -257,31 +257,6 @@ impl ServerCertVerifier for NoServerVerification {
     }
 }
 
-/// Appends a handshake record rustls's unbuffered API wants sent to `out`.
-pub fn encode_into<Data>(
-    e: &mut rustls::unbuffered::EncodeTlsData<'_, Data>,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let start = out.len();
-    out.resize(start + 4096, 0);
-    match e.encode(&mut out[start..]) {
-        Ok(n) => {
-            out.truncate(start + n);
-            Ok(())
-        }
-        Err(rustls::unbuffered::EncodeError::InsufficientSize(s)) => {
-            out.resize(start + s.required_size, 0);
-            let n = e.encode(&mut out[start..]).map_err(|e| e.to_string())?;
-            out.truncate(start + n);
-            Ok(())
-        }
-        Err(other) => {
-            out.truncate(start);
-            Err(other.to_string())
-        }
-    }
-}
-
 /// Appends `data` encrypted by rustls's unbuffered API (TLS 1.2 data phase).
 pub fn encrypt_into<Data>(
     w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
@@ -307,25 +282,6 @@ pub fn encrypt_into<Data>(
         Err(other) => {
             out.truncate(start);
             Err(other.to_string())
-        }
-    }
-}
-
-/// Appends a close_notify alert via rustls's unbuffered API.
-pub fn close_notify_into<Data>(
-    w: &mut rustls::unbuffered::WriteTraffic<'_, Data>,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let start = out.len();
-    out.resize(start + 64, 0);
-    match w.queue_close_notify(&mut out[start..]) {
-        Ok(n) => {
-            out.truncate(start + n);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(e.to_string())
         }
     }
 }

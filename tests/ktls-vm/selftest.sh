@@ -1,5 +1,5 @@
 #!/bin/sh
-# Guest script: the kTLS building blocks end to end (engine/examples/ktls_selftest.rs).
+# Guest script: the kTLS building blocks end to end (engine/examples/ktls_selftest/).
 # Runs as /test.sh in the guest; a non-zero exit makes /init print
 # "KTLS-VM-RESULT: FAIL".
 ktls_selftest --require

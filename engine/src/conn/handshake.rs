@@ -2,10 +2,12 @@
 //! greedy or record-exact reads, the hand-over to the record layer or to
 //! the kernel, and the alert rustls prepared when it refuses a client.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
+
+use crate::tls::driver::{self, DriveError, Progress};
 
 use super::records::record_bytes_missing;
 use super::*;
@@ -101,7 +103,8 @@ impl Conn {
         Ok(Outcome::Continue)
     }
 
-    /// Runs rustls over whole records in `buf`; returns the bytes consumed.
+    /// Runs rustls over whole records in `buf` (through the shared
+    /// [`driver`]); returns the bytes consumed.
     pub(super) fn process_records(
         &mut self,
         buf: &mut [u8],
@@ -110,7 +113,8 @@ impl Conn {
         out: &mut Vec<u8>,
     ) -> Result<(usize, Outcome), CloseReason> {
         let mut offset = 0;
-        loop {
+        // Bounded: the handshake ends once, then the record layer takes the rest.
+        for _ in 0..2 {
             let tls = match &mut self.phase {
                 Phase::Handshaking(t) => t,
                 Phase::Records(_) => {
@@ -125,73 +129,17 @@ impl Conn {
                 }
                 Phase::Plain | Phase::Closed => return Ok((offset, Outcome::PeerClosed)),
             };
-            let UnbufferedStatus { discard, state } = tls.process_tls_records(&mut buf[offset..]);
-            let mut finished_handshake = false;
-            let mut early_plain = None;
-            let step = match state {
-                Err(e) => Step::Fail(e),
-                Ok(ConnectionState::EncodeTlsData(mut s)) => {
-                    encode_into(out, |b| s.encode(b)).map_err(|e| {
-                        CloseReason::Internal(format!("encoding a handshake record: {e:?}"))
-                    })?;
-                    Step::Again
-                }
-                Ok(ConnectionState::TransmitTlsData(s)) => {
-                    // The shard sends `out` after this call; rustls only needs to know it was taken.
-                    s.done();
-                    Step::Again
-                }
-                Ok(ConnectionState::BlockedHandshake) => Step::NeedMore,
-                Ok(ConnectionState::WriteTraffic(_)) => {
-                    finished_handshake = true;
-                    Step::NeedMore
-                }
-                Ok(ConnectionState::ReadTraffic(mut r)) if self.meta.identity.is_none() => {
-                    // Data that came with the client's Finished: rustls hands
-                    // it out before the handshake is seen to end. Its frames
-                    // must carry the peer's identity, which needs `tls`, so
-                    // take the plaintext first (rare, and at most one read).
-                    let mut plain = Vec::new();
-                    while let Some(rec) = r.next_record() {
-                        match rec {
-                            Ok(rec) => plain.extend_from_slice(rec.payload),
-                            Err(e) => return Err(CloseReason::Rustls(e)),
-                        }
-                    }
-                    early_plain = Some(plain);
-                    Step::Again
-                }
-                Ok(ConnectionState::ReadTraffic(mut r)) => {
-                    let mut sink = Emit {
-                        batcher,
-                        meta: &self.meta,
-                        now_ns,
-                        counters: &mut self.counters,
-                    };
-                    let mut result = Ok(());
-                    while let Some(rec) = r.next_record() {
-                        match rec {
-                            Ok(rec) => {
-                                if let Err(e) =
-                                    self.decoder.feed(rec.payload, &mut |f| sink.emit(f))
-                                {
-                                    result = Err(e);
-                                    break;
-                                }
-                            }
-                            Err(e) => return Err(CloseReason::Rustls(e)),
-                        }
-                    }
-                    result.map_err(CloseReason::Framing)?;
-                    Step::Again
-                }
-                Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => Step::PeerClosed,
-                Ok(ConnectionState::ReadEarlyData(_)) => Step::Fail(rustls::Error::General(
-                    "0-RTT data is never accepted".into(),
-                )),
-                Ok(_) => Step::Fail(rustls::Error::General("unexpected TLS state".into())),
-            };
-            if let Some(plain) = early_plain {
+            // Data that came with the client's Finished: rustls hands it out
+            // before the handshake is seen to end. Its frames must carry the
+            // peer's identity, which needs `tls`, so it is framed after the
+            // call (rare, and at most one read).
+            let mut plain = Vec::new();
+            let d = driver::drive(tls.as_mut(), &mut buf[offset..], out, &mut |p: &[u8]| {
+                plain.extend_from_slice(p);
+                Ok::<(), Infallible>(())
+            });
+            offset += d.consumed;
+            if !plain.is_empty() {
                 if let Phase::Handshaking(tls) = &self.phase {
                     self.meta = Arc::new(ConnMeta {
                         source: self.meta.source,
@@ -201,20 +149,15 @@ impl Conn {
                 }
                 self.feed_plain(&plain, now_ns, batcher)?;
             }
-            offset += discard;
-            match step {
-                Step::Again => {}
-                Step::NeedMore => {
-                    if finished_handshake && self.is_handshaking() {
-                        let unread = buf.len() - offset;
-                        self.finish_handshake(unread)?;
-                        // Whole records after the client's Finished were handed out as
-                        // ReadTraffic above; a cut one is still at `offset` for the reader.
-                        continue;
-                    }
-                    return Ok((offset, Outcome::Continue));
+            match d.result {
+                Ok(Progress::NeedMore) => return Ok((offset, Outcome::Continue)),
+                Ok(Progress::Traffic) => {
+                    let unread = buf.len() - offset;
+                    self.finish_handshake(unread)?;
+                    // Whole records after the client's Finished were handed out
+                    // above; a cut one is still at `offset` for the reader.
                 }
-                Step::PeerClosed => {
+                Ok(Progress::PeerClosed | Progress::Closed) => {
                     if let Phase::Handshaking(tls) = &self.phase {
                         if !tls.is_handshaking() {
                             // The client's data and close_notify came with its
@@ -238,9 +181,18 @@ impl Conn {
                     self.phase = Phase::Closed;
                     return Ok((buf.len(), Outcome::PeerClosed));
                 }
-                Step::Fail(e) => return Err(self.fail(e, out)),
+                Err(DriveError::Tls(e)) => return Err(self.fail(e, out)),
+                Err(DriveError::Record(e)) => return Err(CloseReason::Rustls(e)),
+                Err(DriveError::Encode(e)) => {
+                    return Err(CloseReason::Internal(format!(
+                        "encoding a handshake record: {e:?}"
+                    )))
+                }
+                Err(DriveError::Plain(never)) => match never {},
             }
         }
+        debug_assert!(!self.is_handshaking(), "the handshake ended above");
+        Ok((offset, Outcome::Continue))
     }
 
     /// Hands the connection from rustls to the kernel or to the record
@@ -309,23 +261,7 @@ impl Conn {
     pub(super) fn fail(&mut self, err: rustls::Error, out: &mut Vec<u8>) -> CloseReason {
         let was_handshaking = self.is_handshaking();
         if let Phase::Handshaking(tls) = &mut self.phase {
-            // Bounded: rustls queues at most one alert after a fatal error.
-            // Only call while an alert is queued: then rustls returns it before
-            // touching its deframer. Calling with an empty buffer otherwise makes
-            // rustls 0.23.46 index its stale deframer state and panic (found by
-            // tests/hostile.rs with a fake TLS record).
-            for _ in 0..4 {
-                if !tls.wants_write() {
-                    break;
-                }
-                let UnbufferedStatus { state, .. } = tls.process_tls_records(&mut []);
-                match state {
-                    Ok(ConnectionState::EncodeTlsData(mut s)) => {
-                        let _ = encode_into(out, |b| s.encode(b));
-                    }
-                    _ => break,
-                }
-            }
+            driver::pending_alert(tls.as_mut(), out);
         }
         self.phase = Phase::Closed;
         if was_handshaking {
@@ -368,39 +304,4 @@ pub(super) fn decide_path(
         return Decision::Userspace(UserspaceReason::HandshakeNotAligned);
     }
     decision
-}
-
-pub(super) enum Step {
-    Again,
-    NeedMore,
-    PeerClosed,
-    Fail(rustls::Error),
-}
-
-/// Appends what `encode` writes to `out`, growing `out` as rustls asks.
-pub(super) fn encode_into(
-    out: &mut Vec<u8>,
-    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
-) -> Result<(), EncodeError> {
-    let start = out.len();
-    let mut room = 4096;
-    // Bounded: a handshake flight with a certificate chain fits in a few tries.
-    for _ in 0..8 {
-        out.resize(start + room, 0);
-        match encode(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(need)) => {
-                room = need.required_size.max(room * 2);
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
-            }
-        }
-    }
-    out.truncate(start);
-    Err(EncodeError::AlreadyEncoded)
 }

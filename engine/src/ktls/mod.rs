@@ -18,7 +18,7 @@
 //! `crypto_info.rs`, each with a `// SAFETY:` comment.
 //!
 //! The order a connection goes through is written down in
-//! `tests/ktls-vm/NOTES.md`; `engine/examples/ktls_selftest.rs` runs it end
+//! `tests/ktls-vm/NOTES.md`; `engine/examples/ktls_selftest/` runs it end
 //! to end in a guest kernel that has kTLS. The engine drives it from
 //! `conn.rs` and `conn/offload.rs` (the per-connection phases, sans-IO) and
 //! `shard/` (which receive to arm); `tests/ktls-vm/engine.sh` checks the

@@ -29,7 +29,10 @@
 //! 1. Build the `ServerConfig` with `enable_secret_extraction = true`; keep
 //!    `max_early_data_size = 0` (0-RTT is not handed over) and
 //!    `send_half_rtt_data = false` (both defaults).
-//! 2. Loop `let st = conn.process_tls_records(&mut buf[..filled])` and act
+//! 2. [`crate::tls::driver::drive`] does this step (`NeedMore`, `Traffic`,
+//!    `PeerClosed`/`Closed`; plaintext to its callback; `consumed` is the sum
+//!    of the discards); what it does, for the record:
+//!    loop `let st = conn.process_tls_records(&mut buf[..filled])` and act
 //!    on `st.state`; after acting, and before calling again, remove
 //!    `st.discard` bytes from the front of `buf`:
 //!    - `EncodeTlsData`: `encode` into the send buffer; `TransmitTlsData`:

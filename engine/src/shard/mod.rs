@@ -10,10 +10,20 @@
 //! connection, which then yields plaintext. EIO on that receive means a
 //! control record: [`Conn::on_ktls_control`] reads it with a synchronous
 //! `recvmsg` (rare: alerts, KeyUpdate).
+//!
+//! What the shard does with each socket (receive in flight, paused by
+//! back-pressure, closing, aborted) is one state machine, [`io_state`].
+//! This file holds the loop, back-pressure and shutdown; `accept.rs`,
+//! `recv.rs`, `close.rs` and `counters.rs` the rest of `impl Shard`.
 
+mod accept;
 pub mod bufring;
+mod close;
+mod counters;
+pub mod io_state;
 pub mod listener;
 pub mod per_ip;
+mod recv;
 pub mod send_queue;
 
 use std::collections::VecDeque;
@@ -31,6 +41,8 @@ use crate::plan::Shared;
 use crate::ratelog::RateLog;
 use crate::tls::HandshakeFailure;
 use bufring::BufRing;
+use counters::Local;
+use io_state::{Deferred, IoState, RecvOp};
 use send_queue::SendQueue;
 
 const KIND_ACCEPT: u64 = 1;
@@ -79,6 +91,14 @@ fn user_data(kind: u64, slot: u32, gen: u32) -> u64 {
     (kind << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
 }
 
+/// The user-data kind of a receive operation.
+fn recv_kind(op: RecvOp) -> u64 {
+    match op {
+        RecvOp::Multishot => KIND_RECV,
+        RecvOp::Exact => KIND_RECV_EXACT,
+    }
+}
+
 fn split_user_data(ud: u64) -> (u64, u32, u32) {
     (ud >> 56, ((ud >> 32) & 0xff_ffff) as u32, ud as u32)
 }
@@ -92,18 +112,10 @@ struct Entry {
     accepted: Instant,
     /// When bytes last arrived (for `idle_timeout_ms`), to the loop turn.
     last_recv: Instant,
-    /// When we started closing it (for `close_timeout_ms`).
-    closing_since: Option<Instant>,
-    /// Receive completions of this connection waiting in the shard's
-    /// deferred queue (back-pressure); while > 0 its receive is not re-armed.
-    deferred: u32,
-    /// A receive is in flight (multishot or exact); `recv_kind` says which.
-    recv_armed: bool,
-    recv_kind: u64,
+    /// The receive in flight, back-pressure and close, as one state.
+    io: IoState,
     /// Bytes to send; the one send in flight points into it.
     send: SendQueue,
-    closing: bool,
-    shut_down: bool,
 }
 
 struct Slot {
@@ -119,18 +131,6 @@ struct ListenerSlot {
     /// Accepting paused after a resource error, until then.
     resume_at: Option<Instant>,
     backoff_ms: u64,
-}
-
-/// Per-turn counters per source, added to shared stats once per turn.
-#[derive(Default, Clone, Copy)]
-struct Local {
-    messages: u64,
-    bytes: u64,
-    copied_frame: u64,
-    copied_tls: u64,
-    oversize: u64,
-    leading_zero: u64,
-    pauses: u64,
 }
 
 pub struct Shard {
@@ -152,8 +152,8 @@ pub struct Shard {
     accept_errors_log: RateLog,
     draining_since: Option<Instant>,
     /// Operations the submission queue had no room for; pushed first next
-    /// turn, so an operation is delayed, never dropped (its entry's
-    /// `recv_armed`/`send_inflight` stay true). At most a few per slot.
+    /// turn, so an operation is delayed, never dropped (its entry keeps it
+    /// as in flight). At most a few per slot.
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
@@ -288,35 +288,21 @@ impl Shard {
         self.overflow.extend(rest);
     }
 
-    fn arm_accept(&mut self, i: usize) {
-        let l = &mut self.listeners[i];
-        let Some(sock) = &l.socket else {
-            return;
-        };
-        if l.armed || l.resume_at.is_some() {
-            return;
-        }
-        l.armed = true;
-        let fd = sock.as_raw_fd();
-        let sqe = opcode::AcceptMulti::new(types::Fd(fd))
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(user_data(KIND_ACCEPT, i as u32, 0));
-        self.push_sqe(sqe);
-    }
-
     fn arm_recv(&mut self, slot: u32) {
         let gen = self.slots[slot as usize].gen;
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        if e.recv_armed || e.closing || e.deferred > 0 {
+        if !e.io.can_arm() {
             return;
         }
-        let sqe = match e.conn.recv_plan() {
-            RecvPlan::Multishot => opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
-                .build()
-                .user_data(user_data(KIND_RECV, slot, gen)),
+        let (op, sqe) = match e.conn.recv_plan() {
+            RecvPlan::Multishot => (
+                RecvOp::Multishot,
+                opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
+                    .build()
+                    .user_data(user_data(KIND_RECV, slot, gen)),
+            ),
             RecvPlan::Exact => {
                 let fd = e.fd;
                 let Some(buf) = e.conn.exact_read_buf() else {
@@ -324,15 +310,16 @@ impl Shard {
                 };
                 // The buffer is the connection's heap memory; it stays put
                 // until the completion comes back to `on_recv_exact`, and the
-                // entry is not freed while `recv_armed` (see finish_close).
-                opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
+                // entry is not freed while its receive is in flight (see
+                // finish_close).
+                let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
                     .build()
-                    .user_data(user_data(KIND_RECV_EXACT, slot, gen))
+                    .user_data(user_data(KIND_RECV_EXACT, slot, gen));
+                (RecvOp::Exact, sqe)
             }
             RecvPlan::Wait => return,
         };
-        e.recv_kind = sqe.get_user_data() >> 56;
-        e.recv_armed = true;
+        e.io.armed(op);
         self.push_sqe(sqe);
     }
 
@@ -430,10 +417,10 @@ impl Shard {
             }
             let (kind, gen, slot) = split_user_data(ud);
             if let Some(e) = self.entry_mut(slot, gen) {
-                e.deferred -= 1;
+                e.io.deferred_taken();
                 if kind == KIND_RECV_EXACT || !cqueue::more(flags) {
                     // That was the receive's last completion.
-                    e.recv_armed = false;
+                    e.io.recv_ended();
                 }
             }
         }
@@ -444,14 +431,13 @@ impl Shard {
                 continue;
             };
             let mut cancels = Vec::new();
-            if e.recv_armed {
-                cancels.push(user_data(e.recv_kind, slot, gen));
+            if let Some(op) = e.io.recv() {
+                cancels.push(user_data(recv_kind(op), slot, gen));
             }
             if e.send.in_flight() {
                 cancels.push(user_data(KIND_SEND, slot, gen));
             }
-            if !e.shut_down {
-                e.shut_down = true;
+            if e.io.abort() {
                 // SAFETY: fd is this connection's socket, still open.
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
@@ -484,8 +470,8 @@ impl Shard {
                     continue;
                 };
                 match kind {
-                    KIND_RECV if !cqueue::more(flags) => e.recv_armed = false,
-                    KIND_RECV_EXACT => e.recv_armed = false,
+                    KIND_RECV if !cqueue::more(flags) => e.io.recv_ended(),
+                    KIND_RECV_EXACT => e.io.recv_ended(),
                     KIND_SEND => e.send.on_sent(-libc::ECANCELED),
                     _ => {}
                 }
@@ -507,7 +493,7 @@ impl Shard {
                     .connections_active
                     .fetch_sub(1, Relaxed);
                 self.shared.sources[e.source as usize].per_ip.close(e.ip);
-                if e.recv_armed || e.send.in_flight() {
+                if e.io.recv().is_some() || e.send.in_flight() {
                     // The kernel may still write into its exact-read buffer
                     // or read its send buffer: never free them (the
                     // process is exiting).
@@ -522,7 +508,7 @@ impl Shard {
         self.slots
             .iter()
             .filter_map(|s| s.entry.as_ref())
-            .map(|e| e.recv_armed as usize + e.send.in_flight() as usize)
+            .map(|e| e.io.recv().is_some() as usize + e.send.in_flight() as usize)
             .sum()
     }
 
@@ -539,10 +525,7 @@ impl Shard {
         else {
             return false;
         };
-        if e.closing {
-            return false;
-        }
-        e.deferred > 0 || (self.batcher.is_full() && !e.conn.is_handshaking())
+        e.io.must_defer(self.batcher.is_full(), e.conn.is_handshaking())
     }
 
     /// Keeps a receive completion for later and pauses its connection (its
@@ -551,15 +534,13 @@ impl Shard {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
-        let cancel = if e.deferred == 0 {
-            self.local[e.source as usize].pauses += 1;
-            // Stop its multishot receive: otherwise it keeps taking provided
-            // buffers until none is left for anyone (handshakes included).
-            (e.recv_armed && e.recv_kind == KIND_RECV).then_some(e.recv_kind)
-        } else {
-            None
+        let cancel = match e.io.defer() {
+            Deferred::Paused { cancel } => {
+                self.local[e.source as usize].pauses += 1;
+                cancel
+            }
+            Deferred::Queued => None,
         };
-        e.deferred += 1;
         if cqueue::buffer_select(cqe.2).is_some() {
             self.deferred_buffers += 1;
         }
@@ -567,7 +548,7 @@ impl Shard {
             .push_back((cqe.0, cqe.1, cqe.2, self.turn_now));
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
-            let sqe = opcode::AsyncCancel::new(user_data(kind, slot, gen))
+            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(kind), slot, gen))
                 .build()
                 .user_data(user_data(KIND_CANCEL, slot, gen));
             self.push_sqe(sqe);
@@ -593,11 +574,11 @@ impl Shard {
             if cqueue::buffer_select(flags).is_some() {
                 self.deferred_buffers -= 1;
             }
-            if let Some(e) = self.entry_mut(slot, gen) {
-                e.deferred -= 1;
-                if e.deferred == 0 {
-                    self.rearm.push(slot);
-                }
+            if self
+                .entry_mut(slot, gen)
+                .is_some_and(|e| e.io.deferred_taken())
+            {
+                self.rearm.push(slot);
             }
             match kind {
                 KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
@@ -613,700 +594,12 @@ impl Shard {
         }
     }
 
-    /// Re-arms accepts paused after a resource error once their backoff passed.
-    fn resume_accepts(&mut self, now: Instant) {
-        if self.draining_since.is_some() {
-            return;
-        }
-        for i in 0..self.listeners.len() {
-            // A cancelled multishot accept must report its end first.
-            let l = &self.listeners[i];
-            if !l.armed && l.resume_at.is_some_and(|t| now >= t) {
-                self.listeners[i].resume_at = None;
-                self.arm_accept(i);
-            }
-        }
-    }
-
-    /// Returns true when the shard may exit: no connection left, or the drain time is over.
-    fn drain_step(&mut self, now: Instant) -> bool {
-        let since = *self.draining_since.get_or_insert_with(|| {
-            log::debug!("shard {}: draining {} connections", self.id, self.live);
-            now
-        });
-        for i in 0..self.listeners.len() {
-            // Shutting the listener down stops new connections and ends the
-            // multishot accept; its completion is ignored while draining.
-            if let Some(sock) = self.listeners[i].socket.take() {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, i as u32, 0))
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, i as u32, 0));
-                self.push_sqe(sqe);
-            }
-        }
-        let timeout = Duration::from_millis(self.shared.config.drain_timeout_ms);
-        if self.live > 0 && now.duration_since(since) >= timeout {
-            for slot in 0..self.slots.len() as u32 {
-                if self.slots[slot as usize]
-                    .entry
-                    .as_ref()
-                    .is_some_and(|e| !e.closing)
-                {
-                    self.count_close(slot, LocalClose::DrainTimeout.label());
-                    self.begin_close(slot);
-                }
-            }
-        }
-        // A second of grace after the drain timeout for cancels to complete.
-        self.live == 0 || now.duration_since(since) >= timeout + Duration::from_secs(1)
-    }
-
-    /// Handshake, idle and close deadlines, checked every 100 ms.
-    fn check_timeouts(&mut self, now: Instant) {
-        for slot in 0..self.slots.len() as u32 {
-            let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-                continue;
-            };
-            let cfg = &self.shared.sources[e.source as usize].config;
-            if let Some(since) = e.closing_since {
-                if now.duration_since(since) >= Duration::from_millis(cfg.close_timeout_ms) {
-                    let close_timeout_ms = cfg.close_timeout_ms;
-                    self.count_close(slot, LocalClose::CloseTimeout { close_timeout_ms }.label());
-                    self.abort(slot);
-                }
-                continue;
-            }
-            if e.closing {
-                continue;
-            }
-            if e.conn.is_handshaking() {
-                if now.duration_since(e.accepted) >= Duration::from_millis(cfg.handshake_timeout_ms)
-                {
-                    self.refuse(slot, CloseReason::Handshake(HandshakeFailure::Timeout));
-                }
-            } else if cfg.idle_timeout_ms > 0
-                // Only while we read from it: a connection paused by
-                // back-pressure (or waiting for buffers) is not idle.
-                && e.recv_armed
-                && e.deferred == 0
-                && now.duration_since(e.last_recv) >= Duration::from_millis(cfg.idle_timeout_ms)
-            {
-                let idle_timeout_ms = cfg.idle_timeout_ms;
-                self.refuse(
-                    slot,
-                    CloseReason::Local(LocalClose::IdleTimeout { idle_timeout_ms }),
-                );
-            }
-        }
-    }
-
-    /// Cuts a connection that cannot finish closing politely: whatever is
-    /// queued to send is dropped and the socket is shut down, which ends
-    /// the operations still in flight; the slot is freed when they complete.
-    fn abort(&mut self, slot: u32) {
-        let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        e.closing = true;
-        e.closing_since = None;
-        e.send.discard();
-        if !e.shut_down {
-            e.shut_down = true;
-            // SAFETY: fd is this connection's socket, still open.
-            unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
-        }
-        let mut cancels = Vec::new();
-        if e.send.in_flight() {
-            cancels.push(user_data(KIND_SEND, slot, gen));
-        }
-        if e.recv_armed {
-            cancels.push(user_data(e.recv_kind, slot, gen));
-        }
-        for ud in cancels {
-            let sqe =
-                opcode::AsyncCancel::new(ud)
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
-        }
-        self.finish_close(slot);
-    }
-
-    fn on_accept(&mut self, li: usize, res: i32, flags: u32) {
-        if !cqueue::more(flags) {
-            self.listeners[li].armed = false;
-        }
-        if res < 0 {
-            self.on_accept_error(li, -res, cqueue::more(flags));
-            return;
-        }
-        if !cqueue::more(flags) && self.draining_since.is_none() {
-            self.arm_accept(li);
-        }
-        self.listeners[li].backoff_ms = ACCEPT_BACKOFF_MS_MIN;
-        let fd: RawFd = res;
-        if self.draining_since.is_some() {
-            // SAFETY: fd was just returned by accept and is owned by nobody else.
-            unsafe { libc::close(fd) };
-            return;
-        }
-        self.accepted_total += 1;
-        if self
-            .panic_after_accepts
-            .is_some_and(|n| self.accepted_total >= n)
-        {
-            panic!("fault injection: RINGEST_FAULT_SHARD_PANIC_AFTER_ACCEPTS reached");
-        }
-        let source = self.listeners[li].source;
-        let src = &self.shared.sources[source as usize];
-        let stats = &self.shared.stats.sources[source as usize];
-        stats.connections_accepted.fetch_add(1, Relaxed);
-        let active = stats.connections_active.fetch_add(1, Relaxed) + 1;
-        let peer = listener::peer_addr(fd).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        let refused = if active as usize > src.config.max_connections {
-            stats.connections_refused_limit.fetch_add(1, Relaxed);
-            Some(("max_connections", src.config.max_connections))
-        } else if !src.per_ip.try_open(peer.ip()) {
-            Some(("max_connections_per_ip", src.config.max_connections_per_ip))
-        } else {
-            None
-        };
-        if let Some((limit, value)) = refused {
-            stats.connections_active.fetch_sub(1, Relaxed);
-            stats.connections_refused.inc(limit);
-            if self.ratelog.allow(self.turn_now) {
-                log::warn!(
-                    "{peer} source {}: connection refused: {limit} ({value}) reached",
-                    src.config.name,
-                );
-            }
-            // SAFETY: fd was just returned by accept and is owned by nobody else.
-            unsafe { libc::close(fd) };
-            return;
-        }
-        if let Err(e) = listener::tune_accepted(
-            fd,
-            src.config.keepalive_idle_ms,
-            src.config.tcp_user_timeout_ms,
-        ) {
-            log::debug!("{peer}: socket options: {e}");
-        }
-        let meta = Arc::new(ConnMeta {
-            source,
-            peer,
-            identity: None,
-        });
-        let conn = match src.new_conn(meta, &self.shared.ktls) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("{peer}: cannot start TLS: {e}");
-                stats.connections_active.fetch_sub(1, Relaxed);
-                src.per_ip.close(peer.ip());
-                // SAFETY: fd was just returned by accept and is owned by nobody else.
-                unsafe { libc::close(fd) };
-                return;
-            }
-        };
-        let entry = Entry {
-            fd,
-            source,
-            ip: peer.ip(),
-            conn,
-            accepted: self.turn_now,
-            last_recv: self.turn_now,
-            closing_since: None,
-            deferred: 0,
-            recv_armed: false,
-            recv_kind: KIND_RECV,
-            send: SendQueue::default(),
-            closing: false,
-            shut_down: false,
-        };
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(Slot {
-                    gen: 0,
-                    entry: None,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let s = &mut self.slots[slot as usize];
-        s.gen = s.gen.wrapping_add(1) & 0xff_ffff;
-        s.entry = Some(entry);
-        self.live += 1;
-        self.arm_recv(slot);
-    }
-
-    /// An accept failed. Resource errors (no file descriptors, no memory)
-    /// repeat at once if the accept is re-armed at once: every shard spins
-    /// and logs without end. So accepting pauses with a growing backoff (the
-    /// connections wait in the backlog), and the log line is rate-limited.
-    fn on_accept_error(&mut self, li: usize, errno: i32, more: bool) {
-        if self.draining_since.is_some() || errno == libc::ECANCELED {
-            return;
-        }
-        let source = self.listeners[li].source as usize;
-        let label = match errno {
-            libc::EMFILE => "emfile",
-            libc::ENFILE => "enfile",
-            libc::ENOMEM | libc::ENOBUFS => "enomem",
-            _ => "other",
-        };
-        self.shared.stats.sources[source].accept_errors.inc(label);
-        let backoff_ms = self.listeners[li].backoff_ms;
-        if label != "other" {
-            let l = &mut self.listeners[li];
-            l.resume_at = Some(self.turn_now + Duration::from_millis(backoff_ms));
-            l.backoff_ms = (backoff_ms * 2).min(ACCEPT_BACKOFF_MS_MAX);
-            if more {
-                // Stop the multishot accept; resume_accepts re-arms it.
-                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, li as u32, 0))
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, li as u32, 0));
-                self.push_sqe(sqe);
-            }
-        } else if !more {
-            self.arm_accept(li);
-        }
-        if self.accept_errors_log.allow(self.turn_now) {
-            let src = &self.shared.sources[source].config;
-            let hint = match label {
-                "emfile" => {
-                    " (open file limit reached: raise LimitNOFILE / ulimit -n, or lower max_connections)"
-                }
-                "enfile" => " (system-wide file limit: fs.file-max)",
-                _ => "",
-            };
-            log::warn!(
-                "shard {} source {}: accept failed: {}{hint}; pausing accepts for {backoff_ms} ms",
-                self.id,
-                src.name,
-                std::io::Error::from_raw_os_error(errno),
-            );
-        }
-    }
-
     fn entry_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Entry> {
         let s = self.slots.get_mut(slot as usize)?;
         if s.gen != gen {
             return None;
         }
         s.entry.as_mut()
-    }
-
-    fn on_recv(&mut self, slot: u32, gen: u32, res: i32, flags: u32, now_ns: u64) {
-        let bid = cqueue::buffer_select(flags);
-        let more = cqueue::more(flags);
-        let Some(e) = self
-            .slots
-            .get_mut(slot as usize)
-            .filter(|s| s.gen == gen)
-            .and_then(|s| s.entry.as_mut())
-        else {
-            // A completion for a connection already gone: just return its buffer.
-            if let Some(bid) = bid {
-                self.bufs.give_back(bid);
-            }
-            return;
-        };
-        if !more {
-            e.recv_armed = false;
-        }
-        if res > 0 {
-            let Some(bid) = bid else {
-                debug_assert!(false, "recv with data but no buffer");
-                return;
-            };
-            let source = e.source as usize;
-            e.last_recv = self.turn_now;
-            let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-            let result = if e.closing {
-                Ok(Outcome::Continue)
-            } else {
-                let data = self.bufs.slice_mut(bid, res as usize);
-                let mut out = std::mem::take(&mut self.out_scratch);
-                let r = e.conn.on_data(data, now_ns, &mut self.batcher, &mut out);
-                let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
-                self.out_scratch = out;
-                r
-            };
-            self.bufs.give_back(bid);
-            self.take_conn_counters(slot, source);
-            match result {
-                Ok(Outcome::Continue) => {}
-                Ok(Outcome::PeerClosed) => self.begin_close(slot),
-                Err(reason) => self.refuse(slot, reason),
-            }
-            self.flush_send(slot);
-        } else if res == -libc::ECANCELED && !e.closing {
-            // Our own cancel (back-pressure paused this connection): the
-            // receive ended, the connection did not. Re-armed on resume.
-            if let Some(bid) = bid {
-                self.bufs.give_back(bid);
-            }
-        } else if res < 0 && e.conn.is_offloaded() && !e.closing && -res != libc::ENOBUFS {
-            if let Some(bid) = bid {
-                self.bufs.give_back(bid);
-            }
-            if -res == libc::EIO {
-                // Not application data at the head of the socket.
-                self.on_ktls_control(slot, now_ns);
-            } else if let Some(reason) = e.conn.on_ktls_recv_error(-res) {
-                // The kernel refused a record (garbage, forgery): every
-                // message before it has been framed already.
-                self.refuse(slot, reason);
-            } else {
-                self.on_peer_gone(slot, res, now_ns);
-                return;
-            }
-        } else if res == 0 || (res < 0 && -res != libc::ENOBUFS) {
-            if let Some(bid) = bid {
-                self.bufs.give_back(bid);
-            }
-            self.on_peer_gone(slot, res, now_ns);
-            return;
-        }
-        // Multishot ended (ENOBUFS, or the kernel stopped it): re-arm after this
-        // turn's buffers are given back, or, while deferred completions hold
-        // buffers, once they have been given back.
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-            return;
-        };
-        if !e.recv_armed && !e.closing {
-            if res == -libc::ENOBUFS
-                && self.deferred_buffers > self.shared.config.recv_buffers_per_shard / 2
-            {
-                self.rearm_later.push(slot);
-            } else {
-                self.rearm.push(slot);
-            }
-        }
-        if self.slots[slot as usize]
-            .entry
-            .as_ref()
-            .is_some_and(|e| e.closing && !e.recv_armed)
-        {
-            self.finish_close(slot);
-        }
-    }
-
-    /// A record-exact handshake read completed.
-    fn on_recv_exact(&mut self, slot: u32, gen: u32, res: i32, now_ns: u64) {
-        let Some(e) = self
-            .slots
-            .get_mut(slot as usize)
-            .filter(|s| s.gen == gen)
-            .and_then(|s| s.entry.as_mut())
-        else {
-            return;
-        };
-        e.recv_armed = false;
-        if res <= 0 {
-            if -res == libc::ECANCELED || e.closing {
-                self.finish_close(slot);
-            } else {
-                self.on_peer_gone(slot, res, now_ns);
-            }
-            return;
-        }
-        let source = e.source as usize;
-        e.last_recv = self.turn_now;
-        let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-        let result = if e.closing {
-            Ok(Outcome::Continue)
-        } else {
-            let mut out = std::mem::take(&mut self.out_scratch);
-            let r = e
-                .conn
-                .on_exact_read(res as usize, now_ns, &mut self.batcher, &mut out);
-            let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
-            self.out_scratch = out;
-            r
-        };
-        self.take_conn_counters(slot, source);
-        match result {
-            Ok(Outcome::Continue) => {}
-            Ok(Outcome::PeerClosed) => self.begin_close(slot),
-            Err(reason) => self.refuse(slot, reason),
-        }
-        self.flush_send(slot);
-        self.maybe_enable_ktls(slot);
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-            return;
-        };
-        if e.closing {
-            self.finish_close(slot);
-        } else {
-            // The next exact read, or the multishot once the handshake is over.
-            self.rearm.push(slot);
-        }
-    }
-
-    /// Once the keys are ready and the last handshake flight has left, the
-    /// kernel takes the socket; then the multishot receive is armed.
-    fn maybe_enable_ktls(&mut self, slot: u32) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        let sent = e.send.is_empty();
-        if e.closing || !sent || !e.conn.is_ktls_pending() {
-            return;
-        }
-        let source = e.source as usize;
-        let result = e.conn.enable_ktls(&mut FdSocket(e.fd));
-        self.take_conn_counters(slot, source);
-        match result {
-            Ok(()) => self.rearm.push(slot),
-            Err(reason) => self.refuse(slot, reason),
-        }
-    }
-
-    /// EIO on an offloaded socket: a control record waits at its head.
-    fn on_ktls_control(&mut self, slot: u32, now_ns: u64) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        let source = e.source as usize;
-        let result = e
-            .conn
-            .on_ktls_control(&mut FdSocket(e.fd), now_ns, &mut self.batcher);
-        self.take_conn_counters(slot, source);
-        match result {
-            Ok(Outcome::Continue) => {}
-            Ok(Outcome::PeerClosed) => self.begin_close(slot),
-            Err(reason) => self.refuse(slot, reason),
-        }
-    }
-
-    /// EOF or a receive error: keep what was decoded, flush the decoder, close.
-    fn on_peer_gone(&mut self, slot: u32, res: i32, now_ns: u64) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        let source = e.source as usize;
-        if !e.closing {
-            let result = e.conn.on_eof(now_ns, &mut self.batcher);
-            self.take_conn_counters(slot, source);
-            if let Err(reason) = result {
-                self.refuse(slot, reason);
-            } else if res < 0 {
-                let local = if -res == libc::ECONNRESET {
-                    LocalClose::Reset
-                } else {
-                    LocalClose::RecvError(-res)
-                };
-                self.count_close(slot, local.label());
-                self.log_close(slot, &local.to_string());
-            }
-        }
-        let now = self.turn_now;
-        if let Some(e) = self.slots[slot as usize].entry.as_mut() {
-            e.closing = true;
-            // A send still in flight gets close_timeout_ms like any close.
-            e.closing_since.get_or_insert(now);
-            e.recv_armed = false;
-        }
-        self.finish_close(slot);
-    }
-
-    /// Queues bytes the connection produced; a peer that lets more than
-    /// `max_send_queue_bytes` pile up by never reading is closed.
-    fn queue_out(
-        e: &mut Entry,
-        out: &mut Vec<u8>,
-        max_send_queue_bytes: usize,
-    ) -> Result<Outcome, CloseReason> {
-        e.send
-            .queue(out, max_send_queue_bytes)
-            .map(|()| Outcome::Continue)
-            .map_err(CloseReason::Local)
-    }
-
-    /// Starts a send of whatever is waiting, if none is in flight.
-    fn flush_send(&mut self, slot: u32) {
-        let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        let fd = e.fd;
-        let Some(rest) = e.send.start() else {
-            return;
-        };
-        // The slice stays put until on_send (SendQueue keeps it unmoved).
-        let sqe = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data(KIND_SEND, slot, gen));
-        self.push_sqe(sqe);
-    }
-
-    fn on_send(&mut self, slot: u32, gen: u32, res: i32) {
-        let Some(e) = self.entry_mut(slot, gen) else {
-            return;
-        };
-        // A failed send means the peer is gone; receiving decides the rest.
-        e.send.on_sent(res);
-        let closing = e.closing;
-        self.flush_send(slot);
-        if closing {
-            self.finish_close(slot);
-        } else {
-            self.maybe_enable_ktls(slot);
-        }
-    }
-
-    fn count_close(&mut self, slot: u32, label: &'static str) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-            return;
-        };
-        self.shared.stats.sources[e.source as usize]
-            .connection_errors
-            .inc(label);
-    }
-
-    fn log_close(&mut self, slot: u32, why: &str) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-            return;
-        };
-        if self.ratelog.allow(Instant::now()) {
-            let src = &self.shared.sources[e.source as usize].config.name;
-            log::warn!(
-                "{} source {src}: {why}; connection closed",
-                e.conn.meta().peer
-            );
-        }
-    }
-
-    /// Closes a connection for a reason a peer caused: counted, logged once.
-    fn refuse(&mut self, slot: u32, reason: CloseReason) {
-        let Some(e) = self.slots[slot as usize].entry.as_ref() else {
-            return;
-        };
-        let stats = &self.shared.stats.sources[e.source as usize];
-        match &reason {
-            CloseReason::Handshake(h) | CloseReason::Refused(h, _) => {
-                stats.handshake_failures.inc(h.label())
-            }
-            CloseReason::Framing(f) => stats.framing_errors.inc(f.label()),
-            CloseReason::Record(_)
-            | CloseReason::PeerAlert(_)
-            | CloseReason::Rustls(_)
-            | CloseReason::Ktls(_)
-            | CloseReason::Internal(_)
-            | CloseReason::Local(_) => stats.connection_errors.inc(reason.label()),
-        }
-        self.log_close(slot, &reason.to_string());
-        if matches!(reason, CloseReason::Local(LocalClose::SendQueueFull { .. })) {
-            // Waiting for a peer that does not read to take our last bytes
-            // would hold the slot: cut at once.
-            self.abort(slot);
-        } else {
-            self.begin_close(slot);
-        }
-    }
-
-    /// Stops receiving; the socket closes once the alert (if any) is sent and
-    /// the receive has ended.
-    fn begin_close(&mut self, slot: u32) {
-        let gen = self.slots[slot as usize].gen;
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        if !e.closing {
-            e.closing = true;
-            e.closing_since = Some(self.turn_now);
-        }
-        if e.recv_armed {
-            let sqe = opcode::AsyncCancel::new(user_data(e.recv_kind, slot, gen))
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
-        }
-        self.flush_send(slot);
-        self.finish_close(slot);
-    }
-
-    /// Frees the slot once nothing in flight refers to it.
-    fn finish_close(&mut self, slot: u32) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        if !e.send.is_empty() {
-            return;
-        }
-        if e.recv_armed {
-            if !e.shut_down {
-                e.shut_down = true;
-                // SAFETY: fd is this connection's socket, still open.
-                unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
-            }
-            return;
-        }
-        let Some(e) = self.slots[slot as usize].entry.take() else {
-            return;
-        };
-        // SAFETY: no operation in flight refers to fd any more; we own it.
-        unsafe { libc::close(e.fd) };
-        self.shared.stats.sources[e.source as usize]
-            .connections_active
-            .fetch_sub(1, Relaxed);
-        self.shared.sources[e.source as usize].per_ip.close(e.ip);
-        self.free.push(slot);
-        self.live -= 1;
-    }
-
-    fn take_conn_counters(&mut self, slot: u32, source: usize) {
-        let Some(e) = self.slots[slot as usize].entry.as_mut() else {
-            return;
-        };
-        let c = std::mem::take(&mut e.conn.counters);
-        let d = e.conn.take_decoder_counters();
-        let ev = e.conn.take_events();
-        let stats = &self.shared.stats.sources[source];
-        if let Some(path) = ev.tls_path {
-            stats.tls_path.inc(path);
-        }
-        if let Some(kind) = ev.ktls_control {
-            stats.ktls_control_records.inc(kind);
-        }
-        let l = &mut self.local[source];
-        l.messages += c.messages;
-        l.bytes += c.bytes;
-        l.copied_tls += c.tls_copied_bytes;
-        l.copied_frame += d.copied_bytes;
-        l.oversize += d.oversize_frames;
-        l.leading_zero += d.leading_zero_frames;
-    }
-
-    fn publish_stats(&mut self) {
-        for (i, l) in self.local.iter_mut().enumerate() {
-            let s = &self.shared.stats.sources[i];
-            if l.messages > 0 {
-                s.messages_received.fetch_add(l.messages, Relaxed);
-                s.bytes_received.fetch_add(l.bytes, Relaxed);
-            }
-            if l.copied_frame > 0 {
-                s.copied_bytes_frame_span.fetch_add(l.copied_frame, Relaxed);
-            }
-            if l.copied_tls > 0 {
-                s.copied_bytes_tls_reassembly
-                    .fetch_add(l.copied_tls, Relaxed);
-            }
-            if l.oversize > 0 {
-                s.frames_oversize.fetch_add(l.oversize, Relaxed);
-            }
-            if l.leading_zero > 0 {
-                s.frames_leading_zero.fetch_add(l.leading_zero, Relaxed);
-            }
-            if l.pauses > 0 {
-                s.backpressure_pauses.fetch_add(l.pauses, Relaxed);
-            }
-            *l = Local::default();
-        }
     }
 }
 

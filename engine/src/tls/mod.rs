@@ -183,6 +183,7 @@ mod chain;
 mod crl;
 mod dev_pki;
 mod dn;
+pub mod driver;
 mod error;
 mod failure;
 mod fingerprint;

@@ -3,6 +3,7 @@
 //! docs' handover procedure says, and a "forger" that encrypts arbitrary
 //! records under the client's key.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
@@ -11,13 +12,13 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::crypto::cipher::{MessageEncrypter, OutboundChunks, OutboundPlainMessage};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError};
 use rustls::{
     ClientConfig, ContentType, ProtocolVersion, RootCertStore, ServerConfig, SupportedCipherSuite,
     SupportedProtocolVersion,
 };
 
 use crate::record::{self, keys, RecordReader, RecordWriter};
+use crate::tls::driver::{self, Progress};
 
 const SERVER_NAME: &str = "ringest.test";
 
@@ -186,7 +187,8 @@ pub enum Phase {
     PeerClosed,
 }
 
-/// One pass of handover step 2 over `inbuf`: returns what the server sends.
+/// One pass of handover step 2 over `inbuf`, through the engine's
+/// handshake driver: returns what the server sends.
 pub fn server_step(
     server: &mut UnbufferedServerConnection,
     inbuf: &mut Vec<u8>,
@@ -194,52 +196,21 @@ pub fn server_step(
     drained_records: &mut usize,
 ) -> (Vec<u8>, Phase) {
     let mut out = Vec::new();
-    loop {
-        let status = server.process_tls_records(inbuf);
-        let mut discard = status.discard;
-        let phase = match status.state.expect("server handshake") {
-            ConnectionState::EncodeTlsData(mut enc) => {
-                let mut chunk = vec![0u8; 4096];
-                loop {
-                    match enc.encode(&mut chunk) {
-                        Ok(n) => {
-                            out.extend_from_slice(&chunk[..n]);
-                            break;
-                        }
-                        Err(EncodeError::InsufficientSize(e)) => chunk.resize(e.required_size, 0),
-                        Err(e) => panic!("encode: {e}"),
-                    }
-                }
-                None
-            }
-            // The test "sends" by returning `out`; nothing else is queued after it.
-            ConnectionState::TransmitTlsData(tx) => {
-                tx.done();
-                None
-            }
-            ConnectionState::ReadTraffic(mut traffic) => {
-                while let Some(record) = traffic.next_record() {
-                    let record = record.expect("early record");
-                    discard += record.discard;
-                    drained.extend_from_slice(record.payload);
-                    *drained_records += 1;
-                }
-                None
-            }
-            ConnectionState::BlockedHandshake => Some(Phase::NeedMore),
-            ConnectionState::WriteTraffic(_) => Some(Phase::Ready),
-            ConnectionState::PeerClosed | ConnectionState::Closed => Some(Phase::PeerClosed),
-            other => panic!("unexpected server state {other:?}"),
-        };
-        inbuf.drain(..discard);
-        match phase {
-            None => {}
-            // Half-RTT data (off by default) would give WriteTraffic before the
-            // client's Finished: keep reading then, as for BlockedHandshake.
-            Some(Phase::Ready) if server.is_handshaking() => return (out, Phase::NeedMore),
-            Some(phase) => return (out, phase),
-        }
-    }
+    let d = driver::drive(server, inbuf, &mut out, &mut |p: &[u8]| {
+        drained.extend_from_slice(p);
+        *drained_records += 1;
+        Ok::<(), Infallible>(())
+    });
+    inbuf.drain(..d.consumed);
+    let phase = match d.result.expect("server handshake") {
+        Progress::NeedMore => Phase::NeedMore,
+        // Half-RTT data (off by default) would give WriteTraffic before the
+        // client's Finished: keep reading then, as for BlockedHandshake.
+        Progress::Traffic if server.is_handshaking() => Phase::NeedMore,
+        Progress::Traffic => Phase::Ready,
+        Progress::PeerClosed | Progress::Closed => Phase::PeerClosed,
+    };
+    (out, phase)
 }
 
 /// The result of a handshake and handover.

@@ -19,21 +19,33 @@
 //!   never stalls on us.
 //! - Closing: close_notify, flush, shutdown(Write), then read to EOF within
 //!   `close_timeout`, so the server never sees a reset with data unread.
+//!
+//! `error.rs`: why a connection failed; `wire.rs`: its bytes in and out;
+//! `records.rs`: messages sealed into records.
 
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use ringest::tls::driver::{self, DriveError, Progress as TlsProgress};
 use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::unbuffered::ConnectionState;
-use rustls::{AlertDescription, ClientConfig};
+use rustls::ClientConfig;
 
-use crate::message::{ConnEncoder, EncodeError, TLS_PLAINTEXT_MAX_BYTES};
+use crate::message::{ConnEncoder, TLS_PLAINTEXT_MAX_BYTES};
 use crate::schedule::Schedule;
 use crate::sys::{self, Epoll};
 use crate::tls13::{self, Direct, RecordError};
+
+mod error;
+mod records;
+mod wire;
+
+pub use error::{classify_io, ConnError};
+use error::{classify_record, classify_tls};
 
 /// Reads per readiness event before yielding to other connections.
 const READS_PER_TURN_MAX: usize = 64;
@@ -41,9 +53,6 @@ const READS_PER_TURN_MAX: usize = 64;
 const INBUF_START_BYTES: usize = 16 * 1024 + 512;
 /// ...grown up to this for a large handshake flight.
 const INBUF_MAX_BYTES: usize = 256 * 1024;
-/// Iterations of rustls's state machine per call (each consumes input or
-/// moves the handshake on).
-const RUSTLS_STEPS_MAX: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -73,110 +82,6 @@ pub enum Mode {
     HandshakeOnly,
     /// Stay connected and idle until the end of the run.
     HoldIdle,
-}
-
-/// Why a connection failed. `key()` is the label counted in the summary.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConnError {
-    Refused,
-    ConnectTimeout,
-    HandshakeTimeout,
-    CloseTimeout,
-    Reset,
-    /// The server closed (EOF or close_notify) while we still had work.
-    PeerClosed,
-    /// The server sent a fatal alert. `handshake`: it refused the handshake
-    /// (typically our certificate), as opposed to ending an established session.
-    Alert {
-        handshake: bool,
-        desc: String,
-    },
-    /// A local TLS failure, e.g. the server's certificate did not verify.
-    Tls(String),
-    Io(String),
-    Encode(EncodeError),
-    /// The run ended before this connection was established.
-    NotEstablished,
-}
-
-impl ConnError {
-    pub fn key(&self) -> String {
-        match self {
-            ConnError::Refused => "refused".into(),
-            ConnError::ConnectTimeout => "connect_timeout".into(),
-            ConnError::HandshakeTimeout => "handshake_timeout".into(),
-            ConnError::CloseTimeout => "close_timeout".into(),
-            ConnError::Reset => "reset".into(),
-            ConnError::PeerClosed => "peer_closed".into(),
-            ConnError::Alert {
-                handshake: true,
-                desc,
-            } => format!("handshake_refused: {desc}"),
-            ConnError::Alert {
-                handshake: false,
-                desc,
-            } => format!("alert: {desc}"),
-            ConnError::Tls(s) => format!("tls: {s}"),
-            ConnError::Io(s) => format!("io: {s}"),
-            ConnError::Encode(EncodeError::SizeTooSmall) => "size_too_small".into(),
-            ConnError::NotEstablished => "not_established_at_stop".into(),
-        }
-    }
-}
-
-pub fn classify_io(e: &io::Error) -> ConnError {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => ConnError::Refused,
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => ConnError::Reset,
-        io::ErrorKind::TimedOut => ConnError::ConnectTimeout,
-        _ => ConnError::Io(e.to_string()),
-    }
-}
-
-/// Alerts with which servers refuse a client (certificate) in the handshake.
-fn is_refusal_alert(d: AlertDescription) -> bool {
-    matches!(
-        d,
-        AlertDescription::BadCertificate
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::CertificateRevoked
-            | AlertDescription::CertificateExpired
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::UnknownCA
-            | AlertDescription::AccessDenied
-            | AlertDescription::CertificateRequired
-            | AlertDescription::HandshakeFailure
-            | AlertDescription::DecryptError
-            | AlertDescription::ProtocolVersion
-            | AlertDescription::InsufficientSecurity
-    )
-}
-
-/// An alert is a handshake refusal when it arrives during the handshake or
-/// confirmation, or before the server ever accepted us and names a reason
-/// for refusing a client.
-fn alert_error(d: AlertDescription, phase: Phase, confirmed: bool) -> ConnError {
-    ConnError::Alert {
-        handshake: matches!(phase, Phase::Handshaking | Phase::Confirming)
-            || (!confirmed && is_refusal_alert(d)),
-        desc: format!("received fatal alert: {d:?}"),
-    }
-}
-
-fn classify_tls(e: rustls::Error, phase: Phase, confirmed: bool) -> ConnError {
-    match e {
-        rustls::Error::AlertReceived(d) => alert_error(d, phase, confirmed),
-        other => ConnError::Tls(other.to_string()),
-    }
-}
-
-fn classify_record(e: RecordError, phase: Phase, confirmed: bool) -> ConnError {
-    match e {
-        RecordError::Alert(d) => alert_error(d, phase, confirmed),
-        other => ConnError::Tls(other.describe()),
-    }
 }
 
 /// Everything a connection needs from the run's plan, borrowed per call.
@@ -601,309 +506,6 @@ impl ClientConn {
         Ok(())
     }
 
-    /// Runs rustls over the buffered input until it needs more input or has
-    /// nothing left to do; what it wants sent is appended to `out`.
-    fn drive_rustls(&mut self) -> Result<(), ConnError> {
-        let Some(Tls::Rustls(conn)) = &mut self.tls else {
-            return Ok(());
-        };
-        for _ in 0..RUSTLS_STEPS_MAX {
-            let was_handshaking = conn.is_handshaking();
-            let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
-            let discard = st.discard;
-            let state = match st.state {
-                Ok(state) => state,
-                Err(e) => {
-                    self.in_start += discard;
-                    return Err(classify_tls(e, self.phase, self.confirmed));
-                }
-            };
-            let mut idle = false;
-            match state {
-                ConnectionState::EncodeTlsData(mut e) => {
-                    crate::tls::encode_into(&mut e, &mut self.out).map_err(ConnError::Tls)?
-                }
-                ConnectionState::TransmitTlsData(t) => t.done(),
-                ConnectionState::ReadTraffic(mut r) => {
-                    // The server is not expected to send data; discard it.
-                    while let Some(rec) = r.next_record() {
-                        rec.map_err(|e| classify_tls(e, self.phase, self.confirmed))?;
-                    }
-                }
-                ConnectionState::WriteTraffic(_) => {
-                    self.hs_done = true;
-                    idle = true;
-                }
-                ConnectionState::PeerClosed => self.peer_closed = true,
-                ConnectionState::Closed => {
-                    self.peer_closed = true;
-                    idle = true;
-                }
-                _ => idle = true,
-            }
-            if !was_handshaking && discard > 0 {
-                self.confirmed = true;
-            }
-            self.in_start += discard;
-            if idle {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads and processes whatever the server sent. Sets `eof` at EOF.
-    fn read_incoming(&mut self) -> Result<(), ConnError> {
-        if !self.readable || self.stream.is_none() {
-            return Ok(());
-        }
-        for _ in 0..READS_PER_TURN_MAX {
-            if self.in_start == self.in_end {
-                self.in_start = 0;
-                self.in_end = 0;
-            }
-            if self.inbuf.is_empty() {
-                self.inbuf = vec![0u8; INBUF_START_BYTES];
-            }
-            if self.in_end == self.inbuf.len() {
-                if self.in_start > 0 {
-                    // Same bytes, moved to the front: rustls sees the same input.
-                    self.inbuf.copy_within(self.in_start..self.in_end, 0);
-                    self.in_end -= self.in_start;
-                    self.in_start = 0;
-                } else if self.inbuf.len() < INBUF_MAX_BYTES {
-                    self.inbuf.resize(self.inbuf.len() * 2, 0);
-                } else {
-                    return Err(ConnError::Tls("server flight larger than 256 KiB".into()));
-                }
-            }
-            let Some(stream) = self.stream.as_mut() else {
-                return Ok(());
-            };
-            let n = match stream.read(&mut self.inbuf[self.in_end..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // An alert may have arrived just before the reset.
-                    self.process_incoming()?;
-                    return Err(classify_io(&e));
-                }
-            };
-            if n == 0 {
-                self.eof = true;
-                self.readable = false;
-                break;
-            }
-            self.in_end += n;
-            self.process_incoming()?;
-        }
-        if self.in_start == self.in_end && self.phase == Phase::Holding {
-            // Idle connections keep no buffer (memory per idle connection).
-            self.inbuf = Vec::new();
-            self.in_start = 0;
-            self.in_end = 0;
-        }
-        Ok(())
-    }
-
-    fn process_incoming(&mut self) -> Result<(), ConnError> {
-        match &mut self.tls {
-            None => {
-                // Plain TCP: the server has nothing to say; discard.
-                self.in_start = self.in_end;
-                self.confirmed = true;
-                Ok(())
-            }
-            Some(Tls::Rustls(_)) => self.drive_rustls(),
-            Some(Tls::Direct(d)) => {
-                let (used, got) = d
-                    .read(&mut self.inbuf[self.in_start..self.in_end], &mut self.out)
-                    .map_err(|e| classify_record(e, self.phase, self.confirmed))?;
-                self.in_start += used;
-                if got.records > 0 {
-                    self.confirmed = true;
-                }
-                if got.close_notify {
-                    self.peer_closed = true;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Writes `out`. Returns false when the socket is full.
-    fn flush_out(&mut self, p: &mut Progress) -> Result<bool, ConnError> {
-        let Some(stream) = &mut self.stream else {
-            return Ok(true);
-        };
-        while self.out_pos < self.out.len() {
-            match stream.write(&self.out[self.out_pos..]) {
-                Ok(n) => {
-                    self.out_pos += n;
-                    p.wire_bytes += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify_io(&e)),
-            }
-        }
-        self.out.clear();
-        self.out_pos = 0;
-        Ok(true)
-    }
-
-    /// Flushes, and when the current batch is fully written counts it as sent.
-    /// On a write failure, first looks for an alert the server sent before
-    /// closing, which explains the failure better than "reset".
-    fn flush(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<bool, ConnError> {
-        let done = match self.flush_out(p) {
-            Ok(done) => done,
-            Err(ConnError::Reset) => {
-                self.readable = true;
-                self.read_incoming()?;
-                return Err(ConnError::Reset);
-            }
-            Err(e) => return Err(e),
-        };
-        if done && self.fill_msgs > 0 {
-            self.sent += self.fill_msgs;
-            p.sent += self.fill_msgs;
-            p.sent_bytes += self.fill_bytes;
-            if let (Some(hist), Some(sched)) = (ctx.latency.as_deref_mut(), &self.sched) {
-                // Latency from each message's intended time to now, when its
-                // last byte has been handed to the kernel.
-                let now = sys::mono_ns();
-                for seq in self.fill_first..self.fill_first + self.fill_msgs {
-                    let lat = now.saturating_sub(sched.intended_ns(seq)).max(1);
-                    hist.saturating_record(lat);
-                }
-            }
-            self.fill_msgs = 0;
-            self.fill_bytes = 0;
-        }
-        Ok(done)
-    }
-
-    fn pump(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
-        let mut budget = ctx.turn_bytes;
-        loop {
-            if !self.flush(ctx, p)? {
-                return Ok(());
-            }
-            if self.sent >= self.quota {
-                self.enter_closing(ctx.now_ns, ctx.close_timeout_ns, p);
-                return self.close_step(ctx, p);
-            }
-            if budget == 0 {
-                return Ok(());
-            }
-            let mut n = self.quota - self.seq;
-            if let Some(s) = &self.sched {
-                let now = sys::mono_ns();
-                let due = s.due_count(now).saturating_sub(self.seq);
-                if due == 0 {
-                    self.next_due_ns = s.intended_ns(self.seq);
-                    return Ok(());
-                }
-                n = n.min(due);
-            }
-            let bytes = self.fill(n, ctx)?;
-            budget = budget.saturating_sub(bytes.max(1));
-        }
-    }
-
-    /// Encodes up to `n` messages into `out` as records of at most
-    /// `records_per_write` messages (and 16 KiB), until about `write_bytes`
-    /// are queued. With TLS each record is sealed where it was encoded.
-    fn fill(&mut self, n: u64, ctx: &Ctx<'_>) -> Result<usize, ConnError> {
-        debug_assert!(self.fill_msgs == 0 && self.out.is_empty() && n > 0);
-        self.enc.set_time_us(sys::unix_us());
-        self.fill_first = self.seq;
-        let mut msgs = 0;
-        let mut bytes = 0;
-        while msgs < n && (bytes == 0 || bytes < ctx.write_bytes) {
-            let want = ctx.records_per_write.min(n - msgs);
-            let (k, b) = self.fill_one_record(want)?;
-            self.seq += k;
-            msgs += k;
-            bytes += b;
-        }
-        self.fill_msgs = msgs;
-        self.fill_bytes = bytes as u64;
-        Ok(bytes)
-    }
-
-    /// One record (one chunk with plain TCP): returns messages and framed bytes.
-    fn fill_one_record(&mut self, want: u64) -> Result<(u64, usize), ConnError> {
-        let seq = self.seq;
-        match &mut self.tls {
-            None => {
-                let before = self.out.len();
-                let k = self
-                    .enc
-                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
-                    .map_err(ConnError::Encode)?;
-                Ok((k, self.out.len() - before))
-            }
-            Some(Tls::Direct(d)) => {
-                let tls_err = |e: RecordError| ConnError::Tls(e.describe());
-                if self.enc.framed_len(seq) > TLS_PLAINTEXT_MAX_BYTES {
-                    // A message larger than a record spans several records.
-                    self.record.clear();
-                    self.enc
-                        .encode(seq, &mut self.record)
-                        .map_err(ConnError::Encode)?;
-                    for chunk in self.record.chunks(TLS_PLAINTEXT_MAX_BYTES) {
-                        let start = Direct::begin(&mut self.out);
-                        self.out.extend_from_slice(chunk);
-                        d.seal(&mut self.out, start, tls13::CONTENT_APPDATA)
-                            .map_err(tls_err)?;
-                    }
-                    return Ok((1, self.record.len()));
-                }
-                // Encode straight after the record header, seal in place.
-                let start = Direct::begin(&mut self.out);
-                let k = self
-                    .enc
-                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.out)
-                    .map_err(ConnError::Encode)?;
-                let framed = self.out.len() - start - 5;
-                d.seal(&mut self.out, start, tls13::CONTENT_APPDATA)
-                    .map_err(tls_err)?;
-                Ok((k, framed))
-            }
-            Some(Tls::Rustls(conn)) => {
-                self.record.clear();
-                let k = self
-                    .enc
-                    .fill_record(seq, want, TLS_PLAINTEXT_MAX_BYTES, &mut self.record)
-                    .map_err(ConnError::Encode)?;
-                let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
-                let discard = st.discard;
-                let res = match st.state {
-                    Ok(ConnectionState::WriteTraffic(mut w)) => {
-                        crate::tls::encrypt_into(&mut w, &self.record, &mut self.out)
-                            .map_err(ConnError::Tls)
-                    }
-                    Ok(other) => Err(ConnError::Tls(format!(
-                        "cannot send application data in state {other:?}"
-                    ))),
-                    Err(e) => Err(classify_tls(e, self.phase, self.confirmed)),
-                };
-                self.in_start += discard;
-                res?;
-                Ok((k, self.record.len()))
-            }
-        }
-    }
-
     fn close_step(&mut self, ctx: &mut Ctx<'_>, p: &mut Progress) -> Result<(), ConnError> {
         if !self.close_queued {
             self.close_queued = true;
@@ -912,13 +514,13 @@ impl ClientConn {
                     .close_notify(&mut self.out)
                     .map_err(|e| ConnError::Tls(e.describe()))?,
                 Some(Tls::Rustls(conn)) => {
-                    let st = conn.process_tls_records(&mut self.inbuf[self.in_start..self.in_end]);
-                    let discard = st.discard;
-                    if let Ok(ConnectionState::WriteTraffic(mut w)) = st.state {
-                        crate::tls::close_notify_into(&mut w, &mut self.out)
-                            .map_err(ConnError::Tls)?;
-                    }
+                    let (discard, queued) = driver::queue_close_notify(
+                        conn.as_mut(),
+                        &mut self.inbuf[self.in_start..self.in_end],
+                        &mut self.out,
+                    );
                     self.in_start += discard;
+                    queued.map_err(|e| ConnError::Tls(e.to_string()))?;
                 }
                 None => {}
             }

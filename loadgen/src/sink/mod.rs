@@ -12,15 +12,14 @@
 //! or --duration).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::ConnectionState;
 use rustls::ServerConfig;
 use serde_json::json;
 
@@ -28,6 +27,10 @@ use crate::cli::{SinkArgs, SinkFraming};
 use crate::framing::{FrameDecoder, FramingMode};
 use crate::message::Framing;
 use crate::sys::{self, Epoll};
+
+mod conn;
+
+use conn::{close_conn, flush_out, service, SinkConn};
 
 /// Receive buffer per connection: many records per read().
 const INBUF_BYTES: usize = 256 * 1024;
@@ -285,25 +288,6 @@ fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener, String> {
     Ok(sock.into())
 }
 
-/// One accepted connection.
-struct SinkConn {
-    stream: TcpStream,
-    tls: Option<UnbufferedServerConnection>,
-    inbuf: Vec<u8>,
-    in_start: usize,
-    in_end: usize,
-    /// TLS bytes to send (handshake, tickets, alerts, close_notify).
-    out: Vec<u8>,
-    out_pos: usize,
-    dec: FrameDecoder,
-    handshake_done: bool,
-    peer_closed: bool,
-    sent_close: bool,
-    /// Close once `out` is flushed.
-    closing: bool,
-    shut_wr: bool,
-}
-
 fn worker(plan: &Plan, shared: &Shared, listener: &TcpListener) -> SinkStats {
     let mut stats = SinkStats::default();
     let mut epoll = match Epoll::new(1024) {
@@ -458,246 +442,6 @@ fn accept_some(
             },
         );
     }
-}
-
-fn close_conn(c: SinkConn, epoll: &Epoll, shared: &Shared, stats: &mut SinkStats) {
-    let _ = epoll.delete(c.stream.as_raw_fd());
-    shared.open.fetch_sub(1, Ordering::Relaxed);
-    stats.leading_zero_frames += c.dec.leading_zero_frames;
-    if !c.dec.at_frame_boundary() {
-        stats.truncated_frames += 1;
-    }
-}
-
-/// Writes pending TLS output; false on a fatal write error.
-fn flush_out(c: &mut SinkConn) -> bool {
-    while c.out_pos < c.out.len() {
-        match c.stream.write(&c.out[c.out_pos..]) {
-            Ok(n) => c.out_pos += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    c.out.clear();
-    c.out_pos = 0;
-    true
-}
-
-/// Reads and processes what the connection has. Returns true when the
-/// connection is finished and must be dropped. Sets `more` if input may be
-/// left (the turn ended early).
-fn service(c: &mut SinkConn, stats: &mut SinkStats, outbuf: &mut Vec<u8>, more: &mut bool) -> bool {
-    if c.inbuf.is_empty() {
-        c.inbuf = vec![0u8; INBUF_BYTES];
-    }
-    let mut turn_bytes = 0usize;
-    for _ in 0..READS_PER_TURN_MAX {
-        if c.in_start == c.in_end {
-            c.in_start = 0;
-            c.in_end = 0;
-        } else if c.in_end == c.inbuf.len() {
-            c.inbuf.copy_within(c.in_start..c.in_end, 0);
-            c.in_end -= c.in_start;
-            c.in_start = 0;
-        }
-        let n = match c.stream.read(&mut c.inbuf[c.in_end..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if c.in_start == c.in_end && turn_bytes < IDLE_TURN_BYTES {
-                    // A quiet connection gives its buffer back (memory per
-                    // idle connection); a busy one keeps it.
-                    c.inbuf = Vec::new();
-                    c.in_start = 0;
-                    c.in_end = 0;
-                }
-                return false;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                stats.error(match e.kind() {
-                    io::ErrorKind::ConnectionReset => "reset".to_string(),
-                    k => format!("read: {k}"),
-                });
-                return true;
-            }
-        };
-        if n == 0 {
-            // EOF. With TLS, clean only after close_notify.
-            if c.tls.is_none() || c.peer_closed {
-                stats.clean_eof += 1;
-            } else {
-                stats.error("eof_without_close_notify");
-            }
-            return true;
-        }
-        stats.wire_bytes += n as u64;
-        turn_bytes += n;
-        c.in_end += n;
-        let finished = if c.tls.is_some() {
-            process_tls(c, stats, outbuf)
-        } else {
-            let data = &c.inbuf[c.in_start..c.in_end];
-            let r = feed(&mut c.dec, data, stats, outbuf);
-            c.in_start = c.in_end;
-            !r
-        };
-        if finished {
-            return true;
-        }
-        if c.out_pos < c.out.len() && !flush_out(c) {
-            stats.error("write_failed");
-            return true;
-        }
-        if c.closing && !c.shut_wr && c.out_pos >= c.out.len() {
-            c.shut_wr = true;
-            let _ = c.stream.shutdown(Shutdown::Write);
-            // Keep reading until the client's EOF, so neither side resets.
-        }
-    }
-    *more = true;
-    false
-}
-
-/// Counts frames in decrypted (or plain) data. False on a framing error.
-fn feed(dec: &mut FrameDecoder, data: &[u8], stats: &mut SinkStats, outbuf: &mut Vec<u8>) -> bool {
-    let emit = |f: &[u8]| {
-        // A sender that puts the LF inside the frame (syslog-ng) would make
-        // blank lines: drop one trailing LF, then write our own.
-        let f = f.strip_suffix(b"\n").unwrap_or(f);
-        outbuf.extend_from_slice(f);
-        outbuf.push(b'\n');
-    };
-    let mut emit = emit;
-    match dec.feed(data, &mut emit) {
-        Ok(n) => {
-            stats.messages += n;
-            stats.bytes += data.len() as u64;
-            true
-        }
-        Err(e) => {
-            stats.error(e.as_str());
-            false
-        }
-    }
-}
-
-/// Runs rustls over the buffered input. Returns true when the connection is done.
-fn process_tls(c: &mut SinkConn, stats: &mut SinkStats, outbuf: &mut Vec<u8>) -> bool {
-    let Some(tls) = c.tls.as_mut() else {
-        return true;
-    };
-    // Each iteration consumes input or changes state; bounded by the records
-    // in the buffer (at most INBUF_BYTES / 6) plus a few state changes.
-    for _ in 0..(INBUF_BYTES / 4) {
-        let st = tls.process_tls_records(&mut c.inbuf[c.in_start..c.in_end]);
-        let discard = st.discard;
-        let state = match st.state {
-            Ok(s) => s,
-            Err(e) => {
-                stats.error(if c.handshake_done {
-                    format!("tls: {e}")
-                } else {
-                    format!("handshake: {e}")
-                });
-                c.in_start += discard;
-                send_pending_alert(tls, &mut c.inbuf[c.in_start..c.in_end], &mut c.out);
-                let _ = flush_once(&mut c.stream, &c.out[c.out_pos..]);
-                return true;
-            }
-        };
-        match state {
-            ConnectionState::ReadTraffic(mut r) => {
-                while let Some(rec) = r.next_record() {
-                    match rec {
-                        Ok(rec) => {
-                            if !feed(&mut c.dec, rec.payload, stats, outbuf) {
-                                return true;
-                            }
-                        }
-                        Err(e) => {
-                            stats.error(format!("tls: {e}"));
-                            return true;
-                        }
-                    }
-                }
-            }
-            ConnectionState::ReadEarlyData(mut r) => while r.next_record().is_some() {},
-            ConnectionState::EncodeTlsData(mut e) => {
-                if let Err(err) = crate::tls::encode_into(&mut e, &mut c.out) {
-                    stats.error(format!("tls: encode: {err}"));
-                    return true;
-                }
-            }
-            ConnectionState::TransmitTlsData(t) => {
-                // Queued in `out`, flushed after this batch: order is kept.
-                t.done();
-            }
-            ConnectionState::BlockedHandshake => {
-                c.in_start += discard;
-                break;
-            }
-            ConnectionState::WriteTraffic(mut w) => {
-                if !c.handshake_done {
-                    c.handshake_done = true;
-                    stats.handshakes += 1;
-                }
-                if c.peer_closed && !c.sent_close {
-                    c.sent_close = true;
-                    c.closing = true;
-                    let start = c.out.len();
-                    c.out.resize(start + 64, 0);
-                    match w.queue_close_notify(&mut c.out[start..]) {
-                        Ok(n) => c.out.truncate(start + n),
-                        Err(_) => c.out.truncate(start),
-                    }
-                }
-                c.in_start += discard;
-                break;
-            }
-            ConnectionState::PeerClosed => {
-                c.peer_closed = true;
-                stats.close_notify += 1;
-            }
-            ConnectionState::Closed => {
-                c.in_start += discard;
-                c.closing = true;
-                break;
-            }
-            _ => {
-                c.in_start += discard;
-                break;
-            }
-        }
-        c.in_start += discard;
-    }
-    false
-}
-
-/// After an error rustls has queued an alert for the peer: encode it.
-/// `input` must be the same buffer as before, less what was discarded:
-/// rustls keeps offsets into it.
-fn send_pending_alert(tls: &mut UnbufferedServerConnection, input: &mut [u8], out: &mut Vec<u8>) {
-    for _ in 0..4 {
-        let st = tls.process_tls_records(input);
-        match st.state {
-            Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                if crate::tls::encode_into(&mut e, out).is_err() {
-                    return;
-                }
-            }
-            Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-            _ => return,
-        }
-    }
-}
-
-/// One best-effort write (used right before dropping a connection).
-fn flush_once(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
-    if data.is_empty() {
-        return Ok(0);
-    }
-    stream.write(data)
 }
 
 fn write_output(plan: &Plan, outbuf: &mut Vec<u8>, stats: &mut SinkStats) {
