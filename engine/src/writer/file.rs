@@ -11,13 +11,17 @@
 //! - A file that does not end with `\n` when opened has a torn last line (a
 //!   crash in the middle of a write): a `\n` goes in before the next message,
 //!   so no message is glued to the torn one.
+//! - With `io = "direct"` the same holds through [`direct`](super::direct):
+//!   the handle differs, the rules above do not. Where the file system
+//!   refuses `O_DIRECT`, the file is opened buffered instead.
 
 use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::direct::{open_direct, SharedDirect};
 use super::sys::{Fs, SinkFile};
-use crate::config::{DestinationConfig, FsyncPolicy, OutputFormat};
+use crate::config::{DestinationConfig, FileIo, FsyncPolicy, OutputFormat};
 
 /// writev takes at most IOV_MAX (1024 on Linux) slices per call.
 const IOV_MAX: usize = 1024;
@@ -27,6 +31,38 @@ const IOV_MAX: usize = 1024;
 pub struct Opened {
     /// The file ended without `\n`; one is written before the next message.
     pub torn_last_line: bool,
+    /// `io = "direct"`, but the file system refused `O_DIRECT` (EINVAL):
+    /// the file is written buffered.
+    pub direct_refused: bool,
+}
+
+/// The open file, as `io` asked and the file system allowed.
+enum Handle<F: Fs> {
+    Buffered(F::File),
+    Direct(SharedDirect<F::Blocks>),
+}
+
+impl<F: Fs> SinkFile for Handle<F> {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Handle::Buffered(f) => f.write_vectored(bufs),
+            Handle::Direct(f) => f.write_vectored(bufs),
+        }
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        match self {
+            Handle::Buffered(f) => f.sync_data(),
+            Handle::Direct(f) => f.sync_data(),
+        }
+    }
+
+    fn last_byte(&mut self) -> io::Result<Option<u8>> {
+        match self {
+            Handle::Buffered(f) => f.last_byte(),
+            Handle::Direct(f) => f.last_byte(),
+        }
+    }
 }
 
 pub struct FileSink<F: Fs> {
@@ -35,8 +71,10 @@ pub struct FileSink<F: Fs> {
     pub format: OutputFormat,
     fsync: FsyncPolicy,
     fsync_interval: Duration,
+    io: FileIo,
+    direct_buffer_bytes: usize,
     fs: F,
-    file: F::File,
+    file: Handle<F>,
     last_sync: Instant,
     /// Bytes written since the last successful fsync.
     dirty: bool,
@@ -44,22 +82,49 @@ pub struct FileSink<F: Fs> {
     needs_newline: bool,
 }
 
-/// Opens `path` and looks at its last byte.
-fn open_checked<F: Fs>(fs: &mut F, path: &Path) -> io::Result<(F::File, Opened)> {
-    let mut file = fs.open_append(path)?;
+/// Opens `path` as `io` asks (buffered where direct I/O is refused) and
+/// looks at its last byte.
+fn open_checked<F: Fs>(
+    fs: &mut F,
+    path: &Path,
+    io: FileIo,
+    direct_buffer_bytes: usize,
+) -> io::Result<(Handle<F>, Opened)> {
+    let mut direct_refused = false;
+    let mut file = match io {
+        FileIo::Buffered => Handle::Buffered(fs.open_append(path)?),
+        FileIo::Direct => match open_direct(fs, path, direct_buffer_bytes) {
+            Ok(f) => Handle::Direct(f),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                direct_refused = true;
+                Handle::Buffered(fs.open_append(path)?)
+            }
+            Err(e) => return Err(e),
+        },
+    };
     let torn_last_line = file.last_byte()?.is_some_and(|b| b != b'\n');
-    Ok((file, Opened { torn_last_line }))
+    Ok((
+        file,
+        Opened {
+            torn_last_line,
+            direct_refused,
+        },
+    ))
 }
 
 impl<F: Fs> FileSink<F> {
     pub fn open(mut fs: F, cfg: &DestinationConfig) -> io::Result<(FileSink<F>, Opened)> {
-        let (file, opened) = open_checked(&mut fs, &cfg.path)
+        // Validated to 64 KiB..=64 MiB, which fits any usize.
+        let direct_buffer_bytes = usize::try_from(cfg.direct_buffer_bytes).unwrap_or(1 << 20);
+        let (file, opened) = open_checked(&mut fs, &cfg.path, cfg.io, direct_buffer_bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))?;
         let sink = FileSink {
             name: cfg.name.clone(),
             path: cfg.path.clone(),
             format: cfg.format,
             fsync: cfg.fsync,
+            io: cfg.io,
+            direct_buffer_bytes,
             fsync_interval: Duration::from_millis(cfg.fsync_interval_ms),
             fs,
             file,
@@ -76,7 +141,12 @@ impl<F: Fs> FileSink<F> {
     /// inner one: an fsync failure there means those bytes may not be on
     /// disk) and then closed.
     pub fn reopen(&mut self) -> io::Result<(Opened, io::Result<()>)> {
-        let (file, opened) = open_checked(&mut self.fs, &self.path)?;
+        let (file, opened) = open_checked(
+            &mut self.fs,
+            &self.path,
+            self.io,
+            self.direct_buffer_bytes,
+        )?;
         let old_sync = if self.dirty {
             self.file.sync_data()
         } else {
@@ -166,6 +236,11 @@ impl<F: Fs> FileSink<F> {
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
+
+    /// True when the open file is written with `O_DIRECT`.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.file, Handle::Direct(_))
+    }
 }
 
 fn write_zero() -> io::Error {
@@ -189,6 +264,8 @@ mod tests {
             format: OutputFormat::Raw,
             fsync: FsyncPolicy::Never,
             fsync_interval_ms: 1000,
+            io: FileIo::Buffered,
+            direct_buffer_bytes: 1 << 20,
             include_raw: false,
             filter: None,
             is_final: false,

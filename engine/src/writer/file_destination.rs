@@ -69,6 +69,8 @@ pub struct FileDestination<F: Fs> {
     /// Messages written since the last successful fsync.
     unsynced: u64,
     gave_up: bool,
+    /// The file system's refusal of `O_DIRECT` was logged (once).
+    direct_refused_logged: bool,
     loss: DestinationLoss,
 }
 
@@ -80,7 +82,7 @@ impl<F: Fs> FileDestination<F> {
         stats: &DestinationStats,
     ) -> io::Result<FileDestination<F>> {
         let (sink, opened) = FileSink::open(fs, cfg)?;
-        let d = FileDestination {
+        let mut d = FileDestination {
             sink,
             feeds,
             health: Health::new(RETRY_BACKOFF),
@@ -88,6 +90,7 @@ impl<F: Fs> FileDestination<F> {
             reopen_due: None,
             unsynced: 0,
             gave_up: false,
+            direct_refused_logged: false,
             loss: DestinationLoss {
                 name: cfg.name.clone(),
                 ..Default::default()
@@ -301,7 +304,17 @@ impl<F: Fs> FileDestination<F> {
         }
     }
 
-    fn note_opened(&self, opened: Opened, stats: &DestinationStats) {
+    fn note_opened(&mut self, opened: Opened, stats: &DestinationStats) {
+        if opened.direct_refused {
+            stats.direct_io_fallbacks.fetch_add(1, Relaxed);
+            if !mem::replace(&mut self.direct_refused_logged, true) {
+                log::warn!(
+                    "destination {}: the file system of {} refuses O_DIRECT (EINVAL); io = \"direct\" falls back to buffered writes",
+                    self.sink.name,
+                    self.sink.path.display()
+                );
+            }
+        }
         if opened.torn_last_line {
             stats.torn_lines_repaired.fetch_add(1, Relaxed);
             log::warn!(

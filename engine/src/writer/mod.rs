@@ -12,6 +12,7 @@
 //!   may not be on disk; the runtime turns it into the exit status.
 
 pub mod destination;
+pub mod direct;
 pub mod encode;
 pub mod failure;
 #[cfg(test)]

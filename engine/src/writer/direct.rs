@@ -1,0 +1,502 @@
+//! `io = "direct"`: a file written with `O_DIRECT`, whose size is always
+//! exactly the bytes written.
+//!
+//! `O_DIRECT` takes only whole aligned blocks, but a log file ends wherever
+//! the last line ends. So [`DirectFile`] keeps the file's partial last block
+//! in an aligned buffer, allocated once and reused:
+//!
+//! - a write copies the new bytes after that partial block, writes every
+//!   whole block from the partial block's start with one `O_DIRECT`
+//!   `pwrite` (the partial block is rewritten whole, with the same bytes
+//!   first), and the bytes left after the last whole block with one
+//!   buffered `pwrite` on a second descriptor: the file size grows to the
+//!   exact end, and a reader (`tail -f`) sees every byte at once, as with
+//!   buffered writes;
+//! - the kernel writes back and drops the page-cache copy of a block before
+//!   an `O_DIRECT` write over it, so the buffered tail and the direct
+//!   rewrite of the same block never disagree;
+//! - writes are positional at the offset this file keeps, never
+//!   `O_APPEND`: a failed or short write is retried at the same offset with
+//!   the same bytes, so nothing is duplicated, and only bytes known to be in
+//!   the file are reported as taken (a retry resumes exactly after them, as
+//!   in [`file`](super::file)). Because of this, nothing else may append to
+//!   or truncate the file: rotate by renaming (logrotate `create`, then
+//!   SIGHUP), not with `copytruncate`.
+//!
+//! Several writer threads may feed one destination: [`DirectFiles`] hands
+//! every opener of the same file (device and inode) the same [`DirectFile`]
+//! behind a mutex, and one [`append`](DirectFile::append) writes everything
+//! it is given while holding it. So the offset has one owner, and writes of
+//! different writers never overlap or interleave inside a write.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use super::sys::{BlockFile, Fs, SinkFile};
+
+/// Alignment of `O_DIRECT` buffers, offsets and lengths. Linux needs the
+/// device's logical block size (512 or 4096 bytes); 4096 is a multiple of
+/// both.
+pub const DIRECT_ALIGN_BYTES: usize = 4096;
+
+const ALIGN: u64 = DIRECT_ALIGN_BYTES as u64;
+
+/// A buffer whose first byte is aligned to [`DIRECT_ALIGN_BYTES`], allocated
+/// once. (Aligned by slicing an over-sized `Vec`, so no unsafe allocation.)
+struct AlignedBuf {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> AlignedBuf {
+        let mem = vec![0u8; len + DIRECT_ALIGN_BYTES];
+        let addr = mem.as_ptr() as usize;
+        let start = (DIRECT_ALIGN_BYTES - addr % DIRECT_ALIGN_BYTES) % DIRECT_ALIGN_BYTES;
+        AlignedBuf { mem, start, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.start + self.len]
+    }
+}
+
+/// One file written with direct I/O. Invariant: `buf[..tail]` holds the
+/// file's bytes from `base` (block-aligned) to its end, `tail` < one block.
+pub struct DirectFile<B: BlockFile> {
+    blocks: B,
+    buf: AlignedBuf,
+    base: u64,
+    tail: usize,
+}
+
+impl<B: BlockFile> DirectFile<B> {
+    /// Takes over `blocks`, reading its partial last block into the buffer.
+    /// `buffer_bytes` (a multiple of [`DIRECT_ALIGN_BYTES`], at least two
+    /// blocks) bounds the bytes of one `O_DIRECT` write.
+    pub fn open(blocks: B, buffer_bytes: usize) -> io::Result<DirectFile<B>> {
+        assert!(
+            buffer_bytes >= 2 * DIRECT_ALIGN_BYTES && buffer_bytes % DIRECT_ALIGN_BYTES == 0,
+            "direct buffer of {buffer_bytes} bytes: config validation keeps it aligned"
+        );
+        let len = blocks.len()?;
+        let base = len - len % ALIGN;
+        let tail = (len - base) as usize;
+        let mut buf = AlignedBuf::new(buffer_bytes);
+        let mut got = 0;
+        while got < tail {
+            match blocks.read_at(&mut buf.bytes_mut()[got..tail], base + got as u64) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank while its last block was read",
+                    ))
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DirectFile {
+            blocks,
+            buf,
+            base,
+            tail,
+        })
+    }
+
+    /// The file's size as written through this file.
+    pub fn len(&self) -> u64 {
+        self.base + self.tail as u64
+    }
+
+    /// Appends `bufs`, one buffer's worth at a time, until all of it is in
+    /// the file or a write fails. Returns how many bytes are in the file;
+    /// an error only when none are (the caller retries with the rest).
+    pub fn append(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut taken = 0;
+        while taken < total {
+            let end = self.fill(bufs, taken);
+            let fresh = end - self.tail;
+            match self.write_chunk(end) {
+                Ok(n) => {
+                    taken += n;
+                    if n < fresh {
+                        break;
+                    }
+                }
+                Err(e) if taken == 0 => return Err(e),
+                // The error comes back on the retry of the rest.
+                Err(_) => break,
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Copies bytes of `bufs` from `skip` on after the partial block, as
+    /// many as fit; returns the end of the bytes in the buffer.
+    fn fill(&mut self, bufs: &[IoSlice<'_>], mut skip: usize) -> usize {
+        let mut end = self.tail;
+        let room = self.buf.len;
+        let dst = self.buf.bytes_mut();
+        for b in bufs {
+            if end == room {
+                break;
+            }
+            if skip >= b.len() {
+                skip -= b.len();
+                continue;
+            }
+            let src = &b[skip..];
+            skip = 0;
+            let n = src.len().min(room - end);
+            dst[end..end + n].copy_from_slice(&src[..n]);
+            end += n;
+        }
+        end
+    }
+
+    /// Writes `buf[..end]` at `base`: whole blocks direct, the rest
+    /// buffered. Returns the new bytes (after `tail`) now in the file.
+    fn write_chunk(&mut self, end: usize) -> io::Result<usize> {
+        let whole = end - end % DIRECT_ALIGN_BYTES;
+        // buf[..landed] is in the file.
+        let mut landed = self.tail;
+        if whole > 0 {
+            let n = self
+                .blocks
+                .write_direct_at(&self.buf.bytes()[..whole], self.base)?;
+            landed = landed.max(n.min(whole));
+        }
+        // The remainder only after every whole block: no gap in the file.
+        if landed == whole.max(self.tail) && end > landed {
+            let from = landed;
+            match self
+                .blocks
+                .write_buffered_at(&self.buf.bytes()[from..end], self.base + from as u64)
+            {
+                Ok(n) => landed = from + n.min(end - from),
+                Err(e) if landed == self.tail => return Err(e),
+                // The whole blocks are in: report them; the retry meets the error.
+                Err(_) => {}
+            }
+        }
+        let new = landed - self.tail;
+        self.advance(landed);
+        Ok(new)
+    }
+
+    /// `buf[..landed]` is in the file: keep only its partial last block,
+    /// moved to the buffer's start.
+    fn advance(&mut self, landed: usize) {
+        let end = self.base + landed as u64;
+        let base = end - end % ALIGN;
+        let shift = (base - self.base) as usize;
+        self.buf.bytes_mut().copy_within(shift..landed, 0);
+        self.base = base;
+        self.tail = landed - shift;
+    }
+
+    pub fn sync_data(&mut self) -> io::Result<()> {
+        self.blocks.sync_data()
+    }
+
+    pub fn last_byte(&self) -> io::Result<Option<u8>> {
+        if self.tail > 0 {
+            return Ok(Some(self.buf.bytes()[self.tail - 1]));
+        }
+        if self.base == 0 {
+            return Ok(None);
+        }
+        let mut b = [0u8; 1];
+        match self.blocks.read_at(&mut b, self.base - 1)? {
+            1 => Ok(Some(b[0])),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank under a direct writer",
+            )),
+        }
+    }
+}
+
+/// A [`DirectFile`] shared by every writer that opened the same file.
+pub struct SharedDirect<B: BlockFile>(Arc<Mutex<DirectFile<B>>>);
+
+impl<B: BlockFile> SharedDirect<B> {
+    fn lock(&self) -> MutexGuard<'_, DirectFile<B>> {
+        // A writer that panicked mid-append left the offset and the
+        // partial block consistent (they change only after a write).
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.lock().len()
+    }
+}
+
+impl<B: BlockFile> SinkFile for SharedDirect<B> {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.lock().append(bufs)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.lock().sync_data()
+    }
+
+    fn last_byte(&mut self) -> io::Result<Option<u8>> {
+        self.lock().last_byte()
+    }
+}
+
+/// The direct files open in one process, by (device, inode).
+pub struct DirectFiles<B: BlockFile>(Mutex<HashMap<(u64, u64), Weak<Mutex<DirectFile<B>>>>>);
+
+impl<B: BlockFile> Default for DirectFiles<B> {
+    fn default() -> Self {
+        DirectFiles(Mutex::new(HashMap::new()))
+    }
+}
+
+/// Opens `path` for direct I/O, or joins the writer that already has it
+/// open. EINVAL: the file system refuses `O_DIRECT`.
+pub fn open_direct<F: Fs>(
+    fs: &mut F,
+    path: &std::path::Path,
+    buffer_bytes: usize,
+) -> io::Result<SharedDirect<F::Blocks>> {
+    let blocks = fs.open_blocks(path)?;
+    let id = blocks.identity()?;
+    let mut open = fs
+        .direct_files()
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    open.retain(|_, f| f.strong_count() > 0);
+    if let Some(f) = open.get(&id).and_then(Weak::upgrade) {
+        // Our own descriptors close here; the shared ones stay.
+        return Ok(SharedDirect(f));
+    }
+    let f = Arc::new(Mutex::new(DirectFile::open(blocks, buffer_bytes)?));
+    open.insert(id, Arc::downgrade(&f));
+    Ok(SharedDirect(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::writer::fake::{BlockWrite, FakeFs, WriteFault};
+
+    const A: usize = DIRECT_ALIGN_BYTES;
+    const PATH: &str = "/d/out.log";
+
+    /// `n` bytes of lines numbered from `from`, so a misplaced byte shows.
+    fn lines(n: usize, from: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n);
+        let mut i = from;
+        while v.len() < n {
+            v.extend_from_slice(format!("line {i}\n").as_bytes());
+            i += 1;
+        }
+        v.truncate(n);
+        v
+    }
+
+    fn open(fs: &FakeFs, buffer_bytes: usize) -> SharedDirect<crate::writer::fake::FakeFile> {
+        open_direct(&mut fs.clone(), Path::new(PATH), buffer_bytes).expect("open")
+    }
+
+    /// Every direct write is aligned in address, offset and length, and
+    /// every buffered one writes less than a block, inside the last block.
+    fn assert_aligned(writes: &[BlockWrite]) {
+        for w in writes {
+            if w.direct {
+                assert!(
+                    w.aligned_addr && w.offset % A as u64 == 0 && w.len % A == 0 && w.len > 0,
+                    "misaligned direct write {w:?}"
+                );
+            } else {
+                let block = w.offset - w.offset % A as u64;
+                assert!(
+                    w.len < A && w.offset + w.len as u64 <= block + A as u64,
+                    "a buffered write beyond the last partial block: {w:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn odd_sizes_across_block_boundaries_leave_exactly_the_bytes_written() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 4 * A);
+        let mut want = Vec::new();
+        for (i, n) in [1, 4094, 1, 1, 4097, 3, 8191, 12_289, 4096, 0, 7, 3 * A + 5]
+            .into_iter()
+            .enumerate()
+        {
+            let part = lines(n, i * 1000);
+            let mut done = 0;
+            while done < n {
+                done += f
+                    .write_vectored(&[IoSlice::new(&part[done..])])
+                    .expect("write");
+            }
+            want.extend_from_slice(&part);
+            assert_eq!(fs.content(Path::new(PATH)), want, "after append {i} of {n} bytes");
+            assert_eq!(f.len(), want.len() as u64);
+            assert_eq!(f.last_byte().expect("last"), want.last().copied());
+        }
+        let d = fs.disk();
+        assert_aligned(&d.block_writes);
+        assert!(d.block_writes.iter().any(|w| w.direct));
+        assert!(d.block_writes.iter().any(|w| !w.direct));
+    }
+
+    #[test]
+    fn the_partial_block_stays_buffered_until_a_direct_write_rewrites_it_whole() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 4 * A);
+        let a = lines(100, 0);
+        let b = lines(5000, 100);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&a)]).expect("a"), 100);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("b"), 5000);
+        let writes = fs.disk().block_writes.clone();
+        let w = |direct, offset, len| BlockWrite {
+            direct,
+            offset,
+            len,
+            aligned_addr: true,
+        };
+        assert_eq!(
+            writes,
+            [
+                w(false, 0, 100),
+                w(true, 0, A),
+                w(false, A as u64, 5100 - A)
+            ],
+            "the 100 bytes go buffered, then block 0 direct with them, then the rest buffered"
+        );
+        assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
+    }
+
+    #[test]
+    fn opening_an_existing_file_takes_over_its_partial_last_block() {
+        let fs = FakeFs::default();
+        let old = lines(A + 904, 0);
+        fs.put(Path::new(PATH), &old);
+        let mut f = open(&fs, 4 * A);
+        assert_eq!(f.len(), old.len() as u64);
+        assert_eq!(f.last_byte().expect("last"), old.last().copied());
+        let new = lines(A, 500);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&new)]).expect("w"), A);
+        let d = fs.disk();
+        assert_eq!((d.block_writes[0].direct, d.block_writes[0].offset), (true, A as u64));
+        assert_aligned(&d.block_writes);
+        drop(d);
+        assert_eq!(fs.content(Path::new(PATH)), [old, new].concat());
+    }
+
+    #[test]
+    fn an_append_larger_than_the_buffer_goes_in_buffer_sized_writes() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 2 * A);
+        let parts = [lines(3 * A + 17, 0), lines(2 * A + 1, 9000), lines(5, 20_000)];
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let total: usize = parts.iter().map(Vec::len).sum();
+        assert_eq!(f.write_vectored(&slices).expect("w"), total, "all in one call");
+        let d = fs.disk();
+        assert_aligned(&d.block_writes);
+        assert!(d.block_writes.iter().all(|w| w.len <= 2 * A));
+        drop(d);
+        assert_eq!(fs.content(Path::new(PATH)), parts.concat());
+    }
+
+    #[test]
+    fn a_failed_direct_write_is_retried_at_the_same_offset_without_duplicates() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 4 * A);
+        let a = lines(300, 0);
+        f.write_vectored(&[IoSlice::new(&a)]).expect("a");
+        fs.disk()
+            .write_faults
+            .push_back(WriteFault::Fail(libc::ENOSPC));
+        let b = lines(2 * A, 100);
+        let err = f.write_vectored(&[IoSlice::new(&b)]).expect_err("ENOSPC");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(f.len(), 300, "nothing new counted");
+        assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("retry"), 2 * A);
+        assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
+    }
+
+    #[test]
+    fn a_short_direct_write_reports_only_the_new_bytes_in_the_file() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 4 * A);
+        let a = lines(300, 0);
+        f.write_vectored(&[IoSlice::new(&a)]).expect("a");
+        // One block of three lands, then the disk is full.
+        fs.disk().write_faults.extend([
+            WriteFault::Short(A),
+            WriteFault::Fail(libc::ENOSPC),
+        ]);
+        let b = lines(3 * A, 100);
+        let n = f.write_vectored(&[IoSlice::new(&b)]).expect("short");
+        assert_eq!(n, A - 300, "block 0 holds the old 300 bytes and {} new", A - 300);
+        assert!(f.write_vectored(&[IoSlice::new(&b[n..])]).is_err());
+        let rest = f.write_vectored(&[IoSlice::new(&b[n..])]).expect("space again");
+        assert_eq!(n + rest, b.len());
+        assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
+        assert_aligned(&fs.disk().block_writes);
+    }
+
+    #[test]
+    fn a_failed_tail_write_after_the_whole_blocks_reports_the_blocks() {
+        let fs = FakeFs::default();
+        let mut f = open(&fs, 4 * A);
+        fs.disk()
+            .write_faults
+            .extend([WriteFault::Short(A), WriteFault::Fail(libc::EIO)]);
+        let b = lines(A + 10, 0);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("blocks"), A);
+        assert_eq!(f.len(), A as u64);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&b[A..])]).expect("tail"), 10);
+        assert_eq!(fs.content(Path::new(PATH)), b);
+    }
+
+    #[test]
+    fn two_writers_opening_one_file_share_one_offset() {
+        let fs = FakeFs::default();
+        let mut one = open(&fs, 4 * A);
+        let mut two = open(&fs, 4 * A);
+        let mut want = Vec::new();
+        for i in 0..6 {
+            let part = lines(1000 + 777 * i, i * 100);
+            let w = if i % 2 == 0 { &mut one } else { &mut two };
+            assert_eq!(w.write_vectored(&[IoSlice::new(&part)]).expect("w"), part.len());
+            want.extend_from_slice(&part);
+        }
+        assert_eq!(fs.content(Path::new(PATH)), want, "no overlap, no gap");
+        assert_eq!(fs.disk().opens, 2);
+    }
+
+    #[test]
+    fn a_renamed_file_keeps_its_writer_and_the_new_path_gets_its_own() {
+        let fs = FakeFs::default();
+        let mut old = open(&fs, 4 * A);
+        old.write_vectored(&[IoSlice::new(b"before\n")]).expect("w");
+        fs.rename(Path::new(PATH), Path::new("/d/out.log.1"));
+        let mut new = open(&fs, 4 * A);
+        assert_eq!(new.len(), 0, "a fresh file, not the rotated one's state");
+        new.write_vectored(&[IoSlice::new(b"after\n")]).expect("w");
+        assert_eq!(fs.content(Path::new("/d/out.log.1")), b"before\n");
+        assert_eq!(fs.content(Path::new(PATH)), b"after\n");
+    }
+}
