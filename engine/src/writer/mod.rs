@@ -24,6 +24,8 @@ pub mod report;
 pub mod route;
 pub mod sys;
 #[cfg(test)]
+mod direct_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
