@@ -101,7 +101,9 @@ impl Mount {
         std::fs::create_dir_all(dir).expect("mount point");
         Mount::run(
             "mount -t ramfs",
-            Command::new("mount").args(["-t", "ramfs", "ramfs"]).arg(dir),
+            Command::new("mount")
+                .args(["-t", "ramfs", "ramfs"])
+                .arg(dir),
         );
         Mount(dir.to_path_buf())
     }
@@ -143,7 +145,9 @@ impl TailReader {
                 if n == 0 {
                     break;
                 }
-                sink.lock().expect("tail buffer").extend_from_slice(&buf[..n]);
+                sink.lock()
+                    .expect("tail buffer")
+                    .extend_from_slice(&buf[..n]);
             }
         });
         TailReader { child, seen }
@@ -264,7 +268,11 @@ fn direct_io_keeps_exact_bytes_through_rotation_and_sigterm_and_tail_sees_every_
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(direct_fds(server.child.id(), &out), (1, 2), "reopened direct");
+    assert_eq!(
+        direct_fds(server.child.id(), &out),
+        (1, 2),
+        "reopened direct"
+    );
     send(tcp, b.clone());
     wait_written(&server, b.end);
     assert_file(&rotated, &messages(a.clone()), "the rotated file");
@@ -310,7 +318,11 @@ fn a_file_system_refusing_o_direct_falls_back_to_buffered_with_one_log_line() {
     let stderr_path = server.stderr_path.clone();
     assert!(server.stop().success());
     assert_file(&out, &messages(0..100), "at exit");
-    assert_eq!(metric_in(&metrics, &fallbacks), 2, "the open and the reopen");
+    assert_eq!(
+        metric_in(&metrics, &fallbacks),
+        2,
+        "the open and the reopen"
+    );
     let stderr = std::fs::read_to_string(stderr_path).expect("stderr");
     let lines: Vec<&str> = stderr
         .lines()

@@ -505,12 +505,20 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", d.name)));
             }
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
-            check_range(key("direct_buffer_bytes"), d.direct_buffer_bytes, 64 << 10, 64 << 20)?;
+            check_range(
+                key("direct_buffer_bytes"),
+                d.direct_buffer_bytes,
+                64 << 10,
+                64 << 20,
+            )?;
             let align = crate::writer::direct::DIRECT_ALIGN_BYTES as u64;
             if !d.direct_buffer_bytes.is_multiple_of(align) {
                 return Err((
                     key("direct_buffer_bytes"),
-                    format!("{} is not a multiple of {align} (O_DIRECT alignment)", d.direct_buffer_bytes),
+                    format!(
+                        "{} is not a multiple of {align} (O_DIRECT alignment)",
+                        d.direct_buffer_bytes
+                    ),
                 ));
             }
             if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {

@@ -239,6 +239,8 @@ mod tests {
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
+                "io" => "\"direct\"",
+                "direct_buffer_bytes" => "65536",
                 "shards" => "1",
                 "recv_buffers_per_shard" => "1024",
                 "max_send_queue_bytes" => "65536",

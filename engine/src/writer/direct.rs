@@ -82,10 +82,11 @@ impl<B: BlockFile> DirectFile<B> {
     /// blocks) bounds the bytes of one `O_DIRECT` write.
     pub fn open(blocks: B, buffer_bytes: usize) -> io::Result<DirectFile<B>> {
         assert!(
-            buffer_bytes >= 2 * DIRECT_ALIGN_BYTES && buffer_bytes % DIRECT_ALIGN_BYTES == 0,
+            buffer_bytes >= 2 * DIRECT_ALIGN_BYTES
+                && buffer_bytes.is_multiple_of(DIRECT_ALIGN_BYTES),
             "direct buffer of {buffer_bytes} bytes: config validation keeps it aligned"
         );
-        let len = blocks.len()?;
+        let len = blocks.size_bytes()?;
         let base = len - len % ALIGN;
         let tail = (len - base) as usize;
         let mut buf = AlignedBuf::new(buffer_bytes);
@@ -112,7 +113,7 @@ impl<B: BlockFile> DirectFile<B> {
     }
 
     /// The file's size as written through this file.
-    pub fn len(&self) -> u64 {
+    pub fn size_bytes(&self) -> u64 {
         self.base + self.tail as u64
     }
 
@@ -226,6 +227,9 @@ impl<B: BlockFile> DirectFile<B> {
     }
 }
 
+/// Which file: (device, inode), whatever its name now.
+type FileId = (u64, u64);
+
 /// A [`DirectFile`] shared by every writer that opened the same file.
 pub struct SharedDirect<B: BlockFile>(Arc<Mutex<DirectFile<B>>>);
 
@@ -236,8 +240,8 @@ impl<B: BlockFile> SharedDirect<B> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn len(&self) -> u64 {
-        self.lock().len()
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().size_bytes()
     }
 }
 
@@ -256,7 +260,7 @@ impl<B: BlockFile> SinkFile for SharedDirect<B> {
 }
 
 /// The direct files open in one process, by (device, inode).
-pub struct DirectFiles<B: BlockFile>(Mutex<HashMap<(u64, u64), Weak<Mutex<DirectFile<B>>>>>);
+pub struct DirectFiles<B: BlockFile>(Mutex<HashMap<FileId, Weak<Mutex<DirectFile<B>>>>>);
 
 impl<B: BlockFile> Default for DirectFiles<B> {
     fn default() -> Self {
@@ -350,8 +354,12 @@ mod tests {
                     .expect("write");
             }
             want.extend_from_slice(&part);
-            assert_eq!(fs.content(Path::new(PATH)), want, "after append {i} of {n} bytes");
-            assert_eq!(f.len(), want.len() as u64);
+            assert_eq!(
+                fs.content(Path::new(PATH)),
+                want,
+                "after append {i} of {n} bytes"
+            );
+            assert_eq!(f.size_bytes(), want.len() as u64);
             assert_eq!(f.last_byte().expect("last"), want.last().copied());
         }
         let d = fs.disk();
@@ -393,12 +401,15 @@ mod tests {
         let old = lines(A + 904, 0);
         fs.put(Path::new(PATH), &old);
         let mut f = open(&fs, 4 * A);
-        assert_eq!(f.len(), old.len() as u64);
+        assert_eq!(f.size_bytes(), old.len() as u64);
         assert_eq!(f.last_byte().expect("last"), old.last().copied());
         let new = lines(A, 500);
         assert_eq!(f.write_vectored(&[IoSlice::new(&new)]).expect("w"), A);
         let d = fs.disk();
-        assert_eq!((d.block_writes[0].direct, d.block_writes[0].offset), (true, A as u64));
+        assert_eq!(
+            (d.block_writes[0].direct, d.block_writes[0].offset),
+            (true, A as u64)
+        );
         assert_aligned(&d.block_writes);
         drop(d);
         assert_eq!(fs.content(Path::new(PATH)), [old, new].concat());
@@ -408,10 +419,18 @@ mod tests {
     fn an_append_larger_than_the_buffer_goes_in_buffer_sized_writes() {
         let fs = FakeFs::default();
         let mut f = open(&fs, 2 * A);
-        let parts = [lines(3 * A + 17, 0), lines(2 * A + 1, 9000), lines(5, 20_000)];
+        let parts = [
+            lines(3 * A + 17, 0),
+            lines(2 * A + 1, 9000),
+            lines(5, 20_000),
+        ];
         let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
         let total: usize = parts.iter().map(Vec::len).sum();
-        assert_eq!(f.write_vectored(&slices).expect("w"), total, "all in one call");
+        assert_eq!(
+            f.write_vectored(&slices).expect("w"),
+            total,
+            "all in one call"
+        );
         let d = fs.disk();
         assert_aligned(&d.block_writes);
         assert!(d.block_writes.iter().all(|w| w.len <= 2 * A));
@@ -431,7 +450,7 @@ mod tests {
         let b = lines(2 * A, 100);
         let err = f.write_vectored(&[IoSlice::new(&b)]).expect_err("ENOSPC");
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(f.len(), 300, "nothing new counted");
+        assert_eq!(f.size_bytes(), 300, "nothing new counted");
         assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("retry"), 2 * A);
         assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
     }
@@ -443,15 +462,21 @@ mod tests {
         let a = lines(300, 0);
         f.write_vectored(&[IoSlice::new(&a)]).expect("a");
         // One block of three lands, then the disk is full.
-        fs.disk().write_faults.extend([
-            WriteFault::Short(A),
-            WriteFault::Fail(libc::ENOSPC),
-        ]);
+        fs.disk()
+            .write_faults
+            .extend([WriteFault::Short(A), WriteFault::Fail(libc::ENOSPC)]);
         let b = lines(3 * A, 100);
         let n = f.write_vectored(&[IoSlice::new(&b)]).expect("short");
-        assert_eq!(n, A - 300, "block 0 holds the old 300 bytes and {} new", A - 300);
+        assert_eq!(
+            n,
+            A - 300,
+            "block 0 holds the old 300 bytes and {} new",
+            A - 300
+        );
         assert!(f.write_vectored(&[IoSlice::new(&b[n..])]).is_err());
-        let rest = f.write_vectored(&[IoSlice::new(&b[n..])]).expect("space again");
+        let rest = f
+            .write_vectored(&[IoSlice::new(&b[n..])])
+            .expect("space again");
         assert_eq!(n + rest, b.len());
         assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
         assert_aligned(&fs.disk().block_writes);
@@ -466,8 +491,11 @@ mod tests {
             .extend([WriteFault::Short(A), WriteFault::Fail(libc::EIO)]);
         let b = lines(A + 10, 0);
         assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("blocks"), A);
-        assert_eq!(f.len(), A as u64);
-        assert_eq!(f.write_vectored(&[IoSlice::new(&b[A..])]).expect("tail"), 10);
+        assert_eq!(f.size_bytes(), A as u64);
+        assert_eq!(
+            f.write_vectored(&[IoSlice::new(&b[A..])]).expect("tail"),
+            10
+        );
         assert_eq!(fs.content(Path::new(PATH)), b);
     }
 
@@ -480,7 +508,10 @@ mod tests {
         for i in 0..6 {
             let part = lines(1000 + 777 * i, i * 100);
             let w = if i % 2 == 0 { &mut one } else { &mut two };
-            assert_eq!(w.write_vectored(&[IoSlice::new(&part)]).expect("w"), part.len());
+            assert_eq!(
+                w.write_vectored(&[IoSlice::new(&part)]).expect("w"),
+                part.len()
+            );
             want.extend_from_slice(&part);
         }
         assert_eq!(fs.content(Path::new(PATH)), want, "no overlap, no gap");
@@ -494,7 +525,11 @@ mod tests {
         old.write_vectored(&[IoSlice::new(b"before\n")]).expect("w");
         fs.rename(Path::new(PATH), Path::new("/d/out.log.1"));
         let mut new = open(&fs, 4 * A);
-        assert_eq!(new.len(), 0, "a fresh file, not the rotated one's state");
+        assert_eq!(
+            new.size_bytes(),
+            0,
+            "a fresh file, not the rotated one's state"
+        );
         new.write_vectored(&[IoSlice::new(b"after\n")]).expect("w");
         assert_eq!(fs.content(Path::new("/d/out.log.1")), b"before\n");
         assert_eq!(fs.content(Path::new(PATH)), b"after\n");

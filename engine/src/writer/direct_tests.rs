@@ -31,7 +31,8 @@ fn rig(fs: FakeFs) -> Rig {
         "drain_timeout_ms = 0\n[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
          [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"{OUT}\"\nfsync = \"batch\"\nio = \"direct\"\n"
     );
-    let cfg = Config::from_toml(&text, Path::new("/fake/r.toml"), Path::new("/fake")).expect("config");
+    let cfg =
+        Config::from_toml(&text, Path::new("/fake/r.toml"), Path::new("/fake")).expect("config");
     assert_eq!(cfg.destinations[0].io, FileIo::Direct);
     let ring = Arc::new(Ring::new(1024));
     let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
@@ -76,11 +77,18 @@ impl Rig {
         }
         self.ring.full.push(b).expect("ring has room");
         assert!(self.writer.step());
-        msgs.iter().flat_map(|m| [m.as_bytes(), b"\n"].concat()).collect()
+        msgs.iter()
+            .flat_map(|m| [m.as_bytes(), b"\n"].concat())
+            .collect()
     }
 
     fn direct_writes(&self) -> usize {
-        self.fs.disk().block_writes.iter().filter(|w| w.direct).count()
+        self.fs
+            .disk()
+            .block_writes
+            .iter()
+            .filter(|w| w.direct)
+            .count()
     }
 }
 
@@ -96,12 +104,17 @@ fn rounds_of_odd_sizes_land_exactly_with_an_fsync_each() {
     }
     assert!(r.direct_writes() > 0, "blocks went through O_DIRECT");
     let d = r.fs.disk();
-    assert!(d.block_writes.iter().filter(|w| w.direct).all(|w| w.aligned_addr
-        && w.len % A == 0
-        && w.offset % A as u64 == 0));
+    assert!(d
+        .block_writes
+        .iter()
+        .filter(|w| w.direct)
+        .all(|w| w.aligned_addr && w.len % A == 0 && w.offset % A as u64 == 0));
     assert_eq!(d.syncs, 6, "fsync = \"batch\": one per round");
     drop(d);
-    assert_eq!(r.stats.sources[0].messages_written.load(Relaxed), seq as u64);
+    assert_eq!(
+        r.stats.sources[0].messages_written.load(Relaxed),
+        seq as u64
+    );
 }
 
 #[test]
@@ -122,11 +135,18 @@ fn a_round_cut_short_by_a_full_disk_resumes_without_tearing_or_duplicates() {
 #[test]
 fn a_torn_last_line_is_ended_before_the_first_direct_write() {
     let fs = FakeFs::default();
-    let old = [messages(0, 5, 1000).join("\n").as_bytes(), b"\ntorn by a cr"].concat();
+    let old = [
+        messages(0, 5, 1000).join("\n").as_bytes(),
+        b"\ntorn by a cr",
+    ]
+    .concat();
     fs.put(Path::new(OUT), &old);
     let mut r = rig(fs);
     let new = r.round(&messages(5, 4, 2000));
-    assert_eq!(r.fs.content(Path::new(OUT)), [&old[..], b"\n", &new].concat());
+    assert_eq!(
+        r.fs.content(Path::new(OUT)),
+        [&old[..], b"\n", &new].concat()
+    );
     assert_eq!(r.stats.destinations[0].torn_lines_repaired.load(Relaxed), 1);
     assert!(r.direct_writes() > 0);
 }
@@ -163,4 +183,25 @@ fn a_file_system_refusing_o_direct_falls_back_to_buffered_and_counts_each_open()
         .stats
         .render_prometheus()
         .contains("ringest_direct_io_fallbacks_total{destination=\"d\"} 2"));
+}
+
+#[test]
+fn a_direct_buffer_that_is_not_whole_blocks_or_out_of_range_is_refused_by_name() {
+    for (bytes, why) in [
+        (65_537, "not a multiple of 4096"),
+        (4096, "out of range"),
+        (128 << 20, "out of range"),
+    ] {
+        let text = format!(
+            "[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\nio = \"direct\"\ndirect_buffer_bytes = {bytes}\n"
+        );
+        let err = Config::from_toml(&text, Path::new("/fake/r.toml"), Path::new("/fake"))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("destination[0].direct_buffer_bytes") && err.contains(why),
+            "{bytes}: {err}"
+        );
+    }
 }

@@ -181,7 +181,7 @@ impl BlockFile for FakeFile {
         Ok((0, self.inode as u64))
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.fs.disk().inodes[self.inode].len() as u64)
     }
 

@@ -141,12 +141,8 @@ impl<F: Fs> FileSink<F> {
     /// inner one: an fsync failure there means those bytes may not be on
     /// disk) and then closed.
     pub fn reopen(&mut self) -> io::Result<(Opened, io::Result<()>)> {
-        let (file, opened) = open_checked(
-            &mut self.fs,
-            &self.path,
-            self.io,
-            self.direct_buffer_bytes,
-        )?;
+        let (file, opened) =
+            open_checked(&mut self.fs, &self.path, self.io, self.direct_buffer_bytes)?;
         let old_sync = if self.dirty {
             self.file.sync_data()
         } else {

@@ -13,6 +13,8 @@
 
 pub mod destination;
 pub mod direct;
+#[cfg(test)]
+mod direct_tests;
 pub mod encode;
 pub mod failure;
 #[cfg(test)]
@@ -23,8 +25,6 @@ pub mod json;
 pub mod report;
 pub mod route;
 pub mod sys;
-#[cfg(test)]
-mod direct_tests;
 #[cfg(test)]
 mod tests;
 

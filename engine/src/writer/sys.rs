@@ -44,7 +44,7 @@ pub trait BlockFile {
     /// (device, inode): which file this is, whatever its name now.
     fn identity(&self) -> io::Result<(u64, u64)>;
     /// The file's size.
-    fn len(&self) -> io::Result<u64>;
+    fn size_bytes(&self) -> io::Result<u64>;
     /// `pread`.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// `pwrite` through the `O_DIRECT` descriptor: `buf`'s address and
@@ -129,7 +129,7 @@ impl BlockFile for RealBlocks {
         Ok((m.dev(), m.ino()))
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.buffered.metadata()?.len())
     }
 
