@@ -9,6 +9,11 @@
 //! bytes written (size included, so no block padding), and a `tail -F`
 //! reader running all along must have seen every line, in order, once.
 //!
+//! The full-disk case fills that image (a file whose last line a crash
+//! tore is there first): the writes cut short by ENOSPC must resume at the
+//! byte where they stopped once space returns, with no line torn, glued or
+//! written twice, and the torn line ended by one newline first.
+//!
 //! The fallback case mounts a ramfs, which refuses `O_DIRECT` (EINVAL at
 //! open). tmpfs is not used: since Linux 6.6 it accepts `O_DIRECT` opens.
 
@@ -26,6 +31,10 @@ use e2e::server::{free_port, metric_in, temp_dir, Server};
 const PART_MESSAGES: usize = 150;
 const IMAGE_BYTES: u64 = 32 << 20;
 const DEST: &str = "destination=\"out\"";
+
+/// What the filler leaves free on the image in the full-disk case: less
+/// than the messages need.
+const FREE_BYTES: u64 = 256 << 10;
 
 fn config(tcp: u16, stats: u16) -> String {
     format!(
@@ -160,12 +169,18 @@ impl TailReader {
         loop {
             let seen = self.seen.lock().expect("tail buffer").clone();
             if seen.len() >= want.len() || start.elapsed() > Duration::from_secs(15) {
+                let diff = seen.iter().zip(want).position(|(a, b)| a != b);
+                let around = |b: &[u8], at: usize| {
+                    let from = at.saturating_sub(40).min(b.len());
+                    String::from_utf8_lossy(&b[from..(at + 40).min(b.len())]).into_owned()
+                };
                 assert!(
                     seen == want,
-                    "{when}: tail -F saw {} bytes, want {}; first difference at byte {:?}",
+                    "{when}: tail -F saw {} bytes, want {}; first difference at byte {diff:?}:\nsaw  {:?}\nwant {:?}",
                     seen.len(),
                     want.len(),
-                    seen.iter().zip(want).position(|(a, b)| a != b)
+                    diff.map(|d| around(&seen, d)),
+                    diff.map(|d| around(want, d)),
                 );
                 return;
             }
@@ -232,6 +247,26 @@ fn direct_fds(pid: u32, path: &Path) -> (usize, usize) {
     (direct, all)
 }
 
+/// Waits (bounded) until the server holds `want` = (O_DIRECT, all)
+/// descriptors on `path`: a reopen opens them one after the other.
+fn wait_fds(server: &Server, path: &Path, want: (usize, usize), what: &str) {
+    let start = Instant::now();
+    let mut got = (0, 0);
+    while start.elapsed() < Duration::from_secs(10) {
+        if path.exists() {
+            got = direct_fds(server.child.id(), path);
+            if got == want {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{what}: (O_DIRECT, all) descriptors on {} are {got:?}, want {want:?}",
+        path.display()
+    );
+}
+
 #[test]
 fn direct_io_keeps_exact_bytes_through_rotation_and_sigterm_and_tail_sees_every_line() {
     let dir = temp_dir("direct_io_exact");
@@ -240,10 +275,11 @@ fn direct_io_keeps_exact_bytes_through_rotation_and_sigterm_and_tail_sees_every_
     let mut server = Server::start(&dir, &config(tcp, stats));
     let out = dir.join("data/out.log");
     let rotated = dir.join("data/out.log.1");
-    assert_eq!(
-        direct_fds(server.child.id(), &out),
+    wait_fds(
+        &server,
+        &out,
         (1, 2),
-        "one O_DIRECT and one buffered descriptor on the file"
+        "one O_DIRECT and one buffered descriptor",
     );
     let tail = TailReader::start(&out);
     let (a, b, c) = (
@@ -259,19 +295,11 @@ fn direct_io_keeps_exact_bytes_through_rotation_and_sigterm_and_tail_sees_every_
 
     std::fs::rename(&out, &rotated).expect("rotate");
     server.signal(libc::SIGHUP);
-    let start = Instant::now();
-    while !out.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "SIGHUP did not reopen {}",
-            out.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        direct_fds(server.child.id(), &out),
+    wait_fds(
+        &server,
+        &out,
         (1, 2),
-        "reopened direct"
+        "reopened for direct I/O after SIGHUP",
     );
     send(tcp, b.clone());
     wait_written(&server, b.end);
@@ -292,6 +320,57 @@ fn direct_io_keeps_exact_bytes_through_rotation_and_sigterm_and_tail_sees_every_
     assert!(!stderr.contains("refuses O_DIRECT"), "{stderr}");
 }
 
+/// Fills the file system under `dir` with a file, then frees FREE_BYTES of it.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    // Bounded: the image is IMAGE_BYTES.
+    for _ in 0..=(IMAGE_BYTES >> 20) {
+        match f.write(&chunk) {
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("filling: {e}"),
+        }
+    }
+    f.sync_all().expect("filler sync");
+    assert!(written > FREE_BYTES, "filled only {written} bytes");
+    f.set_len(written - FREE_BYTES).expect("free some");
+    f.sync_all().expect("filler sync");
+    filler
+}
+
+#[test]
+fn direct_io_on_a_full_disk_resumes_without_tearing_and_ends_a_torn_line_first() {
+    let dir = temp_dir("direct_io_full");
+    let _mount = Mount::ext4_loop(&dir.join("data"), &dir.join("ext4.img"));
+    let out = dir.join("data/out.log");
+    // A crash left 5000 bytes: one block and a bit, the last line torn.
+    let mut seed = messages(0..3);
+    assert!(seed.len() > 5000);
+    seed.truncate(5000);
+    std::fs::write(&out, &seed).expect("seed");
+    let filler = fill(&dir.join("data"));
+    let (tcp, stats) = (free_port(), free_port());
+    let server = Server::start(&dir, &config(tcp, stats));
+    let total = 2 * PART_MESSAGES;
+    let sender = std::thread::spawn(move || send(tcp, 0..total));
+    let errors = server.wait_metric("ringest_write_errors_total", 1, Duration::from_secs(20));
+    assert!(errors >= 1, "the disk filled up");
+    std::fs::remove_file(&filler).expect("free the space");
+    wait_written(&server, total);
+    sender.join().expect("sender");
+    let metrics = server.metrics();
+    assert!(server.stop().success(), "a recovered disk exits 0");
+    let want = [seed, b"\n".to_vec(), messages(0..total)].concat();
+    assert_file(&out, &want, "after the disk came back");
+    let no_space = format!("ringest_write_errors_total{{{DEST},reason=\"no_space\"");
+    assert!(metric_in(&metrics, &no_space) >= 1, "{metrics}");
+    let torn = format!("ringest_torn_lines_repaired_total{{{DEST}}}");
+    assert_eq!(metric_in(&metrics, &torn), 1);
+}
+
 #[test]
 fn a_file_system_refusing_o_direct_falls_back_to_buffered_with_one_log_line() {
     let dir = temp_dir("direct_io_fallback");
@@ -299,7 +378,7 @@ fn a_file_system_refusing_o_direct_falls_back_to_buffered_with_one_log_line() {
     let (tcp, stats) = (free_port(), free_port());
     let server = Server::start(&dir, &config(tcp, stats));
     let out = dir.join("data/out.log");
-    assert_eq!(direct_fds(server.child.id(), &out), (0, 1), "buffered only");
+    wait_fds(&server, &out, (0, 1), "buffered only");
     send(tcp, 0..50);
     wait_written(&server, 50);
     server.signal(libc::SIGHUP);

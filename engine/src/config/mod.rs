@@ -182,7 +182,7 @@ pub struct DestinationConfig {
     pub fsync_interval_ms: u64,
     #[serde(default = "defaults::io")]
     pub io: FileIo,
-    /// With `io = "direct"`: the aligned buffer, the most one write moves.
+    /// With `io = "direct"`: the aligned buffer, the most one direct write moves.
     #[serde(default = "defaults::direct_buffer_bytes")]
     pub direct_buffer_bytes: u64,
     /// With `format = "json"` and a parsing source: add the whole frame as `raw`.

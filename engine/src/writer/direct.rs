@@ -1,33 +1,43 @@
 //! `io = "direct"`: a file written with `O_DIRECT`, whose size is always
-//! exactly the bytes written.
+//! exactly the bytes written, and whose readers see every byte.
 //!
 //! `O_DIRECT` takes only whole aligned blocks, but a log file ends wherever
-//! the last line ends. So [`DirectFile`] keeps the file's partial last block
-//! in an aligned buffer, allocated once and reused:
+//! the last line ends. So [`DirectFile`] splits each write in three, on two
+//! descriptors of the file:
 //!
-//! - a write copies the new bytes after that partial block, writes every
-//!   whole block from the partial block's start with one `O_DIRECT`
-//!   `pwrite` (the partial block is rewritten whole, with the same bytes
-//!   first), and the bytes left after the last whole block with one
-//!   buffered `pwrite` on a second descriptor: the file size grows to the
-//!   exact end, and a reader (`tail -f`) sees every byte at once, as with
-//!   buffered writes;
-//! - the kernel writes back and drops the page-cache copy of a block before
-//!   an `O_DIRECT` write over it, so the buffered tail and the direct
-//!   rewrite of the same block never disagree;
-//! - writes are positional at the offset this file keeps, never
-//!   `O_APPEND`: a failed or short write is retried at the same offset with
-//!   the same bytes, so nothing is duplicated, and only bytes known to be in
-//!   the file are reported as taken (a retry resumes exactly after them, as
-//!   in [`file`](super::file)). Because of this, nothing else may append to
-//!   or truncate the file: rotate by renaming (logrotate `create`, then
-//!   SIGHUP), not with `copytruncate`.
+//! - the head, up to the next block boundary, goes through the buffered
+//!   descriptor: it completes the file's partial last block in place;
+//! - the whole blocks after it go with one `O_DIRECT` `pwrite`, copied
+//!   into an aligned buffer allocated once and reused;
+//! - the tail, less than a block, goes buffered again: the file size grows
+//!   to the exact end, and a reader (`tail -f`) sees it at once.
+//!
+//! Why the partial block is completed buffered and never rewritten with
+//! `O_DIRECT` (the other known way): Linux does not keep a buffered reader
+//! coherent with a direct write over a block the reader may cache. A
+//! `tail -f` reading the partial block while the direct write lands could
+//! cache its old copy (zeros past the old end), then see the new, larger
+//! size and hand out those zeros (seen in tests/direct_io.rs). A direct
+//! write here only ever covers blocks wholly past the end of the file,
+//! which no reader can have cached, and the kernel makes the new size
+//! visible only after the data is on disk.
+//!
+//! Writes are positional at the offset this file keeps, never `O_APPEND`:
+//! a failed or short write is retried at the same offset with the same
+//! bytes, so nothing is duplicated, and only bytes known to be in the file
+//! are reported as taken (a retry resumes exactly after them, as in
+//! [`file`](super::file)). Because of this, nothing else may append to or
+//! truncate the file: rotate by renaming (logrotate `create`, then SIGHUP),
+//! not with `copytruncate`.
 //!
 //! Several writer threads may feed one destination: [`DirectFiles`] hands
 //! every opener of the same file (device and inode) the same [`DirectFile`]
 //! behind a mutex, and one [`append`](DirectFile::append) writes everything
 //! it is given while holding it. So the offset has one owner, and writes of
 //! different writers never overlap or interleave inside a write.
+//!
+//! Blocks are 4 KiB, the page size on x86_64; with larger pages the head
+//! would have to reach the next page boundary for the reasoning above.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
@@ -67,54 +77,44 @@ impl AlignedBuf {
     }
 }
 
-/// One file written with direct I/O. Invariant: `buf[..tail]` holds the
-/// file's bytes from `base` (block-aligned) to its end, `tail` < one block.
+/// One file written with direct I/O at its own offset.
 pub struct DirectFile<B: BlockFile> {
     blocks: B,
+    /// Holds the bytes of one write; its length bounds a direct write.
     buf: AlignedBuf,
-    base: u64,
-    tail: usize,
+    /// The file's size: where the next byte goes.
+    size: u64,
+}
+
+/// What one step of an append did.
+struct Step {
+    /// Bytes copied into the buffer for this step.
+    filled: usize,
+    /// Bytes of them now in the file.
+    written: usize,
 }
 
 impl<B: BlockFile> DirectFile<B> {
-    /// Takes over `blocks`, reading its partial last block into the buffer.
-    /// `buffer_bytes` (a multiple of [`DIRECT_ALIGN_BYTES`], at least two
-    /// blocks) bounds the bytes of one `O_DIRECT` write.
+    /// Takes over `blocks`, to append at its end. `buffer_bytes` (a
+    /// multiple of [`DIRECT_ALIGN_BYTES`], at least two blocks) bounds the
+    /// bytes of one `O_DIRECT` write.
     pub fn open(blocks: B, buffer_bytes: usize) -> io::Result<DirectFile<B>> {
         assert!(
             buffer_bytes >= 2 * DIRECT_ALIGN_BYTES
                 && buffer_bytes.is_multiple_of(DIRECT_ALIGN_BYTES),
             "direct buffer of {buffer_bytes} bytes: config validation keeps it aligned"
         );
-        let len = blocks.size_bytes()?;
-        let base = len - len % ALIGN;
-        let tail = (len - base) as usize;
-        let mut buf = AlignedBuf::new(buffer_bytes);
-        let mut got = 0;
-        while got < tail {
-            match blocks.read_at(&mut buf.bytes_mut()[got..tail], base + got as u64) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the file shrank while its last block was read",
-                    ))
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let size = blocks.size_bytes()?;
         Ok(DirectFile {
             blocks,
-            buf,
-            base,
-            tail,
+            buf: AlignedBuf::new(buffer_bytes),
+            size,
         })
     }
 
     /// The file's size as written through this file.
     pub fn size_bytes(&self) -> u64 {
-        self.base + self.tail as u64
+        self.size
     }
 
     /// Appends `bufs`, one buffer's worth at a time, until all of it is in
@@ -124,12 +124,10 @@ impl<B: BlockFile> DirectFile<B> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut taken = 0;
         while taken < total {
-            let end = self.fill(bufs, taken);
-            let fresh = end - self.tail;
-            match self.write_chunk(end) {
-                Ok(n) => {
-                    taken += n;
-                    if n < fresh {
+            match self.step(bufs, taken) {
+                Ok(s) => {
+                    taken += s.written;
+                    if s.written < s.filled {
                         break;
                     }
                 }
@@ -141,14 +139,56 @@ impl<B: BlockFile> DirectFile<B> {
         Ok(taken)
     }
 
-    /// Copies bytes of `bufs` from `skip` on after the partial block, as
-    /// many as fit; returns the end of the bytes in the buffer.
-    fn fill(&mut self, bufs: &[IoSlice<'_>], mut skip: usize) -> usize {
-        let mut end = self.tail;
-        let room = self.buf.len;
+    /// Writes the next piece of `bufs` (from byte `skip`): the head up to
+    /// the next block boundary buffered, or else as many whole blocks as
+    /// the buffer holds direct and then the tail buffered.
+    fn step(&mut self, bufs: &[IoSlice<'_>], skip: usize) -> io::Result<Step> {
+        let head = ((ALIGN - self.size % ALIGN) % ALIGN) as usize;
+        let want = if head > 0 { head } else { self.buf.len };
+        let filled = self.fill(bufs, skip, want);
+        let whole = if head > 0 {
+            0
+        } else {
+            filled - filled % DIRECT_ALIGN_BYTES
+        };
+        let mut written = 0;
+        if whole > 0 {
+            let n = self
+                .blocks
+                .write_direct_at(&self.buf.bytes()[..whole], self.size)?
+                .min(whole);
+            self.size += n as u64;
+            written = n;
+            if n < whole {
+                return Ok(Step { filled, written });
+            }
+        }
+        if filled > written {
+            match self
+                .blocks
+                .write_buffered_at(&self.buf.bytes()[written..filled], self.size)
+            {
+                Ok(n) => {
+                    let n = n.min(filled - written);
+                    self.size += n as u64;
+                    written += n;
+                }
+                Err(e) if written == 0 => return Err(e),
+                // The whole blocks are in: report them; the retry meets the error.
+                Err(_) => {}
+            }
+        }
+        Ok(Step { filled, written })
+    }
+
+    /// Copies up to `want` bytes of `bufs`, from byte `skip` on, to the
+    /// buffer's start; returns how many.
+    fn fill(&mut self, bufs: &[IoSlice<'_>], mut skip: usize, want: usize) -> usize {
+        let want = want.min(self.buf.len);
         let dst = self.buf.bytes_mut();
+        let mut end = 0;
         for b in bufs {
-            if end == room {
+            if end == want {
                 break;
             }
             if skip >= b.len() {
@@ -157,52 +197,11 @@ impl<B: BlockFile> DirectFile<B> {
             }
             let src = &b[skip..];
             skip = 0;
-            let n = src.len().min(room - end);
+            let n = src.len().min(want - end);
             dst[end..end + n].copy_from_slice(&src[..n]);
             end += n;
         }
         end
-    }
-
-    /// Writes `buf[..end]` at `base`: whole blocks direct, the rest
-    /// buffered. Returns the new bytes (after `tail`) now in the file.
-    fn write_chunk(&mut self, end: usize) -> io::Result<usize> {
-        let whole = end - end % DIRECT_ALIGN_BYTES;
-        // buf[..landed] is in the file.
-        let mut landed = self.tail;
-        if whole > 0 {
-            let n = self
-                .blocks
-                .write_direct_at(&self.buf.bytes()[..whole], self.base)?;
-            landed = landed.max(n.min(whole));
-        }
-        // The remainder only after every whole block: no gap in the file.
-        if landed == whole.max(self.tail) && end > landed {
-            let from = landed;
-            match self
-                .blocks
-                .write_buffered_at(&self.buf.bytes()[from..end], self.base + from as u64)
-            {
-                Ok(n) => landed = from + n.min(end - from),
-                Err(e) if landed == self.tail => return Err(e),
-                // The whole blocks are in: report them; the retry meets the error.
-                Err(_) => {}
-            }
-        }
-        let new = landed - self.tail;
-        self.advance(landed);
-        Ok(new)
-    }
-
-    /// `buf[..landed]` is in the file: keep only its partial last block,
-    /// moved to the buffer's start.
-    fn advance(&mut self, landed: usize) {
-        let end = self.base + landed as u64;
-        let base = end - end % ALIGN;
-        let shift = (base - self.base) as usize;
-        self.buf.bytes_mut().copy_within(shift..landed, 0);
-        self.base = base;
-        self.tail = landed - shift;
     }
 
     pub fn sync_data(&mut self) -> io::Result<()> {
@@ -210,14 +209,11 @@ impl<B: BlockFile> DirectFile<B> {
     }
 
     pub fn last_byte(&self) -> io::Result<Option<u8>> {
-        if self.tail > 0 {
-            return Ok(Some(self.buf.bytes()[self.tail - 1]));
-        }
-        if self.base == 0 {
+        if self.size == 0 {
             return Ok(None);
         }
         let mut b = [0u8; 1];
-        match self.blocks.read_at(&mut b, self.base - 1)? {
+        match self.blocks.read_at(&mut b, self.size - 1)? {
             1 => Ok(Some(b[0])),
             _ => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -301,6 +297,8 @@ mod tests {
 
     const A: usize = DIRECT_ALIGN_BYTES;
     const PATH: &str = "/d/out.log";
+    /// A queued fault that lets the write through whole.
+    const PASS: WriteFault = WriteFault::Short(usize::MAX);
 
     /// `n` bytes of lines numbered from `from`, so a misplaced byte shows.
     fn lines(n: usize, from: usize) -> Vec<u8> {
@@ -318,10 +316,23 @@ mod tests {
         open_direct(&mut fs.clone(), Path::new(PATH), buffer_bytes).expect("open")
     }
 
-    /// Every direct write is aligned in address, offset and length, and
-    /// every buffered one writes less than a block, inside the last block.
-    fn assert_aligned(writes: &[BlockWrite]) {
+    fn w(direct: bool, offset: usize, len: usize) -> BlockWrite {
+        BlockWrite {
+            direct,
+            offset: offset as u64,
+            len,
+            aligned_addr: true,
+            size_before: offset as u64,
+        }
+    }
+
+    /// Every write appends at the file's end (nothing is ever rewritten,
+    /// so no reader can hold a stale copy of what a direct write covers);
+    /// direct writes are aligned in address, offset and length; buffered
+    /// ones stay inside one block.
+    fn assert_appends_aligned(writes: &[BlockWrite]) {
         for w in writes {
+            assert_eq!(w.offset, w.size_before, "not at the end: {w:?}");
             if w.direct {
                 assert!(
                     w.aligned_addr && w.offset % A as u64 == 0 && w.len % A == 0 && w.len > 0,
@@ -331,7 +342,7 @@ mod tests {
                 let block = w.offset - w.offset % A as u64;
                 assert!(
                     w.len < A && w.offset + w.len as u64 <= block + A as u64,
-                    "a buffered write beyond the last partial block: {w:?}"
+                    "a buffered write across a block boundary: {w:?}"
                 );
             }
         }
@@ -363,55 +374,53 @@ mod tests {
             assert_eq!(f.last_byte().expect("last"), want.last().copied());
         }
         let d = fs.disk();
-        assert_aligned(&d.block_writes);
+        assert_appends_aligned(&d.block_writes);
         assert!(d.block_writes.iter().any(|w| w.direct));
         assert!(d.block_writes.iter().any(|w| !w.direct));
     }
 
     #[test]
-    fn the_partial_block_stays_buffered_until_a_direct_write_rewrites_it_whole() {
+    fn the_partial_block_is_completed_buffered_and_only_blocks_past_the_end_go_direct() {
         let fs = FakeFs::default();
         let mut f = open(&fs, 4 * A);
-        let a = lines(100, 0);
-        let b = lines(5000, 100);
-        assert_eq!(f.write_vectored(&[IoSlice::new(&a)]).expect("a"), 100);
-        assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("b"), 5000);
-        let writes = fs.disk().block_writes.clone();
-        let w = |direct, offset, len| BlockWrite {
-            direct,
-            offset,
-            len,
-            aligned_addr: true,
-        };
+        let parts = [lines(100, 0), lines(5000, 100), lines(10_000, 900)];
+        for p in &parts {
+            assert_eq!(f.write_vectored(&[IoSlice::new(p)]).expect("w"), p.len());
+        }
         assert_eq!(
-            writes,
+            fs.disk().block_writes,
             [
                 w(false, 0, 100),
-                w(true, 0, A),
-                w(false, A as u64, 5100 - A)
-            ],
-            "the 100 bytes go buffered, then block 0 direct with them, then the rest buffered"
+                // 100 + 5000: the head completes block 0, the rest is short of a block.
+                w(false, 100, A - 100),
+                w(false, A, 5100 - A),
+                // + 10000: the head completes block 1, one whole block, the tail.
+                w(false, 5100, 2 * A - 5100),
+                w(true, 2 * A, A),
+                w(false, 3 * A, 15_100 - 3 * A),
+            ]
         );
-        assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
+        assert_eq!(fs.content(Path::new(PATH)), parts.concat());
     }
 
     #[test]
-    fn opening_an_existing_file_takes_over_its_partial_last_block() {
+    fn opening_an_existing_file_appends_at_its_end() {
         let fs = FakeFs::default();
         let old = lines(A + 904, 0);
         fs.put(Path::new(PATH), &old);
         let mut f = open(&fs, 4 * A);
         assert_eq!(f.size_bytes(), old.len() as u64);
         assert_eq!(f.last_byte().expect("last"), old.last().copied());
-        let new = lines(A, 500);
-        assert_eq!(f.write_vectored(&[IoSlice::new(&new)]).expect("w"), A);
-        let d = fs.disk();
+        let new = lines(2 * A, 500);
+        assert_eq!(f.write_vectored(&[IoSlice::new(&new)]).expect("w"), 2 * A);
         assert_eq!(
-            (d.block_writes[0].direct, d.block_writes[0].offset),
-            (true, A as u64)
+            fs.disk().block_writes,
+            [
+                w(false, A + 904, A - 904),
+                w(true, 2 * A, A),
+                w(false, 3 * A, 904)
+            ]
         );
-        assert_aligned(&d.block_writes);
-        drop(d);
         assert_eq!(fs.content(Path::new(PATH)), [old, new].concat());
     }
 
@@ -432,8 +441,9 @@ mod tests {
             "all in one call"
         );
         let d = fs.disk();
-        assert_aligned(&d.block_writes);
+        assert_appends_aligned(&d.block_writes);
         assert!(d.block_writes.iter().all(|w| w.len <= 2 * A));
+        assert!(d.block_writes.iter().filter(|w| w.direct).count() >= 2);
         drop(d);
         assert_eq!(fs.content(Path::new(PATH)), parts.concat());
     }
@@ -442,7 +452,7 @@ mod tests {
     fn a_failed_direct_write_is_retried_at_the_same_offset_without_duplicates() {
         let fs = FakeFs::default();
         let mut f = open(&fs, 4 * A);
-        let a = lines(300, 0);
+        let a = lines(A, 0);
         f.write_vectored(&[IoSlice::new(&a)]).expect("a");
         fs.disk()
             .write_faults
@@ -450,36 +460,34 @@ mod tests {
         let b = lines(2 * A, 100);
         let err = f.write_vectored(&[IoSlice::new(&b)]).expect_err("ENOSPC");
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(f.size_bytes(), 300, "nothing new counted");
+        assert_eq!(f.size_bytes(), A as u64, "nothing new counted");
         assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("retry"), 2 * A);
         assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
+        assert_appends_aligned(&fs.disk().block_writes[2..]);
     }
 
     #[test]
-    fn a_short_direct_write_reports_only_the_new_bytes_in_the_file() {
+    fn a_short_direct_write_reports_only_the_bytes_in_the_file() {
         let fs = FakeFs::default();
         let mut f = open(&fs, 4 * A);
         let a = lines(300, 0);
         f.write_vectored(&[IoSlice::new(&a)]).expect("a");
-        // One block of three lands, then the disk is full.
+        // The head goes in, then one direct block of three, then the disk is full.
         fs.disk()
             .write_faults
-            .extend([WriteFault::Short(A), WriteFault::Fail(libc::ENOSPC)]);
-        let b = lines(3 * A, 100);
+            .extend([PASS, WriteFault::Short(A), WriteFault::Fail(libc::ENOSPC)]);
+        let b = lines(A - 300 + 3 * A, 100);
         let n = f.write_vectored(&[IoSlice::new(&b)]).expect("short");
-        assert_eq!(
-            n,
-            A - 300,
-            "block 0 holds the old 300 bytes and {} new",
-            A - 300
-        );
+        assert_eq!(n, A - 300 + A, "the head and one block");
         assert!(f.write_vectored(&[IoSlice::new(&b[n..])]).is_err());
         let rest = f
             .write_vectored(&[IoSlice::new(&b[n..])])
             .expect("space again");
         assert_eq!(n + rest, b.len());
         assert_eq!(fs.content(Path::new(PATH)), [a, b].concat());
-        assert_aligned(&fs.disk().block_writes);
+        let d = fs.disk();
+        assert_appends_aligned(&d.block_writes[..3]);
+        assert_appends_aligned(&d.block_writes[4..]);
     }
 
     #[test]
@@ -488,7 +496,7 @@ mod tests {
         let mut f = open(&fs, 4 * A);
         fs.disk()
             .write_faults
-            .extend([WriteFault::Short(A), WriteFault::Fail(libc::EIO)]);
+            .extend([PASS, WriteFault::Fail(libc::EIO)]);
         let b = lines(A + 10, 0);
         assert_eq!(f.write_vectored(&[IoSlice::new(&b)]).expect("blocks"), A);
         assert_eq!(f.size_bytes(), A as u64);
@@ -506,7 +514,7 @@ mod tests {
         let mut two = open(&fs, 4 * A);
         let mut want = Vec::new();
         for i in 0..6 {
-            let part = lines(1000 + 777 * i, i * 100);
+            let part = lines(1000 + 1777 * i, i * 100);
             let w = if i % 2 == 0 { &mut one } else { &mut two };
             assert_eq!(
                 w.write_vectored(&[IoSlice::new(&part)]).expect("w"),
@@ -516,6 +524,7 @@ mod tests {
         }
         assert_eq!(fs.content(Path::new(PATH)), want, "no overlap, no gap");
         assert_eq!(fs.disk().opens, 2);
+        assert_appends_aligned(&fs.disk().block_writes);
     }
 
     #[test]

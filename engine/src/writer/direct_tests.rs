@@ -121,12 +121,22 @@ fn rounds_of_odd_sizes_land_exactly_with_an_fsync_each() {
 fn a_round_cut_short_by_a_full_disk_resumes_without_tearing_or_duplicates() {
     let mut r = rig(FakeFs::default());
     let mut want = r.round(&messages(0, 1, 100));
+    // The head completes block 0, one of six direct blocks lands, then the
+    // disk is full for two tries.
     r.fs.disk().write_faults.extend([
+        WriteFault::Short(usize::MAX),
         WriteFault::Short(A),
         WriteFault::Fail(libc::ENOSPC),
         WriteFault::Fail(libc::ENOSPC),
     ]);
-    want.extend(r.round(&messages(1, 10, 1000)));
+    want.extend(r.round(&messages(1, 10, 3000)));
+    let d = r.fs.disk();
+    assert_eq!(
+        (d.block_writes[2].direct, d.block_writes[2].len),
+        (true, 6 * A)
+    );
+    assert!(d.block_writes.iter().all(|w| w.offset == w.size_before));
+    drop(d);
     assert_eq!(r.fs.content(Path::new(OUT)), want);
     assert_eq!(r.stats.destinations[0].write_errors.get("no_space"), 2);
     assert_eq!(r.stats.sources[0].messages_written.load(Relaxed), 11);

@@ -48,6 +48,8 @@ pub struct BlockWrite {
     pub len: usize,
     /// The buffer's address was a multiple of the alignment.
     pub aligned_addr: bool,
+    /// The file's size when the write began.
+    pub size_before: u64,
 }
 
 #[derive(Clone, Default)]
@@ -151,11 +153,13 @@ impl FakeFile {
         let mut d = self.fs.disk();
         let align = DIRECT_ALIGN_BYTES;
         let aligned_addr = (buf.as_ptr() as usize).is_multiple_of(align);
+        let size_before = d.inodes[self.inode].len() as u64;
         d.block_writes.push(BlockWrite {
             direct,
             offset,
             len: buf.len(),
             aligned_addr,
+            size_before,
         });
         let misaligned = !aligned_addr
             || !buf.len().is_multiple_of(align)

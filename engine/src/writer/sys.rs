@@ -8,7 +8,7 @@
 //!
 //! `io = "direct"` files go through [`BlockFile`] instead: positional
 //! writes on two descriptors of one file, one opened with `O_DIRECT` for
-//! whole aligned blocks, one buffered for the partial last block (see
+//! whole aligned blocks, one buffered for the partial blocks (see
 //! [`direct`](super::direct)).
 
 use std::fs::{File, OpenOptions};
@@ -38,8 +38,9 @@ pub trait Fs {
     fn direct_files(&self) -> &DirectFiles<Self::Blocks>;
 }
 
-/// One file opened for direct I/O: positional writes, never `O_APPEND`
-/// (the partial last block is rewritten in place).
+/// One file opened for direct I/O: positional writes at the offset the
+/// writer keeps, never `O_APPEND`, so a retry rewrites the same bytes in
+/// place instead of appending them twice.
 pub trait BlockFile {
     /// (device, inode): which file this is, whatever its name now.
     fn identity(&self) -> io::Result<(u64, u64)>;
@@ -98,7 +99,7 @@ impl Fs for RealFs {
 
     fn open_blocks(&mut self, path: &Path) -> io::Result<RealBlocks> {
         create_parent(path)?;
-        // The buffered one first: it creates the file, and reads the tail.
+        // The buffered one first: it creates the file, and reads the last byte.
         let buffered = OpenOptions::new()
             .create(true)
             .read(true)
