@@ -34,7 +34,9 @@
 //! every opener of the same file (device and inode) the same [`DirectFile`]
 //! behind a mutex, and one [`append`](DirectFile::append) writes everything
 //! it is given while holding it. So the offset has one owner, and writes of
-//! different writers never overlap or interleave inside a write.
+//! different writers never overlap or interleave inside a write. The
+//! newline that ends a torn last line (see [`file`](super::file)) is
+//! written under the same lock, once, before anyone's first bytes.
 //!
 //! Blocks are 4 KiB, the page size on x86_64; with larger pages the head
 //! would have to reach the next page boundary for the reasoning above.
@@ -84,6 +86,9 @@ pub struct DirectFile<B: BlockFile> {
     buf: AlignedBuf,
     /// The file's size: where the next byte goes.
     size: u64,
+    /// The file ended without `\n` when opened (a line torn by a crash):
+    /// one goes in before the first bytes appended.
+    needs_newline: bool,
 }
 
 /// What one step of an append did.
@@ -105,11 +110,20 @@ impl<B: BlockFile> DirectFile<B> {
             "direct buffer of {buffer_bytes} bytes: config validation keeps it aligned"
         );
         let size = blocks.size_bytes()?;
-        Ok(DirectFile {
+        let mut f = DirectFile {
             blocks,
             buf: AlignedBuf::new(buffer_bytes),
             size,
-        })
+            needs_newline: false,
+        };
+        f.needs_newline = f.last_byte()?.is_some_and(|b| b != b'\n');
+        Ok(f)
+    }
+
+    /// True when the file was found ending in a torn line that no append
+    /// has ended yet.
+    pub fn torn_last_line(&self) -> bool {
+        self.needs_newline
     }
 
     /// The file's size as written through this file.
@@ -122,6 +136,14 @@ impl<B: BlockFile> DirectFile<B> {
     /// an error only when none are (the caller retries with the rest).
     pub fn append(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.needs_newline && total > 0 {
+            // One byte: it goes in whole or not at all. Not counted as taken.
+            if self.blocks.write_buffered_at(b"\n", self.size)? == 0 {
+                return Ok(0);
+            }
+            self.size += 1;
+            self.needs_newline = false;
+        }
         let mut taken = 0;
         while taken < total {
             match self.step(bufs, taken) {
@@ -264,13 +286,21 @@ impl<B: BlockFile> Default for DirectFiles<B> {
     }
 }
 
+/// A direct file as one writer opened it.
+pub struct OpenedDirect<B: BlockFile> {
+    pub file: SharedDirect<B>,
+    /// This open found the file ending in a torn line (a writer that joins
+    /// an open file does not report it again); the file ends it itself.
+    pub torn_last_line: bool,
+}
+
 /// Opens `path` for direct I/O, or joins the writer that already has it
 /// open. EINVAL: the file system refuses `O_DIRECT`.
 pub fn open_direct<F: Fs>(
     fs: &mut F,
     path: &std::path::Path,
     buffer_bytes: usize,
-) -> io::Result<SharedDirect<F::Blocks>> {
+) -> io::Result<OpenedDirect<F::Blocks>> {
     let blocks = fs.open_blocks(path)?;
     let id = blocks.identity()?;
     let mut open = fs
@@ -281,11 +311,19 @@ pub fn open_direct<F: Fs>(
     open.retain(|_, f| f.strong_count() > 0);
     if let Some(f) = open.get(&id).and_then(Weak::upgrade) {
         // Our own descriptors close here; the shared ones stay.
-        return Ok(SharedDirect(f));
+        return Ok(OpenedDirect {
+            file: SharedDirect(f),
+            torn_last_line: false,
+        });
     }
-    let f = Arc::new(Mutex::new(DirectFile::open(blocks, buffer_bytes)?));
+    let f = DirectFile::open(blocks, buffer_bytes)?;
+    let torn_last_line = f.torn_last_line();
+    let f = Arc::new(Mutex::new(f));
     open.insert(id, Arc::downgrade(&f));
-    Ok(SharedDirect(f))
+    Ok(OpenedDirect {
+        file: SharedDirect(f),
+        torn_last_line,
+    })
 }
 
 #[cfg(test)]
@@ -313,7 +351,9 @@ mod tests {
     }
 
     fn open(fs: &FakeFs, buffer_bytes: usize) -> SharedDirect<crate::writer::fake::FakeFile> {
-        open_direct(&mut fs.clone(), Path::new(PATH), buffer_bytes).expect("open")
+        open_direct(&mut fs.clone(), Path::new(PATH), buffer_bytes)
+            .expect("open")
+            .file
     }
 
     fn w(direct: bool, offset: usize, len: usize) -> BlockWrite {
@@ -406,7 +446,8 @@ mod tests {
     #[test]
     fn opening_an_existing_file_appends_at_its_end() {
         let fs = FakeFs::default();
-        let old = lines(A + 904, 0);
+        let mut old = lines(A + 903, 0);
+        old.push(b'\n');
         fs.put(Path::new(PATH), &old);
         let mut f = open(&fs, 4 * A);
         assert_eq!(f.size_bytes(), old.len() as u64);
@@ -524,6 +565,69 @@ mod tests {
         }
         assert_eq!(fs.content(Path::new(PATH)), want, "no overlap, no gap");
         assert_eq!(fs.disk().opens, 2);
+        assert_appends_aligned(&fs.disk().block_writes);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ended_once_for_every_writer_that_shares_the_file() {
+        let fs = FakeFs::default();
+        fs.put(Path::new(PATH), b"whole\ntorn by a cra");
+        let first = open_direct(&mut fs.clone(), Path::new(PATH), 4 * A).expect("first");
+        let second = open_direct(&mut fs.clone(), Path::new(PATH), 4 * A).expect("second");
+        assert!(first.torn_last_line, "the first opener reports it");
+        assert!(
+            !second.torn_last_line,
+            "a joining writer does not report it again"
+        );
+        let (mut one, mut two) = (first.file, second.file);
+        assert_eq!(two.write_vectored(&[IoSlice::new(b"b\n")]).expect("w"), 2);
+        assert_eq!(one.write_vectored(&[IoSlice::new(b"a\n")]).expect("w"), 2);
+        assert_eq!(fs.content(Path::new(PATH)), b"whole\ntorn by a cra\nb\na\n");
+    }
+
+    #[test]
+    fn concurrent_writers_never_interleave_inside_a_write() {
+        let fs = FakeFs::default();
+        let writers: Vec<_> = (0..2)
+            .map(|t| {
+                let mut f = open(&fs, 2 * A);
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        // Each write is one "chunk" line of its own, 2000..9000 bytes.
+                        let len = 2000 + (i * 131 + t * 977) % 7000;
+                        let mut chunk = format!("t{t} i{i:02} ").into_bytes();
+                        chunk.resize(len - 1, b'a' + t as u8);
+                        chunk.push(b'\n');
+                        let mut done = 0;
+                        while done < chunk.len() {
+                            done += f
+                                .write_vectored(&[IoSlice::new(&chunk[done..])])
+                                .expect("write");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let text = String::from_utf8(fs.content(Path::new(PATH))).expect("utf8");
+        let mut next = [0usize; 2];
+        for line in text.lines() {
+            let t = usize::from(line.as_bytes()[1] - b'0');
+            assert!(
+                line.starts_with(&format!("t{t} i{:02} ", next[t])),
+                "out of order or mixed: {:.20}",
+                line
+            );
+            let fill = &line[format!("t{t} i00 ").len()..];
+            assert!(
+                fill.bytes().all(|b| b == b'a' + t as u8),
+                "bytes of another writer inside a write"
+            );
+            next[t] += 1;
+        }
+        assert_eq!(next, [50, 50]);
         assert_appends_aligned(&fs.disk().block_writes);
     }
 

@@ -42,6 +42,14 @@ enum Handle<F: Fs> {
     Direct(SharedDirect<F::Blocks>),
 }
 
+impl<F: Fs> Handle<F> {
+    /// Whether this sink writes the newline after a torn last line: a
+    /// direct file, shared between writers, writes it itself.
+    fn sink_ends_torn_line(&self, opened: Opened) -> bool {
+        opened.torn_last_line && matches!(self, Handle::Buffered(_))
+    }
+}
+
 impl<F: Fs> SinkFile for Handle<F> {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
@@ -82,6 +90,13 @@ pub struct FileSink<F: Fs> {
     needs_newline: bool,
 }
 
+/// Opens `path` for buffered appends; true when its last line is torn.
+fn buffered<F: Fs>(fs: &mut F, path: &Path) -> io::Result<(Handle<F>, bool)> {
+    let mut file = fs.open_append(path)?;
+    let torn = file.last_byte()?.is_some_and(|b| b != b'\n');
+    Ok((Handle::Buffered(file), torn))
+}
+
 /// Opens `path` as `io` asks (buffered where direct I/O is refused) and
 /// looks at its last byte.
 fn open_checked<F: Fs>(
@@ -91,18 +106,19 @@ fn open_checked<F: Fs>(
     direct_buffer_bytes: usize,
 ) -> io::Result<(Handle<F>, Opened)> {
     let mut direct_refused = false;
-    let mut file = match io {
-        FileIo::Buffered => Handle::Buffered(fs.open_append(path)?),
+    let (file, torn_last_line) = match io {
+        FileIo::Buffered => buffered(fs, path)?,
         FileIo::Direct => match open_direct(fs, path, direct_buffer_bytes) {
-            Ok(f) => Handle::Direct(f),
+            // The shared direct file ends a torn line itself, once for all
+            // writers: this sink must not add a second newline.
+            Ok(d) => (Handle::Direct(d.file), d.torn_last_line),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 direct_refused = true;
-                Handle::Buffered(fs.open_append(path)?)
+                buffered(fs, path)?
             }
             Err(e) => return Err(e),
         },
     };
-    let torn_last_line = file.last_byte()?.is_some_and(|b| b != b'\n');
     Ok((
         file,
         Opened {
@@ -118,6 +134,7 @@ impl<F: Fs> FileSink<F> {
         let direct_buffer_bytes = usize::try_from(cfg.direct_buffer_bytes).unwrap_or(1 << 20);
         let (file, opened) = open_checked(&mut fs, &cfg.path, cfg.io, direct_buffer_bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))?;
+        let needs_newline = file.sink_ends_torn_line(opened);
         let sink = FileSink {
             name: cfg.name.clone(),
             path: cfg.path.clone(),
@@ -130,7 +147,7 @@ impl<F: Fs> FileSink<F> {
             file,
             last_sync: Instant::now(),
             dirty: false,
-            needs_newline: opened.torn_last_line,
+            needs_newline,
         };
         Ok((sink, opened))
     }
@@ -148,10 +165,10 @@ impl<F: Fs> FileSink<F> {
         } else {
             Ok(())
         };
+        self.needs_newline = file.sink_ends_torn_line(opened);
         self.file = file;
         self.dirty = false;
         self.last_sync = Instant::now();
-        self.needs_newline = opened.torn_last_line;
         Ok((opened, old_sync))
     }
 
