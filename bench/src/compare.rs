@@ -20,8 +20,6 @@
 //! 8. steady state: move the output into the page-cache pool (deleting it
 //!    would free its pages); fresh: delete it.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,12 +27,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::engines::{self, Tools};
+use crate::engines::{self, Tools, Wiring};
 use crate::pki::{self, Pki, ServerKey};
-use crate::record::{MemState, Run, Status};
+use crate::record::{MemState, Quantiles, Run, Status};
 use crate::scenario::{Engine, Scenario, Work};
 use crate::steady;
 use crate::sys::{self, Proc};
+use crate::{metrics, pin};
 
 pub struct Settings {
     pub duration_s: u32,
@@ -79,6 +78,8 @@ const ENGINE_STOP_GRACE: Duration = Duration::from_secs(30);
 const SETTLE_STABLE: Duration = Duration::from_millis(1000);
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const VERIFY_LIMIT: Duration = Duration::from_secs(300);
+/// loadgen's wait for the engine's EOF after its clean close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Ctx<'a> {
     pub tools: &'a Tools,
@@ -141,8 +142,20 @@ pub fn loadgen_transport_args(sc: &Scenario, pki: &Pki) -> Vec<String> {
 }
 
 fn loadgen_cmd(tools: &Tools, args: &[String], dir: &Path, name: &str) -> Result<Command> {
+    loadgen_cmd_on(tools, args, dir, name, None)
+}
+
+/// loadgen send, pinned to `cpus` if given.
+fn loadgen_cmd_on(
+    tools: &Tools,
+    args: &[String],
+    dir: &Path,
+    name: &str,
+    cpus: Option<&str>,
+) -> Result<Command> {
     let mut c = Command::new(&tools.loadgen);
     c.arg("send").args(args);
+    let mut c = engines::pinned(c, cpus);
     c.stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join(format!("{name}.json")))?)
         .stderr(std::fs::File::create(dir.join(format!("{name}.stderr")))?);
@@ -162,32 +175,6 @@ fn u64_of(v: &Value, k: &str) -> Option<u64> {
     v.get(k).and_then(Value::as_u64)
 }
 
-/// GET /metrics from ringest; every sample without a quantile label.
-pub fn scrape_metrics(port: u16) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_secs(2),
-    ) else {
-        return out;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.take(4 << 20).read_to_string(&mut body);
-    for l in body.lines() {
-        if !l.starts_with("ringest_") || l.contains("quantile=") {
-            continue;
-        }
-        if let Some((k, v)) = l.rsplit_once(' ') {
-            if let Ok(v) = v.parse::<f64>() {
-                out.insert(k.to_string(), v);
-            }
-        }
-    }
-    out
-}
-
 /// Starts the engine and waits until it listens. On failure the engine is
 /// stopped (by drop) and the error says why, with its log's last lines.
 pub fn start_engine(
@@ -197,9 +184,10 @@ pub fn start_engine(
     pki: &Pki,
     run_dir: &Path,
     data_dir: &Path,
-    port: u16,
+    w: Wiring,
 ) -> Result<(Proc, engines::Launch)> {
-    let mut launch = engines::launch(tools, e, sc, pki, run_dir, data_dir, port)?;
+    let port = w.port;
+    let mut launch = engines::launch(tools, e, sc, pki, run_dir, data_dir, w)?;
     let stdout_p = run_dir.join(format!("{}.stdout", e.name()));
     let stderr_p = run_dir.join(format!("{}.stderr", e.name()));
     if let Some(mut pre) = launch.precheck.take() {
@@ -454,11 +442,16 @@ pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, slot: Slot, mem: &mut Memory
         .and_then(|()| measure(ctx, sc, e, &run_dir, &data_dir, &mut run));
     if !ctx.settings.keep {
         if let Memory::Steady(pool) = mem {
-            let out = engines::output_path(&data_dir);
-            if out.exists() {
-                if let Err(err) = pool.adopt(&out, "out") {
-                    run.notes
-                        .push(format!("output not kept in the pool: {err}"));
+            // The engine's output, or the relay's final receiver's.
+            for out in [
+                engines::output_path(&data_dir),
+                engines::output_path(&data_dir.join("final")),
+            ] {
+                if out.exists() {
+                    if let Err(err) = pool.adopt(&out, "out") {
+                        run.notes
+                            .push(format!("output not kept in the pool: {err}"));
+                    }
                 }
             }
         }
@@ -491,6 +484,57 @@ pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, slot: Slot, mem: &mut Memory
     Ok(run)
 }
 
+/// CPUs a pinned server asks for: ringest's shards when set, else every
+/// CPU but the one loadgen keeps.
+fn server_cpus(sc: &Scenario, e: Engine, cpus: usize) -> usize {
+    match (e, sc.shards) {
+        (Engine::Ringest, Some(k)) => k as usize,
+        _ => cpus.saturating_sub(1).max(1),
+    }
+}
+
+/// The relay scenarios' final receiver, the same for every relay: a ringest
+/// with one mutual-TLS octet-counted source (the bench CA, so the relay's
+/// client certificate is required and verified) writing each message raw,
+/// plus LF, to a file without fsync. It is the fastest writer of the three
+/// engines, so it is not what limits a relay; its CPU is in the
+/// machine-wide figure only, not in the server (relay) figure.
+pub struct FinalReceiver {
+    pub proc: Proc,
+    pub port: u16,
+    pub output: PathBuf,
+}
+
+fn start_final_receiver(
+    ctx: &Ctx,
+    sc: &Scenario,
+    run_dir: &Path,
+    data_dir: &Path,
+) -> Result<FinalReceiver> {
+    let mut fsc = sc.clone();
+    fsc.name = format!("{}-final", sc.name);
+    fsc.relay = false;
+    fsc.shards = None;
+    fsc.pin = false;
+    fsc.rate_msg_per_s = None;
+    fsc.durability = crate::scenario::Durability::Never;
+    fsc.extra_global.clear();
+    fsc.extra_source.clear();
+    let dir = run_dir.join("final");
+    let data = data_dir.join("final");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&data)?;
+    let port = sys::free_port()?;
+    let w = Wiring::file(port);
+    let (proc, launch) = start_engine(ctx.tools, Engine::Ringest, &fsc, &ctx.pki, &dir, &data, w)
+        .context("the relay's final receiver (ringest) did not start")?;
+    Ok(FinalReceiver {
+        proc,
+        port,
+        output: launch.output,
+    })
+}
+
 fn measure(
     ctx: &Ctx,
     sc: &Scenario,
@@ -500,9 +544,45 @@ fn measure(
     run: &mut Run,
 ) -> Result<()> {
     let tools = ctx.tools;
+    run.rate_msg_per_s = sc.rate_msg_per_s;
+    let plan = if sc.pin {
+        let cpus = sys::machine().cpus;
+        let p = pin::plan(cpus, server_cpus(sc, e, cpus));
+        run.pinning = Some(match &p {
+            Some(p) => p.describe(),
+            None => "not pinned: a single CPU".into(),
+        });
+        p
+    } else {
+        None
+    };
+    // Relay: the final receiver first, the same for every engine.
+    let final_rx = if sc.relay {
+        Some(start_final_receiver(ctx, sc, run_dir, data_dir)?)
+    } else {
+        None
+    };
     let port = sys::free_port()?;
     run.port = port;
-    let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, port)?;
+    let wiring = Wiring {
+        port,
+        upstream: final_rx.as_ref().map(|f| f.port),
+        cpus: plan.as_ref().map(|p| p.server.as_str()),
+    };
+    let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, wiring)
+        .with_context(|| match (sc.relay, e) {
+            (true, Engine::Ringest) => {
+                "ringest as a relay, with issue 13's forward destination (a build without it \
+                 refuses `type = \"forward\"`)"
+            }
+            _ => "start",
+        })?;
+    // What the messages end up in: the relay's final receiver's file, or
+    // the engine's own.
+    let output = match &final_rx {
+        Some(f) => f.output.clone(),
+        None => launch.output.clone(),
+    };
     let transport = loadgen_transport_args(sc, &ctx.pki);
     let dur = ctx.settings.duration_s;
 
@@ -561,9 +641,18 @@ fn measure(
         sc.records_per_write.to_string(),
         "--json".into(),
         "--quiet".into(),
+        // An engine that fsyncs (durability batch) may take seconds to read
+        // the last of its window and close; loadgen's 2 s default would
+        // count that as an error although nothing is lost. The wait is not
+        // in the sending time.
+        "--close-timeout".into(),
+        format!("{}s", CLOSE_TIMEOUT.as_secs()),
     ]);
     if let Some(w) = sc.write_bytes {
         a.extend(["--write-bytes".into(), w.to_string()]);
+    }
+    if let Some(r) = sc.rate_msg_per_s {
+        a.extend(["--rate".into(), format!("{r:.0}")]);
     }
     std::fs::write(run_dir.join("loadgen.args"), a.join(" "))?;
 
@@ -576,8 +665,17 @@ fn measure(
     let threads0 = sys::threads_cpu_s(engine.pid);
     let ticks0 = sys::CpuTicks::now()?;
     let t0 = Instant::now();
-    let mut lg = Proc::spawn(loadgen_cmd(tools, &a, run_dir, "loadgen")?, "loadgen")?;
-    let lg_limit = Duration::from_secs(u64::from(dur) + 60);
+    let mut lg = Proc::spawn(
+        loadgen_cmd_on(
+            tools,
+            &a,
+            run_dir,
+            "loadgen",
+            plan.as_ref().map(|p| p.loadgen.as_str()),
+        )?,
+        "loadgen",
+    )?;
+    let lg_limit = Duration::from_secs(u64::from(dur) + 60) + CLOSE_TIMEOUT;
     let lg_status = lg.wait_for(lg_limit)?;
     let t_lg_exit = Instant::now();
     if lg_status.is_none() {
@@ -601,6 +699,13 @@ fn measure(
         .and_then(Value::as_str)
         .map(String::from);
     run.cipher = send.get("cipher").and_then(Value::as_str).map(String::from);
+    run.client_latency_us = send.get("latency_us").and_then(|l| {
+        Some(Quantiles {
+            p50: f64_of(l, "p50")?,
+            p99: f64_of(l, "p99")?,
+            p999: f64_of(l, "p999")?,
+        })
+    });
     run.per_connection_sent = send
         .get("per_connection_sent")
         .and_then(Value::as_array)
@@ -621,7 +726,7 @@ fn measure(
         ));
     }
 
-    let (last_growth, settled) = wait_output_settled(&launch.output, &mut engine)?;
+    let (last_growth, settled) = wait_output_settled(&output, &mut engine)?;
     if !settled {
         run.notes.push(format!(
             "output still growing after {SETTLE_LIMIT:?}, or engine exited"
@@ -631,7 +736,9 @@ fn measure(
     let threads1 = sys::threads_cpu_s(engine.pid);
     run.peak_rss_kib = sys::status_kib(engine.pid, "VmHWM");
     if let Some(sp) = launch.stats_port {
-        run.engine_metrics = scrape_metrics(sp);
+        let body = metrics::fetch(sp);
+        run.engine_metrics = metrics::counters(&body);
+        run.engine_latency_us = metrics::latencies_us(&body);
     }
     for (name, c1) in &threads1 {
         let d = c1 - threads0.get(name).copied().unwrap_or(0.0);
@@ -643,7 +750,7 @@ fn measure(
 
     // Writeback of every byte inside the window, for every engine alike.
     let t_sync = Instant::now();
-    match std::fs::File::open(&launch.output).and_then(|f| f.sync_data()) {
+    match std::fs::File::open(&output).and_then(|f| f.sync_data()) {
         Ok(()) => run.output_sync_s = Some(t_sync.elapsed().as_secs_f64()),
         Err(err) => run.notes.push(format!("fdatasync of the output: {err}")),
     }
@@ -712,16 +819,28 @@ fn measure(
         run.notes.push(format!("{e} exit: {}", stopped.describe()));
     }
 
+    if let Some(mut f) = final_rx {
+        // After the relay: everything it forwarded is in before this stop.
+        let stopped = f.proc.stop(ENGINE_STOP_GRACE);
+        if !stopped.clean() {
+            run.fail(format!(
+                "the final receiver {}: {}",
+                stopped.describe(),
+                sys::tail(&run_dir.join("final/ringest.stderr"), 3)
+            ));
+        }
+    }
+
     match cpu1 {
         Some(c1) => run.server_cpu_s = Some(c1 - cpu0),
         None => run.fail("engine vanished before its CPU could be read"),
     }
 
-    run.bytes_written = Some(sys::file_len(&launch.output));
+    run.bytes_written = Some(sys::file_len(&output));
     let v = run_verify(
         tools,
         sc.work,
-        &launch.output,
+        &output,
         &run_dir.join("loadgen.json"),
         run_dir,
     )?;

@@ -11,7 +11,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::pki::Pki;
-use crate::scenario::{Engine, Framing, Scenario, Transport, Work};
+use crate::scenario::{
+    Durability, Engine, Framing, Scenario, Transport, Work, DURABILITY_INTERVAL_MS,
+};
 
 pub struct Tools {
     pub bench: PathBuf,
@@ -216,6 +218,45 @@ pub struct Launch {
     pub precheck: Option<Command>,
 }
 
+/// Where one engine listens, where its messages go and which CPUs it runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct Wiring<'a> {
+    /// Its source's port on 127.0.0.1.
+    pub port: u16,
+    /// Relay: the final receiver's port on 127.0.0.1 (mutual TLS, the
+    /// bench CA); the engine forwards there instead of writing a file.
+    pub upstream: Option<u16>,
+    /// `taskset -c` CPU list for the engine, if pinned.
+    pub cpus: Option<&'a str>,
+}
+
+impl Wiring<'_> {
+    /// Listens on `port` and writes its own file, on any CPU.
+    pub fn file(port: u16) -> Wiring<'static> {
+        Wiring {
+            port,
+            upstream: None,
+            cpus: None,
+        }
+    }
+}
+
+/// `cmd` run under `taskset -c cpus` (taskset execs it: same PID), or as is.
+pub fn pinned(cmd: Command, cpus: Option<&str>) -> Command {
+    let Some(cpus) = cpus else {
+        return cmd;
+    };
+    let mut t = Command::new("taskset");
+    t.arg("-c")
+        .arg(cpus)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(d) = cmd.get_current_dir() {
+        t.current_dir(d);
+    }
+    t
+}
+
 /// The file every engine writes the messages to, in its run's data folder.
 pub fn output_path(data_dir: &Path) -> PathBuf {
     data_dir.join("out.log")
@@ -233,26 +274,31 @@ pub fn launch(
     pki: &Pki,
     run_dir: &Path,
     data_dir: &Path,
-    port: u16,
+    w: Wiring,
 ) -> Result<Launch> {
     let output = output_path(data_dir);
-    match e {
+    let port = w.port;
+    let dest = match w.upstream {
+        Some(port) => Dest::Forward { port },
+        None => Dest::File(&output),
+    };
+    let mut l = match e {
         Engine::Ringest => {
             let stats_port = crate::sys::free_port()?;
             let conf = run_dir.join("ringest.toml");
-            std::fs::write(&conf, ringest_config(sc, pki, &output, port, stats_port))?;
+            std::fs::write(&conf, ringest_config(sc, pki, dest, port, stats_port))?;
             let mut cmd = Command::new(&tools.ringest);
             cmd.arg("serve")
                 .arg("--config")
                 .arg(&conf)
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: Some("ringest: ready"),
                 stats_port: Some(stats_port),
                 precheck: None,
-            })
+            }
         }
         Engine::SyslogNg => {
             let bin = tools
@@ -260,7 +306,7 @@ pub fn launch(
                 .as_ref()
                 .context("syslog-ng not installed")?;
             let conf = run_dir.join("syslog-ng.conf");
-            std::fs::write(&conf, syslog_ng_config(sc, pki, &output, port))?;
+            std::fs::write(&conf, syslog_ng_config(sc, pki, dest, port))?;
             let mut cmd = Command::new(bin);
             cmd.arg("-F")
                 .arg("-e")
@@ -273,13 +319,13 @@ pub fn launch(
                 .arg("-c")
                 .arg(data_dir.join("syslog-ng.ctl"))
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: None,
                 stats_port: None,
                 precheck: None,
-            })
+            }
         }
         Engine::Rsyslog => {
             let bin = tools.rsyslogd.as_ref().context("rsyslog not unpacked")?;
@@ -295,7 +341,7 @@ pub fn launch(
                 rsyslog_config(
                     sc,
                     pki,
-                    &output,
+                    dest,
                     port,
                     &work,
                     &run_dir.join("rsyslog-internal.log"),
@@ -317,15 +363,27 @@ pub fn launch(
                 .arg("-i")
                 .arg(data_dir.join("rsyslogd.pid"))
                 .current_dir(run_dir);
-            Ok(Launch {
+            Launch {
                 cmd,
                 output,
                 ready_line: None,
                 stats_port: None,
                 precheck: Some(pre),
-            })
+            }
         }
-    }
+    };
+    l.cmd = pinned(l.cmd, w.cpus);
+    Ok(l)
+}
+
+/// Where an engine puts the messages it receives.
+#[derive(Debug, Clone, Copy)]
+pub enum Dest<'a> {
+    /// One line per message in this file.
+    File(&'a Path),
+    /// Relay: forwarded over mutual TLS (the bench client certificate) to
+    /// 127.0.0.1:port, octet-counted, each message as received.
+    Forward { port: u16 },
 }
 
 fn q(p: &Path) -> String {
@@ -333,13 +391,7 @@ fn q(p: &Path) -> String {
     p.display().to_string()
 }
 
-pub fn ringest_config(
-    sc: &Scenario,
-    pki: &Pki,
-    output: &Path,
-    port: u16,
-    stats_port: u16,
-) -> String {
+pub fn ringest_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16, stats_port: u16) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -347,6 +399,9 @@ pub fn ringest_config(
         sc.name,
         sc.describe_load()
     );
+    if let Some(k) = sc.shards {
+        let _ = writeln!(s, "shards = {k}");
+    }
     let g = sc.extra_global(Engine::Ringest);
     if !g.is_empty() {
         let _ = writeln!(s, "{g}");
@@ -379,22 +434,46 @@ pub fn ringest_config(
         };
         let _ = writeln!(s, "peer_verify = \"{verify}\"");
     }
-    let _ = writeln!(s, "\n[[destination]]");
-    let _ = writeln!(s, "name = \"out\"");
-    let _ = writeln!(s, "type = \"file\"");
-    let _ = writeln!(s, "path = \"{}\"", q(output));
-    let format = match sc.work {
-        Work::Raw => "raw",
-        Work::Parsed => "json",
-    };
-    let _ = writeln!(s, "format = \"{format}\"");
-    let _ = writeln!(s, "fsync = \"{}\"", sc.ringest_fsync);
+    match dest {
+        Dest::File(output) => {
+            let _ = writeln!(s, "\n[[destination]]");
+            let _ = writeln!(s, "name = \"out\"");
+            let _ = writeln!(s, "type = \"file\"");
+            let _ = writeln!(s, "path = \"{}\"", q(output));
+            let format = match sc.work {
+                Work::Raw => "raw",
+                Work::Parsed => "json",
+            };
+            let _ = writeln!(s, "format = \"{format}\"");
+            // The durability levels: ringest's own three.
+            let _ = writeln!(s, "fsync = \"{}\"", sc.durability.name());
+            if sc.durability == Durability::Interval {
+                let _ = writeln!(s, "fsync_interval_ms = {DURABILITY_INTERVAL_MS}");
+            }
+        }
+        Dest::Forward { port } => {
+            // Issue 13's forward destination, with its fixed key names.
+            let _ = writeln!(s, "\n[[destination]]");
+            let _ = writeln!(s, "name = \"upstream\"");
+            let _ = writeln!(s, "type = \"forward\"");
+            let _ = writeln!(s, "servers = [\"127.0.0.1:{port}\"]");
+            let _ = writeln!(s, "transport = \"tls\"");
+            let _ = writeln!(s, "framing = \"octet-counted\"");
+            let _ = writeln!(s, "connections = 1");
+            let _ = writeln!(s, "[destination.tls]");
+            let _ = writeln!(s, "ca_file = \"{}\"", q(&pki.ca));
+            let _ = writeln!(s, "cert_file = \"{}\"", q(&pki.client_cert));
+            let _ = writeln!(s, "key_file = \"{}\"", q(&pki.client_key));
+            let _ = writeln!(s, "server_name = \"localhost\"");
+            let _ = writeln!(s, "peer_verify = \"required-trusted\"");
+        }
+    }
     let _ = writeln!(s, "\n[stats]");
     let _ = writeln!(s, "listen = \"127.0.0.1:{stats_port}\"");
     s
 }
 
-pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> String {
+pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16) -> String {
     // peers.md: max-connections(64) log-iw-size(640000) log-fetch-limit(1000)
     // and flow-control. syslog-ng divides log-iw-size by max-connections, so
     // when a scenario needs more connections the window grows with them and
@@ -440,31 +519,57 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, output: &Path, port: u16) -> S
     if !x.is_empty() {
         let _ = write!(opts, "\n    {x}");
     }
+    let destination = match dest {
+        Dest::File(output) => format!(
+            "# {template_note}\n{durability}\
+             destination d_bench {{ file(\"{out}\" template(\"{template}\\n\"){fsync}); }};",
+            out = q(output),
+            template = syslog_ng_template(sc.work),
+            template_note = match sc.work {
+                Work::Raw => "raw: with flags(no-parse), ${MSG} is the whole frame as received.",
+                Work::Parsed => "parsed: RFC 5424 fields as JSON; `message` (the MSG part, which starts with loadgen's marker) for loadgen verify.",
+            },
+            durability = syslog_ng_durability_note(sc.durability),
+            fsync = match sc.durability {
+                Durability::Never => "",
+                Durability::Batch | Durability::Interval => " fsync(yes)",
+            },
+        ),
+        // Not syslog(): in its syslog-protocol mode the template is only the
+        // MSG part, and syslog-ng renders a new RFC 5424 header in front of
+        // it (a smoke run wrote 351 bytes per 301-byte message). network()
+        // with TLS and the same tls() options sends the template as is;
+        // "$(length ${MSG}) ${MSG}" is RFC 5425's octet-counted frame of the
+        // message as received (no-parse: ${MSG} is the whole message), so
+        // the wire carries what ringest's forward destination and rsyslog's
+        // omfwd send: the same frames, the same bytes.
+        Dest::Forward { port } => format!(
+            "# relay: each message forwarded as received, octet-counted (RFC 5425), mutual TLS with the bench client certificate.\n\
+             destination d_bench {{\n  network(\"localhost\" port({port}) ip-protocol(4) transport(\"tls\") template(\"$(length ${{MSG}}) ${{MSG}}\")\n    \
+             tls(key-file(\"{}\") cert-file(\"{}\") ca-dir(\"{}\") peer-verify(required-trusted)));\n}};",
+            q(&pki.client_key),
+            q(&pki.client_cert),
+            q(&pki.ca_dir)
+        ),
+    };
     format!(
         "@version: 3.38\n\
          # Generated by `bench compare` for scenario {name:?}: {load}\n\
          options {{\n    threaded(yes); keep-hostname(yes); chain-hostnames(no); use-dns(no);\n    \
          use-fqdn(no); dns-cache(no); stats-freq(0); mark-freq(0);\n    {global}\n}};\n\
          source s_bench {{\n  {driver}({opts});\n}};\n\
-         # {template_note}\n\
-         destination d_bench {{ file(\"{out}\" template(\"{template}\\n\")); }};\n\
+         {destination}\n\
          log {{ source(s_bench); destination(d_bench); flags(flow-control); }};\n",
         name = sc.name,
         load = sc.describe_load(),
         global = sc.extra_global(Engine::SyslogNg),
-        out = q(output),
-        template = syslog_ng_template(sc.work),
-        template_note = match sc.work {
-            Work::Raw => "raw: with flags(no-parse), ${MSG} is the whole frame as received.",
-            Work::Parsed => "parsed: RFC 5424 fields as JSON; `message` (the MSG part, which starts with loadgen's marker) for loadgen verify.",
-        },
     )
 }
 
 pub fn rsyslog_config(
     sc: &Scenario,
     pki: &Pki,
-    output: &Path,
+    dest: Dest,
     port: u16,
     work: &Path,
     internal_log: &Path,
@@ -518,20 +623,85 @@ pub fn rsyslog_config(
         s,
         "input(type=\"{input_type}\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"bench\" {x})"
     );
-    let _ = writeln!(s, "{}", rsyslog_template(sc.work));
-    // A large array queue handing batches to one file writer. imtcp blocks
+    let action = match dest {
+        Dest::File(output) => {
+            let _ = writeln!(s, "{}", rsyslog_template(sc.work));
+            format!(
+                "action(type=\"omfile\" file=\"{}\" template=\"bench_out\" ioBufferSize=\"256k\" {})",
+                q(output),
+                rsyslog_durability(sc.durability)
+            )
+        }
+        Dest::Forward { port } => {
+            // The message as received, no LF: octet-counted framing delimits it.
+            let _ = writeln!(
+                s,
+                r#"template(name="bench_fwd" type="string" string="%rawmsg%")"#
+            );
+            // gtls with the bench client certificate; the final receiver's
+            // certificate must be signed by the bench CA and name localhost.
+            format!(
+                "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
+                 template=\"bench_fwd\" TCP_Framing=\"octet-counted\"\n    \
+                 StreamDriver=\"gtls\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"x509/name\" \
+                 StreamDriverPermittedPeers=\"localhost\"\n    \
+                 streamDriver.CAFile=\"{}\" streamDriver.CertFile=\"{}\" streamDriver.KeyFile=\"{}\")",
+                q(&pki.ca),
+                q(&pki.client_cert),
+                q(&pki.client_key)
+            )
+        }
+    };
+    // A large array queue handing batches to one output action. imtcp blocks
     // (flow control) while the queue is full; timeoutEnqueue is raised from
     // its 2 s default, after which rsyslog would discard, to 5 minutes.
     let _ = writeln!(
         s,
         "ruleset(name=\"bench\" queue.type=\"FixedArray\" queue.size=\"200000\" \
-         queue.dequeueBatchSize=\"4096\" queue.timeoutEnqueue=\"300000\") {{\n  \
-         action(type=\"omfile\" file=\"{}\" template=\"bench_out\" ioBufferSize=\"256k\" asyncWriting=\"off\")\n}}",
-        q(output)
+         queue.dequeueBatchSize=\"4096\" queue.timeoutEnqueue=\"300000\") {{\n  {action}\n}}"
     );
     // rsyslog's own messages, apart from the data.
     let _ = writeln!(s, "action(type=\"omfile\" file=\"{}\")", q(internal_log));
     s
+}
+
+/// Which syslog-ng file() setting matches each durability level, and why,
+/// as a comment in its generated config.
+fn syslog_ng_durability_note(d: Durability) -> &'static str {
+    match d {
+        Durability::Never => "# durability never: file()'s default, fsync(no).\n",
+        Durability::Batch => {
+            "# durability batch: fsync(yes), an fsync() after each write of a batch of lines.\n"
+        }
+        // syslog-ng has no timed fsync: fsync(yes) is the nearest setting
+        // that bounds what a crash loses; it does more work than ringest's
+        // once-a-second fsync, so this row flatters ringest, and says so.
+        Durability::Interval => {
+            "# durability interval: syslog-ng has no timed fsync; fsync(yes), the nearest setting that bounds the loss (stricter than once a second).\n"
+        }
+    }
+}
+
+/// rsyslog omfile's parameters for each durability level:
+/// - never: its defaults (no sync; the buffer written at the end of each
+///   batch, flushOnTXEnd="on");
+/// - batch: `sync="on"`, which syncs the file after each written buffer, with
+///   asyncWriting off and flushOnTXEnd on, so that is once per batch (a batch
+///   larger than ioBufferSize syncs more than once);
+/// - interval: rsyslog has no timed fsync either; `asyncWriting="on"` with
+///   `flushInterval` (seconds) moves the writes to a background thread that
+///   writes the buffer when it is full or the interval passed, and
+///   `sync="on"` syncs after each of those writes: at least once per
+///   interval, and once per full 256 KiB buffer under load.
+fn rsyslog_durability(d: Durability) -> String {
+    match d {
+        Durability::Never => r#"asyncWriting="off" flushOnTXEnd="on" sync="off""#.into(),
+        Durability::Batch => r#"asyncWriting="off" flushOnTXEnd="on" sync="on""#.into(),
+        Durability::Interval => format!(
+            r#"asyncWriting="on" flushOnTXEnd="off" flushInterval="{}" sync="on""#,
+            DURABILITY_INTERVAL_MS.div_ceil(1000)
+        ),
+    }
 }
 
 /// syslog-ng's output template, without the final LF.
@@ -591,7 +761,7 @@ mod tests {
     fn raw_work_writes_the_whole_message_in_every_engine() {
         for framing in ["octet-counted", "newline"] {
             let sc = one("raw", framing);
-            let out = Path::new("/o/out.log");
+            let out = Dest::File(Path::new("/o/out.log"));
             let r = ringest_config(&sc, &pki(), out, 1, 2);
             assert!(
                 r.contains("format = \"raw\"") && !r.contains("parse ="),
@@ -608,10 +778,151 @@ mod tests {
         }
     }
 
+    fn with(extra: &str) -> Scenario {
+        let t = format!(
+            "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=1\nrecords_per_write=1\n{extra}\n"
+        );
+        scenario::parse(&t, "t").unwrap().remove(0)
+    }
+
+    fn configs(sc: &Scenario, dest: Dest) -> (String, String, String) {
+        (
+            ringest_config(sc, &pki(), dest, 1, 2),
+            syslog_ng_config(sc, &pki(), dest, 1),
+            rsyslog_config(sc, &pki(), dest, 1, Path::new("/w"), Path::new("/i")),
+        )
+    }
+
+    #[test]
+    fn durability_levels_set_each_engines_nearest_setting() {
+        let out = Dest::File(Path::new("/o/out.log"));
+        let (r, n, y) = configs(&with("durability='never'"), out);
+        assert!(
+            r.contains("fsync = \"never\"") && !r.contains("fsync_interval_ms"),
+            "{r}"
+        );
+        assert!(!n.contains("fsync(yes)"), "{n}");
+        assert!(
+            y.contains(r#"sync="off""#) && y.contains(r#"asyncWriting="off""#),
+            "{y}"
+        );
+        let (r, n, y) = configs(&with("durability='batch'"), out);
+        assert!(r.contains("fsync = \"batch\""), "{r}");
+        assert!(n.contains("fsync(yes)"), "{n}");
+        assert!(
+            y.contains(r#"sync="on""#)
+                && y.contains(r#"flushOnTXEnd="on""#)
+                && y.contains(r#"asyncWriting="off""#),
+            "{y}"
+        );
+        let (r, n, y) = configs(&with("durability='interval'"), out);
+        assert!(
+            r.contains("fsync = \"interval\"") && r.contains("fsync_interval_ms = 1000"),
+            "{r}"
+        );
+        assert!(
+            n.contains("fsync(yes)") && n.contains("no timed fsync"),
+            "{n}"
+        );
+        assert!(
+            y.contains(r#"asyncWriting="on""#)
+                && y.contains(r#"flushInterval="1""#)
+                && y.contains(r#"sync="on""#),
+            "{y}"
+        );
+    }
+
+    #[test]
+    fn shards_go_to_ringest_only() {
+        let out = Dest::File(Path::new("/o/out.log"));
+        let (r, n, _) = configs(&with("shards=2"), out);
+        assert!(r.contains("\nshards = 2\n"), "{r}");
+        assert!(
+            r.find("shards").unwrap() < r.find("[[source]]").unwrap(),
+            "{r}"
+        );
+        assert!(
+            !n.lines()
+                .any(|l| !l.starts_with('#') && l.contains("shards")),
+            "{n}"
+        );
+        let (r, _, _) = configs(&with(""), out);
+        assert!(!r.contains("shards"), "{r}");
+    }
+
+    fn assert_has(config: &str, wants: &[&str]) {
+        for want in wants {
+            assert!(config.contains(want), "{want} in {config}");
+        }
+    }
+
+    #[test]
+    fn relay_forwards_over_mutual_tls_with_the_client_certificate() {
+        let (r, n, y) = configs(&with("relay=true"), Dest::Forward { port: 7777 });
+        // ringest: issue 13's forward destination with its fixed key names.
+        assert_has(
+            &r,
+            &[
+                "type = \"forward\"",
+                "servers = [\"127.0.0.1:7777\"]",
+                "transport = \"tls\"",
+                "framing = \"octet-counted\"",
+                "[destination.tls]",
+                "cert_file = \"/p/c.pem\"",
+                "key_file = \"/p/c.key\"",
+                "ca_file = \"/p/ca.pem\"",
+                "peer_verify = \"required-trusted\"",
+            ],
+        );
+        assert!(!r.contains("type = \"file\""), "{r}");
+        // syslog-ng: network() destination with an octet-counted template, TLS, client key and certificate.
+        assert_has(
+            &n,
+            &[
+            "network(\"localhost\" port(7777)",
+            "transport(\"tls\")",
+            "template(\"$(length ${MSG}) ${MSG}\")",
+            "key-file(\"/p/c.key\") cert-file(\"/p/c.pem\") ca-dir(\"/p/ca.d\") peer-verify(required-trusted)",
+            "flags(no-parse)",
+            ],
+        );
+        assert!(!n.contains("{ file(\""), "{n}");
+        // rsyslog: omfwd with gtls, x509/name, the client certificate.
+        assert_has(
+            &y,
+            &[
+                r#"type="omfwd" target="127.0.0.1" port="7777""#,
+                r#"TCP_Framing="octet-counted""#,
+                r#"StreamDriver="gtls""#,
+                r#"StreamDriverAuthMode="x509/name""#,
+                r#"StreamDriverPermittedPeers="localhost""#,
+                r#"streamDriver.CertFile="/p/c.pem""#,
+                r#"streamDriver.KeyFile="/p/c.key""#,
+                r#"string="%rawmsg%""#,
+            ],
+        );
+        assert!(!y.contains(r#"type="omfile" file="/o"#), "{y}");
+    }
+
+    #[test]
+    fn pinned_commands_run_under_taskset() {
+        let mut c = Command::new("/bin/x");
+        c.arg("-a").current_dir("/d");
+        let p = pinned(c, Some("1"));
+        assert_eq!(p.get_program(), "taskset");
+        let args: Vec<_> = p
+            .get_args()
+            .map(|a| a.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(args, ["-c", "1", "/bin/x", "-a"]);
+        assert_eq!(p.get_current_dir(), Some(Path::new("/d")));
+        assert_eq!(pinned(Command::new("/bin/x"), None).get_program(), "/bin/x");
+    }
+
     #[test]
     fn parsed_work_writes_json_in_every_engine() {
         let sc = one("parsed", "octet-counted");
-        let out = Path::new("/o/out.log");
+        let out = Dest::File(Path::new("/o/out.log"));
         let r = ringest_config(&sc, &pki(), out, 1, 2);
         assert!(
             r.contains("format = \"json\"") && r.contains("parse = \"auto\""),

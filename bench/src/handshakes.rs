@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Serialize;
 
 use crate::compare;
-use crate::engines::Tools;
+use crate::engines::{self, Tools};
 use crate::pki::{self, Pki, ServerKey};
 use crate::scenario::{self, Engine};
 use crate::sys::{self, Proc};
@@ -165,8 +165,15 @@ fn ringest_run(
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
     let port = sys::free_port()?;
-    let (mut engine, _launch) =
-        compare::start_engine(tools, Engine::Ringest, &sc, pki, dir, &data, port)?;
+    let (mut engine, _launch) = compare::start_engine(
+        tools,
+        Engine::Ringest,
+        &sc,
+        pki,
+        dir,
+        &data,
+        engines::Wiring::file(port),
+    )?;
     let q = sys::wait_quiet(quiet.0, quiet.1)?;
     fig.busy_before = Some(q.busy);
     fig.quiet_gave_up = q.gave_up;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::compare;
-use crate::engines::Tools;
+use crate::engines::{self, Tools};
 use crate::pki::Pki;
 use crate::scenario::{self, Engine};
 use crate::sys::{self, Proc};
@@ -53,7 +53,8 @@ fn one(
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
     let port = sys::free_port()?;
-    let (mut engine, _launch) = compare::start_engine(tools, e, &sc, pki, dir, &data, port)?;
+    let (mut engine, _launch) =
+        compare::start_engine(tools, e, &sc, pki, dir, &data, engines::Wiring::file(port))?;
     sys::sleep(Duration::from_secs(1))?;
     fig.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
     let mut c = std::process::Command::new(&tools.loadgen);

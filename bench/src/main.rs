@@ -11,10 +11,16 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod baseline;
 mod compare;
 mod engines;
 mod handshakes;
 mod idle;
+mod latency;
+mod latency_cmd;
+mod memory;
+mod metrics;
+mod pin;
 mod pki;
 mod record;
 mod report;
@@ -84,11 +90,6 @@ enum Cmd {
         /// The steady state's fill is removed all the same.
         #[arg(long)]
         keep: bool,
-        /// Memory states to measure (steady first): `steady` (the page cache
-        /// full, as on a server that has run for weeks) and/or `fresh`
-        /// (memory free for a while). `steady,fresh` runs the fresh case as well.
-        #[arg(long, default_value = "steady")]
-        states: String,
         /// Seed of the engines' random order per repeat (default: from the clock; printed in results.md).
         #[arg(long)]
         seed: Option<u64>,
@@ -98,28 +99,18 @@ enum Cmd {
         /// How many times one repeat may be run again for steal; then it is kept, flagged.
         #[arg(long, default_value_t = 2)]
         steal_reruns: u32,
-        /// Steady state: fill the page cache until MemFree is at most this many MiB.
-        #[arg(long, default_value_t = 3072)]
-        free_target_mib: u64,
-        /// Steady state: the fill pool's bound on disk, MiB (default: MemTotal + 2 GiB,
-        /// and at most the filesystem's free space minus 16 GiB).
-        #[arg(long)]
-        pool_max_mib: Option<u64>,
-        /// Steady state: one fill or top-up stops after this many seconds.
-        #[arg(long, default_value_t = 600)]
-        fill_timeout: u64,
-        /// The page-cache write probe before every run, MiB (256 KiB write()s, like dd).
-        #[arg(long, default_value_t = 256)]
-        write_probe_mib: u64,
-        /// Fresh state: seconds freed memory sits free before each run.
-        #[arg(long, default_value_t = 10)]
-        fresh_wait: u64,
+        #[command(flatten)]
+        memory: memory::MemoryArgs,
         /// Seconds of `openssl speed -evp aes-128-gcm` at the start (0: skip).
         #[arg(long, default_value_t = 3)]
         aes_seconds: u32,
         #[command(flatten)]
         common: Common,
     },
+    /// Latency against load: each engine's maximum sustained rate with zero
+    /// loss, then `loadgen send --rate` at percentages of it; writes
+    /// DIR/latency.{md,json,svg}.
+    Latency(latency_cmd::Args),
     /// Full mutual-TLS handshakes per second per core: ringest vs in-process rustls.
     Handshakes {
         #[arg(long, default_value_t = 5)]
@@ -245,15 +236,10 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             only,
             keep,
-            states,
             seed,
             steal_max_pct,
             steal_reruns,
-            free_target_mib,
-            pool_max_mib,
-            fill_timeout,
-            write_probe_mib,
-            fresh_wait,
+            memory,
             aes_seconds,
             common,
         } => {
@@ -261,19 +247,16 @@ fn run(cli: Cli) -> Result<i32> {
                 duration,
                 repeat,
                 keep,
-                states: parse_states(&states)?,
+                states: memory.parse_states()?,
                 seed,
                 steal_max_pct,
                 steal_reruns,
-                free_target_mib,
-                pool_max_mib,
-                fill_timeout_s: fill_timeout,
-                write_probe_mib,
-                fresh_wait_s: fresh_wait,
+                memory,
                 aes_seconds,
             };
             compare_cmd(scenarios.as_deref(), pick, &out, &only, &o, &common)
         }
+        Cmd::Latency(a) => latency_cmd::run(&a),
         Cmd::Handshakes {
             duration,
             connections,
@@ -377,37 +360,8 @@ struct CompareOpts {
     seed: Option<u64>,
     steal_max_pct: f64,
     steal_reruns: u32,
-    free_target_mib: u64,
-    pool_max_mib: Option<u64>,
-    fill_timeout_s: u64,
-    write_probe_mib: u64,
-    fresh_wait_s: u64,
+    memory: memory::MemoryArgs,
     aes_seconds: u32,
-}
-
-/// Disk space the pool leaves free on the output filesystem: room for the
-/// outputs of a run, which are written outside the pool.
-const POOL_DISK_RESERVE_BYTES: u64 = 16 << 30;
-
-fn parse_states(s: &str) -> Result<Vec<MemState>> {
-    let mut v = Vec::new();
-    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let st = match p {
-            "steady" => MemState::Steady,
-            "fresh" => MemState::Fresh,
-            _ => bail!("--states: {p:?} is not steady or fresh"),
-        };
-        if !v.contains(&st) {
-            v.push(st);
-        }
-    }
-    if v.is_empty() {
-        bail!("--states needs steady, fresh or both");
-    }
-    // Steady first: it is the state that counts, and a Ctrl-C during the
-    // fresh runs still leaves it complete.
-    v.sort();
-    Ok(v)
 }
 
 fn compare_cmd(
@@ -431,12 +385,9 @@ fn compare_cmd(
     if !(0.0..=100.0).contains(&o.steal_max_pct) || o.steal_reruns > 5 {
         bail!("--steal-max-pct must be 0..=100 and --steal-reruns at most 5");
     }
-    if !(1..=4096).contains(&o.write_probe_mib)
-        || o.fresh_wait_s > 600
-        || o.fill_timeout_s > 3600
-        || o.aes_seconds > 30
-    {
-        bail!("--write-probe-mib must be 1..=4096, --fresh-wait at most 600, --fill-timeout at most 3600, --aes-seconds at most 30");
+    o.memory.check()?;
+    if o.aes_seconds > 30 {
+        bail!("--aes-seconds must be at most 30");
     }
     let (mut scenarios, scenarios_origin) = scenario::load(scenarios_file)?;
     if let Some(p) = pick {
@@ -478,8 +429,8 @@ fn compare_cmd(
         keep: o.keep,
         quiet_busy: common.quiet_busy_pct / 100.0,
         quiet_timeout: Duration::from_secs(common.quiet_timeout),
-        probe_bytes: o.write_probe_mib << 20,
-        fresh_wait: Duration::from_secs(o.fresh_wait_s),
+        probe_bytes: o.memory.write_probe_mib << 20,
+        fresh_wait: Duration::from_secs(o.memory.fresh_wait),
     };
     let (date, time) = sys::utc_now();
     let competing_start = competing_processes();
@@ -515,69 +466,22 @@ fn compare_cmd(
         // The steady state's pool lives until the end of its runs; every way
         // out of this block (a normal end, an error, Ctrl-C) drops it, and
         // dropping it removes its files.
-        let mut mem = match state {
-            MemState::Steady => {
-                let dir = ctx.work_dir.join("steady");
-                std::fs::create_dir_all(&ctx.work_dir)?;
-                let mut target =
-                    steady::Target::default_for(&ctx.work_dir, POOL_DISK_RESERVE_BYTES)
-                        .context("read /proc/meminfo and the output filesystem")?;
-                target.mem_free_bytes = o.free_target_mib << 20;
-                if let Some(m) = o.pool_max_mib {
-                    target.pool_bytes_max = m << 20;
-                }
-                target.time_max = Duration::from_secs(o.fill_timeout_s);
-                eprintln!(
-                    "bench: steady state: filling the page cache in {} until MemFree ≤ {} MiB \
-                     (pool at most {} MiB, {} s)",
-                    dir.display(),
-                    o.free_target_mib,
-                    target.pool_bytes_max >> 20,
-                    o.fill_timeout_s
-                );
-                state_infos.push(report::StateInfo {
-                    state,
-                    how: format!(
-                        "Fill files written in 1 MiB blocks and synced until MemFree ≤ {} MiB, topped up before every run; \
-                         outputs and write probes kept in that pool (at most {} MiB on disk), removed at the end.",
-                        o.free_target_mib,
-                        target.pool_bytes_max >> 20
-                    ),
-                    first_fill: None,
-                });
-                let mut pool = steady::Pool::create(&dir, target)
-                    .with_context(|| format!("create {}", dir.display()))?;
-                // The first fill, before any engine runs: the big one. Each
-                // run tops it up again (run_one).
-                let first = match pool.top_up(&sys::interrupted) {
-                    Ok(t) => t.describe(&pool.target),
-                    Err(_) if sys::interrupted() => {
-                        interrupted = true;
-                        break 'states;
-                    }
-                    Err(e) => format!("failed: {e}"),
-                };
-                eprintln!("bench: steady state: {first}");
-                if let Some(i) = state_infos.last_mut() {
-                    i.first_fill = Some(first);
-                }
-                compare::Memory::Steady(pool)
+        let mut mem = match memory::open(&ctx, state, &o.memory)? {
+            Some((mem, info)) => {
+                state_infos.push(info);
+                mem
             }
-            MemState::Fresh => {
-                state_infos.push(report::StateInfo {
-                    state,
-                    how: format!(
-                        "No fill held by bench; each run's output deleted, then {} s of waiting before the next run, \
-                         so that freed memory sat free.",
-                        o.fresh_wait_s
-                    ),
-                    first_fill: None,
-                });
-                compare::Memory::Fresh
+            None => {
+                interrupted = true;
+                break 'states;
             }
         };
         for r in 1..=repeat {
-            for sc in &scenarios {
+            // Scenarios in a random order too, so that a scenario and its
+            // baseline (a scaling or durability pair) pair without an order effect.
+            let mut order_sc: Vec<&scenario::Scenario> = scenarios.iter().collect();
+            shuffler.shuffle(&mut order_sc);
+            for sc in order_sc {
                 // The engines of one repeat run one right after the other,
                 // in a random order: drift and order effects spread over
                 // every engine, and each repeat gives one paired ratio.
@@ -649,12 +553,7 @@ fn compare_cmd(
                 }
             }
         }
-        if let compare::Memory::Steady(pool) = mem {
-            let dir = pool.dir().to_path_buf();
-            if let Err(e) = pool.remove() {
-                eprintln!("bench: could not remove {}: {e}", dir.display());
-            }
-        }
+        memory::close(mem);
     }
     if interrupted {
         sys::stop_all_children(Duration::from_secs(10));
@@ -706,7 +605,7 @@ fn compare_cmd(
         seed,
         steal_max_pct: o.steal_max_pct,
         steal_reruns: o.steal_reruns,
-        probe_mib: o.write_probe_mib,
+        probe_mib: o.memory.write_probe_mib,
         states: state_infos,
         scenarios_file: scenarios_origin.clone(),
         quiet_busy: settings.quiet_busy,
@@ -716,10 +615,14 @@ fn compare_cmd(
         output_fs: sys::filesystem_of(&ctx.work_dir),
     };
     let sums = report::summarize(&scenarios, &engines, &runs);
-    std::fs::write(
-        out.join("results.md"),
-        report::markdown(&meta, &scenarios, &sums, &runs),
-    )?;
+    let mut md = report::markdown(&meta, &scenarios, &sums, &runs);
+    // The baseline pairs go with the results, before the method.
+    let pairs = baseline::markdown(&scenarios, &runs);
+    match md.find("\n## How this was measured") {
+        Some(i) => md.insert_str(i, &pairs),
+        None => md.push_str(&pairs),
+    }
+    std::fs::write(out.join("results.md"), md)?;
     std::fs::write(out.join("results.csv"), report::csv(&sums))?;
     let m = &meta.machine;
     let json = serde_json::json!({
@@ -731,15 +634,16 @@ fn compare_cmd(
         "settings": {"duration_s": duration, "repeat": repeat, "quiet_busy_pct": common.quiet_busy_pct,
                      "quiet_timeout_s": common.quiet_timeout, "engines": engines, "scenarios_file": scenarios_origin,
                      "seed": seed, "steal_max_pct": o.steal_max_pct, "steal_reruns": o.steal_reruns,
-                     "states": o.states, "free_target_mib": o.free_target_mib, "pool_max_mib": o.pool_max_mib,
-                     "fill_timeout_s": o.fill_timeout_s, "write_probe_mib": o.write_probe_mib,
-                     "fresh_wait_s": o.fresh_wait_s},
+                     "states": o.states, "free_target_mib": o.memory.free_target_mib, "pool_max_mib": o.memory.pool_max_mib,
+                     "fill_timeout_s": o.memory.fill_timeout, "write_probe_mib": o.memory.write_probe_mib,
+                     "fresh_wait_s": o.memory.fresh_wait},
         "memory_states": meta.states,
         "machine_not_quiet": competing,
         "interrupted": interrupted,
         "elapsed_s": started.elapsed().as_secs_f64(),
         "scenarios": scenarios,
         "summary": sums,
+        "against_baseline": baseline::pairs(&scenarios, &runs),
         "runs": runs,
     });
     std::fs::write(

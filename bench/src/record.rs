@@ -56,6 +56,14 @@ impl MemState {
     }
 }
 
+/// p50, p99 and p999 of a latency distribution, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub scenario: String,
@@ -158,6 +166,16 @@ pub struct Run {
     pub engine_exit: Option<String>,
     /// ringest's /metrics (counters and gauges) at the end of the run.
     pub engine_metrics: BTreeMap<String, f64>,
+    /// loadgen `--rate` of this run, if it was paced.
+    pub rate_msg_per_s: Option<f64>,
+    /// Paced runs: loadgen's latency from each message's intended send time.
+    pub client_latency_us: Option<Quantiles>,
+    /// ringest's own latency summaries from /metrics at the end of the run,
+    /// by series (metrics.rs).
+    #[serde(default)]
+    pub engine_latency_us: BTreeMap<String, Quantiles>,
+    /// `pin = true`: where the server and loadgen ran.
+    pub pinning: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -224,6 +242,10 @@ impl Run {
             loadgen_errors: BTreeMap::new(),
             engine_exit: None,
             engine_metrics: BTreeMap::new(),
+            rate_msg_per_s: None,
+            client_latency_us: None,
+            engine_latency_us: BTreeMap::new(),
+            pinning: None,
             notes: Vec::new(),
         }
     }

@@ -15,6 +15,15 @@ pub const DEFAULT_SCENARIOS: &str = include_str!("../scenarios/default.toml");
 /// `--scenarios bench/scenarios/parsed.toml`.
 #[cfg(test)]
 const PARSED_SCENARIOS: &str = include_str!("../scenarios/parsed.toml");
+/// Issue 12's durability rows: `--scenarios bench/scenarios/durability.toml`.
+#[cfg(test)]
+const DURABILITY_SCENARIOS: &str = include_str!("../scenarios/durability.toml");
+/// Issue 12's scaling rows: `--scenarios bench/scenarios/scaling.toml`.
+#[cfg(test)]
+const SCALING_SCENARIOS: &str = include_str!("../scenarios/scaling.toml");
+/// Issue 13's relay rows: `--scenarios bench/scenarios/relay.toml`.
+#[cfg(test)]
+const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Engine {
@@ -144,8 +153,37 @@ fn default_threads() -> u32 {
 fn default_cipher() -> String {
     "TLS13_AES_128_GCM_SHA256".into()
 }
-fn default_fsync() -> String {
-    "never".into()
+
+/// How durable every engine's writes are: each level sets ringest's `fsync`
+/// and the nearest setting each peer has (engines.rs says which and why).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// No fsync: ringest `fsync = "never"`, syslog-ng's default
+    /// (`fsync(no)`), rsyslog omfile's default (`sync="off"`).
+    #[default]
+    Never,
+    /// fsync after every write round: ringest `fsync = "batch"`, syslog-ng
+    /// `fsync(yes)`, rsyslog omfile `sync="on" flushOnTXEnd="on"
+    /// asyncWriting="off"` (a sync after each batch).
+    Batch,
+    /// fsync at most every `DURABILITY_INTERVAL_MS`: ringest `fsync =
+    /// "interval"`; see engines.rs for the peers' nearest settings.
+    Interval,
+}
+
+/// ringest's `fsync_interval_ms` in the `interval` level (its default), and
+/// rsyslog's `flushInterval` (seconds) derived from it.
+pub const DURABILITY_INTERVAL_MS: u64 = 1000;
+
+impl Durability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Never => "never",
+            Durability::Batch => "batch",
+            Durability::Interval => "interval",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,10 +220,32 @@ pub struct Scenario {
     /// TLS 1.3 suite every engine negotiates (loadgen `--cipher`).
     #[serde(default = "default_cipher")]
     pub cipher: String,
-    /// ringest's `fsync` for the output file. "never" matches the peers'
-    /// defaults (neither syslog-ng's file() nor rsyslog's omfile fsyncs).
-    #[serde(default = "default_fsync")]
-    pub ringest_fsync: String,
+    /// Every engine's durability level (default `never`, the peers'
+    /// defaults: neither syslog-ng's file() nor rsyslog's omfile fsyncs).
+    #[serde(default)]
+    pub durability: Durability,
+    /// ringest's `shards` (default: its own, one per core).
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// Pin the server away from loadgen with `taskset` where the CPUs allow
+    /// (pin.rs: loadgen on the first CPUs, the server on the last).
+    #[serde(default)]
+    pub pin: bool,
+    /// Relay: loadgen → engine (TLS in, TLS out with a client certificate)
+    /// → one final receiver, the same for every engine (a ringest writing
+    /// raw to a file); the final receiver's output is verified, and the
+    /// CPU figures are the relay's alone.
+    #[serde(default)]
+    pub relay: bool,
+    /// loadgen `--rate` (messages per second, all connections together);
+    /// loadgen then reports its latency. Default: as fast as it can.
+    #[serde(default)]
+    pub rate_msg_per_s: Option<f64>,
+    /// Another scenario of the same file: results.md adds this scenario's
+    /// figures over the baseline's, per engine, paired by repeat (scenarios
+    /// run in a random order within each repeat).
+    #[serde(default)]
+    pub baseline: Option<String>,
     /// Only these engines (default: all that `--only` allows).
     #[serde(default)]
     pub engines: Option<Vec<Engine>>,
@@ -256,8 +316,24 @@ impl Scenario {
         } else {
             format!(", {} msg per chunk", self.records_per_write)
         };
+        let mut extra = String::new();
+        if self.durability != Durability::Never {
+            extra += &format!(", durability {}", self.durability.name());
+        }
+        if let Some(k) = self.shards {
+            extra += &format!(", ringest shards = {k}");
+        }
+        if self.pin {
+            extra += ", server pinned apart from loadgen where the CPUs allow";
+        }
+        if self.relay {
+            extra += ", relayed over mutual TLS to one final receiver";
+        }
+        if let Some(r) = self.rate_msg_per_s {
+            extra += &format!(", offered at {r:.0} msg/s");
+        }
         format!(
-            "{} work, {transport}, {}, {} conn{}{idle}, {} B messages{recs}",
+            "{} work, {transport}, {}, {} conn{}{idle}, {} B messages{recs}{extra}",
             self.work.name(),
             self.framing.name(),
             self.connections,
@@ -290,8 +366,21 @@ impl Scenario {
         if !(1..=64).contains(&self.loadgen_threads) {
             bail!("scenario {n}: loadgen_threads must be 1..=64");
         }
-        if !["never", "batch", "interval"].contains(&self.ringest_fsync.as_str()) {
-            bail!("scenario {n}: ringest_fsync must be never, batch or interval");
+        if let Some(k) = self.shards {
+            if !(1..=256).contains(&k) {
+                bail!("scenario {n}: shards must be 1..=256");
+            }
+        }
+        if let Some(r) = self.rate_msg_per_s {
+            if !(r.is_finite() && (1.0..=1e9).contains(&r)) {
+                bail!("scenario {n}: rate_msg_per_s must be 1..=1e9");
+            }
+        }
+        if self.relay && !(self.tls() && self.mutual && self.framing == Framing::OctetCounted) {
+            bail!("scenario {n}: relay needs transport = \"tls\", mutual = true and octet-counted framing (RFC 5425 both ways)");
+        }
+        if self.relay && self.work != Work::Raw {
+            bail!("scenario {n}: relay forwards messages as received: work must be raw");
         }
         for (what, map) in [
             ("unsupported", &self.unsupported),
@@ -337,6 +426,16 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Scenario>> {
         s.validate().with_context(|| origin.to_string())?;
         if !seen.insert(s.name.clone()) {
             bail!("{origin}: scenario name {:?} appears twice", s.name);
+        }
+    }
+    for s in &f.scenarios {
+        if let Some(b) = &s.baseline {
+            if b == &s.name || !seen.contains(b) {
+                bail!(
+                    "{origin}: scenario {}: baseline {b:?} is not another scenario of this file",
+                    s.name
+                );
+            }
         }
     }
     Ok(f.scenarios)
@@ -399,6 +498,62 @@ mod tests {
         }
         let d = parse(DEFAULT_SCENARIOS, "default").unwrap();
         assert!(d.iter().all(|s| s.work == Work::Raw));
+    }
+
+    #[test]
+    fn new_scenario_files_parse() {
+        for (name, text) in [
+            ("durability", DURABILITY_SCENARIOS),
+            ("scaling", SCALING_SCENARIOS),
+            ("relay", RELAY_SCENARIOS),
+        ] {
+            let v = parse(text, name).unwrap();
+            assert!(!v.is_empty(), "{name}");
+        }
+        let d = parse(DURABILITY_SCENARIOS, "d").unwrap();
+        for level in [Durability::Never, Durability::Batch, Durability::Interval] {
+            assert!(d.iter().any(|s| s.durability == level), "{level:?}");
+        }
+        let s = parse(SCALING_SCENARIOS, "s").unwrap();
+        assert!(s.iter().any(|x| x.shards == Some(1) && x.pin));
+        assert!(s
+            .iter()
+            .any(|x| x.shards == Some(2) && x.pin && x.baseline.is_some()));
+        let r = parse(RELAY_SCENARIOS, "r").unwrap();
+        assert!(r.iter().all(|x| x.relay && x.engines.is_none()));
+    }
+
+    #[test]
+    fn baseline_must_name_another_scenario() {
+        let a = "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=1\nrecords_per_write=1\n";
+        let b = |base: &str| {
+            format!("{a}[[scenario]]\nname='b'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=1\nrecords_per_write=1\nbaseline='{base}'\n")
+        };
+        assert!(parse(&b("a"), "x").is_ok());
+        assert!(parse(&b("b"), "x").is_err(), "itself");
+        assert!(parse(&b("zz"), "x").is_err(), "unknown");
+    }
+
+    #[test]
+    fn relay_needs_mutual_tls_and_raw_work() {
+        let base =
+            "[[scenario]]\nname='a'\ntitle='t'\nconnections=1\nrecords_per_write=1\nrelay=true\n";
+        assert!(parse(
+            &format!("{base}transport='tls'\nframing='octet-counted'\n"),
+            "x"
+        )
+        .is_ok());
+        assert!(parse(
+            &format!("{base}transport='tcp'\nframing='octet-counted'\n"),
+            "x"
+        )
+        .is_err());
+        assert!(parse(&format!("{base}transport='tls'\nframing='newline'\n"), "x").is_err());
+        assert!(parse(
+            &format!("{base}transport='tls'\nframing='octet-counted'\nwork='parsed'\n"),
+            "x"
+        )
+        .is_err());
     }
 
     #[test]

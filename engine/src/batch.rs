@@ -4,7 +4,10 @@
 //! A shard appends each decoded frame to its current [`Batch`] (message bytes
 //! followed by `\n`, ready for a raw file write) and pushes whole batches into
 //! its ring. The writer returns emptied batches through a second ring, so the
-//! data plane does not allocate in steady state.
+//! data plane does not allocate in steady state. A ring is bounded in
+//! batches (memory) and, through its writer's [`WriterLoad`], in time: a
+//! batch is handed over only while the writer's queue drains within
+//! `max_queue_delay_ms` ([`crate::queue_delay`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::queue_delay::WriterLoad;
 use crate::tls::PeerIdentity;
 
 /// What is known about a connection; computed once, shared by every run of its messages.
@@ -31,6 +35,9 @@ pub struct Run {
     pub first: u32,
     pub conn: Arc<ConnMeta>,
     pub received_unix_ns: u64,
+    /// The same instant on the monotonic clock (the shard's receive
+    /// completion), for the latency histograms.
+    pub received: Instant,
 }
 
 #[derive(Debug)]
@@ -40,8 +47,6 @@ pub struct Batch {
     /// End offset (exclusive, after the `\n`) of each message in `bytes`.
     pub ends: Vec<u32>,
     pub runs: Vec<Run>,
-    /// When the first frame of this batch was decoded (for the latency histogram).
-    pub first_decoded: Option<Instant>,
 }
 
 impl Batch {
@@ -50,7 +55,6 @@ impl Batch {
             bytes: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(bytes / 64),
             runs: Vec::new(),
-            first_decoded: None,
         }
     }
 
@@ -66,7 +70,6 @@ impl Batch {
         self.bytes.clear();
         self.ends.clear();
         self.runs.clear();
-        self.first_decoded = None;
     }
 
     /// The message at `i`, without its trailing `\n`.
@@ -76,8 +79,15 @@ impl Batch {
         &self.bytes[start..end]
     }
 
-    /// Starts a run for `conn` unless the last run already is this connection's.
+    /// Starts a run for `conn`, received now, unless the last run already
+    /// is this connection's.
     pub fn begin_run(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64) {
+        self.begin_run_at(conn, received_unix_ns, Instant::now());
+    }
+
+    /// Starts a run for `conn`, received at `received` (monotonic), unless
+    /// the last run already is this connection's.
+    pub fn begin_run_at(&mut self, conn: &Arc<ConnMeta>, received_unix_ns: u64, received: Instant) {
         if let Some(last) = self.runs.last() {
             if Arc::ptr_eq(&last.conn, conn) && last.received_unix_ns == received_unix_ns {
                 return;
@@ -87,14 +97,21 @@ impl Batch {
             first: self.ends.len() as u32,
             conn: Arc::clone(conn),
             received_unix_ns,
+            received,
         });
+    }
+
+    /// Messages in run `i`.
+    pub fn run_len(&self, i: usize) -> usize {
+        let end = self
+            .runs
+            .get(i + 1)
+            .map_or(self.len(), |r| r.first as usize);
+        self.runs.get(i).map_or(0, |r| end - r.first as usize)
     }
 
     pub fn push(&mut self, message: &[u8]) {
         debug_assert!(!self.runs.is_empty(), "a message needs a run");
-        if self.first_decoded.is_none() {
-            self.first_decoded = Some(Instant::now());
-        }
         self.bytes.extend_from_slice(message);
         self.bytes.push(b'\n');
         self.ends.push(self.bytes.len() as u32);
@@ -111,16 +128,37 @@ pub struct Ring {
     /// on destinations that keep failing): a shard waiting for room stops
     /// waiting, and what it could not hand over is counted as lost.
     pub abandoned: AtomicBool,
+    /// The queue of the writer that drains this ring (shared with the other
+    /// rings that writer drains).
+    pub load: Arc<WriterLoad>,
 }
 
 impl Ring {
+    /// A ring with a writer of its own.
     pub fn new(capacity_batches: usize) -> Ring {
+        Ring::for_writer(capacity_batches, Arc::new(WriterLoad::default()))
+    }
+
+    /// A ring drained by the writer whose queue is `load`.
+    pub fn for_writer(capacity_batches: usize, load: Arc<WriterLoad>) -> Ring {
         Ring {
             full: ArrayQueue::new(capacity_batches),
             empty: ArrayQueue::new(capacity_batches + 2),
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            load,
         }
+    }
+
+    /// Hands `batch` to the writer, counting its bytes in the writer's
+    /// queue; gives it back when the ring has no room.
+    fn hand_over(&self, batch: Batch) -> Result<(), Batch> {
+        let bytes = batch.bytes.len();
+        // Counted first: the writer may take and write it at once.
+        self.load.queued(bytes);
+        self.full
+            .push(batch)
+            .inspect_err(|_| self.load.unqueued(bytes))
     }
 }
 
@@ -170,7 +208,9 @@ pub trait FrameSink {
 /// batch waits here (`pending`) and [`Batcher::is_full`] says so; the shard
 /// then stops feeding it until [`Batcher::try_resume`] succeeds. At most one
 /// batch waits, plus the current one, which grows past `batch_max_bytes`
-/// only by what the shard's current receive buffer still holds.
+/// only by what the shard's current receive buffer still holds. "No room"
+/// is either the ring full or the writer's queue longer than
+/// `max_queue_delay_ms` ([`WriterLoad::has_room`]).
 pub struct Batcher {
     pub current: Batch,
     /// A full batch the ring had no room for.
@@ -178,6 +218,11 @@ pub struct Batcher {
     ring: Arc<Ring>,
     waker: Arc<WriterWaker>,
     batch_max_bytes: usize,
+    /// 0 = bounded by the ring's capacity only.
+    max_queue_delay_ms: u64,
+    /// When the frames pushed now were received (the shard's receive
+    /// completion, monotonic): stamped on each new run.
+    pub received_at: Instant,
     /// Messages dropped because the writer had gone (see [`Ring::abandoned`]).
     pub lost_messages: u64,
 }
@@ -193,6 +238,15 @@ impl FrameSink for Batcher {
     }
 }
 
+/// Whether `ring` takes `batch` now; gives it back when it has no room (in
+/// batches, or in time when `max_queue_delay_ms` is not 0).
+fn offer(ring: &Ring, batch: Batch, max_queue_delay_ms: u64) -> Result<(), Batch> {
+    if !ring.load.has_room(max_queue_delay_ms) {
+        return Err(batch);
+    }
+    ring.hand_over(batch)
+}
+
 impl Batcher {
     pub fn new(ring: Arc<Ring>, waker: Arc<WriterWaker>, batch_max_bytes: usize) -> Batcher {
         Batcher {
@@ -201,8 +255,16 @@ impl Batcher {
             ring,
             waker,
             batch_max_bytes,
+            max_queue_delay_ms: 0,
+            received_at: Instant::now(),
             lost_messages: 0,
         }
+    }
+
+    /// Bounds the writer's queue in time as well ([`crate::queue_delay`]).
+    pub fn with_max_queue_delay_ms(mut self, max_queue_delay_ms: u64) -> Batcher {
+        self.max_queue_delay_ms = max_queue_delay_ms;
+        self
     }
 
     /// Appends one message, handing the batch over first if it is full.
@@ -213,7 +275,8 @@ impl Batcher {
         {
             self.flush();
         }
-        self.current.begin_run(conn, received_unix_ns);
+        self.current
+            .begin_run_at(conn, received_unix_ns, self.received_at);
         self.current.push(message);
     }
 
@@ -229,7 +292,7 @@ impl Batcher {
                 self.lost_messages += batch.len() as u64;
                 return true;
             }
-            match self.ring.full.push(batch) {
+            match offer(&self.ring, batch, self.max_queue_delay_ms) {
                 Ok(()) => self.waker.wake(),
                 Err(back) => {
                     self.pending = Some(back);
@@ -268,7 +331,7 @@ impl Batcher {
             .pop()
             .unwrap_or_else(|| Batch::with_capacity(self.batch_max_bytes + 64 * 1024));
         let batch = std::mem::replace(&mut self.current, next);
-        if let Err(back) = self.ring.full.push(batch) {
+        if let Err(back) = offer(&self.ring, batch, self.max_queue_delay_ms) {
             self.pending = Some(back);
         }
         self.waker.wake();
@@ -407,6 +470,74 @@ mod tests {
             .expect("close returned");
         assert_eq!(lost, 2, "the waiting batch and the current one");
         assert!(ring.closed.load(Ordering::Acquire));
+    }
+
+    /// The writer drains 1 MB/s and the limit is 2 ms (2000 bytes): the
+    /// second batch waits in the batcher although the ring has room, the
+    /// shard sees "full" (and pauses its connections), and the batch goes
+    /// once the writer has written the first.
+    #[test]
+    fn a_queue_longer_than_max_queue_delay_keeps_the_batch_waiting_though_the_ring_has_room() {
+        let ring = Arc::new(Ring::new(64));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096)
+            .with_max_queue_delay_ms(2);
+        ring.load
+            .drain_bytes_per_s
+            .store(1_000_000, Ordering::Relaxed);
+        let m = meta();
+        batcher.push(&m, 0, &MSG_3000);
+        batcher.flush();
+        assert_eq!(ring.full.len(), 1, "an empty queue always takes a batch");
+        batcher.push(&m, 0, &MSG_3000);
+        batcher.flush();
+        assert!(batcher.is_full(), "3001 bytes queued are 3 ms at 1 MB/s");
+        assert_eq!(ring.full.len(), 1);
+        assert!(!batcher.try_resume());
+        // The writer takes the first batch and writes it.
+        let first = ring.full.pop().expect("first batch");
+        assert!(!batcher.try_resume(), "still queued while being written");
+        ring.load.drained(first.bytes.len());
+        assert!(batcher.try_resume());
+        assert_eq!(ring.full.len(), 1);
+        assert_eq!(ring.load.queued_bytes.load(Ordering::Relaxed), 3001);
+    }
+
+    /// Without a time limit, only the ring's capacity bounds the queue.
+    #[test]
+    fn no_max_queue_delay_leaves_only_the_ring_capacity() {
+        let ring = Arc::new(Ring::new(64));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        ring.load.drain_bytes_per_s.store(1, Ordering::Relaxed);
+        let m = meta();
+        for _ in 0..10 {
+            batcher.push(&m, 0, &MSG_3000);
+            batcher.flush();
+        }
+        assert!(!batcher.is_full());
+        assert_eq!(ring.full.len(), 10);
+    }
+
+    /// Each run keeps the monotonic instant its frames were received at
+    /// (the shard's receive completion), the latency's start.
+    #[test]
+    fn runs_carry_the_receive_instant_the_shard_set() {
+        let ring = Arc::new(Ring::new(4));
+        let mut batcher = Batcher::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096);
+        let (a, b) = (meta(), meta());
+        let t0 = Instant::now() - Duration::from_millis(30);
+        batcher.received_at = t0;
+        batcher.push(&a, 1, b"x");
+        batcher.push(&a, 1, b"y");
+        let t1 = Instant::now();
+        batcher.received_at = t1;
+        batcher.push(&b, 2, b"z");
+        let runs = &batcher.current.runs;
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].received, runs[1].received), (t0, t1));
+        assert_eq!(
+            (batcher.current.run_len(0), batcher.current.run_len(1)),
+            (2, 1)
+        );
     }
 
     #[test]

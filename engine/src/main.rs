@@ -95,7 +95,16 @@ fn main() -> ExitCode {
             Command::CheckConfig { config } => Config::load(&config)
                 .map_err(|e| e.to_string())
                 .and_then(Plan::build)
-                .map(|_| println!("{}: ok", config.display())),
+                .map(|plan| {
+                    let c = &plan.config;
+                    println!(
+                        "{}: ok ({} shards, {} writers, max_queue_delay_ms {})",
+                        config.display(),
+                        c.shard_count(),
+                        c.writer_count(),
+                        c.max_queue_delay_ms
+                    )
+                }),
             Command::Options => {
                 print!("{}", ringest::config::options::markdown_table());
                 Ok(())

@@ -1,5 +1,5 @@
 //! Start-up, the control plane and shutdown: builds the shared state, binds
-//! the listeners, starts shards, the writer and the stats endpoint, then
+//! the listeners, starts shards, the writer pool and the stats endpoint, then
 //! waits for signals (SIGTERM/SIGINT: drain and exit; SIGHUP: reload TLS
 //! settings and reopen files).
 
@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::plan::{Plan, Shared};
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
-use crate::writer::{Writer, WriterControl};
+use crate::writer::pool::{self, WriterPool};
+use crate::writer::WriterControl;
 
 fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a zeroed local set; pthread_sigmask on the
@@ -109,26 +110,20 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
     }
     let control = Arc::new(WriterControl::default());
-    let waker = Arc::new(WriterWaker::new());
-    let rings: Vec<Arc<Ring>> = (0..shards)
-        .map(|_| Arc::new(Ring::new(config.ring_capacity_batches)))
-        .collect();
-    let writer = Writer::new(
-        config,
-        rings.clone(),
-        Arc::clone(&stats),
-        Arc::clone(&waker),
-        Arc::clone(&control),
-    )
-    .map_err(|e| format!("cannot open destination: {e}"))?;
+    let writers = config.writer_count();
+    let rings: Vec<Arc<Ring>> = pool::rings(shards, writers, config.ring_capacity_batches);
+    let writer_pool = WriterPool::start(config, &rings, writers, &stats, &control)?;
+    let _ = stats
+        .writers
+        .set(pool::loads(&rings, writer_pool.writers()));
+    log::info!(
+        "{} writers for {shards} shards (shard i to writer i % {}), max_queue_delay_ms {}",
+        writer_pool.writers(),
+        writer_pool.writers(),
+        config.max_queue_delay_ms
+    );
     let stats_listen = config.stats.listen;
     let shared = Arc::new(Shared::new(plan, Arc::clone(&stats)));
-
-    let writer_handle = std::thread::Builder::new()
-        .name("ringest-writer".into())
-        .spawn(move || writer.run())
-        .map_err(|e| e.to_string())?;
-    let _ = waker.thread.set(writer_handle.thread().clone());
 
     if let Some(addr) = stats_listen {
         crate::stats_http::spawn(addr, Arc::clone(&stats))
@@ -140,7 +135,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     for (id, listeners) in per_shard.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
         let ring = Arc::clone(&rings[id]);
-        let waker = Arc::clone(&waker);
+        let waker = writer_pool.waker_of(id);
         let ready = ready_tx.clone();
         let h = std::thread::Builder::new()
             .name(format!("ringest-shard-{id}"))
@@ -182,7 +177,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         for h in shard_handles {
             let _ = h.join();
         }
-        let _ = writer_handle.join();
+        writer_pool.wake_all();
+        let _ = writer_pool.join();
         return Err(e);
     }
     for s in &shared.config.sources {
@@ -205,8 +201,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         match wait_signal(&sigset, Duration::from_millis(500)) {
             Some(libc::SIGHUP) => {
                 let reload_errors_before = stats.reload_errors.load(Ordering::Relaxed);
-                control.reopen.store(true, Ordering::Release);
-                waker.wake();
+                control.request_reopen();
+                writer_pool.wake_all();
                 for src in &shared.sources {
                     if let Some(tls) = &src.tls {
                         match tls.reload() {
@@ -241,14 +237,13 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     shared.shutdown.store(true, Ordering::Release);
     control.begin_shutdown(Instant::now());
-    waker.wake();
-    // The writer returns once every shard has closed its ring, or, when its
-    // destinations keep failing, a bounded time after shutdown began (see
-    // writer::GIVE_UP_AFTER_DRAIN_MS): join it first, then the shards.
-    let report = writer_handle
-        .join()
-        .map_err(|_| "the writer thread panicked; output may be incomplete".to_string())?;
-    // The writer is gone: a shard still waiting for room in its ring stops
+    writer_pool.wake_all();
+    // A writer returns once every shard it drains has closed its ring, or,
+    // when its destinations keep failing, a bounded time after shutdown
+    // began (see writer::GIVE_UP_AFTER_DRAIN_MS): join them first, then the
+    // shards.
+    let report = writer_pool.join()?;
+    // The writers are gone: a shard still waiting for room in its ring stops
     // waiting (and counts what it dropped) instead of spinning.
     for r in &rings {
         r.abandoned.store(true, Ordering::Release);

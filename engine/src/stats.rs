@@ -4,9 +4,48 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use hdrhistogram::Histogram;
+
+use crate::queue_delay::WriterLoad;
+
+/// Microseconds from a frame's receive completion (the shard reaping it,
+/// monotonic clock) to the write completion of its batch, per message:
+/// 1 µs .. 1 hour at 3 significant digits. Writers record a round at a time.
+pub struct Latency(Mutex<Histogram<u64>>);
+
+impl Default for Latency {
+    fn default() -> Latency {
+        // Creation cannot fail with these bounds.
+        let h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).expect("hdrhistogram with 3 sigfigs"));
+        Latency(Mutex::new(h))
+    }
+}
+
+impl Latency {
+    /// The histogram, locked; `None` if a writer panicked holding it.
+    pub fn lock(&self) -> Option<MutexGuard<'_, Histogram<u64>>> {
+        self.0.lock().ok()
+    }
+
+    /// Writes it as a Prometheus summary in seconds: `name{labels,quantile="q"}`.
+    fn render(&self, out: &mut String, name: &str, labels: &str, quantiles: &[f64]) {
+        let Some(h) = self.lock() else { return };
+        let sep = if labels.is_empty() { "" } else { "," };
+        for q in quantiles {
+            let v = h.value_at_quantile(*q) as f64 / 1e6;
+            let _ = writeln!(out, "{name}{{{labels}{sep}quantile=\"{q}\"}} {v}");
+        }
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_count{braces} {}", h.len());
+    }
+}
 
 #[derive(Default)]
 pub struct SourceStats {
@@ -81,6 +120,15 @@ pub struct DestinationStats {
     pub unsynced_messages: AtomicU64,
     /// 1 while writing to this destination fails and is paused.
     pub failing: AtomicU64,
+    /// Path templates: field values escaped, emptied or cut to be one safe file name.
+    pub path_values_sanitized: AtomicU64,
+    /// Path templates: fields a message did not have (written as `@unknown`).
+    pub path_values_missing: AtomicU64,
+    /// Path templates: files closed (least recently used, SIGHUP, shutdown).
+    pub files_closed: AtomicU64,
+    /// Receive completion to this destination's write completion, for the
+    /// messages it took.
+    pub latency: Latency,
 }
 
 pub struct Stats {
@@ -91,8 +139,10 @@ pub struct Stats {
     pub batches_written: AtomicU64,
     pub bytes_written: AtomicU64,
     pub reload_errors: AtomicU64,
-    /// Microseconds from the first frame of a batch being decoded to its write() returning.
-    pub latency_us: Mutex<Histogram<u64>>,
+    /// Receive completion to the write completion of every destination.
+    pub latency: Latency,
+    /// Each writer's queue, once the pool is built (by writer index).
+    pub writers: OnceLock<Vec<Arc<WriterLoad>>>,
 }
 
 impl Stats {
@@ -101,9 +151,6 @@ impl Stats {
             .iter()
             .map(|_| SourceStats::default())
             .collect();
-        // 1 µs .. 1 hour at 3 significant digits; creation cannot fail with these bounds.
-        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .unwrap_or_else(|_| Histogram::new(3).expect("hdrhistogram with 3 sigfigs"));
         Stats {
             source_names,
             sources,
@@ -112,7 +159,8 @@ impl Stats {
             batches_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
-            latency_us: Mutex::new(hist),
+            latency: Latency::default(),
+            writers: OnceLock::new(),
         }
     }
 
@@ -272,6 +320,7 @@ impl Stats {
             }
         }
         self.render_destinations(&mut out);
+        self.render_writers(&mut out);
         let globals: [(&str, &str, u64); 3] = [
             (
                 "ringest_batches_written_total",
@@ -295,17 +344,54 @@ impl Stats {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
-        if let Ok(h) = self.latency_us.lock() {
-            let name = "ringest_write_latency_seconds";
-            let _ = writeln!(out, "# HELP {name} From frame decoded to write() done, per message.\n# TYPE {name} summary");
-            for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
-                let v = h.value_at_quantile(q) as f64 / 1e6;
-                let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
-            }
-            let _ = writeln!(out, "{name}_count {}", h.len());
-        }
+        let name = "ringest_write_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} From a frame's receive completion to its write done in every destination, per message.\n# TYPE {name} summary");
+        self.latency
+            .render(&mut out, name, "", &[0.5, 0.9, 0.99, 0.999, 1.0]);
         crate::process_metrics::render(&mut out);
         out
+    }
+
+    /// Per writer: what it has queued, how fast it drains (the two that
+    /// decide whether `max_queue_delay_ms` holds batches back) and what it
+    /// has written.
+    fn render_writers(&self, out: &mut String) {
+        let Some(loads) = self.writers.get() else {
+            return;
+        };
+        type Get = fn(&WriterLoad) -> u64;
+        let series: [(&str, &str, &str, Get); 4] = [
+            (
+                "ringest_writer_queued_bytes",
+                "Bytes handed to this writer and not yet written (its rings and the round in flight).",
+                "gauge",
+                |l| l.queued_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_writer_drain_bytes_per_second",
+                "This writer's marginal rate, fitted on its recent rounds (a round takes fixed + bytes / rate).",
+                "gauge",
+                |l| l.drain_bytes_per_s.load(Relaxed),
+            ),
+            (
+                "ringest_writer_round_fixed_microseconds",
+                "This writer's fixed cost per round (fsync, syscalls), fitted on its recent rounds.",
+                "gauge",
+                |l| l.round_fixed_us.load(Relaxed),
+            ),
+            (
+                "ringest_writer_drained_bytes_total",
+                "Bytes of batches this writer has written (or given up on).",
+                "counter",
+                |l| l.drained_bytes_total.load(Relaxed),
+            ),
+        ];
+        for (name, help, kind, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (w, l) in loads.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{writer=\"{w}\"}} {}", get(l));
+            }
+        }
     }
 
     fn render_destinations(&self, out: &mut String) {
@@ -344,7 +430,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 4] = [
+        let plain: [(&str, &str, Get); 7] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -365,6 +451,21 @@ impl Stats {
                 "1 while writing to the destination fails and is paused (retrying).",
                 |d| d.failing.load(Relaxed),
             ),
+            (
+                "ringest_path_values_sanitized_total",
+                "Path templates: field values that were not a safe file name, escaped (%XX), emptied (@empty) or cut.",
+                |d| d.path_values_sanitized.load(Relaxed),
+            ),
+            (
+                "ringest_path_values_missing_total",
+                "Path templates: fields a message did not have, written as @unknown.",
+                |d| d.path_values_missing.load(Relaxed),
+            ),
+            (
+                "ringest_files_closed_total",
+                "Path templates: files closed (least recently used past max_open_files, SIGHUP, shutdown).",
+                |d| d.files_closed.load(Relaxed),
+            ),
         ];
         for (name, help, get) in plain {
             let kind = if name.ends_with("_total") {
@@ -377,5 +478,46 @@ impl Stats {
                 let _ = writeln!(out, "{name}{{destination=\"{dst}\"}} {}", get(d));
             }
         }
+        let name = "ringest_destination_write_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} From a frame's receive completion to its write done in this destination, per message.\n# TYPE {name} summary");
+        for (dst, d) in self.destination_names.iter().zip(&self.destinations) {
+            d.latency.render(
+                out,
+                name,
+                &format!("destination=\"{dst}\""),
+                &[0.5, 0.99, 0.999],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// /metrics shows p50, p99 and p999 per destination, in seconds, and
+    /// keeps the process-wide summary under its old name.
+    #[test]
+    fn latency_is_exposed_per_destination_and_overall() {
+        let s = Stats::new(vec!["s".into()]).with_destinations(vec!["a".into(), "b".into()]);
+        {
+            let mut h = s.destinations[1].latency.lock().expect("histogram");
+            h.record_n(1_000, 990).expect("in range");
+            h.record_n(250_000, 10).expect("in range");
+        }
+        s.latency
+            .lock()
+            .expect("histogram")
+            .record(2_000)
+            .expect("in range");
+        let out = s.render_prometheus();
+        let line = |l: &str| assert!(out.lines().any(|x| x == l), "{l} missing in\n{out}");
+        line("ringest_destination_write_latency_seconds{destination=\"a\",quantile=\"0.99\"} 0");
+        line("ringest_destination_write_latency_seconds_count{destination=\"a\"} 0");
+        line("ringest_destination_write_latency_seconds{destination=\"b\",quantile=\"0.5\"} 0.001");
+        line("ringest_destination_write_latency_seconds{destination=\"b\",quantile=\"0.999\"} 0.250111");
+        line("ringest_destination_write_latency_seconds_count{destination=\"b\"} 1000");
+        line("ringest_write_latency_seconds{quantile=\"0.5\"} 0.002");
+        line("ringest_write_latency_seconds_count 1");
     }
 }

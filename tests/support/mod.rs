@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests.
 pub mod client;
+pub mod cmd;
 pub mod jsonl;
+pub mod loadgen;
 pub mod pki;
 pub mod probe;
 pub mod server;

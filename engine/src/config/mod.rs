@@ -19,6 +19,7 @@ use crate::ktls::KtlsMode;
 use crate::logger::LogFormat;
 use crate::parse::ParseMode;
 use crate::tls::TlsSettings;
+use crate::writer::template::{DateFrom, PathTemplate};
 
 /// A configuration error: the file, the key and the reason.
 #[derive(Debug)]
@@ -49,6 +50,15 @@ pub struct Config {
     /// Batches each shard can queue towards the writer before back-pressure.
     #[serde(default = "defaults::ring_capacity_batches")]
     pub ring_capacity_batches: usize,
+    /// Writer threads; shard i is drained by writer i % writers. 0 = one per shard.
+    #[serde(default)]
+    pub writers: usize,
+    /// A shard stops handing batches over (back-pressure) once its writer's
+    /// queue would take longer than this to drain, as predicted from the
+    /// writer's recent rounds ([`crate::queue_delay`]). 0 = bounded by
+    /// `ring_capacity_batches` only.
+    #[serde(default = "defaults::max_queue_delay_ms")]
+    pub max_queue_delay_ms: u64,
     /// A shard hands its batch to the writer once it holds this many bytes.
     #[serde(default = "defaults::batch_max_bytes")]
     pub batch_max_bytes: usize,
@@ -197,6 +207,20 @@ pub struct DestinationConfig {
     /// Takes only what no other destination of its source took.
     #[serde(default)]
     pub fallback: bool,
+    /// With a path template: where `{year}`..`{hour}` come from.
+    #[serde(default, with = "date_from_serde")]
+    pub date_from: DateFrom,
+    /// With a path template: files held open at once, the least recently
+    /// used closed first.
+    #[serde(default = "defaults::max_open_files")]
+    pub max_open_files: usize,
+}
+
+impl DestinationConfig {
+    /// The path's template, `None` for a plain file (validated at load).
+    pub fn template(&self) -> Option<PathTemplate> {
+        PathTemplate::parse(&self.path).ok().flatten()
+    }
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -264,6 +288,9 @@ mod defaults {
     pub fn batch_max_bytes() -> usize {
         256 * 1024
     }
+    pub fn max_queue_delay_ms() -> u64 {
+        2
+    }
     pub fn recv_buffer_bytes() -> usize {
         32 * 1024
     }
@@ -323,6 +350,23 @@ mod defaults {
     }
     pub fn parse() -> ParseMode {
         ParseMode::None
+    }
+    pub fn max_open_files() -> usize {
+        64
+    }
+}
+
+mod date_from_serde {
+    use super::DateFrom;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateFrom, D::Error> {
+        let name = String::deserialize(d)?;
+        DateFrom::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown date_from {name:?}; valid: received, message"
+            ))
+        })
     }
 }
 
@@ -433,9 +477,26 @@ impl Config {
             .unwrap_or(1)
     }
 
+    /// The number of writer threads: the configured one, or one per shard;
+    /// never more than the shards (a writer without a shard would idle).
+    pub fn writer_count(&self) -> usize {
+        let shards = self.shard_count();
+        match self.writers {
+            0 => shards,
+            w => w.min(shards),
+        }
+    }
+
     /// Checks every limit and cross-reference; returns (key, reason) on the first error.
     pub fn validate(&self) -> Result<(), (String, String)> {
         check_range("shards".into(), self.shards as u64, 0, 256)?;
+        check_range("writers".into(), self.writers as u64, 0, 256)?;
+        check_range(
+            "max_queue_delay_ms".into(),
+            self.max_queue_delay_ms,
+            0,
+            60_000,
+        )?;
         check_range(
             "ring_capacity_batches".into(),
             self.ring_capacity_batches as u64,
@@ -524,6 +585,8 @@ impl Config {
             if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
                 return Err((key("path"), "a file destination needs a path".into()));
             }
+            PathTemplate::parse(&d.path).map_err(|e| (key("path"), e.to_string()))?;
+            check_range(key("max_open_files"), d.max_open_files as u64, 1, 65_536)?;
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;
             }

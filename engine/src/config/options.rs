@@ -11,6 +11,8 @@ use super::{Config, DestinationConfig, SourceConfig, StatsConfig};
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("shards",                   "0 = one per core", "shard threads, each with its own io_uring and listeners"),
     ("ring_capacity_batches",    "64",         "batches a shard may queue for the writer before it stops reading (back-pressure)"),
+    ("writers",                  "0 = one per shard", "writer threads; shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (O_APPEND, whole batches per write)"),
+    ("max_queue_delay_ms",       "2",          "a shard stops handing batches to its writer (and pauses the connections feeding it) once the writer's queue would take longer than this to drain (fixed cost per round plus bytes at the rate fitted on its recent rounds); 0 = bounded by ring_capacity_batches only"),
     ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
     ("recv_buffer_bytes",        "32768",      "size of one provided receive buffer"),
     ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
@@ -37,7 +39,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
     ("destination.type",         "required",   "\"file\""),
-    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder"),
+    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder. A template with {host}, {app}, {facility}, {severity}, {source}, {peer}, {year}, {month}, {day}, {hour} writes one file per value (folders created; each value made one safe file-name component, a missing one is @unknown; see writer/template.rs)"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
@@ -47,6 +49,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
+    ("destination.date_from",    "\"received\"", "with a path template: {year}..{hour} from the receive time (UTC) or \"message\" (the message's own timestamp when it has one, in UTC when it has an offset; else the receive time)"),
+    ("destination.max_open_files", "64",       "with a path template: files held open at once by each writer (so up to writers × this in all); the least recently used is closed (after its fsync) to open another"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -84,6 +88,8 @@ fn struct_keys() -> Vec<String> {
     let Config {
         shards: _,
         ring_capacity_batches: _,
+        writers: _,
+        max_queue_delay_ms: _,
         batch_max_bytes: _,
         recv_buffer_bytes: _,
         recv_buffers_per_shard: _,
@@ -97,6 +103,8 @@ fn struct_keys() -> Vec<String> {
     let top = [
         "shards",
         "ring_capacity_batches",
+        "writers",
+        "max_queue_delay_ms",
         "batch_max_bytes",
         "recv_buffer_bytes",
         "recv_buffers_per_shard",
@@ -161,6 +169,8 @@ fn struct_keys() -> Vec<String> {
             filter: _,
             is_final: _,
             fallback: _,
+            date_from: _,
+            max_open_files: _,
         } = d;
         [
             "name",
@@ -175,6 +185,8 @@ fn struct_keys() -> Vec<String> {
             "filter",
             "final",
             "fallback",
+            "date_from",
+            "max_open_files",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -236,12 +248,13 @@ mod tests {
                 "include_raw" => "true",
                 "filter" => "{ severity = \"warning\", host = \"web-*\" }",
                 "final" | "fallback" => "true",
+                "date_from" => "\"message\"",
                 "destinations" => "[\"d\"]",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
                 "io" => "\"direct\"",
                 "direct_buffer_bytes" => "65536",
-                "shards" => "1",
+                "shards" | "writers" => "1",
                 "recv_buffers_per_shard" => "1024",
                 "max_send_queue_bytes" => "65536",
                 _ => "5000",

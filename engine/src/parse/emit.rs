@@ -283,6 +283,18 @@ pub(crate) fn utc_fields(unix_ns: u64) -> DateTime {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// days-from-civil): the inverse of [`utc_fields`]' date part.
+pub(crate) fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +458,8 @@ mod tests {
             (leap_day.year, leap_day.month, leap_day.day),
             (Some(2000), 2, 29)
         );
+        assert_eq!(days_from_civil(2000, 2, 29) * 86_400, 951_782_400);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
     }
 }

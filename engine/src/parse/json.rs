@@ -343,6 +343,7 @@ mod tests {
             first: 0,
             conn,
             received_unix_ns: 1_795_651_200_123_456_789,
+            received: std::time::Instant::now(),
         };
         let mut prefix = Vec::new();
         crate::writer::json::run_prefix(&mut prefix, &run, "tls");

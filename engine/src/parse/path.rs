@@ -100,7 +100,7 @@ pub fn is_safe_component(c: &[u8]) -> bool {
 }
 
 /// FNV-1a, 64 bits: stable across runs and builds, unlike `DefaultHasher`.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

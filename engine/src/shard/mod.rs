@@ -43,6 +43,25 @@ const KIND_RECV_EXACT: u64 = 5;
 /// How long one wait for completions may last: bounds how late timeouts and
 /// shutdown are noticed.
 const WAIT_MS: u64 = 50;
+/// The wait while the batcher holds a batch its writer has no room for:
+/// bounds how late the shard notices the writer made room (the writer does
+/// not signal the shard's io_uring), so a paused connection resumes within
+/// this much of the queue draining.
+const PAUSED_WAIT_US: u64 = 500;
+/// A pause longer than this means the writer is stuck (a failing disk):
+/// the shard goes back to `WAIT_MS` rather than polling for hours.
+const PAUSED_POLL_MS: u64 = 1_000;
+
+/// How long one wait for completions lasts, given how long the batcher has
+/// been holding a batch back (`None`: it is not).
+fn wait_for(paused_for: Option<Duration>) -> Duration {
+    match paused_for {
+        Some(d) if d < Duration::from_millis(PAUSED_POLL_MS) => {
+            Duration::from_micros(PAUSED_WAIT_US)
+        }
+        _ => Duration::from_millis(WAIT_MS),
+    }
+}
 /// Refusal log lines per shard per second; the rest are counted only.
 const LOG_LINES_PER_SECOND: u32 = 20;
 /// Accept failures (EMFILE, ENFILE, ENOMEM) logged per shard per second.
@@ -138,12 +157,14 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
+    /// Since when the batcher has been holding a batch back, if it is.
+    paused_since: Option<Instant>,
     /// Back-pressure: receive completions not processed because the writer's
     /// ring was full, in arrival order. Their buffers stay out of the
     /// provided ring, so the kernel soon has nowhere to put more data for
     /// anyone and TCP's window closes on the senders. Bounded by the
     /// provided buffers plus one error or end per connection.
-    deferred: VecDeque<(u64, i32, u32)>,
+    deferred: VecDeque<(u64, i32, u32, Instant)>,
     /// Provided buffers held by `deferred`.
     deferred_buffers: usize,
     /// Connections whose multishot receive ended for lack of buffers while
@@ -179,7 +200,8 @@ impl Shard {
             cfg.recv_buffer_bytes,
             0,
         )?;
-        let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes);
+        let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes)
+            .with_max_queue_delay_ms(cfg.max_queue_delay_ms);
         let sources = shared.sources.len();
         let mut shard = Shard {
             id,
@@ -209,6 +231,7 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
+            paused_since: None,
             deferred: VecDeque::new(),
             deferred_buffers: 0,
             rearm_later: Vec::new(),
@@ -319,7 +342,13 @@ impl Shard {
         let mut last_tick = Instant::now();
         loop {
             self.push_overflow();
-            let ts = types::Timespec::from(Duration::from_millis(WAIT_MS));
+            self.paused_since = if self.batcher.is_full() {
+                Some(self.paused_since.unwrap_or(self.turn_now))
+            } else {
+                None
+            };
+            let paused_for = self.paused_since.map(|t| self.turn_now.duration_since(t));
+            let ts = types::Timespec::from(wait_for(paused_for));
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
@@ -338,6 +367,9 @@ impl Shard {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
             self.turn_now = Instant::now();
+            // The receive completions just reaped: their frames' latency
+            // starts here.
+            self.batcher.received_at = self.turn_now;
             let now_ns = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
@@ -392,7 +424,7 @@ impl Shard {
     fn quiesce(&mut self) {
         // Deferred completions still hold provided buffers: give them back
         // (nothing will process them any more).
-        while let Some((ud, _, flags)) = self.deferred.pop_front() {
+        while let Some((ud, _, flags, _)) = self.deferred.pop_front() {
             if let Some(bid) = cqueue::buffer_select(flags) {
                 self.bufs.give_back(bid);
             }
@@ -531,7 +563,8 @@ impl Shard {
         if cqueue::buffer_select(cqe.2).is_some() {
             self.deferred_buffers += 1;
         }
-        self.deferred.push_back(cqe);
+        self.deferred
+            .push_back((cqe.0, cqe.1, cqe.2, self.turn_now));
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
             let sqe = opcode::AsyncCancel::new(user_data(kind, slot, gen))
@@ -551,9 +584,11 @@ impl Shard {
             return;
         }
         while !self.batcher.is_full() {
-            let Some((ud, res, flags)) = self.deferred.pop_front() else {
+            let Some((ud, res, flags, reaped)) = self.deferred.pop_front() else {
                 break;
             };
+            // Its latency counts from when it was reaped, not resumed.
+            self.batcher.received_at = reaped;
             let (kind, gen, slot) = split_user_data(ud);
             if cqueue::buffer_select(flags).is_some() {
                 self.deferred_buffers -= 1;
@@ -569,6 +604,7 @@ impl Shard {
                 _ => self.on_recv_exact(slot, gen, res, now_ns),
             }
         }
+        self.batcher.received_at = self.turn_now;
         // Parked connections (their multishot ended for lack of buffers)
         // go again once half the buffers are back, not only when all are:
         // under sustained overload that might never happen.
@@ -1286,4 +1322,25 @@ fn fault_panic_after_accepts() -> Option<usize> {
         .ok()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A paused shard polls for room often, so its connections resume soon
+    /// after the writer drains; a pause that lasts (a stuck writer) goes
+    /// back to the usual wait instead of spinning.
+    #[test]
+    fn a_paused_shard_polls_briefly_then_backs_off() {
+        let usual = Duration::from_millis(WAIT_MS);
+        let short = Duration::from_micros(PAUSED_WAIT_US);
+        assert_eq!(wait_for(None), usual);
+        assert_eq!(wait_for(Some(Duration::ZERO)), short);
+        assert_eq!(
+            wait_for(Some(Duration::from_millis(PAUSED_POLL_MS - 1))),
+            short
+        );
+        assert_eq!(wait_for(Some(Duration::from_millis(PAUSED_POLL_MS))), usual);
+    }
 }

@@ -38,7 +38,7 @@ pub enum Destination<F: Fs> {
     File(FileDestination<F>),
 }
 
-impl<F: Fs> Destination<F> {
+impl<F: Fs + Clone> Destination<F> {
     pub fn open(
         fs: F,
         cfg: &DestinationConfig,
@@ -61,7 +61,28 @@ impl<F: Fs> Destination<F> {
 
     pub fn format(&self) -> OutputFormat {
         match self {
-            Destination::File(d) => d.sink.format,
+            Destination::File(d) => d.format(),
+        }
+    }
+
+    /// Whether its output of a round is spread over files by a path
+    /// template: then it is encoded per message and [`place`](Self::place)d first.
+    pub fn is_split(&self) -> bool {
+        match self {
+            Destination::File(d) => d.is_split(),
+        }
+    }
+
+    /// Decides where each message of `round` it takes goes (path templates).
+    pub fn place(
+        &mut self,
+        round: &[(usize, crate::batch::Batch)],
+        routed: Option<(&[Vec<u64>], usize)>,
+        parse: &[crate::parse::ParseMode],
+        names: &[String],
+    ) {
+        match self {
+            Destination::File(d) => d.place(round, routed, parse, names),
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::direct::DIRECT_ALIGN_BYTES;
 use super::fake::{FakeFs, WriteFault};
+use super::pool::{self, WriterPool};
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
 use crate::config::{Config, FileIo};
@@ -26,7 +27,7 @@ struct Rig {
     writer: Writer<FakeFs>,
 }
 
-fn rig(fs: FakeFs) -> Rig {
+fn direct_config() -> Config {
     let text = format!(
         "drain_timeout_ms = 0\n[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
          [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"{OUT}\"\nfsync = \"batch\"\nio = \"direct\"\n"
@@ -34,6 +35,11 @@ fn rig(fs: FakeFs) -> Rig {
     let cfg =
         Config::from_toml(&text, Path::new("/fake/r.toml"), Path::new("/fake")).expect("config");
     assert_eq!(cfg.destinations[0].io, FileIo::Direct);
+    cfg
+}
+
+fn rig(fs: FakeFs) -> Rig {
+    let cfg = direct_config();
     let ring = Arc::new(Ring::new(1024));
     let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
     let control = Arc::new(WriterControl::default());
@@ -167,7 +173,7 @@ fn sighup_reopen_after_rotation_leaves_both_files_exact() {
     let rotated = Path::new("/fake/data/out.log.1");
     let before = r.round(&messages(0, 3, 3000));
     r.fs.rename(Path::new(OUT), rotated);
-    r.control.reopen.store(true, Relaxed);
+    r.control.request_reopen();
     let after = r.round(&messages(3, 3, 3000));
     assert_eq!(r.fs.content(rotated), before);
     assert_eq!(r.fs.content(Path::new(OUT)), after);
@@ -180,7 +186,7 @@ fn a_file_system_refusing_o_direct_falls_back_to_buffered_and_counts_each_open()
     fs.disk().direct_refused = true;
     let mut r = rig(fs);
     let mut want = r.round(&messages(0, 3, 3000));
-    r.control.reopen.store(true, Relaxed);
+    r.control.request_reopen();
     want.extend(r.round(&messages(3, 3, 3000)));
     assert_eq!(r.fs.content(Path::new(OUT)), want);
     assert_eq!(r.direct_writes(), 0);
@@ -214,4 +220,119 @@ fn a_direct_buffer_that_is_not_whole_blocks_or_out_of_range_is_refused_by_name()
             "{bytes}: {err}"
         );
     }
+}
+
+/// Two writers of the pool on one direct file: they share one offset (one
+/// open file, joined by the second writer), so no write overlaps another
+/// and every write appends at the end; each shard's batches land whole and
+/// in order; a torn last line gets exactly one newline, counted once; a
+/// SIGHUP after a rotation moves both writers to the new file.
+#[test]
+fn two_pool_writers_share_one_direct_file_and_its_rotation() {
+    let fs = FakeFs::default();
+    fs.put(Path::new(OUT), b"torn");
+    let cfg = direct_config();
+    let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
+    let control = Arc::new(WriterControl::default());
+    let rings = pool::rings(2, 2, 64);
+    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &rings, 2, &stats, &control).expect("pool");
+    assert_eq!(p.writers(), 2);
+    let meta = Arc::new(ConnMeta {
+        source: 0,
+        peer: "127.0.0.1:5000".parse().expect("addr"),
+        identity: None,
+    });
+    let push = |ring: &Ring, tag: &str, n: usize| {
+        for i in 0..n {
+            let mut b = Batch::with_capacity(1 << 16);
+            b.begin_run(&meta, 1);
+            // Two messages per batch, 1000..6000 bytes: batches cross blocks.
+            for m in 0..2 {
+                let len = 1000 + (i * 1777 + m * 331) % 5000;
+                let mut msg = format!("{tag} b{i:03} m{m} ").into_bytes();
+                msg.resize(len, b'x');
+                b.push(&msg);
+            }
+            ring.full.push(b).expect("room");
+        }
+    };
+    let wait_lines = |path: &Path, n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fs.content(path).iter().filter(|b| **b == b'\n').count() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} lines in {}",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    for (s, ring) in rings.iter().enumerate() {
+        push(ring, &format!("old{s}"), 20);
+    }
+    p.wake_all();
+    wait_lines(Path::new(OUT), 81);
+    let rotated = Path::new("/fake/data/out.log.1");
+    fs.rename(Path::new(OUT), rotated);
+    control.request_reopen();
+    p.wake_all();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs.disk().opens < 4 {
+        assert!(std::time::Instant::now() < deadline, "both writers reopen");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for (s, ring) in rings.iter().enumerate() {
+        push(ring, &format!("new{s}"), 20);
+    }
+    for r in &rings {
+        r.closed.store(true, Relaxed);
+    }
+    p.wake_all();
+    let report = p.join().expect("no writer panicked");
+    assert!(report.is_clean(), "{report}");
+
+    for (path, tag, first) in [
+        (rotated, "old", Some("torn")),
+        (Path::new(OUT), "new", None),
+    ] {
+        let text = String::from_utf8(fs.content(path)).expect("utf8");
+        let mut lines: Vec<&str> = text.lines().collect();
+        if let Some(first) = first {
+            assert_eq!(lines.remove(0), first, "one newline after the torn line");
+        }
+        assert_eq!(lines.len(), 80, "{}", path.display());
+        for s in 0..2 {
+            let prefix = format!("{tag}{s} ");
+            let mine: Vec<String> = lines
+                .iter()
+                .filter(|l| l.starts_with(&prefix))
+                .map(|l| l[..prefix.len() + 7].to_string())
+                .collect();
+            let want: Vec<String> = (0..20)
+                .flat_map(|i| [0, 1].map(|m| format!("{prefix}b{i:03} m{m}")))
+                .collect();
+            assert_eq!(
+                mine,
+                want,
+                "shard {s} in order, whole, once in {}",
+                path.display()
+            );
+        }
+        for pair in lines.chunks(2) {
+            assert_eq!(
+                pair[0][..12].replace("m0", "m1"),
+                pair[1][..12],
+                "whole batches"
+            );
+        }
+    }
+    let d = fs.disk();
+    assert!(
+        d.block_writes.iter().all(|w| w.offset == w.size_before),
+        "every write appends at the end"
+    );
+    assert!(d.block_writes.iter().any(|w| w.direct));
+    drop(d);
+    assert_eq!(stats.destinations[0].torn_lines_repaired.load(Relaxed), 1);
+    assert_eq!(stats.sources[0].messages_written.load(Relaxed), 160);
 }

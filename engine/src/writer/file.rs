@@ -129,15 +129,25 @@ fn open_checked<F: Fs>(
 }
 
 impl<F: Fs> FileSink<F> {
-    pub fn open(mut fs: F, cfg: &DestinationConfig) -> io::Result<(FileSink<F>, Opened)> {
+    pub fn open(fs: F, cfg: &DestinationConfig) -> io::Result<(FileSink<F>, Opened)> {
+        Self::open_at(fs, cfg, cfg.path.clone())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))
+    }
+
+    /// Opens `path` with `cfg`'s settings (a path template's file); the
+    /// error is the OS one as it is, so it classifies as a write failure.
+    pub fn open_at(
+        mut fs: F,
+        cfg: &DestinationConfig,
+        path: PathBuf,
+    ) -> io::Result<(FileSink<F>, Opened)> {
         // Validated to 64 KiB..=64 MiB, which fits any usize.
         let direct_buffer_bytes = usize::try_from(cfg.direct_buffer_bytes).unwrap_or(1 << 20);
-        let (file, opened) = open_checked(&mut fs, &cfg.path, cfg.io, direct_buffer_bytes)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.path.display())))?;
+        let (file, opened) = open_checked(&mut fs, &path, cfg.io, direct_buffer_bytes)?;
         let needs_newline = file.sink_ends_torn_line(opened);
         let sink = FileSink {
             name: cfg.name.clone(),
-            path: cfg.path.clone(),
+            path,
             format: cfg.format,
             fsync: cfg.fsync,
             io: cfg.io,
@@ -283,6 +293,8 @@ mod tests {
             filter: None,
             is_final: false,
             fallback: false,
+            date_from: Default::default(),
+            max_open_files: 1,
         }
     }
 

@@ -1,5 +1,7 @@
-//! The writer thread: drains every shard's ring in rounds and writes each
-//! round to every destination with as few syscalls as possible.
+//! A writer thread: drains its shards' rings in rounds and writes each
+//! round to every destination with as few syscalls as possible. The
+//! [`pool`] runs several, shard i's ring drained by writer i % writers, each
+//! with destinations (file descriptors) of its own.
 //!
 //! The writer never tears, duplicates or lies:
 //! - a write that fails part-way resumes at the byte where it stopped
@@ -21,21 +23,28 @@ pub mod failure;
 mod fake;
 pub mod file;
 pub mod file_destination;
+pub mod file_set;
 pub mod json;
+pub mod placement;
+pub mod pool;
 pub mod report;
 pub mod route;
 pub mod sys;
+pub mod template;
+#[cfg(test)]
+mod template_tests;
 #[cfg(test)]
 mod tests;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
-use crate::stats::Stats;
+use crate::queue_delay::DrainModel;
+use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
 use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
 use report::WriterReport;
@@ -59,15 +68,25 @@ pub const GIVE_UP_AFTER_DRAIN_MS: u64 = 2_000;
 /// the give-up instant is left behind, so the process can still exit.
 pub const SHARD_STOP_WAIT_MS: u64 = 3_000;
 
-/// What the control plane tells the writer: reopen files (SIGHUP), and
-/// when shutdown began (SIGTERM).
+/// At start-up with several writers, how long the newline that ends a torn
+/// last line may keep failing before start-up fails.
+pub const REPAIR_GIVE_UP_MS: u64 = 5_000;
+
+/// What the control plane tells the writers: reopen files (SIGHUP), and
+/// when shutdown began (SIGTERM). One for the whole pool.
 #[derive(Default)]
 pub struct WriterControl {
-    pub reopen: AtomicBool,
+    /// SIGHUPs so far: each writer reopens when it sees this move.
+    reopens: AtomicU64,
     shutdown_at: OnceLock<Instant>,
 }
 
 impl WriterControl {
+    /// SIGHUP: every writer reopens its files at its next turn.
+    pub fn request_reopen(&self) {
+        self.reopens.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Records the start of shutdown; later calls keep the first instant.
     pub fn begin_shutdown(&self, now: Instant) {
         let _ = self.shutdown_at.set(now);
@@ -84,6 +103,8 @@ pub struct Writer<F: Fs = RealFs> {
     stats: Arc<Stats>,
     waker: Arc<WriterWaker>,
     control: Arc<WriterControl>,
+    /// The reopen requests this writer has acted on.
+    reopens_seen: u64,
     drain_timeout: Duration,
     round: Vec<(usize, Batch)>,
     scratch: Vec<u8>,
@@ -97,18 +118,9 @@ pub struct Writer<F: Fs = RealFs> {
     router: Option<Router>,
     /// With a router: per batch of the round, each message's destinations.
     masks: Vec<Vec<u64>>,
-}
-
-impl Writer<RealFs> {
-    pub fn new(
-        config: &Config,
-        rings: Vec<Arc<Ring>>,
-        stats: Arc<Stats>,
-        waker: Arc<WriterWaker>,
-        control: Arc<WriterControl>,
-    ) -> io::Result<Writer<RealFs>> {
-        Writer::with_fs(RealFs, config, rings, stats, waker, control)
-    }
+    /// How long a round takes by its bytes, published to the shards
+    /// through the rings' [`crate::queue_delay::WriterLoad`].
+    model: DrainModel,
 }
 
 impl<F: Fs + Clone> Writer<F> {
@@ -144,6 +156,7 @@ impl<F: Fs + Clone> Writer<F> {
             stats,
             waker,
             control,
+            reopens_seen: 0,
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             round: Vec::with_capacity(ROUND_MAX_BATCHES),
             scratch: Vec::with_capacity(1 << 20),
@@ -153,6 +166,7 @@ impl<F: Fs + Clone> Writer<F> {
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             router: Router::new(config),
             masks: Vec::new(),
+            model: DrainModel::default(),
         })
     }
 
@@ -167,7 +181,9 @@ impl<F: Fs + Clone> Writer<F> {
     /// every destination, a shard did not stop in time).
     pub fn step(&mut self) -> bool {
         let now = Instant::now();
-        if self.control.reopen.swap(false, Ordering::AcqRel) {
+        let reopens = self.control.reopens.load(Ordering::Acquire);
+        if reopens != self.reopens_seen {
+            self.reopens_seen = reopens;
             for d in &mut self.dests {
                 d.request_reopen(now);
             }
@@ -203,13 +219,53 @@ impl<F: Fs + Clone> Writer<F> {
             self.waker.sleeping.store(false, Ordering::Release);
             return true;
         }
+        let started = Instant::now();
         self.write_round(&round);
+        let bytes: usize = round.iter().map(|(_, b)| b.bytes.len()).sum();
+        let fit = self.model.add(bytes as u64, started.elapsed());
+        for ring in &self.rings {
+            ring.load.publish(fit);
+        }
         for (ri, mut b) in round.drain(..) {
+            self.rings[ri].load.drained(b.bytes.len());
             b.clear();
             let _ = self.rings[ri].empty.push(b);
         }
         self.round = round;
         true
+    }
+
+    /// Writes now the newline that ends a torn last line (a crash), so the
+    /// writers opened after this one find their files ending in `\n` and
+    /// add none of their own. Costs no syscall for a file that is not torn.
+    /// Fails when that one-byte write keeps failing for
+    /// [`REPAIR_GIVE_UP_MS`].
+    pub fn repair_torn_lines(&mut self) -> Result<(), String> {
+        let control = WriterControl::default();
+        control.begin_shutdown(Instant::now());
+        let give_up = GiveUp {
+            control: &control,
+            after_shutdown: Duration::from_millis(REPAIR_GIVE_UP_MS),
+        };
+        let nothing = Out::Encoded {
+            bytes: &[],
+            ends: &[],
+        };
+        for (i, d) in self.dests.iter_mut().enumerate() {
+            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            if d.gave_up() {
+                let name = self
+                    .stats
+                    .destination_names
+                    .get(i)
+                    .map_or("?", String::as_str);
+                return Err(format!(
+                    "destination {name}: cannot end the torn last line of its file: \
+                     writing kept failing for {REPAIR_GIVE_UP_MS} ms"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Syncs every file and says what may be missing.
@@ -298,7 +354,12 @@ impl<F: Fs + Clone> Writer<F> {
                 count_parse_errors: first_json == Some(d),
             };
             let routed = self.router.is_some();
-            let out = if format == OutputFormat::Raw && dest.feeds().iter().all(|f| *f) && !routed {
+            if dest.is_split() {
+                let masks = routed.then_some((self.masks.as_slice(), d));
+                dest.place(round, masks, &self.parse, &self.stats.source_names);
+            }
+            let whole_round = dest.feeds().iter().all(|f| *f) && !routed && !dest.is_split();
+            let out = if format == OutputFormat::Raw && whole_round {
                 Out::Batches(round)
             } else {
                 // Encoded once per round: a retry writes the same bytes.
@@ -328,6 +389,18 @@ impl<F: Fs + Clone> Writer<F> {
             let messages = out.messages();
             whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
             complete[d] = whole[d] == messages;
+            if !complete[d] {
+                // Given up at shutdown: not written, so no latency.
+                continue;
+            }
+            let masks = routed.then_some(self.masks.as_slice());
+            let feeds = dest.feeds();
+            record_latency(
+                &self.stats.destinations[d].latency,
+                round,
+                Instant::now(),
+                |bi, b, ri| taken_in_run(b, ri, feeds, masks.and_then(|m| m.get(bi)), d),
+            );
         }
         self.count_round(round, &complete, &whole);
     }
@@ -335,17 +408,11 @@ impl<F: Fs + Clone> Writer<F> {
     /// A message counts as written once it is in the file of every
     /// destination its source feeds.
     fn count_round(&self, round: &[(usize, Batch)], complete: &[bool], whole: &[u64]) {
-        let done = Instant::now();
-        if let Ok(mut h) = self.stats.latency_us.lock() {
-            for (_, b) in round {
-                if let Some(t) = b.first_decoded {
-                    let us = done.saturating_duration_since(t).as_micros().max(1) as u64;
-                    let _ = h.record_n(us, b.len() as u64);
-                }
-            }
-        }
         let sources = self.stats.sources.len();
         let per_source = if complete.iter().all(|c| *c) {
+            record_latency(&self.stats.latency, round, Instant::now(), |_, b, ri| {
+                b.run_len(ri) as u64
+            });
             let bytes: u64 = round.iter().map(|(_, b)| b.bytes.len() as u64).sum();
             self.stats.bytes_written.fetch_add(bytes, Ordering::Relaxed);
             self.stats
@@ -395,5 +462,51 @@ impl<F: Fs + Clone> Writer<F> {
             }
         }
         per_source
+    }
+}
+
+/// Records, for each run of the round, `taken(batch index, batch, run
+/// index)` of its messages as having waited from the run's receive
+/// completion until `done`. One lock per round.
+fn record_latency(
+    latency: &Latency,
+    round: &[(usize, Batch)],
+    done: Instant,
+    taken: impl Fn(usize, &Batch, usize) -> u64,
+) {
+    let Some(mut h) = latency.lock() else { return };
+    for (bi, (_, b)) in round.iter().enumerate() {
+        for (ri, run) in b.runs.iter().enumerate() {
+            let n = taken(bi, b, ri);
+            if n > 0 {
+                let us = done.saturating_duration_since(run.received).as_micros();
+                let _ = h.record_n(u64::try_from(us).unwrap_or(u64::MAX).max(1), n);
+            }
+        }
+    }
+}
+
+/// How many messages of run `ri` destination `d` took: with a router, the
+/// messages whose mask names it; without, all of them if the run's source
+/// feeds it.
+fn taken_in_run(b: &Batch, ri: usize, feeds: &[bool], masks: Option<&Vec<u64>>, d: usize) -> u64 {
+    let Some(run) = b.runs.get(ri) else { return 0 };
+    let first = run.first as usize;
+    let len = b.run_len(ri);
+    match masks {
+        Some(m) => m
+            .iter()
+            .skip(first)
+            .take(len)
+            .filter(|mask| *mask & (1 << d) != 0)
+            .count() as u64,
+        None if feeds
+            .get(run.conn.source as usize)
+            .copied()
+            .unwrap_or(false) =>
+        {
+            len as u64
+        }
+        None => 0,
     }
 }

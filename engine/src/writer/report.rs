@@ -39,6 +39,33 @@ impl WriterReport {
     pub fn is_clean(&self) -> bool {
         self.destinations.iter().all(DestinationLoss::is_clean)
     }
+
+    /// The pool's report from each writer's: per destination (same config
+    /// order in every writer), the sum of what each writer could not
+    /// guarantee, and the last reason any of them saw.
+    pub fn merge(reports: impl IntoIterator<Item = WriterReport>) -> WriterReport {
+        let mut merged = WriterReport::default();
+        for r in reports {
+            for (i, d) in r.destinations.into_iter().enumerate() {
+                match merged.destinations.get_mut(i) {
+                    None => merged.destinations.push(d),
+                    Some(m) => {
+                        debug_assert_eq!(
+                            m.name, d.name,
+                            "writers list destinations in config order"
+                        );
+                        m.not_written_messages += d.not_written_messages;
+                        m.not_written_bytes += d.not_written_bytes;
+                        m.unsynced_messages += d.unsynced_messages;
+                        if d.reason.is_some() {
+                            m.reason = d.reason;
+                        }
+                    }
+                }
+            }
+        }
+        merged
+    }
 }
 
 impl fmt::Display for DestinationLoss {
@@ -88,6 +115,58 @@ impl fmt::Display for WriterReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn loss(
+        name: &str,
+        not_written: u64,
+        unsynced: u64,
+        reason: Option<WriteFailure>,
+    ) -> DestinationLoss {
+        DestinationLoss {
+            name: name.into(),
+            not_written_messages: not_written,
+            not_written_bytes: not_written * 10,
+            unsynced_messages: unsynced,
+            reason,
+        }
+    }
+
+    /// Two writers, two destinations: the pool's report sums each
+    /// destination over the writers, keeps config order, and stays clean
+    /// only where every writer was clean.
+    #[test]
+    fn merged_report_sums_each_destination_over_the_writers() {
+        let w0 = WriterReport {
+            destinations: vec![
+                loss("a", 0, 0, None),
+                loss("b", 3, 1, Some(WriteFailure::NoSpace)),
+            ],
+        };
+        let w1 = WriterReport {
+            destinations: vec![loss("a", 0, 0, None), loss("b", 4, 0, None)],
+        };
+        let m = WriterReport::merge([w0, w1]);
+        assert_eq!(m.destinations.len(), 2);
+        assert!(m.destinations[0].is_clean());
+        assert_eq!(m.destinations[0].name, "a");
+        let b = &m.destinations[1];
+        assert_eq!(
+            (
+                b.name.as_str(),
+                b.not_written_messages,
+                b.not_written_bytes,
+                b.unsynced_messages
+            ),
+            ("b", 7, 70, 1)
+        );
+        assert_eq!(
+            b.reason,
+            Some(WriteFailure::NoSpace),
+            "a later writer without a reason keeps it"
+        );
+        assert!(!m.is_clean());
+        assert!(WriterReport::merge([WriterReport::default()]).is_clean());
+    }
 
     #[test]
     fn report_names_what_was_not_written_and_what_may_not_be_on_disk() {

@@ -28,7 +28,7 @@ pub trait Fs {
     /// Opens `path` for appending, creating it and its folders if missing.
     fn open_append(&mut self, path: &Path) -> io::Result<Self::File>;
 
-    type Blocks: BlockFile;
+    type Blocks: BlockFile + Send;
     /// Opens `path` for positional writes, creating it and its folders if
     /// missing, with a second descriptor in `O_DIRECT` mode. EINVAL: the
     /// file system refuses direct I/O.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fake::{FakeFs, WriteFault};
+use super::pool::{self, WriterPool};
 use super::report::WriterReport;
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
@@ -53,17 +54,20 @@ fn batch(received_unix_ns: u64, msgs: &[&str]) -> Batch {
     b
 }
 
-struct Rig {
-    fs: FakeFs,
-    ring: Arc<Ring>,
-    stats: Arc<Stats>,
-    control: Arc<WriterControl>,
-    writer: Writer<FakeFs>,
+pub(super) struct Rig {
+    pub fs: FakeFs,
+    pub ring: Arc<Ring>,
+    pub stats: Arc<Stats>,
+    pub control: Arc<WriterControl>,
+    pub writer: Writer<FakeFs>,
 }
 
-fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
+/// A writer over `fs` for `cfg`, fed by one ring (source 0).
+pub(super) fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
     let ring = Arc::new(Ring::new(1024));
-    let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
+    let sources = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let dests = cfg.destinations.iter().map(|d| d.name.clone()).collect();
+    let stats = Arc::new(Stats::new(sources).with_destinations(dests));
     let control = Arc::new(WriterControl::default());
     let writer = Writer::with_fs(
         fs.clone(),
@@ -104,7 +108,7 @@ impl Rig {
 
 /// Closes the ring and runs the writer to the end on its own thread; fails
 /// the test (instead of hanging it) if the writer does not finish in `limit`.
-fn run_within(rig: Rig, limit: Duration) -> (WriterReport, Duration) {
+pub(super) fn run_within(rig: Rig, limit: Duration) -> (WriterReport, Duration) {
     rig.ring.closed.store(true, Relaxed);
     let start = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -266,6 +270,10 @@ fn failing_disk_at_shutdown_gives_up_after_the_drain_timeout_and_counts_what_was
     )));
     assert_eq!(stats.sources[0].messages_written.load(Relaxed), 0);
     assert_eq!(stats.destinations[0].failing.load(Relaxed), 1);
+    // Nothing written, so no latency either.
+    let recorded = |l: &crate::stats::Latency| l.lock().expect("histogram").len();
+    assert_eq!(recorded(&stats.destinations[0].latency), 0);
+    assert_eq!(recorded(&stats.latency), 0);
 }
 
 #[test]
@@ -301,7 +309,7 @@ fn failed_reopen_after_rotation_is_retried_and_then_writes_the_new_file() {
     // logrotate moves the file; the first reopen fails.
     r.fs.rename(Path::new(OUT), rotated);
     r.fs.disk().open_faults.push_back(libc::EACCES);
-    r.control.reopen.store(true, Relaxed);
+    r.control.request_reopen();
     r.push(batch(2, &["while reopen fails"]));
     assert!(r.writer.step());
     assert_eq!(
@@ -368,4 +376,162 @@ fn writer_that_gave_up_does_not_wait_forever_for_a_shard_that_never_stops() {
         .recv_timeout(bound + Duration::from_secs(2))
         .expect("the writer must return although a ring stays open");
     assert_eq!(report.destinations[0].not_written_messages, 3, "{report}");
+}
+
+// The pool: several writers, each with its own descriptors on the same files.
+
+/// A pool of two writers over two shards' rings on `fs`, started.
+fn pool_on(
+    fs: &FakeFs,
+    cfg: &Config,
+) -> (WriterPool, Vec<Arc<Ring>>, Arc<Stats>, Arc<WriterControl>) {
+    let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
+    let control = Arc::new(WriterControl::default());
+    let rings = pool::rings(2, 2, 64);
+    let p = WriterPool::start_with_fs(fs.clone(), cfg, &rings, 2, &stats, &control).expect("pool");
+    (p, rings, stats, control)
+}
+
+/// Closes the rings and joins the pool; fails instead of hanging.
+fn join_within(p: WriterPool, rings: &[Arc<Ring>], limit: Duration) -> WriterReport {
+    for r in rings {
+        r.closed.store(true, Relaxed);
+    }
+    p.wake_all();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.join());
+    });
+    rx.recv_timeout(limit)
+        .expect("the pool did not finish in time")
+        .expect("no writer panicked")
+}
+
+/// Waits (bounded) until `path` holds `lines` lines.
+fn wait_lines(fs: &FakeFs, path: &Path, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs.content(path).iter().filter(|b| **b == b'\n').count() < lines {
+        assert!(
+            Instant::now() < deadline,
+            "{} lines expected in {}",
+            lines,
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Two writers append to one file, each through its own descriptor: a
+/// torn last line gets exactly one newline (writer 0 ends it before the
+/// other opens), each batch lands whole and in its shard's order, the
+/// report is one per destination, and both histograms count every message.
+#[test]
+fn two_writers_append_whole_batches_in_order_to_one_file() {
+    let fs = FakeFs::default();
+    fs.put(Path::new(OUT), b"torn");
+    let (p, rings, stats, _) = pool_on(&fs, &config("raw", "never"));
+    assert_eq!(p.writers(), 2);
+    assert_eq!(fs.disk().opens, 2, "one descriptor per writer");
+    for i in 0..20 {
+        for (s, ring) in rings.iter().enumerate() {
+            let (a, b) = (format!("s{s} b{i} m0"), format!("s{s} b{i} m1"));
+            ring.full.push(batch(1, &[&a, &b])).expect("room");
+        }
+    }
+    let report = join_within(p, &rings, Duration::from_secs(10));
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.destinations.len(), 1, "merged per destination");
+    let out = text(&fs.content(Path::new(OUT)));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("torn"), "{out}");
+    let lines: Vec<&str> = lines.collect();
+    assert_eq!(lines.len(), 80, "{out}");
+    for s in 0..2 {
+        let prefix = format!("s{s} ");
+        let mine: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        let expected: Vec<String> = (0..20)
+            .flat_map(|i| [format!("s{s} b{i} m0"), format!("s{s} b{i} m1")])
+            .collect();
+        assert_eq!(mine, expected, "shard {s} keeps its order");
+    }
+    // Whole batches: each m0 is followed by its own m1.
+    for pair in lines.chunks(2) {
+        assert_eq!(pair[0].replace("m0", "m1"), pair[1], "{out}");
+    }
+    assert_eq!(stats.destinations[0].torn_lines_repaired.load(Relaxed), 1);
+    assert_eq!(stats.sources[0].messages_written.load(Relaxed), 80);
+    assert_eq!(stats.latency.lock().expect("histogram").len(), 80);
+    assert_eq!(
+        stats.destinations[0]
+            .latency
+            .lock()
+            .expect("histogram")
+            .len(),
+        80
+    );
+}
+
+/// SIGHUP reaches every writer, not only the first to look: after the
+/// rotation both shards' lines go to the new file.
+#[test]
+fn sighup_reopens_the_files_of_every_writer() {
+    let fs = FakeFs::default();
+    let (p, rings, _, control) = pool_on(&fs, &config("raw", "never"));
+    let rotated = Path::new("/fake/data/out.log.1");
+    for (s, ring) in rings.iter().enumerate() {
+        ring.full
+            .push(batch(1, &[&format!("old {s}")]))
+            .expect("room");
+    }
+    p.wake_all();
+    wait_lines(&fs, Path::new(OUT), 2);
+    fs.rename(Path::new(OUT), rotated);
+    control.request_reopen();
+    p.wake_all();
+    // Both writers have reopened once the disk saw two more opens.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs.disk().opens < 4 {
+        assert!(Instant::now() < deadline, "both writers reopen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (s, ring) in rings.iter().enumerate() {
+        ring.full
+            .push(batch(1, &[&format!("new {s}")]))
+            .expect("room");
+    }
+    let report = join_within(p, &rings, Duration::from_secs(10));
+    assert!(report.is_clean(), "{report}");
+    let old = text(&fs.content(rotated));
+    let new = text(&fs.content(Path::new(OUT)));
+    assert!(
+        old.contains("old 0\n") && old.contains("old 1\n") && !old.contains("new"),
+        "{old}"
+    );
+    assert!(
+        new.contains("new 0\n") && new.contains("new 1\n") && !new.contains("old"),
+        "{new}"
+    );
+}
+
+/// A failing disk at shutdown: every writer gives up on its share, and
+/// the pool's report counts what each could not write.
+#[test]
+fn pool_report_counts_what_every_writer_gave_up_on() {
+    let fs = FakeFs::default();
+    let (p, rings, _, control) = pool_on(&fs, &config("raw", "never"));
+    fs.disk().write_fails_forever = Some(libc::ENOSPC);
+    for (s, ring) in rings.iter().enumerate() {
+        ring.full
+            .push(batch(1, &[&format!("lost {s}")]))
+            .expect("room");
+    }
+    control.begin_shutdown(Instant::now());
+    let report = join_within(p, &rings, Duration::from_secs(15));
+    let d = &report.destinations[0];
+    assert_eq!(d.not_written_messages, 2, "{report}");
+    assert_eq!(d.not_written_bytes, 14, "{report}");
 }

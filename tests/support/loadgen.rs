@@ -1,0 +1,41 @@
+//! Driving `loadgen` from a test: `send` with the test PKI's client
+//! identity, `verify` of the files against what it sent.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::cmd::{run, text};
+use crate::pki::Pki;
+use crate::server::bin;
+
+/// `loadgen send` to `target` as the PKI's client, its JSON summary into
+/// `json`, plus `args`.
+pub fn loadgen_send(target: SocketAddr, pki: &Pki, args: &[&str], json: &Path) -> Command {
+    let mut c = Command::new(bin("loadgen"));
+    c.arg("send")
+        .arg("--target")
+        .arg(target.to_string())
+        .arg("--ca")
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client_cert)
+        .arg("--key")
+        .arg(&pki.client_key)
+        .args(["--confirm-timeout", "0", "--json", "--quiet"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(json).expect("send json"));
+    c
+}
+
+/// `loadgen verify --format raw` of `files` against the summary `send_json`;
+/// fails the test unless every message arrived exactly once. Returns its
+/// report.
+pub fn loadgen_verify(send_json: &Path, files: &[&str]) -> String {
+    let out = run(Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(send_json)
+        .args(files));
+    text(&out)
+}

@@ -1,0 +1,430 @@
+//! `tuning plan`, sans-IO: a pure function from a measured [`Profile`] and a
+//! [`Workload`] to a [`Plan`]. Every number carries where it came from (a
+//! profile figure, the workload, or a stated rule), and a number that needs
+//! an unmeasured figure is `None` and shown as "unmeasured".
+//!
+//! The model, in one place:
+//! - server CPU per message for the size mix = share-weighted
+//!   [`Profile::cpu_us_at`] at the workload's records per write;
+//! - cores = peak × CPU per message × headroom; nodes = cores / cores per node;
+//! - RAM per node = connections × idle RSS + shards × (ring + receive buffers);
+//! - disk = peak × (mean size + 1 newline), raw output;
+//! - network = peak × (mean size + octet count + TLS record overhead / records
+//!   per write) × TCP/IP overhead;
+//! - reconnect storm = clients / (handshakes per CPU-second × spare cores).
+
+use serde::Serialize;
+
+use crate::profile::Profile;
+use crate::workload::{Fsync, Output, Workload};
+
+/// TLS 1.3 AES-GCM record overhead: 5 header + 1 content type + 16 tag.
+pub const TLS_RECORD_OVERHEAD_BYTES: f64 = 22.0;
+/// RFC 5425's "LEN SP" for messages of up to 9999 bytes.
+pub const OCTET_COUNT_BYTES: f64 = 5.0;
+/// IPv4 + TCP with timestamps per 1448-byte segment.
+pub const TCP_IP_OVERHEAD: f64 = 52.0 / 1448.0;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    pub name: &'static str,
+    /// `None`: needs a figure the profile does not have.
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    /// The measurement, input or rule it came from.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Setting {
+    pub key: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub rows: Vec<Row>,
+    pub config: Vec<Setting>,
+    pub notes: Vec<String>,
+    /// The planned rate per shard (per core), to place on the curve.
+    pub operating_rate_per_shard: Option<f64>,
+}
+
+impl Plan {
+    #[cfg(test)]
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.name == name)?.value
+    }
+}
+
+/// The engine's own defaults for what the plan sizes memory from.
+pub struct EngineSizes {
+    pub ring_bytes_per_shard: f64,
+    pub recv_bytes_per_shard: f64,
+}
+
+impl EngineSizes {
+    pub fn from_engine_defaults() -> EngineSizes {
+        let c: ringest::config::Config = toml::from_str("").unwrap_or_else(|e| {
+            unreachable!("the empty config has every default: {e}");
+        });
+        EngineSizes {
+            // Full batches queued, plus the batch being filled and one pending.
+            ring_bytes_per_shard: ((c.ring_capacity_batches + 2) * c.batch_max_bytes) as f64,
+            recv_bytes_per_shard: (c.recv_buffers_per_shard * c.recv_buffer_bytes) as f64,
+        }
+    }
+}
+
+pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut row = |name, value: Option<f64>, unit, from: String| {
+        rows.push(Row {
+            name,
+            value,
+            unit,
+            from,
+        })
+    };
+    let mean = w.mean_bytes();
+    row(
+        "mean message size",
+        Some(mean),
+        "bytes",
+        "workload sizes".into(),
+    );
+
+    // CPU per message for the mix.
+    let mut cpu_us = Some(0.0);
+    let mut extrapolated = false;
+    let mut rpw_used = w.records_per_write;
+    for s in &w.sizes {
+        match p.cpu_us_at(f64::from(s.bytes), w.records_per_write) {
+            Some(i) => {
+                cpu_us = cpu_us.map(|c| c + s.share * i.value);
+                extrapolated |= i.extrapolated;
+                rpw_used = i.records_per_write;
+            }
+            None => cpu_us = None,
+        }
+    }
+    let cpu_from = format!(
+        "profile cpu at {} records per write, {}{}",
+        rpw_used,
+        if extrapolated {
+            "extrapolated beyond the measured sizes"
+        } else {
+            "interpolated by size"
+        },
+        if p.loadgen_shares_cores {
+            "; loadgen shared the measured cores"
+        } else {
+            ""
+        }
+    );
+    row("server CPU per message", cpu_us, "CPU-µs", cpu_from.clone());
+    let steady_cores = cpu_us.map(|c| w.peak_msgs_per_s * c / 1e6);
+    let cores = steady_cores.map(|c| c * w.headroom());
+    row(
+        "cores, whole tier",
+        cores,
+        "cores",
+        format!("peak × CPU per message × {:.2} headroom", w.headroom()),
+    );
+    let disk_bytes_s = w.peak_msgs_per_s * (mean + 1.0);
+    let wire =
+        mean + OCTET_COUNT_BYTES + TLS_RECORD_OVERHEAD_BYTES / f64::from(w.records_per_write);
+    let net_in = w.peak_msgs_per_s * wire * (1.0 + TCP_IP_OVERHEAD) * 8.0 / 1e6;
+    // Network out (forward, Kafka) carries the same messages again.
+    let net_node = if w.output == Output::File {
+        net_in
+    } else {
+        2.0 * net_in
+    };
+    let (nodes, bound) = match cores {
+        None => (None, "CPU (unmeasured)"),
+        Some(c) => {
+            let mut n = ((c / f64::from(w.cores_per_node)).ceil().max(1.0), "cores");
+            if let Some(nic) = w.node_nic_gbit {
+                let by_nic = (net_node * w.headroom() / (nic * 1000.0)).ceil();
+                if by_nic > n.0 {
+                    n = (by_nic, "node_nic_gbit");
+                }
+            }
+            if let Some(disk) = w.node_disk_mb_s {
+                let by_disk = (disk_bytes_s / 1e6 * w.headroom() / disk).ceil();
+                if w.output == Output::File && by_disk > n.0 {
+                    n = (by_disk, "node_disk_mb_s");
+                }
+            }
+            (Some(n.0), n.1)
+        }
+    };
+    row(
+        "nodes",
+        nodes,
+        "nodes",
+        format!(
+            "the most of: cores / {} per node, network and disk × headroom / the node limits given; bound by {bound}",
+            w.cores_per_node
+        ),
+    );
+    let per_node_rate = nodes.map(|n| w.peak_msgs_per_s / n);
+    row(
+        "rate per node",
+        per_node_rate,
+        "msg/s",
+        "peak / nodes".into(),
+    );
+    let shards = f64::from(w.cores_per_node);
+    let operating_rate_per_shard = per_node_rate.map(|r| r / shards);
+
+    // The measured ceiling, scaled per shard, as a check on the CPU model.
+    let ceiling = p
+        .max_rate_msgs_per_s
+        .map(|f| f.value / f64::from(p.shards.max(1)) * shards);
+    row(
+        "measured ceiling per node",
+        ceiling,
+        "msg/s",
+        format!(
+            "profile max rate ({} bytes, p99 ≤ {} ms, 0 lost) per shard × {} shards",
+            p.max_rate_bytes, p.slo_p99_ms, w.cores_per_node
+        ),
+    );
+    if let (Some(c), Some(r)) = (ceiling, per_node_rate) {
+        if r > c {
+            notes.push(format!(
+                "the planned rate per node ({r:.0} msg/s) is above the measured ceiling ({c:.0}): add nodes or headroom"
+            ));
+        }
+    }
+
+    // Memory.
+    let conns_per_node = nodes.map(|n| (w.connections as f64 / n).ceil());
+    let buffers = shards * (sizes.ring_bytes_per_shard + sizes.recv_bytes_per_shard);
+    let ram = match (conns_per_node, p.idle_rss_bytes_per_conn) {
+        (Some(c), Some(rss)) => Some((c * rss.value + buffers) / (1u64 << 30) as f64),
+        _ => None,
+    };
+    row(
+        "RAM per node",
+        ram,
+        "GiB",
+        "connections per node × profile idle RSS per connection + shards × (ring + receive buffers, engine defaults)".into(),
+    );
+
+    // Disk and network.
+    row(
+        "disk write, whole tier",
+        Some(disk_bytes_s / 1e6),
+        "MB/s",
+        "peak × (mean size + newline), raw output".into(),
+    );
+    row(
+        "disk per day",
+        Some(disk_bytes_s * 86_400.0 / 1e9),
+        "GB/day",
+        "disk write × 86,400 s".into(),
+    );
+    row(
+        "disk for retention",
+        Some(disk_bytes_s * 86_400.0 * w.retention_days / 1e12),
+        "TB",
+        format!("per day × {} days, before compression", w.retention_days),
+    );
+    let wire =
+        mean + OCTET_COUNT_BYTES + TLS_RECORD_OVERHEAD_BYTES / f64::from(w.records_per_write);
+    let net_in = w.peak_msgs_per_s * wire * (1.0 + TCP_IP_OVERHEAD) * 8.0 / 1e6;
+    row(
+        "network in per node",
+        nodes.map(|n| net_in / n),
+        "Mbit/s",
+        "rate per node × (size + octet count + TLS record overhead / records per write) × TCP/IP overhead".into(),
+    );
+    if w.output != Output::File {
+        row(
+            "network out per node",
+            nodes.map(|n| net_in / n),
+            "Mbit/s",
+            "as network in: the same messages go out once".into(),
+        );
+        notes.push(
+            "the profile measured file output; forwarding and Kafka cost more CPU per message (unmeasured in this profile)".into(),
+        );
+    }
+    if w.fsync != Fsync::Never {
+        notes.push(
+            "fsync other than \"never\": its cost is not in this profile (see the bench's durability rows)".into(),
+        );
+    }
+
+    // Reconnect storm.
+    if let Some(s) = w.storm {
+        let spare = match (nodes, steady_cores) {
+            (Some(n), Some(c)) => Some((n * f64::from(w.cores_per_node) - c).max(0.0)),
+            _ => None,
+        };
+        let secs = match (spare, p.handshakes_per_cpu_s) {
+            (Some(sp), Some(h)) if sp > 0.0 => Some(s.clients as f64 / (h.value * sp)),
+            _ => None,
+        };
+        row(
+            "reconnect storm absorbed in",
+            secs,
+            "s",
+            format!(
+                "{} clients / (profile full mTLS handshakes per CPU-second × cores spare at peak)",
+                s.clients
+            ),
+        );
+        if let Some(t) = secs.filter(|t| *t > s.seconds) {
+            notes.push(format!(
+                "the storm takes {t:.1} s, longer than the {} s asked: clients retry; raise listen_backlog or add nodes",
+                s.seconds
+            ));
+        }
+    }
+    if w.output == Output::Kafka {
+        row(
+            "Kafka partitions",
+            nodes.map(|n| n * shards),
+            "partitions",
+            "rule: one per shard of the tier, keyed by peer for per-sender order (not measured)"
+                .into(),
+        );
+    }
+
+    let mut config = vec![Setting {
+        key: "shards",
+        value: w.cores_per_node.to_string(),
+        why: "one shard per core".into(),
+    }];
+    if let Some(c) = conns_per_node {
+        let max = (c * w.headroom()).ceil();
+        config.push(Setting {
+            key: "max_connections",
+            value: format!("{max:.0}"),
+            why: "connections per node × headroom".into(),
+        });
+        config.push(Setting {
+            key: "open files (LimitNOFILE)",
+            value: format!("{:.0}", max + 1024.0),
+            why: "max_connections + files, listeners and spare".into(),
+        });
+    }
+    if let (Some(s), Some(n)) = (w.storm, nodes) {
+        let per_node_per_s = s.clients as f64 / n / s.seconds;
+        config.push(Setting {
+            key: "listen_backlog",
+            value: format!("{:.0}", per_node_per_s.clamp(1024.0, 65_535.0)),
+            why: "storm connections per node per second (capped by net.core.somaxconn)".into(),
+        });
+    }
+    Plan {
+        rows,
+        config,
+        notes,
+        operating_rate_per_shard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::tests::fixed;
+
+    const SIZES: EngineSizes = EngineSizes {
+        ring_bytes_per_shard: 1_000_000.0,
+        recv_bytes_per_shard: 0.0,
+    };
+
+    fn workload() -> Workload {
+        Workload::parse(
+            r#"
+peak_msgs_per_s = 2_000_000
+connections = 40_000
+cores_per_node = 32
+headroom_pct = 30
+retention_days = 30
+output = "kafka"
+sizes = [{ bytes = 300, share = 1.0 }]
+storm = { clients = 40_000, seconds = 60 }
+"#,
+        )
+        .unwrap()
+    }
+
+    fn near(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() <= 1e-6 * b.abs().max(1.0))
+    }
+
+    /// The documented arithmetic on the fixed profile (1.5 µs at 300 B).
+    #[test]
+    fn plan_arithmetic_on_the_fixed_profile() {
+        let p = plan(&fixed(), &workload(), &SIZES);
+        let get = |n| p.get(n);
+        assert!(near(get("server CPU per message"), 1.5));
+        // 2M × 1.5 µs = 3 cores; × 1.3 = 3.9.
+        assert!(near(get("cores, whole tier"), 3.9));
+        assert!(near(get("nodes"), 1.0));
+        // With 10 Gbit NICs: in + out (Kafka) 2 × 5.42 Gbit × 1.3 → 2 nodes.
+        let mut w = workload();
+        w.node_nic_gbit = Some(10.0);
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 2.0));
+        // With 300 MB/s disks but Kafka output, disk does not bind.
+        w.node_disk_mb_s = Some(300.0);
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 2.0));
+        w.output = Output::File;
+        // File: 602 MB/s × 1.3 / 300 → 3 nodes.
+        assert!(near(plan(&fixed(), &w, &SIZES).get("nodes"), 3.0));
+        assert!(near(get("rate per node"), 2_000_000.0));
+        // 1M/s per shard measured × 32 shards.
+        assert!(near(get("measured ceiling per node"), 32_000_000.0));
+        // 40k × 4096 B + 32 × 1 MB.
+        let ram = (40_000.0 * 4096.0 + 32.0 * 1_000_000.0) / (1u64 << 30) as f64;
+        assert!(near(get("RAM per node"), ram));
+        assert!(near(get("disk write, whole tier"), 602.0));
+        assert!(near(get("disk per day"), 602e6 * 86_400.0 / 1e9));
+        assert!(near(
+            get("disk for retention"),
+            602e6 * 86_400.0 * 30.0 / 1e12
+        ));
+        let net = 2e6 * (300.0 + 5.0 + 22.0) * (1.0 + 52.0 / 1448.0) * 8.0 / 1e6;
+        assert!(near(get("network in per node"), net));
+        // 40k / (2000 × (32 - 3)).
+        assert!(near(
+            get("reconnect storm absorbed in"),
+            40_000.0 / (2_000.0 * 29.0)
+        ));
+        assert!(near(get("Kafka partitions"), 32.0));
+        let setting = |k| {
+            p.config
+                .iter()
+                .find(|s| s.key == k)
+                .map(|s| s.value.clone())
+        };
+        assert_eq!(setting("max_connections").as_deref(), Some("52000"));
+        assert_eq!(setting("listen_backlog").as_deref(), Some("1024"));
+        assert_eq!(p.operating_rate_per_shard, Some(62_500.0));
+    }
+
+    #[test]
+    fn missing_figures_are_unmeasured_not_zero() {
+        let mut prof = fixed();
+        prof.idle_rss_bytes_per_conn = None;
+        prof.handshakes_per_cpu_s = None;
+        let p = plan(&prof, &workload(), &SIZES);
+        assert_eq!(p.get("RAM per node"), None);
+        assert_eq!(p.get("reconnect storm absorbed in"), None);
+        assert!(p.get("nodes").is_some());
+    }
+
+    #[test]
+    fn engine_defaults_size_the_buffers() {
+        let s = EngineSizes::from_engine_defaults();
+        assert!(s.ring_bytes_per_shard > 0.0 && s.recv_bytes_per_shard > 0.0);
+    }
+}

@@ -1,0 +1,194 @@
+//! A measured profile of one host (`tuning measure` writes it, `tuning plan`
+//! reads it). Every figure carries its spread over repeats and what it was
+//! measured with, so a plan can say where each of its numbers came from.
+//! A figure that was not measured is `null` and the plan says "unmeasured".
+
+use serde::{Deserialize, Serialize};
+
+/// One measured quantity: the median over repeats and its spread.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Figure {
+    pub value: f64,
+    /// (max - min) / median over the repeats, in percent.
+    pub spread_pct: f64,
+    pub repeats: u32,
+}
+
+/// Server CPU per message at one message size and records per write.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuPoint {
+    pub bytes: u32,
+    pub records_per_write: u32,
+    /// Whole-process server CPU (all threads), microseconds per message.
+    pub cpu_us_per_msg: Figure,
+    /// loadgen's CPU per message in the same runs (it shares the cores).
+    pub client_cpu_us_per_msg: Option<Figure>,
+}
+
+/// One point of the throughput–latency curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurvePoint {
+    pub rate_msgs_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: u32,
+    pub kernel: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub machine: Machine,
+    /// UTC, RFC 3339.
+    pub measured_at: String,
+    /// The `shards` the measured ringest ran with.
+    pub shards: u32,
+    /// Whether loadgen ran on the same cores as the server (it does on a
+    /// single machine: the server's share of the cores is then smaller).
+    pub loadgen_shares_cores: bool,
+    pub cpu: Vec<CpuPoint>,
+    /// The highest rate sustained with zero loss and loadgen's p99 within
+    /// `slo_p99_ms`: the highest such point of the curve (a lower bound, at
+    /// the curve's resolution).
+    pub max_rate_msgs_per_s: Option<Figure>,
+    /// The message size and records per write of the rate search.
+    pub max_rate_bytes: u32,
+    pub slo_p99_ms: f64,
+    pub handshakes_per_cpu_s: Option<Figure>,
+    pub idle_rss_bytes_per_conn: Option<Figure>,
+    pub writer_cpu_s_per_gb_buffered: Option<Figure>,
+    pub writer_cpu_s_per_gb_direct: Option<Figure>,
+    pub curve: Vec<CurvePoint>,
+}
+
+impl Profile {
+    /// Server CPU per message at `bytes`, from the points measured at the
+    /// records per write nearest `records_per_write`: linear between the
+    /// two measured sizes around it, extrapolated from the nearest two
+    /// outside. `None` when no point was measured.
+    pub fn cpu_us_at(&self, bytes: f64, records_per_write: u32) -> Option<Interpolated> {
+        let rpw = self
+            .cpu
+            .iter()
+            .map(|p| p.records_per_write)
+            .min_by_key(|r| r.abs_diff(records_per_write))?;
+        let mut pts: Vec<(f64, f64)> = self
+            .cpu
+            .iter()
+            .filter(|p| p.records_per_write == rpw)
+            .map(|p| (f64::from(p.bytes), p.cpu_us_per_msg.value))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.dedup_by(|a, b| a.0 == b.0);
+        let value = match pts.as_slice() {
+            [] => return None,
+            [(_, v)] => *v,
+            _ => {
+                // The segment around `bytes`, or the end segment nearest it.
+                let i = pts
+                    .windows(2)
+                    .position(|w| bytes <= w[1].0)
+                    .unwrap_or(pts.len() - 2);
+                let ((x0, y0), (x1, y1)) = (pts[i], pts[i + 1]);
+                (y0 + (y1 - y0) * (bytes - x0) / (x1 - x0)).max(0.0)
+            }
+        };
+        let lo = pts.first().map_or(0.0, |p| p.0);
+        let hi = pts.last().map_or(0.0, |p| p.0);
+        Some(Interpolated {
+            value,
+            records_per_write: rpw,
+            extrapolated: bytes < lo || bytes > hi,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interpolated {
+    pub value: f64,
+    /// The records per write of the points used.
+    pub records_per_write: u32,
+    /// Outside the measured sizes.
+    pub extrapolated: bool,
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn fig(value: f64) -> Figure {
+        Figure {
+            value,
+            spread_pct: 5.0,
+            repeats: 3,
+        }
+    }
+
+    /// A fixed profile (numbers chosen for round arithmetic, not measured).
+    pub fn fixed() -> Profile {
+        let point = |bytes, rpw, us| CpuPoint {
+            bytes,
+            records_per_write: rpw,
+            cpu_us_per_msg: fig(us),
+            client_cpu_us_per_msg: Some(fig(us / 2.0)),
+        };
+        Profile {
+            machine: Machine {
+                cpu_model: "test".into(),
+                cores: 2,
+                kernel: "6.18".into(),
+            },
+            measured_at: "2026-11-29T00:00:00Z".into(),
+            shards: 1,
+            loadgen_shares_cores: true,
+            cpu: vec![
+                point(128, 1, 1.0),
+                point(300, 1, 1.5),
+                point(1024, 1, 2.0),
+                point(4096, 1, 4.0),
+                point(128, 50, 0.2),
+                point(300, 50, 0.3),
+                point(1024, 50, 0.6),
+                point(4096, 50, 2.0),
+            ],
+            max_rate_msgs_per_s: Some(fig(1_000_000.0)),
+            max_rate_bytes: 300,
+            slo_p99_ms: 5.0,
+            handshakes_per_cpu_s: Some(fig(2_000.0)),
+            idle_rss_bytes_per_conn: Some(fig(4_096.0)),
+            writer_cpu_s_per_gb_buffered: Some(fig(1.5)),
+            writer_cpu_s_per_gb_direct: Some(fig(0.3)),
+            curve: vec![CurvePoint {
+                rate_msgs_per_s: 500_000.0,
+                p50_ms: 1.0,
+                p99_ms: 3.0,
+                p999_ms: 6.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn cpu_is_interpolated_between_and_extrapolated_beyond_measured_sizes() {
+        let p = fixed();
+        let at = |b, r| p.cpu_us_at(b, r).map(|i| (i.value, i.extrapolated));
+        assert_eq!(at(300.0, 1), Some((1.5, false)));
+        assert_eq!(at(214.0, 1), Some((1.25, false)));
+        // Nearest records-per-write: 40 uses the 50 points.
+        assert_eq!(at(300.0, 40), Some((0.3, false)));
+        // Beyond 4096: the 1024..4096 slope continues.
+        let (v, ex) = at(7168.0, 1).unwrap();
+        assert!((v - 6.0).abs() < 1e-9 && ex, "{v}");
+        let empty = Profile { cpu: vec![], ..p };
+        assert_eq!(empty.cpu_us_at(300.0, 1), None);
+    }
+}
