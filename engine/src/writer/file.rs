@@ -259,11 +259,6 @@ impl<F: Fs> FileSink<F> {
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
-
-    /// True when the open file is written with `O_DIRECT`.
-    pub fn is_direct(&self) -> bool {
-        matches!(self.file, Handle::Direct(_))
-    }
 }
 
 fn write_zero() -> io::Error {
