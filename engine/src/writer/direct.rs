@@ -248,13 +248,15 @@ impl<B: BlockFile> DirectFile<B> {
 /// Which file: (device, inode), whatever its name now.
 type FileId = (u64, u64);
 
-/// A [`DirectFile`] shared by every writer that opened the same file.
+/// A [`DirectFile`] shared by every writer that opened the same file. An
+/// fsync holds the lock too, so it waits for (and holds back) the other
+/// writers' appends to this file.
 pub struct SharedDirect<B: BlockFile>(Arc<Mutex<DirectFile<B>>>);
 
 impl<B: BlockFile> SharedDirect<B> {
     fn lock(&self) -> MutexGuard<'_, DirectFile<B>> {
-        // A writer that panicked mid-append left the offset and the
-        // partial block consistent (they change only after a write).
+        // A writer that panicked mid-append left the offset consistent:
+        // it moves only past bytes a write reported as in the file.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
