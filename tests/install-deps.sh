@@ -2,14 +2,15 @@
 # Installs what the tests need on a fresh Debian machine (run as root):
 # openssl and syslog-ng-core (loggen, and syslog-ng as a TLS peer), curl,
 # the rsyslog peers (unpacked, since they conflict with syslog-ng-core),
-# and the qemu guest kernel for the kTLS test; for the fuzz and Miri steps
+# the qemu guest kernel for the kTLS test, and e2fsprogs (mkfs.ext4 for
+# tests/direct_io.rs's loop image); for the fuzz and Miri steps
 # of tests/run-all.sh, a nightly toolchain with miri and cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static logrotate python3-seccomp systemd; do
+for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static logrotate python3-seccomp systemd e2fsprogs; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -114,6 +114,8 @@ pub struct DestinationStats {
     pub reopen_errors: Labelled,
     /// Files found ending without `\n` (a torn last line), fixed with one.
     pub torn_lines_repaired: AtomicU64,
+    /// Opens with `io = "direct"` that the file system refused: written buffered.
+    pub direct_io_fallbacks: AtomicU64,
     /// Messages written before an fsync that failed: they may not be on disk.
     pub unsynced_messages: AtomicU64,
     /// 1 while writing to this destination fails and is paused.
@@ -428,11 +430,16 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 6] = [
+        let plain: [(&str, &str, Get); 7] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
                 |d| d.torn_lines_repaired.load(Relaxed),
+            ),
+            (
+                "ringest_direct_io_fallbacks_total",
+                "Opens with io = \"direct\" that the file system refused (EINVAL): written buffered.",
+                |d| d.direct_io_fallbacks.load(Relaxed),
             ),
             (
                 "ringest_unsynced_messages_total",

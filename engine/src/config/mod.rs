@@ -164,6 +164,17 @@ pub enum FsyncPolicy {
     Interval,
 }
 
+/// How a file destination's bytes reach the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileIo {
+    /// `writev` with `O_APPEND`, through the page cache.
+    Buffered,
+    /// `O_DIRECT` for whole blocks (writer/direct.rs); buffered where the
+    /// file system refuses it.
+    Direct,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
@@ -179,6 +190,11 @@ pub struct DestinationConfig {
     pub fsync: FsyncPolicy,
     #[serde(default = "defaults::fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    #[serde(default = "defaults::io")]
+    pub io: FileIo,
+    /// With `io = "direct"`: the aligned buffer, the most one direct write moves.
+    #[serde(default = "defaults::direct_buffer_bytes")]
+    pub direct_buffer_bytes: u64,
     /// With `format = "json"` and a parsing source: add the whole frame as `raw`.
     #[serde(default)]
     pub include_raw: bool,
@@ -325,6 +341,12 @@ mod defaults {
     }
     pub fn fsync_interval_ms() -> u64 {
         1_000
+    }
+    pub fn io() -> FileIo {
+        FileIo::Buffered
+    }
+    pub fn direct_buffer_bytes() -> u64 {
+        1 << 20
     }
     pub fn parse() -> ParseMode {
         ParseMode::None
@@ -544,6 +566,22 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", d.name)));
             }
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
+            check_range(
+                key("direct_buffer_bytes"),
+                d.direct_buffer_bytes,
+                64 << 10,
+                64 << 20,
+            )?;
+            let align = crate::writer::direct::DIRECT_ALIGN_BYTES as u64;
+            if !d.direct_buffer_bytes.is_multiple_of(align) {
+                return Err((
+                    key("direct_buffer_bytes"),
+                    format!(
+                        "{} is not a multiple of {align} (O_DIRECT alignment)",
+                        d.direct_buffer_bytes
+                    ),
+                ));
+            }
             if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
                 return Err((key("path"), "a file destination needs a path".into()));
             }

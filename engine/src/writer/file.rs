@@ -11,13 +11,17 @@
 //! - A file that does not end with `\n` when opened has a torn last line (a
 //!   crash in the middle of a write): a `\n` goes in before the next message,
 //!   so no message is glued to the torn one.
+//! - With `io = "direct"` the same holds through [`direct`](super::direct):
+//!   the handle differs, the rules above do not. Where the file system
+//!   refuses `O_DIRECT`, the file is opened buffered instead.
 
 use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::direct::{open_direct, SharedDirect};
 use super::sys::{Fs, SinkFile};
-use crate::config::{DestinationConfig, FsyncPolicy, OutputFormat};
+use crate::config::{DestinationConfig, FileIo, FsyncPolicy, OutputFormat};
 
 /// writev takes at most IOV_MAX (1024 on Linux) slices per call.
 const IOV_MAX: usize = 1024;
@@ -27,6 +31,46 @@ const IOV_MAX: usize = 1024;
 pub struct Opened {
     /// The file ended without `\n`; one is written before the next message.
     pub torn_last_line: bool,
+    /// `io = "direct"`, but the file system refused `O_DIRECT` (EINVAL):
+    /// the file is written buffered.
+    pub direct_refused: bool,
+}
+
+/// The open file, as `io` asked and the file system allowed.
+enum Handle<F: Fs> {
+    Buffered(F::File),
+    Direct(SharedDirect<F::Blocks>),
+}
+
+impl<F: Fs> Handle<F> {
+    /// Whether this sink writes the newline after a torn last line: a
+    /// direct file, shared between writers, writes it itself.
+    fn sink_ends_torn_line(&self, opened: Opened) -> bool {
+        opened.torn_last_line && matches!(self, Handle::Buffered(_))
+    }
+}
+
+impl<F: Fs> SinkFile for Handle<F> {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Handle::Buffered(f) => f.write_vectored(bufs),
+            Handle::Direct(f) => f.write_vectored(bufs),
+        }
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        match self {
+            Handle::Buffered(f) => f.sync_data(),
+            Handle::Direct(f) => f.sync_data(),
+        }
+    }
+
+    fn last_byte(&mut self) -> io::Result<Option<u8>> {
+        match self {
+            Handle::Buffered(f) => f.last_byte(),
+            Handle::Direct(f) => f.last_byte(),
+        }
+    }
 }
 
 pub struct FileSink<F: Fs> {
@@ -35,8 +79,10 @@ pub struct FileSink<F: Fs> {
     pub format: OutputFormat,
     fsync: FsyncPolicy,
     fsync_interval: Duration,
+    io: FileIo,
+    direct_buffer_bytes: usize,
     fs: F,
-    file: F::File,
+    file: Handle<F>,
     last_sync: Instant,
     /// Bytes written since the last successful fsync.
     dirty: bool,
@@ -44,11 +90,42 @@ pub struct FileSink<F: Fs> {
     needs_newline: bool,
 }
 
-/// Opens `path` and looks at its last byte.
-fn open_checked<F: Fs>(fs: &mut F, path: &Path) -> io::Result<(F::File, Opened)> {
+/// Opens `path` for buffered appends; true when its last line is torn.
+fn buffered<F: Fs>(fs: &mut F, path: &Path) -> io::Result<(Handle<F>, bool)> {
     let mut file = fs.open_append(path)?;
-    let torn_last_line = file.last_byte()?.is_some_and(|b| b != b'\n');
-    Ok((file, Opened { torn_last_line }))
+    let torn = file.last_byte()?.is_some_and(|b| b != b'\n');
+    Ok((Handle::Buffered(file), torn))
+}
+
+/// Opens `path` as `io` asks (buffered where direct I/O is refused) and
+/// looks at its last byte.
+fn open_checked<F: Fs>(
+    fs: &mut F,
+    path: &Path,
+    io: FileIo,
+    direct_buffer_bytes: usize,
+) -> io::Result<(Handle<F>, Opened)> {
+    let mut direct_refused = false;
+    let (file, torn_last_line) = match io {
+        FileIo::Buffered => buffered(fs, path)?,
+        FileIo::Direct => match open_direct(fs, path, direct_buffer_bytes) {
+            // The shared direct file ends a torn line itself, once for all
+            // writers: this sink must not add a second newline.
+            Ok(d) => (Handle::Direct(d.file), d.torn_last_line),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                direct_refused = true;
+                buffered(fs, path)?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok((
+        file,
+        Opened {
+            torn_last_line,
+            direct_refused,
+        },
+    ))
 }
 
 impl<F: Fs> FileSink<F> {
@@ -64,18 +141,23 @@ impl<F: Fs> FileSink<F> {
         cfg: &DestinationConfig,
         path: PathBuf,
     ) -> io::Result<(FileSink<F>, Opened)> {
-        let (file, opened) = open_checked(&mut fs, &path)?;
+        // Validated to 64 KiB..=64 MiB, which fits any usize.
+        let direct_buffer_bytes = usize::try_from(cfg.direct_buffer_bytes).unwrap_or(1 << 20);
+        let (file, opened) = open_checked(&mut fs, &path, cfg.io, direct_buffer_bytes)?;
+        let needs_newline = file.sink_ends_torn_line(opened);
         let sink = FileSink {
             name: cfg.name.clone(),
             path,
             format: cfg.format,
             fsync: cfg.fsync,
+            io: cfg.io,
+            direct_buffer_bytes,
             fsync_interval: Duration::from_millis(cfg.fsync_interval_ms),
             fs,
             file,
             last_sync: Instant::now(),
             dirty: false,
-            needs_newline: opened.torn_last_line,
+            needs_newline,
         };
         Ok((sink, opened))
     }
@@ -86,16 +168,17 @@ impl<F: Fs> FileSink<F> {
     /// inner one: an fsync failure there means those bytes may not be on
     /// disk) and then closed.
     pub fn reopen(&mut self) -> io::Result<(Opened, io::Result<()>)> {
-        let (file, opened) = open_checked(&mut self.fs, &self.path)?;
+        let (file, opened) =
+            open_checked(&mut self.fs, &self.path, self.io, self.direct_buffer_bytes)?;
         let old_sync = if self.dirty {
             self.file.sync_data()
         } else {
             Ok(())
         };
+        self.needs_newline = file.sink_ends_torn_line(opened);
         self.file = file;
         self.dirty = false;
         self.last_sync = Instant::now();
-        self.needs_newline = opened.torn_last_line;
         Ok((opened, old_sync))
     }
 
@@ -199,6 +282,8 @@ mod tests {
             format: OutputFormat::Raw,
             fsync: FsyncPolicy::Never,
             fsync_interval_ms: 1000,
+            io: FileIo::Buffered,
+            direct_buffer_bytes: 1 << 20,
             include_raw: false,
             filter: None,
             is_final: false,

@@ -599,6 +599,13 @@ fn sync<F: Fs>(
 }
 
 fn note_opened(name: &str, path: &std::path::Path, opened: Opened, stats: &DestinationStats) {
+    // Counted on every open, logged on the destination's first only.
+    if opened.direct_refused && stats.direct_io_fallbacks.fetch_add(1, Relaxed) == 0 {
+        log::warn!(
+            "destination {name}: the file system of {} refuses O_DIRECT (EINVAL); io = \"direct\" falls back to buffered writes (logged once per destination, counted in ringest_direct_io_fallbacks_total)",
+            path.display()
+        );
+    }
     if opened.torn_last_line {
         stats.torn_lines_repaired.fetch_add(1, Relaxed);
         log::warn!(

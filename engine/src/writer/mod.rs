@@ -14,6 +14,9 @@
 //!   may not be on disk; the runtime turns it into the exit status.
 
 pub mod destination;
+pub mod direct;
+#[cfg(test)]
+mod direct_tests;
 pub mod encode;
 pub mod failure;
 #[cfg(test)]
