@@ -73,6 +73,11 @@ pub struct DestinationStats {
     pub fsync_errors: Labelled,
     /// Failed reopens after SIGHUP by reason (retried; the old file stays in use).
     pub reopen_errors: Labelled,
+    /// Forward destinations: failed connects, handshakes and sends by reason.
+    pub upstream_errors: Labelled,
+    /// Forward destinations: messages put back at the front of the queue
+    /// after their connection failed before it was confirmed.
+    pub requeued_messages: AtomicU64,
     /// Files found ending without `\n` (a torn last line), fixed with one.
     pub torn_lines_repaired: AtomicU64,
     /// Messages written before an fsync that failed: they may not be on disk.
@@ -308,7 +313,7 @@ impl Stats {
 
     fn render_destinations(&self, out: &mut String) {
         type GetL = fn(&DestinationStats) -> &Labelled;
-        let labelled: [(&str, &str, GetL); 3] = [
+        let labelled: [(&str, &str, GetL); 4] = [
             (
                 "ringest_write_errors_total",
                 "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
@@ -323,6 +328,11 @@ impl Stats {
                 "ringest_reopen_errors_total",
                 "Failed reopens after SIGHUP by reason (retried; the old file stays in use).",
                 |d| &d.reopen_errors,
+            ),
+            (
+                "ringest_upstream_errors_total",
+                "Forward destinations: failed connects, handshakes and sends by reason (each retry counts).",
+                |d| &d.upstream_errors,
             ),
         ];
         for (name, help, get) in labelled {
@@ -342,7 +352,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 3] = [
+        let plain: [(&str, &str, Get); 4] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -357,6 +367,11 @@ impl Stats {
                 "ringest_destination_failing",
                 "1 while writing to the destination fails and is paused (retrying).",
                 |d| d.failing.load(Relaxed),
+            ),
+            (
+                "ringest_requeued_messages_total",
+                "Forward destinations: messages sent again because their connection failed before the server confirmed it.",
+                |d| d.requeued_messages.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

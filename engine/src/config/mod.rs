@@ -18,7 +18,7 @@ use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
 use crate::logger::LogFormat;
 use crate::parse::ParseMode;
-use crate::tls::TlsSettings;
+use crate::tls::{ClientTlsConfig, TlsSettings};
 
 /// A configuration error: the file, the key and the reason.
 #[derive(Debug)]
@@ -137,6 +137,18 @@ pub struct SourceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum DestinationType {
     File,
+    /// Syslog over TCP or TLS to upstream servers (writer/forward/).
+    Forward,
+}
+
+/// How a forward destination frames each message on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardFraming {
+    /// RFC 5425 / RFC 6587 octet counting: `LEN SP MSG`.
+    OctetCounted,
+    /// RFC 6587 non-transparent framing: `MSG LF`.
+    Newline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -181,6 +193,39 @@ pub struct DestinationConfig {
     /// Takes only what no other destination of its source took.
     #[serde(default)]
     pub fallback: bool,
+    /// `type = "forward"`: upstream `host:port`s in failover order, each
+    /// name resolved at connect time.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// `type = "forward"`: "tls" (needs `[destination.tls]`) or "tcp".
+    #[serde(default = "defaults::forward_transport")]
+    pub transport: Transport,
+    /// `type = "forward"`: wire framing.
+    #[serde(default = "defaults::forward_framing")]
+    pub framing: ForwardFraming,
+    /// `type = "forward"`: upstream connections per writer thread; one
+    /// source connection always goes through the same one.
+    #[serde(default = "defaults::connections")]
+    pub connections: usize,
+    /// `type = "forward"`: first wait before a reconnect.
+    #[serde(default = "defaults::reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    /// `type = "forward"`: the doubling reconnect wait stops here (jitter included).
+    #[serde(default = "defaults::reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// `type = "forward"`: TCP connect plus TLS handshake, per server tried.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// `type = "forward"`, TLS 1.3: how long messages written on a new
+    /// connection are kept for a resend when the server shows nothing.
+    #[serde(default = "defaults::confirm_ms")]
+    pub confirm_ms: u64,
+    /// `type = "forward"`: add `[tls@32473 cn=".." fp=".."]` to RFC 5424 messages.
+    #[serde(default)]
+    pub forward_identity: bool,
+    /// `type = "forward"` with `transport = "tls"`.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -226,6 +271,43 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     })
+}
+
+impl DestinationConfig {
+    /// The `type = "forward"` keys; (key, reason) on the first error.
+    fn validate_forward(&self) -> Result<(), (&'static str, String)> {
+        if self.servers.is_empty() {
+            return Err(("servers", "a forward destination needs at least one \"host:port\"".into()));
+        }
+        for s in &self.servers {
+            crate::writer::forward::ServerAddr::parse(s).map_err(|e| ("servers", e))?;
+        }
+        if !self.path.as_os_str().is_empty() {
+            return Err(("path", "a forward destination has no path; set servers".into()));
+        }
+        if self.format != OutputFormat::Raw {
+            return Err(("format", "a forward destination sends the messages as received: \"raw\" only".into()));
+        }
+        let range = |k: &'static str, v: u64, min: u64, max: u64| {
+            check_range(k.into(), v, min, max).map_err(|(_, r)| (k, r))
+        };
+        range("connections", self.connections as u64, 1, 64)?;
+        range("reconnect_min_ms", self.reconnect_min_ms, 1, 3_600_000)?;
+        range("reconnect_max_ms", self.reconnect_max_ms, self.reconnect_min_ms, 3_600_000)?;
+        range("connect_timeout_ms", self.connect_timeout_ms, 10, 600_000)?;
+        range("confirm_ms", self.confirm_ms, 0, 600_000)?;
+        match (self.transport, &self.tls) {
+            (Transport::Tls, None) => Err((
+                "tls",
+                "transport = \"tls\" needs a [destination.tls] table (at least ca_file or ca_dir)".into(),
+            )),
+            (Transport::Tcp, Some(_)) => Err((
+                "tls",
+                "a [destination.tls] table needs transport = \"tls\"".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Destinations a routed round can tell apart: a message's destinations are
@@ -301,6 +383,27 @@ mod defaults {
     }
     pub fn parse() -> ParseMode {
         ParseMode::None
+    }
+    pub fn forward_transport() -> Transport {
+        Transport::Tls
+    }
+    pub fn forward_framing() -> ForwardFraming {
+        ForwardFraming::OctetCounted
+    }
+    pub fn connections() -> usize {
+        1
+    }
+    pub fn reconnect_min_ms() -> u64 {
+        100
+    }
+    pub fn reconnect_max_ms() -> u64 {
+        10_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn confirm_ms() -> u64 {
+        1_000
     }
 }
 
@@ -393,6 +496,9 @@ impl Config {
             if d.path.is_relative() && !d.path.as_os_str().is_empty() {
                 d.path = base.join(&d.path);
             }
+            if let Some(tls) = &mut d.tls {
+                tls.resolve_paths(base);
+            }
         }
         for s in &mut self.sources {
             if let Some(tls) = &mut s.tls {
@@ -483,8 +589,19 @@ impl Config {
                 return Err((key("name"), format!("{:?} is empty or used twice", d.name)));
             }
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
-            if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
-                return Err((key("path"), "a file destination needs a path".into()));
+            match d.kind {
+                DestinationType::File => {
+                    if d.path.as_os_str().is_empty() {
+                        return Err((key("path"), "a file destination needs a path".into()));
+                    }
+                    if !d.servers.is_empty() || d.tls.is_some() {
+                        return Err((
+                            key("servers"),
+                            "servers and [destination.tls] are for type = \"forward\"".into(),
+                        ));
+                    }
+                }
+                DestinationType::Forward => d.validate_forward().map_err(|(k, r)| (key(k), r))?,
             }
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;

@@ -36,8 +36,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error, counted"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
-    ("destination.type",         "required",   "\"file\""),
-    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder"),
+    ("destination.type",         "required",   "\"file\" or \"forward\" (syslog over TLS or TCP to upstream servers)"),
+    ("destination.path",         "required for file", "output file, appended to; relative to the config file's folder"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
@@ -45,6 +45,15 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
+    ("destination.servers",      "required for forward", "[\"host:port\", ..] upstream servers in failover order; names resolved at each connect; IPv6 as [addr]:port"),
+    ("destination.transport",    "\"tls\"",    "forward: \"tls\" (needs [destination.tls]) or \"tcp\""),
+    ("destination.framing",      "\"octet-counted\"", "forward: \"octet-counted\" (RFC 5425 LEN SP MSG) or \"newline\""),
+    ("destination.connections",  "1",          "forward: upstream connections per writer thread; all messages of one source connection use the same one"),
+    ("destination.reconnect_min_ms", "100",    "forward: first wait before reconnecting after a failure"),
+    ("destination.reconnect_max_ms", "10000",  "forward: the wait doubles (with jitter) up to this cap"),
+    ("destination.connect_timeout_ms", "5000", "forward: TCP connect plus TLS handshake, per server tried"),
+    ("destination.confirm_ms",   "1000",       "forward, TLS 1.3: messages written on a new connection are kept for a resend until the server sends a record (a session ticket) or this long passes without an alert; 0 = trust the handshake"),
+    ("destination.forward_identity", "false",  "forward: add [tls@32473 cn=\"..\" fp=\"..\"] (the original client's TLS identity) to RFC 5424 messages; others are sent unchanged"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -58,6 +67,11 @@ pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
         crate::tls::OPTIONS
             .iter()
             .map(|(k, d, m)| (format!("source.tls.{k}"), *d, *m)),
+    );
+    rows.extend(
+        crate::tls::CLIENT_OPTIONS
+            .iter()
+            .map(|(k, d, m)| (format!("destination.tls.{k}"), *d, *m)),
     );
     rows
 }
@@ -157,6 +171,16 @@ fn struct_keys() -> Vec<String> {
             filter: _,
             is_final: _,
             fallback: _,
+            servers: _,
+            transport: _,
+            framing: _,
+            connections: _,
+            reconnect_min_ms: _,
+            reconnect_max_ms: _,
+            connect_timeout_ms: _,
+            confirm_ms: _,
+            forward_identity: _,
+            tls: _,
         } = d;
         [
             "name",
@@ -169,6 +193,15 @@ fn struct_keys() -> Vec<String> {
             "filter",
             "final",
             "fallback",
+            "servers",
+            "transport",
+            "framing",
+            "connections",
+            "reconnect_min_ms",
+            "reconnect_max_ms",
+            "connect_timeout_ms",
+            "confirm_ms",
+            "forward_identity",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -222,7 +255,11 @@ mod tests {
             };
             let value = match field {
                 "listen" if table == Some("stats") => "\"127.0.0.1:2\"",
-                "name" | "transport" | "listen" | "type" | "path" => continue,
+                "name" | "transport" | "listen" | "type" | "path" | "servers" => continue,
+                "connections" => "2",
+                "reconnect_min_ms" | "confirm_ms" => "100",
+                "framing" if table == Some("destination") => "\"newline\"",
+                "forward_identity" => "true",
                 "framing" => "\"newline\"",
                 "oversize" => "\"drop\"",
                 "ktls" => "\"off\"",
@@ -250,8 +287,23 @@ mod tests {
                 Some("stats") => stats = line,
                 Some(other) => panic!("unexpected table {other}"),
             }
+            // Forward-only keys go on a forward destination (a file one refuses them).
+            let forward = [
+                "connections",
+                "reconnect_min_ms",
+                "reconnect_max_ms",
+                "connect_timeout_ms",
+                "confirm_ms",
+                "forward_identity",
+                "framing",
+            ];
+            let dest_head = if table == Some("destination") && forward.contains(&field) {
+                "type = \"forward\"\nservers = [\"127.0.0.1:1\"]\ntransport = \"tcp\"\n"
+            } else {
+                "type = \"file\"\npath = \"x\"\n"
+            };
             let text = format!(
-                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n{dst}[stats]\n{stats}"
+                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\n{dest_head}{dst}[stats]\n{stats}"
             );
             if let Err(e) = Config::from_toml(
                 &text,

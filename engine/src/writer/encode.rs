@@ -2,8 +2,10 @@
 //! them: the writer writes the bytes, and when it has to give up it counts
 //! the messages that did not wholly land from the same ends.
 
+use std::sync::Arc;
+
 use super::json;
-use crate::batch::Batch;
+use crate::batch::{Batch, ConnMeta};
 use crate::config::OutputFormat;
 use crate::parse::json::JsonOptions;
 use crate::parse::{self, ParseMode};
@@ -40,6 +42,26 @@ pub enum Out<'a> {
 }
 
 impl Out<'_> {
+    /// Calls `f` with each message, in order, without its `\n`.
+    pub fn for_each_message(&self, mut f: impl FnMut(&[u8])) {
+        match self {
+            Out::Batches(round) => {
+                for (_, b) in round.iter() {
+                    for m in 0..b.len() {
+                        f(b.message(m));
+                    }
+                }
+            }
+            Out::Encoded { bytes, ends } => {
+                let mut start = 0;
+                for &end in ends.iter() {
+                    f(&bytes[start..end.saturating_sub(1).max(start)]);
+                    start = end;
+                }
+            }
+        }
+    }
+
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
             Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
@@ -176,6 +198,39 @@ pub fn encode_fed(
     }
 }
 
+/// The connection of each message a destination takes, in the order
+/// [`encode_fed`] (or [`Out::Batches`]) puts them: for destinations that
+/// need to know who sent what (forward: connection affinity, identity).
+pub fn fed_conns(
+    conns: &mut Vec<Arc<ConnMeta>>,
+    round: &[(usize, Batch)],
+    feeds: &[bool],
+    masks: Option<&[Vec<u64>]>,
+    dest: usize,
+) {
+    conns.clear();
+    for (bi, (_, batch)) in round.iter().enumerate() {
+        let taken = masks.map(|m| Taken {
+            masks: m.get(bi).map_or(&[][..], Vec::as_slice),
+            dest,
+        });
+        for (i, run) in batch.runs.iter().enumerate() {
+            if !feeds.get(run.conn.source as usize).copied().unwrap_or(false) {
+                continue;
+            }
+            let end = batch
+                .runs
+                .get(i + 1)
+                .map_or(batch.len(), |r| r.first as usize);
+            for m in run.first as usize..end {
+                if taken.is_none_or(|t| t.takes(m)) {
+                    conns.push(Arc::clone(&run.conn));
+                }
+            }
+        }
+    }
+}
+
 /// Messages of the round per source index (sources past `sources` are ignored).
 pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64> {
     let mut n = vec![0u64; sources];
@@ -195,10 +250,7 @@ pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::batch::ConnMeta;
 
     fn batch(runs: &[(u16, &[&str])]) -> Batch {
         let mut b = Batch::with_capacity(1024);

@@ -18,6 +18,7 @@ pub mod failure;
 mod fake;
 pub mod file;
 pub mod file_destination;
+pub mod forward;
 pub mod json;
 pub mod report;
 pub mod route;
@@ -34,7 +35,7 @@ use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
+use encode::{encode_fed, fed_conns, messages_per_source, Encoding, Out, Taken};
 use report::WriterReport;
 use route::Router;
 use sys::{Fs, RealFs};
@@ -94,6 +95,8 @@ pub struct Writer<F: Fs = RealFs> {
     router: Option<Router>,
     /// With a router: per batch of the round, each message's destinations.
     masks: Vec<Vec<u64>>,
+    /// For destinations that need it: each message's connection.
+    conns: Vec<Arc<crate::batch::ConnMeta>>,
 }
 
 impl Writer<RealFs> {
@@ -150,6 +153,7 @@ impl<F: Fs + Clone> Writer<F> {
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             router: Router::new(config),
             masks: Vec::new(),
+            conns: Vec::new(),
         })
     }
 
@@ -262,7 +266,7 @@ impl<F: Fs + Clone> Writer<F> {
             ends: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            d.deliver(&nothing, &[], false, &self.stats.destinations[i], give_up);
         }
     }
 
@@ -322,8 +326,20 @@ impl<F: Fs + Clone> Writer<F> {
                     ends: &self.scratch_ends,
                 }
             };
+            if dest.needs_conns() {
+                let masks = routed.then_some(self.masks.as_slice());
+                fed_conns(&mut self.conns, round, dest.feeds(), masks, d);
+            } else {
+                self.conns.clear();
+            }
             let messages = out.messages();
-            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            whole[d] = dest.deliver(
+                &out,
+                &self.conns,
+                false,
+                &self.stats.destinations[d],
+                give_up,
+            );
             complete[d] = whole[d] == messages;
         }
         self.count_round(round, &complete, &whole);
