@@ -1,0 +1,270 @@
+//! `type = "forward"`: ringest as a relay. loadgen sends to a relay, the
+//! relay forwards over TLS (client certificate) to a final ringest, and
+//! `loadgen verify` checks the final's file: every message exactly once.
+//! Faults: the upstream down at start, stopped mid-stream, and refusing the
+//! relay's certificate under TLS 1.3 until it is given the right CA.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::pki::Pki;
+use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
+
+/// A final ringest: TLS, client certificates checked against `client_ca`.
+fn final_config(pki: &Pki, port: u16, stats: u16, client_ca: &Path, extra_tls: &str) -> String {
+    format!(
+        r#"shards = 1
+drain_timeout_ms = 2000
+[[source]]
+name = "in"
+listen = "127.0.0.1:{port}"
+transport = "tls"
+[source.tls]
+cert_file = "{}"
+key_file = "{}"
+ca_file = "{}"
+peer_verify = "required-trusted"
+{extra_tls}
+[[destination]]
+name = "messages"
+type = "file"
+path = "data/messages.log"
+fsync = "never"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        client_ca.display()
+    )
+}
+
+/// A relay: plain TCP in, forward over TLS with the test client certificate out.
+fn relay_config(pki: &Pki, port: u16, stats: u16, upstream: &[String], extra: &str) -> String {
+    let servers: Vec<String> = upstream.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        r#"shards = 2
+drain_timeout_ms = 2000
+[[source]]
+name = "in"
+listen = "127.0.0.1:{port}"
+transport = "tcp"
+
+[[destination]]
+name = "upstream"
+type = "forward"
+servers = [{}]
+reconnect_min_ms = 50
+reconnect_max_ms = 1000
+{extra}
+[destination.tls]
+ca_file = "{}"
+cert_file = "{}"
+key_file = "{}"
+server_name = "localhost"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        servers.join(", "),
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    )
+}
+
+/// `loadgen send --tcp` to the relay; returns the path of its JSON report.
+fn send(dir: &Path, port: u16, count: u64, extra: &[&str]) -> PathBuf {
+    let json = dir.join(format!("send-{port}-{count}.json"));
+    let status = loadgen_send(port, count, extra, &json)
+        .status()
+        .expect("run loadgen");
+    assert!(status.success(), "loadgen send failed");
+    json
+}
+
+fn loadgen_send(port: u16, count: u64, extra: &[&str], json: &Path) -> Command {
+    let mut c = Command::new(bin("loadgen"));
+    c.args(["send", "--tcp", "--target"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--count", &count.to_string(), "--connections", "4"])
+        .args(["--size", "200", "--json", "--quiet"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(json).expect("send json"));
+    c
+}
+
+/// `loadgen verify` of the final's file against what was sent: exact.
+fn verify(send_json: &Path, file: &Path) {
+    let out = Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(send_json)
+        .arg(file)
+        .output()
+        .expect("run loadgen verify");
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen verify: {text}");
+}
+
+fn written(server: &Server, want: u64, timeout: Duration) -> u64 {
+    server.wait_metric(
+        "ringest_messages_written_total{source=\"in\"",
+        want,
+        timeout,
+    )
+}
+
+struct Setup {
+    dir: PathBuf,
+    pki: Pki,
+    final_port: u16,
+    final_stats: u16,
+}
+
+impl Setup {
+    fn new(name: &str) -> Setup {
+        let dir = temp_dir(name);
+        let pki = Pki::generate(&dir.join("pki"));
+        std::fs::create_dir_all(dir.join("final")).expect("final dir");
+        std::fs::create_dir_all(dir.join("relay")).expect("relay dir");
+        Setup {
+            dir,
+            pki,
+            final_port: free_port(),
+            final_stats: free_port(),
+        }
+    }
+
+    fn start_final(&self, client_ca: &Path, extra_tls: &str) -> Server {
+        Server::start(
+            &self.dir.join("final"),
+            &final_config(&self.pki, self.final_port, self.final_stats, client_ca, extra_tls),
+        )
+    }
+
+    fn start_relay(&self, extra: &str) -> (Server, u16) {
+        let (port, stats) = (free_port(), free_port());
+        let upstream = [format!("127.0.0.1:{}", self.final_port)];
+        let relay = Server::start(
+            &self.dir.join("relay"),
+            &relay_config(&self.pki, port, stats, &upstream, extra),
+        );
+        (relay, port)
+    }
+
+    fn final_file(&self) -> PathBuf {
+        self.dir.join("final/data/messages.log")
+    }
+}
+
+#[test]
+fn relay_forwards_every_message_exactly_once_over_two_connections() {
+    let s = Setup::new("fwd-basic");
+    let fin = s.start_final(&s.pki.ca, "");
+    let (relay, port) = s.start_relay("connections = 2\n");
+    let n = 20_000;
+    let json = send(&s.dir, port, n, &[]);
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
+    assert_eq!(written(&relay, n, Duration::from_secs(5)), n, "relay delivered");
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify(&json, &s.final_file());
+}
+
+#[test]
+fn upstream_down_at_start_then_up_five_seconds_later_loses_nothing() {
+    let s = Setup::new("fwd-down");
+    let (relay, port) = s.start_relay("");
+    let n = 5_000;
+    let json = send(&s.dir, port, n, &[]);
+    std::thread::sleep(Duration::from_secs(5));
+    let refused = relay.metric("ringest_upstream_errors_total{destination=\"upstream\",reason=\"connection_refused\"");
+    assert!(refused >= 2, "connects were retried with backoff: {refused}");
+    assert_eq!(relay.metric("ringest_destination_failing{destination=\"upstream\""), 1);
+    let fin = s.start_final(&s.pki.ca, "");
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
+    assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
+    assert_eq!(relay.metric("ringest_destination_failing{destination=\"upstream\""), 0);
+    let log = relay.stderr();
+    assert!(
+        log.contains(&format!("upstream 127.0.0.1:{}: connection refused", s.final_port)),
+        "one line per failure with the server and reason:\n{log}"
+    );
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify(&json, &s.final_file());
+}
+
+#[test]
+fn upstream_stopped_mid_stream_and_restarted_gets_every_message_once() {
+    let s = Setup::new("fwd-restart");
+    let fin = s.start_final(&s.pki.ca, "");
+    let (relay, port) = s.start_relay("");
+    let n = 12_000;
+    let json = s.dir.join("send.json");
+    // 4 s of messages at 3000/s; the upstream stops after about 1.5 s.
+    let mut load = loadgen_send(port, n, &["--rate", "3000"], &json)
+        .spawn()
+        .expect("loadgen");
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = fin.metric("ringest_messages_written_total{source=\"in\"");
+    assert!(before > 0 && before < n, "mid-stream: {before} of {n}");
+    assert!(fin.stop().success(), "final exits cleanly on SIGTERM");
+    // What the first final wrote, its drain included.
+    let before = count_lines(&s.final_file()) as u64;
+    assert!(before < n, "stopped mid-stream: {before} of {n}");
+    std::thread::sleep(Duration::from_millis(1000));
+    let fin = s.start_final(&s.pki.ca, "");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.try_wait().expect("loadgen").is_none() {
+        assert!(Instant::now() < deadline, "loadgen did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(written(&relay, n, Duration::from_secs(30)), n, "relay delivered");
+    let after = written(&fin, n - before, Duration::from_secs(30));
+    assert_eq!(before + after, n, "first final {before} + second final {after}");
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify(&json, &s.final_file());
+}
+
+#[test]
+fn tls13_refusal_after_the_handshake_keeps_everything_until_the_ca_is_fixed() {
+    let s = Setup::new("fwd-refuse");
+    // The final trusts only another CA for clients, so it refuses the
+    // relay's certificate after the relay's TLS 1.3 handshake finished.
+    let client_ca = s.dir.join("final/client-ca.pem");
+    testkit::Ca::new("some other CA").write(&client_ca);
+    let fin = s.start_final(&client_ca, "tls_version_min = \"1.3\"\n");
+    let (relay, port) = s.start_relay("");
+    let n = 3_000;
+    let json = send(&s.dir, port, n, &[]);
+    let label = "ringest_upstream_errors_total{destination=\"upstream\",reason=\"unknown_ca\"";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relay.metric(label) < 2 {
+        assert!(Instant::now() < deadline, "no unknown_ca alert seen:\n{}", relay.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        relay.metric("ringest_requeued_messages_total{destination=\"upstream\"") > 0,
+        "messages written before the alert were put back"
+    );
+    assert_eq!(fin.metric("ringest_messages_written_total{source=\"in\""), 0);
+    let log = relay.stderr();
+    assert!(
+        log.contains("unknown_ca") && log.contains("put back to resend"),
+        "the refusal is logged with its reason:\n{log}"
+    );
+    // The fix: give the final the relay's CA and reload it.
+    std::fs::copy(&s.pki.ca, &client_ca).expect("replace CA");
+    fin.signal(libc::SIGHUP);
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
+    assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify(&json, &s.final_file());
+}
