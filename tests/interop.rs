@@ -15,112 +15,19 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::jsonl;
+use e2e::peer::{find_file, find_in_path, peers_dir, require, Peer, SETUP_HINT};
 use e2e::server::{count_lines, free_port, temp_dir, Server};
 use e2e::trust_pki::{openssl_fingerprint, openssl_rehash, Ca, LeafSpec};
 
-const SETUP_HINT: &str = "run tests/interop/setup-peers.sh (as root) first";
 /// Messages each peer sends.
 const N: usize = 5_000;
 /// How long a peer may take to deliver all N messages.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// A peer process, killed (SIGTERM, then SIGKILL) when dropped.
-struct Peer {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Peer {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Peer {
-        let out = std::fs::File::create(&log).expect("peer log");
-        let err = out.try_clone().expect("peer log");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}; {SETUP_HINT}"));
-        Peer { name, child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.
-    fn stop(&mut self, grace: Duration) {
-        if self.exited().is_some() {
-            return;
-        }
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < grace {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{}: no exit {grace:?} after SIGTERM; killing", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(3));
-    }
-}
-
-fn peers_dir() -> PathBuf {
-    std::env::var_os("RINGEST_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers"))
-}
-
-fn require(path: &Path, what: &str) -> PathBuf {
-    assert!(
-        path.exists(),
-        "{what} not found at {}: {SETUP_HINT}",
-        path.display()
-    );
-    path.to_path_buf()
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Depth-first search for a file name under `dir`.
-fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = entry.path();
-        let ft = entry.file_type().ok()?;
-        if ft.is_dir() {
-            if let Some(found) = find_file(&p, name) {
-                return Some(found);
-            }
-        } else if p.file_name().is_some_and(|n| n == name) {
-            return Some(p);
-        }
-    }
-    None
-}
 
 /// The shared fixture: a CA, ringest's server cert, the peer's client cert,
 /// a hashed CA folder, and ringest serving one TLS source under

@@ -1,0 +1,244 @@
+//! ringest as a TLS client of real syslog servers: a relay forwards what
+//! loadgen sends to syslog-ng 3.38 (`syslog()` TLS source,
+//! `peer-verify(required-trusted)`, `ca-dir`) and to rsyslog's imtcp (gtls,
+//! `x509/name`, `PermittedPeer` = the relay's CN), with its client
+//! certificate. syslog-ng writes the client CN it saw (`${.tls.x509_cn}`);
+//! rsyslog admits only the permitted CN; `loadgen verify` checks every
+//! message arrived exactly once. Peers come from
+//! tests/interop/setup-peers.sh; a missing one fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::peer::{find_file, find_in_path, peers_dir, require, Peer, SETUP_HINT};
+use e2e::pki::Pki;
+use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
+
+const N: u64 = 5_000;
+const CLIENT_CN: &str = "test-client";
+
+fn relay(dir: &Path, pki: &Pki, upstream: u16) -> (Server, u16) {
+    let (port, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 1
+[[source]]
+name = "in"
+listen = "127.0.0.1:{port}"
+transport = "tcp"
+
+[[destination]]
+name = "upstream"
+type = "forward"
+servers = ["127.0.0.1:{upstream}"]
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+[destination.tls]
+ca_file = "{}"
+cert_file = "{}"
+key_file = "{}"
+server_name = "localhost"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    std::fs::create_dir_all(dir).expect("relay dir");
+    (Server::start(dir, &cfg), port)
+}
+
+fn send(dir: &Path, port: u16) -> PathBuf {
+    let json = dir.join("send.json");
+    let status = Command::new(bin("loadgen"))
+        .args(["send", "--tcp", "--target"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--count", &N.to_string(), "--connections", "2", "--size", "200"])
+        .args(["--json", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&json).expect("json"))
+        .status()
+        .expect("loadgen");
+    assert!(status.success(), "loadgen send failed");
+    json
+}
+
+/// Waits until `out` has N lines (or the peer died / time ran out).
+fn wait_lines(out: &Path, peer: &mut Peer, relay: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let n = if out.exists() { count_lines(out) as u64 } else { 0 };
+        if n >= N {
+            return;
+        }
+        if peer.exited().is_some() || Instant::now() > deadline {
+            panic!(
+                "{}: {n} of {N} lines\n--- peer log:\n{}\n--- relay stderr:\n{}",
+                peer.name,
+                peer.log_text(),
+                relay.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// loadgen verify finds each message exactly once. With `cn_prefix` each
+/// line is `CN message` (syslog-ng's `${.tls.x509_cn}`): the CN, when
+/// there, is the relay's, and it is there at least once. syslog-ng 3.38
+/// sets it only on the first message of each read, so the others have it
+/// empty (a line starting with a space), never another name.
+fn check(out: &Path, json: &Path, peer: &str, cn_prefix: bool) {
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(out).expect("peer output");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as u64, N, "{peer}: one line per message");
+    if cn_prefix {
+        let with_cn = format!("{CLIENT_CN} ");
+        let other: Vec<&&str> = lines
+            .iter()
+            .filter(|l| !l.starts_with(&with_cn) && !l.starts_with(' '))
+            .take(3)
+            .collect();
+        assert!(other.is_empty(), "{peer}: lines with another CN: {other:?}");
+        let seen = lines.iter().filter(|l| l.starts_with(&with_cn)).count();
+        assert!(seen > 0, "{peer}: the relay's CN {CLIENT_CN} was never seen");
+    }
+    let v = Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(json)
+        .arg(out)
+        .output()
+        .expect("loadgen verify");
+    assert!(
+        v.status.success(),
+        "{peer}: loadgen verify: {}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+#[test]
+fn relay_to_syslog_ng_tls_source_with_required_trusted_and_ca_dir() {
+    let syslog_ng = find_in_path("syslog-ng")
+        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    let dir = temp_dir("fwd-syslog-ng");
+    let pki = Pki::generate(&dir.join("pki"));
+    let ca_dir = dir.join("pki/ca.d");
+    std::fs::create_dir_all(&ca_dir).expect("ca dir");
+    std::fs::copy(&pki.ca, ca_dir.join("ca.pem")).expect("ca copy");
+    testkit::openssl_rehash(&ca_dir);
+    let work = dir.join("syslog-ng");
+    std::fs::create_dir_all(&work).expect("work");
+    let port = free_port();
+    let out = work.join("out.log");
+    let conf = work.join("syslog-ng.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"@version: 3.38
+options {{ stats-freq(0); use-dns(no); keep-hostname(yes); log-fifo-size(20000); }};
+source s_tls {{
+  syslog(ip("127.0.0.1") port({port}) transport("tls") log-iw-size(20000)
+    tls(key-file("{key}") cert-file("{cert}") ca-dir("{ca_dir}") peer-verify(required-trusted)));
+}};
+destination d_out {{ file("{out}" template("${{.tls.x509_cn}} $MSG\n")); }};
+log {{ source(s_tls); destination(d_out); flags(flow-control); }};
+"#,
+            key = pki.server_key.display(),
+            cert = pki.server_cert.display(),
+            ca_dir = ca_dir.display(),
+            out = out.display(),
+        ),
+    )
+    .expect("conf");
+    let mut peer = Peer::spawn(
+        "syslog-ng",
+        Command::new(&syslog_ng)
+            .args(["-F", "-e", "--no-caps", "-f"])
+            .arg(&conf)
+            .arg("-R")
+            .arg(work.join("syslog-ng.persist"))
+            .arg("-p")
+            .arg(work.join("syslog-ng.pid"))
+            .arg("-c")
+            .arg(work.join("syslog-ng.ctl")),
+        work.join("syslog-ng.log"),
+    );
+    let (relay, in_port) = relay(&dir.join("relay"), &pki, port);
+    let json = send(&dir, in_port);
+    wait_lines(&out, &mut peer, &relay);
+    assert_eq!(
+        relay.wait_metric("ringest_messages_written_total{source=\"in\"", N, Duration::from_secs(10)),
+        N
+    );
+    assert!(relay.stop().success());
+    peer.stop(Duration::from_secs(5));
+    check(&out, &json, "syslog-ng", false);
+}
+
+#[test]
+fn relay_to_rsyslog_imtcp_gtls_x509_name_with_permitted_peer() {
+    let root = peers_dir().join("rsyslog");
+    let rsyslogd = require(&root.join("usr/sbin/rsyslogd"), "rsyslogd (unpacked rsyslog)");
+    let gtls = find_file(&root, "lmnsd_gtls.so")
+        .unwrap_or_else(|| panic!("lmnsd_gtls.so not found under {}: {SETUP_HINT}", root.display()));
+    let moddir = gtls.parent().expect("module dir").to_path_buf();
+    require(&moddir.join("imtcp.so"), "rsyslog imtcp.so");
+    let dir = temp_dir("fwd-rsyslog");
+    let pki = Pki::generate(&dir.join("pki"));
+    let work = dir.join("rsyslog");
+    std::fs::create_dir_all(&work).expect("work");
+    let port = free_port();
+    let out = work.join("out.log");
+    let internal = work.join("internal.log");
+    let conf = work.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(processInternalMessages="on" workDirectory="{work}" maxMessageSize="64k"
+       DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="{ca}"
+       DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1"
+       StreamDriver.AuthMode="x509/name" PermittedPeer=["{CLIENT_CN}"])
+template(name="msg" type="string" string="%msg%\n")
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="fwd")
+ruleset(name="fwd") {{
+  action(type="omfile" file="{out}" template="msg")
+}}
+*.* action(type="omfile" file="{internal}")
+"#,
+            work = work.display(),
+            ca = pki.ca.display(),
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display(),
+            out = out.display(),
+            internal = internal.display(),
+        ),
+    )
+    .expect("conf");
+    let mut peer = Peer::spawn(
+        "rsyslog",
+        Command::new(&rsyslogd)
+            .arg("-n")
+            .arg("-M")
+            .arg(&moddir)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(work.join("rsyslogd.pid")),
+        work.join("rsyslogd.log"),
+    );
+    let (relay, in_port) = relay(&dir.join("relay"), &pki, port);
+    let json = send(&dir, in_port);
+    wait_lines(&out, &mut peer, &relay);
+    assert_eq!(
+        relay.wait_metric("ringest_messages_written_total{source=\"in\"", N, Duration::from_secs(10)),
+        N
+    );
+    assert!(relay.stop().success());
+    peer.stop(Duration::from_secs(5));
+    check(&out, &json, "rsyslog", false);
+}
