@@ -242,3 +242,132 @@ ruleset(name="fwd") {{
     peer.stop(Duration::from_secs(5));
     check(&out, &json, "rsyslog", false);
 }
+
+/// syslog-ng client (its own certificate) -> ringest relay with
+/// `forward_identity = true` -> ringest final writing JSON: the final's
+/// JSON names the relay as the client, and each message carries syslog-ng's
+/// identity in `[tls@32473 cn=".." fp=".."]`.
+#[test]
+fn identity_of_the_first_sender_survives_the_relay() {
+    use e2e::jsonl;
+    use e2e::trust_pki::{openssl_fingerprint, Ca, LeafSpec};
+
+    let syslog_ng = find_in_path("syslog-ng")
+        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    let dir = temp_dir("fwd-identity");
+    let pki = dir.join("pki");
+    let ca = Ca::new("Relay chain CA");
+    let ca_file = ca.write(&pki.join("ca.pem"));
+    let (server_cert, server_key) = ca.issue(&LeafSpec::server(1)).write(&pki, "server");
+    let (relay_cert, relay_key) = ca.issue(&LeafSpec::client("relay-1", 2)).write(&pki, "relay");
+    let (sng_cert, sng_key) = ca
+        .issue(&LeafSpec::client("syslog-ng-client", 3))
+        .write(&pki, "syslog-ng");
+    let sng_fp = openssl_fingerprint(&sng_cert, "sha256");
+    let source = |port: u16| {
+        format!(
+            "[[source]]\nname = \"in\"\nlisten = \"127.0.0.1:{port}\"\ntransport = \"tls\"\n\
+             framing = \"octet-counted\"\n[source.tls]\ncert_file = {server_cert:?}\n\
+             key_file = {server_key:?}\nca_file = {ca_file:?}\npeer_verify = \"required-trusted\"\n"
+        )
+    };
+    let (final_port, relay_port) = (free_port(), free_port());
+    let (final_stats, relay_stats) = (free_port(), free_port());
+    let final_dir = dir.join("final");
+    std::fs::create_dir_all(&final_dir).expect("final dir");
+    let fin = Server::start(
+        &final_dir,
+        &format!(
+            "shards = 1\n{}\n[[destination]]\nname = \"json\"\ntype = \"file\"\nformat = \"json\"\n\
+             path = \"data/out.jsonl\"\nfsync = \"never\"\n\n[stats]\nlisten = \"127.0.0.1:{final_stats}\"\n",
+            source(final_port)
+        ),
+    );
+    let relay_dir = dir.join("relay");
+    std::fs::create_dir_all(&relay_dir).expect("relay dir");
+    let relay = Server::start(
+        &relay_dir,
+        &format!(
+            "shards = 1\n{}\n[[destination]]\nname = \"up\"\ntype = \"forward\"\n\
+             servers = [\"localhost:{final_port}\"]\nforward_identity = true\n\
+             [destination.tls]\nca_file = {ca_file:?}\ncert_file = {relay_cert:?}\nkey_file = {relay_key:?}\n\n\
+             [stats]\nlisten = \"127.0.0.1:{relay_stats}\"\n",
+            source(relay_port)
+        ),
+    );
+    let work = dir.join("syslog-ng");
+    std::fs::create_dir_all(&work).expect("work");
+    let input = work.join("input.log");
+    let mut text = String::new();
+    for i in 0..N {
+        text += &format!("relay identity seq={i:06} {}\n", "p".repeat(60));
+    }
+    std::fs::write(&input, text).expect("input");
+    let conf = work.join("syslog-ng.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"@version: 3.38
+options {{ time-reopen(1); stats-freq(0); use-dns(no); log-fifo-size(20000); }};
+source s_in {{ file("{input}" follow-freq(1) flags(no-parse) log-fetch-limit(1000) log-iw-size(10000)); }};
+destination d_relay {{
+  syslog("127.0.0.1" transport("tls") port({relay_port})
+    tls(ca-file("{ca}") key-file("{key}") cert-file("{cert}") peer-verify(required-trusted)));
+}};
+log {{ source(s_in); destination(d_relay); flags(flow-control); }};
+"#,
+            input = input.display(),
+            ca = ca_file.display(),
+            key = sng_key.display(),
+            cert = sng_cert.display(),
+        ),
+    )
+    .expect("conf");
+    let mut peer = Peer::spawn(
+        "syslog-ng",
+        Command::new(&syslog_ng)
+            .args(["-F", "-e", "--no-caps", "-f"])
+            .arg(&conf)
+            .arg("-R")
+            .arg(work.join("syslog-ng.persist"))
+            .arg("-p")
+            .arg(work.join("syslog-ng.pid"))
+            .arg("-c")
+            .arg(work.join("syslog-ng.ctl")),
+        work.join("syslog-ng.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let got = fin.metric("ringest_messages_written_total{source=\"in\"");
+        if got >= N {
+            break;
+        }
+        assert!(
+            peer.exited().is_none() && Instant::now() < deadline,
+            "{got} of {N} at the final\n--- syslog-ng:\n{}\n--- relay:\n{}",
+            peer.log_text(),
+            relay.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    peer.stop(Duration::from_secs(5));
+    assert!(relay.stop().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(fin.stop().success());
+    let lines = jsonl::read_file(&final_dir.join("data/out.jsonl"));
+    assert_eq!(lines.len() as u64, N, "one JSON line per message");
+    let element = format!("[tls@32473 cn=\"syslog-ng-client\" fp=\"{sng_fp}\"]");
+    let mut seen = vec![0u32; N as usize];
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l.req("client_cn"), "relay-1", "line {i}: the final sees the relay");
+        let msg = l.req("message");
+        assert!(msg.contains(&element), "line {i}: no {element} in {msg:?}");
+        let seq: usize = msg
+            .split_once("seq=")
+            .and_then(|(_, r)| r.get(..6))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("line {i}: no seq in {msg:?}"));
+        seen[seq] += 1;
+    }
+    assert!(seen.iter().all(|&c| c == 1), "every message exactly once");
+}
