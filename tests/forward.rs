@@ -268,3 +268,75 @@ fn tls13_refusal_after_the_handshake_keeps_everything_until_the_ca_is_fixed() {
     assert!(fin.stop().success());
     verify(&json, &s.final_file());
 }
+
+#[test]
+fn failover_skips_a_dead_first_server_and_delivers_to_the_next() {
+    let s = Setup::new("fwd-failover");
+    let fin = s.start_final(&s.pki.ca, "");
+    let (port, stats) = (free_port(), free_port());
+    let dead = format!("127.0.0.1:{}", free_port());
+    let upstream = [dead.clone(), format!("127.0.0.1:{}", s.final_port)];
+    let relay = Server::start(
+        &s.dir.join("relay"),
+        &relay_config(&s.pki, port, stats, &upstream, ""),
+    );
+    let n = 5_000;
+    let json = send(&s.dir, port, n, &[]);
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
+    assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
+    assert!(
+        relay.stderr().contains(&format!("upstream {dead}: connection refused")),
+        "the dead server's failure is logged:\n{}",
+        relay.stderr()
+    );
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify(&json, &s.final_file());
+}
+
+/// A broken `[destination.tls]` fails `check-config` and `serve` alike,
+/// naming the destination and the key; a bad server address too.
+#[test]
+fn broken_forward_settings_fail_check_config_with_the_message_serve_gives() {
+    let s = Setup::new("fwd-check");
+    let cases = [
+        ("missing CA", "ca_file = \"no-such-ca.pem\"", "127.0.0.1:1", "ca_file"),
+        ("bad address", "", "[::1:6514", "servers"),
+        ("bad pin", "peer_verify = \"required-untrusted\"\ntrusted_keys = [\"AB:C\"]", "127.0.0.1:1", "trusted_keys"),
+    ];
+    for (what, tls, server, key) in cases {
+        let mut text = relay_config(&s.pki, free_port(), free_port(), &[server.to_string()], "");
+        if !tls.is_empty() {
+            text = text
+                .lines()
+                .filter(|l| !(tls.starts_with("ca_file") && l.starts_with("ca_file")))
+                .map(|l| {
+                    if l == "[destination.tls]" {
+                        format!("{l}\n{tls}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let file = s.dir.join(format!("{}.toml", what.replace(' ', "-")));
+        std::fs::write(&file, text).expect("config");
+        let run = |cmd: &str| {
+            let out = Command::new(bin("ringest"))
+                .args([cmd, "--config"])
+                .arg(&file)
+                .env("RINGEST_LOG", "warn")
+                .output()
+                .expect("run ringest");
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            let last = err.lines().rfind(|l| l.starts_with("ringest: ")).unwrap_or("").to_string();
+            (out.status.success(), last)
+        };
+        let (check_ok, check_err) = run("check-config");
+        let (serve_ok, serve_err) = run("serve");
+        assert!(!check_ok && !serve_ok, "{what}: accepted");
+        assert!(check_err.contains(key), "{what}: {check_err:?} does not name {key}");
+        assert_eq!(check_err, serve_err, "{what}: different messages");
+    }
+}

@@ -183,6 +183,7 @@ impl ForwardDestination {
                 self.connect(u, stats);
                 continue;
             };
+            let was_confirmed = up.session.is_confirmed();
             // Look before writing: a server that closed or refused us is
             // found before more bytes go into a dead socket.
             let step = match link.listen(Duration::ZERO) {
@@ -216,9 +217,21 @@ impl ForwardDestination {
                 }
                 Ok(())
             });
-            up.session.tick(Instant::now());
+            let by_window = up.session.tick(Instant::now()) > 0;
             match step {
                 Ok(()) => {
+                    if up.session.is_confirmed() && !was_confirmed {
+                        log::debug!(
+                            "destination {}: {} accepted the connection ({})",
+                            self.plan.name,
+                            self.plan.servers[up.server],
+                            if by_window {
+                                "confirm_ms passed without an alert"
+                            } else {
+                                "it sent a record after the handshake"
+                            }
+                        );
+                    }
                     if up.session.is_confirmed() {
                         self.recovered(u, stats);
                     }
