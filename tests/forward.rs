@@ -5,9 +5,10 @@
 //! relay's certificate under TLS 1.3 until it is given the right CA.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use e2e::loadgen::{send_tcp, send_tcp_all, verify_raw};
 use e2e::pki::Pki;
 use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
 
@@ -75,39 +76,11 @@ listen = "127.0.0.1:{stats}"
     )
 }
 
-/// `loadgen send --tcp` to the relay; returns the path of its JSON report.
-fn send(dir: &Path, port: u16, count: u64, extra: &[&str]) -> PathBuf {
+/// `loadgen send --tcp` of `count` messages to the relay over 4 connections.
+fn send(dir: &Path, port: u16, count: u64) -> PathBuf {
     let json = dir.join(format!("send-{port}-{count}.json"));
-    let status = loadgen_send(port, count, extra, &json)
-        .status()
-        .expect("run loadgen");
-    assert!(status.success(), "loadgen send failed");
+    send_tcp_all(port, count, 4, &json);
     json
-}
-
-fn loadgen_send(port: u16, count: u64, extra: &[&str], json: &Path) -> Command {
-    let mut c = Command::new(bin("loadgen"));
-    c.args(["send", "--tcp", "--target"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--count", &count.to_string(), "--connections", "4"])
-        .args(["--size", "200", "--json", "--quiet"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(json).expect("send json"));
-    c
-}
-
-/// `loadgen verify` of the final's file against what was sent: exact.
-fn verify(send_json: &Path, file: &Path) {
-    let out = Command::new(bin("loadgen"))
-        .args(["verify", "--format", "raw", "--expect-json"])
-        .arg(send_json)
-        .arg(file)
-        .output()
-        .expect("run loadgen verify");
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen verify: {text}");
 }
 
 fn written(server: &Server, want: u64, timeout: Duration) -> u64 {
@@ -142,7 +115,13 @@ impl Setup {
     fn start_final(&self, client_ca: &Path, extra_tls: &str) -> Server {
         Server::start(
             &self.dir.join("final"),
-            &final_config(&self.pki, self.final_port, self.final_stats, client_ca, extra_tls),
+            &final_config(
+                &self.pki,
+                self.final_port,
+                self.final_stats,
+                client_ca,
+                extra_tls,
+            ),
         )
     }
 
@@ -167,12 +146,16 @@ fn relay_forwards_every_message_exactly_once_over_two_connections() {
     let fin = s.start_final(&s.pki.ca, "");
     let (relay, port) = s.start_relay("connections = 2\n");
     let n = 20_000;
-    let json = send(&s.dir, port, n, &[]);
+    let json = send(&s.dir, port, n);
     assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
-    assert_eq!(written(&relay, n, Duration::from_secs(5)), n, "relay delivered");
+    assert_eq!(
+        written(&relay, n, Duration::from_secs(5)),
+        n,
+        "relay delivered"
+    );
     assert!(relay.stop().success());
     assert!(fin.stop().success());
-    verify(&json, &s.final_file());
+    verify_raw(&json, &s.final_file());
 }
 
 #[test]
@@ -180,23 +163,37 @@ fn upstream_down_at_start_then_up_five_seconds_later_loses_nothing() {
     let s = Setup::new("fwd-down");
     let (relay, port) = s.start_relay("");
     let n = 5_000;
-    let json = send(&s.dir, port, n, &[]);
+    let json = send(&s.dir, port, n);
     std::thread::sleep(Duration::from_secs(5));
-    let refused = relay.metric("ringest_upstream_errors_total{destination=\"upstream\",reason=\"connection_refused\"");
-    assert!(refused >= 2, "connects were retried with backoff: {refused}");
-    assert_eq!(relay.metric("ringest_destination_failing{destination=\"upstream\""), 1);
+    let refused = relay.metric(
+        "ringest_upstream_errors_total{destination=\"upstream\",reason=\"connection_refused\"",
+    );
+    assert!(
+        refused >= 2,
+        "connects were retried with backoff: {refused}"
+    );
+    assert_eq!(
+        relay.metric("ringest_destination_failing{destination=\"upstream\""),
+        1
+    );
     let fin = s.start_final(&s.pki.ca, "");
     assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
     assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
-    assert_eq!(relay.metric("ringest_destination_failing{destination=\"upstream\""), 0);
+    assert_eq!(
+        relay.metric("ringest_destination_failing{destination=\"upstream\""),
+        0
+    );
     let log = relay.stderr();
     assert!(
-        log.contains(&format!("upstream 127.0.0.1:{}: connection refused", s.final_port)),
+        log.contains(&format!(
+            "upstream 127.0.0.1:{}: connection refused",
+            s.final_port
+        )),
         "one line per failure with the server and reason:\n{log}"
     );
     assert!(relay.stop().success());
     assert!(fin.stop().success());
-    verify(&json, &s.final_file());
+    verify_raw(&json, &s.final_file());
 }
 
 #[test]
@@ -207,7 +204,7 @@ fn upstream_stopped_mid_stream_and_restarted_gets_every_message_once() {
     let n = 12_000;
     let json = s.dir.join("send.json");
     // 4 s of messages at 3000/s; the upstream stops after about 1.5 s.
-    let mut load = loadgen_send(port, n, &["--rate", "3000"], &json)
+    let mut load = send_tcp(port, n, 4, &["--rate", "3000"], &json)
         .spawn()
         .expect("loadgen");
     std::thread::sleep(Duration::from_millis(1500));
@@ -224,12 +221,20 @@ fn upstream_stopped_mid_stream_and_restarted_gets_every_message_once() {
         assert!(Instant::now() < deadline, "loadgen did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(written(&relay, n, Duration::from_secs(30)), n, "relay delivered");
+    assert_eq!(
+        written(&relay, n, Duration::from_secs(30)),
+        n,
+        "relay delivered"
+    );
     let after = written(&fin, n - before, Duration::from_secs(30));
-    assert_eq!(before + after, n, "first final {before} + second final {after}");
+    assert_eq!(
+        before + after,
+        n,
+        "first final {before} + second final {after}"
+    );
     assert!(relay.stop().success());
     assert!(fin.stop().success());
-    verify(&json, &s.final_file());
+    verify_raw(&json, &s.final_file());
 }
 
 #[test]
@@ -242,18 +247,25 @@ fn tls13_refusal_after_the_handshake_keeps_everything_until_the_ca_is_fixed() {
     let fin = s.start_final(&client_ca, "tls_version_min = \"1.3\"\n");
     let (relay, port) = s.start_relay("");
     let n = 3_000;
-    let json = send(&s.dir, port, n, &[]);
+    let json = send(&s.dir, port, n);
     let label = "ringest_upstream_errors_total{destination=\"upstream\",reason=\"unknown_ca\"";
     let deadline = Instant::now() + Duration::from_secs(20);
     while relay.metric(label) < 2 {
-        assert!(Instant::now() < deadline, "no unknown_ca alert seen:\n{}", relay.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no unknown_ca alert seen:\n{}",
+            relay.stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
         relay.metric("ringest_requeued_messages_total{destination=\"upstream\"") > 0,
         "messages written before the alert were put back"
     );
-    assert_eq!(fin.metric("ringest_messages_written_total{source=\"in\""), 0);
+    assert_eq!(
+        fin.metric("ringest_messages_written_total{source=\"in\""),
+        0
+    );
     let log = relay.stderr();
     assert!(
         log.contains("unknown_ca") && log.contains("put back to resend"),
@@ -266,7 +278,7 @@ fn tls13_refusal_after_the_handshake_keeps_everything_until_the_ca_is_fixed() {
     assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
     assert!(relay.stop().success());
     assert!(fin.stop().success());
-    verify(&json, &s.final_file());
+    verify_raw(&json, &s.final_file());
 }
 
 #[test]
@@ -281,17 +293,19 @@ fn failover_skips_a_dead_first_server_and_delivers_to_the_next() {
         &relay_config(&s.pki, port, stats, &upstream, ""),
     );
     let n = 5_000;
-    let json = send(&s.dir, port, n, &[]);
+    let json = send(&s.dir, port, n);
     assert_eq!(written(&fin, n, Duration::from_secs(30)), n, "final wrote");
     assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
     assert!(
-        relay.stderr().contains(&format!("upstream {dead}: connection refused")),
+        relay
+            .stderr()
+            .contains(&format!("upstream {dead}: connection refused")),
         "the dead server's failure is logged:\n{}",
         relay.stderr()
     );
     assert!(relay.stop().success());
     assert!(fin.stop().success());
-    verify(&json, &s.final_file());
+    verify_raw(&json, &s.final_file());
 }
 
 /// A broken `[destination.tls]` fails `check-config` and `serve` alike,
@@ -300,9 +314,19 @@ fn failover_skips_a_dead_first_server_and_delivers_to_the_next() {
 fn broken_forward_settings_fail_check_config_with_the_message_serve_gives() {
     let s = Setup::new("fwd-check");
     let cases = [
-        ("missing CA", "ca_file = \"no-such-ca.pem\"", "127.0.0.1:1", "ca_file"),
+        (
+            "missing CA",
+            "ca_file = \"no-such-ca.pem\"",
+            "127.0.0.1:1",
+            "ca_file",
+        ),
         ("bad address", "", "[::1:6514", "servers"),
-        ("bad pin", "peer_verify = \"required-untrusted\"\ntrusted_keys = [\"AB:C\"]", "127.0.0.1:1", "trusted_keys"),
+        (
+            "bad pin",
+            "peer_verify = \"required-untrusted\"\ntrusted_keys = [\"AB:C\"]",
+            "127.0.0.1:1",
+            "trusted_keys",
+        ),
     ];
     for (what, tls, server, key) in cases {
         let mut text = relay_config(&s.pki, free_port(), free_port(), &[server.to_string()], "");
@@ -330,13 +354,20 @@ fn broken_forward_settings_fail_check_config_with_the_message_serve_gives() {
                 .output()
                 .expect("run ringest");
             let err = String::from_utf8_lossy(&out.stderr).to_string();
-            let last = err.lines().rfind(|l| l.starts_with("ringest: ")).unwrap_or("").to_string();
+            let last = err
+                .lines()
+                .rfind(|l| l.starts_with("ringest: "))
+                .unwrap_or("")
+                .to_string();
             (out.status.success(), last)
         };
         let (check_ok, check_err) = run("check-config");
         let (serve_ok, serve_err) = run("serve");
         assert!(!check_ok && !serve_ok, "{what}: accepted");
-        assert!(check_err.contains(key), "{what}: {check_err:?} does not name {key}");
+        assert!(
+            check_err.contains(key),
+            "{what}: {check_err:?} does not name {key}"
+        );
         assert_eq!(check_err, serve_err, "{what}: different messages");
     }
 }

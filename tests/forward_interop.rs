@@ -8,12 +8,12 @@
 //! tests/interop/setup-peers.sh; a missing one fails the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::peer::{find_file, find_in_path, peers_dir, require, Peer, SETUP_HINT};
+use e2e::loadgen::{send_tcp_all, verify_raw};
+use e2e::peer::{spawn_syslog_ng, spawn_syslog_ng_client, syslog_ng_bin, Peer, Rsyslog};
 use e2e::pki::Pki;
-use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
+use e2e::server::{count_lines, free_port, temp_dir, Server};
 
 const N: u64 = 5_000;
 const CLIENT_CN: &str = "test-client";
@@ -52,16 +52,7 @@ listen = "127.0.0.1:{stats}"
 
 fn send(dir: &Path, port: u16) -> PathBuf {
     let json = dir.join("send.json");
-    let status = Command::new(bin("loadgen"))
-        .args(["send", "--tcp", "--target"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--count", &N.to_string(), "--connections", "2", "--size", "200"])
-        .args(["--json", "--quiet"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&json).expect("json"))
-        .status()
-        .expect("loadgen");
-    assert!(status.success(), "loadgen send failed");
+    send_tcp_all(port, N, 2, &json);
     json
 }
 
@@ -69,7 +60,11 @@ fn send(dir: &Path, port: u16) -> PathBuf {
 fn wait_lines(out: &Path, peer: &mut Peer, relay: &Server) {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let n = if out.exists() { count_lines(out) as u64 } else { 0 };
+        let n = if out.exists() {
+            count_lines(out) as u64
+        } else {
+            0
+        };
         if n >= N {
             return;
         }
@@ -104,26 +99,43 @@ fn check(out: &Path, json: &Path, peer: &str, cn_prefix: bool) {
             .collect();
         assert!(other.is_empty(), "{peer}: lines with another CN: {other:?}");
         let seen = lines.iter().filter(|l| l.starts_with(&with_cn)).count();
-        assert!(seen > 0, "{peer}: the relay's CN {CLIENT_CN} was never seen");
+        assert!(
+            seen > 0,
+            "{peer}: the relay's CN {CLIENT_CN} was never seen"
+        );
     }
-    let v = Command::new(bin("loadgen"))
-        .args(["verify", "--format", "raw", "--expect-json"])
-        .arg(json)
-        .arg(out)
-        .output()
-        .expect("loadgen verify");
-    assert!(
-        v.status.success(),
-        "{peer}: loadgen verify: {}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
+    verify_raw(json, out);
+}
+
+/// Sends N messages through the relay, waits for the peer's output, stops
+/// both and checks it.
+fn deliver_and_check(
+    dir: &Path,
+    in_port: u16,
+    relay: Server,
+    mut peer: Peer,
+    out: &Path,
+    cn_prefix: bool,
+) {
+    let json = send(dir, in_port);
+    wait_lines(out, &mut peer, &relay);
+    assert_eq!(
+        relay.wait_metric(
+            "ringest_messages_written_total{source=\"in\"",
+            N,
+            Duration::from_secs(10)
+        ),
+        N
     );
+    assert!(relay.stop().success());
+    let name = peer.name;
+    peer.stop(Duration::from_secs(5));
+    check(out, &json, name, cn_prefix);
 }
 
 #[test]
 fn relay_to_syslog_ng_tls_source_with_required_trusted_and_ca_dir() {
-    let syslog_ng = find_in_path("syslog-ng")
-        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    syslog_ng_bin();
     let dir = temp_dir("fwd-syslog-ng");
     let pki = Pki::generate(&dir.join("pki"));
     let ca_dir = dir.join("pki/ca.d");
@@ -154,39 +166,14 @@ log {{ source(s_tls); destination(d_out); flags(flow-control); }};
         ),
     )
     .expect("conf");
-    let mut peer = Peer::spawn(
-        "syslog-ng",
-        Command::new(&syslog_ng)
-            .args(["-F", "-e", "--no-caps", "-f"])
-            .arg(&conf)
-            .arg("-R")
-            .arg(work.join("syslog-ng.persist"))
-            .arg("-p")
-            .arg(work.join("syslog-ng.pid"))
-            .arg("-c")
-            .arg(work.join("syslog-ng.ctl")),
-        work.join("syslog-ng.log"),
-    );
+    let peer = spawn_syslog_ng(&conf, &work);
     let (relay, in_port) = relay(&dir.join("relay"), &pki, port);
-    let json = send(&dir, in_port);
-    wait_lines(&out, &mut peer, &relay);
-    assert_eq!(
-        relay.wait_metric("ringest_messages_written_total{source=\"in\"", N, Duration::from_secs(10)),
-        N
-    );
-    assert!(relay.stop().success());
-    peer.stop(Duration::from_secs(5));
-    check(&out, &json, "syslog-ng", false);
+    deliver_and_check(&dir, in_port, relay, peer, &out, true);
 }
 
 #[test]
 fn relay_to_rsyslog_imtcp_gtls_x509_name_with_permitted_peer() {
-    let root = peers_dir().join("rsyslog");
-    let rsyslogd = require(&root.join("usr/sbin/rsyslogd"), "rsyslogd (unpacked rsyslog)");
-    let gtls = find_file(&root, "lmnsd_gtls.so")
-        .unwrap_or_else(|| panic!("lmnsd_gtls.so not found under {}: {SETUP_HINT}", root.display()));
-    let moddir = gtls.parent().expect("module dir").to_path_buf();
-    require(&moddir.join("imtcp.so"), "rsyslog imtcp.so");
+    let rsyslog = Rsyslog::find();
     let dir = temp_dir("fwd-rsyslog");
     let pki = Pki::generate(&dir.join("pki"));
     let work = dir.join("rsyslog");
@@ -219,28 +206,9 @@ ruleset(name="fwd") {{
         ),
     )
     .expect("conf");
-    let mut peer = Peer::spawn(
-        "rsyslog",
-        Command::new(&rsyslogd)
-            .arg("-n")
-            .arg("-M")
-            .arg(&moddir)
-            .arg("-f")
-            .arg(&conf)
-            .arg("-i")
-            .arg(work.join("rsyslogd.pid")),
-        work.join("rsyslogd.log"),
-    );
+    let peer = rsyslog.spawn(&conf, &work);
     let (relay, in_port) = relay(&dir.join("relay"), &pki, port);
-    let json = send(&dir, in_port);
-    wait_lines(&out, &mut peer, &relay);
-    assert_eq!(
-        relay.wait_metric("ringest_messages_written_total{source=\"in\"", N, Duration::from_secs(10)),
-        N
-    );
-    assert!(relay.stop().success());
-    peer.stop(Duration::from_secs(5));
-    check(&out, &json, "rsyslog", false);
+    deliver_and_check(&dir, in_port, relay, peer, &out, false);
 }
 
 /// syslog-ng client (its own certificate) -> ringest relay with
@@ -252,14 +220,15 @@ fn identity_of_the_first_sender_survives_the_relay() {
     use e2e::jsonl;
     use e2e::trust_pki::{openssl_fingerprint, Ca, LeafSpec};
 
-    let syslog_ng = find_in_path("syslog-ng")
-        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    syslog_ng_bin();
     let dir = temp_dir("fwd-identity");
     let pki = dir.join("pki");
     let ca = Ca::new("Relay chain CA");
     let ca_file = ca.write(&pki.join("ca.pem"));
     let (server_cert, server_key) = ca.issue(&LeafSpec::server(1)).write(&pki, "server");
-    let (relay_cert, relay_key) = ca.issue(&LeafSpec::client("relay-1", 2)).write(&pki, "relay");
+    let (relay_cert, relay_key) = ca
+        .issue(&LeafSpec::client("relay-1", 2))
+        .write(&pki, "relay");
     let (sng_cert, sng_key) = ca
         .issue(&LeafSpec::client("syslog-ng-client", 3))
         .write(&pki, "syslog-ng");
@@ -295,47 +264,17 @@ fn identity_of_the_first_sender_survives_the_relay() {
             source(relay_port)
         ),
     );
-    let work = dir.join("syslog-ng");
-    std::fs::create_dir_all(&work).expect("work");
-    let input = work.join("input.log");
     let mut text = String::new();
     for i in 0..N {
         text += &format!("relay identity seq={i:06} {}\n", "p".repeat(60));
     }
-    std::fs::write(&input, text).expect("input");
-    let conf = work.join("syslog-ng.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"@version: 3.38
-options {{ time-reopen(1); stats-freq(0); use-dns(no); log-fifo-size(20000); }};
-source s_in {{ file("{input}" follow-freq(1) flags(no-parse) log-fetch-limit(1000) log-iw-size(10000)); }};
-destination d_relay {{
-  syslog("127.0.0.1" transport("tls") port({relay_port})
-    tls(ca-file("{ca}") key-file("{key}") cert-file("{cert}") peer-verify(required-trusted)));
-}};
-log {{ source(s_in); destination(d_relay); flags(flow-control); }};
-"#,
-            input = input.display(),
-            ca = ca_file.display(),
-            key = sng_key.display(),
-            cert = sng_cert.display(),
-        ),
-    )
-    .expect("conf");
-    let mut peer = Peer::spawn(
-        "syslog-ng",
-        Command::new(&syslog_ng)
-            .args(["-F", "-e", "--no-caps", "-f"])
-            .arg(&conf)
-            .arg("-R")
-            .arg(work.join("syslog-ng.persist"))
-            .arg("-p")
-            .arg(work.join("syslog-ng.pid"))
-            .arg("-c")
-            .arg(work.join("syslog-ng.ctl")),
-        work.join("syslog-ng.log"),
+    let tls = format!(
+        "ca-file(\"{}\") key-file(\"{}\") cert-file(\"{}\") peer-verify(required-trusted)",
+        ca_file.display(),
+        sng_key.display(),
+        sng_cert.display()
     );
+    let mut peer = spawn_syslog_ng_client(&dir.join("syslog-ng"), &text, relay_port, &tls);
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let got = fin.metric("ringest_messages_written_total{source=\"in\"");
@@ -359,7 +298,11 @@ log {{ source(s_in); destination(d_relay); flags(flow-control); }};
     let element = format!("[tls@32473 cn=\"syslog-ng-client\" fp=\"{sng_fp}\"]");
     let mut seen = vec![0u32; N as usize];
     for (i, l) in lines.iter().enumerate() {
-        assert_eq!(l.req("client_cn"), "relay-1", "line {i}: the final sees the relay");
+        assert_eq!(
+            l.req("client_cn"),
+            "relay-1",
+            "line {i}: the final sees the relay"
+        );
         let msg = l.req("message");
         assert!(msg.contains(&element), "line {i}: no {element} in {msg:?}");
         let seq: usize = msg

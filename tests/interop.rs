@@ -16,11 +16,10 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::jsonl;
-use e2e::peer::{find_file, find_in_path, peers_dir, require, Peer, SETUP_HINT};
+use e2e::peer::{spawn_syslog_ng_client, syslog_ng_bin, Peer, Rsyslog};
 use e2e::server::{count_lines, free_port, temp_dir, Server};
 use e2e::trust_pki::{openssl_fingerprint, openssl_rehash, Ca, LeafSpec};
 
@@ -223,52 +222,23 @@ fn seq_of(text: &str) -> Option<usize> {
 /// folder through `ca_dir`.
 #[test]
 fn syslog_ng_tls_client_delivers_every_message_with_its_cn() {
-    let syslog_ng = find_in_path("syslog-ng")
-        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    // Before any setup: a missing peer fails at once with the hint.
+    syslog_ng_bin();
     let started = Instant::now();
     let s = Setup::new("interop-syslog-ng", "syslog-ng-client", true);
     let work = s.dir.join("syslog-ng");
     std::fs::create_dir_all(&work).expect("work dir");
-    let input = work.join("input.log");
     let mut text = String::with_capacity(N * 120);
     for i in 0..N {
         text += &format!("interop syslog-ng seq={i:06} {}\n", "p".repeat(80));
     }
-    std::fs::write(&input, text).expect("input");
-    let conf = work.join("syslog-ng.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"@version: 3.38
-options {{ time-reopen(1); stats-freq(0); use-dns(no); log-fifo-size(20000); }};
-source s_in {{ file("{input}" follow-freq(1) flags(no-parse) log-fetch-limit(1000) log-iw-size(10000)); }};
-destination d_ringest {{
-  syslog("127.0.0.1" transport("tls") port({port})
-    tls(ca-dir("{ca_dir}") key-file("{key}") cert-file("{cert}") peer-verify(required-trusted)));
-}};
-log {{ source(s_in); destination(d_ringest); flags(flow-control); }};
-"#,
-            input = input.display(),
-            port = s.port,
-            ca_dir = s.ca_dir.display(),
-            key = s.client_key.display(),
-            cert = s.client_cert.display(),
-        ),
-    )
-    .expect("conf");
-    let mut peer = Peer::spawn(
-        "syslog-ng",
-        Command::new(&syslog_ng)
-            .args(["-F", "-e", "--no-caps", "-f"])
-            .arg(&conf)
-            .arg("-R")
-            .arg(work.join("syslog-ng.persist"))
-            .arg("-p")
-            .arg(work.join("syslog-ng.pid"))
-            .arg("-c")
-            .arg(work.join("syslog-ng.ctl")),
-        work.join("syslog-ng.log"),
+    let tls = format!(
+        "ca-dir(\"{}\") key-file(\"{}\") cert-file(\"{}\") peer-verify(required-trusted)",
+        s.ca_dir.display(),
+        s.client_key.display(),
+        s.client_cert.display()
     );
+    let mut peer = spawn_syslog_ng_client(&work, &text, s.port, &tls);
     s.wait_delivered(&mut peer, String::new);
     let delivered = started.elapsed();
     peer.stop(Duration::from_secs(5));
@@ -281,19 +251,7 @@ log {{ source(s_in); destination(d_ringest); flags(flow-control); }};
 /// driver in x509/name mode (it checks ringest's name is `localhost`).
 #[test]
 fn rsyslog_gtls_client_delivers_every_message_with_its_cn() {
-    let root = peers_dir().join("rsyslog");
-    let rsyslogd = require(
-        &root.join("usr/sbin/rsyslogd"),
-        "rsyslogd (unpacked rsyslog)",
-    );
-    let gtls = find_file(&root, "lmnsd_gtls.so").unwrap_or_else(|| {
-        panic!(
-            "lmnsd_gtls.so not found under {}: {SETUP_HINT}",
-            root.display()
-        )
-    });
-    let moddir = gtls.parent().expect("module dir").to_path_buf();
-    require(&moddir.join("imtcp.so"), "rsyslog imtcp.so");
+    let rsyslog = Rsyslog::find();
     let started = Instant::now();
     let s = Setup::new("interop-rsyslog", "rsyslog-client", false);
     let work = s.dir.join("rsyslog");
@@ -326,18 +284,7 @@ ruleset(name="fwd") {{
         ),
     )
     .expect("conf");
-    let mut peer = Peer::spawn(
-        "rsyslog",
-        Command::new(&rsyslogd)
-            .arg("-n")
-            .arg("-M")
-            .arg(&moddir)
-            .arg("-f")
-            .arg(&conf)
-            .arg("-i")
-            .arg(work.join("rsyslogd.pid")),
-        work.join("rsyslogd.log"),
-    );
+    let mut peer = rsyslog.spawn(&conf, &work);
     let internal_log = || {
         format!(
             "--- rsyslog internal.log:\n{}",

@@ -100,3 +100,93 @@ pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// The syslog-ng binary; a missing one fails with the setup hint.
+pub fn syslog_ng_bin() -> PathBuf {
+    find_in_path("syslog-ng")
+        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"))
+}
+
+/// syslog-ng in the foreground with `conf`, its state files and log in `work`.
+pub fn spawn_syslog_ng(conf: &Path, work: &Path) -> Peer {
+    Peer::spawn(
+        "syslog-ng",
+        Command::new(syslog_ng_bin())
+            .args(["-F", "-e", "--no-caps", "-f"])
+            .arg(conf)
+            .arg("-R")
+            .arg(work.join("syslog-ng.persist"))
+            .arg("-p")
+            .arg(work.join("syslog-ng.pid"))
+            .arg("-c")
+            .arg(work.join("syslog-ng.ctl")),
+        work.join("syslog-ng.log"),
+    )
+}
+
+/// The unpacked rsyslogd and its module folder (with gtls and imtcp).
+pub struct Rsyslog {
+    pub rsyslogd: PathBuf,
+    pub moddir: PathBuf,
+}
+
+impl Rsyslog {
+    pub fn find() -> Rsyslog {
+        let root = peers_dir().join("rsyslog");
+        let rsyslogd = require(
+            &root.join("usr/sbin/rsyslogd"),
+            "rsyslogd (unpacked rsyslog)",
+        );
+        let gtls = find_file(&root, "lmnsd_gtls.so").unwrap_or_else(|| {
+            panic!(
+                "lmnsd_gtls.so not found under {}: {SETUP_HINT}",
+                root.display()
+            )
+        });
+        let moddir = gtls.parent().expect("module dir").to_path_buf();
+        require(&moddir.join("imtcp.so"), "rsyslog imtcp.so");
+        Rsyslog { rsyslogd, moddir }
+    }
+
+    /// rsyslogd in the foreground with `conf`, its pid file and log in `work`.
+    pub fn spawn(&self, conf: &Path, work: &Path) -> Peer {
+        Peer::spawn(
+            "rsyslog",
+            Command::new(&self.rsyslogd)
+                .arg("-n")
+                .arg("-M")
+                .arg(&self.moddir)
+                .arg("-f")
+                .arg(conf)
+                .arg("-i")
+                .arg(work.join("rsyslogd.pid")),
+            work.join("rsyslogd.log"),
+        )
+    }
+}
+
+/// syslog-ng as a TLS client: it reads `lines` from a file (no parsing)
+/// and sends them with the `syslog()` driver to 127.0.0.1:`port`;
+/// `tls` holds the `tls(...)` options (keys, CA, peer-verify).
+pub fn spawn_syslog_ng_client(work: &Path, lines: &str, port: u16, tls: &str) -> Peer {
+    std::fs::create_dir_all(work).expect("work dir");
+    let input = work.join("input.log");
+    std::fs::write(&input, lines).expect("input");
+    let conf = work.join("syslog-ng.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"@version: 3.38
+options {{ time-reopen(1); stats-freq(0); use-dns(no); log-fifo-size(20000); }};
+source s_in {{ file("{input}" follow-freq(1) flags(no-parse) log-fetch-limit(1000) log-iw-size(10000)); }};
+destination d_out {{
+  syslog("127.0.0.1" transport("tls") port({port}) tls({tls}));
+}};
+log {{ source(s_in); destination(d_out); flags(flow-control); }};
+"#,
+            input = input.display(),
+        ),
+    )
+    .expect("conf");
+    spawn_syslog_ng(&conf, work)
+}

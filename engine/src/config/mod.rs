@@ -277,29 +277,44 @@ impl DestinationConfig {
     /// The `type = "forward"` keys; (key, reason) on the first error.
     fn validate_forward(&self) -> Result<(), (&'static str, String)> {
         if self.servers.is_empty() {
-            return Err(("servers", "a forward destination needs at least one \"host:port\"".into()));
+            return Err((
+                "servers",
+                "a forward destination needs at least one \"host:port\"".into(),
+            ));
         }
         for s in &self.servers {
             crate::writer::forward::ServerAddr::parse(s).map_err(|e| ("servers", e))?;
         }
         if !self.path.as_os_str().is_empty() {
-            return Err(("path", "a forward destination has no path; set servers".into()));
+            return Err((
+                "path",
+                "a forward destination has no path; set servers".into(),
+            ));
         }
         if self.format != OutputFormat::Raw {
-            return Err(("format", "a forward destination sends the messages as received: \"raw\" only".into()));
+            return Err((
+                "format",
+                "a forward destination sends the messages as received: \"raw\" only".into(),
+            ));
         }
         let range = |k: &'static str, v: u64, min: u64, max: u64| {
             check_range(k.into(), v, min, max).map_err(|(_, r)| (k, r))
         };
         range("connections", self.connections as u64, 1, 64)?;
         range("reconnect_min_ms", self.reconnect_min_ms, 1, 3_600_000)?;
-        range("reconnect_max_ms", self.reconnect_max_ms, self.reconnect_min_ms, 3_600_000)?;
+        range(
+            "reconnect_max_ms",
+            self.reconnect_max_ms,
+            self.reconnect_min_ms,
+            3_600_000,
+        )?;
         range("connect_timeout_ms", self.connect_timeout_ms, 10, 600_000)?;
         range("confirm_ms", self.confirm_ms, 0, 600_000)?;
         match (self.transport, &self.tls) {
             (Transport::Tls, None) => Err((
                 "tls",
-                "transport = \"tls\" needs a [destination.tls] table (at least ca_file or ca_dir)".into(),
+                "transport = \"tls\" needs a [destination.tls] table (at least ca_file or ca_dir)"
+                    .into(),
             )),
             (Transport::Tcp, Some(_)) => Err((
                 "tls",

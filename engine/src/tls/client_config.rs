@@ -27,7 +27,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, Error, Signa
 
 use super::client_settings::ClientTlsConfig;
 use super::error::TlsConfigError;
-use super::fingerprint::{sha1, sha256, Fingerprint};
+use super::fingerprint::{parse_pins, sha1, sha256, Fingerprint};
 use super::load;
 use super::server_config::{load_roots, protocol_versions};
 use super::suites;
@@ -115,18 +115,7 @@ impl UpstreamVerifier {
         s: &ClientTlsConfig,
         provider: &Arc<CryptoProvider>,
     ) -> Result<UpstreamVerifier, TlsConfigError> {
-        let pins = s
-            .trusted_keys
-            .iter()
-            .enumerate()
-            .map(|(index, value)| {
-                Fingerprint::parse(value).map_err(|reason| TlsConfigError::InvalidFingerprint {
-                    index,
-                    value: value.clone(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let pins = parse_pins(&s.trusted_keys)?;
         let roots = load_roots(s.ca_file.as_deref(), s.ca_dir.as_deref())?;
         let chain = if s.peer_verify.is_trusted() {
             let roots = roots.ok_or(TlsConfigError::Missing {
@@ -134,12 +123,13 @@ impl UpstreamVerifier {
                 reason: "peer_verify = *-trusted needs the CA that signs the server's \
                          certificate: set ca_file or ca_dir",
             })?;
-            let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
-                .build()
-                .map_err(|e| TlsConfigError::Rustls {
-                    key: "ca_file",
-                    detail: e.to_string(),
-                })?;
+            let v =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                    .build()
+                    .map_err(|e| TlsConfigError::Rustls {
+                        key: "ca_file",
+                        detail: e.to_string(),
+                    })?;
             Some(v)
         } else {
             if pins.is_empty() {

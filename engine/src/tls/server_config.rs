@@ -99,7 +99,10 @@ pub(crate) fn build(s: &TlsSettings) -> Result<Built, TlsConfigError> {
     })
 }
 
-pub(crate) fn protocol_versions(min: TlsVersion, max: TlsVersion) -> Vec<&'static SupportedProtocolVersion> {
+pub(crate) fn protocol_versions(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Vec<&'static SupportedProtocolVersion> {
     [
         (TlsVersion::Tls13, &rustls::version::TLS13),
         (TlsVersion::Tls12, &rustls::version::TLS12),

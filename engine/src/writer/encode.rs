@@ -215,7 +215,11 @@ pub fn fed_conns(
             dest,
         });
         for (i, run) in batch.runs.iter().enumerate() {
-            if !feeds.get(run.conn.source as usize).copied().unwrap_or(false) {
+            if !feeds
+                .get(run.conn.source as usize)
+                .copied()
+                .unwrap_or(false)
+            {
                 continue;
             }
             let end = batch

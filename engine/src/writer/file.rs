@@ -186,7 +186,10 @@ mod tests {
         let mut d: DestinationConfig =
             toml::from_str("name = \"d\"\ntype = \"file\"\nfsync = \"never\"").expect("config");
         d.path = path;
-        assert_eq!((d.kind, d.format, d.fsync), (DestinationType::File, OutputFormat::Raw, FsyncPolicy::Never));
+        assert_eq!(
+            (d.kind, d.format, d.fsync),
+            (DestinationType::File, OutputFormat::Raw, FsyncPolicy::Never)
+        );
         d
     }
 

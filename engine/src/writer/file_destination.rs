@@ -115,8 +115,7 @@ impl<F: Fs> FileDestination<F> {
     ) -> u64 {
         let messages = out.messages();
         if self.gave_up {
-            self.loss.not_written_messages += messages;
-            self.loss.not_written_bytes += out.len_bytes() as u64;
+            self.loss.not_written(messages, out.len_bytes());
             return 0;
         }
         let parts = out.parts();

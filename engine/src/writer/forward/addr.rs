@@ -30,7 +30,9 @@ impl ServerAddr {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        let port: u16 = port.parse().map_err(|_| bad("the port is not a number 1..65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number 1..65535"))?;
         if port == 0 {
             return Err(bad("port 0"));
         }

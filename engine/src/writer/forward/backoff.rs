@@ -33,7 +33,11 @@ impl Reconnect {
         self.next = (self.next * 2).min(self.max);
         let half = nominal / 2;
         let span = (nominal - half).as_micros() as u64;
-        let jitter = if span == 0 { 0 } else { self.random() % (span + 1) };
+        let jitter = if span == 0 {
+            0
+        } else {
+            self.random() % (span + 1)
+        };
         half + Duration::from_micros(jitter)
     }
 

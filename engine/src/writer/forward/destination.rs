@@ -119,8 +119,7 @@ impl ForwardDestination {
     ) -> u64 {
         let messages = out.messages();
         if self.gave_up {
-            self.loss.not_written_messages += messages;
-            self.loss.not_written_bytes += out.len_bytes() as u64;
+            self.loss.not_written(messages, out.len_bytes());
             return 0;
         }
         let n = self.upstreams.len() as u64;
@@ -176,7 +175,9 @@ impl ForwardDestination {
             }
             let Some(link) = up.link.as_mut() else {
                 if let Some(t) = up.retry_at.filter(|t| *t > now) {
-                    let wait = give_up.at().map_or(t - now, |g| (t - now).min(g.saturating_duration_since(now)));
+                    let wait = give_up
+                        .at()
+                        .map_or(t - now, |g| (t - now).min(g.saturating_duration_since(now)));
                     std::thread::sleep(wait.max(Duration::from_millis(1)));
                     continue;
                 }
@@ -261,7 +262,11 @@ impl ForwardDestination {
                     log::info!(
                         "destination {}: connected to {server}{}",
                         self.plan.name,
-                        if up.session.is_confirmed() { "" } else { " (messages kept until the server confirms)" }
+                        if up.session.is_confirmed() {
+                            ""
+                        } else {
+                            " (messages kept until the server confirms)"
+                        }
                     );
                     return;
                 }

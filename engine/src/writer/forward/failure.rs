@@ -198,9 +198,8 @@ mod tests {
         let f = UpstreamFailure::from_tls(&Error::AlertReceived(AlertDescription::UnknownCA));
         assert_eq!(f.label(), "unknown_ca");
         assert!(f.hint().contains("client certificate"), "{}", f.hint());
-        let f = UpstreamFailure::from_tls(&Error::AlertReceived(
-            AlertDescription::CertificateRequired,
-        ));
+        let f =
+            UpstreamFailure::from_tls(&Error::AlertReceived(AlertDescription::CertificateRequired));
         assert_eq!(f.label(), "certificate_required");
     }
 
@@ -216,7 +215,10 @@ mod tests {
     #[test]
     fn socket_errors_map_to_stable_labels() {
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(UpstreamFailure::from_connect(&e).label(), "connection_refused");
+        assert_eq!(
+            UpstreamFailure::from_connect(&e).label(),
+            "connection_refused"
+        );
         let e = io::Error::from(io::ErrorKind::BrokenPipe);
         assert_eq!(UpstreamFailure::from_io(&e).label(), "reset");
     }

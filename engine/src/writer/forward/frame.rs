@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn octet_counted_and_newline_framing() {
-        assert_eq!(frame(ForwardFraming::OctetCounted, "hello", None), "5 hello");
+        assert_eq!(
+            frame(ForwardFraming::OctetCounted, "hello", None),
+            "5 hello"
+        );
         assert_eq!(frame(ForwardFraming::Newline, "hello", None), "hello\n");
         assert_eq!(frame(ForwardFraming::OctetCounted, "", None), "0 ");
     }
@@ -143,7 +146,8 @@ mod tests {
     fn identity_replaces_a_nil_sd_and_the_length_counts_it() {
         let msg = "<34>1 2026-11-29T10:00:00Z host app 12 ID7 - hi";
         let got = frame(ForwardFraming::OctetCounted, msg, Some(&id(Some("edge-1"))));
-        let body = "<34>1 2026-11-29T10:00:00Z host app 12 ID7 [tls@32473 cn=\"edge-1\" fp=\"AA:BB\"] hi";
+        let body =
+            "<34>1 2026-11-29T10:00:00Z host app 12 ID7 [tls@32473 cn=\"edge-1\" fp=\"AA:BB\"] hi";
         assert_eq!(got, format!("{} {body}", body.len()));
     }
 
@@ -169,7 +173,10 @@ mod tests {
     #[test]
     fn non_5424_messages_and_clients_without_identity_pass_unchanged() {
         let bsd = "<34>Nov 29 10:00:00 host app: hi";
-        assert_eq!(frame(ForwardFraming::Newline, bsd, Some(&id(Some("c")))), format!("{bsd}\n"));
+        assert_eq!(
+            frame(ForwardFraming::Newline, bsd, Some(&id(Some("c")))),
+            format!("{bsd}\n")
+        );
         let truncated = "<34>1 - h a";
         assert_eq!(
             frame(ForwardFraming::Newline, truncated, Some(&id(Some("c")))),
@@ -178,6 +185,9 @@ mod tests {
         let mut none = id(None);
         none.client_sha256 = None;
         let msg = "<34>1 - h a - - - m";
-        assert_eq!(frame(ForwardFraming::Newline, msg, Some(&none)), format!("{msg}\n"));
+        assert_eq!(
+            frame(ForwardFraming::Newline, msg, Some(&none)),
+            format!("{msg}\n")
+        );
     }
 }

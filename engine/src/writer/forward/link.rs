@@ -152,7 +152,12 @@ impl Link {
             match self.stream.write(&self.wire[self.sent..]) {
                 Ok(0) => return Err(UpstreamFailure::Reset),
                 Ok(n) => self.sent += n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Ok(false)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -185,7 +190,12 @@ impl Link {
                 match conn.read_tls(&mut self.stream) {
                     Ok(0) => return Err(UpstreamFailure::Closed),
                     Ok(_) => {}
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
                         return Ok(Heard::Nothing)
                     }
                     Err(e) => return Err(io_err(e)),
@@ -207,7 +217,12 @@ impl Link {
                 match self.stream.read(&mut sink) {
                     Ok(0) => Err(UpstreamFailure::Closed),
                     Ok(_) => Ok(Heard::Something),
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
                         Ok(Heard::Nothing)
                     }
                     Err(e) => Err(io_err(e)),

@@ -54,7 +54,9 @@ impl ForwardPlan {
                     .collect::<Result<Vec<_>, _>>()?;
                 Some(TlsPlan { config, names })
             }
-            (Transport::Tls, None) => return Err(at("transport = \"tls\" needs [destination.tls]".into())),
+            (Transport::Tls, None) => {
+                return Err(at("transport = \"tls\" needs [destination.tls]".into()))
+            }
             (Transport::Tcp, _) => None,
         };
         Ok(ForwardPlan {
@@ -64,7 +66,9 @@ impl ForwardPlan {
             framing: cfg.framing,
             connections: cfg.connections.max(1),
             reconnect_min: Duration::from_millis(cfg.reconnect_min_ms.max(1)),
-            reconnect_max: Duration::from_millis(cfg.reconnect_max_ms.max(cfg.reconnect_min_ms.max(1))),
+            reconnect_max: Duration::from_millis(
+                cfg.reconnect_max_ms.max(cfg.reconnect_min_ms.max(1)),
+            ),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             confirm_window: Duration::from_millis(cfg.confirm_ms),
             forward_identity: cfg.forward_identity,

@@ -79,7 +79,10 @@ impl Session {
 
     /// A new connection is up; `needs_confirm` for TLS 1.3.
     pub fn connected(&mut self, now: Instant, needs_confirm: bool) {
-        assert!(self.held.is_empty() && self.in_chunk == 0, "held frames from an old connection");
+        assert!(
+            self.held.is_empty() && self.in_chunk == 0,
+            "held frames from an old connection"
+        );
         self.state = Some(if needs_confirm && !self.confirm_window.is_zero() {
             Confirm::Until(now + self.confirm_window)
         } else {
