@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use e2e::loadgen::{send_tcp, send_tcp_all, verify_raw};
 use e2e::pki::Pki;
+use e2e::relay_config;
 use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
 
 /// A final ringest: TLS, client certificates checked against `client_ca`.
@@ -39,40 +40,6 @@ listen = "127.0.0.1:{stats}"
         pki.server_cert.display(),
         pki.server_key.display(),
         client_ca.display()
-    )
-}
-
-/// A relay: plain TCP in, forward over TLS with the test client certificate out.
-fn relay_config(pki: &Pki, port: u16, stats: u16, upstream: &[String], extra: &str) -> String {
-    let servers: Vec<String> = upstream.iter().map(|s| format!("\"{s}\"")).collect();
-    format!(
-        r#"shards = 2
-drain_timeout_ms = 2000
-[[source]]
-name = "in"
-listen = "127.0.0.1:{port}"
-transport = "tcp"
-
-[[destination]]
-name = "upstream"
-type = "forward"
-servers = [{}]
-reconnect_min_ms = 50
-reconnect_max_ms = 1000
-{extra}
-[destination.tls]
-ca_file = "{}"
-cert_file = "{}"
-key_file = "{}"
-server_name = "localhost"
-
-[stats]
-listen = "127.0.0.1:{stats}"
-"#,
-        servers.join(", "),
-        pki.ca.display(),
-        pki.client_cert.display(),
-        pki.client_key.display()
     )
 }
 
@@ -370,4 +337,39 @@ fn broken_forward_settings_fail_check_config_with_the_message_serve_gives() {
         );
         assert_eq!(check_err, serve_err, "{what}: different messages");
     }
+}
+
+/// SIGTERM while the upstream is down: the relay keeps trying until
+/// `drain_timeout_ms` + 2 s after the signal, then gives up, counts every
+/// message it could not deliver, and exits 2 saying so.
+#[test]
+fn shutdown_with_the_upstream_down_counts_what_was_not_delivered() {
+    let s = Setup::new("fwd-giveup");
+    let (mut relay, port) = s.start_relay("");
+    let n = 1_000;
+    send(&s.dir, port, n);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.metric("ringest_messages_received_total{source=\"in\"") < n {
+        assert!(Instant::now() < deadline, "relay did not receive {n}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = Instant::now();
+    relay.signal(libc::SIGTERM);
+    let status = relay
+        .wait_exit(Duration::from_secs(20))
+        .expect("relay exits after giving up");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "exit status 2: not everything delivered"
+    );
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(4),
+        "kept trying for drain_timeout_ms + 2 s"
+    );
+    let log = relay.stderr();
+    assert!(
+        log.contains(&format!("destination upstream: {n} messages")),
+        "the loss is counted and said:\n{log}"
+    );
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use e2e::loadgen::{send_tcp_all, verify_raw};
 use e2e::peer::{spawn_syslog_ng, spawn_syslog_ng_client, syslog_ng_bin, Peer, Rsyslog};
 use e2e::pki::Pki;
+use e2e::relay_config;
 use e2e::server::{count_lines, free_port, temp_dir, Server};
 
 const N: u64 = 5_000;
@@ -20,32 +21,7 @@ const CLIENT_CN: &str = "test-client";
 
 fn relay(dir: &Path, pki: &Pki, upstream: u16) -> (Server, u16) {
     let (port, stats) = (free_port(), free_port());
-    let cfg = format!(
-        r#"shards = 1
-[[source]]
-name = "in"
-listen = "127.0.0.1:{port}"
-transport = "tcp"
-
-[[destination]]
-name = "upstream"
-type = "forward"
-servers = ["127.0.0.1:{upstream}"]
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-[destination.tls]
-ca_file = "{}"
-cert_file = "{}"
-key_file = "{}"
-server_name = "localhost"
-
-[stats]
-listen = "127.0.0.1:{stats}"
-"#,
-        pki.ca.display(),
-        pki.client_cert.display(),
-        pki.client_key.display()
-    );
+    let cfg = relay_config(pki, port, stats, &[format!("127.0.0.1:{upstream}")], "");
     std::fs::create_dir_all(dir).expect("relay dir");
     (Server::start(dir, &cfg), port)
 }

@@ -59,7 +59,6 @@ pub struct ForwardDestination {
     loss: DestinationLoss,
     log: RateLog,
     chunk: Vec<u8>,
-    frame: Vec<u8>,
 }
 
 enum Step {
@@ -98,7 +97,6 @@ impl ForwardDestination {
             gave_up: false,
             log: RateLog::new(FAILURE_LOG_PER_SECOND),
             chunk: Vec::with_capacity(super::session::CHUNK_BYTES_MAX * 2),
-            frame: Vec::with_capacity(4096),
         }
     }
 
@@ -130,8 +128,9 @@ impl ForwardDestination {
             let identity = conn
                 .filter(|_| self.plan.forward_identity)
                 .and_then(|c| c.identity.as_ref());
-            self.frame.clear();
-            push_frame(&mut self.frame, self.plan.framing, msg, identity);
+            // Framing and identity add a few dozen bytes at most.
+            let mut frame = Vec::with_capacity(msg.len() + 128);
+            push_frame(&mut frame, self.plan.framing, msg, identity);
             let up = match conn {
                 Some(c) if n > 1 => {
                     let mut h = DefaultHasher::new();
@@ -140,7 +139,7 @@ impl ForwardDestination {
                 }
                 _ => 0,
             };
-            self.upstreams[up].session.push(self.frame.clone());
+            self.upstreams[up].session.push(frame);
         });
         for u in 0..self.upstreams.len() {
             if let Step::GaveUp = self.drive(u, stats, give_up) {
