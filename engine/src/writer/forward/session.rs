@@ -10,11 +10,13 @@
 //!   TLS 1.3 the client's handshake ends before the server has checked the
 //!   client certificate; a server that refuses it sends an alert only after
 //!   the client may already have written. Held frames go back to the front
-//!   of `pending`, in order, when the connection fails; they are released
-//!   as delivered once the server sends any record after the handshake (a
-//!   NewSessionTicket: OpenSSL, GnuTLS and rustls servers send them after
-//!   checking the client certificate) or once `confirm_ms` passed without an
-//!   alert.
+//!   of `pending`, in order, when the connection fails (any failure: a
+//!   close is no proof of acceptance, so a duplicate is preferred to a
+//!   loss); they are released as delivered once the server sends any record
+//!   after the handshake (a NewSessionTicket, which a server sends only
+//!   after checking the client certificate; `openssl s_server` does by
+//!   default, syslog-ng 3.38, rsyslog 8.2302 and ringest do not) or once
+//!   `confirm_ms` passed without an alert.
 //!
 //! Writes go out in chunks of whole frames (at most one TLS record of
 //! plaintext, unless a frame is larger), so a chunk the kernel did not wholly
