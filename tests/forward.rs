@@ -599,3 +599,153 @@ fn messages_written_before_a_late_tls13_refusal_are_put_back_and_sent_once() {
     assert_eq!(got as u64, n, "frames the upstream accepted, nothing twice");
     verify_raw(&json, &out);
 }
+
+/// A relay config with `[destination.disk_buffer]` (`table`): a sub-table
+/// of the destination, after `[destination.tls]`, before `[stats]`.
+fn buffered_relay_config(s: &Setup, port: u16, stats: u16, table: &str) -> String {
+    let upstream = [format!("127.0.0.1:{}", s.final_port)];
+    relay_config(&s.pki, port, stats, &upstream, "")
+        .replace("[stats]", &format!("{table}\n[stats]"))
+}
+
+/// `[destination.disk_buffer]`: one million messages arrive while the
+/// upstream is down and go to disk; the relay is restarted with SIGTERM
+/// (the buffer survives), the upstream comes up, and every message arrives
+/// exactly once, in order per connection.
+#[test]
+fn disk_buffer_keeps_a_million_messages_across_a_relay_restart() {
+    let s = Setup::new("fwd-disk");
+    let buffer = s.dir.join("relay/buffer");
+    let extra = format!(
+        "[destination.disk_buffer]\ndir = \"{}\"\nmax_bytes = 1073741824\n",
+        buffer.display()
+    );
+    let (port, stats) = (free_port(), free_port());
+    let cfg = buffered_relay_config(&s, port, stats, &extra);
+    let relay = Server::start(&s.dir.join("relay"), &cfg);
+    let n = 1_000_000;
+    let json = s.dir.join("send.json");
+    let status = send_tcp(port, n, 4, &["--size", "100"], &json)
+        .status()
+        .expect("loadgen");
+    assert!(status.success(), "loadgen send");
+    let buffered = relay.wait_metric(
+        "ringest_disk_buffer_messages{destination=\"upstream\"",
+        n,
+        Duration::from_secs(120),
+    );
+    assert_eq!(buffered, n, "all on disk while the upstream is down");
+    assert!(relay.metric("ringest_disk_buffer_bytes{destination=\"upstream\"") > n * 100);
+    assert!(
+        relay.stop().success(),
+        "a clean exit: the buffer holds everything"
+    );
+    let fin = s.start_final(&s.pki.ca, "");
+    let relay = Server::start(&s.dir.join("relay"), &cfg);
+    assert_eq!(written(&fin, n, Duration::from_secs(300)), n, "final wrote");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay.metric("ringest_disk_buffer_messages{destination=\"upstream\"") > 0 {
+        assert!(Instant::now() < deadline, "buffer not drained");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(relay
+        .stderr()
+        .contains("holds 1000000 messages from before"));
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify_raw(&json, &s.final_file());
+    let left = std::fs::read_dir(&buffer).expect("buffer dir").count();
+    assert_eq!(left, 0, "every segment deleted once delivered");
+}
+
+/// With a disk buffer, an upstream stopped mid-stream does not stop the
+/// relay: what it cannot send goes to disk, and once the upstream is back
+/// everything arrives exactly once.
+#[test]
+fn disk_buffer_takes_over_when_the_upstream_stops_mid_stream() {
+    let s = Setup::new("fwd-disk-restart");
+    let table = format!(
+        "[destination.disk_buffer]\ndir = \"{}\"\n",
+        s.dir.join("relay/buffer").display()
+    );
+    let fin = s.start_final(&s.pki.ca, "");
+    let (port, stats) = (free_port(), free_port());
+    let relay = Server::start(
+        &s.dir.join("relay"),
+        &buffered_relay_config(&s, port, stats, &table),
+    );
+    let n = 15_000;
+    let json = s.dir.join("send.json");
+    let mut load = send_tcp(port, n, 4, &["--rate", "3000"], &json)
+        .spawn()
+        .expect("loadgen");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(fin.stop().success());
+    let before = count_lines(&s.final_file()) as u64;
+    assert!(before < n, "stopped mid-stream: {before} of {n}");
+    // 5 s of messages; the final left after about 3.5 s. The relay keeps
+    // taking messages: they go to disk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.try_wait().expect("loadgen").is_none() {
+        assert!(Instant::now() < deadline, "loadgen did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(relay.metric("ringest_disk_buffer_messages{destination=\"upstream\"") > 0);
+    let fin = s.start_final(&s.pki.ca, "");
+    let after = written(&fin, n - before, Duration::from_secs(30));
+    assert_eq!(
+        before + after,
+        n,
+        "first final {before} + second final {after}"
+    );
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify_raw(&json, &s.final_file());
+}
+
+/// A full buffer with `when_full = "drop_newest"` drops and counts; what
+/// it kept arrives.
+#[test]
+fn a_full_disk_buffer_drops_the_newest_and_counts_them() {
+    let s = Setup::new("fwd-disk-full");
+    let table = format!(
+        "[destination.disk_buffer]\ndir = \"{}\"\nmax_bytes = 1048576\nwhen_full = \"drop_newest\"\n",
+        s.dir.join("relay/buffer").display()
+    );
+    let (port, stats) = (free_port(), free_port());
+    let relay = Server::start(
+        &s.dir.join("relay"),
+        &buffered_relay_config(&s, port, stats, &table),
+    );
+    let n = 20_000;
+    send(&s.dir, port, n);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (kept, dropped) = loop {
+        let kept = relay.metric("ringest_disk_buffer_messages{destination=\"upstream\"");
+        let dropped = relay.metric("ringest_disk_buffer_dropped_total{destination=\"upstream\"");
+        if kept + dropped >= n {
+            break (kept, dropped);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kept {kept} + dropped {dropped} of {n}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(kept + dropped, n);
+    assert!(
+        kept > 1000 && dropped > 1000,
+        "kept {kept}, dropped {dropped}"
+    );
+    assert!(relay.metric("ringest_disk_buffer_bytes{destination=\"upstream\"") <= 1_048_576);
+    let fin = s.start_final(&s.pki.ca, "");
+    assert_eq!(written(&fin, kept, Duration::from_secs(30)), kept);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        count_lines(&s.final_file()) as u64,
+        kept,
+        "nothing else arrives"
+    );
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+}

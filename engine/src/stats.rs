@@ -78,6 +78,13 @@ pub struct DestinationStats {
     /// Forward destinations: messages put back at the front of the queue
     /// after their connection failed before it was confirmed.
     pub requeued_messages: AtomicU64,
+    /// Forward destinations with a disk buffer: what it holds now.
+    pub disk_buffer_bytes: AtomicU64,
+    pub disk_buffer_messages: AtomicU64,
+    /// Unix ms of the oldest buffered message; 0 when the buffer is empty.
+    pub disk_buffer_oldest_unix_ms: AtomicU64,
+    /// Messages dropped by a full buffer with `when_full = "drop_newest"`.
+    pub disk_buffer_dropped: AtomicU64,
     /// Files found ending without `\n` (a torn last line), fixed with one.
     pub torn_lines_repaired: AtomicU64,
     /// Messages written before an fsync that failed: they may not be on disk.
@@ -352,7 +359,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 4] = [
+        let plain: [(&str, &str, Get); 8] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -372,6 +379,29 @@ impl Stats {
                 "ringest_requeued_messages_total",
                 "Forward destinations: messages sent again because their connection failed before the server confirmed it.",
                 |d| d.requeued_messages.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_bytes",
+                "Forward destinations: bytes in the disk buffer's segment files.",
+                |d| d.disk_buffer_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_messages",
+                "Forward destinations: messages in the disk buffer, not yet delivered.",
+                |d| d.disk_buffer_messages.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_oldest_age_seconds",
+                "Forward destinations: age of the oldest message in the disk buffer (0 when empty).",
+                |d| match d.disk_buffer_oldest_unix_ms.load(Relaxed) {
+                    0 => 0,
+                    t => crate::writer::forward::unix_ms().saturating_sub(t) / 1000,
+                },
+            ),
+            (
+                "ringest_disk_buffer_dropped_total",
+                "Forward destinations: messages dropped by a full disk buffer (when_full = drop_newest).",
+                |d| d.disk_buffer_dropped.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use crate::server::bin;
 
-/// `loadgen send --tcp` of `count` messages of 200 bytes over
+/// `loadgen send --tcp` of `count` messages (200 bytes unless `extra` sets `--size`) over
 /// `connections` to 127.0.0.1:`port`; its JSON report goes to `json`.
 pub fn send_tcp(port: u16, count: u64, connections: u32, extra: &[&str], json: &Path) -> Command {
     let mut c = Command::new(bin("loadgen"));
@@ -14,10 +14,13 @@ pub fn send_tcp(port: u16, count: u64, connections: u32, extra: &[&str], json: &
         .arg(format!("127.0.0.1:{port}"))
         .args(["--count", &count.to_string()])
         .args(["--connections", &connections.to_string()])
-        .args(["--size", "200", "--json", "--quiet"])
+        .args(["--json", "--quiet"])
         .args(extra)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(json).expect("send json"));
+        .stdin(Stdio::null());
+    if !extra.contains(&"--size") {
+        c.args(["--size", "200"]);
+    }
+    c.stdout(std::fs::File::create(json).expect("send json"));
     c
 }
 

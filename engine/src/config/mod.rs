@@ -226,6 +226,33 @@ pub struct DestinationConfig {
     /// `type = "forward"` with `transport = "tls"`.
     #[serde(default)]
     pub tls: Option<ClientTlsConfig>,
+    /// `type = "forward"`: keep on disk what the upstream cannot take now.
+    #[serde(default)]
+    pub disk_buffer: Option<DiskBufferConfig>,
+}
+
+/// `[destination.disk_buffer]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskBufferConfig {
+    /// Folder of the segment files (relative: to the config file's folder).
+    pub dir: PathBuf,
+    /// Bytes of segment files at most; then `when_full` applies.
+    #[serde(default = "defaults::disk_buffer_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+/// What a full disk buffer does with new messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Back-pressure: the writer waits for the upstream (nothing dropped).
+    #[default]
+    Block,
+    /// Drop the new messages, counted (`ringest_disk_buffer_dropped_total`).
+    DropNewest,
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -310,6 +337,18 @@ impl DestinationConfig {
         )?;
         range("connect_timeout_ms", self.connect_timeout_ms, 10, 600_000)?;
         range("confirm_ms", self.confirm_ms, 0, 600_000)?;
+        if let Some(b) = &self.disk_buffer {
+            range("disk_buffer.max_bytes", b.max_bytes, 1 << 20, 1 << 44)?;
+            if b.dir.as_os_str().is_empty() {
+                return Err(("disk_buffer.dir", "needs a folder".into()));
+            }
+            if self.connections != 1 {
+                return Err((
+                    "disk_buffer",
+                    "a disk buffer replays in one order: it needs connections = 1".into(),
+                ));
+            }
+        }
         match (self.transport, &self.tls) {
             (Transport::Tls, None) => Err((
                 "tls",
@@ -420,6 +459,9 @@ mod defaults {
     pub fn confirm_ms() -> u64 {
         1_000
     }
+    pub fn disk_buffer_max_bytes() -> u64 {
+        1 << 30
+    }
 }
 
 mod framing_serde {
@@ -513,6 +555,11 @@ impl Config {
             }
             if let Some(tls) = &mut d.tls {
                 tls.resolve_paths(base);
+            }
+            if let Some(b) = &mut d.disk_buffer {
+                if b.dir.is_relative() {
+                    b.dir = base.join(&b.dir);
+                }
             }
         }
         for s in &mut self.sources {
@@ -609,10 +656,11 @@ impl Config {
                     if d.path.as_os_str().is_empty() {
                         return Err((key("path"), "a file destination needs a path".into()));
                     }
-                    if !d.servers.is_empty() || d.tls.is_some() {
+                    if !d.servers.is_empty() || d.tls.is_some() || d.disk_buffer.is_some() {
                         return Err((
                             key("servers"),
-                            "servers and [destination.tls] are for type = \"forward\"".into(),
+                            "servers, [destination.tls] and [destination.disk_buffer] are for type = \"forward\""
+                                .into(),
                         ));
                     }
                 }

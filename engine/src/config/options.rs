@@ -53,6 +53,9 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.reconnect_max_ms", "10000",  "forward: the wait doubles (with jitter) up to this cap"),
     ("destination.connect_timeout_ms", "5000", "forward: TCP connect plus TLS handshake, per server tried"),
     ("destination.confirm_ms",   "1000",       "forward, TLS 1.3: messages written on a new connection are kept for a resend until the server sends a record (a session ticket) or this long passes without an alert; 0 = trust the handshake"),
+    ("destination.disk_buffer.dir", "none = no disk buffer", "forward: folder of segment files keeping, in order, what the upstream cannot take now; replayed in order when it is back, also after a restart (needs connections = 1)"),
+    ("destination.disk_buffer.max_bytes", "1073741824", "forward: segment bytes at most; then when_full applies"),
+    ("destination.disk_buffer.when_full", "\"block\"", "forward: \"block\" (back-pressure, nothing dropped) or \"drop_newest\" (new messages dropped, counted in ringest_disk_buffer_dropped_total)"),
     ("destination.forward_identity", "false",  "forward: add [tls@32473 cn=\"..\" fp=\"..\"] (the original client's TLS identity) to RFC 5424 messages; others are sent unchanged"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
@@ -181,7 +184,18 @@ fn struct_keys() -> Vec<String> {
             confirm_ms: _,
             forward_identity: _,
             tls: _,
+            disk_buffer: _,
         } = d;
+        // The table's keys, written out so a new field fails to compile here.
+        let super::DiskBufferConfig {
+            dir: _,
+            max_bytes: _,
+            when_full: _,
+        } = super::DiskBufferConfig {
+            dir: Default::default(),
+            max_bytes: 0,
+            when_full: Default::default(),
+        };
         [
             "name",
             "type",
@@ -201,6 +215,9 @@ fn struct_keys() -> Vec<String> {
             "reconnect_max_ms",
             "connect_timeout_ms",
             "confirm_ms",
+            "disk_buffer.dir",
+            "disk_buffer.max_bytes",
+            "disk_buffer.when_full",
             "forward_identity",
         ]
     };
@@ -260,6 +277,9 @@ mod tests {
                 "reconnect_min_ms" | "confirm_ms" => "100",
                 "framing" if table == Some("destination") => "\"newline\"",
                 "forward_identity" => "true",
+                "disk_buffer.dir" => "\"buf\"",
+                "disk_buffer.max_bytes" => "1048576",
+                "disk_buffer.when_full" => "\"drop_newest\"",
                 "framing" => "\"newline\"",
                 "oversize" => "\"drop\"",
                 "ktls" => "\"off\"",
@@ -296,11 +316,21 @@ mod tests {
                 "confirm_ms",
                 "forward_identity",
                 "framing",
+                "disk_buffer.dir",
+                "disk_buffer.max_bytes",
+                "disk_buffer.when_full",
             ];
             let dest_head = if table == Some("destination") && forward.contains(&field) {
-                "type = \"forward\"\nservers = [\"127.0.0.1:1\"]\ntransport = \"tcp\"\n"
+                let dir = if field.starts_with("disk_buffer.") && field != "disk_buffer.dir" {
+                    "disk_buffer.dir = \"buf\"\n"
+                } else {
+                    ""
+                };
+                format!(
+                    "type = \"forward\"\nservers = [\"127.0.0.1:1\"]\ntransport = \"tcp\"\n{dir}"
+                )
             } else {
-                "type = \"file\"\npath = \"x\"\n"
+                "type = \"file\"\npath = \"x\"\n".to_string()
             };
             let text = format!(
                 "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\n{dest_head}{dst}[stats]\n{stats}"

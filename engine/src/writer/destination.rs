@@ -55,7 +55,7 @@ impl<F: Fs> Destination<F> {
             )?)),
             DestinationType::Forward => {
                 let plan = ForwardPlan::build(cfg).map_err(io::Error::other)?;
-                Ok(Destination::Forward(ForwardDestination::open(plan, feeds)))
+                Ok(Destination::Forward(ForwardDestination::open(plan, feeds)?))
             }
         }
     }

@@ -7,12 +7,14 @@
 //!   what is held until the server confirms, what is put back after a failure.
 //! - `backoff.rs`, `failure.rs`: reconnect waits, and why a connection failed.
 //! - `link.rs`: the thin blocking socket + rustls driver.
+//! - `disk_buffer.rs`: `[destination.disk_buffer]`, segment files replayed in order.
 //! - `destination.rs`: the writer's view: deliver a round, retry until
 //!   delivered, give up only past shutdown's give-up instant.
 
 mod addr;
 mod backoff;
 mod destination;
+mod disk_buffer;
 mod failure;
 mod frame;
 mod link;
@@ -20,7 +22,7 @@ mod plan;
 mod session;
 
 pub use addr::ServerAddr;
-pub use destination::ForwardDestination;
+pub use destination::{unix_ms, ForwardDestination};
 pub use failure::UpstreamFailure;
 pub use frame::IDENTITY_SD_ID;
 pub use plan::ForwardPlan;

@@ -9,7 +9,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::addr::ServerAddr;
-use crate::config::{DestinationConfig, ForwardFraming, Transport};
+use crate::config::{DestinationConfig, DiskBufferConfig, ForwardFraming, Transport};
 use crate::tls::{build_client_config, server_name_for};
 
 /// The TLS client config and, for each server, the name its certificate must carry.
@@ -31,6 +31,7 @@ pub struct ForwardPlan {
     pub connect_timeout: Duration,
     pub confirm_window: Duration,
     pub forward_identity: bool,
+    pub disk_buffer: Option<DiskBufferConfig>,
 }
 
 impl ForwardPlan {
@@ -72,6 +73,7 @@ impl ForwardPlan {
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             confirm_window: Duration::from_millis(cfg.confirm_ms),
             forward_identity: cfg.forward_identity,
+            disk_buffer: cfg.disk_buffer.clone(),
         })
     }
 }

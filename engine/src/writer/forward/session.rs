@@ -45,6 +45,9 @@ pub struct Session {
     /// Frames of the chunk being written (taken from `pending`'s front).
     in_chunk: usize,
     confirm_window: Duration,
+    /// Frames delivered since the session began (written on a confirmed
+    /// connection, or released by a confirmation).
+    delivered: u64,
 }
 
 impl Session {
@@ -55,6 +58,7 @@ impl Session {
             state: None,
             in_chunk: 0,
             confirm_window,
+            delivered: 0,
         }
     }
 
@@ -65,6 +69,10 @@ impl Session {
     /// Nothing left to write and nothing held.
     pub fn is_done(&self) -> bool {
         self.pending.is_empty() && self.held.is_empty()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state.is_some()
     }
 
     pub fn is_confirmed(&self) -> bool {
@@ -114,7 +122,9 @@ impl Session {
         let n = std::mem::take(&mut self.in_chunk);
         let frames = self.pending.drain(..n);
         if self.state == Some(Confirm::Confirmed) {
-            frames.count() as u64
+            let n = frames.count() as u64;
+            self.delivered += n;
+            n
         } else {
             self.held.extend(frames);
             0
@@ -142,7 +152,22 @@ impl Session {
         self.state = Some(Confirm::Confirmed);
         let n = self.held.len() as u64;
         self.held.clear();
+        self.delivered += n;
         n
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// After [`failed`](Self::failed): every frame not delivered, in order,
+    /// to go elsewhere (the disk buffer).
+    pub fn take_pending(&mut self) -> Vec<Vec<u8>> {
+        assert!(
+            self.held.is_empty() && self.state.is_none(),
+            "take_pending on a live connection"
+        );
+        self.pending.drain(..).collect()
     }
 
     /// The connection failed: held frames go back to the front, in order.
