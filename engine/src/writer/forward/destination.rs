@@ -27,7 +27,6 @@ use super::link::{Heard, Link, TlsTarget};
 use super::plan::ForwardPlan;
 use super::session::Session;
 use crate::batch::ConnMeta;
-use crate::config::WhenFull;
 use crate::ratelog::RateLog;
 use crate::stats::DestinationStats;
 use crate::writer::destination::GiveUp;
@@ -41,12 +40,12 @@ const FAILURE_LOG_PER_SECOND: u32 = 5;
 /// instant is looked at in time.
 const LISTEN_SLICE: Duration = Duration::from_millis(100);
 
-struct Upstream {
-    session: Session,
-    link: Option<Link>,
+pub(super) struct Upstream {
+    pub(super) session: Session,
+    pub(super) link: Option<Link>,
     backoff: Reconnect,
     /// When the next connect may be tried.
-    retry_at: Option<Instant>,
+    pub(super) retry_at: Option<Instant>,
     /// First failure of the current outage, and how many since.
     outage: Option<(Instant, u64)>,
     /// Index in `servers` of the connected server.
@@ -54,31 +53,27 @@ struct Upstream {
 }
 
 pub struct ForwardDestination {
-    plan: ForwardPlan,
+    pub(super) plan: ForwardPlan,
     /// For each source, whether it feeds this destination.
     pub feeds: Vec<bool>,
-    upstreams: Vec<Upstream>,
-    gave_up: bool,
-    loss: DestinationLoss,
-    log: RateLog,
-    chunk: Vec<u8>,
+    pub(super) upstreams: Vec<Upstream>,
+    pub(super) gave_up: bool,
+    pub(super) loss: DestinationLoss,
+    pub(super) log: RateLog,
+    pub(super) chunk: Vec<u8>,
     /// With `[destination.disk_buffer]`.
-    disk: Option<DiskBuffer>,
+    pub(super) disk: Option<DiskBuffer>,
     /// This round's frames, before they go to a session or the disk.
-    incoming: Vec<(usize, Vec<u8>)>,
+    pub(super) incoming: Vec<(usize, Vec<u8>)>,
 }
 
-enum Step {
+pub(super) enum Step {
     Done,
     /// Impatient drive only: the connection failed; frames not delivered
     /// are back in the session's queue.
     Failed,
     GaveUp,
 }
-
-/// Disk segments replayed per writer turn at most, so new messages (which
-/// go to the disk meanwhile) are not held up long.
-const REPLAY_SEGMENTS_PER_TURN: usize = 4;
 
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -214,7 +209,7 @@ impl ForwardDestination {
 
     /// Runs upstream `u` until its session is done, or gives up; an
     /// impatient drive (`patient = false`) stops at the first failure.
-    fn drive(
+    pub(super) fn drive(
         &mut self,
         u: usize,
         stats: &DestinationStats,
@@ -308,7 +303,7 @@ impl ForwardDestination {
     }
 
     /// Tries every server in order; on success the session starts on it.
-    fn connect(&mut self, u: usize, stats: &DestinationStats) {
+    pub(super) fn connect(&mut self, u: usize, stats: &DestinationStats) {
         for i in 0..self.plan.servers.len() {
             let server = &self.plan.servers[i];
             let tls = self.plan.tls.as_ref().and_then(|t| {
@@ -400,174 +395,6 @@ impl ForwardDestination {
                 self.plan.servers[self.upstreams[u].server],
                 since.elapsed().as_secs_f64()
             );
-        }
-    }
-
-    /// With a disk buffer: this round goes straight to the upstream when
-    /// nothing waits on disk and the connection is up; else (or when that
-    /// fails) to the disk, in order, and the disk is replayed as far as the
-    /// upstream takes it now. The writer waits only for a full buffer with
-    /// `when_full = "block"`.
-    fn deliver_buffered(
-        &mut self,
-        messages: u64,
-        stats: &DestinationStats,
-        give_up: GiveUp<'_>,
-    ) -> u64 {
-        let mut frames = std::mem::take(&mut self.incoming);
-        let disk_empty = self.disk.as_ref().is_none_or(DiskBuffer::is_empty);
-        if disk_empty && !frames.is_empty() && self.upstreams[0].link.is_some() {
-            for (_, f) in frames.drain(..) {
-                self.upstreams[0].session.push(f);
-            }
-            if !matches!(self.drive(0, stats, give_up, false), Step::Done) {
-                frames = self.reclaim().into_iter().map(|f| (0, f)).collect();
-            }
-        }
-        let mut not_kept = 0;
-        for (_, f) in frames.drain(..) {
-            if !self.make_room(f.len(), stats, give_up) {
-                not_kept += 1;
-                continue;
-            }
-            let Some(disk) = self.disk.as_mut() else {
-                break;
-            };
-            if let Err(e) = disk.push(&f, unix_ms()) {
-                // The buffer's disk failed: fall back to waiting on the upstream.
-                log::error!(
-                    "destination {}: disk buffer write failed: {e}; waiting for the upstream instead",
-                    self.plan.name
-                );
-                stats.upstream_errors.inc("disk_buffer_io");
-                self.upstreams[0].session.push(f);
-                if let Step::GaveUp = self.drive(0, stats, give_up, true) {
-                    let (m, b) = self.upstreams[0].session.abandon();
-                    self.loss.not_written_messages += m;
-                    self.loss.not_written_bytes += b;
-                    not_kept += m;
-                }
-            }
-        }
-        self.incoming = frames;
-        if let Some(disk) = self.disk.as_mut() {
-            if let Err(e) = disk.sync() {
-                log::error!(
-                    "destination {}: disk buffer fsync failed: {e}",
-                    self.plan.name
-                );
-                stats.upstream_errors.inc("disk_buffer_io");
-            }
-        }
-        self.replay(stats, give_up, false);
-        self.note_disk(stats);
-        messages.saturating_sub(not_kept)
-    }
-
-    /// Whether the disk buffer can take `len` more bytes, after waiting for
-    /// the upstream to drain it (`when_full = "block"`). False: the frame
-    /// is dropped (counted) or, past the give-up instant, lost (counted).
-    fn make_room(&mut self, len: usize, stats: &DestinationStats, give_up: GiveUp<'_>) -> bool {
-        let when_full = self
-            .plan
-            .disk_buffer
-            .as_ref()
-            .map_or(WhenFull::Block, |c| c.when_full);
-        loop {
-            let Some(disk) = self.disk.as_ref() else {
-                return false;
-            };
-            if disk.has_room(len) {
-                return true;
-            }
-            if when_full == WhenFull::DropNewest {
-                stats.disk_buffer_dropped.fetch_add(1, Relaxed);
-                return false;
-            }
-            if give_up.at().is_some_and(|t| Instant::now() >= t) {
-                self.loss.not_written_messages += 1;
-                self.loss.not_written_bytes += len as u64;
-                return false;
-            }
-            self.replay(stats, give_up, true);
-        }
-    }
-
-    /// Sends the disk buffer's oldest segments while the upstream takes
-    /// them; `patient`: wait for it (back-pressure) instead of returning.
-    fn replay(&mut self, stats: &DestinationStats, give_up: GiveUp<'_>, patient: bool) {
-        for _ in 0..REPLAY_SEGMENTS_PER_TURN {
-            let Some(disk) = self.disk.as_mut() else {
-                return;
-            };
-            if disk.is_empty() {
-                return;
-            }
-            if self.upstreams[0].link.is_none() {
-                let due = self.upstreams[0]
-                    .retry_at
-                    .is_none_or(|t| t <= Instant::now());
-                if !patient && !due {
-                    return;
-                }
-                if due {
-                    self.connect(0, stats);
-                }
-                if !patient && self.upstreams[0].link.is_none() {
-                    return;
-                }
-            }
-            let frames = match self.disk.as_mut().map(DiskBuffer::head_frames) {
-                Some(Ok(f)) => f,
-                Some(Err(e)) => {
-                    log::error!(
-                        "destination {}: disk buffer read failed: {e}",
-                        self.plan.name
-                    );
-                    stats.upstream_errors.inc("disk_buffer_io");
-                    return;
-                }
-                None => return,
-            };
-            let before = self.upstreams[0].session.delivered();
-            for f in frames {
-                self.upstreams[0].session.push(f);
-            }
-            let step = self.drive(0, stats, give_up, patient);
-            let sent = self.upstreams[0].session.delivered() - before;
-            if let Some(Err(e)) = self.disk.as_mut().map(|d| d.delivered(sent)) {
-                log::error!(
-                    "destination {}: disk buffer segment not removed: {e}",
-                    self.plan.name
-                );
-            }
-            self.note_disk(stats);
-            if !matches!(step, Step::Done) {
-                // What was not sent is still on disk.
-                self.reclaim();
-                return;
-            }
-        }
-    }
-
-    /// After an impatient drive stopped: the frames the session did not
-    /// deliver, in order (its connection dropped if still up).
-    fn reclaim(&mut self) -> Vec<Vec<u8>> {
-        let up = &mut self.upstreams[0];
-        if up.session.is_connected() {
-            up.link = None;
-            up.session.failed();
-        }
-        up.session.take_pending()
-    }
-
-    fn note_disk(&self, stats: &DestinationStats) {
-        if let Some(d) = &self.disk {
-            stats.disk_buffer_bytes.store(d.bytes(), Relaxed);
-            stats.disk_buffer_messages.store(d.messages(), Relaxed);
-            stats
-                .disk_buffer_oldest_unix_ms
-                .store(d.oldest_unix_ms().unwrap_or(0), Relaxed);
         }
     }
 

@@ -7,12 +7,14 @@
 //!   what is held until the server confirms, what is put back after a failure.
 //! - `backoff.rs`, `failure.rs`: reconnect waits, and why a connection failed.
 //! - `link.rs`: the thin blocking socket + rustls driver.
-//! - `disk_buffer.rs`: `[destination.disk_buffer]`, segment files replayed in order.
+//! - `disk_buffer.rs`: `[destination.disk_buffer]`, segment files replayed in
+//!   order; `buffered.rs`: how a destination with one uses it.
 //! - `destination.rs`: the writer's view: deliver a round, retry until
 //!   delivered, give up only past shutdown's give-up instant.
 
 mod addr;
 mod backoff;
+mod buffered;
 mod destination;
 mod disk_buffer;
 mod failure;
