@@ -790,3 +790,66 @@ impl Config {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    fn check(dest: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"up\"\n{dest}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), Path::new("/etc/ringest"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_forward_destination_parses_with_its_defaults_and_resolves_paths() {
+        let c = check(
+            "type = \"forward\"\nservers = [\"127.0.0.1:6514\", \"backup.example:6514\"]\n\
+             [destination.tls]\nca_file = \"pki/ca.pem\"\n\
+             [destination.disk_buffer]\ndir = \"buffer\"\n",
+        )
+        .expect("valid");
+        let d = &c.destinations[0];
+        assert_eq!(d.kind, DestinationType::Forward);
+        assert_eq!(
+            (d.transport, d.framing),
+            (Transport::Tls, ForwardFraming::OctetCounted)
+        );
+        assert_eq!(
+            (d.connections, d.reconnect_min_ms, d.reconnect_max_ms),
+            (1, 100, 10_000)
+        );
+        let tls = d.tls.as_ref().expect("tls");
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some(Path::new("/etc/ringest/pki/ca.pem"))
+        );
+        let b = d.disk_buffer.as_ref().expect("disk buffer");
+        assert_eq!(b.dir, Path::new("/etc/ringest/buffer"));
+        assert_eq!((b.max_bytes, b.when_full), (1 << 30, WhenFull::Block));
+    }
+
+    #[test]
+    fn wrong_forward_settings_name_their_key() {
+        let cases = [
+            ("type = \"forward\"\ntransport = \"tcp\"\n", "servers"),
+            ("type = \"forward\"\nservers = [\"nohost\"]\ntransport = \"tcp\"\n", "servers"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\n", "tls"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nformat = \"json\"\n", "format"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\npath = \"x\"\n", "path"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nreconnect_min_ms = 500\nreconnect_max_ms = 100\n", "reconnect_max_ms"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nconnections = 2\n[destination.disk_buffer]\ndir = \"b\"\n", "disk_buffer"),
+            ("type = \"file\"\npath = \"x\"\nservers = [\"h:1\"]\n", "servers"),
+        ];
+        for (dest, key) in cases {
+            let err = check(dest).expect_err(dest);
+            assert!(
+                err.contains(&format!("destination[0].{key}")),
+                "{dest}: {err}"
+            );
+        }
+    }
+}

@@ -314,3 +314,68 @@ mod tests {
         assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
     }
 }
+
+#[cfg(test)]
+mod fed_conns_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// `fed_conns` names each message's connection in the order `encode_fed`
+    /// writes the messages, filtered by source and by routing masks alike.
+    #[test]
+    fn connections_line_up_with_the_encoded_messages() {
+        let stats = Stats::new(vec!["a".into(), "b".into()]);
+        let mut b = Batch::with_capacity(1024);
+        let metas: Vec<Arc<ConnMeta>> = (0..3u16)
+            .map(|i| {
+                Arc::new(ConnMeta {
+                    source: i % 2,
+                    peer: format!("127.0.0.1:{}", 1000 + i).parse().expect("addr"),
+                    identity: None,
+                })
+            })
+            .collect();
+        for (i, (meta, msgs)) in metas
+            .iter()
+            .zip([&["a1", "a2"][..], &["b1"], &["c1", "c2"]])
+            .enumerate()
+        {
+            b.begin_run(meta, i as u64);
+            for m in msgs {
+                b.push(m.as_bytes());
+            }
+        }
+        let round = vec![(0, b)];
+        // Source 1 (conn 1) not fed; routing drops message 4 ("c2").
+        let feeds = [true, false];
+        let masks = vec![vec![1u64, 1, 1, 1, 0]];
+        let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
+        let taken = Some(Taken {
+            masks: &masks[0],
+            dest: 0,
+        });
+        encode_fed(
+            &mut out,
+            &mut ends,
+            &mut prefix,
+            &round[0].1,
+            &feeds,
+            taken,
+            Encoding::RAW,
+            &stats,
+        );
+        assert_eq!(out, b"a1\na2\nc1\n");
+        let mut conns = Vec::new();
+        fed_conns(&mut conns, &round, &feeds, Some(&masks), 0);
+        let ports: Vec<u16> = conns.iter().map(|c| c.peer.port()).collect();
+        assert_eq!(ports, [1000, 1000, 1002]);
+        let mut msgs = Vec::new();
+        Out::Encoded {
+            bytes: &out,
+            ends: &ends,
+        }
+        .for_each_message(|m| msgs.push(m.to_vec()));
+        assert_eq!(msgs, [b"a1".to_vec(), b"a2".to_vec(), b"c1".to_vec()]);
+    }
+}
