@@ -811,3 +811,93 @@ fn upstream_killed_mid_stream_loses_only_what_tcp_held_and_duplicates_nothing() 
     assert!(missing <= (6 << 20) / 200, "{summary}");
     eprintln!("kill -9 of the upstream lost {missing} of {n} messages (in TCP buffers)");
 }
+
+/// Relay variants that differ only in `[destination.tls]`: `edit` rewrites
+/// the table's first line. Sends `n` messages; returns the relay and final.
+fn relay_with_tls(s: &Setup, n: u64, edit: &str) -> (Server, Server, PathBuf) {
+    let fin = s.start_final(&s.pki.ca, "");
+    let (port, stats) = (free_port(), free_port());
+    let upstream = [format!("127.0.0.1:{}", s.final_port)];
+    let mut cfg = relay_config(&s.pki, port, stats, &upstream, "").replace(
+        "[destination.tls]\n",
+        &format!("[destination.tls]\n{edit}\n"),
+    );
+    if edit.contains("server_name") {
+        cfg = cfg.replace("server_name = \"localhost\"\n", "");
+    }
+    let relay = Server::start(&s.dir.join("relay"), &cfg);
+    let json = send(&s.dir, port, n);
+    (relay, fin, json)
+}
+
+#[test]
+fn tls12_upstream_is_confirmed_by_its_handshake() {
+    let s = Setup::new("fwd-tls12");
+    let n = 2_000;
+    let (relay, fin, json) = relay_with_tls(&s, n, "tls_version_max = \"1.2\"");
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n);
+    assert_eq!(written(&relay, n, Duration::from_secs(5)), n);
+    let log = relay.stderr();
+    assert!(log.contains("connected to"), "{log}");
+    assert!(
+        !log.contains("kept until the server confirms"),
+        "TLS 1.2: the server checked our certificate before its Finished:\n{log}"
+    );
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify_raw(&json, &s.final_file());
+}
+
+/// Pinning: `required-untrusted` with the server certificate's SHA-256
+/// fingerprint in `trusted_keys` (no CA, no name check) delivers; a wrong
+/// pin is refused with its own reason and nothing is sent.
+#[test]
+fn server_pinning_accepts_the_pinned_certificate_and_names_a_wrong_one() {
+    let s = Setup::new("fwd-pin");
+    let fp = testkit::openssl_fingerprint(&s.pki.server_cert, "sha256");
+    let n = 1_000;
+    let pinned = format!("peer_verify = \"required-untrusted\"\ntrusted_keys = [\"{fp}\"]");
+    let (relay, fin, json) = relay_with_tls(&s, n, &pinned);
+    assert_eq!(written(&fin, n, Duration::from_secs(30)), n);
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify_raw(&json, &s.final_file());
+
+    let s = Setup::new("fwd-pin-wrong");
+    let wrong = "peer_verify = \"required-untrusted\"\ntrusted_keys = [\"SHA256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\"]";
+    let (relay, fin, _) = relay_with_tls(&s, 100, wrong);
+    let label = "ringest_upstream_errors_total{destination=\"upstream\",reason=\"server_fingerprint_not_trusted\"";
+    assert!(
+        relay.wait_metric(label, 1, Duration::from_secs(10)) >= 1,
+        "{}",
+        relay.stderr()
+    );
+    assert_eq!(
+        fin.metric("ringest_messages_written_total{source=\"in\""),
+        0
+    );
+}
+
+/// The server's name is checked: a certificate for "localhost" does not
+/// pass as "wrong.example".
+#[test]
+fn a_server_certificate_for_another_name_is_refused_with_the_reason() {
+    let s = Setup::new("fwd-name");
+    let (relay, fin, _) = relay_with_tls(&s, 100, "server_name = \"wrong.example\"");
+    let label =
+        "ringest_upstream_errors_total{destination=\"upstream\",reason=\"server_name_mismatch\"";
+    assert!(
+        relay.wait_metric(label, 1, Duration::from_secs(10)) >= 1,
+        "{}",
+        relay.stderr()
+    );
+    assert!(
+        relay.stderr().contains("does not carry the name"),
+        "{}",
+        relay.stderr()
+    );
+    assert_eq!(
+        fin.metric("ringest_messages_written_total{source=\"in\""),
+        0
+    );
+}
