@@ -901,3 +901,56 @@ fn a_server_certificate_for_another_name_is_refused_with_the_reason() {
         0
     );
 }
+
+/// SIGHUP reloads `[destination.tls]`: the relay starts with a client
+/// certificate the upstream does not trust (refused, `unknown_ca`, nothing
+/// lost); its files are replaced with a trusted one and the relay gets
+/// SIGHUP, while it is busy retrying; every message then arrives once.
+#[test]
+fn sighup_reloads_the_relays_client_certificate() {
+    let s = Setup::new("fwd-reload");
+    let fin = s.start_final(&s.pki.ca, "");
+    let cert = s.dir.join("relay/cert.pem");
+    let key = s.dir.join("relay/key.pem");
+    std::fs::copy(&s.pki.rogue_cert, &cert).expect("cert");
+    std::fs::copy(&s.pki.rogue_key, &key).expect("key");
+    let (port, stats) = (free_port(), free_port());
+    let upstream = [format!("127.0.0.1:{}", s.final_port)];
+    let cfg = relay_config(&s.pki, port, stats, &upstream, "")
+        .replace(
+            &s.pki.client_cert.display().to_string(),
+            &cert.display().to_string(),
+        )
+        .replace(
+            &s.pki.client_key.display().to_string(),
+            &key.display().to_string(),
+        );
+    let relay = Server::start(&s.dir.join("relay"), &cfg);
+    let n = 2_000;
+    let json = send(&s.dir, port, n);
+    let label = "ringest_upstream_errors_total{destination=\"upstream\",reason=\"unknown_ca\"";
+    assert!(
+        relay.wait_metric(label, 2, Duration::from_secs(20)) >= 2,
+        "{}",
+        relay.stderr()
+    );
+    assert_eq!(
+        fin.metric("ringest_messages_written_total{source=\"in\""),
+        0
+    );
+    std::fs::copy(&s.pki.client_cert, &cert).expect("cert");
+    std::fs::copy(&s.pki.client_key, &key).expect("key");
+    relay.signal(libc::SIGHUP);
+    assert_eq!(
+        written(&fin, n, Duration::from_secs(30)),
+        n,
+        "{}",
+        relay.stderr()
+    );
+    assert!(relay
+        .stderr()
+        .contains("destination upstream: TLS settings reloaded"));
+    assert!(relay.stop().success());
+    assert!(fin.stop().success());
+    verify_raw(&json, &s.final_file());
+}

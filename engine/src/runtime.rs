@@ -206,6 +206,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             Some(libc::SIGHUP) => {
                 let reload_errors_before = stats.reload_errors.load(Ordering::Relaxed);
                 control.reopen.store(true, Ordering::Release);
+                control.sighups.fetch_add(1, Ordering::AcqRel);
                 waker.wake();
                 for src in &shared.sources {
                     if let Some(tls) = &src.tls {

@@ -37,6 +37,9 @@ impl GiveUp<'_> {
     }
 }
 
+// One per configured destination, made once at start-up: the variants'
+// sizes do not matter, and boxing would add a hop on every round.
+#[allow(clippy::large_enum_variant)]
 pub enum Destination<F: Fs> {
     File(FileDestination<F>),
     Forward(ForwardDestination),
@@ -109,6 +112,7 @@ impl<F: Fs> Destination<F> {
     pub fn request_reopen(&mut self, now: Instant) {
         match self {
             Destination::File(d) => d.request_reopen(now),
+            // Forward destinations follow `WriterControl::sighups` themselves.
             Destination::Forward(_) => {}
         }
     }

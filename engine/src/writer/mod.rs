@@ -62,6 +62,9 @@ pub const SHARD_STOP_WAIT_MS: u64 = 3_000;
 #[derive(Default)]
 pub struct WriterControl {
     pub reopen: AtomicBool,
+    /// SIGHUPs so far: a forward destination reloads its TLS files when it
+    /// sees this grow, even while it is busy retrying inside a round.
+    pub sighups: std::sync::atomic::AtomicU64,
     shutdown_at: OnceLock<Instant>,
 }
 

@@ -65,6 +65,8 @@ pub struct ForwardDestination {
     pub(super) disk: Option<DiskBuffer>,
     /// This round's frames, before they go to a session or the disk.
     pub(super) incoming: Vec<(usize, Vec<u8>)>,
+    /// `WriterControl::sighups` when `[destination.tls]` was last loaded.
+    sighups_seen: u64,
 }
 
 pub(super) enum Step {
@@ -127,6 +129,7 @@ impl ForwardDestination {
         Ok(ForwardDestination {
             disk,
             incoming: Vec::new(),
+            sighups_seen: 0,
             loss: DestinationLoss {
                 name: plan.name.clone(),
                 ..Default::default()
@@ -160,6 +163,7 @@ impl ForwardDestination {
             self.loss.not_written(messages, out.len_bytes());
             return 0;
         }
+        self.reload_after_sighup(give_up.control.sighups.load(Relaxed), stats);
         let n = self.upstreams.len() as u64;
         let mut i = 0usize;
         out.for_each_message(|msg| {
@@ -236,6 +240,7 @@ impl ForwardDestination {
                     std::thread::sleep(wait.max(Duration::from_millis(1)));
                     continue;
                 }
+                self.reload_after_sighup(give_up.control.sighups.load(Relaxed), stats);
                 self.connect(u, stats);
                 continue;
             };
@@ -395,6 +400,36 @@ impl ForwardDestination {
                 self.plan.servers[self.upstreams[u].server],
                 since.elapsed().as_secs_f64()
             );
+        }
+    }
+
+    /// After a SIGHUP (`sighups` grew): builds the TLS client config again
+    /// from its files (a renewed client certificate, a new CA). Connections
+    /// up keep theirs; the next connect uses the new one, at once for an
+    /// upstream that is down. A failure is logged and counted
+    /// (`ringest_upstream_errors_total{reason="tls_reload"}`).
+    pub(super) fn reload_after_sighup(&mut self, sighups: u64, stats: &DestinationStats) {
+        if sighups == self.sighups_seen {
+            return;
+        }
+        self.sighups_seen = sighups;
+        let Some(tls) = self.plan.tls.as_mut() else {
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => {
+                log::info!("destination {}: TLS settings reloaded", self.plan.name);
+                for up in self.upstreams.iter_mut().filter(|u| u.link.is_none()) {
+                    up.retry_at = None;
+                }
+            }
+            Err(e) => {
+                stats.upstream_errors.inc("tls_reload");
+                log::error!(
+                    "destination {}: reload failed, old TLS settings stay in force: {e}",
+                    self.plan.name
+                );
+            }
         }
     }
 

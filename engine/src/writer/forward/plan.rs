@@ -10,13 +10,23 @@ use rustls::ClientConfig;
 
 use super::addr::ServerAddr;
 use crate::config::{DestinationConfig, DiskBufferConfig, ForwardFraming, Transport};
-use crate::tls::{build_client_config, server_name_for};
+use crate::tls::{build_client_config, server_name_for, ClientTlsConfig};
 
 /// The TLS client config and, for each server, the name its certificate must carry.
 #[derive(Clone)]
 pub struct TlsPlan {
     pub config: Arc<ClientConfig>,
     pub names: Vec<ServerName<'static>>,
+    /// The table, to build the config again on SIGHUP.
+    pub settings: ClientTlsConfig,
+}
+
+impl TlsPlan {
+    /// SIGHUP: reads the files again. On error the config in force stays.
+    pub fn reload(&mut self) -> Result<(), crate::tls::TlsConfigError> {
+        self.config = build_client_config(&self.settings)?;
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -53,7 +63,11 @@ impl ForwardPlan {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Some(TlsPlan { config, names })
+                Some(TlsPlan {
+                    config,
+                    names,
+                    settings: t.clone(),
+                })
             }
             (Transport::Tls, None) => {
                 return Err(at("transport = \"tls\" needs [destination.tls]".into()))
