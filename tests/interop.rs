@@ -15,112 +15,18 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e::jsonl;
+use e2e::peer::{spawn_syslog_ng_client, syslog_ng_bin, Peer, Rsyslog};
 use e2e::server::{count_lines, free_port, temp_dir, Server};
 use e2e::trust_pki::{openssl_fingerprint, openssl_rehash, Ca, LeafSpec};
 
-const SETUP_HINT: &str = "run tests/interop/setup-peers.sh (as root) first";
 /// Messages each peer sends.
 const N: usize = 5_000;
 /// How long a peer may take to deliver all N messages.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// A peer process, killed (SIGTERM, then SIGKILL) when dropped.
-struct Peer {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Peer {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Peer {
-        let out = std::fs::File::create(&log).expect("peer log");
-        let err = out.try_clone().expect("peer log");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}; {SETUP_HINT}"));
-        Peer { name, child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.
-    fn stop(&mut self, grace: Duration) {
-        if self.exited().is_some() {
-            return;
-        }
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < grace {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{}: no exit {grace:?} after SIGTERM; killing", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(3));
-    }
-}
-
-fn peers_dir() -> PathBuf {
-    std::env::var_os("RINGEST_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers"))
-}
-
-fn require(path: &Path, what: &str) -> PathBuf {
-    assert!(
-        path.exists(),
-        "{what} not found at {}: {SETUP_HINT}",
-        path.display()
-    );
-    path.to_path_buf()
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Depth-first search for a file name under `dir`.
-fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = entry.path();
-        let ft = entry.file_type().ok()?;
-        if ft.is_dir() {
-            if let Some(found) = find_file(&p, name) {
-                return Some(found);
-            }
-        } else if p.file_name().is_some_and(|n| n == name) {
-            return Some(p);
-        }
-    }
-    None
-}
 
 /// The shared fixture: a CA, ringest's server cert, the peer's client cert,
 /// a hashed CA folder, and ringest serving one TLS source under
@@ -316,52 +222,23 @@ fn seq_of(text: &str) -> Option<usize> {
 /// folder through `ca_dir`.
 #[test]
 fn syslog_ng_tls_client_delivers_every_message_with_its_cn() {
-    let syslog_ng = find_in_path("syslog-ng")
-        .unwrap_or_else(|| panic!("syslog-ng not found in PATH or /usr/sbin: {SETUP_HINT}"));
+    // Before any setup: a missing peer fails at once with the hint.
+    syslog_ng_bin();
     let started = Instant::now();
     let s = Setup::new("interop-syslog-ng", "syslog-ng-client", true);
     let work = s.dir.join("syslog-ng");
     std::fs::create_dir_all(&work).expect("work dir");
-    let input = work.join("input.log");
     let mut text = String::with_capacity(N * 120);
     for i in 0..N {
         text += &format!("interop syslog-ng seq={i:06} {}\n", "p".repeat(80));
     }
-    std::fs::write(&input, text).expect("input");
-    let conf = work.join("syslog-ng.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"@version: 3.38
-options {{ time-reopen(1); stats-freq(0); use-dns(no); log-fifo-size(20000); }};
-source s_in {{ file("{input}" follow-freq(1) flags(no-parse) log-fetch-limit(1000) log-iw-size(10000)); }};
-destination d_ringest {{
-  syslog("127.0.0.1" transport("tls") port({port})
-    tls(ca-dir("{ca_dir}") key-file("{key}") cert-file("{cert}") peer-verify(required-trusted)));
-}};
-log {{ source(s_in); destination(d_ringest); flags(flow-control); }};
-"#,
-            input = input.display(),
-            port = s.port,
-            ca_dir = s.ca_dir.display(),
-            key = s.client_key.display(),
-            cert = s.client_cert.display(),
-        ),
-    )
-    .expect("conf");
-    let mut peer = Peer::spawn(
-        "syslog-ng",
-        Command::new(&syslog_ng)
-            .args(["-F", "-e", "--no-caps", "-f"])
-            .arg(&conf)
-            .arg("-R")
-            .arg(work.join("syslog-ng.persist"))
-            .arg("-p")
-            .arg(work.join("syslog-ng.pid"))
-            .arg("-c")
-            .arg(work.join("syslog-ng.ctl")),
-        work.join("syslog-ng.log"),
+    let tls = format!(
+        "ca-dir(\"{}\") key-file(\"{}\") cert-file(\"{}\") peer-verify(required-trusted)",
+        s.ca_dir.display(),
+        s.client_key.display(),
+        s.client_cert.display()
     );
+    let mut peer = spawn_syslog_ng_client(&work, &text, s.port, &tls);
     s.wait_delivered(&mut peer, String::new);
     let delivered = started.elapsed();
     peer.stop(Duration::from_secs(5));
@@ -374,19 +251,7 @@ log {{ source(s_in); destination(d_ringest); flags(flow-control); }};
 /// driver in x509/name mode (it checks ringest's name is `localhost`).
 #[test]
 fn rsyslog_gtls_client_delivers_every_message_with_its_cn() {
-    let root = peers_dir().join("rsyslog");
-    let rsyslogd = require(
-        &root.join("usr/sbin/rsyslogd"),
-        "rsyslogd (unpacked rsyslog)",
-    );
-    let gtls = find_file(&root, "lmnsd_gtls.so").unwrap_or_else(|| {
-        panic!(
-            "lmnsd_gtls.so not found under {}: {SETUP_HINT}",
-            root.display()
-        )
-    });
-    let moddir = gtls.parent().expect("module dir").to_path_buf();
-    require(&moddir.join("imtcp.so"), "rsyslog imtcp.so");
+    let rsyslog = Rsyslog::find();
     let started = Instant::now();
     let s = Setup::new("interop-rsyslog", "rsyslog-client", false);
     let work = s.dir.join("rsyslog");
@@ -419,18 +284,7 @@ ruleset(name="fwd") {{
         ),
     )
     .expect("conf");
-    let mut peer = Peer::spawn(
-        "rsyslog",
-        Command::new(&rsyslogd)
-            .arg("-n")
-            .arg("-M")
-            .arg(&moddir)
-            .arg("-f")
-            .arg(&conf)
-            .arg("-i")
-            .arg(work.join("rsyslogd.pid")),
-        work.join("rsyslogd.log"),
-    );
+    let mut peer = rsyslog.spawn(&conf, &work);
     let internal_log = || {
         format!(
             "--- rsyslog internal.log:\n{}",

@@ -97,6 +97,16 @@ impl Plan {
             .iter()
             .map(SourcePlan::build)
             .collect::<Result<Vec<_>, _>>()?;
+        // Forward destinations: load the TLS client files now, so
+        // check-config and start-up fail the same way (the writer builds
+        // the same plan again when it opens the destination).
+        for d in config
+            .destinations
+            .iter()
+            .filter(|d| d.kind == crate::config::DestinationType::Forward)
+        {
+            crate::writer::forward::ForwardPlan::build(d)?;
+        }
         Ok(Plan {
             config,
             sources,

@@ -112,6 +112,18 @@ pub struct DestinationStats {
     pub fsync_errors: Labelled,
     /// Failed reopens after SIGHUP by reason (retried; the old file stays in use).
     pub reopen_errors: Labelled,
+    /// Forward destinations: failed connects, handshakes and sends by reason.
+    pub upstream_errors: Labelled,
+    /// Forward destinations: messages put back at the front of the queue
+    /// after their connection failed before it was confirmed.
+    pub requeued_messages: AtomicU64,
+    /// Forward destinations with a disk buffer: what it holds now.
+    pub disk_buffer_bytes: AtomicU64,
+    pub disk_buffer_messages: AtomicU64,
+    /// Unix ms of the oldest buffered message; 0 when the buffer is empty.
+    pub disk_buffer_oldest_unix_ms: AtomicU64,
+    /// Messages dropped by a full buffer with `when_full = "drop_newest"`.
+    pub disk_buffer_dropped: AtomicU64,
     /// Files found ending without `\n` (a torn last line), fixed with one.
     pub torn_lines_repaired: AtomicU64,
     /// Opens with `io = "direct"` that the file system refused: written buffered.
@@ -396,7 +408,7 @@ impl Stats {
 
     fn render_destinations(&self, out: &mut String) {
         type GetL = fn(&DestinationStats) -> &Labelled;
-        let labelled: [(&str, &str, GetL); 3] = [
+        let labelled: [(&str, &str, GetL); 4] = [
             (
                 "ringest_write_errors_total",
                 "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
@@ -411,6 +423,11 @@ impl Stats {
                 "ringest_reopen_errors_total",
                 "Failed reopens after SIGHUP by reason (retried; the old file stays in use).",
                 |d| &d.reopen_errors,
+            ),
+            (
+                "ringest_upstream_errors_total",
+                "Forward destinations: failed connects, handshakes and sends by reason (each retry counts).",
+                |d| &d.upstream_errors,
             ),
         ];
         for (name, help, get) in labelled {
@@ -430,7 +447,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 7] = [
+        let plain: [(&str, &str, Get); 12] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -465,6 +482,34 @@ impl Stats {
                 "ringest_files_closed_total",
                 "Path templates: files closed (least recently used past max_open_files, SIGHUP, shutdown).",
                 |d| d.files_closed.load(Relaxed),
+            ),
+            (
+                "ringest_requeued_messages_total",
+                "Forward destinations: messages sent again because their connection failed before the server confirmed it.",
+                |d| d.requeued_messages.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_bytes",
+                "Forward destinations: bytes in the disk buffer's segment files.",
+                |d| d.disk_buffer_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_messages",
+                "Forward destinations: messages in the disk buffer, not yet delivered.",
+                |d| d.disk_buffer_messages.load(Relaxed),
+            ),
+            (
+                "ringest_disk_buffer_oldest_age_seconds",
+                "Forward destinations: age of the oldest message in the disk buffer (0 when empty).",
+                |d| match d.disk_buffer_oldest_unix_ms.load(Relaxed) {
+                    0 => 0,
+                    t => crate::writer::forward::unix_ms().saturating_sub(t) / 1000,
+                },
+            ),
+            (
+                "ringest_disk_buffer_dropped_total",
+                "Forward destinations: messages dropped by a full disk buffer (when_full = drop_newest).",
+                |d| d.disk_buffer_dropped.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

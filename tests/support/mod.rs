@@ -3,6 +3,7 @@ pub mod client;
 pub mod cmd;
 pub mod jsonl;
 pub mod loadgen;
+pub mod peer;
 pub mod pki;
 pub mod probe;
 pub mod server;
@@ -61,4 +62,38 @@ listen = "{stats}"
 
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A relay: plain TCP in, forward over TLS with the test client certificate out.
+pub fn relay_config(pki: &Pki, port: u16, stats: u16, upstream: &[String], extra: &str) -> String {
+    let servers: Vec<String> = upstream.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        r#"shards = 2
+drain_timeout_ms = 2000
+[[source]]
+name = "in"
+listen = "127.0.0.1:{port}"
+transport = "tcp"
+
+[[destination]]
+name = "upstream"
+type = "forward"
+servers = [{}]
+reconnect_min_ms = 50
+reconnect_max_ms = 1000
+{extra}
+[destination.tls]
+ca_file = "{}"
+cert_file = "{}"
+key_file = "{}"
+server_name = "localhost"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        servers.join(", "),
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    )
 }

@@ -18,7 +18,7 @@ use crate::framing::{FramingMode, OversizePolicy};
 use crate::ktls::KtlsMode;
 use crate::logger::LogFormat;
 use crate::parse::ParseMode;
-use crate::tls::TlsSettings;
+use crate::tls::{ClientTlsConfig, TlsSettings};
 use crate::writer::template::{DateFrom, PathTemplate};
 
 /// A configuration error: the file, the key and the reason.
@@ -147,6 +147,18 @@ pub struct SourceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum DestinationType {
     File,
+    /// Syslog over TCP or TLS to upstream servers (writer/forward/).
+    Forward,
+}
+
+/// How a forward destination frames each message on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardFraming {
+    /// RFC 5425 / RFC 6587 octet counting: `LEN SP MSG`.
+    OctetCounted,
+    /// RFC 6587 non-transparent framing: `MSG LF`.
+    Newline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -214,6 +226,42 @@ pub struct DestinationConfig {
     /// used closed first.
     #[serde(default = "defaults::max_open_files")]
     pub max_open_files: usize,
+    /// `type = "forward"`: upstream `host:port`s in failover order, each
+    /// name resolved at connect time.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// `type = "forward"`: "tls" (needs `[destination.tls]`) or "tcp".
+    #[serde(default = "defaults::forward_transport")]
+    pub transport: Transport,
+    /// `type = "forward"`: wire framing.
+    #[serde(default = "defaults::forward_framing")]
+    pub framing: ForwardFraming,
+    /// `type = "forward"`: upstream connections per writer thread; one
+    /// source connection always goes through the same one.
+    #[serde(default = "defaults::connections")]
+    pub connections: usize,
+    /// `type = "forward"`: first wait before a reconnect.
+    #[serde(default = "defaults::reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    /// `type = "forward"`: the doubling reconnect wait stops here (jitter included).
+    #[serde(default = "defaults::reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// `type = "forward"`: TCP connect plus TLS handshake, per server tried.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// `type = "forward"`, TLS 1.3: how long messages written on a new
+    /// connection are kept for a resend when the server shows nothing.
+    #[serde(default = "defaults::confirm_ms")]
+    pub confirm_ms: u64,
+    /// `type = "forward"`: add `[tls@32473 cn=".." fp=".."]` to RFC 5424 messages.
+    #[serde(default)]
+    pub forward_identity: bool,
+    /// `type = "forward"` with `transport = "tls"`.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
+    /// `type = "forward"`: keep on disk what the upstream cannot take now.
+    #[serde(default)]
+    pub disk_buffer: Option<DiskBufferConfig>,
 }
 
 impl DestinationConfig {
@@ -221,6 +269,30 @@ impl DestinationConfig {
     pub fn template(&self) -> Option<PathTemplate> {
         PathTemplate::parse(&self.path).ok().flatten()
     }
+}
+
+/// `[destination.disk_buffer]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskBufferConfig {
+    /// Folder of the segment files (relative: to the config file's folder).
+    pub dir: PathBuf,
+    /// Bytes of segment files at most; then `when_full` applies.
+    #[serde(default = "defaults::disk_buffer_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+/// What a full disk buffer does with new messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Back-pressure: the writer waits for the upstream (nothing dropped).
+    #[default]
+    Block,
+    /// Drop the new messages, counted (`ringest_disk_buffer_dropped_total`).
+    DropNewest,
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -266,6 +338,70 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     })
+}
+
+impl DestinationConfig {
+    /// The `type = "forward"` keys; (key, reason) on the first error.
+    fn validate_forward(&self) -> Result<(), (&'static str, String)> {
+        if self.servers.is_empty() {
+            return Err((
+                "servers",
+                "a forward destination needs at least one \"host:port\"".into(),
+            ));
+        }
+        for s in &self.servers {
+            crate::writer::forward::ServerAddr::parse(s).map_err(|e| ("servers", e))?;
+        }
+        if !self.path.as_os_str().is_empty() {
+            return Err((
+                "path",
+                "a forward destination has no path; set servers".into(),
+            ));
+        }
+        if self.format != OutputFormat::Raw {
+            return Err((
+                "format",
+                "a forward destination sends the messages as received: \"raw\" only".into(),
+            ));
+        }
+        let range = |k: &'static str, v: u64, min: u64, max: u64| {
+            check_range(k.into(), v, min, max).map_err(|(_, r)| (k, r))
+        };
+        range("connections", self.connections as u64, 1, 64)?;
+        range("reconnect_min_ms", self.reconnect_min_ms, 1, 3_600_000)?;
+        range(
+            "reconnect_max_ms",
+            self.reconnect_max_ms,
+            self.reconnect_min_ms,
+            3_600_000,
+        )?;
+        range("connect_timeout_ms", self.connect_timeout_ms, 10, 600_000)?;
+        range("confirm_ms", self.confirm_ms, 0, 600_000)?;
+        if let Some(b) = &self.disk_buffer {
+            range("disk_buffer.max_bytes", b.max_bytes, 1 << 20, 1 << 44)?;
+            if b.dir.as_os_str().is_empty() {
+                return Err(("disk_buffer.dir", "needs a folder".into()));
+            }
+            if self.connections != 1 {
+                return Err((
+                    "disk_buffer",
+                    "a disk buffer replays in one order: it needs connections = 1".into(),
+                ));
+            }
+        }
+        match (self.transport, &self.tls) {
+            (Transport::Tls, None) => Err((
+                "tls",
+                "transport = \"tls\" needs a [destination.tls] table (at least ca_file or ca_dir)"
+                    .into(),
+            )),
+            (Transport::Tcp, Some(_)) => Err((
+                "tls",
+                "a [destination.tls] table needs transport = \"tls\"".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Destinations a routed round can tell apart: a message's destinations are
@@ -353,6 +489,30 @@ mod defaults {
     }
     pub fn max_open_files() -> usize {
         64
+    }
+    pub fn forward_transport() -> Transport {
+        Transport::Tls
+    }
+    pub fn forward_framing() -> ForwardFraming {
+        ForwardFraming::OctetCounted
+    }
+    pub fn connections() -> usize {
+        1
+    }
+    pub fn reconnect_min_ms() -> u64 {
+        100
+    }
+    pub fn reconnect_max_ms() -> u64 {
+        10_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn confirm_ms() -> u64 {
+        1_000
+    }
+    pub fn disk_buffer_max_bytes() -> u64 {
+        1 << 30
     }
 }
 
@@ -458,6 +618,14 @@ impl Config {
         for d in &mut self.destinations {
             if d.path.is_relative() && !d.path.as_os_str().is_empty() {
                 d.path = base.join(&d.path);
+            }
+            if let Some(tls) = &mut d.tls {
+                tls.resolve_paths(base);
+            }
+            if let Some(b) = &mut d.disk_buffer {
+                if b.dir.is_relative() {
+                    b.dir = base.join(&b.dir);
+                }
             }
         }
         for s in &mut self.sources {
@@ -582,8 +750,20 @@ impl Config {
                     ),
                 ));
             }
-            if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
-                return Err((key("path"), "a file destination needs a path".into()));
+            match d.kind {
+                DestinationType::File => {
+                    if d.path.as_os_str().is_empty() {
+                        return Err((key("path"), "a file destination needs a path".into()));
+                    }
+                    if !d.servers.is_empty() || d.tls.is_some() || d.disk_buffer.is_some() {
+                        return Err((
+                            key("servers"),
+                            "servers, [destination.tls] and [destination.disk_buffer] are for type = \"forward\""
+                                .into(),
+                        ));
+                    }
+                }
+                DestinationType::Forward => d.validate_forward().map_err(|(k, r)| (key(k), r))?,
             }
             PathTemplate::parse(&d.path).map_err(|e| (key("path"), e.to_string()))?;
             check_range(key("max_open_files"), d.max_open_files as u64, 1, 65_536)?;
@@ -709,5 +889,68 @@ impl Config {
                     .collect(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    fn check(dest: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"up\"\n{dest}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), Path::new("/etc/ringest"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_forward_destination_parses_with_its_defaults_and_resolves_paths() {
+        let c = check(
+            "type = \"forward\"\nservers = [\"127.0.0.1:6514\", \"backup.example:6514\"]\n\
+             [destination.tls]\nca_file = \"pki/ca.pem\"\n\
+             [destination.disk_buffer]\ndir = \"buffer\"\n",
+        )
+        .expect("valid");
+        let d = &c.destinations[0];
+        assert_eq!(d.kind, DestinationType::Forward);
+        assert_eq!(
+            (d.transport, d.framing),
+            (Transport::Tls, ForwardFraming::OctetCounted)
+        );
+        assert_eq!(
+            (d.connections, d.reconnect_min_ms, d.reconnect_max_ms),
+            (1, 100, 10_000)
+        );
+        let tls = d.tls.as_ref().expect("tls");
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some(Path::new("/etc/ringest/pki/ca.pem"))
+        );
+        let b = d.disk_buffer.as_ref().expect("disk buffer");
+        assert_eq!(b.dir, Path::new("/etc/ringest/buffer"));
+        assert_eq!((b.max_bytes, b.when_full), (1 << 30, WhenFull::Block));
+    }
+
+    #[test]
+    fn wrong_forward_settings_name_their_key() {
+        let cases = [
+            ("type = \"forward\"\ntransport = \"tcp\"\n", "servers"),
+            ("type = \"forward\"\nservers = [\"nohost\"]\ntransport = \"tcp\"\n", "servers"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\n", "tls"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nformat = \"json\"\n", "format"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\npath = \"x\"\n", "path"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nreconnect_min_ms = 500\nreconnect_max_ms = 100\n", "reconnect_max_ms"),
+            ("type = \"forward\"\nservers = [\"h:1\"]\ntransport = \"tcp\"\nconnections = 2\n[destination.disk_buffer]\ndir = \"b\"\n", "disk_buffer"),
+            ("type = \"file\"\npath = \"x\"\nservers = [\"h:1\"]\n", "servers"),
+        ];
+        for (dest, key) in cases {
+            let err = check(dest).expect_err(dest);
+            assert!(
+                err.contains(&format!("destination[0].{key}")),
+                "{dest}: {err}"
+            );
+        }
     }
 }

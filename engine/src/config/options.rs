@@ -38,8 +38,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error, counted"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
-    ("destination.type",         "required",   "\"file\""),
-    ("destination.path",         "required",   "output file, appended to; relative to the config file's folder. A template with {host}, {app}, {facility}, {severity}, {source}, {peer}, {year}, {month}, {day}, {hour} writes one file per value (folders created; each value made one safe file-name component, a missing one is @unknown; see writer/template.rs)"),
+    ("destination.type",         "required",   "\"file\" or \"forward\" (syslog over TLS or TCP to upstream servers)"),
+    ("destination.path",         "required for file", "output file, appended to; relative to the config file's folder. A template with {host}, {app}, {facility}, {severity}, {source}, {peer}, {year}, {month}, {day}, {hour} writes one file per value (folders created; each value made one safe file-name component, a missing one is @unknown; see writer/template.rs)"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
@@ -51,6 +51,18 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
     ("destination.date_from",    "\"received\"", "with a path template: {year}..{hour} from the receive time (UTC) or \"message\" (the message's own timestamp when it has one, in UTC when it has an offset; else the receive time)"),
     ("destination.max_open_files", "64",       "with a path template: files held open at once by each writer (so up to writers × this in all); the least recently used is closed (after its fsync) to open another"),
+    ("destination.servers",      "required for forward", "[\"host:port\", ..] upstream servers in failover order; names resolved at each connect; IPv6 as [addr]:port"),
+    ("destination.transport",    "\"tls\"",    "forward: \"tls\" (needs [destination.tls]) or \"tcp\""),
+    ("destination.framing",      "\"octet-counted\"", "forward: \"octet-counted\" (RFC 5425 LEN SP MSG) or \"newline\""),
+    ("destination.connections",  "1",          "forward: upstream connections per writer thread; all messages of one source connection use the same one"),
+    ("destination.reconnect_min_ms", "100",    "forward: first wait before reconnecting after a failure"),
+    ("destination.reconnect_max_ms", "10000",  "forward: the wait doubles (with jitter) up to this cap"),
+    ("destination.connect_timeout_ms", "5000", "forward: TCP connect plus TLS handshake, per server tried"),
+    ("destination.confirm_ms",   "1000",       "forward, TLS 1.3: messages written on a new connection are kept for a resend until the server sends a record (a session ticket) or this long passes without an alert; 0 = trust the handshake"),
+    ("destination.disk_buffer.dir", "none = no disk buffer", "forward: folder of segment files keeping, in order, what the upstream cannot take now; replayed in order when it is back, also after a restart (needs connections = 1)"),
+    ("destination.disk_buffer.max_bytes", "1073741824", "forward: segment bytes at most; then when_full applies"),
+    ("destination.disk_buffer.when_full", "\"block\"", "forward: \"block\" (back-pressure, nothing dropped) or \"drop_newest\" (new messages dropped, counted in ringest_disk_buffer_dropped_total)"),
+    ("destination.forward_identity", "false",  "forward: add [tls@32473 cn=\"..\" fp=\"..\"] (the original client's TLS identity) to RFC 5424 messages; others are sent unchanged"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -64,6 +76,11 @@ pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
         crate::tls::OPTIONS
             .iter()
             .map(|(k, d, m)| (format!("source.tls.{k}"), *d, *m)),
+    );
+    rows.extend(
+        crate::tls::CLIENT_OPTIONS
+            .iter()
+            .map(|(k, d, m)| (format!("destination.tls.{k}"), *d, *m)),
     );
     rows
 }
@@ -171,7 +188,28 @@ fn struct_keys() -> Vec<String> {
             fallback: _,
             date_from: _,
             max_open_files: _,
+            servers: _,
+            transport: _,
+            framing: _,
+            connections: _,
+            reconnect_min_ms: _,
+            reconnect_max_ms: _,
+            connect_timeout_ms: _,
+            confirm_ms: _,
+            forward_identity: _,
+            tls: _,
+            disk_buffer: _,
         } = d;
+        // The table's keys, written out so a new field fails to compile here.
+        let super::DiskBufferConfig {
+            dir: _,
+            max_bytes: _,
+            when_full: _,
+        } = super::DiskBufferConfig {
+            dir: Default::default(),
+            max_bytes: 0,
+            when_full: Default::default(),
+        };
         [
             "name",
             "type",
@@ -187,6 +225,18 @@ fn struct_keys() -> Vec<String> {
             "fallback",
             "date_from",
             "max_open_files",
+            "servers",
+            "transport",
+            "framing",
+            "connections",
+            "reconnect_min_ms",
+            "reconnect_max_ms",
+            "connect_timeout_ms",
+            "confirm_ms",
+            "disk_buffer.dir",
+            "disk_buffer.max_bytes",
+            "disk_buffer.when_full",
+            "forward_identity",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -240,7 +290,14 @@ mod tests {
             };
             let value = match field {
                 "listen" if table == Some("stats") => "\"127.0.0.1:2\"",
-                "name" | "transport" | "listen" | "type" | "path" => continue,
+                "name" | "transport" | "listen" | "type" | "path" | "servers" => continue,
+                "connections" => "2",
+                "reconnect_min_ms" | "confirm_ms" => "100",
+                "framing" if table == Some("destination") => "\"newline\"",
+                "forward_identity" => "true",
+                "disk_buffer.dir" => "\"buf\"",
+                "disk_buffer.max_bytes" => "1048576",
+                "disk_buffer.when_full" => "\"drop_newest\"",
                 "framing" => "\"newline\"",
                 "oversize" => "\"drop\"",
                 "ktls" => "\"off\"",
@@ -271,8 +328,33 @@ mod tests {
                 Some("stats") => stats = line,
                 Some(other) => panic!("unexpected table {other}"),
             }
+            // Forward-only keys go on a forward destination (a file one refuses them).
+            let forward = [
+                "connections",
+                "reconnect_min_ms",
+                "reconnect_max_ms",
+                "connect_timeout_ms",
+                "confirm_ms",
+                "forward_identity",
+                "framing",
+                "disk_buffer.dir",
+                "disk_buffer.max_bytes",
+                "disk_buffer.when_full",
+            ];
+            let dest_head = if table == Some("destination") && forward.contains(&field) {
+                let dir = if field.starts_with("disk_buffer.") && field != "disk_buffer.dir" {
+                    "disk_buffer.dir = \"buf\"\n"
+                } else {
+                    ""
+                };
+                format!(
+                    "type = \"forward\"\nservers = [\"127.0.0.1:1\"]\ntransport = \"tcp\"\n{dir}"
+                )
+            } else {
+                "type = \"file\"\npath = \"x\"\n".to_string()
+            };
             let text = format!(
-                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n{dst}[stats]\n{stats}"
+                "{top}[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n{src}[[destination]]\nname = \"d\"\n{dest_head}{dst}[stats]\n{stats}"
             );
             if let Err(e) = Config::from_toml(
                 &text,

@@ -46,6 +46,24 @@ impl Fingerprint {
     }
 }
 
+/// Parses a `trusted_keys` list; the error names the entry at fault.
+pub(crate) fn parse_pins(
+    list: &[String],
+) -> Result<Vec<Fingerprint>, super::error::TlsConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(index, value)| {
+            Fingerprint::parse(value).map_err(|reason| {
+                super::error::TlsConfigError::InvalidFingerprint {
+                    index,
+                    value: value.clone(),
+                    reason,
+                }
+            })
+        })
+        .collect()
+}
+
 /// Hex with optional `:` separators; when separators are used, every group
 /// must be exactly two digits, so a dropped digit is caught, not shifted.
 fn decode_hex(text: &str) -> Result<Vec<u8>, &'static str> {

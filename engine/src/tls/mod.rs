@@ -180,6 +180,8 @@
 //! last load is refused (`CrlDirEmptied`), and the old CRLs stay.
 
 mod chain;
+mod client_config;
+mod client_settings;
 mod crl;
 mod dev_pki;
 mod dn;
@@ -201,6 +203,8 @@ mod verifier;
 #[cfg(test)]
 mod tests;
 
+pub use client_config::{build_client_config, server_name_for};
+pub use client_settings::{ClientTlsConfig, CLIENT_OPTIONS};
 pub use dev_pki::{ensure_dev_pki, DevPki, DevPkiError, DEV_CLIENT_CN};
 pub use error::TlsConfigError;
 pub use failure::{looks_like_tls, refusal_detail, HandshakeFailure};

@@ -88,18 +88,7 @@ pub(crate) struct PeerPolicy {
 
 impl PeerPolicy {
     pub(crate) fn from_settings(s: &TlsSettings) -> Result<PeerPolicy, TlsConfigError> {
-        let keys = s
-            .trusted_keys
-            .iter()
-            .enumerate()
-            .map(|(index, value)| {
-                Fingerprint::parse(value).map_err(|reason| TlsConfigError::InvalidFingerprint {
-                    index,
-                    value: value.clone(),
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = super::fingerprint::parse_pins(&s.trusted_keys)?;
         for (key, list) in [
             ("trusted_dn", &s.trusted_dn),
             ("permitted_peer", &s.permitted_peer),

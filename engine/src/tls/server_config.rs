@@ -99,7 +99,10 @@ pub(crate) fn build(s: &TlsSettings) -> Result<Built, TlsConfigError> {
     })
 }
 
-fn protocol_versions(min: TlsVersion, max: TlsVersion) -> Vec<&'static SupportedProtocolVersion> {
+pub(crate) fn protocol_versions(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Vec<&'static SupportedProtocolVersion> {
     [
         (TlsVersion::Tls13, &rustls::version::TLS13),
         (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -200,23 +203,26 @@ fn check_suites_cover_versions(
 }
 
 /// The CA certificates from `ca_file` and `ca_dir` (either or both).
-fn load_roots(s: &TlsSettings) -> Result<Option<RootCertStore>, TlsConfigError> {
-    if s.ca_file.is_none() && s.ca_dir.is_none() {
+pub(crate) fn load_roots(
+    ca_file: Option<&std::path::Path>,
+    ca_dir: Option<&std::path::Path>,
+) -> Result<Option<RootCertStore>, TlsConfigError> {
+    if ca_file.is_none() && ca_dir.is_none() {
         return Ok(None);
     }
     let mut roots = RootCertStore::empty();
-    if let Some(path) = &s.ca_file {
+    if let Some(path) = ca_file {
         for cert in load::load_certs("ca_file", path)? {
             roots
                 .add(cert)
                 .map_err(|e| TlsConfigError::InvalidCertificate {
                     key: "ca_file",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     detail: e.to_string(),
                 })?;
         }
     }
-    if let Some(path) = &s.ca_dir {
+    if let Some(path) = ca_dir {
         let certs: Vec<CertificateDer<'static>> = load::load_ca_dir("ca_dir", path)?;
         // A system-style folder may hold a certificate webpki cannot use as
         // an anchor; skip it like OpenSSL would never look it up, but say so.
@@ -230,7 +236,7 @@ fn load_roots(s: &TlsSettings) -> Result<Option<RootCertStore>, TlsConfigError> 
         if added == 0 {
             return Err(TlsConfigError::NoCertificates {
                 key: "ca_dir",
-                path: path.clone(),
+                path: path.to_path_buf(),
             });
         }
     }
@@ -268,7 +274,7 @@ fn build_verifier(
     let policy = PeerPolicy::from_settings(s)?;
     // Load CA and CRL files in every mode, so that a typo is reported even
     // where they go unused, and a later switch of mode cannot surprise.
-    let roots = load_roots(s)?;
+    let roots = load_roots(s.ca_file.as_deref(), s.ca_dir.as_deref())?;
     let algorithms = provider.signature_verification_algorithms;
     let (crls, crl_dir_crls) = load_crls(s, &algorithms)?;
 

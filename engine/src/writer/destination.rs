@@ -9,13 +9,16 @@
 //! it could not deliver.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::encode::Out;
 use super::file_destination::FileDestination;
+use super::forward::{ForwardDestination, ForwardPlan};
 use super::report::DestinationLoss;
 use super::sys::Fs;
 use super::WriterControl;
+use crate::batch::ConnMeta;
 use crate::config::{DestinationConfig, DestinationType, OutputFormat};
 use crate::stats::DestinationStats;
 
@@ -34,8 +37,12 @@ impl GiveUp<'_> {
     }
 }
 
+// One per configured destination, made once at start-up: the variants'
+// sizes do not matter, and boxing would add a hop on every round.
+#[allow(clippy::large_enum_variant)]
 pub enum Destination<F: Fs> {
     File(FileDestination<F>),
+    Forward(ForwardDestination),
 }
 
 impl<F: Fs + Clone> Destination<F> {
@@ -49,6 +56,10 @@ impl<F: Fs + Clone> Destination<F> {
             DestinationType::File => Ok(Destination::File(FileDestination::open(
                 fs, cfg, feeds, stats,
             )?)),
+            DestinationType::Forward => {
+                let plan = ForwardPlan::build(cfg).map_err(io::Error::other)?;
+                Ok(Destination::Forward(ForwardDestination::open(plan, feeds)?))
+            }
         }
     }
 
@@ -56,12 +67,14 @@ impl<F: Fs + Clone> Destination<F> {
     pub fn feeds(&self) -> &[bool] {
         match self {
             Destination::File(d) => &d.feeds,
+            Destination::Forward(d) => &d.feeds,
         }
     }
 
     pub fn format(&self) -> OutputFormat {
         match self {
             Destination::File(d) => d.format(),
+            Destination::Forward(_) => OutputFormat::Raw,
         }
     }
 
@@ -70,6 +83,7 @@ impl<F: Fs + Clone> Destination<F> {
     pub fn is_split(&self) -> bool {
         match self {
             Destination::File(d) => d.is_split(),
+            Destination::Forward(_) => false,
         }
     }
 
@@ -83,27 +97,37 @@ impl<F: Fs + Clone> Destination<F> {
     ) {
         match self {
             Destination::File(d) => d.place(round, routed, parse, names),
+            Destination::Forward(_) => {}
         }
+    }
+
+    /// Whether [`deliver`](Self::deliver) needs each message's connection.
+    pub fn needs_conns(&self) -> bool {
+        matches!(self, Destination::Forward(_))
     }
 
     pub fn gave_up(&self) -> bool {
         match self {
             Destination::File(d) => d.gave_up(),
+            Destination::Forward(d) => d.gave_up(),
         }
     }
 
     /// Delivers `out` (`force`: make it durable now, whatever the policy),
     /// retrying until it succeeds or the give-up instant passes. Returns how
     /// many of `out`'s messages, from the first, were wholly delivered.
+    /// `conns[i]` is message i's connection when [`needs_conns`](Self::needs_conns).
     pub fn deliver(
         &mut self,
         out: &Out<'_>,
+        conns: &[Arc<ConnMeta>],
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
     ) -> u64 {
         match self {
             Destination::File(d) => d.deliver(out, force, stats, give_up),
+            Destination::Forward(d) => d.deliver(out, conns, stats, give_up),
         }
     }
 
@@ -111,12 +135,15 @@ impl<F: Fs + Clone> Destination<F> {
     pub fn request_reopen(&mut self, now: Instant) {
         match self {
             Destination::File(d) => d.request_reopen(now),
+            // Forward destinations follow `WriterControl::sighups` themselves.
+            Destination::Forward(_) => {}
         }
     }
 
     pub fn reopen_if_due(&mut self, now: Instant, stats: &DestinationStats) {
         match self {
             Destination::File(d) => d.reopen_if_due(now, stats),
+            Destination::Forward(_) => {}
         }
     }
 
@@ -124,6 +151,7 @@ impl<F: Fs + Clone> Destination<F> {
     pub fn finish(self, stats: &DestinationStats) -> DestinationLoss {
         match self {
             Destination::File(d) => d.finish(stats),
+            Destination::Forward(d) => d.finish(),
         }
     }
 }

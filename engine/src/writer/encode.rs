@@ -2,8 +2,10 @@
 //! them: the writer writes the bytes, and when it has to give up it counts
 //! the messages that did not wholly land from the same ends.
 
+use std::sync::Arc;
+
 use super::json;
-use crate::batch::Batch;
+use crate::batch::{Batch, ConnMeta};
 use crate::config::OutputFormat;
 use crate::parse::json::JsonOptions;
 use crate::parse::{self, ParseMode};
@@ -40,6 +42,26 @@ pub enum Out<'a> {
 }
 
 impl Out<'_> {
+    /// Calls `f` with each message, in order, without its `\n`.
+    pub fn for_each_message(&self, mut f: impl FnMut(&[u8])) {
+        match self {
+            Out::Batches(round) => {
+                for (_, b) in round.iter() {
+                    for m in 0..b.len() {
+                        f(b.message(m));
+                    }
+                }
+            }
+            Out::Encoded { bytes, ends } => {
+                let mut start = 0;
+                for &end in ends.iter() {
+                    f(&bytes[start..end.saturating_sub(1).max(start)]);
+                    start = end;
+                }
+            }
+        }
+    }
+
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
             Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
@@ -176,6 +198,43 @@ pub fn encode_fed(
     }
 }
 
+/// The connection of each message a destination takes, in the order
+/// [`encode_fed`] (or [`Out::Batches`]) puts them: for destinations that
+/// need to know who sent what (forward: connection affinity, identity).
+pub fn fed_conns(
+    conns: &mut Vec<Arc<ConnMeta>>,
+    round: &[(usize, Batch)],
+    feeds: &[bool],
+    masks: Option<&[Vec<u64>]>,
+    dest: usize,
+) {
+    conns.clear();
+    for (bi, (_, batch)) in round.iter().enumerate() {
+        let taken = masks.map(|m| Taken {
+            masks: m.get(bi).map_or(&[][..], Vec::as_slice),
+            dest,
+        });
+        for (i, run) in batch.runs.iter().enumerate() {
+            if !feeds
+                .get(run.conn.source as usize)
+                .copied()
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let end = batch
+                .runs
+                .get(i + 1)
+                .map_or(batch.len(), |r| r.first as usize);
+            for m in run.first as usize..end {
+                if taken.is_none_or(|t| t.takes(m)) {
+                    conns.push(Arc::clone(&run.conn));
+                }
+            }
+        }
+    }
+}
+
 /// Messages of the round per source index (sources past `sources` are ignored).
 pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64> {
     let mut n = vec![0u64; sources];
@@ -195,10 +254,7 @@ pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::batch::ConnMeta;
 
     fn batch(runs: &[(u16, &[&str])]) -> Batch {
         let mut b = Batch::with_capacity(1024);
@@ -256,5 +312,70 @@ mod tests {
         };
         assert_eq!(enc.messages_from(7), 2);
         assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
+    }
+}
+
+#[cfg(test)]
+mod fed_conns_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// `fed_conns` names each message's connection in the order `encode_fed`
+    /// writes the messages, filtered by source and by routing masks alike.
+    #[test]
+    fn connections_line_up_with_the_encoded_messages() {
+        let stats = Stats::new(vec!["a".into(), "b".into()]);
+        let mut b = Batch::with_capacity(1024);
+        let metas: Vec<Arc<ConnMeta>> = (0..3u16)
+            .map(|i| {
+                Arc::new(ConnMeta {
+                    source: i % 2,
+                    peer: format!("127.0.0.1:{}", 1000 + i).parse().expect("addr"),
+                    identity: None,
+                })
+            })
+            .collect();
+        for (i, (meta, msgs)) in metas
+            .iter()
+            .zip([&["a1", "a2"][..], &["b1"], &["c1", "c2"]])
+            .enumerate()
+        {
+            b.begin_run(meta, i as u64);
+            for m in msgs {
+                b.push(m.as_bytes());
+            }
+        }
+        let round = vec![(0, b)];
+        // Source 1 (conn 1) not fed; routing drops message 4 ("c2").
+        let feeds = [true, false];
+        let masks = vec![vec![1u64, 1, 1, 1, 0]];
+        let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
+        let taken = Some(Taken {
+            masks: &masks[0],
+            dest: 0,
+        });
+        encode_fed(
+            &mut out,
+            &mut ends,
+            &mut prefix,
+            &round[0].1,
+            &feeds,
+            taken,
+            Encoding::RAW,
+            &stats,
+        );
+        assert_eq!(out, b"a1\na2\nc1\n");
+        let mut conns = Vec::new();
+        fed_conns(&mut conns, &round, &feeds, Some(&masks), 0);
+        let ports: Vec<u16> = conns.iter().map(|c| c.peer.port()).collect();
+        assert_eq!(ports, [1000, 1000, 1002]);
+        let mut msgs = Vec::new();
+        Out::Encoded {
+            bytes: &out,
+            ends: &ends,
+        }
+        .for_each_message(|m| msgs.push(m.to_vec()));
+        assert_eq!(msgs, [b"a1".to_vec(), b"a2".to_vec(), b"c1".to_vec()]);
     }
 }

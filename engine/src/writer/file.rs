@@ -275,22 +275,20 @@ mod tests {
     use crate::writer::sys::RealFs;
 
     fn cfg(path: PathBuf) -> DestinationConfig {
-        DestinationConfig {
-            name: "d".into(),
-            kind: DestinationType::File,
-            path,
-            format: OutputFormat::Raw,
-            fsync: FsyncPolicy::Never,
-            fsync_interval_ms: 1000,
-            io: FileIo::Buffered,
-            direct_buffer_bytes: 1 << 20,
-            include_raw: false,
-            filter: None,
-            is_final: false,
-            fallback: false,
-            date_from: Default::default(),
-            max_open_files: 1,
-        }
+        // Parsed, so every other key takes its documented default.
+        let mut d: DestinationConfig =
+            toml::from_str("name = \"d\"\ntype = \"file\"\nfsync = \"never\"").expect("config");
+        d.path = path;
+        assert_eq!(
+            (d.kind, d.format, d.fsync, d.io),
+            (
+                DestinationType::File,
+                OutputFormat::Raw,
+                FsyncPolicy::Never,
+                FileIo::Buffered
+            )
+        );
+        d
     }
 
     #[test]

@@ -190,8 +190,7 @@ impl<F: Fs + Clone> FileDestination<F> {
     ) -> u64 {
         let messages = out.messages();
         if self.gave_up {
-            self.loss.not_written_messages += messages;
-            self.loss.not_written_bytes += out.len_bytes() as u64;
+            self.loss.not_written(messages, out.len_bytes());
             return 0;
         }
         if self.is_split() {

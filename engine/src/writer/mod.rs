@@ -24,6 +24,7 @@ mod fake;
 pub mod file;
 pub mod file_destination;
 pub mod file_set;
+pub mod forward;
 pub mod json;
 pub mod placement;
 pub mod pool;
@@ -46,7 +47,7 @@ use crate::config::{Config, OutputFormat};
 use crate::queue_delay::DrainModel;
 use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
+use encode::{encode_fed, fed_conns, messages_per_source, Encoding, Out, Taken};
 use report::WriterReport;
 use route::Router;
 use sys::{Fs, RealFs};
@@ -87,6 +88,12 @@ impl WriterControl {
         self.reopens.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// SIGHUPs so far: a forward destination reloads its TLS files when it
+    /// sees this grow, even while it is busy retrying inside a round.
+    pub fn sighups(&self) -> u64 {
+        self.reopens.load(Ordering::Acquire)
+    }
+
     /// Records the start of shutdown; later calls keep the first instant.
     pub fn begin_shutdown(&self, now: Instant) {
         let _ = self.shutdown_at.set(now);
@@ -121,6 +128,8 @@ pub struct Writer<F: Fs = RealFs> {
     /// How long a round takes by its bytes, published to the shards
     /// through the rings' [`crate::queue_delay::WriterLoad`].
     model: DrainModel,
+    /// For destinations that need it: each message's connection.
+    conns: Vec<Arc<crate::batch::ConnMeta>>,
 }
 
 impl<F: Fs + Clone> Writer<F> {
@@ -167,6 +176,7 @@ impl<F: Fs + Clone> Writer<F> {
             router: Router::new(config),
             masks: Vec::new(),
             model: DrainModel::default(),
+            conns: Vec::new(),
         })
     }
 
@@ -252,7 +262,7 @@ impl<F: Fs + Clone> Writer<F> {
             ends: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            d.deliver(&nothing, &[], false, &self.stats.destinations[i], give_up);
             if d.gave_up() {
                 let name = self
                     .stats
@@ -321,7 +331,7 @@ impl<F: Fs + Clone> Writer<F> {
             ends: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            d.deliver(&nothing, &[], false, &self.stats.destinations[i], give_up);
         }
     }
 
@@ -386,8 +396,20 @@ impl<F: Fs + Clone> Writer<F> {
                     ends: &self.scratch_ends,
                 }
             };
+            if dest.needs_conns() {
+                let masks = routed.then_some(self.masks.as_slice());
+                fed_conns(&mut self.conns, round, dest.feeds(), masks, d);
+            } else {
+                self.conns.clear();
+            }
             let messages = out.messages();
-            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            whole[d] = dest.deliver(
+                &out,
+                &self.conns,
+                false,
+                &self.stats.destinations[d],
+                give_up,
+            );
             complete[d] = whole[d] == messages;
             if !complete[d] {
                 // Given up at shutdown: not written, so no latency.

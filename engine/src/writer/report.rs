@@ -22,6 +22,12 @@ pub struct DestinationLoss {
 }
 
 impl DestinationLoss {
+    /// Counts a round handed to a destination that has given up.
+    pub fn not_written(&mut self, messages: u64, bytes: usize) {
+        self.not_written_messages += messages;
+        self.not_written_bytes += bytes as u64;
+    }
+
     pub fn is_clean(&self) -> bool {
         self.not_written_messages == 0 && self.not_written_bytes == 0 && self.unsynced_messages == 0
     }

@@ -1,0 +1,93 @@
+//! A forward destination's settings, checked and built once: the parsed
+//! server list and the TLS client config. `Plan::build` (start-up and
+//! `check-config`) builds it, so a missing CA file fails both the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+
+use super::addr::ServerAddr;
+use crate::config::{DestinationConfig, DiskBufferConfig, ForwardFraming, Transport};
+use crate::tls::{build_client_config, server_name_for, ClientTlsConfig};
+
+/// The TLS client config and, for each server, the name its certificate must carry.
+#[derive(Clone)]
+pub struct TlsPlan {
+    pub config: Arc<ClientConfig>,
+    pub names: Vec<ServerName<'static>>,
+    /// The table, to build the config again on SIGHUP.
+    pub settings: ClientTlsConfig,
+}
+
+impl TlsPlan {
+    /// SIGHUP: reads the files again. On error the config in force stays.
+    pub fn reload(&mut self) -> Result<(), crate::tls::TlsConfigError> {
+        self.config = build_client_config(&self.settings)?;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct ForwardPlan {
+    pub name: String,
+    pub servers: Vec<ServerAddr>,
+    pub tls: Option<TlsPlan>,
+    pub framing: ForwardFraming,
+    pub connections: usize,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub connect_timeout: Duration,
+    pub confirm_window: Duration,
+    pub forward_identity: bool,
+    pub disk_buffer: Option<DiskBufferConfig>,
+}
+
+impl ForwardPlan {
+    pub fn build(cfg: &DestinationConfig) -> Result<ForwardPlan, String> {
+        let at = |e: String| format!("destination {}: {e}", cfg.name);
+        let servers = cfg
+            .servers
+            .iter()
+            .map(|s| ServerAddr::parse(s).map_err(|e| at(format!("servers: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = match (cfg.transport, &cfg.tls) {
+            (Transport::Tls, Some(t)) => {
+                let config = build_client_config(t).map_err(|e| at(format!("tls: {e}")))?;
+                let names = servers
+                    .iter()
+                    .map(|s| {
+                        server_name_for(t, &s.host).map_err(|e| {
+                            at(format!("tls: server name for {s}: {e}; set server_name"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(TlsPlan {
+                    config,
+                    names,
+                    settings: t.clone(),
+                })
+            }
+            (Transport::Tls, None) => {
+                return Err(at("transport = \"tls\" needs [destination.tls]".into()))
+            }
+            (Transport::Tcp, _) => None,
+        };
+        Ok(ForwardPlan {
+            name: cfg.name.clone(),
+            servers,
+            tls,
+            framing: cfg.framing,
+            connections: cfg.connections.max(1),
+            reconnect_min: Duration::from_millis(cfg.reconnect_min_ms.max(1)),
+            reconnect_max: Duration::from_millis(
+                cfg.reconnect_max_ms.max(cfg.reconnect_min_ms.max(1)),
+            ),
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+            confirm_window: Duration::from_millis(cfg.confirm_ms),
+            forward_identity: cfg.forward_identity,
+            disk_buffer: cfg.disk_buffer.clone(),
+        })
+    }
+}
