@@ -26,6 +26,60 @@ use crate::queue_delay::WriterLoad;
 use crate::stats::Stats;
 
 /// The writer that drains shard `shard`'s ring.
+/// Writer `w`'s view of the config: what a writer keeps on its own gets
+/// its own place. A forward destination's disk buffer is one folder per
+/// writer (`dir/writer-W`), each with an equal share of `max_bytes`: the
+/// segments of one writer's connections stay in their order, and no two
+/// writers append to one segment file.
+pub fn per_writer(config: &Config, w: usize) -> Config {
+    let writers = config.writer_count().max(1) as u64;
+    let mut own = config.clone();
+    for d in &mut own.destinations {
+        if let Some(b) = &mut d.disk_buffer {
+            b.dir = b.dir.join(format!("writer-{w}"));
+            b.max_bytes = (b.max_bytes / writers).max(1);
+        }
+    }
+    own
+}
+
+/// Disk-buffer folders of writers this run does not have (a run with more
+/// writers left them): their messages are not replayed, so say so loudly.
+fn warn_orphaned_disk_buffers(config: &Config) {
+    let writers = config.writer_count();
+    for d in &config.destinations {
+        let Some(b) = &d.disk_buffer else { continue };
+        let Ok(entries) = std::fs::read_dir(&b.dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(w) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("writer-"))
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let segments = std::fs::read_dir(e.path())
+                .map(|r| {
+                    r.flatten()
+                        .filter(|f| f.path().extension().is_some_and(|x| x == "seg"))
+                        .count()
+                })
+                .unwrap_or(0);
+            if w >= writers && segments > 0 {
+                log::error!(
+                    "destination {}: disk buffer {} holds {segments} segment files of writer {w}, but this run has {writers} writers: they are not replayed; run with writers = {} to send them",
+                    d.name,
+                    e.path().display(),
+                    w + 1
+                );
+            }
+        }
+    }
+}
+
 pub fn writer_of(shard: usize, writers: usize) -> usize {
     shard % writers.max(1)
 }
@@ -101,14 +155,16 @@ impl WriterPool {
         let wakers: Vec<Arc<WriterWaker>> =
             (0..writers).map(|_| Arc::new(WriterWaker::new())).collect();
         let mut opened = Vec::with_capacity(writers);
+        warn_orphaned_disk_buffers(config);
         for (w, waker) in wakers.iter().enumerate() {
             let mine = shards_of(w, rings.len(), writers)
                 .into_iter()
                 .map(|s| Arc::clone(&rings[s]))
                 .collect();
+            let own = per_writer(config, w);
             let mut writer = Writer::with_fs(
                 fs.clone(),
-                config,
+                &own,
                 mine,
                 Arc::clone(stats),
                 Arc::clone(waker),
