@@ -174,13 +174,29 @@ impl ForwardDestination {
         up.session.take_pending()
     }
 
-    fn note_disk(&self, stats: &DestinationStats) {
-        if let Some(d) = &self.disk {
-            stats.disk_buffer_bytes.store(d.bytes(), Relaxed);
-            stats.disk_buffer_messages.store(d.messages(), Relaxed);
-            stats
-                .disk_buffer_oldest_unix_ms
-                .store(d.oldest_unix_ms().unwrap_or(0), Relaxed);
-        }
+    /// Publishes this writer's share of the disk-buffer gauges. Several
+    /// writers feed one destination's gauges, so bytes and messages move by
+    /// this writer's change, and the oldest age is the oldest any writer
+    /// reported (cleared by the writer that set it once its buffer empties).
+    fn note_disk(&mut self, stats: &DestinationStats) {
+        let Some(d) = &self.disk else { return };
+        let (bytes, messages) = (d.bytes(), d.messages());
+        let stamp = d.oldest_unix_ms().unwrap_or(0);
+        let (was_bytes, was_messages, was_stamp) = self.disk_published;
+        stats.disk_buffer_bytes.fetch_add(bytes, Relaxed);
+        stats.disk_buffer_bytes.fetch_sub(was_bytes, Relaxed);
+        stats.disk_buffer_messages.fetch_add(messages, Relaxed);
+        stats.disk_buffer_messages.fetch_sub(was_messages, Relaxed);
+        self.disk_published = (bytes, messages, stamp);
+        let _ = stats
+            .disk_buffer_oldest_unix_ms
+            .fetch_update(Relaxed, Relaxed, |cur| match (stamp, cur) {
+                // This writer holds something older than what is shown.
+                (t, c) if t != 0 && (c == 0 || t < c) => Some(t),
+                // What is shown was this writer's, and it has moved on:
+                // its own stamp (or 0) until another writer lowers it.
+                (t, c) if c == was_stamp && t != c => Some(t),
+                _ => None,
+            });
     }
 }

@@ -63,6 +63,10 @@ pub struct ForwardDestination {
     pub(super) chunk: Vec<u8>,
     /// With `[destination.disk_buffer]`.
     pub(super) disk: Option<DiskBuffer>,
+    /// What this writer last added to the destination's disk-buffer gauges
+    /// (bytes, messages, oldest unix ms): every writer of the destination
+    /// adds its own.
+    pub(super) disk_published: (u64, u64, u64),
     /// This round's frames, before they go to a session or the disk.
     pub(super) incoming: Vec<(usize, Vec<u8>)>,
     /// `WriterControl::sighups` when `[destination.tls]` was last loaded.
@@ -128,6 +132,7 @@ impl ForwardDestination {
             .collect();
         Ok(ForwardDestination {
             disk,
+            disk_published: (0, 0, 0),
             incoming: Vec::new(),
             sighups_seen: 0,
             loss: DestinationLoss {
