@@ -79,6 +79,16 @@ pub struct DestinationStats {
     pub unsynced_messages: AtomicU64,
     /// 1 while writing to this destination fails and is paused.
     pub failing: AtomicU64,
+    /// Kafka: messages the brokers acknowledged.
+    pub delivered_messages: AtomicU64,
+    /// Kafka: failed deliveries by reason (each is kept and produced again).
+    pub delivery_failures: Labelled,
+    /// Kafka: messages produced again after a failed delivery.
+    pub retried_messages: AtomicU64,
+    /// Kafka: bytes handed to the producer and not yet acknowledged.
+    pub in_flight_bytes: AtomicU64,
+    /// Kafka: messages in the producer's queue (queued and in flight).
+    pub queue_messages: AtomicU64,
 }
 
 pub struct Stats {
@@ -308,7 +318,7 @@ impl Stats {
 
     fn render_destinations(&self, out: &mut String) {
         type GetL = fn(&DestinationStats) -> &Labelled;
-        let labelled: [(&str, &str, GetL); 3] = [
+        let labelled: [(&str, &str, GetL); 4] = [
             (
                 "ringest_write_errors_total",
                 "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
@@ -323,6 +333,11 @@ impl Stats {
                 "ringest_reopen_errors_total",
                 "Failed reopens after SIGHUP by reason (retried; the old file stays in use).",
                 |d| &d.reopen_errors,
+            ),
+            (
+                "ringest_delivery_failures_total",
+                "Kafka: failed deliveries by reason; each message is kept and produced again.",
+                |d| &d.delivery_failures,
             ),
         ];
         for (name, help, get) in labelled {
@@ -342,7 +357,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 3] = [
+        let plain: [(&str, &str, Get); 7] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -357,6 +372,26 @@ impl Stats {
                 "ringest_destination_failing",
                 "1 while writing to the destination fails and is paused (retrying).",
                 |d| d.failing.load(Relaxed),
+            ),
+            (
+                "ringest_delivered_messages_total",
+                "Kafka: messages the brokers acknowledged.",
+                |d| d.delivered_messages.load(Relaxed),
+            ),
+            (
+                "ringest_retried_messages_total",
+                "Kafka: messages produced again after a failed delivery.",
+                |d| d.retried_messages.load(Relaxed),
+            ),
+            (
+                "ringest_in_flight_bytes",
+                "Kafka: bytes handed to the producer and not yet acknowledged.",
+                |d| d.in_flight_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_producer_queue_messages",
+                "Kafka: messages in the producer's queue (queued and in flight).",
+                |d| d.queue_messages.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

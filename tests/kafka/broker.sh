@@ -6,6 +6,7 @@
 #   broker.sh fetch                         jars into $KAFKA_LIBS (target/kafka/libs)
 #   broker.sh start DIR PORT CPORT [AUTO]   format DIR/data once, start, wait until it serves
 #   broker.sh stop DIR                      stop by the PID in DIR/pid (TERM, then KILL)
+#   broker.sh topic PORT NAME PARTITIONS    create a topic (Kafka's own TopicCommand)
 #
 # Pitfalls (see the README of tests/kafka in the lead's notes):
 # - Kafka 4.x logs through log4j2 but its pom does not name the log4j2 jars:
@@ -105,9 +106,24 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+topic() {
+  local port="$1" name="$2" partitions="$3" out
+  out="$(mktemp)"
+  local tc=(java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*"
+    org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port")
+  if ! "${tc[@]}" --create --topic "$name" --partitions "$partitions" --replication-factor 1 \
+      > "$out" 2>&1 || ! grep -q "Created topic $name" "$out"; then
+    grep -v -E '^\s|AbstractConfig' "$out" >&2
+    rm -f "$out"
+    die "could not create topic $name"
+  fi
+  rm -f "$out"
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) shift; [[ $# -ge 3 ]] || die "usage: broker.sh start DIR PORT CPORT [AUTO_CREATE]"; start "$@" ;;
   stop) shift; [[ $# -eq 1 ]] || die "usage: broker.sh stop DIR"; stop "$1" ;;
+  topic) shift; [[ $# -eq 3 ]] || die "usage: broker.sh topic PORT NAME PARTITIONS"; topic "$@" ;;
   *) die "usage: broker.sh fetch | start DIR PORT CPORT [AUTO_CREATE] | stop DIR" ;;
 esac

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod kafka;
 pub mod options;
 
 use crate::framing::{FramingMode, OversizePolicy};
@@ -137,6 +138,8 @@ pub struct SourceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum DestinationType {
     File,
+    /// Apache Kafka (cargo feature `kafka`); see config/kafka.rs.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -181,6 +184,30 @@ pub struct DestinationConfig {
     /// Takes only what no other destination of its source took.
     #[serde(default)]
     pub fallback: bool,
+    /// Kafka: the bootstrap brokers, `host:port` each.
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    /// Kafka: the topic written to.
+    #[serde(default)]
+    pub topic: String,
+    /// Kafka: each message's key.
+    #[serde(default)]
+    pub key: kafka::KafkaKey,
+    #[serde(default)]
+    pub acks: kafka::KafkaAcks,
+    #[serde(default)]
+    pub compression: kafka::KafkaCompression,
+    #[serde(default = "kafka::defaults::linger_ms")]
+    pub linger_ms: u64,
+    #[serde(default = "kafka::defaults::batch_bytes")]
+    pub batch_bytes: u64,
+    /// Kafka: bytes the producer holds (queued and in flight) before
+    /// deliver() waits, and so the rings fill.
+    #[serde(default = "kafka::defaults::producer_queue_max_bytes")]
+    pub producer_queue_max_bytes: u64,
+    /// Kafka: further librdkafka properties, passed through.
+    #[serde(default)]
+    pub properties: kafka::Properties,
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -486,6 +513,7 @@ impl Config {
             if d.kind == DestinationType::File && d.path.as_os_str().is_empty() {
                 return Err((key("path"), "a file destination needs a path".into()));
             }
+            kafka::check(d, &key)?;
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;
             }

@@ -36,7 +36,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error, counted"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
-    ("destination.type",         "required",   "\"file\""),
+    ("destination.type",         "required",   "\"file\" or \"kafka\" (a build with the cargo feature kafka, as the .deb is)"),
     ("destination.path",         "required",   "output file, appended to; relative to the config file's folder"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
@@ -45,6 +45,15 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),
     ("destination.fallback",     "false",      "takes only the messages no other destination of their source took"),
+    ("destination.brokers",      "required (kafka)", "kafka: bootstrap brokers, [\"host:port\", ...]"),
+    ("destination.topic",        "required (kafka)", "kafka: the topic; the message value is the frame (raw) or its JSON object, without the newline"),
+    ("destination.key",          "\"none\"",   "kafka: the message key, so one sender's messages stay in one partition, in order: \"none\", \"peer\" (sender IP) or \"host\" (syslog HOSTNAME, else sender IP)"),
+    ("destination.acks",         "\"all\"",    "kafka: \"all\" (every in-sync replica, idempotent producer: no duplicates from retries) or \"1\" (leader only)"),
+    ("destination.compression",  "\"none\"",   "kafka: \"none\", \"lz4\" or \"zstd\""),
+    ("destination.linger_ms",    "5",          "kafka: how long the producer waits to fill a batch"),
+    ("destination.batch_bytes",  "1000000",    "kafka: largest batch the producer sends to a partition"),
+    ("destination.producer_queue_max_bytes", "67108864", "kafka: bytes the producer holds undelivered (queued and in flight); when full the writer waits, the rings fill and sources stop reading"),
+    ("destination.properties",   "none",       "kafka: a table of further librdkafka properties, passed through (not those set by the keys above, nor message.timeout.ms: ringest never lets the producer drop)"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
@@ -157,6 +166,15 @@ fn struct_keys() -> Vec<String> {
             filter: _,
             is_final: _,
             fallback: _,
+            brokers: _,
+            topic: _,
+            key: _,
+            acks: _,
+            compression: _,
+            linger_ms: _,
+            batch_bytes: _,
+            producer_queue_max_bytes: _,
+            properties: _,
         } = d;
         [
             "name",
@@ -169,6 +187,15 @@ fn struct_keys() -> Vec<String> {
             "filter",
             "final",
             "fallback",
+            "brokers",
+            "topic",
+            "key",
+            "acks",
+            "compression",
+            "linger_ms",
+            "batch_bytes",
+            "producer_queue_max_bytes",
+            "properties",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -231,6 +258,11 @@ mod tests {
                 "filter" => "{ severity = \"warning\", host = \"web-*\" }",
                 "final" | "fallback" => "true",
                 "destinations" => "[\"d\"]",
+                // Kafka-only keys: checked with a kafka destination in config/kafka.rs.
+                "brokers" | "topic" | "properties" => continue,
+                "key" => "\"peer\"",
+                "acks" => "\"1\"",
+                "compression" => "\"zstd\"",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
                 "shards" => "1",

@@ -2,8 +2,10 @@
 //! them: the writer writes the bytes, and when it has to give up it counts
 //! the messages that did not wholly land from the same ends.
 
+use std::ops::ControlFlow;
+
 use super::json;
-use crate::batch::Batch;
+use crate::batch::{Batch, ConnMeta};
 use crate::config::OutputFormat;
 use crate::parse::json::JsonOptions;
 use crate::parse::{self, ParseMode};
@@ -35,8 +37,32 @@ pub enum Out<'a> {
     /// The round's batches as they are: a raw destination fed by every source.
     Batches(&'a [(usize, Batch)]),
     /// Encoded into the writer's scratch buffer; `ends[i]` is the offset just
-    /// past message i's `\n`.
-    Encoded { bytes: &'a [u8], ends: &'a [usize] },
+    /// past message i's `\n`. `origins[i]`, when the destination asked for
+    /// them ([`Origin`]), says which message of `round` message i is.
+    Encoded {
+        bytes: &'a [u8],
+        ends: &'a [usize],
+        round: &'a [(usize, Batch)],
+        origins: &'a [Origin],
+    },
+}
+
+/// Where an encoded message came from: (batch of the round, message of the
+/// batch). Recorded only for destinations that key messages by sender.
+pub type Origin = (u32, u32);
+
+/// One message as a destination sends it on its own (not as a line): its
+/// bytes without the newline, and the frame and connection it came from
+/// when known.
+pub struct Message<'a> {
+    pub value: &'a [u8],
+    pub from: Option<(&'a ConnMeta, &'a [u8])>,
+}
+
+/// The connection message `m` of `b` came from.
+fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
+    let run = b.runs.partition_point(|r| r.first as usize <= m).checked_sub(1)?;
+    b.runs.get(run).map(|r| &*r.conn)
 }
 
 impl Out<'_> {
@@ -45,6 +71,54 @@ impl Out<'_> {
             Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
             Out::Encoded { bytes, .. } => vec![bytes],
         }
+    }
+
+    /// Each message in order, until `f` breaks; returns how many `f` took
+    /// (the one that broke excluded).
+    pub fn for_each_message(&self, mut f: impl FnMut(Message<'_>) -> ControlFlow<()>) -> u64 {
+        let mut n = 0u64;
+        match self {
+            Out::Batches(round) => {
+                for (_, b) in round.iter() {
+                    for (i, run) in b.runs.iter().enumerate() {
+                        let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
+                        for m in run.first as usize..end {
+                            let frame = b.message(m);
+                            let msg = Message {
+                                value: frame,
+                                from: Some((&run.conn, frame)),
+                            };
+                            if f(msg).is_break() {
+                                return n;
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            Out::Encoded {
+                bytes,
+                ends,
+                round,
+                origins,
+            } => {
+                let mut start = 0;
+                for (i, &end) in ends.iter().enumerate() {
+                    // Each message ends with its newline, which is not part of the value.
+                    let value = bytes.get(start..end.saturating_sub(1)).unwrap_or(&[]);
+                    start = end;
+                    let from = origins.get(i).and_then(|&(bi, m)| {
+                        let (_, b) = round.get(bi as usize)?;
+                        Some((conn_of(b, m as usize)?, b.message(m as usize)))
+                    });
+                    if f(Message { value, from }).is_break() {
+                        return n;
+                    }
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     pub fn len_bytes(&self) -> usize {
@@ -106,6 +180,7 @@ pub fn encode_fed(
     taken: Option<Taken<'_>>,
     enc: Encoding<'_>,
     stats: &Stats,
+    mut origins: Option<(&mut Vec<Origin>, u32)>,
 ) {
     for (i, run) in batch.runs.iter().enumerate() {
         let source = run.conn.source as usize;
@@ -117,11 +192,15 @@ pub fn encode_fed(
             .get(i + 1)
             .map_or(batch.len(), |r| r.first as usize);
         match enc.format {
-            OutputFormat::Raw if taken.is_some() => {
-                for m in (run.first as usize..end).filter(|&m| taken.is_some_and(|t| t.takes(m))) {
+            OutputFormat::Raw if taken.is_some() || origins.is_some() => {
+                let takes = |m: &usize| taken.is_none_or(|t| t.takes(*m));
+                for m in (run.first as usize..end).filter(takes) {
                     out.extend_from_slice(batch.message(m));
                     out.push(b'\n');
                     ends.push(out.len());
+                    if let Some((o, bi)) = origins.as_mut() {
+                        o.push((*bi, m as u32));
+                    }
                 }
             }
             OutputFormat::Raw => {
@@ -154,6 +233,9 @@ pub fn encode_fed(
                         json::escape_bytes(out, batch.message(m));
                         out.extend_from_slice(b"\"}\n");
                         ends.push(out.len());
+                        if let Some((o, bi)) = origins.as_mut() {
+                            o.push((*bi, m as u32));
+                        }
                     }
                     continue;
                 }
@@ -170,6 +252,9 @@ pub fn encode_fed(
                     }
                     parse::json::render_json(out, meta, &msg, opts);
                     ends.push(out.len());
+                    if let Some((o, bi)) = origins.as_mut() {
+                        o.push((*bi, m as u32));
+                    }
                 }
             }
         }
@@ -247,12 +332,15 @@ mod tests {
             None,
             Encoding::RAW,
             &stats,
+            None,
         );
         assert_eq!(out, b"keep1\nkeep2\nk3\n");
         assert_eq!(ends, [6, 12, 15]);
         let enc = Out::Encoded {
             bytes: &out,
             ends: &ends,
+            round: &[],
+            origins: &[],
         };
         assert_eq!(enc.messages_from(7), 2);
         assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);

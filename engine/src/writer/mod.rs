@@ -19,6 +19,8 @@ mod fake;
 pub mod file;
 pub mod file_destination;
 pub mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod report;
 pub mod route;
 pub mod sys;
@@ -34,7 +36,7 @@ use crate::batch::{Batch, Ring, WriterWaker};
 use crate::config::{Config, OutputFormat};
 use crate::stats::Stats;
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, messages_per_source, Encoding, Out, Taken};
+use encode::{encode_fed, messages_per_source, Encoding, Origin, Out, Taken};
 use report::WriterReport;
 use route::Router;
 use sys::{Fs, RealFs};
@@ -85,6 +87,8 @@ pub struct Writer<F: Fs = RealFs> {
     round: Vec<(usize, Batch)>,
     scratch: Vec<u8>,
     scratch_ends: Vec<usize>,
+    /// Where each encoded message came from, for destinations that key by sender.
+    scratch_origins: Vec<Origin>,
     prefix: Vec<u8>,
     /// Each source's parse mode, for json destinations.
     parse: Vec<crate::parse::ParseMode>,
@@ -145,6 +149,7 @@ impl<F: Fs + Clone> Writer<F> {
             round: Vec::with_capacity(ROUND_MAX_BATCHES),
             scratch: Vec::with_capacity(1 << 20),
             scratch_ends: Vec::with_capacity(1 << 14),
+            scratch_origins: Vec::new(),
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
@@ -209,15 +214,21 @@ impl<F: Fs + Clone> Writer<F> {
         true
     }
 
-    /// Syncs every file and says what may be missing.
+    /// Syncs every file (flushes every producer, until the give-up
+    /// instant) and says what may be missing.
     pub fn finish(self) -> WriterReport {
-        let stats = self.stats;
+        let after_shutdown = self.give_up_after_shutdown();
+        let give_up = GiveUp {
+            control: &self.control,
+            after_shutdown,
+        };
+        let stats = &self.stats;
         WriterReport {
             destinations: self
                 .dests
                 .into_iter()
                 .enumerate()
-                .map(|(i, d)| d.finish(&stats.destinations[i]))
+                .map(|(i, d)| d.finish(&stats.destinations[i], give_up))
                 .collect(),
         }
     }
@@ -260,6 +271,8 @@ impl<F: Fs + Clone> Writer<F> {
         let nothing = Out::Encoded {
             bytes: &[],
             ends: &[],
+            round: &[],
+            origins: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
             d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
@@ -301,6 +314,8 @@ impl<F: Fs + Clone> Writer<F> {
                 // Encoded once per round: a retry writes the same bytes.
                 self.scratch.clear();
                 self.scratch_ends.clear();
+                self.scratch_origins.clear();
+                let wants_origins = dest.wants_origins();
                 for (bi, (_, b)) in round.iter().enumerate() {
                     let taken = routed.then(|| Taken {
                         masks: self.masks.get(bi).map_or(&[][..], Vec::as_slice),
@@ -315,11 +330,14 @@ impl<F: Fs + Clone> Writer<F> {
                         taken,
                         enc,
                         &self.stats,
+                        wants_origins.then_some((&mut self.scratch_origins, bi as u32)),
                     );
                 }
                 Out::Encoded {
                     bytes: &self.scratch,
                     ends: &self.scratch_ends,
+                    round,
+                    origins: &self.scratch_origins,
                 }
             };
             let messages = out.messages();

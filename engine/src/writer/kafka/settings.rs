@@ -1,0 +1,90 @@
+//! A kafka destination's librdkafka properties, from its config keys.
+//! Pure, so the mapping is tested without a client.
+
+use crate::config::kafka::KafkaAcks;
+use crate::config::DestinationConfig;
+
+/// The properties, in the order they are set: ringest's own first, then
+/// `[destination.properties]` (config/kafka.rs refuses those that would
+/// override ringest's).
+pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
+    let own = [
+        ("bootstrap.servers", cfg.brokers.join(",")),
+        ("client.id", format!("ringest-{}", cfg.name)),
+        ("acks", cfg.acks.property().to_string()),
+        (
+            "enable.idempotence",
+            (cfg.acks == KafkaAcks::All).to_string(),
+        ),
+        ("compression.type", cfg.compression.property().to_string()),
+        ("linger.ms", cfg.linger_ms.to_string()),
+        ("batch.size", cfg.batch_bytes.to_string()),
+        // The queue is bounded in bytes, not messages: when it is full the
+        // writer waits, the rings fill and the sources stop reading.
+        (
+            "queue.buffering.max.kbytes",
+            cfg.producer_queue_max_bytes.div_ceil(1024).to_string(),
+        ),
+        ("queue.buffering.max.messages", i32::MAX.to_string()),
+        // 0 = never: librdkafka must not drop a message on its own.
+        ("message.timeout.ms", "0".to_string()),
+    ];
+    let mut out: Vec<(String, String)> = own
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    out.extend(cfg.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn dest(extra: &str) -> DestinationConfig {
+        let text = format!(
+            "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\", \"b:9093\"]\n\
+             topic = \"logs\"\n{extra}"
+        );
+        let mut c = Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).expect("config");
+        c.destinations.remove(0)
+    }
+
+    fn get<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
+        p.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{k} not set"))
+    }
+
+    #[test]
+    fn defaults_are_acks_all_idempotent_and_never_time_out() {
+        let p = properties(&dest(""));
+        assert_eq!(get(&p, "bootstrap.servers"), "127.0.0.1:9092,b:9093");
+        assert_eq!(get(&p, "acks"), "all");
+        assert_eq!(get(&p, "enable.idempotence"), "true");
+        assert_eq!(get(&p, "message.timeout.ms"), "0");
+        assert_eq!(get(&p, "compression.type"), "none");
+        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "65536");
+    }
+
+    #[test]
+    fn named_keys_and_passed_through_properties_are_mapped() {
+        let p = properties(&dest(
+            "acks = \"1\"\ncompression = \"zstd\"\nlinger_ms = 20\nbatch_bytes = 65536\n\
+             producer_queue_max_bytes = 1048577\n[destination.properties]\n\"socket.keepalive.enable\" = \"true\"\n",
+        ));
+        assert_eq!(get(&p, "acks"), "1");
+        assert_eq!(get(&p, "enable.idempotence"), "false");
+        assert_eq!(get(&p, "compression.type"), "zstd");
+        assert_eq!(get(&p, "linger.ms"), "20");
+        assert_eq!(get(&p, "batch.size"), "65536");
+        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "1025", "rounded up");
+        assert_eq!(get(&p, "socket.keepalive.enable"), "true");
+    }
+}
