@@ -51,6 +51,9 @@ const QUEUE_FULL_POLL: Duration = Duration::from_millis(10);
 /// which may report many messages).
 const POLL_EVENTS_MAX: usize = 1_000;
 
+/// How long a metadata request for a missing topic may take before a retry.
+const METADATA_TIMEOUT: Duration = Duration::from_millis(1_000);
+
 /// How long `finish` waits for acknowledgements when shutdown never began
 /// (the rings closed on their own, as in tests).
 const FLUSH_WITHOUT_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -136,9 +139,9 @@ impl KafkaDestination {
             self.loss.not_written_messages += missing;
             self.loss.not_written_bytes += out.len_bytes() as u64 / out.messages().max(1) * missing;
             self.give_up();
-        } else if !self.ledger.has_retries() {
+        } else {
             // Idle rounds come here too: due retries go out without new messages.
-            let _ = self.make_room(stats, give_up);
+            self.send_due_retries(stats);
         }
         taken
     }
@@ -197,6 +200,22 @@ impl KafkaDestination {
     /// refused again).
     fn send_due_retries(&mut self, stats: &DestinationStats) {
         let now = Instant::now();
+        if self.ledger.retry_due().is_none_or(|d| now < d) {
+            return;
+        }
+        if self
+            .health
+            .outage()
+            .is_some_and(|o| o.reason == KafkaFailure::UnknownTopic)
+        {
+            // librdkafka remembers a missing topic until its next periodic
+            // refresh (minutes); ask now, so a topic created meanwhile is
+            // used by this retry.
+            let _ = self
+                .producer
+                .client()
+                .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT);
+        }
         while let Some(p) = self.ledger.take_due(now) {
             match self.send(&p.value, p.key.as_deref()) {
                 Ok(()) => {

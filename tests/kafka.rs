@@ -1,0 +1,303 @@
+//! End-to-end: the kafka destination against a real Apache Kafka 4.x broker
+//! (tests/kafka/broker.sh, started by tests/support/kafka.rs with a fresh
+//! data folder per test). Every message sent is read back from the topic by
+//! a consumer and checked by `loadgen verify`: each exactly once.
+//!
+//! The tests take turns (one broker at a time on a small machine).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use e2e::kafka::Broker;
+use e2e::pki::Pki;
+use e2e::server::{bin, free_port, temp_dir, Server};
+
+static ONE_BROKER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROKER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// One mutual-TLS source on `ip`, one kafka destination named "kafka".
+fn config(pki: &Pki, ip: &str, port: u16, stats: u16, broker: &Broker, topic: &str, extra: &str) -> String {
+    format!(
+        r#"shards = 2
+drain_timeout_ms = 3000
+
+[[source]]
+name = "tls"
+listen = "{ip}:{port}"
+transport = "tls"
+framing = "auto"
+
+[source.tls]
+cert_file = "{cert}"
+key_file = "{key}"
+ca_file = "{ca}"
+peer_verify = "required-trusted"
+
+[[destination]]
+name = "kafka"
+type = "kafka"
+brokers = ["{bootstrap}"]
+topic = "{topic}"
+{extra}
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        cert = pki.server_cert.display(),
+        key = pki.server_key.display(),
+        ca = pki.ca.display(),
+        bootstrap = broker.bootstrap(),
+    )
+}
+
+const DELIVERED: &str = "ringest_delivered_messages_total{destination=\"kafka\"}";
+
+fn loadgen_send(target: &str, pki: &Pki, args: &[&str], json: &Path) -> Command {
+    let mut c = Command::new(bin("loadgen"));
+    c.args(["send", "--target", target, "--ca"])
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client_cert)
+        .arg("--key")
+        .arg(&pki.client_key)
+        .args(["--confirm-timeout", "0", "--json", "--quiet"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(json).expect("send json"));
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `loadgen verify`: every message of the run in `send_json` is in `file`
+/// exactly once (it exits non-zero on a missing, duplicated or corrupted one).
+fn verify(send_json: &Path, file: &Path) -> String {
+    let out = run(Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(send_json)
+        .arg(file));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-million");
+    let pki = Pki::generate(&dir.join("pki"));
+    let broker = Broker::start("million", false);
+    broker.create_topic("logs", 4);
+    let (port, stats) = (free_port(), free_port());
+    let server = Server::start(
+        &dir,
+        &config(&pki, "127.0.0.1", port, stats, &broker, "logs", "compression = \"lz4\"\n"),
+    );
+    let send = dir.join("send.json");
+    run(&mut loadgen_send(
+        &format!("127.0.0.1:{port}"),
+        &pki,
+        &["--count", "1000000", "--connections", "8", "--timeout", "30s"],
+        &send,
+    ));
+    let delivered = server.wait_metric(DELIVERED, 1_000_000, Duration::from_secs(300));
+    assert_eq!(delivered, 1_000_000, "acknowledged by the broker");
+    let out = dir.join("consumed.log");
+    let c = broker.consume("logs", 4, 1_000_000, Duration::from_secs(300), &out);
+    assert_eq!(c.records, 1_000_000, "records in the topic: {c:?}");
+    assert_eq!(c.high_watermarks.iter().sum::<u64>(), 1_000_000, "no duplicate in the log");
+    assert_eq!(c.per_partition.len(), 4, "spread over the 4 partitions: {:?}", c.per_partition);
+    verify(&send, &out);
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}: every message delivered");
+}
+
+#[test]
+fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-outage");
+    let pki = Pki::generate(&dir.join("pki"));
+    let mut broker = Broker::start("outage", false);
+    broker.create_topic("logs", 4);
+    let (port, stats) = (free_port(), free_port());
+    // A small producer queue: the outage fills it, then the rings, and the
+    // sources stop reading (back-pressure) until the broker is back.
+    let server = Server::start(
+        &dir,
+        &config(
+            &pki,
+            "127.0.0.1",
+            port,
+            stats,
+            &broker,
+            "logs",
+            "key = \"peer\"\nproducer_queue_max_bytes = 1048576\n",
+        ),
+    );
+    const N: u64 = 200_000;
+    let send = dir.join("send.json");
+    let mut load = loadgen_send(
+        &format!("127.0.0.1:{port}"),
+        &pki,
+        &["--count", &N.to_string(), "--connections", "4", "--rate", "10000", "--timeout", "60s"],
+        &send,
+    )
+    .spawn()
+    .expect("loadgen");
+    let t0 = Instant::now();
+    server.wait_metric(DELIVERED, 20_000, Duration::from_secs(60));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(10));
+    let during = server.metric(DELIVERED);
+    broker.restart();
+    let status = load.wait().expect("loadgen");
+    assert!(status.success(), "loadgen {status:?}");
+    let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(180));
+    assert_eq!(delivered, N);
+    assert!(during < N, "the outage happened mid-run ({during} of {N} delivered)");
+    let out = dir.join("consumed.log");
+    let c = broker.consume("logs", 4, N, Duration::from_secs(180), &out);
+    assert_eq!(c.records, N, "0 lost, 0 duplicated: {c:?}");
+    assert_eq!(c.high_watermarks.iter().sum::<u64>(), N, "no duplicate in the log");
+    // key = "peer": one sender, one partition, so its order holds.
+    assert_eq!(c.keys.len(), 1, "one key: {:?}", c.keys.keys());
+    for (k, parts) in &c.keys {
+        assert!(parts.iter().all(|p| *p == parts[0]), "key {k} spread over partitions");
+    }
+    verify(&send, &out);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("no broker reachable") || stderr.contains("kafka deliveries resumed"),
+        "the outage is logged:\n{stderr}"
+    );
+    eprintln!("outage run took {:.1} s", t0.elapsed().as_secs_f64());
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}
+
+#[test]
+fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-missing");
+    let pki = Pki::generate(&dir.join("pki"));
+    let broker = Broker::start("missing", false);
+    let (port, stats) = (free_port(), free_port());
+    // A short metadata wait: the producer gives up on the missing topic
+    // quickly, so ringest's own keep-and-retry is what carries the messages.
+    let server = Server::start(
+        &dir,
+        &config(
+            &pki,
+            "127.0.0.1",
+            port,
+            stats,
+            &broker,
+            "late",
+            "[destination.properties]\n\"topic.metadata.propagation.max.ms\" = \"1000\"\n",
+        ),
+    );
+    const N: u64 = 20_000;
+    let send = dir.join("send.json");
+    run(&mut loadgen_send(
+        &format!("127.0.0.1:{port}"),
+        &pki,
+        &["--count", &N.to_string(), "--connections", "2", "--timeout", "30s"],
+        &send,
+    ));
+    let failures = "ringest_delivery_failures_total{destination=\"kafka\",reason=\"unknown_topic\"}";
+    server.wait_metric(failures, 1, Duration::from_secs(60));
+    assert_eq!(server.metric(DELIVERED), 0);
+    let stderr = server.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("the topic does not exist"))
+        .unwrap_or_else(|| panic!("no clear error line:\n{stderr}"));
+    assert!(line.contains("create the topic"), "with a hint: {line}");
+    assert!(line.contains("kept"), "says nothing is dropped: {line}");
+    assert_eq!(
+        stderr.matches("the topic does not exist").count(),
+        1,
+        "logged once, not per retry:\n{stderr}"
+    );
+    broker.create_topic("late", 4);
+    let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(120));
+    assert_eq!(delivered, N);
+    assert!(server.metric("ringest_retried_messages_total{destination=\"kafka\"}") > 0);
+    let out = dir.join("consumed.log");
+    let c = broker.consume("late", 4, N, Duration::from_secs(120), &out);
+    assert_eq!(c.records, N, "{c:?}");
+    verify(&send, &out);
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}
+
+#[test]
+fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-tier");
+    let pki = Pki::generate(&dir.join("pki"));
+    let broker = Broker::start("tier", false);
+    broker.create_topic("logs", 4);
+    let mut nodes = Vec::new();
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let node_dir = dir.join(ip);
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        let (port, stats) = (free_port(), free_port());
+        let cfg = config(&pki, ip, port, stats, &broker, "logs", "key = \"peer\"\n");
+        nodes.push((ip, port, Server::start(&node_dir, &cfg)));
+    }
+    const PER_NODE: u64 = 100_000;
+    let loads: Vec<_> = nodes
+        .iter()
+        .map(|(ip, port, _)| {
+            let json = dir.join(format!("send-{ip}.json"));
+            let child = loadgen_send(
+                &format!("{ip}:{port}"),
+                &pki,
+                &["--count", &PER_NODE.to_string(), "--connections", "4", "--timeout", "30s"],
+                &json,
+            )
+            .spawn()
+            .expect("loadgen");
+            (child, json)
+        })
+        .collect();
+    let mut sends = Vec::new();
+    for (mut child, json) in loads {
+        let status = child.wait().expect("loadgen");
+        assert!(status.success(), "loadgen {status:?}");
+        sends.push(json);
+    }
+    for (ip, _, server) in &nodes {
+        let d = server.wait_metric(DELIVERED, PER_NODE, Duration::from_secs(180));
+        assert_eq!(d, PER_NODE, "node {ip}");
+    }
+    let out = dir.join("consumed.log");
+    let c = broker.consume("logs", 4, 2 * PER_NODE, Duration::from_secs(180), &out);
+    assert_eq!(c.records, 2 * PER_NODE, "{c:?}");
+    assert_eq!(c.high_watermarks.iter().sum::<u64>(), 2 * PER_NODE);
+    for send in &sends {
+        verify(send, &out);
+    }
+    for (ip, _, server) in nodes {
+        let status = server.stop();
+        assert!(status.success(), "node {ip}: ringest exit {status:?}");
+    }
+}

@@ -1,0 +1,162 @@
+//! A real Apache Kafka broker for one test (tests/kafka/broker.sh: KRaft,
+//! single node, loopback, a fresh log.dirs per broker), and a consumer that
+//! reads a topic back. A missing broker fails the test: run
+//! tests/install-deps.sh (it fetches the jars) first.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::server::{free_port, temp_dir};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/broker.sh")
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .output()
+        .expect("run tests/kafka/broker.sh");
+    assert!(
+        out.status.success(),
+        "tests/kafka/broker.sh {args:?} failed (run tests/install-deps.sh for the jars):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One broker; stopped on drop.
+pub struct Broker {
+    pub dir: PathBuf,
+    pub port: u16,
+    cport: u16,
+    auto_create: bool,
+    running: bool,
+}
+
+impl Broker {
+    /// Starts a broker with a fresh data folder; `auto_create`: whether it
+    /// creates topics on first use.
+    pub fn start(name: &str, auto_create: bool) -> Broker {
+        let mut b = Broker {
+            dir: temp_dir(&format!("kafka-broker-{name}")),
+            port: free_port(),
+            cport: free_port(),
+            auto_create,
+            running: false,
+        };
+        b.restart();
+        b
+    }
+
+    /// Starts it again on the same data (after [`stop`](Self::stop)).
+    pub fn restart(&mut self) {
+        let (port, cport) = (self.port.to_string(), self.cport.to_string());
+        let dir = self.dir.to_string_lossy().to_string();
+        run(&["start", &dir, &port, &cport, &self.auto_create.to_string()]);
+        self.running = true;
+    }
+
+    pub fn stop(&mut self) {
+        if self.running {
+            run(&["stop", &self.dir.to_string_lossy()]);
+            self.running = false;
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        run(&["topic", &self.port.to_string(), name, &partitions.to_string()]);
+    }
+
+    /// Reads every partition of `topic` from the start until the topic's
+    /// high watermarks add up to at least `expected` and every record up to
+    /// them is read (or `timeout`). Writes each value and a newline to
+    /// `out` (for `loadgen verify`); returns what it read.
+    pub fn consume(&self, topic: &str, partitions: u32, expected: u64, timeout: Duration, out: &Path) -> Consumed {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "e2e-reader")
+            .set("enable.auto.commit", "false")
+            .set("fetch.max.bytes", "16777216")
+            .create()
+            .expect("kafka consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("consumer output"));
+        let mut c = Consumed::default();
+        let deadline = Instant::now() + timeout;
+        let mut next_check = Instant::now();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "consumed {} of {expected} from {topic} in {timeout:?} (high watermarks {:?})",
+                c.records,
+                c.high_watermarks
+            );
+            if let Some(r) = consumer.poll(Duration::from_millis(200)) {
+                let m = r.expect("consume");
+                let value = m.payload().unwrap_or(&[]);
+                file.write_all(value).and_then(|_| file.write_all(b"\n")).expect("write");
+                c.records += 1;
+                *c.per_partition.entry(m.partition()).or_insert(0) += 1;
+                if let Some(k) = m.key() {
+                    c.keys
+                        .entry(String::from_utf8_lossy(k).into_owned())
+                        .or_default()
+                        .push(m.partition());
+                }
+                continue;
+            }
+            if Instant::now() >= next_check {
+                next_check = Instant::now() + Duration::from_secs(1);
+                c.high_watermarks = (0..partitions as i32)
+                    .map(|p| {
+                        consumer
+                            .fetch_watermarks(topic, p, Duration::from_secs(5))
+                            .map(|(_, high)| high as u64)
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let total: u64 = c.high_watermarks.iter().sum();
+                if total >= expected && c.records >= total {
+                    break;
+                }
+            }
+        }
+        file.flush().expect("flush");
+        c
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What a consumer read back.
+#[derive(Debug, Default)]
+pub struct Consumed {
+    pub records: u64,
+    pub per_partition: HashMap<i32, u64>,
+    /// For each key, the partition of each of its records.
+    pub keys: HashMap<String, Vec<i32>>,
+    pub high_watermarks: Vec<u64>,
+}
