@@ -170,7 +170,7 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
     let status = load.wait().expect("loadgen");
     assert!(status.success(), "loadgen {status:?}");
     let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(180));
-    assert_eq!(delivered, N);
+    assert_eq!(delivered, N, "metrics:\n{}", server.metrics());
     assert!(during < N, "the outage happened mid-run ({during} of {N} delivered)");
     let out = dir.join("consumed.log");
     let c = broker.consume("logs", 4, N, Duration::from_secs(180), &out);

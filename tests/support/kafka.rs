@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::server::{free_port, temp_dir};
+use crate::server::temp_dir;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/broker.sh")
@@ -34,6 +34,24 @@ fn run(args: &[&str]) {
     );
 }
 
+/// A free port below the kernel's ephemeral range: the broker's (and
+/// every other process's) outgoing connections take ephemeral ports, and
+/// one of them took the controller port between our check and the
+/// broker's bind ("Address already in use" at start).
+fn listener_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..1_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(97)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000 for the kafka broker");
+}
+
 /// One broker; stopped on drop.
 pub struct Broker {
     pub dir: PathBuf,
@@ -49,8 +67,8 @@ impl Broker {
     pub fn start(name: &str, auto_create: bool) -> Broker {
         let mut b = Broker {
             dir: temp_dir(&format!("kafka-broker-{name}")),
-            port: free_port(),
-            cport: free_port(),
+            port: listener_port(),
+            cport: listener_port(),
             auto_create,
             running: false,
         };

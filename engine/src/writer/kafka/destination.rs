@@ -360,12 +360,8 @@ impl KafkaDestination {
                 reason.hint()
             );
         }
-        // Brokers that come and go are retried by librdkafka; only say so
-        // once per outage (a transport error alone, with brokers left, is
-        // not an outage).
-        if reason == KafkaFailure::Unreachable && code != RDKafkaErrorCode::AllBrokersDown {
-            return;
-        }
+        // librdkafka reconnects by itself: log once per outage, and once
+        // when deliveries resume (recovered()).
         stats.failing.store(1, Relaxed);
         if self.health.failed(Instant::now(), reason).log {
             log::error!(
