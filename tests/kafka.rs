@@ -271,7 +271,17 @@ fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
             let child = loadgen_send(
                 &format!("{ip}:{port}"),
                 &pki,
-                &["--count", &PER_NODE.to_string(), "--connections", "4", "--timeout", "30s"],
+                // The test server certificate names localhost and 127.0.0.1.
+                &[
+                    "--count",
+                    &PER_NODE.to_string(),
+                    "--connections",
+                    "4",
+                    "--timeout",
+                    "30s",
+                    "--sni",
+                    "localhost",
+                ],
                 &json,
             )
             .spawn()
