@@ -164,3 +164,69 @@ pub mod defaults {
         64 << 20
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn load(dest: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"k\"\n{dest}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).map_err(|e| e.to_string())
+    }
+
+    const KAFKA: &str = "type = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\ntopic = \"logs\"\n";
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_destination_needs_brokers_and_a_valid_topic() {
+        load(KAFKA).expect("valid");
+        let e = load("type = \"kafka\"\ntopic = \"logs\"\n").expect_err("no brokers");
+        assert!(e.contains("destination[0].brokers"), "{e}");
+        let e = load("type = \"kafka\"\nbrokers = [\"a:1,b:2\"]\ntopic = \"logs\"\n")
+            .expect_err("two in one");
+        assert!(e.contains("one address per item"), "{e}");
+        let e = load("type = \"kafka\"\nbrokers = [\"a:1\"]\n").expect_err("no topic");
+        assert!(e.contains("destination[0].topic"), "{e}");
+        let e = load("type = \"kafka\"\nbrokers = [\"a:1\"]\ntopic = \"a b\"\n").expect_err("name");
+        assert!(e.contains("not a Kafka topic name"), "{e}");
+        let e = load(&format!("{KAFKA}linger_ms = 900001\n")).expect_err("range");
+        assert!(e.contains("linger_ms"), "{e}");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn properties_may_not_override_what_keeps_messages_from_being_dropped() {
+        let e = load(&format!(
+            "{KAFKA}[destination.properties]\n\"message.timeout.ms\" = \"30000\"\n"
+        ))
+        .expect_err("owned");
+        assert!(e.contains("properties.message.timeout.ms"), "{e}");
+        assert!(e.contains("never lets the producer drop"), "{e}");
+        let e = load(&format!("{KAFKA}[destination.properties]\nacks = \"0\"\n")).expect_err("acks");
+        assert!(e.contains("use the destination key acks"), "{e}");
+        load(&format!(
+            "{KAFKA}[destination.properties]\n\"socket.keepalive.enable\" = \"true\"\n"
+        ))
+        .expect("passed through");
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn a_build_without_the_kafka_feature_refuses_it_with_a_hint() {
+        let e = load(KAFKA).expect_err("not built in");
+        assert!(e.contains("destination[0].type"), "{e}");
+        assert!(e.contains("--features kafka"), "{e}");
+    }
+
+    #[test]
+    fn kafka_keys_on_a_file_destination_are_refused() {
+        let e = load("type = \"file\"\npath = \"x\"\ntopic = \"logs\"\n").expect_err("topic on file");
+        assert!(e.contains("destination[0].topic"), "{e}");
+        assert!(e.contains("kafka"), "{e}");
+    }
+}
