@@ -23,7 +23,15 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// One mutual-TLS source on `ip`, one kafka destination named "kafka".
-fn config(pki: &Pki, ip: &str, port: u16, stats: u16, broker: &Broker, topic: &str, extra: &str) -> String {
+fn config(
+    pki: &Pki,
+    ip: &str,
+    port: u16,
+    stats: u16,
+    broker: &Broker,
+    topic: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"shards = 2
 drain_timeout_ms = 3000
@@ -108,13 +116,28 @@ fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once(
     let (port, stats) = (free_port(), free_port());
     let server = Server::start(
         &dir,
-        &config(&pki, "127.0.0.1", port, stats, &broker, "logs", "compression = \"lz4\"\n"),
+        &config(
+            &pki,
+            "127.0.0.1",
+            port,
+            stats,
+            &broker,
+            "logs",
+            "compression = \"lz4\"\n",
+        ),
     );
     let send = dir.join("send.json");
     run(&mut loadgen_send(
         &format!("127.0.0.1:{port}"),
         &pki,
-        &["--count", "1000000", "--connections", "8", "--timeout", "30s"],
+        &[
+            "--count",
+            "1000000",
+            "--connections",
+            "8",
+            "--timeout",
+            "30s",
+        ],
         &send,
     ));
     let delivered = server.wait_metric(DELIVERED, 1_000_000, Duration::from_secs(300));
@@ -122,11 +145,23 @@ fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once(
     let out = dir.join("consumed.log");
     let c = broker.consume("logs", 4, 1_000_000, Duration::from_secs(300), &out);
     assert_eq!(c.records, 1_000_000, "records in the topic: {c:?}");
-    assert_eq!(c.high_watermarks.iter().sum::<u64>(), 1_000_000, "no duplicate in the log");
-    assert_eq!(c.per_partition.len(), 4, "spread over the 4 partitions: {:?}", c.per_partition);
+    assert_eq!(
+        c.high_watermarks.iter().sum::<u64>(),
+        1_000_000,
+        "no duplicate in the log"
+    );
+    assert_eq!(
+        c.per_partition.len(),
+        4,
+        "spread over the 4 partitions: {:?}",
+        c.per_partition
+    );
     verify(&send, &out);
     let status = server.stop();
-    assert!(status.success(), "ringest exit {status:?}: every message delivered");
+    assert!(
+        status.success(),
+        "ringest exit {status:?}: every message delivered"
+    );
 }
 
 #[test]
@@ -156,7 +191,16 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
     let mut load = loadgen_send(
         &format!("127.0.0.1:{port}"),
         &pki,
-        &["--count", &N.to_string(), "--connections", "4", "--rate", "10000", "--timeout", "60s"],
+        &[
+            "--count",
+            &N.to_string(),
+            "--connections",
+            "4",
+            "--rate",
+            "10000",
+            "--timeout",
+            "60s",
+        ],
         &send,
     )
     .spawn()
@@ -171,15 +215,25 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
     assert!(status.success(), "loadgen {status:?}");
     let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(180));
     assert_eq!(delivered, N, "metrics:\n{}", server.metrics());
-    assert!(during < N, "the outage happened mid-run ({during} of {N} delivered)");
+    assert!(
+        during < N,
+        "the outage happened mid-run ({during} of {N} delivered)"
+    );
     let out = dir.join("consumed.log");
     let c = broker.consume("logs", 4, N, Duration::from_secs(180), &out);
     assert_eq!(c.records, N, "0 lost, 0 duplicated: {c:?}");
-    assert_eq!(c.high_watermarks.iter().sum::<u64>(), N, "no duplicate in the log");
+    assert_eq!(
+        c.high_watermarks.iter().sum::<u64>(),
+        N,
+        "no duplicate in the log"
+    );
     // key = "peer": one sender, one partition, so its order holds.
     assert_eq!(c.keys.len(), 1, "one key: {:?}", c.keys.keys());
     for (k, parts) in &c.keys {
-        assert!(parts.iter().all(|p| *p == parts[0]), "key {k} spread over partitions");
+        assert!(
+            parts.iter().all(|p| *p == parts[0]),
+            "key {k} spread over partitions"
+        );
     }
     verify(&send, &out);
     let stderr = server.stderr();
@@ -218,10 +272,18 @@ fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
     run(&mut loadgen_send(
         &format!("127.0.0.1:{port}"),
         &pki,
-        &["--count", &N.to_string(), "--connections", "2", "--timeout", "30s"],
+        &[
+            "--count",
+            &N.to_string(),
+            "--connections",
+            "2",
+            "--timeout",
+            "30s",
+        ],
         &send,
     ));
-    let failures = "ringest_delivery_failures_total{destination=\"kafka\",reason=\"unknown_topic\"}";
+    let failures =
+        "ringest_delivery_failures_total{destination=\"kafka\",reason=\"unknown_topic\"}";
     server.wait_metric(failures, 1, Duration::from_secs(60));
     assert_eq!(server.metric(DELIVERED), 0);
     let stderr = server.stderr();

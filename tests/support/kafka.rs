@@ -96,14 +96,26 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        run(&["topic", &self.port.to_string(), name, &partitions.to_string()]);
+        run(&[
+            "topic",
+            &self.port.to_string(),
+            name,
+            &partitions.to_string(),
+        ]);
     }
 
     /// Reads every partition of `topic` from the start until the topic's
     /// high watermarks add up to at least `expected` and every record up to
     /// them is read (or `timeout`). Writes each value and a newline to
     /// `out` (for `loadgen verify`); returns what it read.
-    pub fn consume(&self, topic: &str, partitions: u32, expected: u64, timeout: Duration, out: &Path) -> Consumed {
+    pub fn consume(
+        &self,
+        topic: &str,
+        partitions: u32,
+        expected: u64,
+        timeout: Duration,
+        out: &Path,
+    ) -> Consumed {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", "e2e-reader")
@@ -117,7 +129,8 @@ impl Broker {
                 .expect("partition");
         }
         consumer.assign(&tpl).expect("assign");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("consumer output"));
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(out).expect("consumer output"));
         let mut c = Consumed::default();
         let deadline = Instant::now() + timeout;
         let mut next_check = Instant::now();
@@ -131,7 +144,9 @@ impl Broker {
             if let Some(r) = consumer.poll(Duration::from_millis(200)) {
                 let m = r.expect("consume");
                 let value = m.payload().unwrap_or(&[]);
-                file.write_all(value).and_then(|_| file.write_all(b"\n")).expect("write");
+                file.write_all(value)
+                    .and_then(|_| file.write_all(b"\n"))
+                    .expect("write");
                 c.records += 1;
                 *c.per_partition.entry(m.partition()).or_insert(0) += 1;
                 if let Some(k) = m.key() {

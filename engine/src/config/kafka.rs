@@ -76,8 +76,14 @@ pub const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("batch.size", "batch_bytes"),
     ("queue.buffering.max.kbytes", "producer_queue_max_bytes"),
     ("queue.buffering.max.messages", "producer_queue_max_bytes"),
-    ("message.timeout.ms", "none: ringest never lets the producer drop a message"),
-    ("delivery.timeout.ms", "none: ringest never lets the producer drop a message"),
+    (
+        "message.timeout.ms",
+        "none: ringest never lets the producer drop a message",
+    ),
+    (
+        "delivery.timeout.ms",
+        "none: ringest never lets the producer drop a message",
+    ),
 ];
 
 /// Whether this build has the Kafka client (cargo feature `kafka`).
@@ -85,10 +91,7 @@ pub const BUILT_WITH_KAFKA: bool = cfg!(feature = "kafka");
 
 /// Checks one destination's Kafka keys (`key` prefixes a key with its
 /// destination), and that no other kind sets them.
-pub fn check(
-    d: &DestinationConfig,
-    key: &dyn Fn(&str) -> String,
-) -> Result<(), (String, String)> {
+pub fn check(d: &DestinationConfig, key: &dyn Fn(&str) -> String) -> Result<(), (String, String)> {
     if d.kind != DestinationType::Kafka {
         let set = [
             ("brokers", !d.brokers.is_empty()),
@@ -109,7 +112,11 @@ pub fn check(
                 .into(),
         ));
     }
-    if d.brokers.is_empty() || d.brokers.iter().any(|b| b.trim().is_empty() || b.contains(',')) {
+    if d.brokers.is_empty()
+        || d.brokers
+            .iter()
+            .any(|b| b.trim().is_empty() || b.contains(','))
+    {
         return Err((
             key("brokers"),
             "a kafka destination needs brokers = [\"host:port\", ...], one address per item".into(),
@@ -207,7 +214,8 @@ mod tests {
         .expect_err("owned");
         assert!(e.contains("properties.message.timeout.ms"), "{e}");
         assert!(e.contains("never lets the producer drop"), "{e}");
-        let e = load(&format!("{KAFKA}[destination.properties]\nacks = \"0\"\n")).expect_err("acks");
+        let e =
+            load(&format!("{KAFKA}[destination.properties]\nacks = \"0\"\n")).expect_err("acks");
         assert!(e.contains("use the destination key acks"), "{e}");
         load(&format!(
             "{KAFKA}[destination.properties]\n\"socket.keepalive.enable\" = \"true\"\n"
@@ -225,7 +233,8 @@ mod tests {
 
     #[test]
     fn kafka_keys_on_a_file_destination_are_refused() {
-        let e = load("type = \"file\"\npath = \"x\"\ntopic = \"logs\"\n").expect_err("topic on file");
+        let e =
+            load("type = \"file\"\npath = \"x\"\ntopic = \"logs\"\n").expect_err("topic on file");
         assert!(e.contains("destination[0].topic"), "{e}");
         assert!(e.contains("kafka"), "{e}");
     }

@@ -61,7 +61,10 @@ pub struct Message<'a> {
 
 /// The connection message `m` of `b` came from.
 fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
-    let run = b.runs.partition_point(|r| r.first as usize <= m).checked_sub(1)?;
+    let run = b
+        .runs
+        .partition_point(|r| r.first as usize <= m)
+        .checked_sub(1)?;
     b.runs.get(run).map(|r| &*r.conn)
 }
 

@@ -193,6 +193,15 @@ mod tests {
             filter: None,
             is_final: false,
             fallback: false,
+            brokers: Vec::new(),
+            topic: String::new(),
+            key: Default::default(),
+            acks: Default::default(),
+            compression: Default::default(),
+            linger_ms: 0,
+            batch_bytes: 0,
+            producer_queue_max_bytes: 0,
+            properties: Default::default(),
         }
     }
 

@@ -30,11 +30,11 @@ use super::settings;
 use crate::config::kafka::KafkaKey;
 use crate::config::{DestinationConfig, OutputFormat};
 use crate::parse::{self, ParseMode};
+use crate::stats::DestinationStats;
 use crate::writer::destination::GiveUp;
 use crate::writer::encode::{Message, Out};
 use crate::writer::failure::{Backoff, Health};
 use crate::writer::report::DestinationLoss;
-use crate::stats::DestinationStats;
 
 /// Waits before a failed message is produced again; the cap is how soon
 /// delivery resumes once the topic exists or the client is allowed.
@@ -192,7 +192,9 @@ impl KafkaDestination {
                 Ok(())
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(None),
-            Err((e, _)) => Err(Some(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))),
+            Err((e, _)) => Err(Some(
+                e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+            )),
         }
     }
 
@@ -420,4 +422,3 @@ impl KafkaDestination {
         self.loss
     }
 }
-

@@ -110,6 +110,9 @@ mod tests {
             KafkaFailure::classify(Code::TopicAuthorizationFailed).label(),
             "not_authorized"
         );
-        assert_eq!(KafkaFailure::classify(Code::NotLeaderForPartition).label(), "other");
+        assert_eq!(
+            KafkaFailure::classify(Code::NotLeaderForPartition).label(),
+            "other"
+        );
     }
 }

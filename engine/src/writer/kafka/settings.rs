@@ -29,10 +29,7 @@ pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
         // 0 = never: librdkafka must not drop a message on its own.
         ("message.timeout.ms", "0".to_string()),
     ];
-    let mut out: Vec<(String, String)> = own
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let mut out: Vec<(String, String)> = own.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     out.extend(cfg.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
     out
 }
@@ -50,7 +47,8 @@ mod tests {
              [[destination]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\", \"b:9093\"]\n\
              topic = \"logs\"\n{extra}"
         );
-        let mut c = Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).expect("config");
+        let mut c =
+            Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).expect("config");
         c.destinations.remove(0)
     }
 
