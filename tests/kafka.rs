@@ -5,14 +5,17 @@
 //!
 //! The tests take turns (one broker at a time on a small machine).
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use e2e::kafka::Broker;
+use e2e::kafka::{Broker, Consumed};
+use e2e::loadgen::{run, send as loadgen_send, verify};
 use e2e::pki::Pki;
-use e2e::server::{bin, free_port, temp_dir, Server};
+use e2e::server::{free_port, temp_dir, Server};
+
+/// Every test topic's partitions.
+const PARTITIONS: u32 = 4;
 
 static ONE_BROKER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -66,44 +69,28 @@ listen = "127.0.0.1:{stats}"
 
 const DELIVERED: &str = "ringest_delivered_messages_total{destination=\"kafka\"}";
 
-fn loadgen_send(target: &str, pki: &Pki, args: &[&str], json: &Path) -> Command {
-    let mut c = Command::new(bin("loadgen"));
-    c.args(["send", "--target", target, "--ca"])
-        .arg(&pki.ca)
-        .arg("--cert")
-        .arg(&pki.client_cert)
-        .arg("--key")
-        .arg(&pki.client_key)
-        .args(["--confirm-timeout", "0", "--json", "--quiet"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(json).expect("send json"));
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Reads `topic` back and checks it holds exactly `n` records (the high
+/// watermarks too: no duplicate sits past what was read) and, with
+/// `loadgen verify`, every message of each run in `sends` exactly once.
+fn consume_and_verify(
+    broker: &Broker,
+    topic: &str,
+    n: u64,
+    dir: &Path,
+    sends: &[PathBuf],
+) -> Consumed {
+    let out = dir.join(format!("consumed-{topic}.log"));
+    let c = broker.consume(topic, PARTITIONS, n, Duration::from_secs(300), &out);
+    assert_eq!(c.records, n, "records in the topic: {c:?}");
+    assert_eq!(
+        c.high_watermarks.iter().sum::<u64>(),
+        n,
+        "no duplicate in the log"
     );
-    out
-}
-
-/// `loadgen verify`: every message of the run in `send_json` is in `file`
-/// exactly once (it exits non-zero on a missing, duplicated or corrupted one).
-fn verify(send_json: &Path, file: &Path) -> String {
-    let out = run(Command::new(bin("loadgen"))
-        .args(["verify", "--format", "raw", "--expect-json"])
-        .arg(send_json)
-        .arg(file));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    for send in sends {
+        verify(send, &[&out]);
+    }
+    c
 }
 
 #[test]
@@ -112,7 +99,7 @@ fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once(
     let dir = temp_dir("kafka-million");
     let pki = Pki::generate(&dir.join("pki"));
     let broker = Broker::start("million", false);
-    broker.create_topic("logs", 4);
+    broker.create_topic("logs", PARTITIONS);
     let (port, stats) = (free_port(), free_port());
     let server = Server::start(
         &dir,
@@ -128,7 +115,7 @@ fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once(
     );
     let send = dir.join("send.json");
     run(&mut loadgen_send(
-        &format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
         &pki,
         &[
             "--count",
@@ -142,21 +129,13 @@ fn a_million_messages_over_8_mtls_connections_land_in_4_partitions_exactly_once(
     ));
     let delivered = server.wait_metric(DELIVERED, 1_000_000, Duration::from_secs(300));
     assert_eq!(delivered, 1_000_000, "acknowledged by the broker");
-    let out = dir.join("consumed.log");
-    let c = broker.consume("logs", 4, 1_000_000, Duration::from_secs(300), &out);
-    assert_eq!(c.records, 1_000_000, "records in the topic: {c:?}");
-    assert_eq!(
-        c.high_watermarks.iter().sum::<u64>(),
-        1_000_000,
-        "no duplicate in the log"
-    );
+    let c = consume_and_verify(&broker, "logs", 1_000_000, &dir, &[send]);
     assert_eq!(
         c.per_partition.len(),
         4,
         "spread over the 4 partitions: {:?}",
         c.per_partition
     );
-    verify(&send, &out);
     let status = server.stop();
     assert!(
         status.success(),
@@ -170,7 +149,7 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
     let dir = temp_dir("kafka-outage");
     let pki = Pki::generate(&dir.join("pki"));
     let mut broker = Broker::start("outage", false);
-    broker.create_topic("logs", 4);
+    broker.create_topic("logs", PARTITIONS);
     let (port, stats) = (free_port(), free_port());
     // A small producer queue: the outage fills it, then the rings, and the
     // sources stop reading (back-pressure) until the broker is back.
@@ -189,7 +168,7 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
     const N: u64 = 200_000;
     let send = dir.join("send.json");
     let mut load = loadgen_send(
-        &format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
         &pki,
         &[
             "--count",
@@ -219,14 +198,8 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
         during < N,
         "the outage happened mid-run ({during} of {N} delivered)"
     );
-    let out = dir.join("consumed.log");
-    let c = broker.consume("logs", 4, N, Duration::from_secs(180), &out);
-    assert_eq!(c.records, N, "0 lost, 0 duplicated: {c:?}");
-    assert_eq!(
-        c.high_watermarks.iter().sum::<u64>(),
-        N,
-        "no duplicate in the log"
-    );
+    // 0 lost, 0 duplicated.
+    let c = consume_and_verify(&broker, "logs", N, &dir, &[send]);
     // key = "peer": one sender, one partition, so its order holds.
     assert_eq!(c.keys.len(), 1, "one key: {:?}", c.keys.keys());
     for (k, parts) in &c.keys {
@@ -235,7 +208,6 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
             "key {k} spread over partitions"
         );
     }
-    verify(&send, &out);
     let stderr = server.stderr();
     assert!(
         stderr.contains("no broker reachable") || stderr.contains("kafka deliveries resumed"),
@@ -270,7 +242,7 @@ fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
     const N: u64 = 20_000;
     let send = dir.join("send.json");
     run(&mut loadgen_send(
-        &format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
         &pki,
         &[
             "--count",
@@ -298,14 +270,11 @@ fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
         1,
         "logged once, not per retry:\n{stderr}"
     );
-    broker.create_topic("late", 4);
+    broker.create_topic("late", PARTITIONS);
     let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(120));
     assert_eq!(delivered, N);
     assert!(server.metric("ringest_retried_messages_total{destination=\"kafka\"}") > 0);
-    let out = dir.join("consumed.log");
-    let c = broker.consume("late", 4, N, Duration::from_secs(120), &out);
-    assert_eq!(c.records, N, "{c:?}");
-    verify(&send, &out);
+    consume_and_verify(&broker, "late", N, &dir, &[send]);
     let status = server.stop();
     assert!(status.success(), "ringest exit {status:?}");
 }
@@ -316,7 +285,7 @@ fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
     let dir = temp_dir("kafka-tier");
     let pki = Pki::generate(&dir.join("pki"));
     let broker = Broker::start("tier", false);
-    broker.create_topic("logs", 4);
+    broker.create_topic("logs", PARTITIONS);
     let mut nodes = Vec::new();
     for ip in ["127.0.0.2", "127.0.0.3"] {
         let node_dir = dir.join(ip);
@@ -331,7 +300,7 @@ fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
         .map(|(ip, port, _)| {
             let json = dir.join(format!("send-{ip}.json"));
             let child = loadgen_send(
-                &format!("{ip}:{port}"),
+                format!("{ip}:{port}"),
                 &pki,
                 // The test server certificate names localhost and 127.0.0.1.
                 &[
@@ -361,13 +330,7 @@ fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
         let d = server.wait_metric(DELIVERED, PER_NODE, Duration::from_secs(180));
         assert_eq!(d, PER_NODE, "node {ip}");
     }
-    let out = dir.join("consumed.log");
-    let c = broker.consume("logs", 4, 2 * PER_NODE, Duration::from_secs(180), &out);
-    assert_eq!(c.records, 2 * PER_NODE, "{c:?}");
-    assert_eq!(c.high_watermarks.iter().sum::<u64>(), 2 * PER_NODE);
-    for send in &sends {
-        verify(send, &out);
-    }
+    consume_and_verify(&broker, "logs", 2 * PER_NODE, &dir, &sends);
     for (ip, _, server) in nodes {
         let status = server.stop();
         assert!(status.success(), "node {ip}: ringest exit {status:?}");

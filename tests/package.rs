@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use e2e::loadgen::{run, send as loadgen_send, verify as loadgen_verify};
 use e2e::pki::Pki;
-use e2e::server::{bin, free_port, temp_dir, Launch, Server};
+use e2e::server::{free_port, temp_dir, Launch, Server};
 use e2e::{basic_config, loopback};
 use prometheus_parse::{LineInfo, Scrape, Value};
 
@@ -362,22 +363,6 @@ const PKI_DIR: &str = "/etc/ringest/pki";
 const LOG_DIR: &str = "/var/log/ringest";
 const MESSAGES: &str = "/var/log/ringest/messages.log";
 
-/// Runs a command to completion; panics with its output unless it succeeds.
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e} (is it installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -579,32 +564,6 @@ fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-fn loadgen_send(target: SocketAddr, pki: &Pki, args: &[&str], json: &Path) -> Command {
-    let mut c = Command::new(bin("loadgen"));
-    c.arg("send")
-        .arg("--target")
-        .arg(target.to_string())
-        .arg("--ca")
-        .arg(&pki.ca)
-        .arg("--cert")
-        .arg(&pki.client_cert)
-        .arg("--key")
-        .arg(&pki.client_key)
-        .args(["--confirm-timeout", "0", "--json", "--quiet"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(json).expect("send json"));
-    c
-}
-
-fn loadgen_verify(send_json: &Path, files: &[&str]) -> String {
-    let out = run(Command::new(bin("loadgen"))
-        .args(["verify", "--format", "raw", "--expect-json"])
-        .arg(send_json)
-        .args(files));
-    text(&out)
 }
 
 /// Waits until `written` reaches `want` on the installed server's /metrics.

@@ -97,6 +97,14 @@ impl Plan {
             .iter()
             .map(SourcePlan::build)
             .collect::<Result<Vec<_>, _>>()?;
+        #[cfg(feature = "kafka")]
+        for d in config
+            .destinations
+            .iter()
+            .filter(|d| d.kind == crate::config::DestinationType::Kafka)
+        {
+            crate::writer::kafka::settings::client_config(d)?;
+        }
         Ok(Plan {
             config,
             sources,

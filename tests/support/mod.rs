@@ -2,6 +2,7 @@
 pub mod client;
 pub mod jsonl;
 pub mod kafka;
+pub mod loadgen;
 pub mod pki;
 pub mod probe;
 pub mod server;

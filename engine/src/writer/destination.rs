@@ -56,9 +56,7 @@ impl<F: Fs> Destination<F> {
             #[cfg(feature = "kafka")]
             DestinationType::Kafka => KafkaDestination::open(cfg, feeds)
                 .map(Destination::Kafka)
-                .map_err(|e| {
-                    io::Error::other(format!("destination {}: kafka client: {e}", cfg.name))
-                }),
+                .map_err(io::Error::other),
             // config::kafka::check refuses it in such a build; this is the backstop.
             #[cfg(not(feature = "kafka"))]
             DestinationType::Kafka => Err(io::Error::new(

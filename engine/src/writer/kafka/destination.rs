@@ -19,8 +19,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::context::Reports;
@@ -74,12 +73,10 @@ pub struct KafkaDestination {
 }
 
 impl KafkaDestination {
-    pub fn open(cfg: &DestinationConfig, feeds: Vec<bool>) -> KafkaResult<KafkaDestination> {
-        let mut client = ClientConfig::new();
-        for (k, v) in settings::properties(cfg) {
-            client.set(k, v);
-        }
-        let producer: BaseProducer<Reports> = client.create_with_context(Reports::default())?;
+    pub fn open(cfg: &DestinationConfig, feeds: Vec<bool>) -> Result<KafkaDestination, String> {
+        let producer: BaseProducer<Reports> = settings::client_config(cfg)?
+            .create_with_context(Reports::default())
+            .map_err(|e| format!("destination {}: kafka client: {e}", cfg.name))?;
         log::info!(
             "destination {}: kafka topic {} on {} (acks={}, compression={})",
             cfg.name,

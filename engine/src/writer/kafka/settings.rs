@@ -1,8 +1,24 @@
 //! A kafka destination's librdkafka properties, from its config keys.
 //! Pure, so the mapping is tested without a client.
 
+use rdkafka::config::ClientConfig;
+
 use crate::config::kafka::KafkaAcks;
 use crate::config::DestinationConfig;
+
+/// The client config, each property checked by librdkafka (name and
+/// value), without creating a client: `check-config` and `serve` refuse a
+/// misspelt `[destination.properties]` key alike.
+pub fn client_config(cfg: &DestinationConfig) -> Result<ClientConfig, String> {
+    let mut client = ClientConfig::new();
+    for (k, v) in properties(cfg) {
+        client.set(k, v);
+    }
+    client
+        .create_native_config()
+        .map_err(|e| format!("destination {}: kafka client config: {e}", cfg.name))?;
+    Ok(client)
+}
 
 /// The properties, in the order they are set: ringest's own first, then
 /// `[destination.properties]` (config/kafka.rs refuses those that would
@@ -84,5 +100,16 @@ mod tests {
         assert_eq!(get(&p, "batch.size"), "65536");
         assert_eq!(get(&p, "queue.buffering.max.kbytes"), "1025", "rounded up");
         assert_eq!(get(&p, "socket.keepalive.enable"), "true");
+    }
+
+    #[test]
+    fn librdkafka_refuses_an_unknown_property_before_any_client_exists() {
+        client_config(&dest("")).expect("ringest's own properties are valid");
+        let e = client_config(&dest(
+            "[destination.properties]\n\"socket.keepalive.enabled\" = \"true\"\n",
+        ))
+        .expect_err("misspelt");
+        assert!(e.contains("destination k: kafka client config"), "{e}");
+        assert!(e.contains("socket.keepalive.enabled"), "{e}");
     }
 }
