@@ -336,3 +336,76 @@ fn two_nodes_on_127_0_0_2_and_3_write_one_topic_every_message_exactly_once() {
         assert!(status.success(), "node {ip}: ringest exit {status:?}");
     }
 }
+
+#[test]
+fn sigterm_with_the_broker_down_gives_up_after_the_drain_and_counts_what_kafka_did_not_acknowledge()
+{
+    let _turn = turn();
+    let dir = temp_dir("kafka-sigterm");
+    let pki = Pki::generate(&dir.join("pki"));
+    let mut broker = Broker::start("sigterm", false);
+    broker.create_topic("logs", PARTITIONS);
+    let (port, stats) = (free_port(), free_port());
+    let mut server = Server::start(
+        &dir,
+        &config(&pki, "127.0.0.1", port, stats, &broker, "logs", ""),
+    );
+    const FIRST: u64 = 5_000;
+    const HELD: u64 = 3_000;
+    let target = format!("127.0.0.1:{port}");
+    let send = |n: u64, name: &str| {
+        run(&mut loadgen_send(
+            &target,
+            &pki,
+            &[
+                "--count",
+                &n.to_string(),
+                "--connections",
+                "1",
+                "--timeout",
+                "30s",
+            ],
+            &dir.join(name),
+        ));
+    };
+    send(FIRST, "send1.json");
+    server.wait_metric(DELIVERED, FIRST, Duration::from_secs(60));
+    broker.stop();
+    send(HELD, "send2.json");
+    // Every message is with the writer: handed to the producer, none acknowledged.
+    server.wait_metric(
+        "ringest_messages_written_total{source=\"tls\"}",
+        FIRST + HELD,
+        Duration::from_secs(30),
+    );
+    assert_eq!(server.metric(DELIVERED), FIRST);
+    let t0 = Instant::now();
+    server.signal(libc::SIGTERM);
+    // drain_timeout_ms (3 s) + 2 s, then the report.
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("ringest exits after giving up");
+    let took = t0.elapsed();
+    assert!(
+        !status.success(),
+        "exit {status:?}: something was not delivered"
+    );
+    assert!(
+        took >= Duration::from_secs(4),
+        "waited for the brokers first: {took:?}"
+    );
+    let stderr = server.stderr();
+    let line = format!("{HELD} messages");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("not acknowledged by kafka") && l.contains(&line)),
+        "the shutdown line counts the {HELD} held messages:\n{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("destination kafka:")
+            && l.contains(&format!("{line} ("))
+            && l.contains("not written")),
+        "the exit report counts them:\n{stderr}"
+    );
+}

@@ -124,17 +124,19 @@ impl KafkaDestination {
         }
         self.serve(stats);
         let mut cut = None;
+        // Output bytes of the messages handed over: each value and its newline.
+        let mut taken_bytes = 0usize;
         let taken = out.for_each_message(|m| {
             if let Err(at) = self.produce_one(&m, stats, give_up) {
                 cut = Some(at);
                 return ControlFlow::Break(());
             }
+            taken_bytes += m.value.len() + 1;
             ControlFlow::Continue(())
         });
         if cut.is_some() {
-            let missing = out.messages() - taken;
-            self.loss.not_written_messages += missing;
-            self.loss.not_written_bytes += out.len_bytes() as u64 / out.messages().max(1) * missing;
+            self.loss.not_written_messages += out.messages() - taken;
+            self.loss.not_written_bytes += out.len_bytes().saturating_sub(taken_bytes) as u64;
             self.give_up();
         } else {
             // Idle rounds come here too: due retries go out without new messages.
