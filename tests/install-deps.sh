@@ -11,7 +11,7 @@ export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for pkg in openssl syslog-ng-core curl qemu-system-x86 busybox-static logrotate python3-seccomp systemd \
-  cmake libcurl4-openssl-dev maven; do
+  cmake libcurl4-openssl-dev libssl-dev pkg-config maven; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # The Kafka broker of tests/kafka needs a JRE (>= 17); any installed one does.

@@ -409,3 +409,44 @@ fn sigterm_with_the_broker_down_gives_up_after_the_drain_and_counts_what_kafka_d
         "the exit report counts them:\n{stderr}"
     );
 }
+
+#[test]
+fn tls_to_the_brokers_with_a_client_certificate_delivers_every_message() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-tls");
+    let pki = Pki::generate(&dir.join("pki"));
+    let broker = Broker::start_tls("tls", &pki);
+    broker.create_topic("logs", PARTITIONS);
+    let (port, stats) = (free_port(), free_port());
+    // The same test CA signs the brokers' certificate and the client
+    // certificate ringest shows them.
+    let tls = format!(
+        "[destination.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let cfg = config(&pki, "127.0.0.1", port, stats, &broker, "logs", &tls)
+        .replace(&broker.bootstrap(), &broker.tls_bootstrap());
+    let server = Server::start(&dir, &cfg);
+    const N: u64 = 50_000;
+    let send = dir.join("send.json");
+    run(&mut loadgen_send(
+        format!("127.0.0.1:{port}"),
+        &pki,
+        &[
+            "--count",
+            &N.to_string(),
+            "--connections",
+            "2",
+            "--timeout",
+            "30s",
+        ],
+        &send,
+    ));
+    let delivered = server.wait_metric(DELIVERED, N, Duration::from_secs(120));
+    assert_eq!(delivered, N, "over TLS:\n{}", server.stderr());
+    consume_and_verify(&broker, "logs", N, &dir, &[send]);
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}

@@ -5,6 +5,10 @@
 #
 #   broker.sh fetch                         jars into $KAFKA_LIBS (target/kafka/libs)
 #   broker.sh start DIR PORT CPORT [AUTO]   format DIR/data once, start, wait until it serves
+#       with KAFKA_TLS_PORT, KAFKA_TLS_KEYSTORE (PEM: PKCS#8 key + chain) and
+#       KAFKA_TLS_CA set: also an SSL listener on that port that requires a
+#       client certificate signed by that CA (PLAINTEXT stays for the
+#       broker's own traffic, topic creation and the tests' consumer)
 #   broker.sh stop DIR                      stop by the PID in DIR/pid (TERM, then KILL)
 #   broker.sh topic PORT NAME PARTITIONS    create a topic (Kafka's own TopicCommand)
 #
@@ -60,6 +64,19 @@ start() {
   fi
   sed -e "s#@PORT@#$port#g" -e "s#@CPORT@#$cport#g" -e "s#@DATA@#$dir/data#g" \
       -e "s#@AUTO_CREATE@#$auto#g" "$here/server.properties.in" > "$dir/server.properties"
+  if [[ -n "${KAFKA_TLS_PORT:-}" ]]; then
+    sed -i -e "s#^listeners=.*#listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$KAFKA_TLS_PORT,CONTROLLER://127.0.0.1:$cport#" \
+      -e "s#^advertised.listeners=.*#advertised.listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$KAFKA_TLS_PORT#" \
+      -e "s#^listener.security.protocol.map=.*#listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL#" \
+      "$dir/server.properties"
+    cat >> "$dir/server.properties" <<PROPS
+ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_TLS_KEYSTORE
+ssl.truststore.type=PEM
+ssl.truststore.location=$KAFKA_TLS_CA
+ssl.client.auth=required
+PROPS
+  fi
   local cp="$libs/*"
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$cp" \

@@ -21,9 +21,14 @@ fn script() -> PathBuf {
 }
 
 fn run(args: &[&str]) {
+    run_with(args, &[]);
+}
+
+fn run_with(args: &[&str], env: &[(&str, String)]) {
     let out = Command::new("bash")
         .arg(script())
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run tests/kafka/broker.sh");
     assert!(
@@ -59,6 +64,8 @@ pub struct Broker {
     cport: u16,
     auto_create: bool,
     running: bool,
+    /// The SSL listener's port and its broker.sh environment, when it has one.
+    tls: Option<(u16, Vec<(&'static str, String)>)>,
 }
 
 impl Broker {
@@ -71,16 +78,54 @@ impl Broker {
             cport: listener_port(),
             auto_create,
             running: false,
+            tls: None,
         };
         b.restart();
         b
+    }
+
+    /// Like [`start`](Self::start), with an SSL listener too: its
+    /// certificate is `pki`'s server certificate, and it requires a client
+    /// certificate signed by `pki`'s CA.
+    pub fn start_tls(name: &str, pki: &crate::pki::Pki) -> Broker {
+        let dir = temp_dir(&format!("kafka-broker-{name}"));
+        // Kafka's PEM keystore: the PKCS#8 key and the chain in one file.
+        let keystore = dir.join("keystore.pem");
+        let pem = |p: &Path| std::fs::read_to_string(p).expect("pki file");
+        std::fs::write(&keystore, pem(&pki.server_key) + &pem(&pki.server_cert)).expect("keystore");
+        let tls_port = listener_port();
+        let env = vec![
+            ("KAFKA_TLS_PORT", tls_port.to_string()),
+            ("KAFKA_TLS_KEYSTORE", keystore.display().to_string()),
+            ("KAFKA_TLS_CA", pki.ca.display().to_string()),
+        ];
+        let mut b = Broker {
+            dir,
+            port: listener_port(),
+            cport: listener_port(),
+            auto_create: false,
+            running: false,
+            tls: Some((tls_port, env)),
+        };
+        b.restart();
+        b
+    }
+
+    /// The SSL listener's address (brokers started with [`start_tls`](Self::start_tls)).
+    pub fn tls_bootstrap(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a broker started with start_tls");
+        format!("127.0.0.1:{port}")
     }
 
     /// Starts it again on the same data (after [`stop`](Self::stop)).
     pub fn restart(&mut self) {
         let (port, cport) = (self.port.to_string(), self.cport.to_string());
         let dir = self.dir.to_string_lossy().to_string();
-        run(&["start", &dir, &port, &cport, &self.auto_create.to_string()]);
+        let env = self.tls.as_ref().map_or(&[][..], |(_, env)| env.as_slice());
+        run_with(
+            &["start", &dir, &port, &cport, &self.auto_create.to_string()],
+            env,
+        );
         self.running = true;
     }
 

@@ -3,6 +3,7 @@
 //! (writer/kafka/settings.rs); this module only says what is valid.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -62,6 +63,52 @@ impl KafkaCompression {
     }
 }
 
+/// `[destination.tls]` of a kafka destination: TLS to the brokers, with
+/// the key names of the forward destination's table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTls {
+    /// PEM file of the CAs that sign the brokers' certificates (else the
+    /// system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, leaf first, for brokers that require one.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KafkaTls {
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+}
+
+/// (key, default, meaning) of `[destination.tls]`.
+#[rustfmt::skip]
+pub const TLS_OPTIONS: &[(&str, &str, &str)] = &[
+    ("ca_file",   "system CAs", "kafka: TLS to the brokers (the table turns it on); PEM CAs that sign the brokers' certificates, whose names are checked"),
+    ("cert_file", "none",       "kafka: PEM client certificate chain, leaf first, for brokers that require one (with key_file)"),
+    ("key_file",  "none",       "kafka: PEM private key of cert_file"),
+];
+
+/// Properties `[destination.tls]` sets, when it is there.
+pub const TLS_PROPERTIES: &[&str] = &[
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+];
+
 /// Properties ringest sets itself from named keys (or must own, so that
 /// nothing is dropped): `[destination.properties]` may not set them.
 pub const OWNED_PROPERTIES: &[(&str, &str)] = &[
@@ -97,6 +144,7 @@ pub fn check(d: &DestinationConfig, key: &dyn Fn(&str) -> String) -> Result<(), 
             ("brokers", !d.brokers.is_empty()),
             ("topic", !d.topic.is_empty()),
             ("properties", !d.properties.is_empty()),
+            ("tls", d.tls.is_some()),
         ];
         if let Some((k, _)) = set.iter().find(|(_, set)| *set) {
             return Err((key(k), "is for type = \"kafka\" destinations only".into()));
@@ -152,6 +200,20 @@ pub fn check(d: &DestinationConfig, key: &dyn Fn(&str) -> String) -> Result<(), 
             return Err((
                 key(&format!("properties.{name}")),
                 format!("is set by ringest; use the destination key {by}"),
+            ));
+        }
+        if d.tls.is_some() && TLS_PROPERTIES.contains(&name.as_str()) {
+            return Err((
+                key(&format!("properties.{name}")),
+                "is set by [destination.tls]; set it in one place".into(),
+            ));
+        }
+    }
+    if let Some(tls) = &d.tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err((
+                key("tls"),
+                "cert_file and key_file go together (a client certificate and its key)".into(),
             ));
         }
     }

@@ -208,6 +208,9 @@ pub struct DestinationConfig {
     /// Kafka: further librdkafka properties, passed through.
     #[serde(default)]
     pub properties: kafka::Properties,
+    /// Kafka: TLS to the brokers.
+    #[serde(default)]
+    pub tls: Option<kafka::KafkaTls>,
 }
 
 /// `filter = { severity = "warning", facility = ["auth", "authpriv"],
@@ -419,6 +422,9 @@ impl Config {
         for d in &mut self.destinations {
             if d.path.is_relative() && !d.path.as_os_str().is_empty() {
                 d.path = base.join(&d.path);
+            }
+            if let Some(tls) = &mut d.tls {
+                tls.resolve_paths(base);
             }
         }
         for s in &mut self.sources {

@@ -57,7 +57,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
-/// Every key: the table above plus the `[source.tls]` keys from the TLS module.
+/// Every key: the table above plus the `[source.tls]` keys from the TLS
+/// module and the kafka destination's `[destination.tls]` keys.
 pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
     let mut rows: Vec<_> = OPTIONS
         .iter()
@@ -67,6 +68,11 @@ pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
         crate::tls::OPTIONS
             .iter()
             .map(|(k, d, m)| (format!("source.tls.{k}"), *d, *m)),
+    );
+    rows.extend(
+        super::kafka::TLS_OPTIONS
+            .iter()
+            .map(|(k, d, m)| (format!("destination.tls.{k}"), *d, *m)),
     );
     rows
 }
@@ -175,6 +181,7 @@ fn struct_keys() -> Vec<String> {
             batch_bytes: _,
             producer_queue_max_bytes: _,
             properties: _,
+            tls: _,
         } = d;
         [
             "name",

@@ -202,6 +202,7 @@ mod tests {
             batch_bytes: 0,
             producer_queue_max_bytes: 0,
             properties: Default::default(),
+            tls: None,
         }
     }
 

@@ -124,7 +124,7 @@ impl KafkaDestination {
         }
         self.serve(stats);
         let mut cut = None;
-        // Output bytes of the messages handed over: each value and its newline.
+        // Bytes of the messages handed over, each with its newline in `out`.
         let mut taken_bytes = 0usize;
         let taken = out.for_each_message(|m| {
             if let Err(at) = self.produce_one(&m, stats, give_up) {
@@ -135,8 +135,11 @@ impl KafkaDestination {
             ControlFlow::Continue(())
         });
         if cut.is_some() {
-            self.loss.not_written_messages += out.messages() - taken;
-            self.loss.not_written_bytes += out.len_bytes().saturating_sub(taken_bytes) as u64;
+            // Value bytes, as the ledger counts them: without the newlines.
+            let missing = out.messages() - taken;
+            self.loss.not_written_messages += missing;
+            self.loss.not_written_bytes +=
+                (out.len_bytes().saturating_sub(taken_bytes) as u64).saturating_sub(missing);
             self.give_up();
         } else {
             // Idle rounds come here too: due retries go out without new messages.

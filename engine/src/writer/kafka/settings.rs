@@ -46,6 +46,21 @@ pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
         ("message.timeout.ms", "0".to_string()),
     ];
     let mut out: Vec<(String, String)> = own.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Some(tls) = &cfg.tls {
+        // librdkafka checks the brokers' certificates and names
+        // (ssl.endpoint.identification.algorithm = https) by default.
+        out.push(("security.protocol".into(), "ssl".into()));
+        let files = [
+            ("ssl.ca.location", &tls.ca_file),
+            ("ssl.certificate.location", &tls.cert_file),
+            ("ssl.key.location", &tls.key_file),
+        ];
+        for (k, f) in files {
+            if let Some(f) = f {
+                out.push((k.into(), f.display().to_string()));
+            }
+        }
+    }
     out.extend(cfg.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
     out
 }
@@ -100,6 +115,24 @@ mod tests {
         assert_eq!(get(&p, "batch.size"), "65536");
         assert_eq!(get(&p, "queue.buffering.max.kbytes"), "1025", "rounded up");
         assert_eq!(get(&p, "socket.keepalive.enable"), "true");
+    }
+
+    #[test]
+    fn destination_tls_maps_to_librdkafka_ssl_files() {
+        let p = properties(&dest(
+            "[destination.tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"c.pem\"\nkey_file = \"c.key\"\n",
+        ));
+        assert_eq!(get(&p, "security.protocol"), "ssl");
+        assert_eq!(
+            get(&p, "ssl.ca.location"),
+            "/tmp/pki/ca.pem",
+            "relative to the config"
+        );
+        assert_eq!(get(&p, "ssl.certificate.location"), "/tmp/c.pem");
+        assert_eq!(get(&p, "ssl.key.location"), "/tmp/c.key");
+        assert!(!properties(&dest(""))
+            .iter()
+            .any(|(k, _)| k.starts_with("ssl.")));
     }
 
     #[test]
