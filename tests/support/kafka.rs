@@ -224,8 +224,13 @@ impl Broker {
 }
 
 impl Drop for Broker {
+    /// Stops the broker; its data (hundreds of MB after the 1M test) is
+    /// removed unless the test failed, for the post-mortem.
     fn drop(&mut self) {
         self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
