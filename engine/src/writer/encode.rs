@@ -348,4 +348,72 @@ mod tests {
         assert_eq!(enc.messages_from(7), 2);
         assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
     }
+
+    /// What a destination that sends messages one by one (kafka) sees: each
+    /// value without its newline, and where it came from, whether the round
+    /// went out as it is or encoded (filtered by source, with origins).
+    #[test]
+    fn each_message_comes_without_its_newline_and_with_its_connection() {
+        let stats = Stats::new(vec!["a".into(), "b".into()]);
+        let round = vec![
+            (0, batch(&[(0, &["m1", "m2"]), (1, &["other"])])),
+            (1, batch(&[(0, &["m3"])])),
+        ];
+        let collect = |out: &Out<'_>, stop_after: usize| {
+            let mut seen = Vec::new();
+            let n = out.for_each_message(|m| {
+                if seen.len() == stop_after {
+                    return ControlFlow::Break(());
+                }
+                let from = m.from.map(|(c, frame)| (c.source, frame.to_vec()));
+                seen.push((m.value.to_vec(), from));
+                ControlFlow::Continue(())
+            });
+            (n, seen)
+        };
+        let whole = Out::Batches(&round);
+        let (n, seen) = collect(&whole, usize::MAX);
+        assert_eq!(n, 4);
+        assert_eq!(seen[2], (b"other".to_vec(), Some((1, b"other".to_vec()))));
+        assert_eq!(collect(&whole, 1).0, 1, "stops where the destination stops");
+
+        let (mut bytes, mut ends, mut prefix, mut origins) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (bi, (_, b)) in round.iter().enumerate() {
+            encode_fed(
+                &mut bytes,
+                &mut ends,
+                &mut prefix,
+                b,
+                &[true, false],
+                None,
+                Encoding::RAW,
+                &stats,
+                Some((&mut origins, bi as u32)),
+            );
+        }
+        assert_eq!(origins, [(0, 0), (0, 1), (1, 0)]);
+        let enc = Out::Encoded {
+            bytes: &bytes,
+            ends: &ends,
+            round: &round,
+            origins: &origins,
+        };
+        let (n, seen) = collect(&enc, usize::MAX);
+        assert_eq!(n, 3);
+        let values: Vec<&[u8]> = seen.iter().map(|(v, _)| v.as_slice()).collect();
+        assert_eq!(values, [&b"m1"[..], b"m2", b"m3"]);
+        assert_eq!(seen[2].1, Some((0, b"m3".to_vec())));
+        // Without origins the values are the same, with nothing to key by.
+        let bare = Out::Encoded {
+            bytes: &bytes,
+            ends: &ends,
+            round: &round,
+            origins: &[],
+        };
+        assert!(collect(&bare, usize::MAX)
+            .1
+            .iter()
+            .all(|(_, from)| from.is_none()));
+    }
 }
