@@ -8,7 +8,7 @@ command -v cargo-deb >/dev/null || {
     echo "build-deb: cargo-deb is missing: cargo install cargo-deb --locked" >&2
     exit 1
 }
-cargo build --release --workspace --bins
+cargo build --release --workspace --bins --features ringest/kafka
 target=$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 man="$target/release/man"

@@ -97,15 +97,20 @@ impl Plan {
             .iter()
             .map(SourcePlan::build)
             .collect::<Result<Vec<_>, _>>()?;
-        // Forward destinations: load the TLS client files now, so
+        // Destinations that load files or check settings: do it now, so
         // check-config and start-up fail the same way (the writer builds
-        // the same plan again when it opens the destination).
-        for d in config
-            .destinations
-            .iter()
-            .filter(|d| d.kind == crate::config::DestinationType::Forward)
-        {
-            crate::writer::forward::ForwardPlan::build(d)?;
+        // the same again when it opens the destination).
+        for d in &config.destinations {
+            match d.kind {
+                crate::config::DestinationType::Forward => {
+                    crate::writer::forward::ForwardPlan::build(d)?;
+                }
+                #[cfg(feature = "kafka")]
+                crate::config::DestinationType::Kafka => {
+                    crate::writer::kafka::settings::client_config(d)?;
+                }
+                _ => {}
+            }
         }
         Ok(Plan {
             config,

@@ -141,6 +141,16 @@ pub struct DestinationStats {
     /// Receive completion to this destination's write completion, for the
     /// messages it took.
     pub latency: Latency,
+    /// Kafka: messages the brokers acknowledged.
+    pub delivered_messages: AtomicU64,
+    /// Kafka: failed deliveries by reason (each is kept and produced again).
+    pub delivery_failures: Labelled,
+    /// Kafka: messages produced again after a failed delivery.
+    pub retried_messages: AtomicU64,
+    /// Kafka: bytes handed to the producer and not yet acknowledged.
+    pub in_flight_bytes: AtomicU64,
+    /// Kafka: messages in the producer's queue (queued and in flight).
+    pub queue_messages: AtomicU64,
 }
 
 pub struct Stats {
@@ -408,7 +418,7 @@ impl Stats {
 
     fn render_destinations(&self, out: &mut String) {
         type GetL = fn(&DestinationStats) -> &Labelled;
-        let labelled: [(&str, &str, GetL); 4] = [
+        let labelled: [(&str, &str, GetL); 5] = [
             (
                 "ringest_write_errors_total",
                 "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
@@ -429,6 +439,11 @@ impl Stats {
                 "Forward destinations: failed connects, handshakes and sends by reason (each retry counts).",
                 |d| &d.upstream_errors,
             ),
+            (
+                "ringest_delivery_failures_total",
+                "Kafka: failed deliveries by reason; each message is kept and produced again.",
+                |d| &d.delivery_failures,
+            ),
         ];
         for (name, help, get) in labelled {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -447,7 +462,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 12] = [
+        let plain: [(&str, &str, Get); 16] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -510,6 +525,26 @@ impl Stats {
                 "ringest_disk_buffer_dropped_total",
                 "Forward destinations: messages dropped by a full disk buffer (when_full = drop_newest).",
                 |d| d.disk_buffer_dropped.load(Relaxed),
+            ),
+            (
+                "ringest_delivered_messages_total",
+                "Kafka: messages the brokers acknowledged.",
+                |d| d.delivered_messages.load(Relaxed),
+            ),
+            (
+                "ringest_retried_messages_total",
+                "Kafka: messages produced again after a failed delivery.",
+                |d| d.retried_messages.load(Relaxed),
+            ),
+            (
+                "ringest_in_flight_bytes",
+                "Kafka: bytes handed to the producer and not yet acknowledged.",
+                |d| d.in_flight_bytes.load(Relaxed),
+            ),
+            (
+                "ringest_producer_queue_messages",
+                "Kafka: messages in the producer's queue (queued and in flight).",
+                |d| d.queue_messages.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

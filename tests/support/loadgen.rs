@@ -1,7 +1,8 @@
 //! Driving `loadgen` from a test: `send` with the test PKI's client
 //! identity, `verify` of the files against what it sent.
 
-use std::net::SocketAddr;
+use std::ffi::OsStr;
+use std::fmt::Display;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -11,7 +12,7 @@ use crate::server::bin;
 
 /// `loadgen send` to `target` as the PKI's client, its JSON summary into
 /// `json`, plus `args`.
-pub fn loadgen_send(target: SocketAddr, pki: &Pki, args: &[&str], json: &Path) -> Command {
+pub fn loadgen_send(target: impl Display, pki: &Pki, args: &[&str], json: &Path) -> Command {
     let mut c = Command::new(bin("loadgen"));
     c.arg("send")
         .arg("--target")
@@ -32,7 +33,7 @@ pub fn loadgen_send(target: SocketAddr, pki: &Pki, args: &[&str], json: &Path) -
 /// `loadgen verify --format raw` of `files` against the summary `send_json`;
 /// fails the test unless every message arrived exactly once. Returns its
 /// report.
-pub fn loadgen_verify(send_json: &Path, files: &[&str]) -> String {
+pub fn loadgen_verify(send_json: &Path, files: &[impl AsRef<OsStr>]) -> String {
     let out = run(Command::new(bin("loadgen"))
         .args(["verify", "--format", "raw", "--expect-json"])
         .arg(send_json)

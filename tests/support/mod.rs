@@ -2,6 +2,7 @@
 pub mod client;
 pub mod cmd;
 pub mod jsonl;
+pub mod kafka;
 pub mod loadgen;
 pub mod peer;
 pub mod pki;

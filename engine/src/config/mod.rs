@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod kafka;
 pub mod options;
 
 use crate::framing::{FramingMode, OversizePolicy};
@@ -149,6 +150,8 @@ pub enum DestinationType {
     File,
     /// Syslog over TCP or TLS to upstream servers (writer/forward/).
     Forward,
+    /// Apache Kafka (cargo feature `kafka`); see config/kafka.rs.
+    Kafka,
 }
 
 /// How a forward destination frames each message on the wire.
@@ -262,6 +265,30 @@ pub struct DestinationConfig {
     /// `type = "forward"`: keep on disk what the upstream cannot take now.
     #[serde(default)]
     pub disk_buffer: Option<DiskBufferConfig>,
+    /// Kafka: the bootstrap brokers, `host:port` each.
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    /// Kafka: the topic written to.
+    #[serde(default)]
+    pub topic: String,
+    /// Kafka: each message's key.
+    #[serde(default)]
+    pub key: kafka::KafkaKey,
+    #[serde(default)]
+    pub acks: kafka::KafkaAcks,
+    #[serde(default)]
+    pub compression: kafka::KafkaCompression,
+    #[serde(default = "kafka::defaults::linger_ms")]
+    pub linger_ms: u64,
+    #[serde(default = "kafka::defaults::batch_bytes")]
+    pub batch_bytes: u64,
+    /// Kafka: bytes the producer holds (queued and in flight) before
+    /// deliver() waits, and so the rings fill.
+    #[serde(default = "kafka::defaults::producer_queue_max_bytes")]
+    pub producer_queue_max_bytes: u64,
+    /// Kafka: further librdkafka properties, passed through.
+    #[serde(default)]
+    pub properties: kafka::Properties,
 }
 
 impl DestinationConfig {
@@ -764,9 +791,11 @@ impl Config {
                     }
                 }
                 DestinationType::Forward => d.validate_forward().map_err(|(k, r)| (key(k), r))?,
+                DestinationType::Kafka => {}
             }
             PathTemplate::parse(&d.path).map_err(|e| (key("path"), e.to_string()))?;
             check_range(key("max_open_files"), d.max_open_files as u64, 1, 65_536)?;
+            kafka::check(d, &key)?;
             if let Some(f) = &d.filter {
                 f.build().map_err(|e| (key("filter"), e.to_string()))?;
             }

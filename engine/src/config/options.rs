@@ -38,7 +38,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error, counted"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
-    ("destination.type",         "required",   "\"file\" or \"forward\" (syslog over TLS or TCP to upstream servers)"),
+    ("destination.type",         "required",   "\"file\", \"forward\" (syslog over TLS or TCP to upstream servers) or \"kafka\" (a build with the cargo feature kafka, as the .deb is)"),
     ("destination.path",         "required for file", "output file, appended to; relative to the config file's folder. A template with {host}, {app}, {facility}, {severity}, {source}, {peer}, {year}, {month}, {day}, {hour} writes one file per value (folders created; each value made one safe file-name component, a missing one is @unknown; see writer/template.rs)"),
     ("destination.format",       "\"raw\"",    "\"raw\": the message and a newline; \"json\": one object per line with peer and client identity"),
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
@@ -63,10 +63,20 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.disk_buffer.max_bytes", "1073741824", "forward: segment bytes at most; then when_full applies"),
     ("destination.disk_buffer.when_full", "\"block\"", "forward: \"block\" (back-pressure, nothing dropped) or \"drop_newest\" (new messages dropped, counted in ringest_disk_buffer_dropped_total)"),
     ("destination.forward_identity", "false",  "forward: add [tls@32473 cn=\"..\" fp=\"..\"] (the original client's TLS identity) to RFC 5424 messages; others are sent unchanged"),
+    ("destination.brokers",      "required (kafka)", "kafka: bootstrap brokers, [\"host:port\", ...]"),
+    ("destination.topic",        "required (kafka)", "kafka: the topic; the message value is the frame (raw) or its JSON object, without the newline"),
+    ("destination.key",          "\"none\"",   "kafka: the message key, so one sender's messages stay in one partition, in order: \"none\", \"peer\" (sender IP) or \"host\" (syslog HOSTNAME, else sender IP)"),
+    ("destination.acks",         "\"all\"",    "kafka: \"all\" (every in-sync replica, idempotent producer: no duplicates from retries) or \"1\" (leader only)"),
+    ("destination.compression",  "\"none\"",   "kafka: \"none\", \"lz4\" or \"zstd\""),
+    ("destination.linger_ms",    "5",          "kafka: how long the producer waits to fill a batch"),
+    ("destination.batch_bytes",  "1000000",    "kafka: largest batch the producer sends to a partition"),
+    ("destination.producer_queue_max_bytes", "67108864", "kafka: bytes the producer holds undelivered (queued and in flight); when full the writer waits, the rings fill and sources stop reading"),
+    ("destination.properties",   "none",       "kafka: a table of further librdkafka properties, passed through (not those set by the keys above, nor message.timeout.ms: ringest never lets the producer drop)"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
 
-/// Every key: the table above plus the `[source.tls]` keys from the TLS module.
+/// Every key: the table above plus the `[source.tls]` keys from the TLS
+/// module and the kafka destination's `[destination.tls]` keys.
 pub fn all_options() -> Vec<(String, &'static str, &'static str)> {
     let mut rows: Vec<_> = OPTIONS
         .iter()
@@ -199,6 +209,15 @@ fn struct_keys() -> Vec<String> {
             forward_identity: _,
             tls: _,
             disk_buffer: _,
+            brokers: _,
+            topic: _,
+            key: _,
+            acks: _,
+            compression: _,
+            linger_ms: _,
+            batch_bytes: _,
+            producer_queue_max_bytes: _,
+            properties: _,
         } = d;
         // The table's keys, written out so a new field fails to compile here.
         let super::DiskBufferConfig {
@@ -237,6 +256,15 @@ fn struct_keys() -> Vec<String> {
             "disk_buffer.max_bytes",
             "disk_buffer.when_full",
             "forward_identity",
+            "brokers",
+            "topic",
+            "key",
+            "acks",
+            "compression",
+            "linger_ms",
+            "batch_bytes",
+            "producer_queue_max_bytes",
+            "properties",
         ]
     };
     let stats = |s: &StatsConfig| {
@@ -307,6 +335,11 @@ mod tests {
                 "final" | "fallback" => "true",
                 "date_from" => "\"message\"",
                 "destinations" => "[\"d\"]",
+                // Kafka-only keys: checked with a kafka destination in config/kafka.rs.
+                "brokers" | "topic" | "properties" => continue,
+                "key" => "\"peer\"",
+                "acks" => "\"1\"",
+                "compression" => "\"zstd\"",
                 "format" | "log_format" => "\"json\"",
                 "fsync" => "\"never\"",
                 "io" => "\"direct\"",

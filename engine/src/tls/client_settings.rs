@@ -59,7 +59,7 @@ impl Default for ClientTlsConfig {
 /// (key, default as written in TOML, meaning) of `[destination.tls]`.
 #[rustfmt::skip]
 pub const CLIENT_OPTIONS: &[(&str, &str, &str)] = &[
-    ("ca_file",         "none",               "PEM file of CAs trusted to sign the upstream server's certificate; *-trusted modes need ca_file or ca_dir"),
+    ("ca_file",         "none",               "PEM file of CAs trusted to sign the upstream server's certificate; *-trusted modes need ca_file or ca_dir. Kafka: the table turns on TLS to the brokers, and only ca_file (else the system CAs), cert_file and key_file apply"),
     ("ca_dir",          "none",               "folder of PEM CA files (c_rehash layout works, hash names not required)"),
     ("cert_file",       "none",               "PEM client certificate chain, leaf first, presented to the upstream"),
     ("key_file",        "none",               "PEM private key of cert_file"),

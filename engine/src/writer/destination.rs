@@ -9,16 +9,16 @@
 //! it could not deliver.
 
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::encode::Out;
 use super::file_destination::FileDestination;
 use super::forward::{ForwardDestination, ForwardPlan};
+#[cfg(feature = "kafka")]
+use super::kafka::KafkaDestination;
 use super::report::DestinationLoss;
 use super::sys::Fs;
 use super::WriterControl;
-use crate::batch::ConnMeta;
 use crate::config::{DestinationConfig, DestinationType, OutputFormat};
 use crate::stats::DestinationStats;
 
@@ -43,6 +43,8 @@ impl GiveUp<'_> {
 pub enum Destination<F: Fs> {
     File(FileDestination<F>),
     Forward(ForwardDestination),
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaDestination),
 }
 
 impl<F: Fs + Clone> Destination<F> {
@@ -60,6 +62,19 @@ impl<F: Fs + Clone> Destination<F> {
                 let plan = ForwardPlan::build(cfg).map_err(io::Error::other)?;
                 Ok(Destination::Forward(ForwardDestination::open(plan, feeds)?))
             }
+            #[cfg(feature = "kafka")]
+            DestinationType::Kafka => KafkaDestination::open(cfg, feeds)
+                .map(Destination::Kafka)
+                .map_err(io::Error::other),
+            // config::kafka::check refuses it in such a build; this is the backstop.
+            #[cfg(not(feature = "kafka"))]
+            DestinationType::Kafka => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "destination {}: this build of ringest has no kafka client (cargo feature kafka)",
+                    cfg.name
+                ),
+            )),
         }
     }
 
@@ -68,6 +83,8 @@ impl<F: Fs + Clone> Destination<F> {
         match self {
             Destination::File(d) => &d.feeds,
             Destination::Forward(d) => &d.feeds,
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => &d.feeds,
         }
     }
 
@@ -75,6 +92,19 @@ impl<F: Fs + Clone> Destination<F> {
         match self {
             Destination::File(d) => d.format(),
             Destination::Forward(_) => OutputFormat::Raw,
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => d.format,
+        }
+    }
+
+    /// Whether [`deliver`](Self::deliver) needs each encoded message's origin.
+    pub fn wants_origins(&self) -> bool {
+        match self {
+            Destination::File(_) => false,
+            // Each message's connection: its upstream and its identity.
+            Destination::Forward(_) => true,
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => d.wants_origins(),
         }
     }
 
@@ -84,6 +114,8 @@ impl<F: Fs + Clone> Destination<F> {
         match self {
             Destination::File(d) => d.is_split(),
             Destination::Forward(_) => false,
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(_) => false,
         }
     }
 
@@ -98,36 +130,35 @@ impl<F: Fs + Clone> Destination<F> {
         match self {
             Destination::File(d) => d.place(round, routed, parse, names),
             Destination::Forward(_) => {}
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(_) => {}
         }
-    }
-
-    /// Whether [`deliver`](Self::deliver) needs each message's connection.
-    pub fn needs_conns(&self) -> bool {
-        matches!(self, Destination::Forward(_))
     }
 
     pub fn gave_up(&self) -> bool {
         match self {
             Destination::File(d) => d.gave_up(),
             Destination::Forward(d) => d.gave_up(),
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => d.gave_up(),
         }
     }
 
     /// Delivers `out` (`force`: make it durable now, whatever the policy),
     /// retrying until it succeeds or the give-up instant passes. Returns how
     /// many of `out`'s messages, from the first, were wholly delivered.
-    /// `conns[i]` is message i's connection when [`needs_conns`](Self::needs_conns).
     pub fn deliver(
         &mut self,
         out: &Out<'_>,
-        conns: &[Arc<ConnMeta>],
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
     ) -> u64 {
         match self {
             Destination::File(d) => d.deliver(out, force, stats, give_up),
-            Destination::Forward(d) => d.deliver(out, conns, stats, give_up),
+            Destination::Forward(d) => d.deliver(out, stats, give_up),
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => d.deliver(out, stats, give_up),
         }
     }
 
@@ -137,6 +168,8 @@ impl<F: Fs + Clone> Destination<F> {
             Destination::File(d) => d.request_reopen(now),
             // Forward destinations follow `WriterControl::sighups` themselves.
             Destination::Forward(_) => {}
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(_) => {}
         }
     }
 
@@ -144,14 +177,23 @@ impl<F: Fs + Clone> Destination<F> {
         match self {
             Destination::File(d) => d.reopen_if_due(now, stats),
             Destination::Forward(_) => {}
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(_) => {}
         }
     }
 
-    /// The last durability step, then what this destination could not guarantee.
-    pub fn finish(self, stats: &DestinationStats) -> DestinationLoss {
+    /// The last durability step (a file's fsync; waiting for Kafka's
+    /// acknowledgements until `give_up`'s instant), then what this
+    /// destination could not guarantee.
+    pub fn finish(self, stats: &DestinationStats, give_up: GiveUp<'_>) -> DestinationLoss {
         match self {
-            Destination::File(d) => d.finish(stats),
+            Destination::File(d) => {
+                let _ = give_up;
+                d.finish(stats)
+            }
             Destination::Forward(d) => d.finish(),
+            #[cfg(feature = "kafka")]
+            Destination::Kafka(d) => d.finish(stats, give_up),
         }
     }
 }

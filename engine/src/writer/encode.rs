@@ -2,7 +2,7 @@
 //! them: the writer writes the bytes, and when it has to give up it counts
 //! the messages that did not wholly land from the same ends.
 
-use std::sync::Arc;
+use std::ops::ControlFlow;
 
 use super::json;
 use crate::batch::{Batch, ConnMeta};
@@ -37,36 +37,91 @@ pub enum Out<'a> {
     /// The round's batches as they are: a raw destination fed by every source.
     Batches(&'a [(usize, Batch)]),
     /// Encoded into the writer's scratch buffer; `ends[i]` is the offset just
-    /// past message i's `\n`.
-    Encoded { bytes: &'a [u8], ends: &'a [usize] },
+    /// past message i's `\n`. `origins[i]`, when the destination asked for
+    /// them ([`Origin`]), says which message of `round` message i is.
+    Encoded {
+        bytes: &'a [u8],
+        ends: &'a [usize],
+        round: &'a [(usize, Batch)],
+        origins: &'a [Origin],
+    },
+}
+
+/// Where an encoded message came from: (batch of the round, message of the
+/// batch). Recorded only for destinations that key messages by sender.
+pub type Origin = (u32, u32);
+
+/// One message as a destination sends it on its own (not as a line): its
+/// bytes without the newline, and the frame and connection it came from
+/// when known.
+pub struct Message<'a> {
+    pub value: &'a [u8],
+    pub from: Option<(&'a ConnMeta, &'a [u8])>,
+}
+
+/// The connection message `m` of `b` came from.
+fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
+    let run = b
+        .runs
+        .partition_point(|r| r.first as usize <= m)
+        .checked_sub(1)?;
+    b.runs.get(run).map(|r| &*r.conn)
 }
 
 impl Out<'_> {
-    /// Calls `f` with each message, in order, without its `\n`.
-    pub fn for_each_message(&self, mut f: impl FnMut(&[u8])) {
-        match self {
-            Out::Batches(round) => {
-                for (_, b) in round.iter() {
-                    for m in 0..b.len() {
-                        f(b.message(m));
-                    }
-                }
-            }
-            Out::Encoded { bytes, ends } => {
-                let mut start = 0;
-                for &end in ends.iter() {
-                    f(&bytes[start..end.saturating_sub(1).max(start)]);
-                    start = end;
-                }
-            }
-        }
-    }
-
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
             Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
             Out::Encoded { bytes, .. } => vec![bytes],
         }
+    }
+
+    /// Each message in order, until `f` breaks; returns how many `f` took
+    /// (the one that broke excluded).
+    pub fn for_each_message(&self, mut f: impl FnMut(Message<'_>) -> ControlFlow<()>) -> u64 {
+        let mut n = 0u64;
+        match self {
+            Out::Batches(round) => {
+                for (_, b) in round.iter() {
+                    for (i, run) in b.runs.iter().enumerate() {
+                        let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
+                        for m in run.first as usize..end {
+                            let frame = b.message(m);
+                            let msg = Message {
+                                value: frame,
+                                from: Some((&run.conn, frame)),
+                            };
+                            if f(msg).is_break() {
+                                return n;
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            Out::Encoded {
+                bytes,
+                ends,
+                round,
+                origins,
+            } => {
+                let mut start = 0;
+                for (i, &end) in ends.iter().enumerate() {
+                    // Each message ends with its newline, which is not part of the value.
+                    let value = bytes.get(start..end.saturating_sub(1)).unwrap_or(&[]);
+                    start = end;
+                    let from = origins.get(i).and_then(|&(bi, m)| {
+                        let (_, b) = round.get(bi as usize)?;
+                        Some((conn_of(b, m as usize)?, b.message(m as usize)))
+                    });
+                    if f(Message { value, from }).is_break() {
+                        return n;
+                    }
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     pub fn len_bytes(&self) -> usize {
@@ -128,6 +183,7 @@ pub fn encode_fed(
     taken: Option<Taken<'_>>,
     enc: Encoding<'_>,
     stats: &Stats,
+    mut origins: Option<(&mut Vec<Origin>, u32)>,
 ) {
     for (i, run) in batch.runs.iter().enumerate() {
         let source = run.conn.source as usize;
@@ -139,11 +195,15 @@ pub fn encode_fed(
             .get(i + 1)
             .map_or(batch.len(), |r| r.first as usize);
         match enc.format {
-            OutputFormat::Raw if taken.is_some() => {
-                for m in (run.first as usize..end).filter(|&m| taken.is_some_and(|t| t.takes(m))) {
+            OutputFormat::Raw if taken.is_some() || origins.is_some() => {
+                let takes = |m: &usize| taken.is_none_or(|t| t.takes(*m));
+                for m in (run.first as usize..end).filter(takes) {
                     out.extend_from_slice(batch.message(m));
                     out.push(b'\n');
                     ends.push(out.len());
+                    if let Some((o, bi)) = origins.as_mut() {
+                        o.push((*bi, m as u32));
+                    }
                 }
             }
             OutputFormat::Raw => {
@@ -176,6 +236,9 @@ pub fn encode_fed(
                         json::escape_bytes(out, batch.message(m));
                         out.extend_from_slice(b"\"}\n");
                         ends.push(out.len());
+                        if let Some((o, bi)) = origins.as_mut() {
+                            o.push((*bi, m as u32));
+                        }
                     }
                     continue;
                 }
@@ -192,43 +255,9 @@ pub fn encode_fed(
                     }
                     parse::json::render_json(out, meta, &msg, opts);
                     ends.push(out.len());
-                }
-            }
-        }
-    }
-}
-
-/// The connection of each message a destination takes, in the order
-/// [`encode_fed`] (or [`Out::Batches`]) puts them: for destinations that
-/// need to know who sent what (forward: connection affinity, identity).
-pub fn fed_conns(
-    conns: &mut Vec<Arc<ConnMeta>>,
-    round: &[(usize, Batch)],
-    feeds: &[bool],
-    masks: Option<&[Vec<u64>]>,
-    dest: usize,
-) {
-    conns.clear();
-    for (bi, (_, batch)) in round.iter().enumerate() {
-        let taken = masks.map(|m| Taken {
-            masks: m.get(bi).map_or(&[][..], Vec::as_slice),
-            dest,
-        });
-        for (i, run) in batch.runs.iter().enumerate() {
-            if !feeds
-                .get(run.conn.source as usize)
-                .copied()
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            let end = batch
-                .runs
-                .get(i + 1)
-                .map_or(batch.len(), |r| r.first as usize);
-            for m in run.first as usize..end {
-                if taken.is_none_or(|t| t.takes(m)) {
-                    conns.push(Arc::clone(&run.conn));
+                    if let Some((o, bi)) = origins.as_mut() {
+                        o.push((*bi, m as u32));
+                    }
                 }
             }
         }
@@ -255,6 +284,7 @@ pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn batch(runs: &[(u16, &[&str])]) -> Batch {
         let mut b = Batch::with_capacity(1024);
@@ -303,15 +333,86 @@ mod tests {
             None,
             Encoding::RAW,
             &stats,
+            None,
         );
         assert_eq!(out, b"keep1\nkeep2\nk3\n");
         assert_eq!(ends, [6, 12, 15]);
         let enc = Out::Encoded {
             bytes: &out,
             ends: &ends,
+            round: &[],
+            origins: &[],
         };
         assert_eq!(enc.messages_from(7), 2);
         assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
+    }
+
+    /// What a destination that sends messages one by one (kafka) sees: each
+    /// value without its newline, and where it came from, whether the round
+    /// went out as it is or encoded (filtered by source, with origins).
+    #[test]
+    fn each_message_comes_without_its_newline_and_with_its_connection() {
+        let stats = Stats::new(vec!["a".into(), "b".into()]);
+        let round = vec![
+            (0, batch(&[(0, &["m1", "m2"]), (1, &["other"])])),
+            (1, batch(&[(0, &["m3"])])),
+        ];
+        let collect = |out: &Out<'_>, stop_after: usize| {
+            let mut seen = Vec::new();
+            let n = out.for_each_message(|m| {
+                if seen.len() == stop_after {
+                    return ControlFlow::Break(());
+                }
+                let from = m.from.map(|(c, frame)| (c.source, frame.to_vec()));
+                seen.push((m.value.to_vec(), from));
+                ControlFlow::Continue(())
+            });
+            (n, seen)
+        };
+        let whole = Out::Batches(&round);
+        let (n, seen) = collect(&whole, usize::MAX);
+        assert_eq!(n, 4);
+        assert_eq!(seen[2], (b"other".to_vec(), Some((1, b"other".to_vec()))));
+        assert_eq!(collect(&whole, 1).0, 1, "stops where the destination stops");
+
+        let (mut bytes, mut ends, mut prefix, mut origins) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (bi, (_, b)) in round.iter().enumerate() {
+            encode_fed(
+                &mut bytes,
+                &mut ends,
+                &mut prefix,
+                b,
+                &[true, false],
+                None,
+                Encoding::RAW,
+                &stats,
+                Some((&mut origins, bi as u32)),
+            );
+        }
+        assert_eq!(origins, [(0, 0), (0, 1), (1, 0)]);
+        let enc = Out::Encoded {
+            bytes: &bytes,
+            ends: &ends,
+            round: &round,
+            origins: &origins,
+        };
+        let (n, seen) = collect(&enc, usize::MAX);
+        assert_eq!(n, 3);
+        let values: Vec<&[u8]> = seen.iter().map(|(v, _)| v.as_slice()).collect();
+        assert_eq!(values, [&b"m1"[..], b"m2", b"m3"]);
+        assert_eq!(seen[2].1, Some((0, b"m3".to_vec())));
+        // Without origins the values are the same, with nothing to key by.
+        let bare = Out::Encoded {
+            bytes: &bytes,
+            ends: &ends,
+            round: &round,
+            origins: &[],
+        };
+        assert!(collect(&bare, usize::MAX)
+            .1
+            .iter()
+            .all(|(_, from)| from.is_none()));
     }
 }
 
@@ -349,12 +450,13 @@ mod fed_conns_tests {
         let round = vec![(0, b)];
         // Source 1 (conn 1) not fed; routing drops message 4 ("c2").
         let feeds = [true, false];
-        let masks = vec![vec![1u64, 1, 1, 1, 0]];
+        let masks = [vec![1u64, 1, 1, 1, 0]];
         let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
         let taken = Some(Taken {
             masks: &masks[0],
             dest: 0,
         });
+        let mut origins = Vec::new();
         encode_fed(
             &mut out,
             &mut ends,
@@ -364,18 +466,22 @@ mod fed_conns_tests {
             taken,
             Encoding::RAW,
             &stats,
+            Some((&mut origins, 0)),
         );
         assert_eq!(out, b"a1\na2\nc1\n");
-        let mut conns = Vec::new();
-        fed_conns(&mut conns, &round, &feeds, Some(&masks), 0);
-        let ports: Vec<u16> = conns.iter().map(|c| c.peer.port()).collect();
-        assert_eq!(ports, [1000, 1000, 1002]);
-        let mut msgs = Vec::new();
+        let (mut msgs, mut ports) = (Vec::new(), Vec::new());
         Out::Encoded {
             bytes: &out,
             ends: &ends,
+            round: &round,
+            origins: &origins,
         }
-        .for_each_message(|m| msgs.push(m.to_vec()));
+        .for_each_message(|m| {
+            msgs.push(m.value.to_vec());
+            ports.extend(m.from.map(|(c, _)| c.peer.port()));
+            std::ops::ControlFlow::Continue(())
+        });
+        assert_eq!(ports, [1000, 1000, 1002]);
         assert_eq!(msgs, [b"a1".to_vec(), b"a2".to_vec(), b"c1".to_vec()]);
     }
 }

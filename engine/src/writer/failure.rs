@@ -105,9 +105,9 @@ pub struct Backoff {
 
 /// One failing episode, from the first failure to the next success.
 #[derive(Debug, Clone)]
-pub struct Outage {
+pub struct Outage<R = WriteFailure> {
     pub since: Instant,
-    pub reason: WriteFailure,
+    pub reason: R,
     pub failures: u64,
     wait: Duration,
 }
@@ -122,13 +122,14 @@ pub struct Failed {
 }
 
 #[derive(Debug, Clone)]
-pub struct Health {
+pub struct Health<R = WriteFailure> {
     backoff: Backoff,
-    outage: Option<Outage>,
+    outage: Option<Outage<R>>,
 }
 
-impl Health {
-    pub fn new(backoff: Backoff) -> Health {
+/// Any typed reason (a write's, a Kafka delivery's) follows the same outage.
+impl<R: Copy + PartialEq> Health<R> {
+    pub fn new(backoff: Backoff) -> Health<R> {
         assert!(backoff.min > Duration::ZERO && backoff.min <= backoff.max);
         Health {
             backoff,
@@ -136,7 +137,7 @@ impl Health {
         }
     }
 
-    pub fn outage(&self) -> Option<&Outage> {
+    pub fn outage(&self) -> Option<&Outage<R>> {
         self.outage.as_ref()
     }
 
@@ -144,7 +145,7 @@ impl Health {
         self.outage.is_some()
     }
 
-    pub fn failed(&mut self, now: Instant, reason: WriteFailure) -> Failed {
+    pub fn failed(&mut self, now: Instant, reason: R) -> Failed {
         match &mut self.outage {
             None => {
                 self.outage = Some(Outage {
@@ -172,7 +173,7 @@ impl Health {
     }
 
     /// Ends the outage, if any, and returns it for its one "resumed" line.
-    pub fn succeeded(&mut self) -> Option<Outage> {
+    pub fn succeeded(&mut self) -> Option<Outage<R>> {
         self.outage.take()
     }
 }

@@ -26,6 +26,8 @@ pub mod file_destination;
 pub mod file_set;
 pub mod forward;
 pub mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod placement;
 pub mod pool;
 pub mod report;
@@ -47,7 +49,7 @@ use crate::config::{Config, OutputFormat};
 use crate::queue_delay::DrainModel;
 use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
-use encode::{encode_fed, fed_conns, messages_per_source, Encoding, Out, Taken};
+use encode::{encode_fed, messages_per_source, Encoding, Origin, Out, Taken};
 use report::WriterReport;
 use route::Router;
 use sys::{Fs, RealFs};
@@ -116,6 +118,8 @@ pub struct Writer<F: Fs = RealFs> {
     round: Vec<(usize, Batch)>,
     scratch: Vec<u8>,
     scratch_ends: Vec<usize>,
+    /// Where each encoded message came from, for destinations that key by sender.
+    scratch_origins: Vec<Origin>,
     prefix: Vec<u8>,
     /// Each source's parse mode, for json destinations.
     parse: Vec<crate::parse::ParseMode>,
@@ -128,8 +132,6 @@ pub struct Writer<F: Fs = RealFs> {
     /// How long a round takes by its bytes, published to the shards
     /// through the rings' [`crate::queue_delay::WriterLoad`].
     model: DrainModel,
-    /// For destinations that need it: each message's connection.
-    conns: Vec<Arc<crate::batch::ConnMeta>>,
 }
 
 impl<F: Fs + Clone> Writer<F> {
@@ -170,13 +172,13 @@ impl<F: Fs + Clone> Writer<F> {
             round: Vec::with_capacity(ROUND_MAX_BATCHES),
             scratch: Vec::with_capacity(1 << 20),
             scratch_ends: Vec::with_capacity(1 << 14),
+            scratch_origins: Vec::new(),
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             router: Router::new(config),
             masks: Vec::new(),
             model: DrainModel::default(),
-            conns: Vec::new(),
         })
     }
 
@@ -260,9 +262,11 @@ impl<F: Fs + Clone> Writer<F> {
         let nothing = Out::Encoded {
             bytes: &[],
             ends: &[],
+            round: &[],
+            origins: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, &[], false, &self.stats.destinations[i], give_up);
+            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
             if d.gave_up() {
                 let name = self
                     .stats
@@ -280,13 +284,18 @@ impl<F: Fs + Clone> Writer<F> {
 
     /// Syncs every file and says what may be missing.
     pub fn finish(self) -> WriterReport {
-        let stats = self.stats;
+        let after_shutdown = self.give_up_after_shutdown();
+        let give_up = GiveUp {
+            control: &self.control,
+            after_shutdown,
+        };
+        let stats = &self.stats;
         WriterReport {
             destinations: self
                 .dests
                 .into_iter()
                 .enumerate()
-                .map(|(i, d)| d.finish(&stats.destinations[i]))
+                .map(|(i, d)| d.finish(&stats.destinations[i], give_up))
                 .collect(),
         }
     }
@@ -329,9 +338,11 @@ impl<F: Fs + Clone> Writer<F> {
         let nothing = Out::Encoded {
             bytes: &[],
             ends: &[],
+            round: &[],
+            origins: &[],
         };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, &[], false, &self.stats.destinations[i], give_up);
+            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
         }
     }
 
@@ -375,6 +386,8 @@ impl<F: Fs + Clone> Writer<F> {
                 // Encoded once per round: a retry writes the same bytes.
                 self.scratch.clear();
                 self.scratch_ends.clear();
+                self.scratch_origins.clear();
+                let wants_origins = dest.wants_origins();
                 for (bi, (_, b)) in round.iter().enumerate() {
                     let taken = routed.then(|| Taken {
                         masks: self.masks.get(bi).map_or(&[][..], Vec::as_slice),
@@ -389,27 +402,18 @@ impl<F: Fs + Clone> Writer<F> {
                         taken,
                         enc,
                         &self.stats,
+                        wants_origins.then_some((&mut self.scratch_origins, bi as u32)),
                     );
                 }
                 Out::Encoded {
                     bytes: &self.scratch,
                     ends: &self.scratch_ends,
+                    round,
+                    origins: &self.scratch_origins,
                 }
             };
-            if dest.needs_conns() {
-                let masks = routed.then_some(self.masks.as_slice());
-                fed_conns(&mut self.conns, round, dest.feeds(), masks, d);
-            } else {
-                self.conns.clear();
-            }
             let messages = out.messages();
-            whole[d] = dest.deliver(
-                &out,
-                &self.conns,
-                false,
-                &self.stats.destinations[d],
-                give_up,
-            );
+            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
             complete[d] = whole[d] == messages;
             if !complete[d] {
                 // Given up at shutdown: not written, so no latency.

@@ -16,7 +16,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::backoff::Reconnect;
@@ -26,7 +25,6 @@ use super::frame::push_frame;
 use super::link::{Heard, Link, TlsTarget};
 use super::plan::ForwardPlan;
 use super::session::Session;
-use crate::batch::ConnMeta;
 use crate::ratelog::RateLog;
 use crate::stats::DestinationStats;
 use crate::writer::destination::GiveUp;
@@ -152,17 +150,12 @@ impl ForwardDestination {
         self.gave_up
     }
 
-    /// Sends `out` (message i came from `conns[i]`), retrying until all of
+    /// Sends `out` (each message with the connection it came from: the
+    /// writer records origins for forward destinations), retrying until all of
     /// it is delivered. Returns how many of its messages were delivered: all
     /// of them unless this destination gave up, when the rest are counted
     /// in the loss.
-    pub fn deliver(
-        &mut self,
-        out: &Out<'_>,
-        conns: &[Arc<ConnMeta>],
-        stats: &DestinationStats,
-        give_up: GiveUp<'_>,
-    ) -> u64 {
+    pub fn deliver(&mut self, out: &Out<'_>, stats: &DestinationStats, give_up: GiveUp<'_>) -> u64 {
         let messages = out.messages();
         if self.gave_up {
             self.loss.not_written(messages, out.len_bytes());
@@ -170,10 +163,8 @@ impl ForwardDestination {
         }
         self.reload_after_sighup(give_up.control.sighups(), stats);
         let n = self.upstreams.len() as u64;
-        let mut i = 0usize;
-        out.for_each_message(|msg| {
-            let conn = conns.get(i);
-            i += 1;
+        out.for_each_message(|m| {
+            let (msg, conn) = (m.value, m.from.map(|(c, _)| c));
             let identity = conn
                 .filter(|_| self.plan.forward_identity)
                 .and_then(|c| c.identity.as_ref());
@@ -189,6 +180,7 @@ impl ForwardDestination {
                 _ => 0,
             };
             self.incoming.push((up, frame));
+            std::ops::ControlFlow::Continue(())
         });
         if self.disk.is_some() {
             return self.deliver_buffered(messages, stats, give_up);

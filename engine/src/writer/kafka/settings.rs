@@ -1,0 +1,148 @@
+//! A kafka destination's librdkafka properties, from its config keys.
+//! Pure, so the mapping is tested without a client.
+
+use rdkafka::config::ClientConfig;
+
+use crate::config::kafka::KafkaAcks;
+use crate::config::DestinationConfig;
+
+/// The client config, each property checked by librdkafka (name and
+/// value), without creating a client: `check-config` and `serve` refuse a
+/// misspelt `[destination.properties]` key alike.
+pub fn client_config(cfg: &DestinationConfig) -> Result<ClientConfig, String> {
+    let mut client = ClientConfig::new();
+    for (k, v) in properties(cfg) {
+        client.set(k, v);
+    }
+    client
+        .create_native_config()
+        .map_err(|e| format!("destination {}: kafka client config: {e}", cfg.name))?;
+    Ok(client)
+}
+
+/// The properties, in the order they are set: ringest's own first, then
+/// `[destination.properties]` (config/kafka.rs refuses those that would
+/// override ringest's).
+pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
+    let own = [
+        ("bootstrap.servers", cfg.brokers.join(",")),
+        ("client.id", format!("ringest-{}", cfg.name)),
+        ("acks", cfg.acks.property().to_string()),
+        (
+            "enable.idempotence",
+            (cfg.acks == KafkaAcks::All).to_string(),
+        ),
+        ("compression.type", cfg.compression.property().to_string()),
+        ("linger.ms", cfg.linger_ms.to_string()),
+        ("batch.size", cfg.batch_bytes.to_string()),
+        // The queue is bounded in bytes, not messages: when it is full the
+        // writer waits, the rings fill and the sources stop reading.
+        (
+            "queue.buffering.max.kbytes",
+            cfg.producer_queue_max_bytes.div_ceil(1024).to_string(),
+        ),
+        ("queue.buffering.max.messages", i32::MAX.to_string()),
+        // 0 = never: librdkafka must not drop a message on its own.
+        ("message.timeout.ms", "0".to_string()),
+    ];
+    let mut out: Vec<(String, String)> = own.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let Some(tls) = &cfg.tls {
+        // librdkafka checks the brokers' certificates and names
+        // (ssl.endpoint.identification.algorithm = https) by default.
+        out.push(("security.protocol".into(), "ssl".into()));
+        let files = [
+            ("ssl.ca.location", &tls.ca_file),
+            ("ssl.certificate.location", &tls.cert_file),
+            ("ssl.key.location", &tls.key_file),
+        ];
+        for (k, f) in files {
+            if let Some(f) = f {
+                out.push((k.into(), f.display().to_string()));
+            }
+        }
+    }
+    out.extend(cfg.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn dest(extra: &str) -> DestinationConfig {
+        let text = format!(
+            "[[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\", \"b:9093\"]\n\
+             topic = \"logs\"\n{extra}"
+        );
+        let mut c =
+            Config::from_toml(&text, Path::new("t.toml"), Path::new("/tmp")).expect("config");
+        c.destinations.remove(0)
+    }
+
+    fn get<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
+        p.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{k} not set"))
+    }
+
+    #[test]
+    fn defaults_are_acks_all_idempotent_and_never_time_out() {
+        let p = properties(&dest(""));
+        assert_eq!(get(&p, "bootstrap.servers"), "127.0.0.1:9092,b:9093");
+        assert_eq!(get(&p, "acks"), "all");
+        assert_eq!(get(&p, "enable.idempotence"), "true");
+        assert_eq!(get(&p, "message.timeout.ms"), "0");
+        assert_eq!(get(&p, "compression.type"), "none");
+        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "65536");
+    }
+
+    #[test]
+    fn named_keys_and_passed_through_properties_are_mapped() {
+        let p = properties(&dest(
+            "acks = \"1\"\ncompression = \"zstd\"\nlinger_ms = 20\nbatch_bytes = 65536\n\
+             producer_queue_max_bytes = 1048577\n[destination.properties]\n\"socket.keepalive.enable\" = \"true\"\n",
+        ));
+        assert_eq!(get(&p, "acks"), "1");
+        assert_eq!(get(&p, "enable.idempotence"), "false");
+        assert_eq!(get(&p, "compression.type"), "zstd");
+        assert_eq!(get(&p, "linger.ms"), "20");
+        assert_eq!(get(&p, "batch.size"), "65536");
+        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "1025", "rounded up");
+        assert_eq!(get(&p, "socket.keepalive.enable"), "true");
+    }
+
+    #[test]
+    fn destination_tls_maps_to_librdkafka_ssl_files() {
+        let p = properties(&dest(
+            "[destination.tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"c.pem\"\nkey_file = \"c.key\"\n",
+        ));
+        assert_eq!(get(&p, "security.protocol"), "ssl");
+        assert_eq!(
+            get(&p, "ssl.ca.location"),
+            "/tmp/pki/ca.pem",
+            "relative to the config"
+        );
+        assert_eq!(get(&p, "ssl.certificate.location"), "/tmp/c.pem");
+        assert_eq!(get(&p, "ssl.key.location"), "/tmp/c.key");
+        assert!(!properties(&dest(""))
+            .iter()
+            .any(|(k, _)| k.starts_with("ssl.")));
+    }
+
+    #[test]
+    fn librdkafka_refuses_an_unknown_property_before_any_client_exists() {
+        client_config(&dest("")).expect("ringest's own properties are valid");
+        let e = client_config(&dest(
+            "[destination.properties]\n\"socket.keepalive.enabled\" = \"true\"\n",
+        ))
+        .expect_err("misspelt");
+        assert!(e.contains("destination k: kafka client config"), "{e}");
+        assert!(e.contains("socket.keepalive.enabled"), "{e}");
+    }
+}
