@@ -61,7 +61,19 @@ impl Case {
     /// options. Returns its summary for `verify`.
     fn send(&self, n: u64, connections: u32, json: &str, more: &[&str]) -> Command {
         let (n, c) = (n.to_string(), connections.to_string());
-        let mut args = vec!["--count", &n, "--connections", &c, "--timeout", "60s"];
+        // A close waits for ringest to read the client's close_notify: after
+        // an outage ringest reads again only as the backlog drains
+        // (back-pressure), which takes longer than loadgen's 2 s default.
+        let mut args = vec![
+            "--count",
+            &n,
+            "--connections",
+            &c,
+            "--timeout",
+            "60s",
+            "--close-timeout",
+            "60s",
+        ];
         args.extend_from_slice(more);
         loadgen_send(
             format!("127.0.0.1:{}", self.port),

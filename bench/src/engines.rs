@@ -450,6 +450,10 @@ pub fn ringest_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16, stats_por
             if sc.durability == Durability::Interval {
                 let _ = writeln!(s, "fsync_interval_ms = {DURABILITY_INTERVAL_MS}");
             }
+            let x = sc.extra_destination(Engine::Ringest);
+            if !x.is_empty() {
+                let _ = writeln!(s, "{x}");
+            }
         }
         Dest::Forward { port } => {
             // Issue 13's forward destination, with its fixed key names.

@@ -21,6 +21,9 @@ const DURABILITY_SCENARIOS: &str = include_str!("../scenarios/durability.toml");
 /// Issue 12's scaling rows: `--scenarios bench/scenarios/scaling.toml`.
 #[cfg(test)]
 const SCALING_SCENARIOS: &str = include_str!("../scenarios/scaling.toml");
+/// Issue 12's direct I/O rows: `--scenarios bench/scenarios/io.toml`.
+#[cfg(test)]
+const IO_SCENARIOS: &str = include_str!("../scenarios/io.toml");
 /// Issue 13's relay rows: `--scenarios bench/scenarios/relay.toml`.
 #[cfg(test)]
 const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
@@ -261,6 +264,10 @@ pub struct Scenario {
     /// syslog-ng: inside `options {}`; rsyslog: config lines).
     #[serde(default)]
     pub extra_global: BTreeMap<String, String>,
+    /// engine name → text added inside its file destination (ringest: keys
+    /// of `[[destination]]`, such as `io = "direct"`).
+    #[serde(default)]
+    pub extra_destination: BTreeMap<String, String>,
     #[serde(default)]
     pub goals: Goals,
 }
@@ -294,6 +301,13 @@ impl Scenario {
 
     pub fn extra_global(&self, e: Engine) -> &str {
         self.extra_global
+            .get(e.name())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn extra_destination(&self, e: Engine) -> &str {
+        self.extra_destination
             .get(e.name())
             .map(String::as_str)
             .unwrap_or("")
@@ -506,6 +520,7 @@ mod tests {
             ("durability", DURABILITY_SCENARIOS),
             ("scaling", SCALING_SCENARIOS),
             ("relay", RELAY_SCENARIOS),
+            ("io", IO_SCENARIOS),
         ] {
             let v = parse(text, name).unwrap();
             assert!(!v.is_empty(), "{name}");
@@ -521,6 +536,15 @@ mod tests {
             .any(|x| x.shards == Some(2) && x.pin && x.baseline.is_some()));
         let r = parse(RELAY_SCENARIOS, "r").unwrap();
         assert!(r.iter().all(|x| x.relay && x.engines.is_none()));
+        let io = parse(IO_SCENARIOS, "io").unwrap();
+        let direct = io
+            .iter()
+            .filter(|x| x.extra_destination(Engine::Ringest) == "io = \"direct\"")
+            .count();
+        assert_eq!(direct, 2);
+        assert!(io
+            .iter()
+            .all(|x| x.baseline.is_some() == x.name.contains("direct")));
     }
 
     #[test]
