@@ -285,9 +285,11 @@ mod tests {
                 DestinationType::File,
                 OutputFormat::Raw,
                 FsyncPolicy::Never,
-                FileIo::Buffered
+                FileIo::Direct
             )
         );
+        // These tests are about the buffered path (direct.rs has its own).
+        d.io = FileIo::Buffered;
         d
     }
 
