@@ -244,3 +244,128 @@ listen = "127.0.0.1:{stats}"
     assert_eq!(files_under(&dir.join("days")).len(), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14's end-to-end case: 10 hosts × 3 apps over 4 connections into
+/// `logs/{host}/{app}.log` with `max_open_files = 4`; a filter on the auth
+/// facilities with `final = true` sends sshd's messages to
+/// `auth/{host}.log` and keeps them out of the general files. Every
+/// message is in exactly one file (`loadgen verify` over all of them), in
+/// the right one (its host and app), and in order per connection.
+#[test]
+fn ten_hosts_three_apps_four_connections_auth_kept_out_of_the_general_files() {
+    const HOSTS10: usize = 10;
+    const APPS: [(&str, u8); 3] = [("sshd", 4), ("nginx", 16), ("cron", 9)];
+    const COUNT: u64 = 6_000;
+    let dir = temp_dir("paths-hosts-apps");
+    let (tcp, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 2
+[[source]]
+name = "tcp"
+listen = "127.0.0.1:{tcp}"
+transport = "tcp"
+parse = "auto"
+
+[[destination]]
+name = "auth"
+type = "file"
+path = "auth/{{host}}.log"
+fsync = "never"
+filter = {{ facility = ["auth", "authpriv"] }}
+final = true
+
+[[destination]]
+name = "general"
+type = "file"
+path = "logs/{{host}}/{{app}}.log"
+fsync = "never"
+max_open_files = 4
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#
+    );
+    let server = Server::start(&dir, &cfg);
+    // One line per host and app; loadgen replays them in a loop with its
+    // marker at the start of MSG.
+    let lines = dir.join("lines.txt");
+    let mut text = String::new();
+    for h in 0..HOSTS10 {
+        for (app, facility) in APPS {
+            let pri = u32::from(facility) * 8 + 6;
+            text.push_str(&format!(
+                "<{pri}>1 2026-11-29T10:00:00Z host-{h} {app} 42 - - from {app} on host-{h}\n"
+            ));
+        }
+    }
+    std::fs::write(&lines, text).expect("lines");
+    let json = dir.join("send.json");
+    let status = Command::new(bin("loadgen"))
+        .args(["send", "--tcp", "--target"])
+        .arg(loopback(tcp).to_string())
+        .arg("--read-file")
+        .arg(&lines)
+        .args(["--connections", "4", "--count", &COUNT.to_string()])
+        .args(["--json", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&json).expect("send json"))
+        .status()
+        .expect("loadgen send");
+    assert!(status.success(), "loadgen send");
+    let written = server.wait_metric(
+        "ringest_messages_written_total{source=\"tcp\"}",
+        COUNT,
+        Duration::from_secs(30),
+    );
+    assert_eq!(written, COUNT);
+    assert!(server.stop().success());
+
+    let mut files = files_under(&dir.join("logs"));
+    let auth = files_under(&dir.join("auth"));
+    assert_eq!(auth.len(), HOSTS10, "one auth file per host: {auth:?}");
+    assert_eq!(
+        files.len(),
+        HOSTS10 * 2,
+        "nginx and cron per host: {files:?}"
+    );
+    for h in 0..HOSTS10 {
+        let host = format!(" host-{h} ");
+        let a = dir.join(format!("auth/host-{h}.log"));
+        let t = std::fs::read_to_string(&a).expect("auth file");
+        assert!(
+            t.lines()
+                .all(|l| l.contains(&host) && l.contains(" sshd 42 ")),
+            "{} holds a line of another host or app",
+            a.display()
+        );
+        assert!(
+            !dir.join(format!("logs/host-{h}/sshd.log")).exists(),
+            "final: auth messages stay out of the general files"
+        );
+        for app in ["nginx", "cron"] {
+            let f = dir.join(format!("logs/host-{h}/{app}.log"));
+            let t = std::fs::read_to_string(&f).expect("general file");
+            let me = format!(" host-{h} {app} 42 ");
+            assert!(
+                t.lines().all(|l| l.contains(&me)),
+                "{} holds a line of another host or app",
+                f.display()
+            );
+        }
+    }
+    files.extend(auth);
+    // Every message exactly once over all the files, in order per connection.
+    let out = Command::new(bin("loadgen"))
+        .args(["verify", "--format", "raw", "--expect-json"])
+        .arg(&json)
+        .args(&files)
+        .output()
+        .expect("loadgen verify");
+    assert!(
+        out.status.success(),
+        "loadgen verify:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
