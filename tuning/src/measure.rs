@@ -286,16 +286,20 @@ pub fn spread_of(values: &[f64]) -> Option<Figure> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     };
-    let spread = if median > 0.0 {
-        (v[n - 1] - v[0]) / median * 100.0
-    } else {
-        0.0
-    };
     Some(Figure {
         value: median,
-        spread_pct: spread,
+        spread_pct: spread_pct(v[0], v[n - 1], median),
         repeats: n as u32,
     })
+}
+
+/// (max − min) / median, percent; 0 for a median of 0.
+fn spread_pct(min: f64, max: f64, median: f64) -> f64 {
+    if median > 0.0 {
+        (max - min) / median * 100.0
+    } else {
+        0.0
+    }
 }
 
 /// bench's `{median, min, max, n}` as a figure.
@@ -305,11 +309,7 @@ fn figure(v: Option<&Value>) -> Option<Figure> {
     let (min, max) = (v.get("min")?.as_f64()?, v.get("max")?.as_f64()?);
     Some(Figure {
         value: median,
-        spread_pct: if median > 0.0 {
-            (max - min) / median * 100.0
-        } else {
-            0.0
-        },
+        spread_pct: spread_pct(min, max, median),
         repeats: v.get("n")?.as_u64()? as u32,
     })
 }

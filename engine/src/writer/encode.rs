@@ -69,6 +69,14 @@ fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
 }
 
 impl Out<'_> {
+    /// No message: an idle turn (fsync policy, retries) or a torn-line repair.
+    pub const NOTHING: Out<'static> = Out::Encoded {
+        bytes: &[],
+        ends: &[],
+        round: &[],
+        origins: &[],
+    };
+
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
             Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),

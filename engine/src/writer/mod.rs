@@ -259,14 +259,8 @@ impl<F: Fs + Clone> Writer<F> {
             control: &control,
             after_shutdown: Duration::from_millis(REPAIR_GIVE_UP_MS),
         };
-        let nothing = Out::Encoded {
-            bytes: &[],
-            ends: &[],
-            round: &[],
-            origins: &[],
-        };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            d.deliver(&Out::NOTHING, false, &self.stats.destinations[i], give_up);
             if d.gave_up() {
                 let name = self
                     .stats
@@ -335,14 +329,8 @@ impl<F: Fs + Clone> Writer<F> {
             control: &self.control,
             after_shutdown: self.give_up_after_shutdown(),
         };
-        let nothing = Out::Encoded {
-            bytes: &[],
-            ends: &[],
-            round: &[],
-            origins: &[],
-        };
         for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&nothing, false, &self.stats.destinations[i], give_up);
+            d.deliver(&Out::NOTHING, false, &self.stats.destinations[i], give_up);
         }
     }
 
