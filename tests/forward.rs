@@ -225,7 +225,13 @@ fn stop_the_upstream_mid_stream(name: &str, disk: bool) {
     // reading (back-pressure), so the final comes back while loadgen waits.
     let n2 = 5_000;
     let json2 = s.dir.join("send2.json");
-    let mut load2 = send_tcp(port, n2, 4, &[], &json2).spawn().expect("loadgen");
+    // loadgen's clean close waits for the relay's EOF, which comes only once
+    // the relay reads again: after the final is back, the relay's backoff
+    // (up to 1 s) and its TLS 1.3 confirmation (`confirm_ms`, 1 s). The
+    // default 2 s close timeout is shorter than that sum.
+    let mut load2 = send_tcp(port, n2, 4, &["--close-timeout", "20s"], &json2)
+        .spawn()
+        .expect("loadgen");
     if !disk {
         std::thread::sleep(Duration::from_millis(500));
         let fin = start_final();
