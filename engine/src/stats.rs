@@ -130,7 +130,10 @@ pub struct DestinationStats {
     pub direct_io_fallbacks: AtomicU64,
     /// Messages written before an fsync that failed: they may not be on disk.
     pub unsynced_messages: AtomicU64,
-    /// 1 while writing to this destination fails and is paused.
+    /// Writers whose writing to this destination fails and is paused (each
+    /// writer has its own connections, files and retries). The metric shows
+    /// 1 while any is, so one writer's recovery does not hide another's
+    /// failure.
     pub failing: AtomicU64,
     /// Path templates: field values escaped, emptied or cut to be one safe file name.
     pub path_values_sanitized: AtomicU64,
@@ -151,6 +154,22 @@ pub struct DestinationStats {
     pub in_flight_bytes: AtomicU64,
     /// Kafka: messages in the producer's queue (queued and in flight).
     pub queue_messages: AtomicU64,
+}
+
+impl DestinationStats {
+    /// A writer's outage on this destination began ([`Failed::began`]).
+    ///
+    /// [`Failed::began`]: crate::writer::failure::Failed::began
+    pub fn outage_began(&self) {
+        self.failing.fetch_add(1, Relaxed);
+    }
+
+    /// That writer's outage ended (`Health::succeeded` returned it).
+    pub fn outage_ended(&self) {
+        let _ = self
+            .failing
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
 }
 
 pub struct Stats {
@@ -481,7 +500,7 @@ impl Stats {
             (
                 "ringest_destination_failing",
                 "1 while writing to the destination fails and is paused (retrying).",
-                |d| d.failing.load(Relaxed),
+                |d| u64::from(d.failing.load(Relaxed) > 0),
             ),
             (
                 "ringest_path_values_sanitized_total",
@@ -599,5 +618,30 @@ mod tests {
         line("ringest_destination_write_latency_seconds_count{destination=\"b\"} 1000");
         line("ringest_write_latency_seconds{quantile=\"0.5\"} 0.002");
         line("ringest_write_latency_seconds_count 1");
+    }
+
+    /// Two writers on one destination: the gauge stays 1 until the last
+    /// failing writer recovers (it used to follow whichever wrote last).
+    #[test]
+    fn a_destination_is_failing_while_any_writer_is() {
+        let s = Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]);
+        let gauge = |s: &Stats| {
+            let out = s.render_prometheus();
+            out.lines()
+                .find_map(|l| l.strip_prefix("ringest_destination_failing{destination=\"d\"} "))
+                .expect("gauge rendered")
+                .to_string()
+        };
+        let d = &s.destinations[0];
+        assert_eq!(gauge(&s), "0");
+        d.outage_began();
+        d.outage_began();
+        assert_eq!(gauge(&s), "1");
+        d.outage_ended();
+        assert_eq!(gauge(&s), "1", "one writer still fails");
+        d.outage_ended();
+        assert_eq!(gauge(&s), "0");
+        d.outage_ended();
+        assert_eq!(gauge(&s), "0", "never below zero");
     }
 }

@@ -117,6 +117,8 @@ pub struct Outage<R = WriteFailure> {
 pub struct Failed {
     /// First failure of an outage, or a new reason: worth one log line.
     pub log: bool,
+    /// First failure of an outage (the destination's failing gauge counts it).
+    pub began: bool,
     /// How long to wait before the next try.
     pub retry_in: Duration,
 }
@@ -156,6 +158,7 @@ impl<R: Copy + PartialEq> Health<R> {
                 });
                 Failed {
                     log: true,
+                    began: true,
                     retry_in: self.backoff.min,
                 }
             }
@@ -166,6 +169,7 @@ impl<R: Copy + PartialEq> Health<R> {
                 o.wait = (o.wait * 2).min(self.backoff.max);
                 Failed {
                     log: changed,
+                    began: false,
                     retry_in: o.wait,
                 }
             }
@@ -198,6 +202,7 @@ mod tests {
             first,
             Failed {
                 log: true,
+                began: true,
                 retry_in: Duration::from_millis(10)
             }
         );
@@ -205,6 +210,7 @@ mod tests {
         for _ in 0..10 {
             let f = h.failed(t0, WriteFailure::NoSpace);
             assert!(!f.log, "a retry that fails the same way is not logged");
+            assert!(!f.began, "the same outage");
             waits.push(f.retry_in.as_millis());
         }
         assert_eq!(

@@ -425,9 +425,11 @@ impl<F: Fs + Clone> FileDestination<F> {
     ) -> Duration {
         let reason = WriteFailure::classify(e);
         op.counter(stats).inc(reason.label());
-        stats.failing.store(1, Relaxed);
         self.loss.reason = Some(reason);
         let f = self.health.failed(now, reason);
+        if f.began {
+            stats.outage_began();
+        }
         if f.log || unsynced > 0 {
             let lost = if unsynced > 0 {
                 format!(
@@ -449,7 +451,7 @@ impl<F: Fs + Clone> FileDestination<F> {
 
     fn recovered(&mut self, path: Option<&[u8]>, stats: &DestinationStats) {
         if let Some(o) = self.health.succeeded() {
-            stats.failing.store(0, Relaxed);
+            stats.outage_ended();
             log::warn!(
                 "destination {}: writing to {} resumed after {:.1} s and {} failed attempts (last: {})",
                 self.name,

@@ -241,7 +241,9 @@ impl<F: Fs + Clone> Writer<F> {
         for (ri, mut b) in round.drain(..) {
             self.rings[ri].load.drained(b.bytes.len());
             b.clear();
-            let _ = self.rings[ri].empty.push(b);
+            // Never full: it holds every batch the shard may allocate.
+            let back = self.rings[ri].empty.push(b);
+            debug_assert!(back.is_ok(), "a ring's empty queue overflowed");
         }
         self.round = round;
         true

@@ -334,8 +334,10 @@ impl KafkaDestination {
         let now = Instant::now();
         let reason = KafkaFailure::classify(code);
         stats.delivery_failures.inc(reason.label());
-        stats.failing.store(1, Relaxed);
         let f = self.health.failed(now, reason);
+        if f.began {
+            stats.outage_began();
+        }
         if f.log {
             let kind = if reason.is_permanent() {
                 "will not heal by itself"
@@ -366,8 +368,11 @@ impl KafkaDestination {
         }
         // librdkafka reconnects by itself: log once per outage, and once
         // when deliveries resume (recovered()).
-        stats.failing.store(1, Relaxed);
-        if self.health.failed(Instant::now(), reason).log {
+        let f = self.health.failed(Instant::now(), reason);
+        if f.began {
+            stats.outage_began();
+        }
+        if f.log {
             log::error!(
                 "destination {}: kafka: {reason}: {detail}; messages wait in the producer's queue, then in the rings ({})",
                 self.name,
@@ -378,7 +383,7 @@ impl KafkaDestination {
 
     fn recovered(&mut self, stats: &DestinationStats) {
         if let Some(o) = self.health.succeeded() {
-            stats.failing.store(0, Relaxed);
+            stats.outage_ended();
             log::warn!(
                 "destination {}: kafka deliveries resumed after {:.1} s and {} failures (last: {})",
                 self.name,
