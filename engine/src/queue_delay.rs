@@ -54,6 +54,10 @@ pub struct WriterLoad {
     pub round_fixed_us: AtomicU64,
     /// Bytes of batches written so far (for /metrics).
     pub drained_bytes_total: AtomicU64,
+    /// How long this writer's rounds take, µs (for /metrics): with the
+    /// destinations' latency, it tells time spent writing from time spent
+    /// waiting to be written.
+    pub round_latency: crate::stats::Latency,
 }
 
 impl WriterLoad {

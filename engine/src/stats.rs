@@ -15,6 +15,12 @@ use crate::queue_delay::WriterLoad;
 /// 1 µs .. 1 hour at 3 significant digits. Writers record a round at a time.
 pub struct Latency(Mutex<Histogram<u64>>);
 
+impl std::fmt::Debug for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Latency")
+    }
+}
+
 impl Default for Latency {
     fn default() -> Latency {
         // Creation cannot fail with these bounds.
@@ -432,6 +438,15 @@ impl Stats {
             for (w, l) in loads.iter().enumerate() {
                 let _ = writeln!(out, "{name}{{writer=\"{w}\"}} {}", get(l));
             }
+        }
+        let name = "ringest_writer_round_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long this writer's rounds (one write of everything it took from its rings) take.\n# TYPE {name} summary"
+        );
+        for (w, l) in loads.iter().enumerate() {
+            l.round_latency
+                .render(out, name, &format!("writer=\"{w}\""), &[0.5, 0.99, 0.999, 1.0]);
         }
     }
 

@@ -234,9 +234,13 @@ impl<F: Fs + Clone> Writer<F> {
         let started = Instant::now();
         self.write_round(&round);
         let bytes: usize = round.iter().map(|(_, b)| b.bytes.len()).sum();
-        let fit = self.model.add(bytes as u64, started.elapsed());
+        let took = started.elapsed();
+        let fit = self.model.add(bytes as u64, took);
         for ring in &self.rings {
             ring.load.publish(fit);
+        }
+        if let Some(mut h) = self.rings.first().and_then(|r| r.load.round_latency.lock()) {
+            h.saturating_record(took.as_micros() as u64);
         }
         for (ri, mut b) in round.drain(..) {
             self.rings[ri].load.drained(b.bytes.len());
