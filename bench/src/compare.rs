@@ -125,7 +125,10 @@ impl<'a> Ctx<'a> {
     /// Starts the one broker every kafka run of this bench uses.
     pub fn start_kafka(&mut self) -> Result<()> {
         if self.kafka.is_none() {
-            self.kafka = Some(Broker::start(&self.work_dir.join("kafka-broker"))?);
+            // Not under work/, which the steady pool's cleanup removes
+            // while the broker still runs; the broker removes it when stopped.
+            let dir = self.work_dir.with_file_name("kafka-broker");
+            self.kafka = Some(Broker::start(&dir)?);
         }
         Ok(())
     }
@@ -533,6 +536,9 @@ fn read_topic(
         KAFKA_READ_LIMIT,
         output,
     )?;
+    if let Err(e) = client::delete_topic(bootstrap, topic) {
+        run.notes.push(format!("topic not deleted: {e:#}"));
+    }
     Ok((tally, read))
 }
 

@@ -1040,7 +1040,10 @@ mod tests {
                 "peer_verify = \"required-trusted\"",
             ],
         );
-        assert!(!r.contains("type = \"file\"") && !r.contains("properties"), "{r}");
+        assert!(
+            !r.contains("type = \"file\"") && !r.contains("properties"),
+            "{r}"
+        );
         // syslog-ng: kafka-c, the whole frame (no-parse) as the value.
         assert_has(
             &n,
@@ -1063,14 +1066,29 @@ mod tests {
         assert!(!y.contains(r#"type="omfile" file="/o"#), "{y}");
         // The same librdkafka settings in both peers, the values ringest's keys set.
         for (key, value) in kafka::settings::peer_properties() {
-            assert!(n.contains(&format!("\"{key}\" => \"{value}\"")), "{key} in {n}");
+            assert!(
+                n.contains(&format!("\"{key}\" => \"{value}\"")),
+                "{key} in {n}"
+            );
             assert!(y.contains(&format!("\"{key}={value}\"")), "{key} in {y}");
         }
         assert_has(
             &n,
-            &["\"acks\" => \"all\"", "\"enable.idempotence\" => \"true\"", "\"compression.type\" => \"none\""],
+            &[
+                "\"acks\" => \"all\"",
+                "\"enable.idempotence\" => \"true\"",
+                "\"compression.type\" => \"none\"",
+            ],
         );
-        assert_has(&y, &["\"linger.ms=5\"", "\"batch.size=1000000\"", "\"queue.buffering.max.kbytes=65536\"", "\"message.timeout.ms=0\""]);
+        assert_has(
+            &y,
+            &[
+                "\"linger.ms=5\"",
+                "\"batch.size=1000000\"",
+                "\"queue.buffering.max.kbytes=65536\"",
+                "\"message.timeout.ms=0\"",
+            ],
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! sets), started once before the first kafka run and stopped by PID when
 //! this value is dropped (the end, an error, Ctrl-C). A broker left by a
 //! bench killed with SIGKILL runs under setsid: stop it with
-//! `tests/kafka/broker.sh stop OUT/work/kafka-broker`.
+//! `tests/kafka/broker.sh stop OUT/kafka-broker`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,7 +78,10 @@ impl Broker {
     /// off (every topic is made before its run, with the same partitions).
     pub fn start(dir: &Path) -> Result<Broker> {
         if !script().is_file() {
-            bail!("{} not found: bench runs the kafka rows from its workspace", script().display());
+            bail!(
+                "{} not found: bench runs the kafka rows from its workspace",
+                script().display()
+            );
         }
         let libs = libs_dir();
         let version = version(&libs).with_context(|| {
@@ -98,7 +101,10 @@ impl Broker {
         if cport == port {
             bail!("no second free port for the kafka controller");
         }
-        eprintln!("bench: starting the kafka broker ({version}) in {}", dir.display());
+        eprintln!(
+            "bench: starting the kafka broker ({version}) in {}",
+            dir.display()
+        );
         run(&[
             "start",
             &dir.display().to_string(),
@@ -127,14 +133,24 @@ impl Broker {
     /// Creates `topic` (Kafka's own TopicCommand: a JVM, before the run,
     /// outside every measured window).
     pub fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
-        run(&["topic", &self.port.to_string(), topic, &partitions.to_string()]).map(|_| ())
+        run(&[
+            "topic",
+            &self.port.to_string(),
+            topic,
+            &partitions.to_string(),
+        ])
+        .map(|_| ())
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Err(e) = run(&["stop", &self.dir.display().to_string()]) {
-            eprintln!("bench: {e:#}");
+        match run(&["stop", &self.dir.display().to_string()]) {
+            // Its data too: every topic of the bench run.
+            Ok(_) => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+            Err(e) => eprintln!("bench: {e:#}"),
         }
     }
 }

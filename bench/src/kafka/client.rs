@@ -95,9 +95,7 @@ mod imp {
                             Ok(n) => watch.set_target(Instant::now(), n),
                             Err(mpsc::TryRecvError::Empty) => {}
                             // The run ended another way: stop polling.
-                            Err(mpsc::TryRecvError::Disconnected) => {
-                                return Ok(State::Waiting)
-                            }
+                            Err(mpsc::TryRecvError::Disconnected) => return Ok(State::Waiting),
                         }
                         let n = delivery::count(&high_watermarks(&c, &topic, partitions)?)?;
                         match watch.observe(Instant::now(), n) {
@@ -119,6 +117,51 @@ mod imp {
                 Err(_) => bail!("the watermark poller panicked"),
             }
         }
+    }
+
+    /// Waits for `f` on this thread (rdkafka's admin futures are completed
+    /// by librdkafka's own thread; no async runtime needed), at most `limit`.
+    fn wait<F: std::future::Future>(f: F, limit: Duration) -> Result<F::Output> {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        let deadline = Instant::now() + limit;
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return Ok(v);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no answer from the broker in {limit:?}");
+            }
+            std::thread::park_timeout(left.min(Duration::from_millis(100)));
+        }
+    }
+
+    /// Deletes `topic` once its run is counted and read, so that a long
+    /// bench does not fill the disk with topics.
+    pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .context("kafka admin client")?;
+        let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = wait(admin.delete_topics(&[topic], &opts), 2 * REQUEST_TIMEOUT)?
+            .with_context(|| format!("deleting {topic}"))?;
+        for r in results {
+            if let Err((t, code)) = r {
+                bail!("deleting {t}: {code}");
+            }
+        }
+        Ok(())
     }
 
     /// Reads every partition of `topic` from the start until `expected`
@@ -195,6 +238,10 @@ mod imp {
         }
     }
 
+    pub fn delete_topic(_bootstrap: &str, _topic: &str) -> Result<()> {
+        bail!(NO_CLIENT)
+    }
+
     pub fn consume(
         _bootstrap: &str,
         _topic: &str,
@@ -207,4 +254,4 @@ mod imp {
     }
 }
 
-pub use imp::{consume, watermarks, Poller};
+pub use imp::{consume, delete_topic, watermarks, Poller};

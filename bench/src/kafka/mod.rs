@@ -8,11 +8,13 @@
 //!   wait, as a state machine fed with samples (no broker needed to test);
 //! - `broker`: starting, stopping and making topics with broker.sh;
 //! - `client`: the bench-side librdkafka client (cargo feature `kafka`):
-//!   watermarks during the run, one consume after it for `loadgen verify`.
+//!   watermarks during the run, one consume after it for `loadgen verify`;
+//! - `report`: results.md's section on the topics and the broker's CPU.
 
 pub mod broker;
 pub mod client;
 pub mod delivery;
+pub mod report;
 pub mod settings;
 
 /// Partitions of every topic, the same for every engine and repeat.
