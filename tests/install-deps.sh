@@ -2,6 +2,8 @@
 # Installs what the tests need on a fresh Debian machine (run as root):
 # openssl and syslog-ng-core (loggen, and syslog-ng as a TLS peer), curl,
 # the rsyslog peers (unpacked, since they conflict with syslog-ng-core),
+# the peers' Kafka destinations for bench's kafka rows (syslog-ng-mod-rdkafka
+# installed, rsyslog-kafka unpacked: both in tests/interop/setup-peers.sh),
 # the qemu guest kernel for the kTLS test, e2fsprogs (mkfs.ext4 for
 # tests/direct_io.rs's loop image), the Apache Kafka broker's jars
 # (tests/kafka) and what the bundled librdkafka build needs; for the fuzz and Miri steps

@@ -15,8 +15,9 @@ fi
 export KTLS_VM_CACHE="${KTLS_VM_CACHE:-$PWD/target/ktls-vm}"
 bash tests/ktls-vm/ci.sh
 # The Kafka destination is a cargo feature (it builds librdkafka with
-# cmake); the tests need the binaries built with it.
-features=(--features ringest/kafka)
+# cmake); the tests need the binaries built with it. bench's kafka rows
+# (bench/tests/kafka.rs) need bench's own Kafka client, the same librdkafka.
+features=(--features ringest/kafka,bench/kafka)
 cargo build --workspace --bins "${features[@]}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

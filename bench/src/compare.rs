@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::engines::{self, Tools, Wiring};
+use crate::engines::{self, KafkaTarget, Tools, Wiring};
+use crate::kafka::{self, broker::Broker, client, delivery};
 use crate::pki::{self, Pki, ServerKey};
 use crate::record::{MemState, Quantiles, Run, Status};
 use crate::scenario::{Engine, Scenario, Work};
@@ -80,6 +81,13 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 const VERIFY_LIMIT: Duration = Duration::from_secs(300);
 /// loadgen's wait for the engine's EOF after its clean close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Kafka rows: how long a topic short of loadgen's count may stay
+/// unchanged (librdkafka retries within seconds), and the longest wait for
+/// it after loadgen ended.
+const KAFKA_STALL: Duration = Duration::from_secs(30);
+const KAFKA_LIMIT: Duration = Duration::from_secs(300);
+/// Kafka rows: the one read of the topic after the run, for `loadgen verify`.
+const KAFKA_READ_LIMIT: Duration = Duration::from_secs(600);
 
 pub struct Ctx<'a> {
     pub tools: &'a Tools,
@@ -89,6 +97,8 @@ pub struct Ctx<'a> {
     pub runs_dir: PathBuf,
     /// Big output files, deleted after each run unless --keep.
     pub work_dir: PathBuf,
+    /// The kafka rows' one broker ([`Ctx::start_kafka`]); stopped on drop.
+    pub kafka: Option<Broker>,
 }
 
 impl<'a> Ctx<'a> {
@@ -108,7 +118,19 @@ impl<'a> Ctx<'a> {
             pki,
             runs_dir,
             work_dir,
+            kafka: None,
         })
+    }
+
+    /// Starts the one broker every kafka run of this bench uses.
+    pub fn start_kafka(&mut self) -> Result<()> {
+        if self.kafka.is_none() {
+            // Not under work/, which the steady pool's cleanup removes
+            // while the broker still runs; the broker removes it when stopped.
+            let dir = self.work_dir.with_file_name("kafka-broker");
+            self.kafka = Some(Broker::start(&dir)?);
+        }
+        Ok(())
     }
 }
 
@@ -493,6 +515,33 @@ fn server_cpus(sc: &Scenario, e: Engine, cpus: usize) -> usize {
     }
 }
 
+/// A kafka run's topic after the engine stopped: its high watermarks, what
+/// they say against `sent`, and its values read back into `output` (one
+/// per line) for `loadgen verify`.
+fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    sent: u64,
+    output: &Path,
+    run: &mut Run,
+) -> Result<(delivery::Tally, client::Consumed)> {
+    let marks = client::watermarks(bootstrap, topic, kafka::PARTITIONS)?;
+    let tally = delivery::tally(sent, delivery::count(&marks)?);
+    run.kafka_high_watermarks = marks;
+    let read = client::consume(
+        bootstrap,
+        topic,
+        kafka::PARTITIONS,
+        tally.delivered,
+        KAFKA_READ_LIMIT,
+        output,
+    )?;
+    if let Err(e) = client::delete_topic(bootstrap, topic) {
+        run.notes.push(format!("topic not deleted: {e:#}"));
+    }
+    Ok((tally, read))
+}
+
 /// The relay scenarios' final receiver, the same for every relay: a ringest
 /// with one mutual-TLS octet-counted source (the bench CA, so the relay's
 /// client certificate is required and verified) writing each message raw,
@@ -562,11 +611,34 @@ fn measure(
     } else {
         None
     };
+    // Kafka: a fresh topic on the one broker, made before the engine starts.
+    let broker = match (sc.kafka, &ctx.kafka) {
+        (false, _) => None,
+        (true, Some(b)) => Some(b),
+        (true, None) => bail!("a kafka scenario, but bench started no broker"),
+    };
+    let bootstrap = broker.map(Broker::bootstrap).unwrap_or_default();
+    let topic = kafka::topic_name(
+        run.state.name(),
+        &sc.name,
+        e.name(),
+        run.repeat,
+        run.attempt,
+    );
+    if let Some(b) = broker {
+        b.create_topic(&topic, kafka::PARTITIONS)?;
+        run.kafka_broker = Some(b.describe.clone());
+        run.kafka_topic = Some(topic.clone());
+    }
     let port = sys::free_port()?;
     run.port = port;
     let wiring = Wiring {
         port,
         upstream: final_rx.as_ref().map(|f| f.port),
+        kafka: broker.map(|_| KafkaTarget {
+            bootstrap: &bootstrap,
+            topic: &topic,
+        }),
         cpus: plan.as_ref().map(|p| p.server.as_str()),
     };
     let (mut engine, launch) = start_engine(tools, e, sc, &ctx.pki, run_dir, data_dir, wiring)
@@ -661,6 +733,18 @@ fn measure(
         .ok()
         .map(|m| m.free as f64 / (1u64 << 20) as f64);
     let idle_cpu0 = idle.as_ref().and_then(|p| sys::process_cpu_s(p.pid));
+    let poller = match broker {
+        Some(_) => Some(client::Poller::spawn(
+            &bootstrap,
+            &topic,
+            kafka::PARTITIONS,
+            Instant::now(),
+            KAFKA_STALL,
+            KAFKA_LIMIT,
+        )?),
+        None => None,
+    };
+    let broker_cpu0 = broker.and_then(|b| sys::process_cpu_s(b.pid));
     let cpu0 = sys::process_cpu_s(engine.pid).context("engine vanished before the load")?;
     let threads0 = sys::threads_cpu_s(engine.pid);
     let ticks0 = sys::CpuTicks::now()?;
@@ -726,12 +810,25 @@ fn measure(
         ));
     }
 
-    let (last_growth, settled) = wait_output_settled(&output, &mut engine)?;
+    let (last_growth, settled) = match poller {
+        Some(p) => match p.finish(sent)? {
+            delivery::State::Complete { at, .. } => (at, true),
+            delivery::State::Stalled { at, count } => {
+                run.notes.push(format!(
+                    "the topic held {count} of {sent} and stopped growing ({KAFKA_STALL:?} unchanged or {KAFKA_LIMIT:?} in all)"
+                ));
+                (at, true)
+            }
+            delivery::State::Waiting => (Instant::now(), false),
+        },
+        None => wait_output_settled(&output, &mut engine)?,
+    };
     if !settled {
         run.notes.push(format!(
             "output still growing after {SETTLE_LIMIT:?}, or engine exited"
         ));
     }
+    let broker_cpu1 = broker.and_then(|b| sys::process_cpu_s(b.pid));
     let cpu1 = sys::process_cpu_s(engine.pid);
     let threads1 = sys::threads_cpu_s(engine.pid);
     run.peak_rss_kib = sys::status_kib(engine.pid, "VmHWM");
@@ -748,11 +845,14 @@ fn measure(
         }
     }
 
-    // Writeback of every byte inside the window, for every engine alike.
+    // Writeback of every byte inside the window, for every engine alike
+    // (kafka: the broker's, which writes without fsync, as configured).
     let t_sync = Instant::now();
-    match std::fs::File::open(&output).and_then(|f| f.sync_data()) {
-        Ok(()) => run.output_sync_s = Some(t_sync.elapsed().as_secs_f64()),
-        Err(err) => run.notes.push(format!("fdatasync of the output: {err}")),
+    if !sc.kafka {
+        match std::fs::File::open(&output).and_then(|f| f.sync_data()) {
+            Ok(()) => run.output_sync_s = Some(t_sync.elapsed().as_secs_f64()),
+            Err(err) => run.notes.push(format!("fdatasync of the output: {err}")),
+        }
     }
     let idle_cpu1 = idle.as_ref().and_then(|p| sys::process_cpu_s(p.pid));
     let ticks1 = sys::CpuTicks::now()?;
@@ -835,6 +935,16 @@ fn measure(
         Some(c1) => run.server_cpu_s = Some(c1 - cpu0),
         None => run.fail("engine vanished before its CPU could be read"),
     }
+    if let (Some(a), Some(b)) = (broker_cpu0, broker_cpu1) {
+        run.broker_cpu_s = Some(b - a);
+    }
+
+    // Kafka: count the topic once the engine has stopped (nothing more
+    // can arrive), then read it back into the output file for verify.
+    let topic_tally = match broker {
+        Some(_) => Some(read_topic(&bootstrap, &topic, sent, &output, run)?),
+        None => None,
+    };
 
     run.bytes_written = Some(sys::file_len(&output));
     let v = run_verify(
@@ -849,6 +959,11 @@ fn measure(
     if let Some(b) = run.bytes_written.filter(|_| lines > 0) {
         run.bytes_per_msg = Some(b as f64 / lines as f64);
     }
+    if let Some((_, c)) = topic_tally {
+        // The table's bytes: the values in the topic, not the file's LFs.
+        run.bytes_written = Some(c.value_bytes);
+        run.bytes_per_msg = (c.records > 0).then(|| c.value_bytes as f64 / c.records as f64);
+    }
     if u64_of(&v, "unmarked").unwrap_or(0) > 0 {
         run.fail(format!(
             "{} lines of the output carry no loadgen marker (an empty or rewritten message)",
@@ -859,6 +974,12 @@ fn measure(
     run.lost = u64_of(&v, "missing");
     run.duplicated = u64_of(&v, "duplicated");
     run.corrupted = u64_of(&v, "corrupted");
+    if let Some((t, _)) = topic_tally {
+        // The topic's own count decides too: fewer than sent is loss, more
+        // is duplication, whatever the read back found.
+        run.lost = Some(run.lost.unwrap_or(0).max(t.lost));
+        run.duplicated = Some(run.duplicated.unwrap_or(0).max(t.duplicated));
+    }
     run.beyond_expected = v.get("runs").and_then(Value::as_array).map(|runs| {
         runs.iter()
             .flat_map(|r| {
@@ -876,6 +997,7 @@ fn measure(
     }
     if unique > 0 {
         run.server_cpu_us_per_msg = run.server_cpu_s.map(|c| c * 1e6 / unique as f64);
+        run.broker_cpu_us_per_msg = run.broker_cpu_s.map(|c| c * 1e6 / unique as f64);
         run.machine_cpu_us_per_msg = run.machine_cpu_s.map(|c| c * 1e6 / unique as f64);
         run.client_cpu_us_per_msg = run.client_cpu_s.map(|c| c * 1e6 / unique as f64);
     } else if run.status != Status::Failed {

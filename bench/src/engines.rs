@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::kafka;
 use crate::pki::Pki;
 use crate::scenario::{
     Durability, Engine, Framing, Scenario, Transport, Work, DURABILITY_INTERVAL_MS,
@@ -145,6 +146,39 @@ impl Tools {
         )
     }
 
+    /// The kafka rows also need each peer's Kafka module: syslog-ng's
+    /// kafka-c (syslog-ng-mod-rdkafka) and rsyslog's omkafka.so
+    /// (rsyslog-kafka, unpacked with the other rsyslog packages).
+    pub fn require_kafka(&self, engines: &[Engine]) -> Result<()> {
+        let mut missing = Vec::new();
+        if engines.contains(&Engine::SyslogNg) && syslog_ng_kafka_module().is_none() {
+            missing.push(
+                "syslog-ng's kafka-c: apt-get install -y --no-install-recommends syslog-ng-mod-rdkafka"
+                    .to_string(),
+            );
+        }
+        if engines.contains(&Engine::Rsyslog)
+            && !self
+                .rsyslog_moddir
+                .as_ref()
+                .is_some_and(|m| m.join("omkafka.so").is_file())
+        {
+            missing.push(format!(
+                "rsyslog's omkafka.so (rsyslog-kafka, unpacked into {}): bash tests/interop/setup-peers.sh",
+                self.peers_dir.join("rsyslog").display()
+            ));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "the kafka rows need:\n  - {}\n(`{} setup --peers-dir {}` as root installs both; or leave peers out with --only)",
+            missing.join("\n  - "),
+            self.bench.display(),
+            self.peers_dir.display()
+        )
+    }
+
     pub fn version(&self, e: Engine) -> String {
         let first_line = |mut c: Command| -> String {
             c.output()
@@ -190,6 +224,15 @@ impl Tools {
     }
 }
 
+/// syslog-ng's kafka-c module (Debian: /usr/lib/syslog-ng/<version>/libkafka.so).
+fn syslog_ng_kafka_module() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/syslog-ng")
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join("libkafka.so"))
+        .find(|p| p.is_file())
+}
+
 /// The commit ringest was built from, read-only (`git describe`), if bench
 /// runs inside the repository.
 fn git_describe() -> Option<String> {
@@ -226,6 +269,9 @@ pub struct Wiring<'a> {
     /// Relay: the final receiver's port on 127.0.0.1 (mutual TLS, the
     /// bench CA); the engine forwards there instead of writing a file.
     pub upstream: Option<u16>,
+    /// Kafka: the broker and the run's topic; the engine produces there
+    /// instead of writing a file.
+    pub kafka: Option<KafkaTarget<'a>>,
     /// `taskset -c` CPU list for the engine, if pinned.
     pub cpus: Option<&'a str>,
 }
@@ -236,6 +282,7 @@ impl Wiring<'_> {
         Wiring {
             port,
             upstream: None,
+            kafka: None,
             cpus: None,
         }
     }
@@ -278,9 +325,10 @@ pub fn launch(
 ) -> Result<Launch> {
     let output = output_path(data_dir);
     let port = w.port;
-    let dest = match w.upstream {
-        Some(port) => Dest::Forward { port },
-        None => Dest::File(&output),
+    let dest = match (w.upstream, w.kafka) {
+        (Some(port), _) => Dest::Forward { port },
+        (None, Some(k)) => Dest::Kafka(k),
+        (None, None) => Dest::File(&output),
     };
     let mut l = match e {
         Engine::Ringest => {
@@ -384,6 +432,17 @@ pub enum Dest<'a> {
     /// Relay: forwarded over mutual TLS (the bench client certificate) to
     /// 127.0.0.1:port, octet-counted, each message as received.
     Forward { port: u16 },
+    /// Kafka: produced to the topic, one record per message, the message
+    /// as received as its value (no key, no newline).
+    Kafka(KafkaTarget<'a>),
+}
+
+/// One run's Kafka broker and topic.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaTarget<'a> {
+    /// "127.0.0.1:PORT" (PLAINTEXT on loopback).
+    pub bootstrap: &'a str,
+    pub topic: &'a str,
 }
 
 fn q(p: &Path) -> String {
@@ -471,6 +530,19 @@ pub fn ringest_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16, stats_por
             let _ = writeln!(s, "server_name = \"localhost\"");
             let _ = writeln!(s, "peer_verify = \"required-trusted\"");
         }
+        Dest::Kafka(k) => {
+            // Issue 15's kafka destination: the value is the frame as
+            // received; settings matched with the peers (kafka/settings.rs).
+            let _ = writeln!(s, "\n[[destination]]");
+            let _ = writeln!(s, "name = \"kafka\"");
+            let _ = writeln!(s, "type = \"kafka\"");
+            let _ = writeln!(s, "brokers = [\"{}\"]", k.bootstrap);
+            let _ = writeln!(s, "topic = \"{}\"", k.topic);
+            let _ = writeln!(s, "key = \"none\"");
+            for (key, value) in kafka::settings::ringest_keys() {
+                let _ = writeln!(s, "{key} = {value}");
+            }
+        }
     }
     let _ = writeln!(s, "\n[stats]");
     let _ = writeln!(s, "listen = \"127.0.0.1:{stats_port}\"");
@@ -555,6 +627,22 @@ pub fn syslog_ng_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16) -> Stri
             q(&pki.client_cert),
             q(&pki.ca_dir)
         ),
+        // kafka-c (syslog-ng-mod-rdkafka): with flags(no-parse) ${MSG} is
+        // the whole frame as received, the value ringest and rsyslog send.
+        Dest::Kafka(k) => {
+            let props: Vec<String> = kafka::settings::peer_properties()
+                .into_iter()
+                .map(|(key, value)| format!("\"{key}\" => \"{value}\""))
+                .collect();
+            format!(
+                "# kafka: each message as received is one record's value, no key; producer settings matched with ringest and rsyslog.\n\
+                 destination d_bench {{\n  kafka-c(bootstrap-servers(\"{}\") topic(\"{}\") message(\"${{MSG}}\")\n    \
+                 config({}));\n}};",
+                k.bootstrap,
+                k.topic,
+                props.join(" ")
+            )
+        }
     };
     format!(
         "@version: 3.38\n\
@@ -653,6 +741,27 @@ pub fn rsyslog_config(
                 q(&pki.ca),
                 q(&pki.client_cert),
                 q(&pki.client_key)
+            )
+        }
+        Dest::Kafka(k) => {
+            // omkafka (rsyslog-kafka, unpacked next to rsyslogd): the
+            // message as received, no LF; librdkafka's own partitioner
+            // (partitions.auto), as in ringest and syslog-ng.
+            let _ = writeln!(s, "module(load=\"omkafka\")");
+            let _ = writeln!(
+                s,
+                r#"template(name="bench_kafka" type="string" string="%rawmsg%")"#
+            );
+            let props: Vec<String> = kafka::settings::peer_properties()
+                .into_iter()
+                .map(|(key, value)| format!("\"{key}={value}\""))
+                .collect();
+            format!(
+                "action(type=\"omkafka\" broker=[\"{}\"] topic=\"{}\" template=\"bench_kafka\" partitions.auto=\"on\"\n    \
+                 confParam=[{}])",
+                k.bootstrap,
+                k.topic,
+                props.join(", ")
             )
         }
     };
@@ -906,6 +1015,80 @@ mod tests {
             ],
         );
         assert!(!y.contains(r#"type="omfile" file="/o"#), "{y}");
+    }
+
+    #[test]
+    fn kafka_produces_the_frame_as_received_with_the_same_settings_everywhere() {
+        let k = KafkaTarget {
+            bootstrap: "127.0.0.1:21000",
+            topic: "bench.t",
+        };
+        let (r, n, y) = configs(&with("kafka=true"), Dest::Kafka(k));
+        // ringest: the kafka destination with its own keys, no file.
+        assert_has(
+            &r,
+            &[
+                "type = \"kafka\"",
+                "brokers = [\"127.0.0.1:21000\"]",
+                "topic = \"bench.t\"",
+                "key = \"none\"",
+                "acks = \"all\"",
+                "compression = \"none\"",
+                "linger_ms = 5\n",
+                "batch_bytes = 1000000\n",
+                "producer_queue_max_bytes = 67108864\n",
+                "peer_verify = \"required-trusted\"",
+            ],
+        );
+        assert!(
+            !r.contains("type = \"file\"") && !r.contains("properties"),
+            "{r}"
+        );
+        // syslog-ng: kafka-c, the whole frame (no-parse) as the value.
+        assert_has(
+            &n,
+            &[
+                "kafka-c(bootstrap-servers(\"127.0.0.1:21000\") topic(\"bench.t\") message(\"${MSG}\")",
+                "flags(no-parse)",
+                "flags(flow-control)",
+            ],
+        );
+        assert!(!n.contains("{ file(\""), "{n}");
+        // rsyslog: omkafka, %rawmsg% without LF, librdkafka's partitioner.
+        assert_has(
+            &y,
+            &[
+                "module(load=\"omkafka\")",
+                r#"string="%rawmsg%")"#,
+                r#"type="omkafka" broker=["127.0.0.1:21000"] topic="bench.t" template="bench_kafka" partitions.auto="on""#,
+            ],
+        );
+        assert!(!y.contains(r#"type="omfile" file="/o"#), "{y}");
+        // The same librdkafka settings in both peers, the values ringest's keys set.
+        for (key, value) in kafka::settings::peer_properties() {
+            assert!(
+                n.contains(&format!("\"{key}\" => \"{value}\"")),
+                "{key} in {n}"
+            );
+            assert!(y.contains(&format!("\"{key}={value}\"")), "{key} in {y}");
+        }
+        assert_has(
+            &n,
+            &[
+                "\"acks\" => \"all\"",
+                "\"enable.idempotence\" => \"true\"",
+                "\"compression.type\" => \"none\"",
+            ],
+        );
+        assert_has(
+            &y,
+            &[
+                "\"linger.ms=5\"",
+                "\"batch.size=1000000\"",
+                "\"queue.buffering.max.kbytes=65536\"",
+                "\"message.timeout.ms=0\"",
+            ],
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod compare;
 mod engines;
 mod handshakes;
 mod idle;
+mod kafka;
 mod latency;
 mod latency_cmd;
 mod memory;
@@ -411,6 +412,10 @@ fn compare_cmd(
         })
         .collect();
     tools.require(&used)?;
+    let kafka_rows = scenarios.iter().any(|s| s.kafka);
+    if kafka_rows {
+        tools.require_kafka(&used)?;
+    }
     sys::raise_fd_limit();
     let max_conns = scenarios
         .iter()
@@ -434,7 +439,11 @@ fn compare_cmd(
     };
     let (date, time) = sys::utc_now();
     let competing_start = competing_processes();
-    let ctx = compare::Ctx::new(&tools, &settings, out)?;
+    let mut ctx = compare::Ctx::new(&tools, &settings, out)?;
+    if kafka_rows {
+        // One broker for every kafka run; `ctx` stops it when dropped.
+        ctx.start_kafka()?;
+    }
     let aes = match (&tools.openssl, o.aes_seconds) {
         (Some(ssl), n) if n > 0 => {
             eprintln!("bench: openssl speed -evp aes-128-gcm ({n} s)");

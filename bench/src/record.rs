@@ -143,6 +143,19 @@ pub struct Run {
     /// before the load started until the output stopped growing.
     pub server_cpu_s: Option<f64>,
     pub server_cpu_us_per_msg: Option<f64>,
+    /// Kafka rows: the broker, the run's topic, each partition's high
+    /// watermark once the engine had stopped, and the broker JVM's CPU over
+    /// the same window as the server's (the same broker for every engine).
+    #[serde(default)]
+    pub kafka_broker: Option<String>,
+    #[serde(default)]
+    pub kafka_topic: Option<String>,
+    #[serde(default)]
+    pub kafka_high_watermarks: Vec<i64>,
+    #[serde(default)]
+    pub broker_cpu_s: Option<f64>,
+    #[serde(default)]
+    pub broker_cpu_us_per_msg: Option<f64>,
     /// The sending loadgen's own CPU (getrusage).
     pub client_cpu_s: Option<f64>,
     /// The second loadgen's, which opened and held the idle connections.
@@ -229,6 +242,11 @@ impl Run {
             beyond_expected: None,
             server_cpu_s: None,
             server_cpu_us_per_msg: None,
+            kafka_broker: None,
+            kafka_topic: None,
+            kafka_high_watermarks: Vec::new(),
+            broker_cpu_s: None,
+            broker_cpu_us_per_msg: None,
             client_cpu_s: None,
             idle_client_cpu_s: None,
             client_cpu_us_per_msg: None,

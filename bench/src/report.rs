@@ -791,6 +791,8 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
         if lost_total == 0 { "met" } else { "**not met**" }
     );
 
+    s += &crate::kafka::report::section(scenarios, &Engine::ALL, &states, runs);
+
     // How the work was split.
     let _ = writeln!(s, "## Where the CPU went (median run)\n");
     let _ = writeln!(
@@ -919,6 +921,7 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
          - Peak RSS is the engine's VmHWM. Lost/dup/corrupt come from `loadgen verify --expect-json` on the output (a line without a marker fails it too), after the engine was stopped by PID with SIGTERM.\n\
          - Outputs: raw work: ringest `format = \"raw\"`; syslog-ng `flags(no-parse)` with `template(\"${{MSG}}\\n\")` (then the whole frame); rsyslog `%rawmsg%\\n`. Parsed work: JSON from each engine's RFC 5424 parser. None fsyncs (the peers' defaults) unless the scenario's durability level says so: `batch` = ringest `fsync = \"batch\"`, syslog-ng `fsync(yes)`, rsyslog omfile `sync=\"on\"`; `interval` = ringest `fsync = \"interval\"` (1 s), syslog-ng `fsync(yes)` (it has no timed fsync), rsyslog `sync=\"on\" asyncWriting=\"on\" flushInterval=\"1\"` (bench/README.md says why).\n\
          - Relay scenarios: the engine forwards every message as received, octet-counted over mutual TLS with the bench client certificate, to one final receiver, the same for every engine (a ringest writing raw lines); the output checked, counted and measured is the final receiver's file. Server CPU is the relay's process alone; machine CPU includes the final receiver.\n\
+         - Kafka scenarios: the engine produces every message as received (no framing, no newline) as one record's value, no key, into a fresh 4-partition topic of one Apache Kafka broker, the same for every engine; all three through librdkafka with the same settings: acks=all with the idempotent producer, no compression, linger.ms=5, batch.size=1000000, a 64 MiB producer queue, message.timeout.ms=0 (ringest's kafka destination keys; syslog-ng `kafka-c` with `flags(no-parse)`, `message(\"${{MSG}}\")` and `config()`; rsyslog `omkafka` with `%rawmsg%`, `partitions.auto` and `confParam`). \"msg/s written\" is the messages in the topic (the sum of its high watermarks, polled every 20 ms by bench's own client) over the time from the start of sending until the topic held them all; the topic holding fewer than sent is loss, more is duplication. After the engine stopped bench read the topic back and ran `loadgen verify` on the values. Server CPU is the engine's process with its librdkafka threads; the broker's CPU is in the Kafka section and in the machine-wide figure.\n\
          - syslog-ng: `max-connections(max(64, conns+64)) log-iw-size(10000 × max-connections) log-fetch-limit(1000)`, `flags(flow-control)`, threaded, `use-dns(no)`. rsyslog: imtcp + gtls (imptcp for plain TCP), `gnutlsPriorityString=\"NORMAL\"`, a 200k FixedArray ruleset queue dequeued in batches of 4096. The generated configs are in `runs/`.\n",
         meta.quiet_busy * 100.0,
         meta.quiet_timeout_s,

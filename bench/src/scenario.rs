@@ -27,6 +27,9 @@ const IO_SCENARIOS: &str = include_str!("../scenarios/io.toml");
 /// Issue 13's relay rows: `--scenarios bench/scenarios/relay.toml`.
 #[cfg(test)]
 const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
+/// Issue 15's kafka rows: `--scenarios bench/scenarios/kafka.toml`.
+#[cfg(test)]
+const KAFKA_SCENARIOS: &str = include_str!("../scenarios/kafka.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Engine {
@@ -240,6 +243,13 @@ pub struct Scenario {
     /// CPU figures are the relay's alone.
     #[serde(default)]
     pub relay: bool,
+    /// Kafka: loadgen → engine → one Apache Kafka broker, the same for
+    /// every engine (started once per bench run); a fresh topic of
+    /// `kafka::PARTITIONS` partitions per engine per repeat. Delivery is
+    /// counted in the topic (its high watermarks); the CPU figures are the
+    /// engine's process (with its librdkafka threads), the broker's apart.
+    #[serde(default)]
+    pub kafka: bool,
     /// loadgen `--rate` (messages per second, all connections together);
     /// loadgen then reports its latency. Default: as fast as it can.
     #[serde(default)]
@@ -343,6 +353,12 @@ impl Scenario {
         if self.relay {
             extra += ", relayed over mutual TLS to one final receiver";
         }
+        if self.kafka {
+            extra += &format!(
+                ", into one Kafka broker (a {}-partition topic, acks=all, no compression)",
+                crate::kafka::PARTITIONS
+            );
+        }
         if let Some(r) = self.rate_msg_per_s {
             extra += &format!(", offered at {r:.0} msg/s");
         }
@@ -392,6 +408,12 @@ impl Scenario {
         }
         if self.relay && !(self.tls() && self.mutual && self.framing == Framing::OctetCounted) {
             bail!("scenario {n}: relay needs transport = \"tls\", mutual = true and octet-counted framing (RFC 5425 both ways)");
+        }
+        if self.kafka && self.relay {
+            bail!("scenario {n}: kafka and relay are two different destinations: set one");
+        }
+        if self.kafka && (self.work != Work::Raw || self.durability != Durability::Never) {
+            bail!("scenario {n}: kafka sends each message as received: work must be raw and durability never (acks=all is the durability)");
         }
         if self.relay && self.work != Work::Raw {
             bail!("scenario {n}: relay forwards messages as received: work must be raw");
@@ -521,6 +543,7 @@ mod tests {
             ("scaling", SCALING_SCENARIOS),
             ("relay", RELAY_SCENARIOS),
             ("io", IO_SCENARIOS),
+            ("kafka", KAFKA_SCENARIOS),
         ] {
             let v = parse(text, name).unwrap();
             assert!(!v.is_empty(), "{name}");
@@ -578,6 +601,24 @@ mod tests {
             "x"
         )
         .is_err());
+    }
+
+    #[test]
+    fn kafka_rows_run_every_engine_on_eight_mutual_tls_connections() {
+        let k = parse(KAFKA_SCENARIOS, "k").unwrap();
+        assert!(!k.is_empty());
+        for s in &k {
+            assert!(s.kafka && !s.relay && s.engines.is_none() && s.unsupported.is_empty());
+            assert!(s.tls() && s.mutual && s.connections == 8);
+        }
+        assert!(k.iter().any(|s| s.records_per_write == 1));
+        assert!(k.iter().any(|s| s.records_per_write == 50));
+        let base =
+            "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=1\nrecords_per_write=1\nkafka=true\n";
+        assert!(parse(base, "x").is_ok());
+        assert!(parse(&format!("{base}relay=true\n"), "x").is_err());
+        assert!(parse(&format!("{base}work='parsed'\n"), "x").is_err());
+        assert!(parse(&format!("{base}durability='batch'\n"), "x").is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `bench setup`: installs the peers on Debian, as root.
-//! - syslog-ng from Debian's syslog-ng-core (with openssl, for `rehash`);
-//! - rsyslog, rsyslog-gnutls and rsyslog-openssl fetched with
+//! - syslog-ng from Debian's syslog-ng-core (with openssl, for `rehash`),
+//!   and syslog-ng-mod-rdkafka (`kafka-c`, for the kafka rows);
+//! - rsyslog, rsyslog-gnutls, rsyslog-openssl and rsyslog-kafka (`omkafka`,
+//!   for the kafka rows; it links the installed librdkafka1) fetched with
 //!   `apt-get download` and unpacked with `dpkg -x` into PEERS/rsyslog,
 //!   because rsyslog conflicts with syslog-ng-core as a package; plus the
 //!   shared libraries rsyslogd links against.
@@ -40,6 +42,8 @@ pub fn setup(peers_dir: &Path) -> Result<()> {
     // package itself (which would pull them in) is not installed.
     let want = [
         "syslog-ng-core",
+        "syslog-ng-mod-rdkafka",
+        "librdkafka1",
         "openssl",
         "libestr0",
         "libfastjson4",
@@ -68,7 +72,10 @@ pub fn setup(peers_dir: &Path) -> Result<()> {
 
     let root = peers_dir.join("rsyslog");
     let debs = peers_dir.join("debs");
-    let have = root.join("usr/sbin/rsyslogd").is_file();
+    let have = root.join("usr/sbin/rsyslogd").is_file()
+        && crate::engines::find_rsyslog(peers_dir)
+            .1
+            .is_some_and(|m| m.join("omkafka.so").is_file());
     if have {
         eprintln!(
             "bench setup: rsyslog already unpacked in {}",
@@ -76,6 +83,7 @@ pub fn setup(peers_dir: &Path) -> Result<()> {
         );
     } else {
         let _ = std::fs::remove_dir_all(&debs);
+        let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&debs)?;
         std::fs::create_dir_all(&root)?;
         // apt-get download runs as the _apt user for the fetch: it must be
@@ -89,6 +97,7 @@ pub fn setup(peers_dir: &Path) -> Result<()> {
                     "rsyslog",
                     "rsyslog-gnutls",
                     "rsyslog-openssl",
+                    "rsyslog-kafka",
                 ])
                 .current_dir(&debs));
             if r.is_err() && !*updated {
@@ -125,6 +134,7 @@ pub fn setup(peers_dir: &Path) -> Result<()> {
         .arg(moddir.join("lmnsd_gtls.so"))
         .arg(moddir.join("imtcp.so"))
         .arg(moddir.join("imptcp.so"))
+        .arg(moddir.join("omkafka.so"))
         .output()?;
     let missing: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

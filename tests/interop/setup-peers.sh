@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real syslog peers that tests/interop.rs drives as TLS clients
 # (run as root on Debian 12; idempotent, safe to call on every CI run):
-#   - syslog-ng-core (syslog-ng 3.38 + loggen) and openssl, via apt-get;
-#   - rsyslog + rsyslog-gnutls + rsyslog-openssl, NOT installed (they conflict
+#   - syslog-ng-core (syslog-ng 3.38 + loggen), syslog-ng-mod-rdkafka (its
+#     kafka-c destination, for bench's kafka rows) and openssl, via apt-get;
+#   - rsyslog + rsyslog-gnutls + rsyslog-openssl + rsyslog-kafka (omkafka,
+#     for bench's kafka rows), NOT installed (they conflict
 #     with syslog-ng-core as system-log-daemon) but fetched with
 #     `apt-get download` and unpacked with `dpkg -x` into one tree, plus the
 #     runtime libraries rsyslogd links against.
@@ -26,7 +28,7 @@ apt_update_once() {
 # 1. Installed packages: syslog-ng, loggen, openssl (rehash, fingerprints),
 #    and the shared libraries of rsyslogd and its TLS drivers.
 need=()
-for pkg in syslog-ng-core openssl libestr0 libfastjson4 liblognorm5 libsystemd0 \
+for pkg in syslog-ng-core syslog-ng-mod-rdkafka librdkafka1 openssl libestr0 libfastjson4 liblognorm5 libsystemd0 \
            libuuid1 libzstd1 zlib1g libgnutls30 libssl3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -45,16 +47,17 @@ if [ -z "$want_version" ] || [ "$want_version" = "(none)" ]; then
   want_version="$(apt-cache policy rsyslog | awk '/Candidate:/ {print $2}')"
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_version" ] \
-   || [ ! -x "$RSYSLOG_DIR/usr/sbin/rsyslogd" ]; then
+   || [ ! -x "$RSYSLOG_DIR/usr/sbin/rsyslogd" ] \
+   || [ -z "$(find "$RSYSLOG_DIR" -name omkafka.so -print -quit)" ]; then
   debs="$PEERS_DIR/debs"
   rm -rf "$debs" "$RSYSLOG_DIR"
   mkdir -p "$debs" "$RSYSLOG_DIR"
   # apt-get download writes into the current folder; the _apt user must be
   # able to write there, hence the chmod.
   chmod 0777 "$debs"
-  if ! (cd "$debs" && apt-get download -qq rsyslog rsyslog-gnutls rsyslog-openssl); then
+  if ! (cd "$debs" && apt-get download -qq rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-kafka); then
     apt_update_once
-    (cd "$debs" && apt-get download -qq rsyslog rsyslog-gnutls rsyslog-openssl)
+    (cd "$debs" && apt-get download -qq rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-kafka)
   fi
   for deb in "$debs"/*.deb; do
     dpkg -x "$deb" "$RSYSLOG_DIR"
@@ -64,12 +67,12 @@ fi
 
 moddir="$(dirname "$(find "$RSYSLOG_DIR" -name lmnsd_gtls.so -print -quit)")"
 for f in "$RSYSLOG_DIR/usr/sbin/rsyslogd" "$moddir/lmnsd_gtls.so" "$moddir/lmnsd_ossl.so" \
-         "$moddir/imtcp.so"; do
+         "$moddir/imtcp.so" "$moddir/omkafka.so"; do
   [ -e "$f" ] || { echo "setup-peers: missing $f after unpacking" >&2; exit 1; }
 done
-if ldd "$RSYSLOG_DIR/usr/sbin/rsyslogd" "$moddir"/lmnsd_*.so | grep -q "not found"; then
+if ldd "$RSYSLOG_DIR/usr/sbin/rsyslogd" "$moddir"/lmnsd_*.so "$moddir/omkafka.so" | grep -q "not found"; then
   echo "setup-peers: unresolved libraries:" >&2
-  ldd "$RSYSLOG_DIR/usr/sbin/rsyslogd" "$moddir"/lmnsd_*.so | grep "not found" >&2
+  ldd "$RSYSLOG_DIR/usr/sbin/rsyslogd" "$moddir"/lmnsd_*.so "$moddir/omkafka.so" | grep "not found" >&2
   exit 1
 fi
 

@@ -1,0 +1,71 @@
+//! The producer settings every engine is given in the kafka rows, so that
+//! each does the same work per message. All three engines produce through
+//! librdkafka (ringest the `rdkafka` crate's bundled 2.12; syslog-ng's
+//! `kafka-c` and rsyslog's `omkafka` Debian's librdkafka1 2.0.2), so the
+//! same librdkafka properties mean the same thing in each:
+//!
+//! - `acks=all` with the idempotent producer: ringest's `acks = "all"`
+//!   turns idempotence on; the peers get `enable.idempotence=true`, which
+//!   librdkafka 2.0.2 supports (it lowers max.in.flight to 5 itself).
+//! - No compression (each engine's default): the broker stores and the
+//!   table's bytes per message are the message bytes themselves.
+//! - `linger.ms=5` (ringest's default and librdkafka's since 1.5) and
+//!   `batch.size=1000000` (librdkafka's default), set explicitly in every
+//!   engine so that a change of default cannot skew a row.
+//! - The producer queue bounded at 64 MiB (ringest's
+//!   `producer_queue_max_bytes` default): the peers get the same
+//!   `queue.buffering.max.kbytes`, and a message bound (10M) that 300-byte
+//!   messages never reach first (ringest bounds by bytes only).
+//! - `message.timeout.ms=0`: no engine lets librdkafka drop a message that
+//!   took too long (ringest sets this itself).
+//! - No key: librdkafka's default partitioner spreads the messages over the
+//!   partitions in every engine.
+//!
+//! The message value is the same bytes in every engine: the whole frame
+//! as received, without framing and without a newline (ringest's raw
+//! value; syslog-ng `flags(no-parse)` and `message("${MSG}")`; rsyslog
+//! `%rawmsg%`).
+
+pub const ACKS: &str = "all";
+pub const COMPRESSION: &str = "none";
+pub const LINGER_MS: u32 = 5;
+pub const BATCH_BYTES: u32 = 1_000_000;
+pub const PRODUCER_QUEUE_MAX_BYTES: u64 = 64 << 20;
+pub const PRODUCER_QUEUE_MAX_MESSAGES: u32 = 10_000_000;
+
+/// The librdkafka properties the peers are given (syslog-ng `config()`,
+/// rsyslog `confParam`), the same values ringest's keys set.
+pub fn peer_properties() -> Vec<(&'static str, String)> {
+    vec![
+        ("acks", ACKS.into()),
+        ("enable.idempotence", "true".into()),
+        ("compression.type", COMPRESSION.into()),
+        ("linger.ms", LINGER_MS.to_string()),
+        ("batch.size", BATCH_BYTES.to_string()),
+        (
+            "queue.buffering.max.kbytes",
+            (PRODUCER_QUEUE_MAX_BYTES >> 10).to_string(),
+        ),
+        (
+            "queue.buffering.max.messages",
+            PRODUCER_QUEUE_MAX_MESSAGES.to_string(),
+        ),
+        ("message.timeout.ms", "0".into()),
+    ]
+}
+
+/// ringest's destination keys for the same settings (its kafka
+/// destination owns these properties and refuses them in
+/// `[destination.properties]`).
+pub fn ringest_keys() -> Vec<(&'static str, String)> {
+    vec![
+        ("acks", format!("\"{ACKS}\"")),
+        ("compression", format!("\"{COMPRESSION}\"")),
+        ("linger_ms", LINGER_MS.to_string()),
+        ("batch_bytes", BATCH_BYTES.to_string()),
+        (
+            "producer_queue_max_bytes",
+            PRODUCER_QUEUE_MAX_BYTES.to_string(),
+        ),
+    ]
+}
