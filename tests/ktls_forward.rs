@@ -47,13 +47,7 @@ fn forward_ktls_on_refuses_to_start_without_kernel_ktls() {
     let dir = temp_dir("ktlsfwd-on");
     let pki = Pki::generate(&dir.join("pki"));
     let upstream = [format!("127.0.0.1:{}", free_port())];
-    let cfg = relay_config(
-        &pki,
-        free_port(),
-        free_port(),
-        &upstream,
-        "ktls = \"on\"\n",
-    );
+    let cfg = relay_config(&pki, free_port(), free_port(), &upstream, "ktls = \"on\"\n");
     let err = match Server::try_start(&dir, &cfg) {
         Ok(s) => {
             s.stop();

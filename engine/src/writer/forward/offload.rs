@@ -51,9 +51,9 @@ pub fn on_server_record(
         ControlAction::Rekey { .. } | ControlAction::CloseRekeyUnsupported => {
             Err(UpstreamFailure::KtlsKeyUpdate)
         }
-        ControlAction::CloseAlert { description, .. } => Err(UpstreamFailure::Alert(
-            AlertDescription::from(description),
-        )),
+        ControlAction::CloseAlert { description, .. } => {
+            Err(UpstreamFailure::Alert(AlertDescription::from(description)))
+        }
         ControlAction::CloseProtocolError(why) => Err(UpstreamFailure::KtlsProtocol(why)),
     }
 }
@@ -79,7 +79,12 @@ mod tests {
     const V12: KtlsVersion = KtlsVersion::Tls12;
 
     fn hear(ct: u8, payload: &[u8], v: KtlsVersion) -> Result<Heard, UpstreamFailure> {
-        on_server_record(ct, payload, v, &mut ControlBudget::new(&ReaderLimits::default()))
+        on_server_record(
+            ct,
+            payload,
+            v,
+            &mut ControlBudget::new(&ReaderLimits::default()),
+        )
     }
 
     /// type 4, length 0x000005, then a body the client does not read.
@@ -87,7 +92,10 @@ mod tests {
 
     #[test]
     fn a_session_ticket_confirms_the_connection() {
-        assert_eq!(hear(CONTENT_TYPE_HANDSHAKE, &TICKET, V13), Ok(Heard::Something));
+        assert_eq!(
+            hear(CONTENT_TYPE_HANDSHAKE, &TICKET, V13),
+            Ok(Heard::Something)
+        );
         assert_eq!(
             hear(CONTENT_TYPE_APPLICATION_DATA, b"x", V12),
             Ok(Heard::Something)
@@ -152,14 +160,22 @@ mod tests {
         let mut heard = Vec::new();
         for _ in 0..16 {
             // user_canceled, a warning TLS 1.2 lets a peer send.
-            heard.push(on_server_record(CONTENT_TYPE_ALERT, &[1, 90], V12, &mut budget));
+            heard.push(on_server_record(
+                CONTENT_TYPE_ALERT,
+                &[1, 90],
+                V12,
+                &mut budget,
+            ));
             if heard.last().is_some_and(|h| h.is_err()) {
                 break;
             }
         }
         assert_eq!(heard[0], Ok(Heard::Nothing));
         assert_eq!(
-            heard.last().and_then(|h| h.clone().err()).map(|f| f.label()),
+            heard
+                .last()
+                .and_then(|h| h.clone().err())
+                .map(|f| f.label()),
             Some("ktls_protocol"),
             "a flood of warnings ends the connection"
         );

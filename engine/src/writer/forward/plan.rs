@@ -77,8 +77,7 @@ impl ForwardPlan {
                 // refuses to start here, so check-config says it too.
                 let support = KtlsSupport::shared();
                 check_mode_at_startup(cfg.ktls, &support).map_err(at)?;
-                let config =
-                    client_config(t, cfg.ktls).map_err(|e| at(format!("tls: {e}")))?;
+                let config = client_config(t, cfg.ktls).map_err(|e| at(format!("tls: {e}")))?;
                 let names = servers
                     .iter()
                     .map(|s| {
