@@ -59,6 +59,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ktls-vm-ci.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/extra"
 "$CLIENT" pki "$WORK/extra/pki"
+# forward.sh's refusing final trusts only this CA (another name, so the
+# relay's certificate is refused as unknown_ca).
+mkdir -p "$WORK/extra/pki-other"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=ktls-vm other CA" -keyout "$WORK/extra/pki-other/ca.key" \
+    -out "$WORK/extra/pki-other/ca.pem" 2>/dev/null
 cp "$HERE/selftest.sh" "$HERE/engine.sh" "$HERE/forward.sh" "$HERE/bench.sh" "$WORK/extra/"
 
 echo "== guest: Debian 6.1 kernel under qemu TCG"

@@ -3,7 +3,9 @@
 # kernel TLS (TX and RX), in the guest (busybox sh).
 #
 # Needs on PATH: ringest, loadgen, ktls_client (for `metrics`).
-# Needs $PKI (default /extra/pki) made by `ktls_client pki` on the host.
+# Needs $PKI (default /extra/pki) made by `ktls_client pki` on the host,
+# and $OTHER_CA (default /extra/pki-other/ca.pem), a CA that did not sign
+# the relay's certificate.
 #
 #   loadgen --tcp--> relay (ktls = "on")  --TLS 1.2--> final ringest --> file12
 #                                         --TLS 1.3--> final ringest --> file13
@@ -16,11 +18,17 @@
 #   every connection the destination made (so kTLS TX was used), none in
 #   userspace;
 # - no upstream error.
+# One more destination (TLS 1.3, kTLS) meets a final that refuses the
+# relay's certificate after the relay's handshake, so the alert arrives
+# on the kTLS socket: the relay must log unknown_ca and keep everything;
+# the final is then given the right CA (SIGHUP) and every message must
+# arrive exactly once (`loadgen verify`).
 # Prints "KTLS-FORWARD: PASS|FAIL ..." per version and a summary line;
 # exits 1 on any failure.
 set -u
 
 PKI=${PKI:-/extra/pki}
+OTHER_CA=${OTHER_CA:-/extra/pki-other/ca.pem}
 N=${KTLS_FORWARD_MESSAGES:-2000}
 WORK=${KTLS_FORWARD_WORK:-/tmp/ktls-forward}
 FINAL_STATS=127.0.0.1:9201
@@ -29,6 +37,9 @@ RELAY_STATS=127.0.0.1:9202
 rm -rf "$WORK"
 mkdir -p "$WORK/final" "$WORK/relay"
 failures=0
+t0=$(cut -d' ' -f1 /proc/uptime)
+# The refusing source's client CA: the wrong one until the fix.
+cp "$OTHER_CA" "$WORK/final/client-ca-r.pem"
 
 fail() {
     echo "KTLS-FORWARD: FAIL $*"
@@ -62,6 +73,26 @@ path = "$WORK/final/messages-$v.log"
 fsync = "never"
 EOF
     done
+    cat <<EOF
+
+[[source]]
+name = "from13r"
+listen = "127.0.0.1:7114"
+transport = "tls"
+destinations = ["file13r"]
+[source.tls]
+cert_file = "$PKI/server-ecdsa.pem"
+key_file = "$PKI/server-ecdsa.key"
+ca_file = "$WORK/final/client-ca-r.pem"
+peer_verify = "required-trusted"
+tls_version_min = "1.3"
+
+[[destination]]
+name = "file13r"
+type = "file"
+path = "$WORK/final/messages-13r.log"
+fsync = "never"
+EOF
 } >"$WORK/final/ringest.toml"
 
 {
@@ -69,20 +100,22 @@ EOF
     echo "drain_timeout_ms = 5000"
     echo "[stats]"
     echo "listen = \"$RELAY_STATS\""
-    for v in 12 13; do
+    for v in 12 13 13r; do
+        port=$v
+        [ "$v" = 13r ] && port=14
         if [ "$v" = 12 ]; then range='tls_version_max = "1.2"'; else range='tls_version_min = "1.3"'; fi
         cat <<EOF
 
 [[source]]
 name = "in$v"
-listen = "127.0.0.1:72$v"
+listen = "127.0.0.1:72$port"
 transport = "tcp"
 destinations = ["up$v"]
 
 [[destination]]
 name = "up$v"
 type = "forward"
-servers = ["127.0.0.1:71$v"]
+servers = ["127.0.0.1:71$port"]
 ktls = "on"
 reconnect_min_ms = 50
 reconnect_max_ms = 500
@@ -160,6 +193,28 @@ for v in 12 13; do
 done
 m=$(ktls_client metrics "$RELAY_STATS")
 val() { echo "$m" | grep -F "$1" | awk '{s += $NF} END {print s + 0}'; }
+
+# ---------------------------------------------------------------- refusal
+# In the background: the relay takes what its rings hold, then stops
+# reading until the final accepts it.
+loadgen send --tcp --target 127.0.0.1:7214 --count "$N" --connections 2 \
+    --size 200 --json --quiet >"$WORK/send-13r.json" 2>"$WORK/send-13r.err" &
+sender=$!
+refused=0
+for _ in $(seq 1 200); do
+    r=$(ktls_client metrics "$RELAY_STATS" | grep -F 'ringest_upstream_errors_total{destination="up13r",reason="unknown_ca"}' | awk '{print $NF}')
+    [ "${r:-0}" -ge 2 ] && { refused=$r; break; }
+    sleep 0.1
+done
+early=$(lines "$WORK/final/messages-13r.log")
+cp "$PKI/ca.pem" "$WORK/final/client-ca-r.pem"
+kill -HUP "$final"
+wait "$sender" || fail "tls1.3-refused: loadgen send: $(cat "$WORK/send-13r.err")"
+for _ in $(seq 1 300); do
+    [ "$(lines "$WORK/final/messages-13r.log")" -ge "$N" ] && break
+    sleep 0.1
+done
+mr=$(ktls_client metrics "$RELAY_STATS")
 stop "$relay" relay
 stop "$final" final
 
@@ -185,6 +240,27 @@ for v in 12 13; do
     fi
 done
 
+why=""
+vr() { echo "$mr" | grep -F "$1" | awk '{s += $NF} END {print s + 0}'; }
+[ "$refused" -ge 2 ] || why="$why no unknown_ca alert counted;"
+[ "$early" = 0 ] || why="$why $early lines reached the refusing final;"
+grep -q 'upstream 127.0.0.1:7114: the server sent alert unknown_ca' "$WORK/relay/err" ||
+    why="$why refusal not logged with its reason;"
+ktls=$(vr 'ringest_upstream_tls_connections_total{destination="up13r",path="ktls"}')
+all=$(vr 'ringest_upstream_tls_connections_total{destination="up13r"')
+[ "$ktls" -ge 3 ] && [ "$ktls" = "$all" ] || why="$why kTLS TX on $ktls of $all connections;"
+requeued=$(vr 'ringest_requeued_messages_total{destination="up13r"')
+report=$(loadgen verify --format raw --expect-json "$WORK/send-13r.json" \
+    "$WORK/final/messages-13r.log" 2>&1) || why="$why loadgen verify: $report;"
+summary="$(lines "$WORK/final/messages-13r.log")/$N lines verified after $refused unknown_ca alerts, $requeued messages put back, ktls x$ktls of $all connections"
+if [ -z "$why" ]; then
+    echo "KTLS-FORWARD: PASS tls1.3-refused-then-fixed: $summary"
+else
+    fail "tls1.3-refused-then-fixed: $why -- $summary"
+fi
+
+took=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN {printf "%.1f", b - a}')
+echo "KTLS-FORWARD: took ${took}s"
 if [ "$failures" -gt 0 ]; then
     for p in relay final; do
         echo "--- $p stderr (last 30 lines)"
