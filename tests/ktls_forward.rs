@@ -16,27 +16,7 @@ use std::time::Duration;
 use e2e::loadgen::{send_tcp_all, verify_raw};
 use e2e::pki::Pki;
 use e2e::server::{bin, free_port, metric_in, temp_dir, Server};
-use e2e::{basic_config, loopback, relay_config};
-
-/// Whether this kernel has kTLS (`TCP_ULP "tls"` works), asked the way
-/// ringest's probe asks.
-fn host_has_ktls() -> bool {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let c = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-    let ulp = b"tls";
-    // SAFETY: setsockopt on a connected socket we own, with a live 3-byte
-    // buffer and its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&c),
-            libc::SOL_TCP,
-            libc::TCP_ULP,
-            ulp.as_ptr().cast(),
-            ulp.len() as libc::socklen_t,
-        )
-    };
-    rc == 0
-}
+use e2e::{basic_config, host_has_ktls, loopback, relay_config};
 
 const NO_KTLS: &str = "this test is about a kernel without kTLS (CONFIG_TLS unset); \
                        on a kernel with it, run tests/ktls-vm/ci.sh instead";
