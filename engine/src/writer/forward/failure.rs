@@ -180,8 +180,8 @@ impl UpstreamFailure {
             F::Closed | F::Reset => "the upstream closed the connection; reconnecting",
             F::Io(_) | F::Tls(_) => "reconnecting",
             F::KtlsKeyUpdate => {
-                "closed cleanly and reconnecting; ktls = \"auto\" keeps TLS 1.3 in userspace \
-                 on kernels that cannot rekey (before Linux 6.14)"
+                "closed cleanly, unconfirmed messages are resent; reconnecting. If it repeats, \
+                 set ktls = \"off\" or tls_version_max = \"1.2\""
             }
             F::KtlsProtocol(_) => "the upstream broke the protocol after the handshake; reconnecting",
             F::KtlsSetup(_) => "the kernel refused the kTLS keys; set ktls = \"off\" if it persists",

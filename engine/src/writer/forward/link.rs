@@ -15,9 +15,9 @@ use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
 use super::addr::ServerAddr;
 use super::failure::UpstreamFailure;
-use super::offload::{crypto_pair, on_server_record};
+use super::offload::{choose_path, crypto_pair, on_server_record};
 use crate::conn::{ExactReads, KtlsPlan};
-use crate::ktls::{self, decide_handoff, Decision, KtlsVersion, UserspaceReason};
+use crate::ktls::{self, Decision, KtlsVersion, UserspaceReason};
 use crate::record::{ControlBudget, ReaderLimits};
 
 /// Records read from a kTLS socket per look, so a chatty server cannot
@@ -180,12 +180,10 @@ impl Link {
         };
         // `ExactReads` fed rustls whole records only, and the handshake
         // ended on one, so nothing past it is in userspace.
-        let decision = decide_handoff(
-            plan.mode,
-            &plan.support,
+        let decision = choose_path(
+            plan,
             conn.protocol_version(),
             conn.negotiated_cipher_suite(),
-            0,
         );
         let (Decision::Offload, Some(version)) = (decision, self.version) else {
             self.path = Some(decision);

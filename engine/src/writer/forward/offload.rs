@@ -2,7 +2,7 @@
 //! of each record the kernel hands back, and the keys it installs.
 //!
 //! After the handshake (read record by record, so the kernel can start at
-//! a record boundary) `ktls::decide_handoff` picks the path. On `Offload`,
+//! a record boundary) [`choose_path`] picks the path. On `Offload`,
 //! `link.rs` installs TX and RX: frames go to the socket as plaintext, and
 //! the server's records still come back, one per `recvmsg`, with their
 //! content type. The confirmation rules of `session.rs` do not change:
@@ -15,15 +15,37 @@
 //!   [`UpstreamFailure::KtlsKeyUpdate`] and held frames are resent;
 //! - anything else after the handshake is a protocol error and closes.
 
-use rustls::{AlertDescription, ExtractedSecrets, ProtocolVersion};
+use rustls::{AlertDescription, ExtractedSecrets, ProtocolVersion, SupportedCipherSuite};
 
 use super::failure::UpstreamFailure;
 use super::link::Heard;
+use crate::conn::KtlsPlan;
 use crate::ktls::{
-    action_for, parse_control_record, ControlAction, ControlRecord, CryptoInfo, KtlsVersion,
-    Unsupported, CONTENT_TYPE_APPLICATION_DATA,
+    action_for, decide_handoff, parse_control_record, ControlAction, ControlRecord, CryptoInfo,
+    Decision, KtlsVersion, Unsupported, UserspaceReason, CONTENT_TYPE_APPLICATION_DATA,
 };
 use crate::record::ControlBudget;
+
+/// The path of an upstream connection after its handshake: a source's
+/// policy (`ktls::decide_handoff`), with one difference. A kernel that
+/// cannot follow a TLS 1.3 KeyUpdate (before Linux 6.14) keeps a source's
+/// TLS 1.3 in userspace under `auto`, because the client's records after
+/// its KeyUpdate would be lost. Here the only records the kernel decrypts
+/// are the server's, which carry no messages: a KeyUpdate closes the
+/// connection cleanly (`KtlsKeyUpdate`), unconfirmed messages are resent,
+/// and nothing is lost. So `auto` offloads TLS 1.3 on such kernels too.
+/// The handshake was read in whole records, so nothing is left unread.
+pub fn choose_path(
+    plan: &KtlsPlan,
+    version: Option<ProtocolVersion>,
+    suite: Option<SupportedCipherSuite>,
+) -> Decision {
+    match decide_handoff(plan.mode, &plan.support, version, suite, 0) {
+        // Every other check passed before this one (see `ktls::decide`).
+        Decision::Userspace(UserspaceReason::Tls13RekeyUnsupported) => Decision::Offload,
+        d => d,
+    }
+}
 
 /// What one record from the server means for the connection.
 pub fn on_server_record(
@@ -72,8 +94,60 @@ pub fn crypto_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ktls::{CONTENT_TYPE_ALERT, CONTENT_TYPE_HANDSHAKE};
+    use crate::ktls::{
+        CipherSet, KtlsMode, KtlsSupport, CONTENT_TYPE_ALERT, CONTENT_TYPE_HANDSHAKE,
+    };
     use crate::record::ReaderLimits;
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use std::sync::Arc;
+
+    fn plan(mode: KtlsMode, ulp: bool, rekey: bool) -> KtlsPlan {
+        let all = if ulp { CipherSet::ALL } else { CipherSet::NONE };
+        KtlsPlan {
+            mode,
+            support: Arc::new(KtlsSupport::simulated(ulp, all, all, rekey)),
+        }
+    }
+
+    #[test]
+    fn path_table_for_upstream_connections() {
+        use KtlsMode::*;
+        use UserspaceReason::*;
+        let (v12, v13) = (ProtocolVersion::TLSv1_2, ProtocolVersion::TLSv1_3);
+        let t12 = cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384;
+        let t13 = cs::TLS13_CHACHA20_POLY1305_SHA256;
+        let user = Decision::Userspace;
+        #[rustfmt::skip]
+        let table = [
+            // mode, kTLS, rekey, version, suite -> path
+            (Off,  true,  true,  v13, t13, user(ModeOff)),
+            (Auto, false, false, v12, t12, user(KernelLacksKtls)),
+            (On,   false, false, v13, t13, user(KernelLacksKtls)),
+            (Auto, true,  false, v12, t12, Decision::Offload),
+            // Linux 6.1: a source keeps this in userspace, a client need not.
+            (Auto, true,  false, v13, t13, Decision::Offload),
+            (On,   true,  false, v13, t13, Decision::Offload),
+            (Auto, true,  true,  v13, t13, Decision::Offload),
+        ];
+        for (i, (mode, ulp, rekey, v, suite, want)) in table.into_iter().enumerate() {
+            assert_eq!(
+                choose_path(&plan(mode, ulp, rekey), Some(v), Some(suite)),
+                want,
+                "row {i}"
+            );
+        }
+        let mut no_chacha = CipherSet::ALL;
+        no_chacha.chacha20 = false;
+        let k = KtlsPlan {
+            mode: Auto,
+            support: Arc::new(KtlsSupport::simulated(true, no_chacha, no_chacha, false)),
+        };
+        assert_eq!(
+            choose_path(&k, Some(v13), Some(t13)),
+            user(CipherUnsupported)
+        );
+        assert_eq!(choose_path(&k, None, Some(t13)), user(VersionUnsupported));
+    }
 
     const V13: KtlsVersion = KtlsVersion::Tls13;
     const V12: KtlsVersion = KtlsVersion::Tls12;
