@@ -17,29 +17,10 @@ use std::time::Duration;
 use e2e::client::{client_config, close, connect, octet_frame};
 use e2e::pki::Pki;
 use e2e::server::{bin, count_lines, free_port, temp_dir, Server};
-use e2e::{basic_config, loopback};
+use e2e::{basic_config, host_has_ktls, loopback};
 
 const CONNS: usize = 3;
 const PER_CONN: usize = 500;
-
-/// Whether this kernel has kTLS: these tests are about one that has not.
-fn host_has_ktls() -> bool {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let c = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-    let ulp = b"tls";
-    // SAFETY: setsockopt on a connected socket we own, with a live 3-byte
-    // buffer and its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&c),
-            libc::SOL_TCP,
-            libc::TCP_ULP,
-            ulp.as_ptr().cast(),
-            ulp.len() as libc::socklen_t,
-        )
-    };
-    rc == 0
-}
 
 fn config(pki: &Pki, ktls: &str) -> (String, u16) {
     let (tls, tcp, stats) = (free_port(), free_port(), free_port());

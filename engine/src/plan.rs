@@ -83,7 +83,7 @@ impl Plan {
     /// Builds every TLS setting (reads certificates, keys, CAs and CRLs),
     /// and checks that the kernel offers what `ktls = "on"` asks for.
     pub fn build(config: Config) -> Result<Plan, String> {
-        let ktls = KtlsSupport::probe();
+        let ktls = KtlsSupport::shared();
         log::info!("{ktls}");
         for s in config
             .sources
@@ -115,7 +115,7 @@ impl Plan {
         Ok(Plan {
             config,
             sources,
-            ktls: Arc::new(ktls),
+            ktls,
         })
     }
 }

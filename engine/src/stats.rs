@@ -120,6 +120,9 @@ pub struct DestinationStats {
     pub reopen_errors: Labelled,
     /// Forward destinations: failed connects, handshakes and sends by reason.
     pub upstream_errors: Labelled,
+    /// Forward destinations over TLS: established connections by data path
+    /// (`ktls`, or `userspace_<reason>`), like `tls_path` of a source.
+    pub upstream_tls_path: Labelled,
     /// Forward destinations: messages put back at the front of the queue
     /// after their connection failed before it was confirmed.
     pub requeued_messages: AtomicU64,
@@ -452,34 +455,45 @@ impl Stats {
 
     fn render_destinations(&self, out: &mut String) {
         type GetL = fn(&DestinationStats) -> &Labelled;
-        let labelled: [(&str, &str, GetL); 5] = [
+        let labelled: [(&str, &str, &str, GetL); 6] = [
             (
                 "ringest_write_errors_total",
+                "reason",
                 "Failed writes by reason (each retry counts); writing pauses until one succeeds.",
                 |d| &d.write_errors,
             ),
             (
                 "ringest_fsync_errors_total",
+                "reason",
                 "Failed fsyncs by reason (each retry counts).",
                 |d| &d.fsync_errors,
             ),
             (
                 "ringest_reopen_errors_total",
+                "reason",
                 "Failed reopens after SIGHUP by reason (retried; the old file stays in use).",
                 |d| &d.reopen_errors,
             ),
             (
                 "ringest_upstream_errors_total",
+                "reason",
                 "Forward destinations: failed connects, handshakes and sends by reason (each retry counts).",
                 |d| &d.upstream_errors,
             ),
             (
+                "ringest_upstream_tls_connections_total",
+                "path",
+                "Forward destinations: established TLS connections by data path (ktls, or userspace and why).",
+                |d| &d.upstream_tls_path,
+            ),
+            (
                 "ringest_delivery_failures_total",
+                "reason",
                 "Kafka: failed deliveries by reason; each message is kept and produced again.",
                 |d| &d.delivery_failures,
             ),
         ];
-        for (name, help, get) in labelled {
+        for (name, label, help, get) in labelled {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (dst, d) in self.destination_names.iter().zip(&self.destinations) {
                 let snap = get(d).snapshot();
@@ -490,7 +504,7 @@ impl Stats {
                 for (reason, v) in snap {
                     let _ = writeln!(
                         out,
-                        "{name}{{destination=\"{dst}\",reason=\"{reason}\"}} {v}"
+                        "{name}{{destination=\"{dst}\",{label}=\"{reason}\"}} {v}"
                     );
                 }
             }

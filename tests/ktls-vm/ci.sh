@@ -11,8 +11,9 @@
 # 4. prepare.sh (cached), then run.sh boots Debian's 6.1 kernel under qemu
 #    TCG and runs guest-ci.sh there: ktls_selftest --require, engine.sh (the
 #    real ringest offloading: every cipher × TLS 1.2/1.3 with mutual auth,
-#    close_notify mid-stream, KeyUpdate under auto and on, garbage), and
-#    bench.sh's TCG report;
+#    close_notify mid-stream, KeyUpdate under auto and on, garbage),
+#    forward.sh (ringest as a relay with forward ktls = "on", TLS 1.2 and
+#    1.3 to a final ringest, loadgen verify), and bench.sh's TCG report;
 # 5. exits non-zero unless the guest printed its PASS line and every part's
 #    own summary line: qemu exits 0 whatever the guest did.
 #
@@ -28,11 +29,12 @@ export KTLS_VM_TIMEOUT_S=${KTLS_VM_TIMEOUT_S:-300}
 started=$(date +%s)
 
 echo "== build (release)"
-(cd "$REPO" && cargo build --release -p ringest --bin ringest --example ktls_client --example ktls_selftest)
+(cd "$REPO" && cargo build --release -p ringest --bin ringest --example ktls_client --example ktls_selftest -p loadgen --bin loadgen)
 REL="${CARGO_TARGET_DIR:-$REPO/target}/release"
 SELFTEST="$REL/examples/ktls_selftest"
 CLIENT="$REL/examples/ktls_client"
 RINGEST="$REL/ringest"
+LOADGEN="$REL/loadgen"
 
 echo "== host: kTLS must be reported unavailable, and skipped"
 host_out=$("$SELFTEST")
@@ -57,17 +59,24 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ktls-vm-ci.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/extra"
 "$CLIENT" pki "$WORK/extra/pki"
-cp "$HERE/selftest.sh" "$HERE/engine.sh" "$HERE/bench.sh" "$WORK/extra/"
+# forward.sh's refusing final trusts only this CA (another name, so the
+# relay's certificate is refused as unknown_ca).
+mkdir -p "$WORK/extra/pki-other"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=ktls-vm other CA" -keyout "$WORK/extra/pki-other/ca.key" \
+    -out "$WORK/extra/pki-other/ca.pem" 2>/dev/null
+cp "$HERE/selftest.sh" "$HERE/engine.sh" "$HERE/forward.sh" "$HERE/bench.sh" "$WORK/extra/"
 
 echo "== guest: Debian 6.1 kernel under qemu TCG"
 "$HERE/prepare.sh" "$CACHE"
 LOG="$WORK/serial.log"
 KTLS_VM_EXTRA="$WORK/extra" KTLS_VM_LOG="$LOG" \
-    "$HERE/run.sh" "$CACHE" "$HERE/guest-ci.sh" "$RINGEST" "$CLIENT" "$SELFTEST"
+    "$HERE/run.sh" "$CACHE" "$HERE/guest-ci.sh" "$RINGEST" "$CLIENT" "$SELFTEST" "$LOADGEN"
 
 # run.sh saw the PASS line; each part must also have said it ran.
 for want in '^ktls_selftest: [0-9]+ passed, 0 failed$' \
     '^KTLS-ENGINE: all cases passed$' \
+    '^KTLS-FORWARD: all cases passed$' \
     '^KTLS-BENCH: PASS'; do
     grep -Eq "$want" "$LOG" || { echo "ci: FAIL: no line matching $want in the guest log"; exit 1; }
 done

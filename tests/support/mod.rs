@@ -98,3 +98,23 @@ listen = "127.0.0.1:{stats}"
         pki.client_key.display()
     )
 }
+
+/// Whether this kernel has kTLS (`TCP_ULP "tls"` works), asked the way
+/// ringest's probe asks: the host tests of kTLS are about a kernel without it.
+pub fn host_has_ktls() -> bool {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let c = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let ulp = b"tls";
+    // SAFETY: setsockopt on a connected socket we own, with a live 3-byte
+    // buffer and its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&c),
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            ulp.as_ptr().cast(),
+            ulp.len() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}

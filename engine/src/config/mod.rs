@@ -259,6 +259,10 @@ pub struct DestinationConfig {
     /// `type = "forward"`: add `[tls@32473 cn=".." fp=".."]` to RFC 5424 messages.
     #[serde(default)]
     pub forward_identity: bool,
+    /// `type = "forward"` with `transport = "tls"`: kernel TLS for what is
+    /// sent after the handshake, like a source's `ktls`.
+    #[serde(default)]
+    pub ktls: crate::ktls::KtlsMode,
     /// `type = "forward"` with `transport = "tls"`.
     #[serde(default)]
     pub tls: Option<ClientTlsConfig>,
@@ -415,6 +419,13 @@ impl DestinationConfig {
                     "a disk buffer replays in one order: it needs connections = 1".into(),
                 ));
             }
+        }
+        if self.transport == Transport::Tcp && self.ktls == crate::ktls::KtlsMode::On {
+            return Err((
+                "ktls",
+                "ktls = \"on\" needs transport = \"tls\" (kernel TLS has nothing to do on plain TCP)"
+                    .into(),
+            ));
         }
         match (self.transport, &self.tls) {
             (Transport::Tls, None) => Err((

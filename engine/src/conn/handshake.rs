@@ -293,15 +293,17 @@ pub(super) fn decide_path(
     tls: &UnbufferedServerConnection,
     unread_bytes: usize,
 ) -> Decision {
-    let version = tls
-        .protocol_version()
-        .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
-    let decision = match (plan, tls.negotiated_cipher_suite()) {
-        (Some(plan), Some(suite)) => crate::ktls::decide(plan.mode, &plan.support, version, suite),
-        (_, _) => Decision::Userspace(UserspaceReason::CipherUnsupported),
-    };
-    if decision == Decision::Offload && unread_bytes > 0 {
-        return Decision::Userspace(UserspaceReason::HandshakeNotAligned);
+    match plan {
+        Some(plan) => crate::ktls::decide_handoff(
+            plan.mode,
+            &plan.support,
+            Some(
+                tls.protocol_version()
+                    .unwrap_or(rustls::ProtocolVersion::TLSv1_3),
+            ),
+            tls.negotiated_cipher_suite(),
+            unread_bytes,
+        ),
+        None => Decision::Userspace(UserspaceReason::CipherUnsupported),
     }
-    decision
 }

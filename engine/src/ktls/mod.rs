@@ -39,7 +39,8 @@ pub use control::{
 pub use crypto_info::{CryptoInfo, KtlsCipher, KtlsVersion, Unsupported};
 pub use handoff::{record_boundary, RecordBoundary};
 pub use policy::{
-    check_mode_at_startup, decide, suite_cipher, Decision, KtlsMode, UserspaceReason,
+    check_mode_at_startup, decide, decide_handoff, suite_cipher, Decision, KtlsMode,
+    UserspaceReason,
 };
 pub use probe::{CipherSet, KtlsSupport, RekeyEvidence};
 pub use sockopt::{

@@ -162,6 +162,28 @@ pub fn decide(
     Decision::Offload
 }
 
+/// [`decide`] for a finished handshake, server or client side: `version`
+/// and `suite` as rustls reports them (none: nothing to offload), and the
+/// ciphertext bytes past the handshake already read into userspace, which
+/// the kernel could never decrypt (so never `Offload` then).
+pub fn decide_handoff(
+    mode: KtlsMode,
+    support: &KtlsSupport,
+    version: Option<ProtocolVersion>,
+    suite: Option<SupportedCipherSuite>,
+    unread_bytes: usize,
+) -> Decision {
+    let decision = match (version, suite) {
+        (Some(version), Some(suite)) => decide(mode, support, version, suite),
+        (None, _) => Decision::Userspace(UserspaceReason::VersionUnsupported),
+        (Some(_), None) => Decision::Userspace(UserspaceReason::CipherUnsupported),
+    };
+    if decision == Decision::Offload && unread_bytes > 0 {
+        return Decision::Userspace(UserspaceReason::HandshakeNotAligned);
+    }
+    decision
+}
+
 /// `on` refuses to start on a kernel without kTLS; `auto` and `off` start
 /// anywhere. The error is the whole message for the operator.
 pub fn check_mode_at_startup(mode: KtlsMode, support: &KtlsSupport) -> Result<(), String> {
@@ -229,6 +251,31 @@ mod tests {
         for (i, (mode, support, version, suite, want)) in table.into_iter().enumerate() {
             assert_eq!(decide(mode, support, version, suite), want, "row {i}");
         }
+    }
+
+    #[test]
+    fn handoff_needs_a_negotiated_suite_and_an_aligned_socket() {
+        let k = kernel(true, true);
+        let t13 = cs::TLS13_AES_256_GCM_SHA384;
+        let on = KtlsMode::On;
+        assert_eq!(decide_handoff(on, &k, Some(V13), Some(t13), 0), OFFLOAD);
+        assert_eq!(
+            decide_handoff(on, &k, Some(V13), Some(t13), 5),
+            user(UserspaceReason::HandshakeNotAligned)
+        );
+        assert_eq!(
+            decide_handoff(on, &k, None, Some(t13), 0),
+            user(UserspaceReason::VersionUnsupported)
+        );
+        assert_eq!(
+            decide_handoff(on, &k, Some(V13), None, 0),
+            user(UserspaceReason::CipherUnsupported)
+        );
+        // The policy's own reason wins over alignment.
+        assert_eq!(
+            decide_handoff(KtlsMode::Off, &k, Some(V13), Some(t13), 5),
+            user(UserspaceReason::ModeOff)
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::fmt;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::control::CONTENT_TYPE_HANDSHAKE;
@@ -187,6 +188,14 @@ impl KtlsSupport {
             };
         }
         support
+    }
+
+    /// The probe's result for this process: probed on first use, then
+    /// shared, so sources and forward destinations (built on other
+    /// threads) judge by one answer and it is logged once.
+    pub fn shared() -> Arc<KtlsSupport> {
+        static SHARED: OnceLock<Arc<KtlsSupport>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| Arc::new(KtlsSupport::probe())))
     }
 
     /// A support record for a kernel described by hand: for tests, and for

@@ -69,6 +69,8 @@ pub struct ForwardDestination {
     pub(super) incoming: Vec<(usize, Vec<u8>)>,
     /// `WriterControl::sighups` when `[destination.tls]` was last loaded.
     sighups_seen: u64,
+    /// `ktls = "auto"` fell back to userspace and said so (once).
+    ktls_fallback_logged: bool,
 }
 
 pub(super) enum Step {
@@ -133,6 +135,7 @@ impl ForwardDestination {
             disk_published: (0, 0, 0),
             incoming: Vec::new(),
             sighups_seen: 0,
+            ktls_fallback_logged: false,
             loss: DestinationLoss {
                 name: plan.name.clone(),
                 ..Default::default()
@@ -312,10 +315,17 @@ impl ForwardDestination {
                 Some(TlsTarget {
                     config: &t.config,
                     server_name: t.names.get(i)?.clone(),
+                    ktls: &t.ktls,
                 })
             });
             match Link::connect(server, tls, self.plan.connect_timeout) {
                 Ok(link) => {
+                    note_tls_path(
+                        &self.plan.name,
+                        &mut self.ktls_fallback_logged,
+                        &link,
+                        stats,
+                    );
                     let up = &mut self.upstreams[u];
                     up.session.connected(Instant::now(), link.needs_confirm());
                     up.link = Some(link);
@@ -453,5 +463,24 @@ impl ForwardDestination {
             }
         }
         self.loss
+    }
+}
+
+/// Counts the connection's data path; the first fallback of `ktls = "auto"`
+/// to userspace gets one log line (the counter has the rest).
+fn note_tls_path(name: &str, logged: &mut bool, link: &Link, stats: &DestinationStats) {
+    let Some(path) = link.path() else {
+        return;
+    };
+    stats.upstream_tls_path.inc(crate::conn::path_label(path));
+    if let Some(reason) = link.fallback() {
+        if !*logged {
+            *logged = true;
+            log::warn!(
+                "destination {name}: kTLS not used for the upstream connection ({reason}); \
+                 sending through userspace rustls (counted in \
+                 ringest_upstream_tls_connections_total)"
+            );
+        }
     }
 }

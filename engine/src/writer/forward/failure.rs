@@ -30,6 +30,15 @@ pub enum UpstreamFailure {
     Io(String),
     /// Any other TLS error; the text is rustls'.
     Tls(String),
+    /// kTLS: the server sent a TLS 1.3 KeyUpdate, which this kernel cannot
+    /// follow (a new key needs Linux 6.14; ringest's client does not rekey).
+    KtlsKeyUpdate,
+    /// kTLS: a record the client has no use for after the handshake (a
+    /// renegotiation request, a malformed control record, ...).
+    KtlsProtocol(&'static str),
+    /// kTLS: the kernel refused the keys after the handshake; the
+    /// connection is half-switched and is closed.
+    KtlsSetup(String),
 }
 
 /// Why we refused the server's certificate.
@@ -121,6 +130,9 @@ impl UpstreamFailure {
             F::Reset => "reset",
             F::Io(_) => "io",
             F::Tls(_) => "tls_other",
+            F::KtlsKeyUpdate => "ktls_key_update",
+            F::KtlsProtocol(_) => "ktls_protocol",
+            F::KtlsSetup(_) => "ktls_setup",
         }
     }
 
@@ -167,6 +179,12 @@ impl UpstreamFailure {
             F::Alert(_) => "the upstream ended the TLS session; see its log",
             F::Closed | F::Reset => "the upstream closed the connection; reconnecting",
             F::Io(_) | F::Tls(_) => "reconnecting",
+            F::KtlsKeyUpdate => {
+                "closed cleanly, unconfirmed messages are resent; reconnecting. If it repeats, \
+                 set ktls = \"off\" or tls_version_max = \"1.2\""
+            }
+            F::KtlsProtocol(_) => "the upstream broke the protocol after the handshake; reconnecting",
+            F::KtlsSetup(_) => "the kernel refused the kTLS keys; set ktls = \"off\" if it persists",
         }
     }
 }
@@ -185,6 +203,11 @@ impl fmt::Display for UpstreamFailure {
             F::Reset => f.write_str("connection reset"),
             F::Io(e) => write!(f, "socket error: {e}"),
             F::Tls(e) => write!(f, "TLS error: {e}"),
+            F::KtlsKeyUpdate => f.write_str(
+                "the server sent a TLS 1.3 KeyUpdate, which kTLS on this kernel cannot follow",
+            ),
+            F::KtlsProtocol(e) => write!(f, "kTLS: {e}"),
+            F::KtlsSetup(e) => write!(f, "kTLS setup failed: {e}"),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! - `session.rs`: sans-IO queue of one upstream connection: what is sent,
 //!   what is held until the server confirms, what is put back after a failure.
 //! - `backoff.rs`, `failure.rs`: reconnect waits, and why a connection failed.
-//! - `link.rs`: the thin blocking socket + rustls driver.
+//! - `link.rs`: the thin blocking socket + rustls driver, which hands the
+//!   keys to the kernel after the handshake where `ktls` says so;
+//!   `offload.rs`: what a record from the server means under kTLS (sans-IO).
 //! - `disk_buffer.rs`: `[destination.disk_buffer]`, segment files replayed in
 //!   order; `buffered.rs`: how a destination with one uses it.
 //! - `destination.rs`: the writer's view: deliver a round, retry until
@@ -20,6 +22,7 @@ mod disk_buffer;
 mod failure;
 mod frame;
 mod link;
+mod offload;
 mod plan;
 mod session;
 

@@ -10,7 +10,9 @@ use rustls::ClientConfig;
 
 use super::addr::ServerAddr;
 use crate::config::{DestinationConfig, DiskBufferConfig, ForwardFraming, Transport};
-use crate::tls::{build_client_config, server_name_for, ClientTlsConfig};
+use crate::conn::KtlsPlan;
+use crate::ktls::{check_mode_at_startup, KtlsMode, KtlsSupport};
+use crate::tls::{build_client_config, server_name_for, ClientTlsConfig, TlsConfigError};
 
 /// The TLS client config and, for each server, the name its certificate must carry.
 #[derive(Clone)]
@@ -19,14 +21,31 @@ pub struct TlsPlan {
     pub names: Vec<ServerName<'static>>,
     /// The table, to build the config again on SIGHUP.
     pub settings: ClientTlsConfig,
+    /// `ktls` and what this kernel offers, for each connection's handoff.
+    pub ktls: KtlsPlan,
 }
 
 impl TlsPlan {
     /// SIGHUP: reads the files again. On error the config in force stays.
-    pub fn reload(&mut self) -> Result<(), crate::tls::TlsConfigError> {
-        self.config = build_client_config(&self.settings)?;
+    pub fn reload(&mut self) -> Result<(), TlsConfigError> {
+        self.config = client_config(&self.settings, self.ktls.mode)?;
         Ok(())
     }
+}
+
+/// The client config; rustls lets the keys out for kTLS only when asked
+/// to at build time, so that is done unless `ktls = "off"`.
+fn client_config(
+    settings: &ClientTlsConfig,
+    ktls: KtlsMode,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let config = build_client_config(settings)?;
+    if ktls == KtlsMode::Off {
+        return Ok(config);
+    }
+    let mut config = Arc::unwrap_or_clone(config);
+    config.enable_secret_extraction = true;
+    Ok(Arc::new(config))
 }
 
 #[derive(Clone)]
@@ -54,7 +73,11 @@ impl ForwardPlan {
             .collect::<Result<Vec<_>, _>>()?;
         let tls = match (cfg.transport, &cfg.tls) {
             (Transport::Tls, Some(t)) => {
-                let config = build_client_config(t).map_err(|e| at(format!("tls: {e}")))?;
+                // Probed once per process (the sources' probe); `on`
+                // refuses to start here, so check-config says it too.
+                let support = KtlsSupport::shared();
+                check_mode_at_startup(cfg.ktls, &support).map_err(at)?;
+                let config = client_config(t, cfg.ktls).map_err(|e| at(format!("tls: {e}")))?;
                 let names = servers
                     .iter()
                     .map(|s| {
@@ -67,6 +90,10 @@ impl ForwardPlan {
                     config,
                     names,
                     settings: t.clone(),
+                    ktls: KtlsPlan {
+                        mode: cfg.ktls,
+                        support,
+                    },
                 })
             }
             (Transport::Tls, None) => {
