@@ -192,7 +192,8 @@ impl WriterWaker {
     }
 
     pub fn wake(&self) {
-        if self.sleeping.swap(false, Ordering::AcqRel) {
+        // SeqCst: see the writer's store before it looks at the rings.
+        if self.sleeping.swap(false, Ordering::SeqCst) {
             if let Some(t) = self.thread.get() {
                 t.unpark();
             }

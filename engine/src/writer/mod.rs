@@ -224,7 +224,14 @@ impl<F: Fs + Clone> Writer<F> {
             if self.shards_left_behind(now) {
                 return false;
             }
-            self.waker.sleeping.store(true, Ordering::Release);
+            // SeqCst, with the shard's SeqCst swap in `wake`: the store
+            // must be visible before this thread reads the rings below. A
+            // Release store may wait in the store buffer while the loads go
+            // first (x86 reorders exactly this), so a shard could push,
+            // find `sleeping` still false and not wake us, and we would
+            // sleep IDLE_PARK_MS with a batch waiting: it was the largest
+            // part of the write latency's tail at moderate load.
+            self.waker.sleeping.store(true, Ordering::SeqCst);
             if self.rings.iter().all(|r| r.full.is_empty()) {
                 std::thread::park_timeout(Duration::from_millis(IDLE_PARK_MS));
             }

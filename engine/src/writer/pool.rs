@@ -247,24 +247,34 @@ mod tests {
         assert_eq!(all, (0..8).collect::<Vec<_>>());
     }
 
-    /// The config with `top` keys, or its error.
-    fn load(top: &str) -> Result<Config, String> {
+    /// The config with `top` keys and one file destination at `path`, or its error.
+    fn load_path(top: &str, path: &str) -> Result<Config, String> {
         let text = format!(
             "{top}\n[[source]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
-             [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"x\"\n"
+             [[destination]]\nname = \"d\"\ntype = \"file\"\npath = \"{path}\"\n"
         );
         let (file, base) = (std::path::Path::new("t.toml"), std::path::Path::new("/tmp"));
         Config::from_toml(&text, file, base).map_err(|e| e.to_string())
     }
 
-    /// One writer per shard by default; never more writers than shards
-    /// (a writer without a shard would only idle); out of range refused.
+    /// The config with `top` keys and a path-template file destination.
+    fn load(top: &str) -> Result<Config, String> {
+        load_path(top, "x-{host}.log")
+    }
+
+    /// One writer per shard by default, one when every destination is a
+    /// single file; never more writers than shards (a writer without a
+    /// shard would only idle); out of range refused.
     #[test]
     fn writers_default_to_one_per_shard_and_never_exceed_the_shards() {
         let writers = |top: &str| load(top).expect("config").writer_count();
         assert_eq!(writers("shards = 3"), 3);
         assert_eq!(writers("shards = 3\nwriters = 2"), 2);
         assert_eq!(writers("shards = 3\nwriters = 8"), 3);
+        // Every destination one file: one writer, unless set.
+        let fixed = |top: &str| load_path(top, "x.log").expect("config").writer_count();
+        assert_eq!(fixed("shards = 3"), 1);
+        assert_eq!(fixed("shards = 3\nwriters = 2"), 2);
         assert_eq!(load("shards = 1").map(|c| c.max_queue_delay_ms), Ok(2));
         let err = load("writers = 257").expect_err("out of range");
         assert!(err.contains("writers"), "{err}");

@@ -71,6 +71,8 @@ pub struct ForwardDestination {
     sighups_seen: u64,
     /// `ktls = "auto"` fell back to userspace and said so (once).
     ktls_fallback_logged: bool,
+    /// This writer counts in the destination's failing gauge.
+    failing: bool,
 }
 
 pub(super) enum Step {
@@ -136,6 +138,7 @@ impl ForwardDestination {
             incoming: Vec::new(),
             sighups_seen: 0,
             ktls_fallback_logged: false,
+            failing: false,
             loss: DestinationLoss {
                 name: plan.name.clone(),
                 ..Default::default()
@@ -351,7 +354,7 @@ impl ForwardDestination {
         let up = &mut self.upstreams[u];
         let wait = up.backoff.failed();
         up.retry_at = Some(Instant::now() + wait);
-        stats.failing.store(1, Relaxed);
+        self.mark_failing(true, stats);
     }
 
     /// The connection to the current server failed.
@@ -362,8 +365,8 @@ impl ForwardDestination {
         stats.requeued_messages.fetch_add(requeued, Relaxed);
         let wait = up.backoff.failed();
         up.retry_at = Some(Instant::now() + wait);
-        stats.failing.store(1, Relaxed);
         let server = self.plan.servers[up.server].to_string();
+        self.mark_failing(true, stats);
         self.note_failure(u, &server, &f, requeued, stats);
     }
 
@@ -394,12 +397,26 @@ impl ForwardDestination {
         }
     }
 
+    /// This writer's share of the destination's failing gauge: counted
+    /// once per outage, whatever the number of upstreams failing in it.
+    fn mark_failing(&mut self, failing: bool, stats: &DestinationStats) {
+        if failing == self.failing {
+            return;
+        }
+        self.failing = failing;
+        if failing {
+            stats.outage_began();
+        } else {
+            stats.outage_ended();
+        }
+    }
+
     fn recovered(&mut self, u: usize, stats: &DestinationStats) {
         let up = &mut self.upstreams[u];
         up.backoff.succeeded();
         if let Some((since, failures)) = up.outage.take() {
             if self.upstreams.iter().all(|x| x.outage.is_none()) {
-                stats.failing.store(0, Relaxed);
+                self.mark_failing(false, stats);
             }
             log::warn!(
                 "destination {}: delivering to {} again after {:.1} s and {failures} failures",
