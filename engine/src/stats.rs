@@ -448,8 +448,12 @@ impl Stats {
             "# HELP {name} How long this writer's rounds (one write of everything it took from its rings) take.\n# TYPE {name} summary"
         );
         for (w, l) in loads.iter().enumerate() {
-            l.round_latency
-                .render(out, name, &format!("writer=\"{w}\""), &[0.5, 0.99, 0.999, 1.0]);
+            l.round_latency.render(
+                out,
+                name,
+                &format!("writer=\"{w}\""),
+                &[0.5, 0.99, 0.999, 1.0],
+            );
         }
     }
 

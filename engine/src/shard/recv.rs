@@ -31,23 +31,13 @@ impl Shard {
             let source = e.source as usize;
             e.last_recv = self.turn_now;
             let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-            let result = if e.io.is_closing() {
-                Ok(Outcome::Continue)
-            } else {
-                let data = self.bufs.slice_mut(bid, res as usize);
-                let mut out = std::mem::take(&mut self.out_scratch);
-                let r = e.conn.on_data(data, now_ns, &mut self.batcher, &mut out);
-                let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
-                self.out_scratch = out;
-                r
-            };
+            let data = self.bufs.slice_mut(bid, res as usize);
+            let batcher = &mut self.batcher;
+            let result = feed(e, &mut self.out_scratch, max_send_queue_bytes, |e, out| {
+                e.conn.on_data(data, now_ns, batcher, out)
+            });
             self.bufs.give_back(bid);
-            self.take_conn_counters(slot, source);
-            match result {
-                Ok(Outcome::Continue) => {}
-                Ok(Outcome::PeerClosed) => self.begin_close(slot),
-                Err(reason) => self.refuse(slot, reason),
-            }
+            self.settle(slot, source, result);
             self.flush_send(slot);
         } else if res == -libc::ECANCELED && !e.io.is_closing() {
             // Our own cancel (back-pressure paused this connection): the
@@ -123,23 +113,11 @@ impl Shard {
         let source = e.source as usize;
         e.last_recv = self.turn_now;
         let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-        let result = if e.io.is_closing() {
-            Ok(Outcome::Continue)
-        } else {
-            let mut out = std::mem::take(&mut self.out_scratch);
-            let r = e
-                .conn
-                .on_exact_read(res as usize, now_ns, &mut self.batcher, &mut out);
-            let r = Self::queue_out(e, &mut out, max_send_queue_bytes).and(r);
-            self.out_scratch = out;
-            r
-        };
-        self.take_conn_counters(slot, source);
-        match result {
-            Ok(Outcome::Continue) => {}
-            Ok(Outcome::PeerClosed) => self.begin_close(slot),
-            Err(reason) => self.refuse(slot, reason),
-        }
+        let batcher = &mut self.batcher;
+        let result = feed(e, &mut self.out_scratch, max_send_queue_bytes, |e, out| {
+            e.conn.on_exact_read(res as usize, now_ns, batcher, out)
+        });
+        self.settle(slot, source, result);
         self.flush_send(slot);
         self.maybe_enable_ktls(slot);
         let Some(e) = self.slots[slot as usize].entry.as_ref() else {
@@ -181,6 +159,12 @@ impl Shard {
         let result = e
             .conn
             .on_ktls_control(&mut FdSocket(e.fd), now_ns, &mut self.batcher);
+        self.settle(slot, source, result);
+    }
+
+    /// After the connection's state machine ran: its counters into the
+    /// source's, then what it decided (go on, the peer closed, refuse).
+    fn settle(&mut self, slot: u32, source: usize, result: Result<Outcome, CloseReason>) {
         self.take_conn_counters(slot, source);
         match result {
             Ok(Outcome::Continue) => {}
@@ -234,4 +218,22 @@ impl Shard {
             self.maybe_enable_ktls(slot);
         }
     }
+}
+
+/// Runs the connection's state machine on what arrived (`step`), then
+/// queues what it wants sent. A closing connection takes nothing more.
+fn feed(
+    e: &mut Entry,
+    out_scratch: &mut Vec<u8>,
+    max_send_queue_bytes: usize,
+    step: impl FnOnce(&mut Entry, &mut Vec<u8>) -> Result<Outcome, CloseReason>,
+) -> Result<Outcome, CloseReason> {
+    if e.io.is_closing() {
+        return Ok(Outcome::Continue);
+    }
+    let mut out = std::mem::take(out_scratch);
+    let r = step(e, &mut out);
+    let r = Shard::queue_out(e, &mut out, max_send_queue_bytes).and(r);
+    *out_scratch = out;
+    r
 }
