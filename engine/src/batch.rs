@@ -121,13 +121,6 @@ impl Batch {
 /// One shard's rings: full batches to the writer, empty ones back.
 pub struct Ring {
     pub full: ArrayQueue<Batch>,
-    /// Written batches back to the shard. It holds every batch the shard
-    /// may ever allocate ([`Ring::batches_max`]), so the writer's push back
-    /// never fails and no batch is freed: memory the shard faulted in once
-    /// is reused for the whole run. (Freed batches cost a fresh, zeroed
-    /// huge page each time the shard allocated again — about 4% of the
-    /// server's CPU on large records — and, with the page cache full, a
-    /// page-cache reclaim as well.)
     pub empty: ArrayQueue<Batch>,
     /// Set by the shard when it will push nothing more.
     pub closed: AtomicBool,
@@ -150,18 +143,11 @@ impl Ring {
     pub fn for_writer(capacity_batches: usize, load: Arc<WriterLoad>) -> Ring {
         Ring {
             full: ArrayQueue::new(capacity_batches),
-            empty: ArrayQueue::new(Ring::batches_max(capacity_batches)),
+            empty: ArrayQueue::new(capacity_batches + 2),
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             load,
         }
-    }
-
-    /// How many batches a shard allocates at most for a ring of
-    /// `capacity_batches`: the ring's, the one being filled and the one
-    /// waiting for room.
-    pub fn batches_max(capacity_batches: usize) -> usize {
-        capacity_batches + 2
     }
 
     /// Hands `batch` to the writer, counting its bytes in the writer's
@@ -226,15 +212,8 @@ pub trait FrameSink {
 /// only by what the shard's current receive buffer still holds. "No room"
 /// is either the ring full or the writer's queue longer than
 /// `max_queue_delay_ms` ([`WriterLoad::has_room`]).
-///
-/// Batches are allocated on demand up to [`Ring::batches_max`] and then
-/// only recycled. When every one of them is with the writer, the current
-/// batch keeps filling instead of being handed over, and once it reaches
-/// `batch_max_bytes` the batcher is full as well.
 pub struct Batcher {
     pub current: Batch,
-    /// Batches this batcher has allocated (the current one included).
-    allocated: usize,
     /// A full batch the ring had no room for.
     pending: Option<Batch>,
     ring: Arc<Ring>,
@@ -256,7 +235,7 @@ impl FrameSink for Batcher {
     }
 
     fn is_full(&self) -> bool {
-        Batcher::is_full(self)
+        self.pending.is_some()
     }
 }
 
@@ -273,7 +252,6 @@ impl Batcher {
     pub fn new(ring: Arc<Ring>, waker: Arc<WriterWaker>, batch_max_bytes: usize) -> Batcher {
         Batcher {
             current: Batch::with_capacity(batch_max_bytes + 64 * 1024),
-            allocated: 1,
             pending: None,
             ring,
             waker,
@@ -304,9 +282,7 @@ impl Batcher {
     }
 
     pub fn is_full(&self) -> bool {
-        // The second case: no batch to swap in (all with the writer) and
-        // the current one is full.
-        self.pending.is_some() || self.current.bytes.len() >= self.batch_max_bytes
+        self.pending.is_some()
     }
 
     /// Offers the waiting batch to the ring again; true once nothing waits.
@@ -350,15 +326,11 @@ impl Batcher {
             self.current.clear();
             return;
         }
-        let next = match self.ring.empty.pop() {
-            Some(b) => b,
-            None if self.allocated < self.ring.empty.capacity() => {
-                self.allocated += 1;
-                Batch::with_capacity(self.batch_max_bytes + 64 * 1024)
-            }
-            // Every batch is with the writer: keep filling this one.
-            None => return,
-        };
+        let next = self
+            .ring
+            .empty
+            .pop()
+            .unwrap_or_else(|| Batch::with_capacity(self.batch_max_bytes + 64 * 1024));
         let batch = std::mem::replace(&mut self.current, next);
         if let Err(back) = offer(&self.ring, batch, self.max_queue_delay_ms) {
             self.pending = Some(back);
@@ -586,44 +558,5 @@ mod tests {
         }
         assert_eq!(total, 10);
         assert!(ring.closed.load(Ordering::Acquire));
-    }
-
-    /// The shard allocates at most `batches_max` batches: when the writer
-    /// holds every one, the current batch keeps filling, the batcher is
-    /// full once it reaches `batch_max_bytes`, and it hands over again as
-    /// soon as the writer gives one back. No batch is ever freed.
-    #[test]
-    fn batches_are_allocated_up_to_the_bound_and_then_only_recycled() {
-        let (ring, mut batcher, m) = offered(2, 1);
-        // The writer takes each batch as it comes and keeps it.
-        let mut held = Vec::new();
-        for _ in 0..10 {
-            held.extend(std::iter::from_fn(|| ring.full.pop()));
-            batcher.push(&m, 0, &MSG_3000);
-            batcher.flush();
-        }
-        held.extend(std::iter::from_fn(|| ring.full.pop()));
-        assert_eq!(batcher.allocated, Ring::batches_max(2));
-        // `current` is the one batch not with the writer.
-        assert_eq!(held.len(), Ring::batches_max(2) - 1);
-        assert!(
-            batcher.is_full(),
-            "the current batch is full and cannot be swapped"
-        );
-        assert!(batcher.current.bytes.len() >= 4096);
-        // One batch back: the full current batch goes out at the next flush.
-        let mut b = held.pop().expect("a batch");
-        b.clear();
-        ring.empty.push(b).expect("room for every batch");
-        batcher.flush();
-        assert!(!batcher.is_full());
-        assert!(batcher.current.is_empty());
-        assert_eq!(batcher.allocated, Ring::batches_max(2));
-        // Every batch fits back into `empty`.
-        held.extend(std::iter::from_fn(|| ring.full.pop()));
-        for mut b in held {
-            b.clear();
-            ring.empty.push(b).expect("room for every batch");
-        }
     }
 }

@@ -252,9 +252,9 @@ impl<F: Fs + Clone> Writer<F> {
         for (ri, mut b) in round.drain(..) {
             self.rings[ri].load.drained(b.bytes.len());
             b.clear();
-            // Never full: it holds every batch the shard may allocate.
-            let back = self.rings[ri].empty.push(b);
-            debug_assert!(back.is_ok(), "a ring's empty queue overflowed");
+            // A full `empty` queue drops the batch: the shard allocated
+            // more while the writer held a round (it never waits for one).
+            let _ = self.rings[ri].empty.push(b);
         }
         self.round = round;
         true
