@@ -44,6 +44,13 @@ pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
         ("queue.buffering.max.messages", i32::MAX.to_string()),
         // 0 = never: librdkafka must not drop a message on its own.
         ("message.timeout.ms", "0".to_string()),
+        // librdkafka 2.12's default, "rebootstrap", once left a producer
+        // with no broker at all after the broker restarted (seen in
+        // tests/kafka.rs's outage test: its queue stayed full, the rings
+        // filled and the sources stopped for good). "none" keeps retrying
+        // the brokers it knows. A `[destination.properties]` entry may set
+        // it back.
+        ("metadata.recovery.strategy", "none".to_string()),
     ];
     let mut out: Vec<(String, String)> = own.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     if let Some(tls) = &cfg.tls {
@@ -98,6 +105,7 @@ mod tests {
         assert_eq!(get(&p, "acks"), "all");
         assert_eq!(get(&p, "enable.idempotence"), "true");
         assert_eq!(get(&p, "message.timeout.ms"), "0");
+        assert_eq!(get(&p, "metadata.recovery.strategy"), "none");
         assert_eq!(get(&p, "compression.type"), "none");
         assert_eq!(get(&p, "queue.buffering.max.kbytes"), "65536");
     }
