@@ -5,22 +5,12 @@
 //! and ringest + loadgen built next to bench (`cargo build --workspace --bins`).
 //! It fails, with the command to run, when any of them is missing.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn bench() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bench"))
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let d =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod support;
+use support::{bench, out_dir, short_compare};
 
 const SCENARIOS: &str = r#"
 [[scenario]]
@@ -60,31 +50,7 @@ fn compare_three_engines_for_two_seconds_and_report_a_broken_peer_as_failed() {
     let scen = dir.join("scenarios.toml");
     std::fs::write(&scen, SCENARIOS).unwrap();
     let out = dir.join("out");
-    let o = Command::new(bench())
-        .args([
-            "compare",
-            "--duration",
-            "2",
-            "--repeat",
-            "1",
-            "--quiet-timeout",
-            "5",
-            "--pool-max-mib",
-            "64",
-            "--write-probe-mib",
-            "8",
-            "--aes-seconds",
-            "1",
-            // A loaded test machine must not turn into reruns here.
-            "--steal-reruns",
-            "0",
-        ])
-        .arg("--scenarios")
-        .arg(&scen)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run bench");
+    let o = short_compare(2, &scen, &out).output().expect("run bench");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         !stderr.contains("missing peers") && !stderr.contains("not found. Build it"),

@@ -13,13 +13,11 @@
 //! is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn bench() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bench"))
-}
+mod support;
+use support::{out_dir, short_compare};
 
 fn kafka_scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/kafka.toml")
@@ -41,32 +39,9 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn kafka_rows_count_every_message_in_the_topic_for_every_engine() {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-kafka-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = out_dir("kafka");
     let out = dir.join("out");
-    let o = Command::new(bench())
-        .args([
-            "compare",
-            "--duration",
-            "1",
-            "--repeat",
-            "1",
-            "--quiet-timeout",
-            "5",
-            "--pool-max-mib",
-            "64",
-            "--write-probe-mib",
-            "8",
-            "--aes-seconds",
-            "1",
-            "--steal-reruns",
-            "0",
-        ])
-        .arg("--scenarios")
-        .arg(kafka_scenarios())
-        .arg("--out")
-        .arg(&out)
+    let o = short_compare(1, &kafka_scenarios(), &out)
         .output()
         .expect("run bench");
     let stderr = String::from_utf8_lossy(&o.stderr);
