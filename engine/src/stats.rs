@@ -165,6 +165,14 @@ pub struct DestinationStats {
     pub queue_messages: AtomicU64,
 }
 
+/// Publishes one writer's share of a gauge that sums every writer's:
+/// moves it by the change from what this writer published last.
+pub fn publish_share(gauge: &AtomicU64, published: &mut u64, value: u64) {
+    gauge.fetch_add(value, Relaxed);
+    gauge.fetch_sub(*published, Relaxed);
+    *published = value;
+}
+
 impl DestinationStats {
     /// A writer's outage on this destination began ([`Failed::began`]).
     ///
@@ -651,6 +659,20 @@ mod tests {
         line("ringest_destination_write_latency_seconds_count{destination=\"b\"} 1000");
         line("ringest_write_latency_seconds{quantile=\"0.5\"} 0.002");
         line("ringest_write_latency_seconds_count 1");
+    }
+
+    /// Two writers' shares of one gauge add up, and each moves only its own.
+    #[test]
+    fn writers_publish_their_shares_of_a_summed_gauge() {
+        let gauge = AtomicU64::new(0);
+        let (mut a, mut b) = (0, 0);
+        publish_share(&gauge, &mut a, 3_495);
+        publish_share(&gauge, &mut b, 10);
+        assert_eq!(gauge.load(Relaxed), 3_505);
+        publish_share(&gauge, &mut b, 0);
+        assert_eq!(gauge.load(Relaxed), 3_495, "the other writer's share stays");
+        publish_share(&gauge, &mut a, 7);
+        assert_eq!((gauge.load(Relaxed), a, b), (7, 7, 0));
     }
 
     /// Two writers on one destination: the gauge stays 1 until the last

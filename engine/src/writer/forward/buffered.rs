@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::destination::{unix_ms, ForwardDestination, Step};
 use super::disk_buffer::DiskBuffer;
 use crate::config::WhenFull;
-use crate::stats::DestinationStats;
+use crate::stats::{publish_share, DestinationStats};
 use crate::writer::destination::GiveUp;
 
 /// Disk segments replayed per writer turn at most, so new messages (which
@@ -182,11 +182,9 @@ impl ForwardDestination {
         let Some(d) = &self.disk else { return };
         let (bytes, messages) = (d.bytes(), d.messages());
         let stamp = d.oldest_unix_ms().unwrap_or(0);
-        let (was_bytes, was_messages, was_stamp) = self.disk_published;
-        stats.disk_buffer_bytes.fetch_add(bytes, Relaxed);
-        stats.disk_buffer_bytes.fetch_sub(was_bytes, Relaxed);
-        stats.disk_buffer_messages.fetch_add(messages, Relaxed);
-        stats.disk_buffer_messages.fetch_sub(was_messages, Relaxed);
+        let (mut was_bytes, mut was_messages, was_stamp) = self.disk_published;
+        publish_share(&stats.disk_buffer_bytes, &mut was_bytes, bytes);
+        publish_share(&stats.disk_buffer_messages, &mut was_messages, messages);
         self.disk_published = (bytes, messages, stamp);
         let _ = stats
             .disk_buffer_oldest_unix_ms

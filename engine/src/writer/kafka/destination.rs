@@ -29,7 +29,7 @@ use super::settings;
 use crate::config::kafka::KafkaKey;
 use crate::config::{DestinationConfig, OutputFormat};
 use crate::parse::{self, ParseMode};
-use crate::stats::DestinationStats;
+use crate::stats::{publish_share, DestinationStats};
 use crate::writer::destination::GiveUp;
 use crate::writer::encode::{Message, Out};
 use crate::writer::failure::{Backoff, Health};
@@ -70,6 +70,8 @@ pub struct KafkaDestination {
     key_buf: Vec<u8>,
     gave_up: bool,
     loss: DestinationLoss,
+    /// This writer's share of `in_flight_bytes` and `queue_messages`.
+    gauges_published: (u64, u64),
 }
 
 impl KafkaDestination {
@@ -96,6 +98,7 @@ impl KafkaDestination {
             health: Health::new(RETRY_BACKOFF),
             key_buf: Vec::with_capacity(256),
             gave_up: false,
+            gauges_published: (0, 0),
             loss: DestinationLoss {
                 name: cfg.name.clone(),
                 ..Default::default()
@@ -320,12 +323,11 @@ impl KafkaDestination {
         for (code, reason) in errors {
             self.client_error(code, &reason, stats);
         }
-        stats
-            .in_flight_bytes
-            .store(self.ledger.in_flight_bytes(), Relaxed);
-        stats
-            .queue_messages
-            .store(self.producer.in_flight_count().max(0) as u64, Relaxed);
+        // Each writer has its own producer: the gauges sum every writer's.
+        let (bytes, messages) = &mut self.gauges_published;
+        publish_share(&stats.in_flight_bytes, bytes, self.ledger.in_flight_bytes());
+        let queued = self.producer.in_flight_count().max(0) as u64;
+        publish_share(&stats.queue_messages, messages, queued);
     }
 
     /// Counts a failed delivery and logs the first of an outage; returns
