@@ -30,6 +30,10 @@ const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
 /// Issue 15's kafka rows: `--scenarios bench/scenarios/kafka.toml`.
 #[cfg(test)]
 const KAFKA_SCENARIOS: &str = include_str!("../scenarios/kafka.toml");
+/// Issue 12's latency curve with loadgen off the server's CPU:
+/// `bench latency --scenarios bench/scenarios/latency.toml`.
+#[cfg(test)]
+const LATENCY_SCENARIOS: &str = include_str!("../scenarios/latency.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Engine {
@@ -544,6 +548,7 @@ mod tests {
             ("relay", RELAY_SCENARIOS),
             ("io", IO_SCENARIOS),
             ("kafka", KAFKA_SCENARIOS),
+            ("latency", LATENCY_SCENARIOS),
         ] {
             let v = parse(text, name).unwrap();
             assert!(!v.is_empty(), "{name}");
@@ -554,6 +559,8 @@ mod tests {
         }
         let s = parse(SCALING_SCENARIOS, "s").unwrap();
         assert!(s.iter().any(|x| x.shards == Some(1) && x.pin));
+        let l = parse(LATENCY_SCENARIOS, "l").unwrap();
+        assert!(l.iter().all(|x| x.shards == Some(1) && x.pin));
         assert!(s
             .iter()
             .any(|x| x.shards == Some(2) && x.pin && x.baseline.is_some()));

@@ -62,6 +62,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<PathBuf>,
     },
+    /// Re-read a finished `tuning measure` folder (its profile.json and
+    /// bench's outputs beside it) and print the profile with the figures
+    /// recorded since it was written (machine CPU per message, the
+    /// zero-loss maximum). Nothing is measured again.
+    Reread {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// The model's prediction for the target profile's shards, made from
     /// the base profile, against what the target measured (Markdown).
     Validate {
@@ -118,6 +126,21 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("tuning measure: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Reread { dir } => {
+            match read_profile(&dir.join("profile.json"))
+                .and_then(|p| measure::reread(&dir, p))
+                .and_then(|p| serde_json::to_string_pretty(&p).map_err(|e| e.to_string()))
+            {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tuning reread: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -138,6 +138,8 @@ pub fn run(o: &Options) -> Result<Profile, String> {
                     records_per_write: rpw,
                     cpu_us_per_msg: f,
                     client_cpu_us_per_msg: figure(s.get("client_cpu_us_per_msg")),
+                    machine_cpu_us_per_msg: figure(s.get("machine_cpu_us_per_msg"))
+                        .and_then(|f| keep(format!("machine cpu {name}"), f)),
                 });
             }
         }
@@ -171,6 +173,7 @@ pub fn run(o: &Options) -> Result<Profile, String> {
     let lat = read_json(&latency_dir.join("latency.json"))?;
     let curve = latency_curve(&lat)?;
     let max_rate = max_within_slo(&curve);
+    let zero_loss_max = zero_loss_max(&lat);
 
     progress.next("full mutual-TLS handshakes per CPU-second (bench handshakes)");
     let hs_dir = o.out.join("handshakes");
@@ -243,6 +246,7 @@ pub fn run(o: &Options) -> Result<Profile, String> {
         loadgen_shares_cores: true,
         cpu,
         max_rate_msgs_per_s: max_rate,
+        zero_loss_max_msgs_per_s: zero_loss_max,
         max_rate_bytes: RATE_BYTES,
         slo_p99_ms: SLO_P99_MS,
         handshakes_per_cpu_s: handshakes,
@@ -381,6 +385,52 @@ fn latency_curve(v: &Value) -> Result<Vec<CurvePoint>, String> {
     Ok(curve)
 }
 
+/// ringest's highest rate written with zero loss in `bench latency`'s JSON
+/// (its search for the maximum, before the curve; one search, so no spread).
+pub fn zero_loss_max(latency: &Value) -> Option<Figure> {
+    latency
+        .get("searches")?
+        .as_array()?
+        .iter()
+        .find(|s| {
+            s.get("engine").and_then(Value::as_str) == Some("ringest")
+                && s.get("error").is_none_or(Value::is_null)
+        })
+        .and_then(|s| s.get("max_msg_per_s")?.as_f64())
+        .map(|value| Figure {
+            value,
+            spread_pct: 0.0,
+            repeats: 1,
+        })
+}
+
+/// Re-reads a finished measurement: `dir` as [`run`] left it (bench's
+/// outputs under compare/ and latency/) into `profile`, the profile that
+/// run wrote, filling the figures recorded since that profile's format
+/// (each point's machine CPU per message, the zero-loss maximum). Nothing
+/// is run again and every other figure stays as measured; the same spread
+/// rule applies.
+pub fn reread(dir: &Path, mut profile: Profile) -> Result<Profile, String> {
+    let results = read_json(&dir.join("compare").join("results.json"))?;
+    for p in &mut profile.cpu {
+        let name = scenario_name(p.bytes, p.records_per_write);
+        let s = summary(&results, &name)?;
+        p.machine_cpu_us_per_msg = figure(s.get("machine_cpu_us_per_msg")).filter(|f| {
+            let ok = f.spread_pct <= SPREAD_MAX_PCT;
+            if !ok {
+                eprintln!(
+                    "tuning reread: refused machine cpu {name}: spread {:.0}% over {} repeats is wider than {SPREAD_MAX_PCT}%",
+                    f.spread_pct, f.repeats
+                );
+            }
+            ok
+        });
+    }
+    let latency = read_json(&dir.join("latency").join("latency.json"))?;
+    profile.zero_loss_max_msgs_per_s = zero_loss_max(&latency);
+    Ok(profile)
+}
+
 /// The highest point of the curve whose p99 is within the SLO: a lower
 /// bound of the true maximum, at the curve's resolution (one run each,
 /// so no spread: repeats = 1).
@@ -443,6 +493,27 @@ mod tests {
         assert!((f.spread_pct - 30.0).abs() < 1e-9);
         assert_eq!(f.repeats, 3);
         assert_eq!(spread_of(&[]), None);
+    }
+
+    /// The search's maximum is ringest's, and only a search that ended
+    /// without an error counts.
+    #[test]
+    fn the_zero_loss_maximum_is_ringests_search_result() {
+        let lat: Value = serde_json::from_str(
+            r#"{"searches": [
+                {"engine": "syslog-ng", "error": null, "max_msg_per_s": 9.0},
+                {"engine": "ringest", "error": null, "max_msg_per_s": 3167192.0}
+            ]}"#,
+        )
+        .unwrap();
+        let f = zero_loss_max(&lat).expect("found");
+        assert_eq!((f.value, f.repeats), (3_167_192.0, 1));
+        let failed: Value = serde_json::from_str(
+            r#"{"searches": [{"engine": "ringest", "error": "lost 3", "max_msg_per_s": 1.0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(zero_loss_max(&failed), None);
+        assert_eq!(zero_loss_max(&Value::Null), None);
     }
 
     #[test]

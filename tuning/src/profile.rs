@@ -25,6 +25,12 @@ pub struct CpuPoint {
     pub cpu_us_per_msg: Figure,
     /// loadgen's CPU per message in the same runs (it shares the cores).
     pub client_cpu_us_per_msg: Option<Figure>,
+    /// The whole machine's busy CPU per message, loadgen's own taken out:
+    /// the server's process plus the kernel's work on its behalf outside
+    /// it (softirq, writeback), which takes the same cores. `null` in
+    /// profiles written before it was recorded.
+    #[serde(default)]
+    pub machine_cpu_us_per_msg: Option<Figure>,
 }
 
 /// One point of the throughput–latency curve.
@@ -61,6 +67,12 @@ pub struct Profile {
     /// `slo_p99_ms`: the highest such point of the curve (a lower bound, at
     /// the curve's resolution).
     pub max_rate_msgs_per_s: Option<Figure>,
+    /// The highest rate written with zero loss, p99 not considered: `bench
+    /// latency`'s search for the maximum (one search, so no spread). The
+    /// capacity the SLO rate is a fraction of. `null` in profiles written
+    /// before it was recorded.
+    #[serde(default)]
+    pub zero_loss_max_msgs_per_s: Option<Figure>,
     /// The message size and records per write of the rate search.
     pub max_rate_bytes: u32,
     pub slo_p99_ms: f64,
@@ -141,6 +153,7 @@ pub mod tests {
             records_per_write: rpw,
             cpu_us_per_msg: fig(us),
             client_cpu_us_per_msg: Some(fig(us / 2.0)),
+            machine_cpu_us_per_msg: Some(fig(us * 1.2)),
         };
         Profile {
             machine: Machine {
@@ -162,6 +175,7 @@ pub mod tests {
                 point(4096, 50, 2.0),
             ],
             max_rate_msgs_per_s: Some(fig(1_000_000.0)),
+            zero_loss_max_msgs_per_s: Some(fig(1_500_000.0)),
             max_rate_bytes: 300,
             slo_p99_ms: 5.0,
             handshakes_per_cpu_s: Some(fig(2_000.0)),
