@@ -289,8 +289,20 @@ fn log_writers(config: &Config, groups: &[GroupRings], pool: &WriterPool, shards
     );
     let mut first = 0;
     for (g, group) in groups.iter().enumerate() {
-        let sources: Vec<&str> = group.group.sources.iter().filter_map(|&i| config.sources.get(i)).map(|s| s.name.as_str()).collect();
-        let dests: Vec<&str> = group.group.destinations.iter().filter_map(|&i| config.destinations.get(i)).map(|d| d.name.as_str()).collect();
+        let sources: Vec<&str> = group
+            .group
+            .sources
+            .iter()
+            .filter_map(|&i| config.sources.get(i))
+            .map(|s| s.name.as_str())
+            .collect();
+        let dests: Vec<&str> = group
+            .group
+            .destinations
+            .iter()
+            .filter_map(|&i| config.destinations.get(i))
+            .map(|d| d.name.as_str())
+            .collect();
         let writers = pool.writers_of(g);
         log::info!(
             "destination group {g}: sources [{}] to destinations [{}]: writers {first} to {} \

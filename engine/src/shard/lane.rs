@@ -139,7 +139,10 @@ mod tests {
         fill(&mut stuck);
         stuck.note_pause(t0);
         recent.note_pause(t0);
-        assert_eq!(shortest_pause(&[stuck, recent], later), Some(Duration::from_secs(60)));
+        assert_eq!(
+            shortest_pause(&[stuck, recent], later),
+            Some(Duration::from_secs(60))
+        );
         let (mut stuck, _r1) = lane(1);
         let (mut recent, _r2) = lane(1);
         fill(&mut stuck);

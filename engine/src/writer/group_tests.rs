@@ -76,7 +76,11 @@ fn each_group_writes_only_its_destinations_and_the_report_holds_both() {
         .expect("the pool finished")
         .expect("no writer panicked");
     assert!(report.is_clean(), "{report}");
-    let names: Vec<&str> = report.destinations.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = report
+        .destinations
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
     assert_eq!(names, ["x", "y"]);
     for (g, file) in [(0, "/fake/x.log"), (1, "/fake/y.log")] {
         let text = String::from_utf8(fs.content(Path::new(file))).expect("utf-8");

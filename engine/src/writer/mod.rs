@@ -22,12 +22,12 @@ pub mod encode;
 pub mod failure;
 #[cfg(test)]
 mod fake;
-#[cfg(test)]
-mod group_tests;
 pub mod file;
 pub mod file_destination;
 pub mod file_set;
 pub mod forward;
+#[cfg(test)]
+mod group_tests;
 pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;

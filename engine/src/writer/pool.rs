@@ -56,7 +56,12 @@ pub fn per_writer(config: &Config, w: usize, writers: usize) -> Config {
 /// writers left them): their messages are not replayed, so say so loudly.
 fn warn_orphaned_disk_buffers(config: &Config, group: &GroupRings) {
     let writers = group.writers;
-    for d in group.group.destinations.iter().filter_map(|&d| config.destinations.get(d)) {
+    for d in group
+        .group
+        .destinations
+        .iter()
+        .filter_map(|&d| config.destinations.get(d))
+    {
         let Some(b) = &d.disk_buffer else { continue };
         let Ok(entries) = std::fs::read_dir(&b.dir) else {
             continue;
@@ -99,6 +104,46 @@ pub fn shards_of(writer: usize, shards: usize, writers: usize) -> Vec<usize> {
     (0..shards)
         .filter(|&s| writer_of(s, writers) == writer)
         .collect()
+}
+
+/// One destination group as the pool runs it: its sources and
+/// destinations, its writers, and its rings (one per shard).
+pub struct GroupRings {
+    pub group: DestinationGroup,
+    pub writers: usize,
+    pub rings: Vec<Arc<Ring>>,
+}
+
+impl GroupRings {
+    /// Every destination group of `config`, each with one ring per shard and
+    /// its writer count ([`Config::writers_of`]).
+    pub fn of_config(config: &Config, shards: usize) -> Vec<GroupRings> {
+        config
+            .destination_groups()
+            .into_iter()
+            .map(|group| {
+                let writers = config.writers_of(&group).clamp(1, shards.max(1));
+                GroupRings {
+                    rings: rings(shards, writers, config.ring_capacity_batches),
+                    writers,
+                    group,
+                }
+            })
+            .collect()
+    }
+
+    /// One group of every source and destination of `config` over `rings`
+    /// (from [`rings`]), as a config without groups would run.
+    pub fn whole(config: &Config, rings: Vec<Arc<Ring>>, writers: usize) -> GroupRings {
+        GroupRings {
+            group: DestinationGroup {
+                sources: (0..config.sources.len()).collect(),
+                destinations: (0..config.destinations.len()).collect(),
+            },
+            writers: writers.clamp(1, rings.len().max(1)),
+            rings,
+        }
+    }
 }
 
 /// One ring per shard; the rings of one writer share its queue
@@ -331,7 +376,14 @@ mod tests {
         let c = Config::from_toml(text, file, base).expect("config");
         let g = GroupRings::of_config(&c, 3);
         assert_eq!(g.len(), 2);
-        let shape = |g: &GroupRings| (g.group.sources.clone(), g.group.destinations.clone(), g.writers, g.rings.len());
+        let shape = |g: &GroupRings| {
+            (
+                g.group.sources.clone(),
+                g.group.destinations.clone(),
+                g.writers,
+                g.rings.len(),
+            )
+        };
         assert_eq!(shape(&g[0]), (vec![0], vec![0], 3, 3));
         assert_eq!(shape(&g[1]), (vec![1], vec![1], 1, 3));
         for s in 0..3 {
