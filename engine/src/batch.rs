@@ -343,21 +343,32 @@ impl Batcher {
     pub fn close(&mut self) {
         // Bounded: the writer drains until every ring is closed, and a
         // writer that gave up sets `abandoned`, which ends the wait.
-        loop {
-            self.flush();
-            if !self.is_full() && self.current.is_empty() {
-                break;
-            }
-            if self.ring.abandoned.load(Ordering::Acquire) {
-                let _ = self.try_resume();
-                self.lost_messages += self.current.len() as u64;
-                self.current.clear();
-                break;
-            }
+        while !self.try_close() {
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// One step of [`close`](Self::close), which never waits: hands over
+    /// what it can; true (and the ring marked closed) once everything is
+    /// with the writer, or counted as lost because the writer has gone. A
+    /// shard with several batchers (one per destination group) steps them
+    /// all, so a group whose writer is stuck holds up none of the others.
+    pub fn try_close(&mut self) -> bool {
+        if self.ring.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        self.flush();
+        if self.is_full() || !self.current.is_empty() {
+            if !self.ring.abandoned.load(Ordering::Acquire) {
+                return false;
+            }
+            let _ = self.try_resume();
+            self.lost_messages += self.current.len() as u64;
+            self.current.clear();
         }
         self.ring.closed.store(true, Ordering::Release);
         self.waker.wake();
+        true
     }
 }
 

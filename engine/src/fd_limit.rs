@@ -17,28 +17,33 @@ pub fn needed(max_connections_total: u64, listeners_and_files: u64) -> u64 {
 
 /// What a config may hold open besides the margin: (every source's
 /// `max_connections` summed, one listener per source per shard plus the
-/// output files: each writer opens every file destination once, and up to
-/// `max_open_files` of a templated one).
+/// output files: each writer opens every file destination of its
+/// destination group once, and up to `max_open_files` of a templated one).
 pub fn config_needs(config: &crate::config::Config, shards: usize) -> (u64, u64) {
     let max_connections_total = config
         .sources
         .iter()
         .map(|s| s.max_connections as u64)
         .sum();
-    let files_per_writer: u64 = config
-        .destinations
+    let files: u64 = config
+        .destination_groups()
         .iter()
-        .filter(|d| d.kind == crate::config::DestinationType::File)
-        .map(|d| match d.template() {
-            Some(_) => d.max_open_files as u64,
-            None => 1,
+        .map(|g| {
+            let per_writer: u64 = g
+                .destinations
+                .iter()
+                .filter_map(|&d| config.destinations.get(d))
+                .filter(|d| d.kind == crate::config::DestinationType::File)
+                .map(|d| match d.template() {
+                    Some(_) => d.max_open_files as u64,
+                    None => 1,
+                })
+                .sum();
+            per_writer * config.writers_of(g) as u64
         })
         .sum();
     let listeners = (config.sources.len() * shards) as u64;
-    (
-        max_connections_total,
-        listeners + files_per_writer * config.writer_count() as u64,
-    )
+    (max_connections_total, listeners + files)
 }
 
 /// The outcome of [`raise`], for the start-up log line.

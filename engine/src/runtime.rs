@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{Ring, WriterWaker};
+use crate::config::groups::group_of_sources;
 use crate::config::Config;
 use crate::plan::{Plan, Shared};
 use crate::shard::{listener, Shard};
 use crate::stats::Stats;
-use crate::writer::pool::{self, WriterPool};
+use crate::writer::pool::{GroupRings, WriterPool};
 use crate::writer::WriterControl;
 
 fn block_signals() -> libc::sigset_t {
@@ -62,20 +63,21 @@ fn check_fd_limit(config: &Config, shards: usize) {
     }
 }
 
-/// Sets the shard's ring closed however its thread ends, so the writer
-/// never waits for a shard that is gone; an end other than by shutdown
-/// (a panic) marks the engine failed.
+/// Sets the shard's rings (one per destination group) closed however its
+/// thread ends, so no writer waits for a shard that is gone; an end other
+/// than by shutdown (a panic) marks the engine failed.
 struct ShardExit {
     id: usize,
-    ring: Arc<Ring>,
-    waker: Arc<WriterWaker>,
+    to_writers: Vec<(Arc<Ring>, Arc<WriterWaker>)>,
     shared: Arc<Shared>,
 }
 
 impl Drop for ShardExit {
     fn drop(&mut self) {
-        self.ring.closed.store(true, Ordering::Release);
-        self.waker.wake();
+        for (ring, waker) in &self.to_writers {
+            ring.closed.store(true, Ordering::Release);
+            waker.wake();
+        }
         if std::thread::panicking() {
             log::error!(
                 "shard {} stopped by a panic (a bug; please report it): stopping the engine",
@@ -110,18 +112,14 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
     }
     let control = Arc::new(WriterControl::default());
-    let writers = config.writer_count();
-    let rings: Vec<Arc<Ring>> = pool::rings(shards, writers, config.ring_capacity_batches);
-    let writer_pool = WriterPool::start(config, &rings, writers, &stats, &control)?;
-    let _ = stats
-        .writers
-        .set(pool::loads(&rings, writer_pool.writers()));
-    log::info!(
-        "{} writers for {shards} shards (shard i to writer i % {}), max_queue_delay_ms {}",
-        writer_pool.writers(),
-        writer_pool.writers(),
-        config.max_queue_delay_ms
+    let groups = GroupRings::of_config(config, shards);
+    let lane_of_source = group_of_sources(
+        &groups.iter().map(|g| g.group.clone()).collect::<Vec<_>>(),
+        config.sources.len(),
     );
+    let writer_pool = WriterPool::start(config, &groups, &stats, &control)?;
+    let _ = stats.writers.set(writer_pool.loads());
+    log_writers(config, &groups, &writer_pool, shards);
     let stats_listen = config.stats.listen;
     let shared = Arc::new(Shared::new(plan, Arc::clone(&stats)));
 
@@ -134,19 +132,22 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut shard_handles = Vec::new();
     for (id, listeners) in per_shard.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
-        let ring = Arc::clone(&rings[id]);
-        let waker = writer_pool.waker_of(id);
+        let to_writers: Vec<(Arc<Ring>, Arc<WriterWaker>)> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| (Arc::clone(&group.rings[id]), writer_pool.waker_of(g, id)))
+            .collect();
+        let lane_of_source = lane_of_source.clone();
         let ready = ready_tx.clone();
         let h = std::thread::Builder::new()
             .name(format!("ringest-shard-{id}"))
             .spawn(move || {
                 let exit = ShardExit {
                     id,
-                    ring: Arc::clone(&ring),
-                    waker: Arc::clone(&waker),
+                    to_writers: to_writers.clone(),
                     shared: Arc::clone(&shared),
                 };
-                match Shard::new(id, shared, listeners, Arc::clone(&ring), waker) {
+                match Shard::new(id, shared, listeners, to_writers, lane_of_source) {
                     Ok(shard) => {
                         let _ = ready.send(Ok(()));
                         // Start-up waits for every shard's word: a sender
@@ -245,7 +246,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let report = writer_pool.join()?;
     // The writers are gone: a shard still waiting for room in its ring stops
     // waiting (and counts what it dropped) instead of spinning.
-    for r in &rings {
+    for r in groups.iter().flat_map(|g| &g.rings) {
         r.abandoned.store(true, Ordering::Release);
     }
     let panicked = join_shards(shard_handles);
@@ -266,6 +267,51 @@ pub fn serve(config: Config) -> Result<(), String> {
         Ok(())
     } else {
         Err(errors.join("; "))
+    }
+}
+
+/// Says how many writers drain which shards: the one line of a config of
+/// one destination group (every source feeds every destination), else a
+/// line per group naming its sources, destinations and writers.
+fn log_writers(config: &Config, groups: &[GroupRings], pool: &WriterPool, shards: usize) {
+    let delay = config.max_queue_delay_ms;
+    if groups.len() < 2 {
+        let w = pool.writers();
+        log::info!(
+            "{w} writers for {shards} shards (shard i to writer i % {w}), max_queue_delay_ms {delay}"
+        );
+        return;
+    }
+    log::info!(
+        "{} writers in {} destination groups for {shards} shards, max_queue_delay_ms {delay}",
+        pool.writers(),
+        groups.len()
+    );
+    let mut first = 0;
+    for (g, group) in groups.iter().enumerate() {
+        let sources: Vec<&str> = group
+            .group
+            .sources
+            .iter()
+            .filter_map(|&i| config.sources.get(i))
+            .map(|s| s.name.as_str())
+            .collect();
+        let dests: Vec<&str> = group
+            .group
+            .destinations
+            .iter()
+            .filter_map(|&i| config.destinations.get(i))
+            .map(|d| d.name.as_str())
+            .collect();
+        let writers = pool.writers_of(g);
+        log::info!(
+            "destination group {g}: sources [{}] to destinations [{}]: writers {first} to {} \
+             (shard i to writer {first} + i % {writers}); a stuck destination pauses only these sources",
+            sources.join(", "),
+            dests.join(", "),
+            first + writers - 1
+        );
+        first += writers;
     }
 }
 

@@ -285,7 +285,7 @@ impl Stats {
             ),
             (
                 "ringest_backpressure_pauses_total",
-                "Times a shard stopped reading because its ring to the writer was full.",
+                "Times a shard stopped reading a connection of this source because the ring to its destination group's writer was full.",
                 |s| s.backpressure_pauses.load(Relaxed),
             ),
             (

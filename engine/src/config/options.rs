@@ -11,7 +11,7 @@ use super::{Config, DestinationConfig, SourceConfig, StatsConfig};
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("shards",                   "0 = one per core", "shard threads, each with its own io_uring and listeners"),
     ("ring_capacity_batches",    "64",         "batches a shard may queue for the writer before it stops reading (back-pressure)"),
-    ("writers",                  "0 = auto",   "writer threads; shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (whole batches per write) and upstream connections. auto: 1 when every destination is one file (writers of one file take turns on it), else one per shard"),
+    ("writers",                  "0 = auto",   "writer threads per destination group (sources that share no destination have separate rings and writers, so a stuck destination pauses only its own sources); shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (whole batches per write) and upstream connections. auto: 1 when every destination of the group is one file (writers of one file take turns on it), else one per shard"),
     ("max_queue_delay_ms",       "2",          "a shard stops handing batches to its writer (and pauses the connections feeding it) once the writer's queue would take longer than this to drain (fixed cost per round plus bytes at the rate fitted on its recent rounds); 0 = bounded by ring_capacity_batches only"),
     ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
     ("recv_buffer_bytes",        "32768",      "size of one provided receive buffer"),

@@ -114,7 +114,8 @@ impl Shard {
         };
         let source = e.source as usize;
         if !e.io.is_closing() {
-            let result = e.conn.on_eof(now_ns, &mut self.batcher);
+            let lane = lane::lane_for(&self.lane_of_source, e.source);
+            let result = e.conn.on_eof(now_ns, &mut self.lanes[lane].batcher);
             self.take_conn_counters(slot, source);
             if let Err(reason) = result {
                 self.refuse(slot, reason);

@@ -21,12 +21,12 @@ pub mod bufring;
 mod close;
 mod counters;
 pub mod io_state;
+mod lane;
 pub mod listener;
 pub mod per_ip;
 mod recv;
 pub mod send_queue;
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::{self, Relaxed};
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use crate::batch::{Batcher, ConnMeta, Ring, WriterWaker};
+use crate::batch::{ConnMeta, Ring, WriterWaker};
 use crate::conn::{CloseReason, Conn, FdSocket, LocalClose, Outcome, RecvPlan};
 use crate::plan::Shared;
 use crate::ratelog::RateLog;
@@ -43,6 +43,7 @@ use crate::tls::HandshakeFailure;
 use bufring::BufRing;
 use counters::Local;
 use io_state::{Deferred, IoState, RecvOp};
+use lane::Lane;
 use send_queue::SendQueue;
 
 const KIND_ACCEPT: u64 = 1;
@@ -55,7 +56,7 @@ const KIND_RECV_EXACT: u64 = 5;
 /// How long one wait for completions may last: bounds how late timeouts and
 /// shutdown are noticed.
 const WAIT_MS: u64 = 50;
-/// The wait while the batcher holds a batch its writer has no room for:
+/// The wait while a batcher holds a batch its writer has no room for:
 /// bounds how late the shard notices the writer made room (the writer does
 /// not signal the shard's io_uring), so a paused connection resumes within
 /// this much of the queue draining.
@@ -64,8 +65,9 @@ const PAUSED_WAIT_US: u64 = 500;
 /// the shard goes back to `WAIT_MS` rather than polling for hours.
 const PAUSED_POLL_MS: u64 = 1_000;
 
-/// How long one wait for completions lasts, given how long the batcher has
-/// been holding a batch back (`None`: it is not).
+/// How long one wait for completions lasts, given how long a batcher has
+/// been holding a batch back (the shortest pause of any lane; `None`: no
+/// lane is paused).
 fn wait_for(paused_for: Option<Duration>) -> Duration {
     match paused_for {
         Some(d) if d < Duration::from_millis(PAUSED_POLL_MS) => {
@@ -143,7 +145,10 @@ pub struct Shard {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
-    batcher: Batcher,
+    /// One per destination group: its batcher and its held completions.
+    lanes: Vec<Lane>,
+    /// For each source, the lane its connections feed.
+    lane_of_source: Vec<usize>,
     rearm: Vec<u32>,
     cqes: Vec<(u64, i32, u32)>,
     local: Vec<Local>,
@@ -157,19 +162,12 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
-    /// Since when the batcher has been holding a batch back, if it is.
-    paused_since: Option<Instant>,
-    /// Back-pressure: receive completions not processed because the writer's
-    /// ring was full, in arrival order. Their buffers stay out of the
-    /// provided ring, so the kernel soon has nowhere to put more data for
-    /// anyone and TCP's window closes on the senders. Bounded by the
-    /// provided buffers plus one error or end per connection.
-    deferred: VecDeque<(u64, i32, u32, Instant)>,
-    /// Provided buffers held by `deferred`.
+    /// Provided buffers held by the lanes' deferred completions.
     deferred_buffers: usize,
     /// Connections whose multishot receive ended for lack of buffers while
-    /// `deferred` held some: re-armed once it has given them back, so an
-    /// empty buffer ring is not re-armed into in a loop.
+    /// deferred completions held some: re-armed once they have given them
+    /// back, or at the next 100 ms tick (a lane stuck for long keeps its
+    /// buffers), so an empty buffer ring is not re-armed into in a loop.
     rearm_later: Vec<u32>,
     /// Test-only fault injection (debug builds): panic in the shard loop,
     /// outside any connection's guard, once this many connections were accepted.
@@ -179,13 +177,15 @@ pub struct Shard {
 
 impl Shard {
     /// Builds the shard inside its own thread (io_uring SINGLE_ISSUER wants the
-    /// creating thread to be the submitting one).
+    /// creating thread to be the submitting one). `to_writers`: per
+    /// destination group, this shard's ring and the waker of the writer
+    /// that drains it; `lane_of_source`: each source's group.
     pub fn new(
         id: usize,
         shared: Arc<Shared>,
         listeners: Vec<(u16, socket2::Socket)>,
-        ring_to_writer: Arc<Ring>,
-        waker: Arc<WriterWaker>,
+        to_writers: Vec<(Arc<Ring>, Arc<WriterWaker>)>,
+        lane_of_source: Vec<usize>,
     ) -> std::io::Result<Shard> {
         let cfg = &shared.config;
         let ring = IoUring::builder()
@@ -200,9 +200,23 @@ impl Shard {
             cfg.recv_buffer_bytes,
             0,
         )?;
-        let batcher = Batcher::new(ring_to_writer, waker, cfg.batch_max_bytes)
-            .with_max_queue_delay_ms(cfg.max_queue_delay_ms);
+        let lanes: Vec<Lane> = to_writers
+            .into_iter()
+            .map(|(r, w)| Lane::new(r, w, cfg.batch_max_bytes, cfg.max_queue_delay_ms))
+            .collect();
         let sources = shared.sources.len();
+        if lanes.is_empty() || lane_of_source.len() != sources {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a shard needs a ring per destination group and a group per source",
+            ));
+        }
+        if lane_of_source.iter().any(|&l| l >= lanes.len()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a source's destination group has no ring",
+            ));
+        }
         let mut shard = Shard {
             id,
             ring,
@@ -221,7 +235,8 @@ impl Shard {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            batcher,
+            lanes,
+            lane_of_source,
             rearm: Vec::new(),
             cqes: Vec::with_capacity(4096),
             local: vec![Local::default(); sources],
@@ -231,8 +246,6 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
-            paused_since: None,
-            deferred: VecDeque::new(),
             deferred_buffers: 0,
             rearm_later: Vec::new(),
             panic_after_accepts: fault_panic_after_accepts(),
@@ -329,12 +342,10 @@ impl Shard {
         let mut last_tick = Instant::now();
         loop {
             self.push_overflow();
-            self.paused_since = if self.batcher.is_full() {
-                Some(self.paused_since.unwrap_or(self.turn_now))
-            } else {
-                None
-            };
-            let paused_for = self.paused_since.map(|t| self.turn_now.duration_since(t));
+            for lane in &mut self.lanes {
+                lane.note_pause(self.turn_now);
+            }
+            let paused_for = lane::shortest_pause(&self.lanes, self.turn_now);
             let ts = types::Timespec::from(wait_for(paused_for));
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
@@ -356,7 +367,9 @@ impl Shard {
             self.turn_now = Instant::now();
             // The receive completions just reaped: their frames' latency
             // starts here.
-            self.batcher.received_at = self.turn_now;
+            for lane in &mut self.lanes {
+                lane.batcher.received_at = self.turn_now;
+            }
             let now_ns = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
@@ -380,25 +393,29 @@ impl Shard {
             for slot in std::mem::take(&mut self.rearm) {
                 self.arm_recv(slot);
             }
-            self.batcher.flush();
+            for lane in &mut self.lanes {
+                lane.batcher.flush();
+            }
             self.publish_stats();
             let now = Instant::now();
             if now.duration_since(last_tick) >= Duration::from_millis(100) {
                 last_tick = now;
                 self.check_timeouts(now);
                 self.resume_accepts(now);
+                // Parked connections try again at least this often: a lane
+                // stuck for long may hold buffers that never come back.
+                self.rearm.append(&mut self.rearm_later);
             }
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step(now) {
                 break;
             }
         }
         self.quiesce();
-        self.batcher.close();
-        if self.batcher.lost_messages > 0 {
+        let lost = lane::close_all(&mut self.lanes);
+        if lost > 0 {
             log::error!(
-                "shard {}: {} messages decoded after the writer stopped were not written",
-                self.id,
-                self.batcher.lost_messages
+                "shard {}: {lost} messages decoded after the writer stopped were not written",
+                self.id
             );
         }
         log::debug!("shard {} stopped", self.id);
@@ -411,7 +428,12 @@ impl Shard {
     fn quiesce(&mut self) {
         // Deferred completions still hold provided buffers: give them back
         // (nothing will process them any more).
-        while let Some((ud, _, flags, _)) = self.deferred.pop_front() {
+        let held: Vec<lane::HeldCompletion> = self
+            .lanes
+            .iter_mut()
+            .flat_map(|l| l.deferred.drain(..))
+            .collect();
+        for (ud, _, flags, _) in held {
             if let Some(bid) = cqueue::buffer_select(flags) {
                 self.bufs.give_back(bid);
             }
@@ -513,9 +535,10 @@ impl Shard {
     }
 
     /// Whether a receive completion of this connection must wait: its
-    /// earlier ones wait (order), or the writer's ring is full and the
+    /// earlier ones wait (order), or its lane's ring is full and the
     /// connection could produce frames. Handshakes go on: they produce
     /// none (but for data sent with the client's Finished, which is small).
+    /// Another lane being full does not matter.
     fn must_defer(&self, slot: u32, gen: u32) -> bool {
         let Some(e) = self
             .slots
@@ -525,15 +548,20 @@ impl Shard {
         else {
             return false;
         };
-        e.io.must_defer(self.batcher.is_full(), e.conn.is_handshaking())
+        let full = self.lanes[lane::lane_for(&self.lane_of_source, e.source)]
+            .batcher
+            .is_full();
+        e.io.must_defer(full, e.conn.is_handshaking())
     }
 
-    /// Keeps a receive completion for later and pauses its connection (its
-    /// receive is not re-armed until the completion has been processed).
+    /// Keeps a receive completion for later, in its connection's lane, and
+    /// pauses the connection (its receive is not re-armed until the
+    /// completion has been processed).
     fn defer(&mut self, slot: u32, cqe: (u64, i32, u32)) {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
         };
+        let lane = lane::lane_for(&self.lane_of_source, e.source);
         let cancel = match e.io.defer() {
             Deferred::Paused { cancel } => {
                 self.local[e.source as usize].pauses += 1;
@@ -544,7 +572,8 @@ impl Shard {
         if cqueue::buffer_select(cqe.2).is_some() {
             self.deferred_buffers += 1;
         }
-        self.deferred
+        self.lanes[lane]
+            .deferred
             .push_back((cqe.0, cqe.1, cqe.2, self.turn_now));
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
@@ -555,21 +584,34 @@ impl Shard {
         }
     }
 
-    /// Once the writer has made room, processes the deferred completions in
-    /// order, as long as there is room, and resumes connections with none left.
+    /// Once a lane's writer has made room, processes that lane's deferred
+    /// completions in order, as long as there is room, and resumes
+    /// connections with none left. Lanes resume independently.
     fn resume_deferred(&mut self, now_ns: u64) {
-        if self.deferred.is_empty() && !self.batcher.is_full() {
-            return;
+        let mut resumed = false;
+        for l in 0..self.lanes.len() {
+            resumed |= self.resume_lane(l, now_ns);
         }
-        if !self.batcher.try_resume() {
-            return;
+        // Parked connections (their multishot ended for lack of buffers)
+        // go again once half the buffers are back, not only when all are:
+        // under sustained overload that might never happen.
+        if resumed && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2 {
+            self.rearm.append(&mut self.rearm_later);
         }
-        while !self.batcher.is_full() {
-            let Some((ud, res, flags, reaped)) = self.deferred.pop_front() else {
+    }
+
+    /// [`resume_deferred`](Self::resume_deferred) for lane `l`; true when
+    /// its writer had room (it may have processed completions).
+    fn resume_lane(&mut self, l: usize, now_ns: u64) -> bool {
+        if !self.lanes[l].is_held() || !self.lanes[l].batcher.try_resume() {
+            return false;
+        }
+        while !self.lanes[l].batcher.is_full() {
+            let Some((ud, res, flags, reaped)) = self.lanes[l].deferred.pop_front() else {
                 break;
             };
             // Its latency counts from when it was reaped, not resumed.
-            self.batcher.received_at = reaped;
+            self.lanes[l].batcher.received_at = reaped;
             let (kind, gen, slot) = split_user_data(ud);
             if cqueue::buffer_select(flags).is_some() {
                 self.deferred_buffers -= 1;
@@ -580,18 +622,15 @@ impl Shard {
             {
                 self.rearm.push(slot);
             }
+            // A deferred completion's connection is of this lane: its
+            // frames go to this lane's batcher.
             match kind {
                 KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
                 _ => self.on_recv_exact(slot, gen, res, now_ns),
             }
         }
-        self.batcher.received_at = self.turn_now;
-        // Parked connections (their multishot ended for lack of buffers)
-        // go again once half the buffers are back, not only when all are:
-        // under sustained overload that might never happen.
-        if self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2 {
-            self.rearm.append(&mut self.rearm_later);
-        }
+        self.lanes[l].batcher.received_at = self.turn_now;
+        true
     }
 
     fn entry_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Entry> {

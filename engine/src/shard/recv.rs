@@ -32,7 +32,8 @@ impl Shard {
             e.last_recv = self.turn_now;
             let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
             let data = self.bufs.slice_mut(bid, res as usize);
-            let batcher = &mut self.batcher;
+            let lane = lane::lane_for(&self.lane_of_source, e.source);
+            let batcher = &mut self.lanes[lane].batcher;
             let result = feed(e, &mut self.out_scratch, max_send_queue_bytes, |e, out| {
                 e.conn.on_data(data, now_ns, batcher, out)
             });
@@ -113,7 +114,8 @@ impl Shard {
         let source = e.source as usize;
         e.last_recv = self.turn_now;
         let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-        let batcher = &mut self.batcher;
+        let lane = lane::lane_for(&self.lane_of_source, e.source);
+        let batcher = &mut self.lanes[lane].batcher;
         let result = feed(e, &mut self.out_scratch, max_send_queue_bytes, |e, out| {
             e.conn.on_exact_read(res as usize, now_ns, batcher, out)
         });
@@ -156,9 +158,10 @@ impl Shard {
             return;
         };
         let source = e.source as usize;
-        let result = e
-            .conn
-            .on_ktls_control(&mut FdSocket(e.fd), now_ns, &mut self.batcher);
+        let lane = lane::lane_for(&self.lane_of_source, e.source);
+        let result =
+            e.conn
+                .on_ktls_control(&mut FdSocket(e.fd), now_ns, &mut self.lanes[lane].batcher);
         self.settle(slot, source, result);
     }
 

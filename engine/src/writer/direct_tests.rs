@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::direct::DIRECT_ALIGN_BYTES;
 use super::fake::{FakeFs, WriteFault};
-use super::pool::{self, WriterPool};
+use super::pool::{self, GroupRings, WriterPool};
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
 use crate::config::{Config, FileIo};
@@ -235,7 +235,8 @@ fn two_pool_writers_share_one_direct_file_and_its_rotation() {
     let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
-    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &rings, 2, &stats, &control).expect("pool");
+    let groups = [GroupRings::whole(&cfg, rings.clone(), 2)];
+    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &groups, &stats, &control).expect("pool");
     assert_eq!(p.writers(), 2);
     let meta = Arc::new(ConnMeta {
         source: 0,

@@ -1,7 +1,8 @@
 //! A writer thread: drains its shards' rings in rounds and writes each
-//! round to every destination with as few syscalls as possible. The
-//! [`pool`] runs several, shard i's ring drained by writer i % writers, each
-//! with destinations (file descriptors) of its own.
+//! round to every destination of its group with as few syscalls as
+//! possible. The [`pool`] runs several per destination group, shard i's
+//! ring drained by the group's writer i % writers, each with destinations
+//! (file descriptors) of its own.
 //!
 //! The writer never tears, duplicates or lies:
 //! - a write that fails part-way resumes at the byte where it stopped
@@ -25,6 +26,8 @@ pub mod file;
 pub mod file_destination;
 pub mod file_set;
 pub mod forward;
+#[cfg(test)]
+mod group_tests;
 pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -50,7 +53,7 @@ use crate::queue_delay::DrainModel;
 use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
 use encode::{encode_fed, messages_per_source, Encoding, Origin, Out, Taken};
-use report::WriterReport;
+use report::{DestinationLoss, WriterReport};
 use route::Router;
 use sys::{Fs, RealFs};
 
@@ -108,7 +111,11 @@ impl WriterControl {
 
 pub struct Writer<F: Fs = RealFs> {
     rings: Vec<Arc<Ring>>,
+    /// The destinations of this writer's group, in config order.
     dests: Vec<Destination<F>>,
+    /// Each of `dests`' config index: its stats, its bit in the router's
+    /// masks and its place in the report.
+    ids: Vec<usize>,
     stats: Arc<Stats>,
     waker: Arc<WriterWaker>,
     control: Arc<WriterControl>,
@@ -135,11 +142,28 @@ pub struct Writer<F: Fs = RealFs> {
 }
 
 impl<F: Fs + Clone> Writer<F> {
-    /// A writer whose files go through `fs` (tests pass a failing disk).
-    /// `stats` must hold one entry per destination ([`Stats::with_destinations`]).
+    /// A writer of every destination whose files go through `fs` (tests
+    /// pass a failing disk). `stats` must hold one entry per destination
+    /// ([`Stats::with_destinations`]).
     pub fn with_fs(
         fs: F,
         config: &Config,
+        rings: Vec<Arc<Ring>>,
+        stats: Arc<Stats>,
+        waker: Arc<WriterWaker>,
+        control: Arc<WriterControl>,
+    ) -> io::Result<Writer<F>> {
+        let all: Vec<usize> = (0..config.destinations.len()).collect();
+        Writer::for_destinations(fs, config, &all, rings, stats, waker, control)
+    }
+
+    /// A writer of the destinations `ids` (config indexes, ascending: one
+    /// destination group's), fed by `rings`, which carry only messages of
+    /// sources that feed no other destination.
+    pub fn for_destinations(
+        fs: F,
+        config: &Config,
+        ids: &[usize],
         rings: Vec<Arc<Ring>>,
         stats: Arc<Stats>,
         waker: Arc<WriterWaker>,
@@ -151,19 +175,25 @@ impl<F: Fs + Clone> Writer<F> {
                 "stats need one entry per destination (Stats::with_destinations)",
             ));
         }
+        if ids.iter().any(|&d| d >= config.destinations.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a writer's destination is not in the config",
+            ));
+        }
         let routes = config.routes();
-        let dests = config
-            .destinations
+        let dests = ids
             .iter()
-            .enumerate()
-            .map(|(d, cfg)| {
+            .map(|&d| {
                 let feeds = routes.iter().map(|r| r.contains(&d)).collect();
+                let cfg = &config.destinations[d];
                 Destination::open(fs.clone(), cfg, feeds, &stats.destinations[d])
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Writer {
             rings,
             dests,
+            ids: ids.to_vec(),
             stats,
             waker,
             control,
@@ -200,8 +230,8 @@ impl<F: Fs + Clone> Writer<F> {
                 d.request_reopen(now);
             }
         }
-        for (i, d) in self.dests.iter_mut().enumerate() {
-            d.reopen_if_due(now, &self.stats.destinations[i]);
+        for (d, &id) in self.dests.iter_mut().zip(&self.ids) {
+            d.reopen_if_due(now, &self.stats.destinations[id]);
         }
         let mut round = std::mem::take(&mut self.round);
         for (ri, ring) in self.rings.iter().enumerate() {
@@ -272,13 +302,13 @@ impl<F: Fs + Clone> Writer<F> {
             control: &control,
             after_shutdown: Duration::from_millis(REPAIR_GIVE_UP_MS),
         };
-        for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&Out::NOTHING, false, &self.stats.destinations[i], give_up);
+        for (d, &id) in self.dests.iter_mut().zip(&self.ids) {
+            d.deliver(&Out::NOTHING, false, &self.stats.destinations[id], give_up);
             if d.gave_up() {
                 let name = self
                     .stats
                     .destination_names
-                    .get(i)
+                    .get(id)
                     .map_or("?", String::as_str);
                 return Err(format!(
                     "destination {name}: cannot end the torn last line of its file: \
@@ -289,7 +319,9 @@ impl<F: Fs + Clone> Writer<F> {
         Ok(())
     }
 
-    /// Syncs every file and says what may be missing.
+    /// Syncs every file and says what may be missing: one entry per
+    /// configured destination, in config order (those of other groups
+    /// clean), so the pool merges reports by position.
     pub fn finish(self) -> WriterReport {
         let after_shutdown = self.give_up_after_shutdown();
         let give_up = GiveUp {
@@ -297,14 +329,21 @@ impl<F: Fs + Clone> Writer<F> {
             after_shutdown,
         };
         let stats = &self.stats;
-        WriterReport {
-            destinations: self
-                .dests
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| d.finish(&stats.destinations[i], give_up))
-                .collect(),
+        let mut destinations: Vec<DestinationLoss> = stats
+            .destination_names
+            .iter()
+            .map(|name| DestinationLoss {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .collect();
+        for (d, id) in self.dests.into_iter().zip(self.ids) {
+            let loss = d.finish(&stats.destinations[id], give_up);
+            if let Some(slot) = destinations.get_mut(id) {
+                *slot = loss;
+            }
         }
+        WriterReport { destinations }
     }
 
     /// How long after shutdown began a failing destination is given up.
@@ -342,8 +381,8 @@ impl<F: Fs + Clone> Writer<F> {
             control: &self.control,
             after_shutdown: self.give_up_after_shutdown(),
         };
-        for (i, d) in self.dests.iter_mut().enumerate() {
-            d.deliver(&Out::NOTHING, false, &self.stats.destinations[i], give_up);
+        for (d, &id) in self.dests.iter_mut().zip(&self.ids) {
+            d.deliver(&Out::NOTHING, false, &self.stats.destinations[id], give_up);
         }
     }
 
@@ -352,6 +391,7 @@ impl<F: Fs + Clone> Writer<F> {
             control: &self.control,
             after_shutdown: self.give_up_after_shutdown(),
         };
+        // Per destination of this writer (its index in `dests`).
         let mut complete = vec![false; self.dests.len()];
         // Per destination: how many of its messages, from the first, are in the file.
         let mut whole = vec![0u64; self.dests.len()];
@@ -367,13 +407,13 @@ impl<F: Fs + Clone> Writer<F> {
             .dests
             .iter()
             .position(|d| d.format() == OutputFormat::Json);
-        for (d, dest) in self.dests.iter_mut().enumerate() {
+        for (k, (dest, &d)) in self.dests.iter_mut().zip(&self.ids).enumerate() {
             let format = dest.format();
             let enc = Encoding {
                 format,
                 parse: &self.parse,
                 include_raw: self.include_raw.get(d).copied().unwrap_or(false),
-                count_parse_errors: first_json == Some(d),
+                count_parse_errors: first_json == Some(k),
             };
             let routed = self.router.is_some();
             if dest.is_split() {
@@ -414,9 +454,9 @@ impl<F: Fs + Clone> Writer<F> {
                 }
             };
             let messages = out.messages();
-            whole[d] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
-            complete[d] = whole[d] == messages;
-            if !complete[d] {
+            whole[k] = dest.deliver(&out, false, &self.stats.destinations[d], give_up);
+            complete[k] = whole[k] == messages;
+            if !complete[k] {
                 // Given up at shutdown: not written, so no latency.
                 continue;
             }
@@ -457,7 +497,8 @@ impl<F: Fs + Clone> Writer<F> {
     }
 
     /// After a give-up, message by message: each destination took its
-    /// messages in round order, the first `whole[d]` of them wholly.
+    /// messages in round order, the first `whole[k]` of them wholly (`k`
+    /// its index in `dests`).
     fn written_per_source(&self, round: &[(usize, Batch)], whole: &[u64]) -> Vec<u64> {
         let mut per_source = vec![0u64; self.stats.sources.len()];
         let mut rank = vec![0u64; self.dests.len()];
@@ -472,14 +513,14 @@ impl<F: Fs + Clone> Writer<F> {
                         .router
                         .as_ref()
                         .and_then(|_| self.masks.get(bi)?.get(m).copied());
-                    for (d, dest) in self.dests.iter().enumerate() {
+                    for (k, (dest, &d)) in self.dests.iter().zip(&self.ids).enumerate() {
                         let took = match mask {
                             Some(mask) => mask & (1 << d) != 0,
                             None => dest.feeds().get(s).copied().unwrap_or(false),
                         };
                         if took {
-                            everywhere &= rank[d] < whole[d];
-                            rank[d] += 1;
+                            everywhere &= rank[k] < whole[k];
+                            rank[k] += 1;
                         }
                     }
                     if let (true, Some(c)) = (everywhere, per_source.get_mut(s)) {

@@ -1,16 +1,24 @@
 //! The writer pool: several writer threads, so writing scales with the
 //! shards instead of one thread capping them all.
 //!
-//! - Shard i's ring is drained by writer `i % writers` ([`writer_of`]),
-//!   always the same one: a connection lives on one shard, so its batches
-//!   go through one writer, in order.
-//! - Each writer owns its destinations: its own file descriptor per file
-//!   (`O_APPEND`), its own retries and give-up, its own fsyncs. Writers
-//!   share nothing but the stats (atomics, and one histogram lock per
-//!   destination per round) and the [`WriterControl`].
+//! - Each destination group ([`crate::config::groups`]) has its own rings,
+//!   one per shard, and its own writers: a destination that keeps failing
+//!   stops only its group's writers, so only the sources of that group are
+//!   paused. With one group (every source feeds every destination) this is
+//!   the whole pool.
+//! - Within a group, shard i's ring is drained by writer `i % writers`
+//!   ([`writer_of`]), always the same one: a connection lives on one shard
+//!   and its source in one group, so its batches go through one writer, in
+//!   order.
+//! - Each writer owns its group's destinations: its own file descriptor
+//!   per file (`O_APPEND`), its own retries and give-up, its own fsyncs.
+//!   Writers share nothing but the stats (atomics, and one histogram lock
+//!   per destination per round) and the [`WriterControl`].
 //! - A writer hands whole batches to each write call, and an `O_APPEND`
 //!   write on a local file system lands whole at the end of the file: lines
 //!   of different writers interleave only at batch boundaries.
+//! - Writers are numbered across groups (group 0's first), which is the
+//!   `writer` label of the `ringest_writer_*` metrics and the thread name.
 //! - At exit, each writer's [`WriterReport`] is merged per destination
 //!   ([`WriterReport::merge`]).
 
@@ -21,18 +29,19 @@ use super::report::WriterReport;
 use super::sys::{Fs, RealFs};
 use super::{Writer, WriterControl};
 use crate::batch::{Ring, WriterWaker};
-use crate::config::Config;
+use crate::config::{Config, DestinationGroup};
 use crate::queue_delay::WriterLoad;
 use crate::stats::Stats;
 
-/// The writer that drains shard `shard`'s ring.
-/// Writer `w`'s view of the config: what a writer keeps on its own gets
-/// its own place. A forward destination's disk buffer is one folder per
-/// writer (`dir/writer-W`), each with an equal share of `max_bytes`: the
-/// segments of one writer's connections stay in their order, and no two
-/// writers append to one segment file.
-pub fn per_writer(config: &Config, w: usize) -> Config {
-    let writers = config.writer_count().max(1) as u64;
+/// Writer `w` (of `writers`, in its group)'s view of the config: what a
+/// writer keeps on its own gets its own place. A forward destination's
+/// disk buffer is one folder per writer (`dir/writer-W`, W counted within
+/// the destination's group, so a one-group config keeps its folders), each
+/// with an equal share of `max_bytes`: the segments of one writer's
+/// connections stay in their order, and no two writers append to one
+/// segment file.
+pub fn per_writer(config: &Config, w: usize, writers: usize) -> Config {
+    let writers = writers.max(1) as u64;
     let mut own = config.clone();
     for d in &mut own.destinations {
         if let Some(b) = &mut d.disk_buffer {
@@ -45,9 +54,14 @@ pub fn per_writer(config: &Config, w: usize) -> Config {
 
 /// Disk-buffer folders of writers this run does not have (a run with more
 /// writers left them): their messages are not replayed, so say so loudly.
-fn warn_orphaned_disk_buffers(config: &Config) {
-    let writers = config.writer_count();
-    for d in &config.destinations {
+fn warn_orphaned_disk_buffers(config: &Config, group: &GroupRings) {
+    let writers = group.writers;
+    for d in group
+        .group
+        .destinations
+        .iter()
+        .filter_map(|&d| config.destinations.get(d))
+    {
         let Some(b) = &d.disk_buffer else { continue };
         let Ok(entries) = std::fs::read_dir(&b.dir) else {
             continue;
@@ -80,6 +94,7 @@ fn warn_orphaned_disk_buffers(config: &Config) {
     }
 }
 
+/// The writer (within its group) that drains shard `shard`'s ring.
 pub fn writer_of(shard: usize, writers: usize) -> usize {
     shard % writers.max(1)
 }
@@ -89,6 +104,46 @@ pub fn shards_of(writer: usize, shards: usize, writers: usize) -> Vec<usize> {
     (0..shards)
         .filter(|&s| writer_of(s, writers) == writer)
         .collect()
+}
+
+/// One destination group as the pool runs it: its sources and
+/// destinations, its writers, and its rings (one per shard).
+pub struct GroupRings {
+    pub group: DestinationGroup,
+    pub writers: usize,
+    pub rings: Vec<Arc<Ring>>,
+}
+
+impl GroupRings {
+    /// Every destination group of `config`, each with one ring per shard and
+    /// its writer count ([`Config::writers_of`]).
+    pub fn of_config(config: &Config, shards: usize) -> Vec<GroupRings> {
+        config
+            .destination_groups()
+            .into_iter()
+            .map(|group| {
+                let writers = config.writers_of(&group).clamp(1, shards.max(1));
+                GroupRings {
+                    rings: rings(shards, writers, config.ring_capacity_batches),
+                    writers,
+                    group,
+                }
+            })
+            .collect()
+    }
+
+    /// One group of every source and destination of `config` over `rings`
+    /// (from [`rings`]), as a config without groups would run.
+    pub fn whole(config: &Config, rings: Vec<Arc<Ring>>, writers: usize) -> GroupRings {
+        GroupRings {
+            group: DestinationGroup {
+                sources: (0..config.sources.len()).collect(),
+                destinations: (0..config.destinations.len()).collect(),
+            },
+            writers: writers.clamp(1, rings.len().max(1)),
+            rings,
+        }
+    }
 }
 
 /// One ring per shard; the rings of one writer share its queue
@@ -116,67 +171,77 @@ pub fn loads(rings: &[Arc<Ring>], writers: usize) -> Vec<Arc<WriterLoad>> {
 
 pub struct WriterPool {
     threads: Vec<JoinHandle<WriterReport>>,
-    /// One per writer: shards wake their own writer only.
+    /// One per writer, across groups: shards wake their own writer only.
     wakers: Vec<Arc<WriterWaker>>,
+    /// Per group: the index of its first writer, and its writer count.
+    groups: Vec<(usize, usize)>,
+    /// Each writer's queue, by writer index across groups.
+    loads: Vec<Arc<WriterLoad>>,
 }
 
 impl WriterPool {
-    /// Opens `writers` writers over `rings` (one per shard, from [`rings`])
-    /// and starts their threads.
+    /// Opens every group's writers over its rings (from
+    /// [`GroupRings::of_config`]) and starts their threads.
     pub fn start(
         config: &Config,
-        rings: &[Arc<Ring>],
-        writers: usize,
+        groups: &[GroupRings],
         stats: &Arc<Stats>,
         control: &Arc<WriterControl>,
     ) -> Result<WriterPool, String> {
-        WriterPool::start_with_fs(RealFs, config, rings, writers, stats, control)
+        WriterPool::start_with_fs(RealFs, config, groups, stats, control)
     }
 
     /// [`start`](Self::start) on a given disk (tests pass one in memory).
     ///
     /// Every writer's files are opened before any thread starts, so a file
-    /// that cannot be opened fails start-up. Writer 0 opens first and, when
-    /// there are several, ends a torn last line (a crash) at once: the
-    /// others then find the file ending in `\n` and add no newline of their
-    /// own.
+    /// that cannot be opened fails start-up. A group's writer 0 opens first
+    /// and, when the group has several, ends a torn last line (a crash) at
+    /// once: the others then find the file ending in `\n` and add no
+    /// newline of their own (a destination is in one group only).
     pub fn start_with_fs<F: Fs + Clone + Send + 'static>(
         fs: F,
         config: &Config,
-        rings: &[Arc<Ring>],
-        writers: usize,
+        groups: &[GroupRings],
         stats: &Arc<Stats>,
         control: &Arc<WriterControl>,
     ) -> Result<WriterPool, String>
     where
         F::File: Send,
     {
-        let writers = writers.clamp(1, rings.len().max(1));
-        let wakers: Vec<Arc<WriterWaker>> =
-            (0..writers).map(|_| Arc::new(WriterWaker::new())).collect();
-        let mut opened = Vec::with_capacity(writers);
-        warn_orphaned_disk_buffers(config);
-        for (w, waker) in wakers.iter().enumerate() {
-            let mine = shards_of(w, rings.len(), writers)
-                .into_iter()
-                .map(|s| Arc::clone(&rings[s]))
-                .collect();
-            let own = per_writer(config, w);
-            let mut writer = Writer::with_fs(
-                fs.clone(),
-                &own,
-                mine,
-                Arc::clone(stats),
-                Arc::clone(waker),
-                Arc::clone(control),
-            )
-            .map_err(|e| format!("cannot open destination: {e}"))?;
-            if w == 0 && writers > 1 {
-                writer.repair_torn_lines()?;
+        let mut wakers = Vec::new();
+        let mut placed = Vec::with_capacity(groups.len());
+        let mut loads_all = Vec::new();
+        let mut opened = Vec::new();
+        for g in groups {
+            let writers = g.writers.clamp(1, g.rings.len().max(1));
+            placed.push((wakers.len(), writers));
+            loads_all.extend(loads(&g.rings, writers));
+            warn_orphaned_disk_buffers(config, g);
+            for w in 0..writers {
+                let waker = Arc::new(WriterWaker::new());
+                let mine = shards_of(w, g.rings.len(), writers)
+                    .into_iter()
+                    .map(|s| Arc::clone(&g.rings[s]))
+                    .collect();
+                let own = per_writer(config, w, writers);
+                let mut writer = Writer::for_destinations(
+                    fs.clone(),
+                    &own,
+                    &g.group.destinations,
+                    mine,
+                    Arc::clone(stats),
+                    Arc::clone(&waker),
+                    Arc::clone(control),
+                )
+                .map_err(|e| format!("cannot open destination: {e}"))?;
+                if w == 0 && writers > 1 {
+                    writer.repair_torn_lines()?;
+                }
+                opened.push(writer);
+                wakers.push(waker);
             }
-            opened.push(writer);
         }
-        let mut threads = Vec::with_capacity(writers);
+        let mut threads = Vec::with_capacity(opened.len());
         for (w, writer) in opened.into_iter().enumerate() {
             let h = std::thread::Builder::new()
                 .name(format!("ringest-writer-{w}"))
@@ -185,16 +250,33 @@ impl WriterPool {
             let _ = wakers[w].thread.set(h.thread().clone());
             threads.push(h);
         }
-        Ok(WriterPool { threads, wakers })
+        Ok(WriterPool {
+            threads,
+            wakers,
+            groups: placed,
+            loads: loads_all,
+        })
     }
 
+    /// Writers over all groups.
     pub fn writers(&self) -> usize {
         self.wakers.len()
     }
 
-    /// The waker of the writer that drains shard `shard`.
-    pub fn waker_of(&self, shard: usize) -> Arc<WriterWaker> {
-        Arc::clone(&self.wakers[writer_of(shard, self.wakers.len())])
+    /// The writers of group `group`.
+    pub fn writers_of(&self, group: usize) -> usize {
+        self.groups.get(group).map_or(0, |g| g.1)
+    }
+
+    /// Each writer's queue, by writer index across groups (the metrics' label).
+    pub fn loads(&self) -> Vec<Arc<WriterLoad>> {
+        self.loads.clone()
+    }
+
+    /// The waker of the writer of group `group` that drains shard `shard`.
+    pub fn waker_of(&self, group: usize, shard: usize) -> Arc<WriterWaker> {
+        let (first, writers) = self.groups[group];
+        Arc::clone(&self.wakers[first + writer_of(shard, writers)])
     }
 
     /// Wakes every writer (SIGHUP, shutdown).
@@ -278,6 +360,42 @@ mod tests {
         assert_eq!(load("shards = 1").map(|c| c.max_queue_delay_ms), Ok(2));
         let err = load("writers = 257").expect_err("out of range");
         assert!(err.contains("writers"), "{err}");
+    }
+
+    /// Sources with no destination in common: a group each, each with a
+    /// ring per shard and writers of its own (auto: one per shard for a
+    /// path template, one for a fixed file), counted in `writer_count`.
+    #[test]
+    fn each_destination_group_gets_rings_and_writers_of_its_own() {
+        let text = "shards = 3\n\
+            [[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\ndestinations = [\"x\"]\n\
+            [[source]]\nname = \"b\"\nlisten = \"127.0.0.1:2\"\ntransport = \"tcp\"\ndestinations = [\"y\"]\n\
+            [[destination]]\nname = \"x\"\ntype = \"file\"\npath = \"x-{host}.log\"\n\
+            [[destination]]\nname = \"y\"\ntype = \"file\"\npath = \"y.log\"\n";
+        let (file, base) = (std::path::Path::new("t.toml"), std::path::Path::new("/tmp"));
+        let c = Config::from_toml(text, file, base).expect("config");
+        let g = GroupRings::of_config(&c, 3);
+        assert_eq!(g.len(), 2);
+        let shape = |g: &GroupRings| {
+            (
+                g.group.sources.clone(),
+                g.group.destinations.clone(),
+                g.writers,
+                g.rings.len(),
+            )
+        };
+        assert_eq!(shape(&g[0]), (vec![0], vec![0], 3, 3));
+        assert_eq!(shape(&g[1]), (vec![1], vec![1], 1, 3));
+        for s in 0..3 {
+            assert!(!Arc::ptr_eq(&g[0].rings[s], &g[1].rings[s]));
+            assert!(!Arc::ptr_eq(&g[0].rings[s].load, &g[1].rings[s].load));
+        }
+        assert_eq!(c.writer_count(), 4);
+        // Every source feeds both: one group, as before groups.
+        let one = load("shards = 3").expect("config");
+        let g = GroupRings::of_config(&one, 3);
+        assert_eq!(g.len(), 1);
+        assert_eq!(shape(&g[0]), (vec![0], vec![0], 3, 3));
     }
 
     /// A shard's batch waits behind every shard of its writer, and behind

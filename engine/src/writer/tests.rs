@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fake::{FakeFs, WriteFault};
-use super::pool::{self, WriterPool};
+use super::pool::{self, GroupRings, WriterPool};
 use super::report::WriterReport;
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
@@ -388,7 +388,8 @@ fn pool_on(
     let stats = Arc::new(Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]));
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
-    let p = WriterPool::start_with_fs(fs.clone(), cfg, &rings, 2, &stats, &control).expect("pool");
+    let groups = [GroupRings::whole(cfg, rings.clone(), 2)];
+    let p = WriterPool::start_with_fs(fs.clone(), cfg, &groups, &stats, &control).expect("pool");
     (p, rings, stats, control)
 }
 
