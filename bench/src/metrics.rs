@@ -2,7 +2,8 @@
 //! from text (sans-IO, tested on fixed bodies): the counters and gauges, and
 //! every latency summary's p50/p99/p999.
 //!
-//! Latency series accepted: today's `ringest_write_latency_seconds` and
+//! Latency series accepted: today's `ringest_write_latency_seconds`,
+//! `ringest_writer_round_seconds` (how long the writer's rounds took) and
 //! any other `ringest_*latency*` summary with `quantile` labels, such as
 //! per-destination series (`…{destination="out",quantile="0.99"}`), each
 //! keyed by its name and its other labels.
@@ -50,7 +51,10 @@ fn latency_sample(line: &str) -> Option<(String, f64, f64)> {
     let (head, value) = line.rsplit_once(' ')?;
     let value: f64 = value.trim().parse().ok()?;
     let (name, labels) = head.split_once('{')?;
-    if !name.starts_with("ringest_") || !name.contains("latency") {
+    // The writer's round durations too: they tell a slow disk from queueing.
+    if !name.starts_with("ringest_")
+        || !(name.contains("latency") || name == "ringest_writer_round_seconds")
+    {
         return None;
     }
     let labels = labels.strip_suffix('}')?;
@@ -142,6 +146,22 @@ mod tests {
             (l["ringest_destination_latency_seconds{destination=\"b\"}"].p999 - 30_000.0).abs()
                 < 1e-6
         );
+    }
+
+    /// The writer's rounds are read as well, per writer; other summaries
+    /// that are not latencies are not.
+    #[test]
+    fn the_writers_round_durations_are_read_per_writer() {
+        let body = "ringest_writer_round_seconds{writer=\"0\",quantile=\"0.5\"} 0.0001\n\
+                    ringest_writer_round_seconds{writer=\"0\",quantile=\"0.99\"} 0.0009\n\
+                    ringest_writer_round_seconds{writer=\"0\",quantile=\"0.999\"} 0.012\n\
+                    ringest_writer_round_bytes{writer=\"0\",quantile=\"0.5\"} 1\n\
+                    ringest_writer_round_bytes{writer=\"0\",quantile=\"0.99\"} 2\n\
+                    ringest_writer_round_bytes{writer=\"0\",quantile=\"0.999\"} 3\n";
+        let l = latencies_us(body);
+        assert_eq!(l.len(), 1, "{l:?}");
+        let q = &l["ringest_writer_round_seconds{writer=\"0\"}"];
+        assert!((q.p999 - 12_000.0).abs() < 1e-6, "{q:?}");
     }
 
     #[test]
