@@ -14,7 +14,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("writers",                  "0 = auto",   "writer threads per destination group (sources that share no destination have separate rings and writers, so a stuck destination pauses only its own sources); shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (whole batches per write) and upstream connections. auto: 1 when every destination of the group is one file (writers of one file take turns on it), else one per shard"),
     ("max_queue_delay_ms",       "2",          "a shard stops handing batches to its writer (and pauses the connections feeding it) once the writer's queue would take longer than this to drain (fixed cost per round plus bytes at the rate fitted on its recent rounds); 0 = bounded by ring_capacity_batches only"),
     ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
-    ("recv_buffer_bytes",        "32768",      "size of one provided receive buffer"),
+    ("recv_buffer_bytes",        "131072",     "size of one provided receive buffer; a TLS record cut across two is copied to be put back together, so buffers well above the record size (16 KiB) copy less; the shard's buffers take recv_buffers_per_shard × this"),
     ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
     ("uring_entries",            "1024",       "io_uring submission queue entries per shard"),
     ("drain_timeout_ms",         "5000",       "on SIGTERM, how long open connections may keep sending before they are closed"),
