@@ -113,10 +113,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     let control = Arc::new(WriterControl::default());
     let groups = GroupRings::of_config(config, shards);
-    let lane_of_source = group_of_sources(
-        &groups.iter().map(|g| g.group.clone()).collect::<Vec<_>>(),
-        config.sources.len(),
-    );
+    let lane_of_source = group_of_sources(groups.iter().map(|g| &g.group), config.sources.len());
     let writer_pool = WriterPool::start(config, &groups, &stats, &control)?;
     let _ = stats.writers.set(writer_pool.loads());
     log_writers(config, &groups, &writer_pool, shards);
@@ -287,28 +284,25 @@ fn log_writers(config: &Config, groups: &[GroupRings], pool: &WriterPool, shards
         pool.writers(),
         groups.len()
     );
+    // The names at `indexes` in `all`, comma-separated.
+    fn names<T>(indexes: &[usize], all: &[T], name: impl Fn(&T) -> &str) -> String {
+        let found: Vec<&str> = indexes
+            .iter()
+            .filter_map(|&i| all.get(i))
+            .map(name)
+            .collect();
+        found.join(", ")
+    }
     let mut first = 0;
     for (g, group) in groups.iter().enumerate() {
-        let sources: Vec<&str> = group
-            .group
-            .sources
-            .iter()
-            .filter_map(|&i| config.sources.get(i))
-            .map(|s| s.name.as_str())
-            .collect();
-        let dests: Vec<&str> = group
-            .group
-            .destinations
-            .iter()
-            .filter_map(|&i| config.destinations.get(i))
-            .map(|d| d.name.as_str())
-            .collect();
+        let sources = names(&group.group.sources, &config.sources, |s| &s.name);
+        let dests = names(&group.group.destinations, &config.destinations, |d| &d.name);
         let writers = pool.writers_of(g);
         log::info!(
             "destination group {g}: sources [{}] to destinations [{}]: writers {first} to {} \
              (shard i to writer {first} + i % {writers}); a stuck destination pauses only these sources",
-            sources.join(", "),
-            dests.join(", "),
+            sources,
+            dests,
             first + writers - 1
         );
         first += writers;

@@ -83,19 +83,7 @@ pub fn run(o: &Options) -> Result<Profile, String> {
         steps: 5,
         tty: std::io::stderr().is_terminal(),
     };
-    let mut refused = Vec::new();
-    let mut keep = |name: String, f: Figure| -> Option<Figure> {
-        if f.spread_pct > SPREAD_MAX_PCT {
-            let line = format!(
-                "refused {name}: spread {:.0}% over {} repeats is wider than {SPREAD_MAX_PCT}%",
-                f.spread_pct, f.repeats
-            );
-            eprintln!("tuning measure: {line}");
-            refused.push(line);
-            return None;
-        }
-        Some(f)
-    };
+    let keep = |name: String, f: Figure| within_spread("measure", &name, f);
 
     progress.next("server CPU per message by size and records per write (bench compare)");
     let scenarios = o.out.join("scenarios.toml");
@@ -385,6 +373,19 @@ fn latency_curve(v: &Value) -> Result<Vec<CurvePoint>, String> {
     Ok(curve)
 }
 
+/// `f`, unless its spread is wider than [`SPREAD_MAX_PCT`]: then it is
+/// refused, with one line on stderr from `tuning <tool>` naming it.
+fn within_spread(tool: &str, name: &str, f: Figure) -> Option<Figure> {
+    if f.spread_pct > SPREAD_MAX_PCT {
+        eprintln!(
+            "tuning {tool}: refused {name}: spread {:.0}% over {} repeats is wider than {SPREAD_MAX_PCT}%",
+            f.spread_pct, f.repeats
+        );
+        return None;
+    }
+    Some(f)
+}
+
 /// ringest's highest rate written with zero loss in `bench latency`'s JSON
 /// (its search for the maximum, before the curve; one search, so no spread).
 pub fn zero_loss_max(latency: &Value) -> Option<Figure> {
@@ -415,16 +416,8 @@ pub fn reread(dir: &Path, mut profile: Profile) -> Result<Profile, String> {
     for p in &mut profile.cpu {
         let name = scenario_name(p.bytes, p.records_per_write);
         let s = summary(&results, &name)?;
-        p.machine_cpu_us_per_msg = figure(s.get("machine_cpu_us_per_msg")).filter(|f| {
-            let ok = f.spread_pct <= SPREAD_MAX_PCT;
-            if !ok {
-                eprintln!(
-                    "tuning reread: refused machine cpu {name}: spread {:.0}% over {} repeats is wider than {SPREAD_MAX_PCT}%",
-                    f.spread_pct, f.repeats
-                );
-            }
-            ok
-        });
+        p.machine_cpu_us_per_msg = figure(s.get("machine_cpu_us_per_msg"))
+            .and_then(|f| within_spread("reread", &format!("machine cpu {name}"), f));
     }
     let latency = read_json(&dir.join("latency").join("latency.json"))?;
     profile.zero_loss_max_msgs_per_s = zero_loss_max(&latency);

@@ -74,9 +74,12 @@ pub fn destination_groups(routes: &[Vec<usize>], destinations: usize) -> Vec<Des
 }
 
 /// For each source, the index of its group in `groups`.
-pub fn group_of_sources(groups: &[DestinationGroup], sources: usize) -> Vec<usize> {
+pub fn group_of_sources<'g>(
+    groups: impl IntoIterator<Item = &'g DestinationGroup>,
+    sources: usize,
+) -> Vec<usize> {
     let mut of = vec![0; sources];
-    for (g, group) in groups.iter().enumerate() {
+    for (g, group) in groups.into_iter().enumerate() {
         for &s in &group.sources {
             if let Some(slot) = of.get_mut(s) {
                 *slot = g;
