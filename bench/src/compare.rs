@@ -725,6 +725,9 @@ fn measure(
     }
     if let Some(r) = sc.rate_msg_per_s {
         a.extend(["--rate".into(), format!("{r:.0}")]);
+        if let Some(t) = sc.tick_us.filter(|t| *t > 0) {
+            a.extend(["--tick-us".into(), t.to_string()]);
+        }
     }
     std::fs::write(run_dir.join("loadgen.args"), a.join(" "))?;
 

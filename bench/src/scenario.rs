@@ -258,6 +258,14 @@ pub struct Scenario {
     /// loadgen then reports its latency. Default: as fast as it can.
     #[serde(default)]
     pub rate_msg_per_s: Option<f64>,
+    /// With a rate: loadgen `--tick-us`, so one wake-up sends every message
+    /// due in a tick, as records of up to `records_per_write` (each
+    /// message's latency still counts from its own intended time). Without
+    /// it loadgen wakes for every message and, at millions per second,
+    /// sends records of one or two messages: another load than the
+    /// scenario's. Set by `bench latency --tick-us`.
+    #[serde(default)]
+    pub tick_us: Option<u32>,
     /// Another scenario of the same file: results.md adds this scenario's
     /// figures over the baseline's, per engine, paired by repeat (scenarios
     /// run in a random order within each repeat).

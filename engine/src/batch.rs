@@ -47,6 +47,9 @@ pub struct Batch {
     /// End offset (exclusive, after the `\n`) of each message in `bytes`.
     pub ends: Vec<u32>,
     pub runs: Vec<Run>,
+    /// When the shard handed it to the writer's ring (for the writer's
+    /// queue-wait and shard-hold summaries).
+    pub handed_at: Option<Instant>,
 }
 
 impl Batch {
@@ -55,6 +58,7 @@ impl Batch {
             bytes: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(bytes / 64),
             runs: Vec::new(),
+            handed_at: None,
         }
     }
 
@@ -70,6 +74,7 @@ impl Batch {
         self.bytes.clear();
         self.ends.clear();
         self.runs.clear();
+        self.handed_at = None;
     }
 
     /// The message at `i`, without its trailing `\n`.
@@ -152,8 +157,9 @@ impl Ring {
 
     /// Hands `batch` to the writer, counting its bytes in the writer's
     /// queue; gives it back when the ring has no room.
-    fn hand_over(&self, batch: Batch) -> Result<(), Batch> {
+    fn hand_over(&self, mut batch: Batch) -> Result<(), Batch> {
         let bytes = batch.bytes.len();
+        batch.handed_at = Some(Instant::now());
         // Counted first: the writer may take and write it at once.
         self.load.queued(bytes);
         self.full

@@ -58,6 +58,15 @@ pub struct WriterLoad {
     /// destinations' latency, it tells time spent writing from time spent
     /// waiting to be written.
     pub round_latency: crate::stats::Latency,
+    /// Per message, µs: from its batch's hand-over to this writer's ring to
+    /// the round that takes it beginning (time queued in front of the
+    /// writer).
+    pub queue_wait: crate::stats::Latency,
+    /// Per message, µs: from the receive of its batch's oldest frame to the
+    /// batch's hand-over (time held in the shard: filling the batch, a
+    /// batch held back while the writer's queue was long). An upper bound
+    /// for the batch's later frames.
+    pub shard_hold: crate::stats::Latency,
 }
 
 impl WriterLoad {

@@ -450,6 +450,25 @@ impl Stats {
                 let _ = writeln!(out, "{name}{{writer=\"{w}\"}} {}", get(l));
             }
         }
+        type GetW = fn(&WriterLoad) -> &Latency;
+        let waits: [(&str, &str, GetW); 2] = [
+            (
+                "ringest_writer_queue_wait_seconds",
+                "Per message: from its batch's hand-over to this writer's ring to the writer's round taking it.",
+                |l| &l.queue_wait,
+            ),
+            (
+                "ringest_writer_shard_hold_seconds",
+                "Per message: from its batch's oldest frame's receive completion to the batch's hand-over to this writer (an upper bound for the batch's later frames).",
+                |l| &l.shard_hold,
+            ),
+        ];
+        for (name, help, get) in waits {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+            for (w, l) in loads.iter().enumerate() {
+                get(l).render(out, name, &format!("writer=\"{w}\""), &[0.5, 0.99, 0.999, 1.0]);
+            }
+        }
         let name = "ringest_writer_round_seconds";
         let _ = writeln!(
             out,

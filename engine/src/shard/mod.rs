@@ -588,23 +588,28 @@ impl Shard {
     /// completions in order, as long as there is room, and resumes
     /// connections with none left. Lanes resume independently.
     fn resume_deferred(&mut self, now_ns: u64) {
-        let mut resumed = false;
         for l in 0..self.lanes.len() {
-            resumed |= self.resume_lane(l, now_ns);
+            self.resume_lane(l, now_ns);
         }
         // Parked connections (their multishot ended for lack of buffers)
         // go again once half the buffers are back, not only when all are:
-        // under sustained overload that might never happen.
-        if resumed && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2 {
+        // under sustained overload that might never happen. Whether or not
+        // a lane resumed in this turn: a burst can park connections while
+        // the deferred completions still hold more than half of the
+        // buffers, and once those are processed no lane is held any more;
+        // they would then wait for the 100 ms tick with buffers free.
+        if !self.rearm_later.is_empty()
+            && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2
+        {
             self.rearm.append(&mut self.rearm_later);
         }
     }
 
-    /// [`resume_deferred`](Self::resume_deferred) for lane `l`; true when
-    /// its writer had room (it may have processed completions).
-    fn resume_lane(&mut self, l: usize, now_ns: u64) -> bool {
+    /// [`resume_deferred`](Self::resume_deferred) for lane `l`, once its
+    /// writer has room.
+    fn resume_lane(&mut self, l: usize, now_ns: u64) {
         if !self.lanes[l].is_held() || !self.lanes[l].batcher.try_resume() {
-            return false;
+            return;
         }
         while !self.lanes[l].batcher.is_full() {
             let Some((ud, res, flags, reaped)) = self.lanes[l].deferred.pop_front() else {
@@ -630,7 +635,6 @@ impl Shard {
             }
         }
         self.lanes[l].batcher.received_at = self.turn_now;
-        true
     }
 
     fn entry_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Entry> {

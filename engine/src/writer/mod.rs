@@ -269,6 +269,7 @@ impl<F: Fs + Clone> Writer<F> {
             return true;
         }
         let started = Instant::now();
+        self.note_waits(&round, started);
         self.write_round(&round);
         let bytes: usize = round.iter().map(|(_, b)| b.bytes.len()).sum();
         let took = started.elapsed();
@@ -288,6 +289,29 @@ impl<F: Fs + Clone> Writer<F> {
         }
         self.round = round;
         true
+    }
+
+    /// Records, per message, how long each batch of `round` was held in
+    /// its shard and queued in front of this writer (`/metrics`: they tell
+    /// where a slow message waited, with the round's own duration).
+    fn note_waits(&self, round: &[(usize, Batch)], started: Instant) {
+        let Some(load) = self.rings.first().map(|r| &r.load) else {
+            return;
+        };
+        let (Some(mut wait), Some(mut hold)) = (load.queue_wait.lock(), load.shard_hold.lock())
+        else {
+            return;
+        };
+        for (_, b) in round {
+            let (Some(handed), Some(first)) = (b.handed_at, b.runs.first()) else {
+                continue;
+            };
+            let n = b.len() as u64;
+            let queued_us = started.saturating_duration_since(handed).as_micros() as u64;
+            let held_us = handed.saturating_duration_since(first.received).as_micros() as u64;
+            let _ = wait.record_n(queued_us.max(1), n);
+            let _ = hold.record_n(held_us.max(1), n);
+        }
     }
 
     /// Writes now the newline that ends a torn last line (a crash), so the
