@@ -291,6 +291,17 @@ impl Batcher {
         self.pending.is_some()
     }
 
+    /// What the writer drains within `max_queue_delay_ms` at its fitted
+    /// rate; `None` when the queue is not bounded in time or the rate is
+    /// not measured yet.
+    pub fn drain_budget_bytes(&self) -> Option<u64> {
+        let rate = self.ring.load.drain_bytes_per_s.load(Ordering::Acquire);
+        if self.max_queue_delay_ms == 0 || rate == 0 {
+            return None;
+        }
+        Some(rate.saturating_mul(self.max_queue_delay_ms) / 1000)
+    }
+
     /// Offers the waiting batch to the ring again; true once nothing waits.
     pub fn try_resume(&mut self) -> bool {
         if let Some(batch) = self.pending.take() {

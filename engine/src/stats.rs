@@ -466,7 +466,12 @@ impl Stats {
         for (name, help, get) in waits {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
             for (w, l) in loads.iter().enumerate() {
-                get(l).render(out, name, &format!("writer=\"{w}\""), &[0.5, 0.99, 0.999, 1.0]);
+                get(l).render(
+                    out,
+                    name,
+                    &format!("writer=\"{w}\""),
+                    &[0.5, 0.99, 0.999, 1.0],
+                );
             }
         }
         let name = "ringest_writer_round_seconds";

@@ -1,6 +1,18 @@
 //! The shard's provided buffer ring: the kernel picks a free buffer for each
 //! multishot recv completion; the shard gives it back once the bytes are
 //! decoded (frames are copied into the writer's batch, so that is at once).
+//!
+//! **Credit.** Every buffer the kernel holds may come back full, and what
+//! comes back while the writer is behind waits in the shard (deferred
+//! completions) before the writer's own queue, which `max_queue_delay_ms`
+//! bounds. With 512 buffers of 128 KiB that wait was up to 64 MiB per shard,
+//! tens of milliseconds of the writer's time: the p99 tail at 80% load
+//! (session 6: `ringest_writer_shard_hold_seconds` p99 65 ms, queue wait
+//! 3 ms). So while a lane is held back the shard lowers the number of
+//! buffers it lets the kernel hold ([`Credit`]) to about what the writer
+//! drains in `max_queue_delay_ms`; the rest are withheld, the multishot
+//! receives end with ENOBUFS, and TCP's window closes on the senders
+//! instead. Once no lane has been held for a while the limit is lifted.
 
 use std::io;
 use std::ptr::NonNull;
@@ -8,6 +20,59 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
+
+/// Which buffers the kernel may have: at most `limit` at a time; the others
+/// wait here until the limit rises or the kernel hands some back. Pure.
+#[derive(Debug)]
+pub struct Credit {
+    /// Given to the kernel and not yet handed back in a completion.
+    in_kernel: u16,
+    limit: u16,
+    withheld: Vec<u16>,
+}
+
+impl Credit {
+    pub fn new(entries: u16) -> Credit {
+        Credit {
+            in_kernel: 0,
+            limit: entries,
+            withheld: Vec::with_capacity(entries as usize),
+        }
+    }
+
+    /// Buffer `bid` is ours again: `Some(bid)` if the kernel may have it now.
+    pub fn give_back(&mut self, bid: u16) -> Option<u16> {
+        if self.in_kernel < self.limit {
+            self.in_kernel += 1;
+            Some(bid)
+        } else {
+            self.withheld.push(bid);
+            None
+        }
+    }
+
+    /// A completion handed a buffer back from the kernel.
+    pub fn taken(&mut self) {
+        debug_assert!(self.in_kernel > 0, "a buffer came back that was not given");
+        self.in_kernel = self.in_kernel.saturating_sub(1);
+    }
+
+    /// Sets the limit (at least 1); returns the withheld buffers the
+    /// kernel may now have, in the order to give them.
+    pub fn set_limit(&mut self, limit: u16) -> impl Iterator<Item = u16> + '_ {
+        self.limit = limit.max(1);
+        let room = self.limit.saturating_sub(self.in_kernel) as usize;
+        let n = room.min(self.withheld.len());
+        self.in_kernel += n as u16;
+        let from = self.withheld.len() - n;
+        self.withheld.drain(from..)
+    }
+
+    /// Buffers the kernel has (free, or filled and not yet reaped).
+    pub fn in_kernel(&self) -> u16 {
+        self.in_kernel
+    }
+}
 
 pub struct BufRing {
     ring: NonNull<BufRingEntry>,
@@ -20,6 +85,7 @@ pub struct BufRing {
     tail: u16,
     published: u16,
     pub bgid: u16,
+    credit: Credit,
 }
 
 fn mmap_anon(len: usize) -> io::Result<NonNull<u8>> {
@@ -65,6 +131,7 @@ impl BufRing {
             tail: 0,
             published: 0,
             bgid,
+            credit: Credit::new(entries),
         };
         // SAFETY: the ring memory is page-aligned, sized for `entries`, and lives
         // until Drop, which runs after the IoUring that uses it is dropped (field order
@@ -102,8 +169,39 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts_mut(self.bufs.as_ptr().add(bid * self.buf_bytes), len) }
     }
 
-    /// Returns buffer `bid` to the kernel (visible after the next `publish`).
+    /// Returns buffer `bid` to the kernel (visible after the next `publish`),
+    /// or keeps it withheld while the kernel has its credit's worth.
     pub fn give_back(&mut self, bid: u16) {
+        if let Some(bid) = self.credit.give_back(bid) {
+            self.push(bid);
+        }
+    }
+
+    /// A completion carried a buffer: the kernel has one fewer.
+    pub fn taken(&mut self) {
+        self.credit.taken();
+    }
+
+    /// How many buffers the kernel may hold from now on (see [`Credit`]).
+    pub fn set_limit(&mut self, limit: u16) {
+        let limit = limit.min(self.entries);
+        let back: Vec<u16> = self.credit.set_limit(limit).collect();
+        for bid in back {
+            self.push(bid);
+        }
+    }
+
+    /// Buffers the kernel has: 0 means a receive armed now would end at
+    /// once with ENOBUFS.
+    pub fn in_kernel(&self) -> u16 {
+        self.credit.in_kernel()
+    }
+
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
+    fn push(&mut self, bid: u16) {
         debug_assert!(bid < self.entries);
         let mask = self.entries - 1;
         let idx = (self.tail & mask) as usize;
@@ -142,5 +240,50 @@ impl Drop for BufRing {
             libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
             libc::munmap(self.bufs.as_ptr().cast(), self.bufs_bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Credit;
+
+    #[test]
+    fn the_kernel_never_holds_more_than_the_limit_and_gets_the_rest_when_it_rises() {
+        let mut c = Credit::new(8);
+        for bid in 0..8 {
+            assert_eq!(c.give_back(bid), Some(bid));
+        }
+        assert_eq!(c.in_kernel(), 8);
+        // The writer falls behind: the kernel may hold 2.
+        assert_eq!(c.set_limit(2).count(), 0, "nothing withheld yet");
+        for _ in 0..5 {
+            c.taken();
+        }
+        assert_eq!(c.in_kernel(), 3, "the limit does not take buffers back");
+        // Five come back from the shard: none may go to the kernel yet.
+        for bid in 0..5 {
+            assert_eq!(c.give_back(bid), None);
+        }
+        c.taken();
+        c.taken();
+        assert_eq!(c.in_kernel(), 1);
+        assert_eq!(c.give_back(5), Some(5), "room under the limit");
+        assert_eq!(c.give_back(6), None);
+        // The writer caught up: everything withheld goes back.
+        let back: Vec<u16> = c.set_limit(8).collect();
+        assert_eq!(back.len(), 6);
+        assert_eq!(c.in_kernel(), 8);
+        assert_eq!(c.set_limit(8).count(), 0);
+    }
+
+    #[test]
+    fn a_limit_of_zero_still_lets_one_buffer_through() {
+        let mut c = Credit::new(4);
+        let _ = c.set_limit(0).count();
+        assert_eq!(c.give_back(0), Some(0));
+        assert_eq!(c.give_back(1), None);
+        let back: Vec<u16> = c.set_limit(3).collect();
+        assert_eq!(back, vec![1]);
+        assert_eq!(c.in_kernel(), 2);
     }
 }

@@ -61,6 +61,18 @@ const WAIT_MS: u64 = 50;
 /// not signal the shard's io_uring), so a paused connection resumes within
 /// this much of the queue draining.
 const PAUSED_WAIT_US: u64 = 500;
+/// After a lane was last held back, the kernel's receive buffers stay
+/// limited this long ([`bufring::Credit`]): pauses come and go many times a
+/// second under load, and lifting the limit between them would let the
+/// kernel fill every buffer again.
+const CREDIT_HOLD_MS: u64 = 100;
+/// The fewest and the most receive buffers the kernel may hold while
+/// limited: while a lane is held back its writer is the bottleneck, and a
+/// few buffers per loop turn keep its queue fed (session 6: 16 buffers of
+/// 128 KiB per shard kept the large-record load's rate and cut ringest's
+/// own p99 at 80% load from 104 ms with 512 to 6 ms).
+const CREDIT_MIN_BUFFERS: u16 = 4;
+const CREDIT_MAX_BUFFERS: u16 = 16;
 /// A pause longer than this means the writer is stuck (a failing disk):
 /// the shard goes back to `WAIT_MS` rather than polling for hours.
 const PAUSED_POLL_MS: u64 = 1_000;
@@ -164,11 +176,15 @@ pub struct Shard {
     turn_now: Instant,
     /// Provided buffers held by the lanes' deferred completions.
     deferred_buffers: usize,
-    /// Connections whose multishot receive ended for lack of buffers while
-    /// deferred completions held some: re-armed once they have given them
-    /// back, or at the next 100 ms tick (a lane stuck for long keeps its
-    /// buffers), so an empty buffer ring is not re-armed into in a loop.
+    /// Connections whose multishot receive ended for lack of buffers:
+    /// re-armed at the end of a turn in which the kernel has buffers again
+    /// and deferred completions hold at most half of them, or at the next
+    /// 100 ms tick (a lane stuck for long keeps its buffers), so an empty
+    /// buffer ring is not re-armed into in a loop.
     rearm_later: Vec<u32>,
+    /// While a lane is held back, and [`CREDIT_HOLD_MS`] after: until when,
+    /// and the buffers the kernel may hold meanwhile.
+    credit: Option<(Instant, u16)>,
     /// Test-only fault injection (debug builds): panic in the shard loop,
     /// outside any connection's guard, once this many connections were accepted.
     panic_after_accepts: Option<usize>,
@@ -248,6 +264,7 @@ impl Shard {
             turn_now: Instant::now(),
             deferred_buffers: 0,
             rearm_later: Vec::new(),
+            credit: None,
             panic_after_accepts: fault_panic_after_accepts(),
             accepted_total: 0,
         };
@@ -362,6 +379,9 @@ impl Shard {
             }
             self.cqes.clear();
             for cqe in self.ring.completion() {
+                if cqueue::buffer_select(cqe.flags()).is_some() {
+                    self.bufs.taken();
+                }
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
             self.turn_now = Instant::now();
@@ -389,7 +409,18 @@ impl Shard {
                 }
             }
             self.cqes = cqes;
+            let credit = self.recv_credit();
+            self.bufs.set_limit(credit);
             self.bufs.publish();
+            // Parked connections go again once the kernel has buffers and at
+            // most half are held by deferred completions, not only when all
+            // are back: under sustained overload that might never happen.
+            if !self.rearm_later.is_empty()
+                && self.bufs.in_kernel() > 0
+                && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2
+            {
+                self.rearm.append(&mut self.rearm_later);
+            }
             for slot in std::mem::take(&mut self.rearm) {
                 self.arm_recv(slot);
             }
@@ -591,17 +622,42 @@ impl Shard {
         for l in 0..self.lanes.len() {
             self.resume_lane(l, now_ns);
         }
-        // Parked connections (their multishot ended for lack of buffers)
-        // go again once half the buffers are back, not only when all are:
-        // under sustained overload that might never happen. Whether or not
-        // a lane resumed in this turn: a burst can park connections while
-        // the deferred completions still hold more than half of the
-        // buffers, and once those are processed no lane is held any more;
-        // they would then wait for the 100 ms tick with buffers free.
-        if !self.rearm_later.is_empty()
-            && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2
-        {
-            self.rearm.append(&mut self.rearm_later);
+    }
+
+    /// How many receive buffers the kernel may hold ([`bufring::Credit`]):
+    /// all, unless a lane is held back or was within [`CREDIT_HOLD_MS`];
+    /// then what the held lanes' writers drain in `max_queue_delay_ms`, so
+    /// what waits in the shard is bounded in time like the writer's queue.
+    fn recv_credit(&mut self) -> u16 {
+        let all = self.bufs.entries();
+        let mut held = false;
+        let mut budget_bytes = 0u64;
+        for l in &self.lanes {
+            if l.is_held() {
+                held = true;
+                match l.batcher.drain_budget_bytes() {
+                    Some(b) => budget_bytes += b,
+                    // No time bound, or the rate not measured yet.
+                    None => return all,
+                }
+            }
+        }
+        if held {
+            // Half the delay for what waits in the shard, half for the
+            // writer's queue.
+            let n = budget_bytes / 2 / self.bufs.buf_bytes().max(1) as u64;
+            let n = u16::try_from(n)
+                .unwrap_or(all)
+                .clamp(CREDIT_MIN_BUFFERS, CREDIT_MAX_BUFFERS)
+                .min(all);
+            self.credit = Some((self.turn_now + Duration::from_millis(CREDIT_HOLD_MS), n));
+        }
+        match self.credit {
+            Some((until, n)) if self.turn_now < until => n,
+            _ => {
+                self.credit = None;
+                all
+            }
         }
     }
 

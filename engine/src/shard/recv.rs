@@ -68,16 +68,14 @@ impl Shard {
             self.on_peer_gone(slot, res, now_ns);
             return;
         }
-        // Multishot ended (ENOBUFS, or the kernel stopped it): re-arm after this
-        // turn's buffers are given back, or, while deferred completions hold
-        // buffers, once they have been given back.
+        // Multishot ended: for lack of buffers, parked until the kernel has
+        // some again (the end of the turn decides); else re-armed after this
+        // turn's buffers are given back.
         let Some(e) = self.slots[slot as usize].entry.as_ref() else {
             return;
         };
         if e.io.can_arm() {
-            if res == -libc::ENOBUFS
-                && self.deferred_buffers > self.shared.config.recv_buffers_per_shard / 2
-            {
+            if res == -libc::ENOBUFS {
                 self.rearm_later.push(slot);
             } else {
                 self.rearm.push(slot);
