@@ -7,26 +7,78 @@
 //! their order. Back-pressure is per lane: a full lane pauses only the
 //! connections that feed it; the other lanes' connections, handshakes,
 //! timeouts and shutdown go on. Pure: no sockets, tested in memory.
+//!
+//! The lanes of a shard share its provided receive buffers. A held
+//! completion keeps its buffer, so a stuck group with many busy
+//! connections (each paused with a completion or more in hand) could hold
+//! every buffer and leave the other groups' connections none. So each lane
+//! of a shard with several keeps at most [`held_buffers_max`] buffers: past
+//! that, a held completion's bytes are copied out and its buffer goes back
+//! at once. The copy keeps the completion's place in the queue, so a
+//! connection's bytes are still processed in order and none is lost.
+//!
+//! Why copy rather than stop the connections sooner: a multishot receive
+//! armed before the lane filled can always complete into a buffer (the
+//! kernel picks it, not us), and cancelling every connection of a lane the
+//! moment it fills would still race with completions already posted; only
+//! a copy bounds the buffers held. The copies are bounded too: a
+//! connection is paused, and its receive cancelled, at its first held
+//! completion, so what is copied for it is at most what the kernel had
+//! already received for it then (its socket's receive buffer). A shard
+//! with one lane has no cap: nothing is copied and its cost is unchanged.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use io_uring::cqueue;
+
 use crate::batch::{Batcher, Ring, WriterWaker};
 
-/// A receive completion held back (user data, result, flags) and the loop
-/// turn that reaped it (its frames' latency starts there).
-pub(super) type HeldCompletion = (u64, i32, u32, Instant);
+/// A receive completion held back: user data, result and flags as reaped,
+/// the loop turn that reaped it (its frames' latency starts there), and,
+/// when its lane was at its cap, its bytes copied out of the provided
+/// buffer, which was given back at once.
+pub(super) struct Held {
+    pub(super) ud: u64,
+    pub(super) res: i32,
+    pub(super) flags: u32,
+    pub(super) reaped: Instant,
+    pub(super) copied: Option<Box<[u8]>>,
+}
+
+impl Held {
+    /// The provided buffer this completion still keeps, if any.
+    pub(super) fn buffer(&self) -> Option<u16> {
+        match self.copied {
+            Some(_) => None,
+            None => cqueue::buffer_select(self.flags),
+        }
+    }
+}
+
+/// The most provided buffers one lane's held completions may keep, of a
+/// shard's `recv_buffers` shared by `lanes` lanes: together the lanes keep
+/// at most half, so the other half is always there for connections that
+/// are not held. `None` with one lane: all its buffers are its own, and it
+/// keeps what it holds, as before destination groups (no copy).
+pub(super) fn held_buffers_max(recv_buffers: usize, lanes: usize) -> Option<usize> {
+    (lanes > 1).then(|| (recv_buffers / (2 * lanes)).max(1))
+}
 
 pub(super) struct Lane {
     pub(super) batcher: Batcher,
     /// Back-pressure: receive completions of this lane's connections not
     /// processed because its writer's ring was full, in arrival order.
-    /// Their buffers stay out of the provided ring, so the kernel soon has
-    /// nowhere to put more data for them and TCP's window closes on the
-    /// senders. Bounded by the shard's provided buffers plus one error or
-    /// end per connection.
-    pub(super) deferred: VecDeque<HeldCompletion>,
+    /// Those that keep their buffer keep it out of the provided ring, so
+    /// the kernel soon has nowhere to put more data for them and TCP's
+    /// window closes on the senders. At most `held_buffers_max` keep one;
+    /// plus one error or end per connection.
+    deferred: VecDeque<Held>,
+    /// How many of `deferred` keep a provided buffer.
+    held_buffers: usize,
+    /// See [`held_buffers_max`].
+    held_buffers_max: Option<usize>,
     /// Since when the batcher has been holding a batch back, if it is.
     paused_since: Option<Instant>,
 }
@@ -37,11 +89,14 @@ impl Lane {
         waker: Arc<WriterWaker>,
         batch_max_bytes: usize,
         max_queue_delay_ms: u64,
+        held_buffers_max: Option<usize>,
     ) -> Lane {
         Lane {
             batcher: Batcher::new(ring, waker, batch_max_bytes)
                 .with_max_queue_delay_ms(max_queue_delay_ms),
             deferred: VecDeque::new(),
+            held_buffers: 0,
+            held_buffers_max,
             paused_since: None,
         }
     }
@@ -60,6 +115,48 @@ impl Lane {
     /// held back.
     pub(super) fn is_held(&self) -> bool {
         !self.deferred.is_empty() || self.batcher.is_full()
+    }
+
+    /// Whether a completion to be held may keep its provided buffer; if
+    /// not, the caller copies its bytes into [`Held::copied`] and gives the
+    /// buffer back before [`Self::hold`].
+    pub(super) fn may_keep_buffer(&self) -> bool {
+        self.held_buffers_max
+            .is_none_or(|max| self.held_buffers < max)
+    }
+
+    /// Holds `h` behind this lane's other held completions.
+    pub(super) fn hold(&mut self, h: Held) {
+        if h.buffer().is_some() {
+            self.held_buffers += 1;
+            debug_assert!(
+                self.held_buffers_max
+                    .is_none_or(|max| self.held_buffers <= max),
+                "a lane keeps more buffers than its cap"
+            );
+        }
+        self.deferred.push_back(h);
+    }
+
+    /// The oldest held completion, to be processed now.
+    pub(super) fn take(&mut self) -> Option<Held> {
+        let h = self.deferred.pop_front()?;
+        if h.buffer().is_some() {
+            self.held_buffers -= 1;
+        }
+        Some(h)
+    }
+
+    /// Every held completion, oldest first, for shutdown (their buffers
+    /// go back, nothing processes them any more).
+    pub(super) fn take_all(&mut self) -> impl Iterator<Item = Held> + '_ {
+        self.held_buffers = 0;
+        self.deferred.drain(..)
+    }
+
+    /// The provided buffers its held completions keep.
+    pub(super) fn held_buffers(&self) -> usize {
+        self.held_buffers
     }
 }
 
@@ -107,7 +204,13 @@ mod tests {
 
     fn lane(capacity: usize) -> (Lane, Arc<Ring>) {
         let ring = Arc::new(Ring::new(capacity));
-        let lane = Lane::new(Arc::clone(&ring), Arc::new(WriterWaker::new()), 4096, 0);
+        let lane = Lane::new(
+            Arc::clone(&ring),
+            Arc::new(WriterWaker::new()),
+            4096,
+            0,
+            None,
+        );
         (lane, ring)
     }
 
@@ -126,6 +229,88 @@ mod tests {
             lane.batcher.flush();
         }
         panic!("the lane never filled");
+    }
+
+    /// Flags of a completion whose bytes are in provided buffer `bid`
+    /// (the kernel's layout: IORING_CQE_F_BUFFER, the id above bit 16).
+    fn in_buffer(bid: u16) -> u32 {
+        let flags = 1 | (u32::from(bid) << 16);
+        assert_eq!(cqueue::buffer_select(flags), Some(bid));
+        flags
+    }
+
+    fn held(ud: u64, res: i32, flags: u32, copied: Option<&[u8]>) -> Held {
+        Held {
+            ud,
+            res,
+            flags,
+            reaped: Instant::now(),
+            copied: copied.map(Box::from),
+        }
+    }
+
+    #[test]
+    fn one_lane_has_no_cap_and_several_keep_half_the_buffers_at_most() {
+        assert_eq!(held_buffers_max(512, 1), None);
+        assert_eq!(held_buffers_max(512, 2), Some(128));
+        assert_eq!(held_buffers_max(16, 2), Some(4));
+        assert_eq!(held_buffers_max(16, 3), Some(2), "rounded down");
+        assert_eq!(held_buffers_max(8, 8), Some(1), "at least one");
+        for lanes in 2..=64 {
+            let max = held_buffers_max(4096, lanes).expect("a cap");
+            assert!(max >= 1 && max * lanes <= 2048, "{lanes} lanes: {max}");
+        }
+    }
+
+    /// A stuck lane at its cap: a further completion must not keep its
+    /// buffer; its copy waits in its place, so the connection's bytes come
+    /// out in the order they arrived. An end of stream keeps no buffer and
+    /// is held whatever the count.
+    #[test]
+    fn a_lane_at_its_cap_keeps_no_more_buffers_and_its_copies_keep_their_place() {
+        let (mut l, _r) = lane(1);
+        l.held_buffers_max = Some(2);
+        assert!(l.may_keep_buffer());
+        l.hold(held(1, 100, in_buffer(7), None));
+        assert!(l.may_keep_buffer());
+        l.hold(held(2, 100, in_buffer(9), None));
+        assert!(!l.may_keep_buffer(), "at its cap");
+        assert_eq!(l.held_buffers(), 2);
+        // The shard copies the bytes and gives buffer 3 back.
+        let copy = held(3, 3, in_buffer(3), Some(b"abc"));
+        assert_eq!(copy.buffer(), None, "a copy keeps no buffer");
+        l.hold(copy);
+        l.hold(held(4, 0, 0, None));
+        assert_eq!(l.held_buffers(), 2, "neither the copy nor the end counts");
+        assert!(l.is_held());
+
+        let first = l.take().expect("first");
+        assert_eq!((first.ud, first.buffer()), (1, Some(7)));
+        assert_eq!(l.held_buffers(), 1);
+        assert!(l.may_keep_buffer(), "below the cap again");
+        assert_eq!(l.take().map(|h| h.ud), Some(2));
+        let third = l.take().expect("third");
+        assert_eq!(third.ud, 3);
+        assert_eq!(third.copied.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(l.take().map(|h| h.ud), Some(4));
+        assert!(l.take().is_none());
+        assert_eq!(l.held_buffers(), 0);
+        assert!(!l.is_held());
+    }
+
+    /// One lane: every held completion keeps its buffer, as before groups.
+    #[test]
+    fn a_lone_lane_keeps_every_buffer_it_holds() {
+        let (mut l, _r) = lane(1);
+        for bid in 0..512u16 {
+            assert!(l.may_keep_buffer());
+            l.hold(held(u64::from(bid), 1, in_buffer(bid), None));
+        }
+        assert_eq!(l.held_buffers(), 512);
+        let all: Vec<u16> = l.take_all().filter_map(|h| h.buffer()).collect();
+        assert_eq!(all, (0..512).collect::<Vec<u16>>(), "given back in order");
+        assert_eq!(l.held_buffers(), 0);
+        assert!(l.take().is_none());
     }
 
     /// One lane stuck for a minute, another full since a moment ago: the

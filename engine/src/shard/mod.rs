@@ -174,13 +174,12 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
-    /// Provided buffers held by the lanes' deferred completions.
-    deferred_buffers: usize,
     /// Connections whose multishot receive ended for lack of buffers:
     /// re-armed at the end of a turn in which the kernel has buffers again
     /// and deferred completions hold at most half of them, or at the next
     /// 100 ms tick (a lane stuck for long keeps its buffers), so an empty
-    /// buffer ring is not re-armed into in a loop.
+    /// buffer ring is not re-armed into in a loop. With several lanes, not
+    /// while their own lane is full ([`Shard::rearm_parked`]).
     rearm_later: Vec<u32>,
     /// While a lane is held back, and [`CREDIT_HOLD_MS`] after: until when,
     /// and the buffers the kernel may hold meanwhile.
@@ -216,9 +215,18 @@ impl Shard {
             cfg.recv_buffer_bytes,
             0,
         )?;
+        let held_buffers_max = lane::held_buffers_max(cfg.recv_buffers_per_shard, to_writers.len());
         let lanes: Vec<Lane> = to_writers
             .into_iter()
-            .map(|(r, w)| Lane::new(r, w, cfg.batch_max_bytes, cfg.max_queue_delay_ms))
+            .map(|(r, w)| {
+                Lane::new(
+                    r,
+                    w,
+                    cfg.batch_max_bytes,
+                    cfg.max_queue_delay_ms,
+                    held_buffers_max,
+                )
+            })
             .collect();
         let sources = shared.sources.len();
         if lanes.is_empty() || lane_of_source.len() != sources {
@@ -262,7 +270,6 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
-            deferred_buffers: 0,
             rearm_later: Vec::new(),
             credit: None,
             panic_after_accepts: fault_panic_after_accepts(),
@@ -415,11 +422,8 @@ impl Shard {
             // Parked connections go again once the kernel has buffers and at
             // most half are held by deferred completions, not only when all
             // are back: under sustained overload that might never happen.
-            if !self.rearm_later.is_empty()
-                && self.bufs.in_kernel() > 0
-                && self.deferred_buffers <= self.shared.config.recv_buffers_per_shard / 2
-            {
-                self.rearm.append(&mut self.rearm_later);
+            if !self.rearm_later.is_empty() && self.bufs.in_kernel() > 0 && !self.buffers_scarce() {
+                self.rearm_parked();
             }
             for slot in std::mem::take(&mut self.rearm) {
                 self.arm_recv(slot);
@@ -435,7 +439,7 @@ impl Shard {
                 self.resume_accepts(now);
                 // Parked connections try again at least this often: a lane
                 // stuck for long may hold buffers that never come back.
-                self.rearm.append(&mut self.rearm_later);
+                self.rearm_parked();
             }
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step(now) {
                 break;
@@ -459,15 +463,12 @@ impl Shard {
     fn quiesce(&mut self) {
         // Deferred completions still hold provided buffers: give them back
         // (nothing will process them any more).
-        let held: Vec<lane::HeldCompletion> = self
-            .lanes
-            .iter_mut()
-            .flat_map(|l| l.deferred.drain(..))
-            .collect();
-        for (ud, _, flags, _) in held {
-            if let Some(bid) = cqueue::buffer_select(flags) {
+        let held: Vec<lane::Held> = self.lanes.iter_mut().flat_map(|l| l.take_all()).collect();
+        for h in held {
+            if let Some(bid) = h.buffer() {
                 self.bufs.give_back(bid);
             }
+            let (ud, flags) = (h.ud, h.flags);
             let (kind, gen, slot) = split_user_data(ud);
             if let Some(e) = self.entry_mut(slot, gen) {
                 e.io.deferred_taken();
@@ -477,7 +478,6 @@ impl Shard {
                 }
             }
         }
-        self.deferred_buffers = 0;
         for slot in 0..self.slots.len() as u32 {
             let gen = self.slots[slot as usize].gen;
             let Some(e) = self.slots[slot as usize].entry.as_mut() else {
@@ -587,7 +587,9 @@ impl Shard {
 
     /// Keeps a receive completion for later, in its connection's lane, and
     /// pauses the connection (its receive is not re-armed until the
-    /// completion has been processed).
+    /// completion has been processed). A lane at its cap of held buffers
+    /// keeps a copy of the bytes instead, and the buffer goes back at once
+    /// (see [`lane`]).
     fn defer(&mut self, slot: u32, cqe: (u64, i32, u32)) {
         let Some(e) = self.slots[slot as usize].entry.as_mut() else {
             return;
@@ -600,12 +602,23 @@ impl Shard {
             }
             Deferred::Queued => None,
         };
-        if cqueue::buffer_select(cqe.2).is_some() {
-            self.deferred_buffers += 1;
-        }
-        self.lanes[lane]
-            .deferred
-            .push_back((cqe.0, cqe.1, cqe.2, self.turn_now));
+        let (ud, res, flags) = cqe;
+        let copied = match cqueue::buffer_select(flags) {
+            Some(bid) if !self.lanes[lane].may_keep_buffer() => {
+                let len = usize::try_from(res).unwrap_or(0);
+                let copy: Box<[u8]> = Box::from(&*self.bufs.slice_mut(bid, len));
+                self.bufs.give_back(bid);
+                Some(copy)
+            }
+            _ => None,
+        };
+        self.lanes[lane].hold(lane::Held {
+            ud,
+            res,
+            flags,
+            reaped: self.turn_now,
+            copied,
+        });
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
             let sqe = opcode::AsyncCancel::new(user_data(recv_kind(kind), slot, gen))
@@ -621,6 +634,56 @@ impl Shard {
     fn resume_deferred(&mut self, now_ns: u64) {
         for l in 0..self.lanes.len() {
             self.resume_lane(l, now_ns);
+        }
+    }
+
+    /// Provided buffers kept by the lanes' held completions.
+    fn deferred_buffers(&self) -> usize {
+        self.lanes.iter().map(Lane::held_buffers).sum()
+    }
+
+    /// Held completions keep more than half the provided buffers: parked
+    /// connections (their receive ended for lack of one) wait rather than
+    /// being re-armed into an empty ring. With several lanes their caps
+    /// keep this false.
+    fn buffers_scarce(&self) -> bool {
+        self.deferred_buffers() > self.shared.config.recv_buffers_per_shard / 2
+    }
+
+    /// Whether `slot`'s connection waits for its lane: the lane holds a
+    /// batch its writer has no room for, and the connection could produce
+    /// frames (a handshake produces none and goes on, as in
+    /// [`IoState::must_defer`]). False for a slot with no connection.
+    fn waits_for_lane(&self, slot: u32) -> bool {
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.entry.as_ref())
+            .is_some_and(|e| {
+                !e.conn.is_handshaking()
+                    && self.lanes[lane::lane_for(&self.lane_of_source, e.source)]
+                        .batcher
+                        .is_full()
+            })
+    }
+
+    /// Re-arms the parked connections. With several lanes, not those that
+    /// wait for their lane (still full): re-armed, they would only take
+    /// buffers the other lanes' connections need, to hold them (a stuck
+    /// lane's every 100 ms); they go once their lane has room. With one
+    /// lane all go, as the receive credit ([`bufring::Credit`]) already
+    /// bounds what the kernel may fill while the lane is held back.
+    fn rearm_parked(&mut self) {
+        if self.lanes.len() == 1 {
+            self.rearm.append(&mut self.rearm_later);
+            return;
+        }
+        let parked = std::mem::take(&mut self.rearm_later);
+        for slot in parked {
+            if self.waits_for_lane(slot) {
+                self.rearm_later.push(slot);
+            } else {
+                self.rearm.push(slot);
+            }
         }
     }
 
@@ -668,15 +731,12 @@ impl Shard {
             return;
         }
         while !self.lanes[l].batcher.is_full() {
-            let Some((ud, res, flags, reaped)) = self.lanes[l].deferred.pop_front() else {
+            let Some(h) = self.lanes[l].take() else {
                 break;
             };
             // Its latency counts from when it was reaped, not resumed.
-            self.lanes[l].batcher.received_at = reaped;
-            let (kind, gen, slot) = split_user_data(ud);
-            if cqueue::buffer_select(flags).is_some() {
-                self.deferred_buffers -= 1;
-            }
+            self.lanes[l].batcher.received_at = h.reaped;
+            let (kind, gen, slot) = split_user_data(h.ud);
             if self
                 .entry_mut(slot, gen)
                 .is_some_and(|e| e.io.deferred_taken())
@@ -686,8 +746,8 @@ impl Shard {
             // A deferred completion's connection is of this lane: its
             // frames go to this lane's batcher.
             match kind {
-                KIND_RECV => self.on_recv(slot, gen, res, flags, now_ns),
-                _ => self.on_recv_exact(slot, gen, res, now_ns),
+                KIND_RECV => self.on_recv_held(slot, gen, h.res, h.flags, h.copied, now_ns),
+                _ => self.on_recv_exact(slot, gen, h.res, now_ns),
             }
         }
         self.lanes[l].batcher.received_at = self.turn_now;

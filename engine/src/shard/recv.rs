@@ -5,8 +5,28 @@
 use super::*;
 
 impl Shard {
+    /// A multishot receive completion, its bytes in the provided buffer
+    /// its flags name.
     pub(super) fn on_recv(&mut self, slot: u32, gen: u32, res: i32, flags: u32, now_ns: u64) {
-        let bid = cqueue::buffer_select(flags);
+        self.on_recv_held(slot, gen, res, flags, None, now_ns);
+    }
+
+    /// [`on_recv`](Self::on_recv), or for a held completion whose bytes
+    /// were `copied` out of its buffer (given back already) because its
+    /// lane was at its cap of held buffers.
+    pub(super) fn on_recv_held(
+        &mut self,
+        slot: u32,
+        gen: u32,
+        res: i32,
+        flags: u32,
+        mut copied: Option<Box<[u8]>>,
+        now_ns: u64,
+    ) {
+        let bid = match copied {
+            Some(_) => None,
+            None => cqueue::buffer_select(flags),
+        };
         let more = cqueue::more(flags);
         let Some(e) = self
             .slots
@@ -24,20 +44,25 @@ impl Shard {
             e.io.recv_ended();
         }
         if res > 0 {
-            let Some(bid) = bid else {
-                debug_assert!(false, "recv with data but no buffer");
-                return;
+            let data = match (copied.as_deref_mut(), bid) {
+                (Some(c), _) => c,
+                (None, Some(bid)) => self.bufs.slice_mut(bid, res as usize),
+                (None, None) => {
+                    debug_assert!(false, "recv with data but no buffer");
+                    return;
+                }
             };
             let source = e.source as usize;
             e.last_recv = self.turn_now;
             let max_send_queue_bytes = self.shared.sources[source].config.max_send_queue_bytes;
-            let data = self.bufs.slice_mut(bid, res as usize);
             let lane = lane::lane_for(&self.lane_of_source, e.source);
             let batcher = &mut self.lanes[lane].batcher;
             let result = feed(e, &mut self.out_scratch, max_send_queue_bytes, |e, out| {
                 e.conn.on_data(data, now_ns, batcher, out)
             });
-            self.bufs.give_back(bid);
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
             self.settle(slot, source, result);
             self.flush_send(slot);
         } else if res == -libc::ECANCELED && !e.io.is_closing() {

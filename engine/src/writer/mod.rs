@@ -132,6 +132,10 @@ pub struct Writer<F: Fs = RealFs> {
     parse: Vec<crate::parse::ParseMode>,
     /// Each destination's `include_raw`.
     include_raw: Vec<bool>,
+    /// Per destination of `dests`: it takes every message its rings can
+    /// carry ([`takes_every_source`]), so an unrouted raw round goes out
+    /// as the batches are, without copying.
+    takes_every_source: Vec<bool>,
     /// Filters, final and fallback, when the config has any.
     router: Option<Router>,
     /// With a router: per batch of the round, each message's destinations.
@@ -206,6 +210,10 @@ impl<F: Fs + Clone> Writer<F> {
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
+            takes_every_source: ids
+                .iter()
+                .map(|&d| takes_every_source(&routes, ids, d))
+                .collect(),
             router: Router::new(config),
             masks: Vec::new(),
             model: DrainModel::default(),
@@ -444,7 +452,7 @@ impl<F: Fs + Clone> Writer<F> {
                 let masks = routed.then_some((self.masks.as_slice(), d));
                 dest.place(round, masks, &self.parse, &self.stats.source_names);
             }
-            let whole_round = dest.feeds().iter().all(|f| *f) && !routed && !dest.is_split();
+            let whole_round = self.takes_every_source[k] && !routed && !dest.is_split();
             let out = if format == OutputFormat::Raw && whole_round {
                 Out::Batches(round)
             } else {
@@ -560,6 +568,17 @@ impl<F: Fs + Clone> Writer<F> {
 /// Records, for each run of the round, `taken(batch index, batch, run
 /// index)` of its messages as having waited from the run's receive
 /// completion until `done`. One lock per round.
+/// Whether destination `d` of the group `ids` takes every message of that
+/// group's rings: every source that feeds one of the group's destinations
+/// feeds `d` too. Sources of other groups are not asked: their messages
+/// never reach these rings. `routes`: each source's destinations.
+fn takes_every_source(routes: &[Vec<usize>], ids: &[usize], d: usize) -> bool {
+    routes
+        .iter()
+        .filter(|r| r.iter().any(|x| ids.contains(x)))
+        .all(|r| r.contains(&d))
+}
+
 fn record_latency(
     latency: &Latency,
     round: &[(usize, Batch)],

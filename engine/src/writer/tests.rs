@@ -536,3 +536,26 @@ fn pool_report_counts_what_every_writer_gave_up_on() {
     assert_eq!(d.not_written_messages, 2, "{report}");
     assert_eq!(d.not_written_bytes, 14, "{report}");
 }
+
+/// A group's destination fed by every source of its group takes whole
+/// rounds, even though other groups' sources do not feed it; one that some
+/// source of its own group skips does not.
+#[test]
+fn a_whole_round_is_judged_by_the_groups_own_sources() {
+    use super::takes_every_source;
+    // Sources: 0 -> d0; 1 -> d1, d2; 2 -> d1. Groups: {d0}, {d1, d2}.
+    let routes = vec![vec![0], vec![1, 2], vec![1]];
+    assert!(takes_every_source(&routes, &[0], 0));
+    assert!(
+        takes_every_source(&routes, &[1, 2], 1),
+        "sources 1 and 2 both feed d1; source 0 is another group's"
+    );
+    assert!(
+        !takes_every_source(&routes, &[1, 2], 2),
+        "source 2 of the same group does not feed d2"
+    );
+    // One group of everything: every source must feed it, as before groups.
+    let all = vec![vec![0, 1], vec![0]];
+    assert!(takes_every_source(&all, &[0, 1], 0));
+    assert!(!takes_every_source(&all, &[0, 1], 1));
+}
