@@ -125,6 +125,18 @@ fn start(name: &str, tuning: &str) -> (std::path::PathBuf, Pki, Server, Ports) {
     (dir, pki, server, Ports { a, b })
 }
 
+/// Waits (bounded) until `metric` reaches `want`: it must be exactly that.
+fn assert_reaches(server: &Server, metric: &str, want: u64, what: &str) {
+    let got = server.wait_metric(metric, want, Duration::from_secs(20));
+    assert_eq!(
+        got,
+        want,
+        "{what}:\n{}\n{}",
+        server.metrics(),
+        server.stderr()
+    );
+}
+
 /// Waits until source `a` has been paused (its group is stuck), and
 /// returns how many of its messages were received before.
 fn wait_until_a_is_paused(server: &Server) -> u64 {
@@ -171,16 +183,11 @@ fn b_is_received_and_written(
         server.metrics(),
         server.stderr()
     );
-    let b_written = server.wait_metric(
+    assert_reaches(
+        server,
         "ringest_messages_written_total{source=\"b\"}",
         B_MESSAGES,
-        Duration::from_secs(20),
-    );
-    assert_eq!(
-        b_written,
-        B_MESSAGES,
-        "source b's messages are written while source a is paused:\n{}",
-        server.metrics()
+        "source b's messages are written while source a is paused",
     );
     let b_file = dir.join("data/b.log");
     let report = loadgen_verify(&b_json, &[b_file.to_str().expect("utf-8 path")]);
@@ -301,16 +308,11 @@ fn many_busy_connections_of_a_stuck_destination_leave_receive_buffers_for_the_ot
     )
     .spawn()
     .expect("run loadgen for source a");
-    let connected = server.wait_metric(
+    assert_reaches(
+        &server,
         "ringest_connections_active{source=\"a\"}",
         A_CONNECTIONS,
-        Duration::from_secs(20),
-    );
-    assert_eq!(
-        connected,
-        A_CONNECTIONS,
-        "source a's connections:\n{}",
-        server.stderr()
+        "source a's connections are all open",
     );
     wait_until_a_is_paused(&server);
     // Every connection of a has been sending all along: let whatever each
