@@ -113,6 +113,13 @@ impl Lane {
 
     /// Whether there is anything to resume: held completions, or a batch
     /// held back.
+    /// Held back for longer than `stuck_after` at `now`: its writer is
+    /// failing (a destination down), not merely behind.
+    pub(super) fn is_stuck(&self, now: Instant, stuck_after: Duration) -> bool {
+        self.paused_since
+            .is_some_and(|t| now.saturating_duration_since(t) > stuck_after)
+    }
+
     pub(super) fn is_held(&self) -> bool {
         !self.deferred.is_empty() || self.batcher.is_full()
     }
@@ -311,6 +318,25 @@ mod tests {
         assert_eq!(all, (0..512).collect::<Vec<u16>>(), "given back in order");
         assert_eq!(l.held_buffers(), 0);
         assert!(l.take().is_none());
+    }
+
+    /// A lane held back past the bound counts as stuck (its writer failing),
+    /// one held for less, or not held, does not.
+    #[test]
+    fn a_lane_is_stuck_only_once_held_back_past_the_bound() {
+        let (mut l, _r) = lane(1);
+        let t0 = Instant::now();
+        let bound = Duration::from_secs(1);
+        l.note_pause(t0);
+        assert!(!l.is_stuck(t0 + Duration::from_secs(5), bound), "not held");
+        fill(&mut l);
+        l.note_pause(t0);
+        assert!(!l.is_stuck(t0 + Duration::from_millis(500), bound));
+        l.note_pause(t0 + Duration::from_millis(900));
+        assert!(
+            l.is_stuck(t0 + Duration::from_millis(1500), bound),
+            "since t0"
+        );
     }
 
     /// One lane stuck for a minute, another full since a moment ago: the

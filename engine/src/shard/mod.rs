@@ -691,12 +691,16 @@ impl Shard {
     /// all, unless a lane is held back or was within [`CREDIT_HOLD_MS`];
     /// then what the held lanes' writers drain in `max_queue_delay_ms`, so
     /// what waits in the shard is bounded in time like the writer's queue.
+    /// A lane held for over [`PAUSED_POLL_MS`] does not count: its writer
+    /// is failing, its connections are paused anyway, and limiting the
+    /// kernel's buffers for it would only slow the other groups.
     fn recv_credit(&mut self) -> u16 {
         let all = self.bufs.entries();
+        let stuck_after = Duration::from_millis(PAUSED_POLL_MS);
         let mut held = false;
         let mut budget_bytes = 0u64;
         for l in &self.lanes {
-            if l.is_held() {
+            if l.is_held() && !l.is_stuck(self.turn_now, stuck_after) {
                 held = true;
                 match l.batcher.drain_budget_bytes() {
                     Some(b) => budget_bytes += b,
