@@ -248,6 +248,9 @@ fn a_broker_down_for_10s_mid_run_loses_and_duplicates_nothing() {
         stderr.contains("kafka deliveries resumed"),
         "and its end:\n{stderr}"
     );
+    // A broker that was away is an outage, not a stalled producer; a
+    // producer left stuck after the restart would be reported here.
+    assert_eq!(t.server.metric(STALLS), 0, "{stderr}");
     let status = t.server.stop();
     assert!(status.success(), "ringest exit {status:?}");
 }
@@ -277,18 +280,12 @@ fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
         .unwrap_or_else(|| panic!("no clear error line:\n{stderr}"));
     assert!(line.contains("create the topic"), "with a hint: {line}");
     assert!(line.contains("kept"), "says nothing is dropped: {line}");
-    // Each writer has its own producer and logs its own outage once; the
-    // two connections may land on one shard or on both (SO_REUSEPORT).
-    let writers = 2;
-    assert!(
-        stderr.contains(&format!("{writers} writers for 2 shards")),
-        "{stderr}"
-    );
+    // One writer, so one producer, for the kafka destination's group
+    // (whichever shards the two connections land on): the outage is
+    // logged once, not per retry.
+    assert!(stderr.contains("1 writers for 2 shards"), "{stderr}");
     let lines = stderr.matches("the topic does not exist").count();
-    assert!(
-        (1..=writers).contains(&lines),
-        "logged once per writer, not per retry ({lines} lines):\n{stderr}"
-    );
+    assert_eq!(lines, 1, "logged once, not per retry:\n{stderr}");
     t.broker.create_topic("late", PARTITIONS);
     let delivered = t.server.wait_metric(DELIVERED, N, Duration::from_secs(120));
     assert_eq!(delivered, N);
@@ -298,6 +295,62 @@ fn a_missing_topic_is_a_clear_error_and_nothing_is_lost_once_it_is_created() {
             > 0
     );
     consume_and_verify(&t.broker, "late", N, &t.dir, &[t.dir.join("send.json")]);
+    let status = t.server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}
+
+const STALLS: &str = "ringest_producer_stalls_total{destination=\"kafka\"}";
+
+#[test]
+fn a_producer_without_delivery_reports_while_the_broker_answers_is_reported_stalled_once() {
+    let _turn = turn();
+    // acks = all on a topic that wants 2 in-sync replicas, on one broker:
+    // the broker refuses every produce (NOT_ENOUGH_REPLICAS), librdkafka
+    // retries by itself without a delivery report, and the broker answers
+    // everything else. From outside that is a stalled producer.
+    let t = Case::start(
+        "stall",
+        |_| Broker::start("stall", false),
+        "logs",
+        false,
+        "delivery_stall_ms = 2000\n",
+    );
+    t.broker
+        .create_topic_with("logs", PARTITIONS, &["min.insync.replicas=2"]);
+    const N: u64 = 2_000;
+    run(&mut t.send(N, 1, "send.json", &[]));
+    t.server.wait_metric(STALLS, 1, Duration::from_secs(60));
+    assert_eq!(t.server.metric(DELIVERED), 0, "the broker refused them all");
+    // Two more limits: still the one report.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(t.server.metric(STALLS), 1, "{}", t.server.stderr());
+    let stderr = t.server.stderr();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("kafka producer stalled"))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{stderr}");
+    assert!(
+        lines[0].contains("destination kafka:")
+            && lines[0].contains("messages for topic logs")
+            && lines[0].contains("although the brokers answer")
+            && lines[0].contains("kept"),
+        "names the destination, what it holds and why it is a stall: {}",
+        lines[0]
+    );
+    // The broker takes them again: every message delivered once, and the
+    // stall's end logged.
+    t.broker.set_topic_config("logs", "min.insync.replicas=1");
+    let delivered = t.server.wait_metric(DELIVERED, N, Duration::from_secs(120));
+    assert_eq!(delivered, N);
+    assert!(
+        t.server
+            .stderr()
+            .contains("kafka producer delivering again after a stall"),
+        "{}",
+        t.server.stderr()
+    );
+    consume_and_verify(&t.broker, "logs", N, &t.dir, &[t.dir.join("send.json")]);
     let status = t.server.stop();
     assert!(status.success(), "ringest exit {status:?}");
 }

@@ -163,6 +163,12 @@ pub struct DestinationStats {
     pub in_flight_bytes: AtomicU64,
     /// Kafka: messages in the producer's queue (queued and in flight).
     pub queue_messages: AtomicU64,
+    /// Kafka: waits for room in the producer's full queue (each ends at the
+    /// first delivery report, or after 10 ms).
+    pub queue_full_waits: AtomicU64,
+    /// Kafka: times the producer held messages without a delivery report for
+    /// `delivery_stall_ms` while the brokers answered.
+    pub producer_stalls: AtomicU64,
 }
 
 /// Publishes one writer's share of a gauge that sums every writer's:
@@ -546,7 +552,7 @@ impl Stats {
             }
         }
         type Get = fn(&DestinationStats) -> u64;
-        let plain: [(&str, &str, Get); 16] = [
+        let plain: [(&str, &str, Get); 18] = [
             (
                 "ringest_torn_lines_repaired_total",
                 "Output files found ending in a torn line (crash); a newline was added.",
@@ -629,6 +635,16 @@ impl Stats {
                 "ringest_producer_queue_messages",
                 "Kafka: messages in the producer's queue (queued and in flight).",
                 |d| d.queue_messages.load(Relaxed),
+            ),
+            (
+                "ringest_producer_queue_full_waits_total",
+                "Kafka: waits for room in the producer's full queue (each until the next delivery report, at most 10 ms).",
+                |d| d.queue_full_waits.load(Relaxed),
+            ),
+            (
+                "ringest_producer_stalls_total",
+                "Kafka: times the producer held messages with no delivery report for delivery_stall_ms while the brokers answered.",
+                |d| d.producer_stalls.load(Relaxed),
             ),
         ];
         for (name, help, get) in plain {

@@ -141,12 +141,20 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        run(&[
-            "topic",
-            &self.port.to_string(),
-            name,
-            &partitions.to_string(),
-        ]);
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// Creates a topic with topic configs (`key=value` each).
+    pub fn create_topic_with(&self, name: &str, partitions: u32, configs: &[&str]) {
+        let (port, partitions) = (self.port.to_string(), partitions.to_string());
+        let mut args = vec!["topic", &port, name, &partitions];
+        args.extend_from_slice(configs);
+        run(&args);
+    }
+
+    /// Sets one config (`key=value`) of an existing topic.
+    pub fn set_topic_config(&self, name: &str, config: &str) {
+        run(&["config", &self.port.to_string(), name, config]);
     }
 
     /// Reads every partition of `topic` from the start until the topic's

@@ -155,6 +155,12 @@ pub fn check(d: &DestinationConfig, key: &dyn Fn(&str) -> String) -> Result<(), 
         1 << 20,
         2_147_483_647 << 10,
     )?;
+    check_range(
+        key("delivery_stall_ms"),
+        d.delivery_stall_ms,
+        1_000,
+        3_600_000,
+    )?;
     for name in d.properties.keys() {
         if let Some((_, by)) = OWNED_PROPERTIES.iter().find(|(p, _)| p == name) {
             return Err((
@@ -215,6 +221,9 @@ pub mod defaults {
     }
     pub fn producer_queue_max_bytes() -> u64 {
         64 << 20
+    }
+    pub fn delivery_stall_ms() -> u64 {
+        10_000
     }
 }
 

@@ -293,6 +293,11 @@ pub struct DestinationConfig {
     /// deliver() waits, and so the rings fill.
     #[serde(default = "kafka::defaults::producer_queue_max_bytes")]
     pub producer_queue_max_bytes: u64,
+    /// Kafka: how long a producer holding messages may go without a
+    /// delivery report, while the brokers answer, before it is reported
+    /// as stalled.
+    #[serde(default = "kafka::defaults::delivery_stall_ms")]
+    pub delivery_stall_ms: u64,
     /// Kafka: further librdkafka properties, passed through.
     #[serde(default)]
     pub properties: kafka::Properties,
@@ -706,9 +711,16 @@ impl Config {
 
     /// The writer threads of one destination group: the configured number,
     /// or one per shard; never more than the shards (a writer without a
-    /// shard would idle).
+    /// shard would idle). A group with a kafka destination has one writer,
+    /// whatever `writers` says: each writer would open a producer of its
+    /// own, and one producer per destination fills batches twice as large
+    /// with half the produce requests, through one broker thread instead of
+    /// one per writer (writer/kafka/destination.rs).
     pub fn writers_of(&self, group: &DestinationGroup) -> usize {
         let shards = self.shard_count();
+        if self.has_kafka(&group.destinations) {
+            return 1;
+        }
         match self.writers {
             0 if self.only_fixed_files(&group.destinations) => 1,
             0 => shards,
@@ -720,6 +732,15 @@ impl Config {
     /// destination, each group with rings and writers of its own.
     pub fn destination_groups(&self) -> Vec<DestinationGroup> {
         groups::destination_groups(&self.routes(), self.destinations.len())
+    }
+
+    /// Some destination of `destinations` is a kafka destination.
+    fn has_kafka(&self, destinations: &[usize]) -> bool {
+        destinations.iter().any(|&d| {
+            self.destinations
+                .get(d)
+                .is_some_and(|d| d.kind == DestinationType::Kafka)
+        })
     }
 
     /// Every destination of `destinations` is one file (no path template).

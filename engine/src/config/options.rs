@@ -11,7 +11,7 @@ use super::{Config, DestinationConfig, SourceConfig, StatsConfig};
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("shards",                   "0 = one per core", "shard threads, each with its own io_uring and listeners"),
     ("ring_capacity_batches",    "64",         "batches a shard may queue for the writer before it stops reading (back-pressure)"),
-    ("writers",                  "0 = auto",   "writer threads per destination group (sources that share no destination have separate rings and writers, so a stuck destination pauses only its own sources); shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (whole batches per write) and upstream connections. auto: 1 when every destination of the group is one file (writers of one file take turns on it), else one per shard"),
+    ("writers",                  "0 = auto",   "writer threads per destination group (sources that share no destination have separate rings and writers, so a stuck destination pauses only its own sources); shard i's batches go to writer i % writers, so a connection's lines keep their order; each writer has its own file descriptors (whole batches per write) and upstream connections. auto: 1 when every destination of the group is one file (writers of one file take turns on it), else one per shard. A group with a kafka destination always has 1 (one producer per kafka destination)"),
     ("max_queue_delay_ms",       "2",          "a shard stops handing batches to its writer (and pauses the connections feeding it) once the writer's queue would take longer than this to drain (fixed cost per round plus bytes at the rate fitted on its recent rounds); 0 = bounded by ring_capacity_batches only"),
     ("batch_max_bytes",          "262144",     "a shard hands its batch to the writer at this size (or at the end of a loop turn)"),
     ("recv_buffer_bytes",        "131072",     "size of one provided receive buffer; a TLS record cut across two is copied to be put back together, so buffers well above the record size (16 KiB) copy less; the shard's buffers take recv_buffers_per_shard × this"),
@@ -72,6 +72,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.linger_ms",    "5",          "kafka: how long the producer waits to fill a batch"),
     ("destination.batch_bytes",  "1000000",    "kafka: largest batch the producer sends to a partition"),
     ("destination.producer_queue_max_bytes", "67108864", "kafka: bytes the producer holds undelivered (queued and in flight); when full the writer waits, the rings fill and sources stop reading"),
+    ("destination.delivery_stall_ms", "10000", "kafka: a producer holding messages that gets no delivery report for this long while the brokers answer (a metadata request) is stalled: logged once with the reason and counted in ringest_producer_stalls_total; its messages stay kept"),
     ("destination.properties",   "none",       "kafka: a table of further librdkafka properties, passed through (not those set by the keys above, nor message.timeout.ms: ringest never lets the producer drop)"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),
 ];
@@ -219,6 +220,7 @@ fn struct_keys() -> Vec<String> {
             linger_ms: _,
             batch_bytes: _,
             producer_queue_max_bytes: _,
+            delivery_stall_ms: _,
             properties: _,
         } = d;
         // The table's keys, written out so a new field fails to compile here.
@@ -267,6 +269,7 @@ fn struct_keys() -> Vec<String> {
             "linger_ms",
             "batch_bytes",
             "producer_queue_max_bytes",
+            "delivery_stall_ms",
             "properties",
         ]
     };

@@ -14,6 +14,10 @@
 //!   per file (`O_APPEND`), its own retries and give-up, its own fsyncs.
 //!   Writers share nothing but the stats (atomics, and one histogram lock
 //!   per destination per round) and the [`WriterControl`].
+//! - A group with a kafka destination has one writer
+//!   ([`Config::writers_of`]), so each kafka destination has one producer:
+//!   its batches, retries, order per key and delivery accounting stay in
+//!   one place, as with one writer of a single file.
 //! - A writer hands whole batches to each write call, and an `O_APPEND`
 //!   write on a local file system lands whole at the end of the file: lines
 //!   of different writers interleave only at batch boundaries.
@@ -396,6 +400,40 @@ mod tests {
         let g = GroupRings::of_config(&one, 3);
         assert_eq!(g.len(), 1);
         assert_eq!(shape(&g[0]), (vec![0], vec![0], 3, 3));
+    }
+
+    /// A group with a kafka destination has one writer, so one producer,
+    /// whatever `writers` says; the other groups keep theirs.
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_group_with_a_kafka_destination_has_one_writer_and_so_one_producer() {
+        let config = |top: &str| {
+            let text = format!(
+                "shards = 3\n{top}\n\
+                [[source]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\ndestinations = [\"k\", \"x\"]\n\
+                [[source]]\nname = \"b\"\nlisten = \"127.0.0.1:2\"\ntransport = \"tcp\"\ndestinations = [\"y\"]\n\
+                [[destination]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\ntopic = \"logs\"\n\
+                [[destination]]\nname = \"x\"\ntype = \"file\"\npath = \"x-{{host}}.log\"\n\
+                [[destination]]\nname = \"y\"\ntype = \"file\"\npath = \"y-{{host}}.log\"\n"
+            );
+            let (file, base) = (std::path::Path::new("t.toml"), std::path::Path::new("/tmp"));
+            Config::from_toml(&text, file, base).expect("config")
+        };
+        for top in ["", "writers = 2"] {
+            let c = config(top);
+            let g = GroupRings::of_config(&c, 3);
+            let shape: Vec<_> = g
+                .iter()
+                .map(|g| (g.group.destinations.clone(), g.writers, g.rings.len()))
+                .collect();
+            let others = if top.is_empty() { 3 } else { 2 };
+            assert_eq!(
+                shape,
+                vec![(vec![0, 1], 1, 3), (vec![2], others, 3)],
+                "{top:?}: one writer drains every shard's ring of the kafka group"
+            );
+            assert_eq!(c.writer_count(), 1 + others, "{top:?}");
+        }
     }
 
     /// A shard's batch waits behind every shard of its writer, and behind

@@ -37,6 +37,16 @@ impl ClientContext for Reports {
         log::debug!("librdkafka {level:?} {fac}: {message}");
     }
 
+    /// Only with `statistics.interval.ms` set in `[destination.properties]`:
+    /// librdkafka's own JSON (queues, requests, round trips per broker),
+    /// logged as it is.
+    fn stats_raw(&self, statistics: &[u8]) {
+        log::info!(
+            "librdkafka statistics: {}",
+            String::from_utf8_lossy(statistics)
+        );
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.fetch_add(1, Relaxed);
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);

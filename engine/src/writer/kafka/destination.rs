@@ -11,6 +11,15 @@
 //! logged once with its reason and hint, counted, and produced again after
 //! a backoff, before any newer message.
 //!
+//! One producer per destination: the pool gives a group with a kafka
+//! destination one writer (config `writers_of`), so all of its messages go
+//! through one librdkafka client, one broker connection and one broker
+//! thread, in batches as large as the traffic allows.
+//!
+//! A producer that holds messages but gets no delivery report for
+//! `delivery_stall_ms` while the brokers answer is reported as stalled
+//! ([`stall`](super::stall)), once, and counted.
+//!
 //! At shutdown, [`finish`](KafkaDestination::finish) waits for the
 //! acknowledgements until the give-up instant and counts what is still
 //! unacknowledged as not written.
@@ -26,6 +35,7 @@ use super::context::Reports;
 use super::failure::KafkaFailure;
 use super::ledger::{Ledger, Pending};
 use super::settings;
+use super::stall::{Check, Stall, Watchdog};
 use crate::config::kafka::KafkaKey;
 use crate::config::{DestinationConfig, OutputFormat};
 use crate::parse::{self, ParseMode};
@@ -45,6 +55,11 @@ const RETRY_BACKOFF: Backoff = Backoff {
 /// How long one wait for room in the producer's queue polls before the
 /// give-up instant is looked at again.
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(10);
+
+/// A wait polls in slices this long and ends after the first slice that
+/// served a callback: a delivery report makes room at once, and
+/// `BaseProducer::poll` itself only returns at the end of its timeout.
+const WAIT_SLICE: Duration = Duration::from_millis(1);
 
 /// Callbacks served per poll round at most (each poll serves one event,
 /// which may report many messages).
@@ -70,8 +85,9 @@ pub struct KafkaDestination {
     key_buf: Vec<u8>,
     gave_up: bool,
     loss: DestinationLoss,
-    /// This writer's share of `in_flight_bytes` and `queue_messages`.
+    /// What this destination published of `in_flight_bytes` and `queue_messages`.
     gauges_published: (u64, u64),
+    watchdog: Watchdog,
 }
 
 impl KafkaDestination {
@@ -99,6 +115,7 @@ impl KafkaDestination {
             key_buf: Vec::with_capacity(256),
             gave_up: false,
             gauges_published: (0, 0),
+            watchdog: Watchdog::new(Duration::from_millis(cfg.delivery_stall_ms), Instant::now()),
             loss: DestinationLoss {
                 name: cfg.name.clone(),
                 ..Default::default()
@@ -165,6 +182,7 @@ impl KafkaDestination {
             match self.send(m.value, key) {
                 Ok(()) => break Ok(()),
                 Err(None) => {
+                    stats.queue_full_waits.fetch_add(1, Relaxed);
                     if let Err(t) = self.wait(stats, give_up) {
                         break Err(t);
                     }
@@ -273,8 +291,9 @@ impl KafkaDestination {
         Ok(())
     }
 
-    /// Polls the producer a little (serving reports), unless the give-up
-    /// instant has passed.
+    /// Polls the producer until a callback is served (a delivery report
+    /// makes room), at most [`QUEUE_FULL_POLL`] or until the retries are
+    /// due, unless the give-up instant has passed.
     fn wait(&mut self, stats: &DestinationStats, give_up: GiveUp<'_>) -> Result<(), Instant> {
         let now = Instant::now();
         if let Some(t) = give_up.at().filter(|t| now >= *t) {
@@ -284,7 +303,17 @@ impl KafkaDestination {
             .ledger
             .retry_due()
             .map_or(QUEUE_FULL_POLL, |d| d.saturating_duration_since(now));
-        self.producer.poll(QUEUE_FULL_POLL.min(until_retry));
+        let end = now + QUEUE_FULL_POLL.min(until_retry);
+        let reports = std::sync::Arc::clone(self.producer.context());
+        let before = reports.events.load(Relaxed);
+        // Bounded: each slice takes WAIT_SLICE, and the loop ends at `end`.
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            self.producer.poll(WAIT_SLICE.min(left));
+            if left.is_zero() || reports.events.load(Relaxed) != before {
+                break;
+            }
+        }
         self.serve(stats);
         Ok(())
     }
@@ -301,6 +330,7 @@ impl KafkaDestination {
         }
         let n = reports.delivered.swap(0, Relaxed);
         let bytes = reports.delivered_bytes.swap(0, Relaxed);
+        let mut reported = n > 0;
         if n > 0 {
             self.ledger.delivered(n, bytes);
             stats.delivered_messages.fetch_add(n, Relaxed);
@@ -312,6 +342,7 @@ impl KafkaDestination {
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default();
         for f in failed {
+            reported = true;
             let due = self.failed(f.code, "delivery", stats);
             self.ledger.failed(f.message, due);
         }
@@ -323,11 +354,49 @@ impl KafkaDestination {
         for (code, reason) in errors {
             self.client_error(code, &reason, stats);
         }
-        // Each writer has its own producer: the gauges sum every writer's.
+        // One producer per destination (a kafka group has one writer), so
+        // this share is the whole gauge.
         let (bytes, messages) = &mut self.gauges_published;
         publish_share(&stats.in_flight_bytes, bytes, self.ledger.in_flight_bytes());
         let queued = self.producer.in_flight_count().max(0) as u64;
         publish_share(&stats.queue_messages, messages, queued);
+        self.watch(stats, reported, queued);
+    }
+
+    /// The stalled-producer watchdog: probes the brokers when the producer
+    /// holds messages and no report came for `delivery_stall_ms`; logs and
+    /// counts a stall once, and its end.
+    fn watch(&mut self, stats: &DestinationStats, reported: bool, holding: u64) {
+        match self
+            .watchdog
+            .observe(Instant::now(), holding > 0, reported)
+        {
+            Check::Fine => {}
+            Check::Probe => {
+                // Blocks at most METADATA_TIMEOUT, once per delivery_stall_ms
+                // while no report comes.
+                let answer = self
+                    .producer
+                    .client()
+                    .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
+                    .is_ok();
+                if let Some(silent) = self.watchdog.probed(Instant::now(), answer) {
+                    stats.producer_stalls.fetch_add(1, Relaxed);
+                    let stall = Stall {
+                        destination: self.name.clone(),
+                        topic: self.topic.clone(),
+                        holding_messages: holding,
+                        silent,
+                    };
+                    log::error!("{stall}");
+                }
+            }
+            Check::Resumed(silent) => log::warn!(
+                "destination {}: kafka producer delivering again after a stall ({:.1} s without a delivery report)",
+                self.name,
+                silent.as_secs_f64()
+            ),
+        }
     }
 
     /// Counts a failed delivery and logs the first of an outage; returns
