@@ -10,10 +10,7 @@
 #       client certificate signed by that CA (PLAINTEXT stays for the
 #       broker's own traffic, topic creation and the tests' consumer)
 #   broker.sh stop DIR                      stop by the PID in DIR/pid (TERM, then KILL)
-#   broker.sh topic PORT NAME PARTITIONS [KEY=VALUE...]
-#                                           create a topic (Kafka's own TopicCommand),
-#                                           with these topic configs
-#   broker.sh config PORT NAME KEY=VALUE    change one config of a topic (ConfigCommand)
+#   broker.sh topic PORT NAME PARTITIONS    create a topic (Kafka's own TopicCommand)
 #
 # Pitfalls (see the README of tests/kafka in the lead's notes):
 # - Kafka 4.x logs through log4j2 but its pom does not name the log4j2 jars:
@@ -128,32 +125,14 @@ stop() {
 
 topic() {
   local port="$1" name="$2" partitions="$3" out
-  shift 3
-  local configs=()
-  for c in "$@"; do configs+=(--config "$c"); done
   out="$(mktemp)"
   local tc=(java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*"
     org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port")
   if ! "${tc[@]}" --create --topic "$name" --partitions "$partitions" --replication-factor 1 \
-      "${configs[@]}" > "$out" 2>&1 || ! grep -q "Created topic $name" "$out"; then
+      > "$out" 2>&1 || ! grep -q "Created topic $name" "$out"; then
     grep -v -E '^\s|AbstractConfig' "$out" >&2
     rm -f "$out"
     die "could not create topic $name"
-  fi
-  rm -f "$out"
-}
-
-config() {
-  local port="$1" name="$2" kv="$3" out
-  out="$(mktemp)"
-  # Kafka 4.1 keeps ConfigCommand in the core jar (kafka.admin).
-  if ! java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$libs/*" \
-      kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$port" --entity-type topics \
-      --entity-name "$name" --alter --add-config "$kv" > "$out" 2>&1 \
-      || ! grep -q "Completed updating config" "$out"; then
-    grep -v -E '^\s|AbstractConfig' "$out" >&2
-    rm -f "$out"
-    die "could not set $kv on topic $name"
   fi
   rm -f "$out"
 }
@@ -162,7 +141,6 @@ case "${1:-}" in
   fetch) fetch ;;
   start) shift; [[ $# -ge 3 ]] || die "usage: broker.sh start DIR PORT CPORT [AUTO_CREATE]"; start "$@" ;;
   stop) shift; [[ $# -eq 1 ]] || die "usage: broker.sh stop DIR"; stop "$1" ;;
-  topic) shift; [[ $# -ge 3 ]] || die "usage: broker.sh topic PORT NAME PARTITIONS [KEY=VALUE...]"; topic "$@" ;;
-  config) shift; [[ $# -eq 3 ]] || die "usage: broker.sh config PORT NAME KEY=VALUE"; config "$@" ;;
-  *) die "usage: broker.sh fetch | start DIR PORT CPORT [AUTO_CREATE] | stop DIR | topic PORT NAME PARTITIONS [KEY=VALUE...] | config PORT NAME KEY=VALUE" ;;
+  topic) shift; [[ $# -eq 3 ]] || die "usage: broker.sh topic PORT NAME PARTITIONS"; topic "$@" ;;
+  *) die "usage: broker.sh fetch | start DIR PORT CPORT [AUTO_CREATE] | stop DIR" ;;
 esac

@@ -141,20 +141,12 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        self.create_topic_with(name, partitions, &[]);
-    }
-
-    /// Creates a topic with topic configs (`key=value` each).
-    pub fn create_topic_with(&self, name: &str, partitions: u32, configs: &[&str]) {
-        let (port, partitions) = (self.port.to_string(), partitions.to_string());
-        let mut args = vec!["topic", &port, name, &partitions];
-        args.extend_from_slice(configs);
-        run(&args);
-    }
-
-    /// Sets one config (`key=value`) of an existing topic.
-    pub fn set_topic_config(&self, name: &str, config: &str) {
-        run(&["config", &self.port.to_string(), name, config]);
+        run(&[
+            "topic",
+            &self.port.to_string(),
+            name,
+            &partitions.to_string(),
+        ]);
     }
 
     /// Reads every partition of `topic` from the start until the topic's
