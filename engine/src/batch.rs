@@ -232,6 +232,9 @@ pub struct Batcher {
     pub received_at: Instant,
     /// Messages dropped because the writer had gone (see [`Ring::abandoned`]).
     pub lost_messages: u64,
+    /// Batches handed to the ring so far: a shard tells a writer that is
+    /// behind (it keeps taking batches) from one that is stuck.
+    pub handed_over: u64,
 }
 
 impl FrameSink for Batcher {
@@ -265,6 +268,7 @@ impl Batcher {
             max_queue_delay_ms: 0,
             received_at: Instant::now(),
             lost_messages: 0,
+            handed_over: 0,
         }
     }
 
@@ -311,7 +315,10 @@ impl Batcher {
                 return true;
             }
             match offer(&self.ring, batch, self.max_queue_delay_ms) {
-                Ok(()) => self.waker.wake(),
+                Ok(()) => {
+                    self.handed_over += 1;
+                    self.waker.wake();
+                }
                 Err(back) => {
                     self.pending = Some(back);
                     self.waker.wake();
@@ -349,8 +356,9 @@ impl Batcher {
             .pop()
             .unwrap_or_else(|| Batch::with_capacity(self.batch_max_bytes + 64 * 1024));
         let batch = std::mem::replace(&mut self.current, next);
-        if let Err(back) = offer(&self.ring, batch, self.max_queue_delay_ms) {
-            self.pending = Some(back);
+        match offer(&self.ring, batch, self.max_queue_delay_ms) {
+            Ok(()) => self.handed_over += 1,
+            Err(back) => self.pending = Some(back),
         }
         self.waker.wake();
     }

@@ -81,6 +81,8 @@ pub(super) struct Lane {
     held_buffers_max: Option<usize>,
     /// Since when the batcher has been holding a batch back, if it is.
     paused_since: Option<Instant>,
+    /// The batcher's `handed_over` at the last [`Self::note_pause`].
+    handed_over_seen: u64,
 }
 
 impl Lane {
@@ -98,28 +100,37 @@ impl Lane {
             held_buffers: 0,
             held_buffers_max,
             paused_since: None,
+            handed_over_seen: 0,
         }
     }
 
     /// At the start of a loop turn: notes whether the batcher holds a batch
-    /// back, keeping the instant the pause began.
+    /// back, keeping the instant the pause began. A batch handed over since
+    /// the last turn starts it again: the writer took one, so it is behind,
+    /// not stuck. Without that, a lane under sustained back-pressure (a
+    /// Kafka destination slower than its input) is full at the start of
+    /// every turn, counted as paused for over `PAUSED_POLL_MS`, and polled
+    /// every 50 ms instead of 500 µs: it received a batch per 50 ms.
     pub(super) fn note_pause(&mut self, now: Instant) {
-        self.paused_since = if self.batcher.is_full() {
-            Some(self.paused_since.unwrap_or(now))
-        } else {
-            None
+        let progressed = self.batcher.handed_over != self.handed_over_seen;
+        self.handed_over_seen = self.batcher.handed_over;
+        self.paused_since = match (self.batcher.is_full(), self.paused_since) {
+            (false, _) => None,
+            (true, Some(t)) if !progressed => Some(t),
+            (true, _) => Some(now),
         };
     }
 
-    /// Whether there is anything to resume: held completions, or a batch
-    /// held back.
-    /// Held back for longer than `stuck_after` at `now`: its writer is
-    /// failing (a destination down), not merely behind.
+    /// Held back for longer than `stuck_after` at `now` with no batch taken
+    /// meanwhile: its writer is failing (a destination down), not merely
+    /// behind.
     pub(super) fn is_stuck(&self, now: Instant, stuck_after: Duration) -> bool {
         self.paused_since
             .is_some_and(|t| now.saturating_duration_since(t) > stuck_after)
     }
 
+    /// Whether there is anything to resume: held completions, or a batch
+    /// held back.
     pub(super) fn is_held(&self) -> bool {
         !self.deferred.is_empty() || self.batcher.is_full()
     }
@@ -337,6 +348,36 @@ mod tests {
             l.is_stuck(t0 + Duration::from_millis(1500), bound),
             "since t0"
         );
+    }
+
+    /// Sustained back-pressure: full at the start of every turn, but the
+    /// writer keeps taking batches. Each batch taken starts the pause
+    /// again, so the lane is behind, never stuck.
+    #[test]
+    fn a_lane_whose_writer_keeps_taking_batches_is_never_stuck() {
+        let (mut l, ring) = lane(1);
+        let t0 = Instant::now();
+        let bound = Duration::from_secs(1);
+        fill(&mut l);
+        l.note_pause(t0);
+        for k in 1..=5u64 {
+            let now = t0 + Duration::from_millis(800 * k);
+            // The writer takes the queued batch; the shard's next flush
+            // hands over the one held back, and the lane fills again.
+            assert!(ring.full.pop().is_some(), "a batch was queued");
+            l.batcher.flush();
+            fill(&mut l);
+            l.note_pause(now);
+            assert!(l.is_held());
+            assert!(
+                !l.is_stuck(now + Duration::from_millis(500), bound),
+                "turn {k}"
+            );
+        }
+        // Then the writer stops taking: after the bound, stuck.
+        let last = t0 + Duration::from_millis(4000);
+        l.note_pause(last + Duration::from_millis(100));
+        assert!(l.is_stuck(last + Duration::from_millis(1500), bound));
     }
 
     /// One lane stuck for a minute, another full since a moment ago: the
