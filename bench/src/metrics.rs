@@ -3,7 +3,9 @@
 //! every latency summary's p50/p99/p999.
 //!
 //! Latency series accepted: today's `ringest_write_latency_seconds`,
-//! `ringest_writer_round_seconds` (how long the writer's rounds took) and
+//! `ringest_writer_round_seconds` (how long the writer's rounds took),
+//! `ringest_writer_shard_hold_seconds` and `ringest_writer_queue_wait_seconds`
+//! (the waits before a round), and
 //! any other `ringest_*latency*` summary with `quantile` labels, such as
 //! per-destination series (`…{destination="out",quantile="0.99"}`), each
 //! keyed by its name and its other labels.
@@ -51,9 +53,14 @@ fn latency_sample(line: &str) -> Option<(String, f64, f64)> {
     let (head, value) = line.rsplit_once(' ')?;
     let value: f64 = value.trim().parse().ok()?;
     let (name, labels) = head.split_once('{')?;
-    // The writer's round durations too: they tell a slow disk from queueing.
-    if !name.starts_with("ringest_")
-        || !(name.contains("latency") || name == "ringest_writer_round_seconds")
+    // The writer's round durations and the two waits before a round too:
+    // they tell a slow disk from queueing, and where the queueing was.
+    const WRITER_SERIES: [&str; 3] = [
+        "ringest_writer_round_seconds",
+        "ringest_writer_shard_hold_seconds",
+        "ringest_writer_queue_wait_seconds",
+    ];
+    if !name.starts_with("ringest_") || !(name.contains("latency") || WRITER_SERIES.contains(&name))
     {
         return None;
     }
