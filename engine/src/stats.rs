@@ -457,7 +457,7 @@ impl Stats {
             }
         }
         type GetW = fn(&WriterLoad) -> &Latency;
-        let waits: [(&str, &str, GetW); 2] = [
+        let summaries: [(&str, &str, GetW); 3] = [
             (
                 "ringest_writer_queue_wait_seconds",
                 "Per message: from its batch's hand-over to this writer's ring to the writer's round taking it.",
@@ -468,8 +468,13 @@ impl Stats {
                 "Per message: from its batch's oldest frame's receive completion to the batch's hand-over to this writer (an upper bound for the batch's later frames).",
                 |l| &l.shard_hold,
             ),
+            (
+                "ringest_writer_round_seconds",
+                "How long this writer's rounds (one write of everything it took from its rings) take.",
+                |l| &l.round_latency,
+            ),
         ];
-        for (name, help, get) in waits {
+        for (name, help, get) in summaries {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
             for (w, l) in loads.iter().enumerate() {
                 get(l).render(
@@ -479,19 +484,6 @@ impl Stats {
                     &[0.5, 0.99, 0.999, 1.0],
                 );
             }
-        }
-        let name = "ringest_writer_round_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} How long this writer's rounds (one write of everything it took from its rings) take.\n# TYPE {name} summary"
-        );
-        for (w, l) in loads.iter().enumerate() {
-            l.round_latency.render(
-                out,
-                name,
-                &format!("writer=\"{w}\""),
-                &[0.5, 0.99, 0.999, 1.0],
-            );
         }
     }
 

@@ -57,15 +57,21 @@ impl Credit {
         self.in_kernel = self.in_kernel.saturating_sub(1);
     }
 
-    /// Sets the limit (at least 1); returns the withheld buffers the
-    /// kernel may now have, in the order to give them.
-    pub fn set_limit(&mut self, limit: u16) -> impl Iterator<Item = u16> + '_ {
+    /// Sets the limit (at least 1); [`release`](Self::release) then hands
+    /// out the withheld buffers the kernel may have under it.
+    pub fn set_limit(&mut self, limit: u16) {
         self.limit = limit.max(1);
-        let room = self.limit.saturating_sub(self.in_kernel) as usize;
-        let n = room.min(self.withheld.len());
-        self.in_kernel += n as u16;
-        let from = self.withheld.len() - n;
-        self.withheld.drain(from..)
+    }
+
+    /// A withheld buffer the kernel may have now (there is room under the
+    /// limit), or `None`.
+    pub fn release(&mut self) -> Option<u16> {
+        if self.in_kernel >= self.limit {
+            return None;
+        }
+        let bid = self.withheld.pop()?;
+        self.in_kernel += 1;
+        Some(bid)
     }
 
     /// Buffers the kernel has (free, or filled and not yet reaped).
@@ -184,9 +190,8 @@ impl BufRing {
 
     /// How many buffers the kernel may hold from now on (see [`Credit`]).
     pub fn set_limit(&mut self, limit: u16) {
-        let limit = limit.min(self.entries);
-        let back: Vec<u16> = self.credit.set_limit(limit).collect();
-        for bid in back {
+        self.credit.set_limit(limit.min(self.entries));
+        while let Some(bid) = self.credit.release() {
             self.push(bid);
         }
     }
@@ -247,6 +252,13 @@ impl Drop for BufRing {
 mod tests {
     use super::Credit;
 
+    /// Sets the limit and takes every withheld buffer it releases, in the
+    /// order given to the kernel (what `BufRing::set_limit` does).
+    fn set_limit(c: &mut Credit, limit: u16) -> Vec<u16> {
+        c.set_limit(limit);
+        std::iter::from_fn(|| c.release()).collect()
+    }
+
     #[test]
     fn the_kernel_never_holds_more_than_the_limit_and_gets_the_rest_when_it_rises() {
         let mut c = Credit::new(8);
@@ -255,7 +267,7 @@ mod tests {
         }
         assert_eq!(c.in_kernel(), 8);
         // The writer falls behind: the kernel may hold 2.
-        assert_eq!(c.set_limit(2).count(), 0, "nothing withheld yet");
+        assert_eq!(set_limit(&mut c, 2).len(), 0, "nothing withheld yet");
         for _ in 0..5 {
             c.taken();
         }
@@ -270,19 +282,19 @@ mod tests {
         assert_eq!(c.give_back(5), Some(5), "room under the limit");
         assert_eq!(c.give_back(6), None);
         // The writer caught up: everything withheld goes back.
-        let back: Vec<u16> = c.set_limit(8).collect();
+        let back = set_limit(&mut c, 8);
         assert_eq!(back.len(), 6);
         assert_eq!(c.in_kernel(), 8);
-        assert_eq!(c.set_limit(8).count(), 0);
+        assert_eq!(set_limit(&mut c, 8).len(), 0);
     }
 
     #[test]
     fn a_limit_of_zero_still_lets_one_buffer_through() {
         let mut c = Credit::new(4);
-        let _ = c.set_limit(0).count();
+        let _ = set_limit(&mut c, 0);
         assert_eq!(c.give_back(0), Some(0));
         assert_eq!(c.give_back(1), None);
-        let back: Vec<u16> = c.set_limit(3).collect();
+        let back = set_limit(&mut c, 3);
         assert_eq!(back, vec![1]);
         assert_eq!(c.in_kernel(), 2);
     }

@@ -50,10 +50,17 @@ pub(super) struct Held {
 impl Held {
     /// The provided buffer this completion still keeps, if any.
     pub(super) fn buffer(&self) -> Option<u16> {
-        match self.copied {
-            Some(_) => None,
-            None => cqueue::buffer_select(self.flags),
-        }
+        kept_buffer(self.flags, self.copied.is_some())
+    }
+}
+
+/// The provided buffer a receive completion with `flags` keeps: the one the
+/// kernel filled, unless its bytes were `copied` out (and it went back).
+pub(super) fn kept_buffer(flags: u32, copied: bool) -> Option<u16> {
+    if copied {
+        None
+    } else {
+        cqueue::buffer_select(flags)
     }
 }
 

@@ -23,10 +23,7 @@ impl Shard {
         mut copied: Option<Box<[u8]>>,
         now_ns: u64,
     ) {
-        let bid = match copied {
-            Some(_) => None,
-            None => cqueue::buffer_select(flags),
-        };
+        let bid = lane::kept_buffer(flags, copied.is_some());
         let more = cqueue::more(flags);
         let Some(e) = self
             .slots

@@ -565,9 +565,6 @@ impl<F: Fs + Clone> Writer<F> {
     }
 }
 
-/// Records, for each run of the round, `taken(batch index, batch, run
-/// index)` of its messages as having waited from the run's receive
-/// completion until `done`. One lock per round.
 /// Whether destination `d` of the group `ids` takes every message of that
 /// group's rings: every source that feeds one of the group's destinations
 /// feeds `d` too. Sources of other groups are not asked: their messages
@@ -579,6 +576,9 @@ fn takes_every_source(routes: &[Vec<usize>], ids: &[usize], d: usize) -> bool {
         .all(|r| r.contains(&d))
 }
 
+/// Records, for each run of the round, `taken(batch index, batch, run
+/// index)` of its messages as having waited from the run's receive
+/// completion until `done`. One lock per round.
 fn record_latency(
     latency: &Latency,
     round: &[(usize, Batch)],
