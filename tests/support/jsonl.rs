@@ -93,7 +93,7 @@ pub fn parse_line(line: &str) -> Result<Object, String> {
     };
     let fields = fields
         .into_iter()
-        .map(|(k, v)| Ok((text(k), flat(v)?)))
+        .map(|(k, v)| flat(v).map(|v| (text(k), v)))
         .collect::<Result<_, String>>()?;
     Ok(Object { fields })
 }
