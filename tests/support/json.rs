@@ -61,8 +61,7 @@ fn value(text: &str) -> Result<Json, String> {
     let mut reader = serde_json::Deserializer::from_str(text);
     let read = match text.as_bytes().first() {
         Some(b'"') => reader.deserialize_bytes(BytesVisitor).map(Json::Str),
-        Some(b'{') => reader.deserialize_map(ObjVisitor),
-        Some(b'[') => reader.deserialize_seq(ArrVisitor),
+        Some(b'{' | b'[') => reader.deserialize_any(Container),
         _ => return Ok(Json::Other(text.to_string())),
     };
     read.map_err(|e| e.to_string())
@@ -118,13 +117,15 @@ impl<'de> DeserializeSeed<'de> for Key {
     }
 }
 
-struct ObjVisitor;
+/// An object or an array: each member is taken as raw text and read again
+/// by [`value`].
+struct Container;
 
-impl<'de> Visitor<'de> for ObjVisitor {
+impl<'de> Visitor<'de> for Container {
     type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str("an object or an array")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
@@ -141,16 +142,6 @@ impl<'de> Visitor<'de> for ObjVisitor {
             fields.push((key, v));
         }
         Ok(Json::Obj(fields))
-    }
-}
-
-struct ArrVisitor;
-
-impl<'de> Visitor<'de> for ArrVisitor {
-    type Value = Json;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
@@ -197,10 +188,8 @@ mod tests {
 
     #[test]
     fn key_order_nesting_and_number_text_are_kept() {
-        let j = parse(
-            br#" {"z":{"b":"1","a":[]},"a":[1.50,-0,1e3,true,null,"x"],"e":{}} "#,
-        )
-        .unwrap();
+        let j =
+            parse(br#" {"z":{"b":"1","a":[]},"a":[1.50,-0,1e3,true,null,"x"],"e":{}} "#).unwrap();
         let Json::Obj(fields) = &j else {
             panic!("{j:?}")
         };
