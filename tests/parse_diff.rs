@@ -19,8 +19,6 @@
 mod classes;
 #[path = "parse_diff/corpus.rs"]
 mod corpus;
-#[path = "parse_diff/json.rs"]
-mod json;
 #[path = "parse_diff/syslog_ng.rs"]
 mod syslog_ng;
 #[path = "parse_diff/view.rs"]
@@ -30,6 +28,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use e2e::json;
 use e2e::server::temp_dir;
 use ringest::framing::{Decoder, FramingMode, OversizePolicy};
 use ringest::parse::emit::{render_rfc3164, render_rfc5424, EmitContext};

@@ -11,7 +11,7 @@ use ringest::parse::pri::FACILITY_NAMES;
 use ringest::parse::timestamp::decode_timestamp;
 use ringest::parse::Severity;
 
-use crate::json::Json;
+use e2e::json::Json;
 
 /// A timestamp at syslog-ng's precision (microseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

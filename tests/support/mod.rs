@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 pub mod client;
 pub mod cmd;
+pub mod json;
 pub mod jsonl;
 pub mod kafka;
 pub mod loadgen;

@@ -84,7 +84,7 @@ enum Command {
         /// The profile `tuning measure` wrote (JSON).
         #[arg(long, value_name = "FILE")]
         profile: PathBuf,
-        /// The workload (TOML; see tuning/examples/workload.toml).
+        /// The workload (TOML; see tuning/examples/workload-2m.toml).
         #[arg(long, value_name = "FILE")]
         workload: PathBuf,
         /// Write plan.md, plan.json and curve.svg here.

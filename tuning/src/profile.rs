@@ -83,22 +83,72 @@ pub struct Profile {
     pub curve: Vec<CurvePoint>,
 }
 
+/// Which of a point's CPU figures a number came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuBasis {
+    /// The whole machine's busy CPU, loadgen's taken out: the server's
+    /// process and the kernel's work for it on the same cores.
+    Machine,
+    /// The server process's own CPU: leaves the kernel's work out.
+    Process,
+}
+
+impl CpuBasis {
+    pub fn of(self, p: &CpuPoint) -> Option<Figure> {
+        match self {
+            CpuBasis::Machine => p.machine_cpu_us_per_msg,
+            CpuBasis::Process => Some(p.cpu_us_per_msg),
+        }
+    }
+}
+
+impl CpuPoint {
+    /// The CPU per message that spends cores: the machine-wide figure,
+    /// or the process's in a profile that lacks it.
+    pub fn cores_cpu_us_per_msg(&self) -> (Figure, CpuBasis) {
+        match self.machine_cpu_us_per_msg {
+            Some(f) => (f, CpuBasis::Machine),
+            None => (self.cpu_us_per_msg, CpuBasis::Process),
+        }
+    }
+}
+
 impl Profile {
-    /// Server CPU per message at `bytes`, from the points measured at the
-    /// records per write nearest `records_per_write`: linear between the
-    /// two measured sizes around it, extrapolated from the nearest two
+    /// Server process CPU per message at `bytes`, from the points measured
+    /// at the records per write nearest `records_per_write`: linear between
+    /// the two measured sizes around it, extrapolated from the nearest two
     /// outside. `None` when no point was measured.
     pub fn cpu_us_at(&self, bytes: f64, records_per_write: u32) -> Option<Interpolated> {
-        let rpw = self
-            .cpu
+        let rpw = self.nearest_records_per_write(records_per_write)?;
+        self.interpolate(bytes, rpw, CpuBasis::Process)
+    }
+
+    /// CPU per message at `bytes` to size cores with, as [`Self::cpu_us_at`]
+    /// but from the machine-wide figure: it counts the kernel's receive and
+    /// writeback work for the server, which takes the same cores and which
+    /// the process figure leaves out. Interpolated over the points at that
+    /// records per write that have it (one refused for its spread is
+    /// skipped, as a point not measured is); the process figure only when
+    /// none has it (profiles written before it was recorded).
+    pub fn cores_cpu_us_at(&self, bytes: f64, records_per_write: u32) -> Option<Interpolated> {
+        let rpw = self.nearest_records_per_write(records_per_write)?;
+        self.interpolate(bytes, rpw, CpuBasis::Machine)
+            .or_else(|| self.interpolate(bytes, rpw, CpuBasis::Process))
+    }
+
+    fn nearest_records_per_write(&self, records_per_write: u32) -> Option<u32> {
+        self.cpu
             .iter()
             .map(|p| p.records_per_write)
-            .min_by_key(|r| r.abs_diff(records_per_write))?;
+            .min_by_key(|r| r.abs_diff(records_per_write))
+    }
+
+    fn interpolate(&self, bytes: f64, rpw: u32, basis: CpuBasis) -> Option<Interpolated> {
         let mut pts: Vec<(f64, f64)> = self
             .cpu
             .iter()
             .filter(|p| p.records_per_write == rpw)
-            .map(|p| (f64::from(p.bytes), p.cpu_us_per_msg.value))
+            .filter_map(|p| Some((f64::from(p.bytes), basis.of(p)?.value)))
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         pts.dedup_by(|a, b| a.0 == b.0);
@@ -121,6 +171,7 @@ impl Profile {
             value,
             records_per_write: rpw,
             extrapolated: bytes < lo || bytes > hi,
+            basis,
         })
     }
 }
@@ -132,6 +183,8 @@ pub struct Interpolated {
     pub records_per_write: u32,
     /// Outside the measured sizes.
     pub extrapolated: bool,
+    /// The figure the points gave.
+    pub basis: CpuBasis,
 }
 
 #[cfg(test)]
@@ -204,5 +257,30 @@ pub mod tests {
         assert!((v - 6.0).abs() < 1e-9 && ex, "{v}");
         let empty = Profile { cpu: vec![], ..p };
         assert_eq!(empty.cpu_us_at(300.0, 1), None);
+    }
+
+    /// Cores are sized from the machine figure: interpolated over the
+    /// points that have it, the process figure only where none has it.
+    #[test]
+    fn cores_cpu_is_the_machine_figure_where_measured() {
+        let mut p = fixed();
+        let at = |p: &Profile, bytes, rpw| {
+            let i = p.cores_cpu_us_at(bytes, rpw).unwrap();
+            ((i.value * 1e9).round() / 1e9, i.basis)
+        };
+        // fixed(): machine = 1.2 × process.
+        assert_eq!(at(&p, 300.0, 1), (1.8, CpuBasis::Machine));
+        // 300 B's machine figure refused: between 128 (1.2) and 1024 (2.4).
+        p.cpu[1].machine_cpu_us_per_msg = None;
+        let (v, basis) = at(&p, 300.0, 1);
+        assert!((v - (1.2 + 1.2 * 172.0 / 896.0)).abs() < 1e-8, "{v}");
+        assert_eq!(basis, CpuBasis::Machine);
+        // No point at 1 record per write has it: the process figure.
+        for q in p.cpu.iter_mut().filter(|q| q.records_per_write == 1) {
+            q.machine_cpu_us_per_msg = None;
+        }
+        assert_eq!(at(&p, 300.0, 1), (1.5, CpuBasis::Process));
+        // The 50-per-record points keep theirs.
+        assert_eq!(at(&p, 300.0, 50), (0.36, CpuBasis::Machine));
     }
 }

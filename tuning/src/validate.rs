@@ -84,10 +84,7 @@ pub fn scaled_rate(base: &Profile, r1: f64, shards: u32, cores: u32) -> Option<f
         .cpu
         .iter()
         .find(|p| p.bytes == base.max_rate_bytes && p.records_per_write == 1)?;
-    let server = point
-        .machine_cpu_us_per_msg
-        .unwrap_or(point.cpu_us_per_msg)
-        .value;
+    let server = point.cores_cpu_us_per_msg().0.value;
     let per_msg_us = server + point.client_cpu_us_per_msg?.value;
     let cpu_bound = f64::from(cores) / (per_msg_us / 1e6);
     Some(per_shard.min(cpu_bound))

@@ -38,8 +38,17 @@ fn plan_writes_markdown_json_and_svg_with_unmeasured_figures_named() {
         String::from_utf8_lossy(&run.stderr)
     );
     let md = std::fs::read_to_string(out.join("plan.md")).expect("plan.md");
-    // 2M × 1.5 µs × 1.3 headroom = 3.90 cores.
+    // The fixture predates the machine-wide CPU figure: 2M × 1.5 process
+    // CPU-µs × 1.3 headroom = 3.90 cores, and the plan says so.
     assert!(md.contains("| cores, whole tier | 3.90 cores |"), "{md}");
+    assert!(
+        md.contains("| profile server process CPU (no machine-wide figure) at 1 records per write"),
+        "{md}"
+    );
+    assert!(
+        md.contains("\n- the profile has no machine-wide CPU figure at 1 records per write"),
+        "{md}"
+    );
     // 602 MB/s × 1.3 over 500 MB/s disks: 2 nodes, bound by the disk.
     assert!(md.contains("| nodes | 2.00 nodes |"), "{md}");
     assert!(md.contains("bound by node_disk_mb_s"), "{md}");
