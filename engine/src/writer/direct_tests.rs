@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::direct::DIRECT_ALIGN_BYTES;
 use super::fake::{FakeFs, WriteFault};
+use super::forward::ForwardPlans;
 use super::pool::{self, GroupRings, WriterPool};
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
@@ -46,6 +47,7 @@ fn rig(fs: FakeFs) -> Rig {
     let writer = Writer::with_fs(
         fs.clone(),
         &cfg,
+        &ForwardPlans::default(),
         vec![Arc::clone(&ring)],
         Arc::clone(&stats),
         Arc::new(WriterWaker::new()),
@@ -236,7 +238,15 @@ fn two_pool_writers_share_one_direct_file_and_its_rotation() {
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
     let groups = [GroupRings::whole(&cfg, rings.clone(), 2)];
-    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &groups, &stats, &control).expect("pool");
+    let p = WriterPool::start_with_fs(
+        fs.clone(),
+        &cfg,
+        &ForwardPlans::default(),
+        &groups,
+        &stats,
+        &control,
+    )
+    .expect("pool");
     assert_eq!(p.writers(), 2);
     let meta = Arc::new(ConnMeta {
         source: 0,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fake::{FakeFs, WriteFault};
+use super::forward::ForwardPlans;
 use super::pool::{self, GroupRings, WriterPool};
 use super::report::WriterReport;
 use super::{Writer, WriterControl};
@@ -72,6 +73,7 @@ pub(super) fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
     let writer = Writer::with_fs(
         fs.clone(),
         cfg,
+        &ForwardPlans::default(),
         vec![Arc::clone(&ring)],
         Arc::clone(&stats),
         Arc::new(WriterWaker::new()),
@@ -389,7 +391,15 @@ fn pool_on(
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
     let groups = [GroupRings::whole(cfg, rings.clone(), 2)];
-    let p = WriterPool::start_with_fs(fs.clone(), cfg, &groups, &stats, &control).expect("pool");
+    let p = WriterPool::start_with_fs(
+        fs.clone(),
+        cfg,
+        &ForwardPlans::default(),
+        &groups,
+        &stats,
+        &control,
+    )
+    .expect("pool");
     (p, rings, stats, control)
 }
 
