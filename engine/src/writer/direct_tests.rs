@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::direct::DIRECT_ALIGN_BYTES;
 use super::fake::{FakeFs, WriteFault};
 use super::forward::ForwardPlans;
-use super::pool::{self, GroupRings, WriterPool};
+use super::pool::{self, GroupRings};
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
 use crate::config::{Config, FileIo};
@@ -238,15 +238,7 @@ fn two_pool_writers_share_one_direct_file_and_its_rotation() {
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
     let groups = [GroupRings::whole(&cfg, rings.clone(), 2)];
-    let p = WriterPool::start_with_fs(
-        fs.clone(),
-        &cfg,
-        &ForwardPlans::default(),
-        &groups,
-        &stats,
-        &control,
-    )
-    .expect("pool");
+    let p = super::tests::start_files(&fs, &cfg, &groups, &stats, &control);
     assert_eq!(p.writers(), 2);
     let meta = Arc::new(ConnMeta {
         source: 0,

@@ -3,11 +3,9 @@
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::fake::FakeFs;
 use super::tests;
-use crate::batch::{Batch, ConnMeta};
 use crate::config::Config;
 use crate::parse::PARSE_CALLS;
 
@@ -39,21 +37,6 @@ const FRAMES: [&str; 4] = [
     "garbage",
 ];
 
-fn batch(frames: &[&str]) -> Batch {
-    let meta = Arc::new(ConnMeta {
-        source: 0,
-        peer: "10.1.2.3:5000".parse().expect("addr"),
-        identity: None,
-    });
-    let mut b = Batch::with_capacity(1 << 12);
-    // 2026-11-29T18:30:00Z
-    b.begin_run(&meta, 1_795_977_000_000_000_000);
-    for f in frames {
-        b.push(f.as_bytes());
-    }
-    b
-}
-
 fn lines(fs: &FakeFs, path: &str) -> Vec<String> {
     String::from_utf8_lossy(&fs.content(Path::new(path)))
         .lines()
@@ -70,9 +53,16 @@ fn routing_json_and_templates_share_one_parse_per_message() {
     let cfg = Config::from_toml(&text, Path::new("/fake/ringest.toml"), Path::new("/fake"))
         .expect("config");
     let mut r = tests::rig_on(FakeFs::default(), &cfg);
-    // Two batches in one round.
-    r.ring.full.push(batch(&FRAMES[..2])).expect("room");
-    r.ring.full.push(batch(&FRAMES[2..])).expect("room");
+    // Two batches in one round, received 2026-11-29T18:30:00Z.
+    let received = 1_795_977_000_000_000_000;
+    r.ring
+        .full
+        .push(tests::batch(received, &FRAMES[..2]))
+        .expect("room");
+    r.ring
+        .full
+        .push(tests::batch(received, &FRAMES[2..]))
+        .expect("room");
     let before = PARSE_CALLS.with(Cell::get);
     assert!(r.writer.step());
     let calls = PARSE_CALLS.with(Cell::get) - before;

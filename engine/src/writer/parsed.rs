@@ -78,7 +78,10 @@ impl ParseScratch {
 /// any before it (`recycling_keeps_the_allocation` checks it).
 fn relabel<'a, 'b>(mut cells: Vec<OnceCell<Message<'a>>>) -> Vec<OnceCell<Message<'b>>> {
     cells.clear();
-    cells.into_iter().filter_map(|_| None).collect()
+    cells
+        .into_iter()
+        .map(|_| unreachable!("the vector was just cleared"))
+        .collect()
 }
 
 /// One round, each message parsed at its first ask (see the module doc).
