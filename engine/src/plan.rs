@@ -11,13 +11,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::batch::ConnMeta;
-use crate::config::{Config, SourceConfig, Transport};
+use crate::config::{Config, DestinationType, SourceConfig, Transport};
 use crate::conn::{Conn, KtlsPlan};
 use crate::framing::Decoder;
 use crate::ktls::{check_mode_at_startup, KtlsSupport};
 use crate::shard::per_ip::PerIpCounts;
 use crate::stats::Stats;
 use crate::tls::ServerConfigCell;
+use crate::writer::forward::{ForwardPlan, ForwardPlans};
 
 /// One source, ready to accept connections.
 pub struct SourcePlan {
@@ -75,6 +76,9 @@ impl SourcePlan {
 pub struct Plan {
     pub config: Config,
     pub sources: Vec<SourcePlan>,
+    /// Each forward destination's plan (TLS files read), which the writers
+    /// open their forward destinations from.
+    pub forwards: ForwardPlans,
     /// What this kernel can offload, probed once.
     pub ktls: Arc<KtlsSupport>,
 }
@@ -98,23 +102,24 @@ impl Plan {
             .map(SourcePlan::build)
             .collect::<Result<Vec<_>, _>>()?;
         // Destinations that load files or check settings: do it now, so
-        // check-config and start-up fail the same way (the writer builds
-        // the same again when it opens the destination).
-        for d in &config.destinations {
-            match d.kind {
-                crate::config::DestinationType::Forward => {
-                    crate::writer::forward::ForwardPlan::build(d)?;
-                }
+        // check-config and start-up fail the same way. A forward plan is
+        // built here only: the writers open from it.
+        let forwards = config
+            .destinations
+            .iter()
+            .map(|d| match d.kind {
+                DestinationType::Forward => ForwardPlan::build(d).map(Some),
                 #[cfg(feature = "kafka")]
-                crate::config::DestinationType::Kafka => {
-                    crate::writer::kafka::settings::client_config(d)?;
+                DestinationType::Kafka => {
+                    crate::writer::kafka::settings::client_config(d).map(|_| None)
                 }
-                _ => {}
-            }
-        }
+                _ => Ok(None),
+            })
+            .collect::<Result<ForwardPlans, String>>()?;
         Ok(Plan {
             config,
             sources,
+            forwards,
             ktls,
         })
     }
@@ -143,5 +148,62 @@ impl Shared {
             shard_failed: AtomicBool::new(false),
             ktls: plan.ktls,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::batch::{Ring, WriterWaker};
+    use crate::writer::sys::RealFs;
+    use crate::writer::{Writer, WriterControl};
+
+    /// A forward destination's TLS files are read once per config load,
+    /// by `Plan::build`: the writers open the destination from that plan,
+    /// so a CA file gone since does not fail their open (building the plan
+    /// again does: it reads the file).
+    #[test]
+    fn writers_open_a_forward_destination_from_the_plan_without_reading_its_files() {
+        let dir = std::env::temp_dir().join(format!("ringest-plan-{}", std::process::id()));
+        let ca = testkit::Ca::new("plan test CA").write(&dir.join("ca.pem"));
+        let text = format!(
+            "[[source]]\nname = \"in\"\nlisten = \"127.0.0.1:1\"\ntransport = \"tcp\"\n\
+             [[destination]]\nname = \"up\"\ntype = \"forward\"\nservers = [\"127.0.0.1:6514\"]\n\
+             [destination.tls]\nca_file = \"{}\"\n",
+            ca.display()
+        );
+        let load = || Config::from_toml(&text, Path::new("t.toml"), &dir).expect("config");
+        let plan = Plan::build(load()).expect("plan");
+        assert!(plan.forwards.get(0).is_some_and(|f| f.tls.is_some()));
+        std::fs::remove_file(&ca).expect("remove the CA file");
+        let again = Plan::build(load()).err();
+        let open = |forwards: &ForwardPlans| {
+            let stats = Stats::new(vec!["in".into()]).with_destinations(vec!["up".into()]);
+            Writer::with_fs(
+                RealFs,
+                &plan.config,
+                forwards,
+                vec![Arc::new(Ring::new(4))],
+                Arc::new(stats),
+                Arc::new(WriterWaker::new()),
+                Arc::new(WriterControl::default()),
+            )
+            .map(|_| ())
+        };
+        let from_plan = open(&plan.forwards);
+        let without = open(&ForwardPlans::default());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            again
+                .as_deref()
+                .is_some_and(|e| e.contains("destination up")),
+            "a new plan reads the CA file: {again:?}"
+        );
+        assert!(from_plan.is_ok(), "{from_plan:?}");
+        let e = without.expect_err("a forward destination needs its plan");
+        assert!(e.to_string().contains("no forward plan"), "{e}");
     }
 }

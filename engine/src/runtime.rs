@@ -114,7 +114,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let control = Arc::new(WriterControl::default());
     let groups = GroupRings::of_config(config, shards);
     let lane_of_source = group_of_sources(groups.iter().map(|g| &g.group), config.sources.len());
-    let writer_pool = WriterPool::start(config, &groups, &stats, &control)?;
+    let writer_pool = WriterPool::start(config, &plan.forwards, &groups, &stats, &control)?;
     let _ = stats.writers.set(writer_pool.loads());
     log_writers(config, &groups, &writer_pool, shards);
     let stats_listen = config.stats.listen;

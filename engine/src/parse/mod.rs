@@ -210,9 +210,18 @@ impl<'a> Message<'a> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`parse`] on this thread: the writer's tests check that a
+    /// round parses each message once, however many steps read it.
+    pub static PARSE_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Parses one frame under `mode`. Never fails: a frame that cannot be
 /// parsed comes back whole with `error` set.
 pub fn parse(frame: &[u8], mode: ParseMode) -> Message<'_> {
+    #[cfg(test)]
+    PARSE_CALLS.with(|n| n.set(n.get() + 1));
     if mode == ParseMode::None {
         return Message::unparsed(frame);
     }

@@ -16,6 +16,7 @@ use super::file_destination::FileDestination;
 use super::forward::{ForwardDestination, ForwardPlan};
 #[cfg(feature = "kafka")]
 use super::kafka::KafkaDestination;
+use super::parsed::Parsed;
 use super::report::DestinationLoss;
 use super::sys::Fs;
 use super::WriterControl;
@@ -48,9 +49,12 @@ pub enum Destination<F: Fs> {
 }
 
 impl<F: Fs + Clone> Destination<F> {
+    /// Opens the destination of `cfg`; a forward one from `forward`, its
+    /// plan as `Plan::build` made it (no file is read again here).
     pub fn open(
         fs: F,
         cfg: &DestinationConfig,
+        forward: Option<&ForwardPlan>,
         feeds: Vec<bool>,
         stats: &DestinationStats,
     ) -> io::Result<Destination<F>> {
@@ -59,7 +63,13 @@ impl<F: Fs + Clone> Destination<F> {
                 fs, cfg, feeds, stats,
             )?)),
             DestinationType::Forward => {
-                let plan = ForwardPlan::build(cfg).map_err(io::Error::other)?;
+                let plan = forward.ok_or_else(|| {
+                    io::Error::other(format!(
+                        "destination {}: no forward plan was built for it (Plan::build builds one per forward destination)",
+                        cfg.name
+                    ))
+                })?;
+                let plan = plan.for_writer(cfg);
                 Ok(Destination::Forward(ForwardDestination::open(plan, feeds)?))
             }
             #[cfg(feature = "kafka")]
@@ -119,16 +129,15 @@ impl<F: Fs + Clone> Destination<F> {
         }
     }
 
-    /// Decides where each message of `round` it takes goes (path templates).
+    /// Decides where each message of the round it takes goes (path templates).
     pub fn place(
         &mut self,
-        round: &[(usize, crate::batch::Batch)],
+        parsed: &Parsed<'_>,
         routed: Option<(&[Vec<u64>], usize)>,
-        parse: &[crate::parse::ParseMode],
         names: &[String],
     ) {
         match self {
-            Destination::File(d) => d.place(round, routed, parse, names),
+            Destination::File(d) => d.place(parsed, routed, names),
             Destination::Forward(_) => {}
             #[cfg(feature = "kafka")]
             Destination::Kafka(_) => {}

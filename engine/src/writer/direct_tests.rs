@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::direct::DIRECT_ALIGN_BYTES;
 use super::fake::{FakeFs, WriteFault};
-use super::pool::{self, GroupRings, WriterPool};
+use super::forward::ForwardPlans;
+use super::pool::{self, GroupRings};
 use super::{Writer, WriterControl};
 use crate::batch::{Batch, ConnMeta, Ring, WriterWaker};
 use crate::config::{Config, FileIo};
@@ -46,6 +47,7 @@ fn rig(fs: FakeFs) -> Rig {
     let writer = Writer::with_fs(
         fs.clone(),
         &cfg,
+        &ForwardPlans::default(),
         vec![Arc::clone(&ring)],
         Arc::clone(&stats),
         Arc::new(WriterWaker::new()),
@@ -236,7 +238,7 @@ fn two_pool_writers_share_one_direct_file_and_its_rotation() {
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
     let groups = [GroupRings::whole(&cfg, rings.clone(), 2)];
-    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &groups, &stats, &control).expect("pool");
+    let p = super::tests::start_files(&fs, &cfg, &groups, &stats, &control);
     assert_eq!(p.writers(), 2);
     let meta = Arc::new(ConnMeta {
         source: 0,

@@ -5,6 +5,7 @@
 use std::ops::ControlFlow;
 
 use super::json;
+use super::parsed::ParsedBatch;
 use crate::batch::{Batch, ConnMeta};
 use crate::config::OutputFormat;
 use crate::parse::json::JsonOptions;
@@ -178,21 +179,24 @@ impl Taken<'_> {
     }
 }
 
-/// Encodes the messages of `batch` whose source feeds this destination
-/// (and, when routed, that it takes) into `out`, and records each
-/// message's end in `ends`.
+/// Encodes the messages of `parsed`'s batch whose source feeds this
+/// destination (and, when routed, that it takes) into `out`, and records
+/// each message's end in `ends` and, when asked, its origin in `origins`.
+/// `json` takes each message from `parsed`: parsed once per round, however
+/// many destinations and steps read it.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_fed(
     out: &mut Vec<u8>,
     ends: &mut Vec<usize>,
     prefix: &mut Vec<u8>,
-    batch: &Batch,
+    parsed: ParsedBatch<'_, '_>,
     feeds: &[bool],
     taken: Option<Taken<'_>>,
     enc: Encoding<'_>,
     stats: &Stats,
-    mut origins: Option<(&mut Vec<Origin>, u32)>,
+    mut origins: Option<&mut Vec<Origin>>,
 ) {
+    let (batch, bi) = (parsed.batch(), parsed.index() as u32);
     for (i, run) in batch.runs.iter().enumerate() {
         let source = run.conn.source as usize;
         if !feeds.get(source).copied().unwrap_or(false) {
@@ -209,8 +213,8 @@ pub fn encode_fed(
                     out.extend_from_slice(batch.message(m));
                     out.push(b'\n');
                     ends.push(out.len());
-                    if let Some((o, bi)) = origins.as_mut() {
-                        o.push((*bi, m as u32));
+                    if let Some(o) = origins.as_mut() {
+                        o.push((bi, m as u32));
                     }
                 }
             }
@@ -244,8 +248,8 @@ pub fn encode_fed(
                         json::escape_bytes(out, batch.message(m));
                         out.extend_from_slice(b"\"}\n");
                         ends.push(out.len());
-                        if let Some((o, bi)) = origins.as_mut() {
-                            o.push((*bi, m as u32));
+                        if let Some(o) = origins.as_mut() {
+                            o.push((bi, m as u32));
                         }
                     }
                     continue;
@@ -255,7 +259,7 @@ pub fn encode_fed(
                     include_raw: enc.include_raw,
                 };
                 for m in (run.first as usize..end).filter(takes) {
-                    let msg = parse::parse(batch.message(m), mode);
+                    let msg = parsed.message(source, m);
                     if let (Some(e), true) = (msg.error, enc.count_parse_errors) {
                         if let Some(s) = stats.sources.get(source) {
                             s.parse_errors.inc(e.label());
@@ -263,8 +267,8 @@ pub fn encode_fed(
                     }
                     parse::json::render_json(out, meta, &msg, opts);
                     ends.push(out.len());
-                    if let Some((o, bi)) = origins.as_mut() {
-                        o.push((*bi, m as u32));
+                    if let Some(o) = origins.as_mut() {
+                        o.push((bi, m as u32));
                     }
                 }
             }
@@ -292,6 +296,7 @@ pub fn messages_per_source(round: &[(usize, Batch)], sources: usize) -> Vec<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writer::parsed::ParseScratch;
     use std::sync::Arc;
 
     fn batch(runs: &[(u16, &[&str])]) -> Batch {
@@ -329,14 +334,18 @@ mod tests {
     #[test]
     fn raw_filtered_by_source_records_the_ends_of_the_messages_it_keeps() {
         let stats = Stats::new(vec!["a".into(), "b".into()]);
-        let b = batch(&[(0, &["keep1"]), (1, &["drop"]), (0, &["keep2", "k3"])]);
+        let round = vec![(
+            0,
+            batch(&[(0, &["keep1"]), (1, &["drop"]), (0, &["keep2", "k3"])]),
+        )];
+        let parsed = ParseScratch::default().round(&round, &[]);
         let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
         let feeds = [true, false];
         encode_fed(
             &mut out,
             &mut ends,
             &mut prefix,
-            &b,
+            parsed.batch(0),
             &feeds,
             None,
             Encoding::RAW,
@@ -352,7 +361,7 @@ mod tests {
             origins: &[],
         };
         assert_eq!(enc.messages_from(7), 2);
-        assert_eq!(messages_per_source(&[(0, b)], 2), [3, 1]);
+        assert_eq!(messages_per_source(&round, 2), [3, 1]);
     }
 
     /// What a destination that sends messages one by one (kafka) sees: each
@@ -385,7 +394,8 @@ mod tests {
 
         let (mut bytes, mut ends, mut prefix, mut origins) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (bi, (_, b)) in round.iter().enumerate() {
+        let parsed = ParseScratch::default().round(&round, &[]);
+        for b in parsed.batches() {
             encode_fed(
                 &mut bytes,
                 &mut ends,
@@ -395,7 +405,7 @@ mod tests {
                 None,
                 Encoding::RAW,
                 &stats,
-                Some((&mut origins, bi as u32)),
+                Some(&mut origins),
             );
         }
         assert_eq!(origins, [(0, 0), (0, 1), (1, 0)]);
@@ -429,6 +439,7 @@ mod fed_conns_tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::writer::parsed::ParseScratch;
 
     /// `fed_conns` names each message's connection in the order `encode_fed`
     /// writes the messages, filtered by source and by routing masks alike.
@@ -465,16 +476,17 @@ mod fed_conns_tests {
             dest: 0,
         });
         let mut origins = Vec::new();
+        let parsed = ParseScratch::default().round(&round, &[]);
         encode_fed(
             &mut out,
             &mut ends,
             &mut prefix,
-            &round[0].1,
+            parsed.batch(0),
             &feeds,
             taken,
             Encoding::RAW,
             &stats,
-            Some((&mut origins, 0)),
+            Some(&mut origins),
         );
         assert_eq!(out, b"a1\na2\nc1\n");
         let (mut msgs, mut ports) = (Vec::new(), Vec::new());

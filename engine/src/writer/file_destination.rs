@@ -32,6 +32,7 @@ use super::encode::Out;
 use super::failure::{Backoff, Health, WriteFailure};
 use super::file::{FileSink, Opened};
 use super::file_set::{Closed, FileSet};
+use super::parsed::Parsed;
 use super::placement::Placement;
 use super::report::DestinationLoss;
 use super::sys::Fs;
@@ -162,17 +163,16 @@ impl<F: Fs + Clone> FileDestination<F> {
         matches!(self.files, Files::Split(_))
     }
 
-    /// Decides the file of each message of `round` this destination takes
-    /// (see [`Placement::place`]); a no-op for a plain path.
+    /// Decides the file of each message of the round this destination
+    /// takes (see [`Placement::place`]); a no-op for a plain path.
     pub fn place(
         &mut self,
-        round: &[(usize, crate::batch::Batch)],
+        parsed: &Parsed<'_>,
         routed: Option<(&[Vec<u64>], usize)>,
-        parse: &[crate::parse::ParseMode],
         names: &[String],
     ) {
         if let Files::Split(s) = &mut self.files {
-            s.placement.place(round, &self.feeds, routed, parse, names);
+            s.placement.place(parsed, &self.feeds, routed, names);
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fake::FakeFs;
-use super::pool::{GroupRings, WriterPool};
+use super::pool::GroupRings;
 use super::WriterControl;
 use crate::batch::{Batch, ConnMeta};
 use crate::config::Config;
@@ -48,7 +48,7 @@ fn each_group_writes_only_its_destinations_and_the_report_holds_both() {
     let control = Arc::new(WriterControl::default());
     let groups = GroupRings::of_config(&cfg, 2);
     assert_eq!(groups.len(), 2);
-    let p = WriterPool::start_with_fs(fs.clone(), &cfg, &groups, &stats, &control).expect("pool");
+    let p = super::tests::start_files(&fs, &cfg, &groups, &stats, &control);
     assert_eq!((p.writers(), p.writers_of(0), p.writers_of(1)), (4, 2, 2));
     assert_eq!(fs.disk().opens, 4, "each writer opens its group's one file");
     assert_eq!(p.loads().len(), 4, "one queue per writer, across groups");

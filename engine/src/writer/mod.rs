@@ -31,6 +31,9 @@ mod group_tests;
 pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(test)]
+mod parse_once_tests;
+pub mod parsed;
 pub mod placement;
 pub mod pool;
 pub mod report;
@@ -53,6 +56,8 @@ use crate::queue_delay::DrainModel;
 use crate::stats::{Latency, Stats};
 use destination::{Destination, GiveUp};
 use encode::{encode_fed, messages_per_source, Encoding, Origin, Out, Taken};
+use forward::ForwardPlans;
+use parsed::ParseScratch;
 use report::{DestinationLoss, WriterReport};
 use route::Router;
 use sys::{Fs, RealFs};
@@ -128,8 +133,11 @@ pub struct Writer<F: Fs = RealFs> {
     /// Where each encoded message came from, for destinations that key by sender.
     scratch_origins: Vec<Origin>,
     prefix: Vec<u8>,
-    /// Each source's parse mode, for json destinations.
+    /// Each source's parse mode: how its messages are parsed, once per
+    /// round, for routing, json and path templates ([`parsed`]).
     parse: Vec<crate::parse::ParseMode>,
+    /// The parsed view's allocations, kept from round to round.
+    parse_scratch: ParseScratch,
     /// Each destination's `include_raw`.
     include_raw: Vec<bool>,
     /// Per destination of `dests`: it takes every message its rings can
@@ -152,21 +160,25 @@ impl<F: Fs + Clone> Writer<F> {
     pub fn with_fs(
         fs: F,
         config: &Config,
+        forwards: &ForwardPlans,
         rings: Vec<Arc<Ring>>,
         stats: Arc<Stats>,
         waker: Arc<WriterWaker>,
         control: Arc<WriterControl>,
     ) -> io::Result<Writer<F>> {
         let all: Vec<usize> = (0..config.destinations.len()).collect();
-        Writer::for_destinations(fs, config, &all, rings, stats, waker, control)
+        Writer::for_destinations(fs, config, forwards, &all, rings, stats, waker, control)
     }
 
     /// A writer of the destinations `ids` (config indexes, ascending: one
     /// destination group's), fed by `rings`, which carry only messages of
-    /// sources that feed no other destination.
+    /// sources that feed no other destination. Forward destinations open
+    /// from `forwards`, built by `Plan::build` for this config load.
+    #[allow(clippy::too_many_arguments)]
     pub fn for_destinations(
         fs: F,
         config: &Config,
+        forwards: &ForwardPlans,
         ids: &[usize],
         rings: Vec<Arc<Ring>>,
         stats: Arc<Stats>,
@@ -191,7 +203,8 @@ impl<F: Fs + Clone> Writer<F> {
             .map(|&d| {
                 let feeds = routes.iter().map(|r| r.contains(&d)).collect();
                 let cfg = &config.destinations[d];
-                Destination::open(fs.clone(), cfg, feeds, &stats.destinations[d])
+                let forward = forwards.get(d);
+                Destination::open(fs.clone(), cfg, forward, feeds, &stats.destinations[d])
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Writer {
@@ -209,6 +222,7 @@ impl<F: Fs + Clone> Writer<F> {
             scratch_origins: Vec::new(),
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
+            parse_scratch: ParseScratch::default(),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             takes_every_source: ids
                 .iter()
@@ -427,10 +441,12 @@ impl<F: Fs + Clone> Writer<F> {
         let mut complete = vec![false; self.dests.len()];
         // Per destination: how many of its messages, from the first, are in the file.
         let mut whole = vec![0u64; self.dests.len()];
+        // Routing, json and path templates read each message parsed once.
+        let parsed = self.parse_scratch.round(round, &self.parse);
         if let Some(router) = &self.router {
             // Each message's destinations, decided once for the round.
             self.masks.resize_with(round.len(), Vec::new);
-            for ((_, b), masks) in round.iter().zip(self.masks.iter_mut()) {
+            for (b, masks) in parsed.batches().zip(self.masks.iter_mut()) {
                 masks.clear();
                 router.route_batch(b, masks);
             }
@@ -450,7 +466,7 @@ impl<F: Fs + Clone> Writer<F> {
             let routed = self.router.is_some();
             if dest.is_split() {
                 let masks = routed.then_some((self.masks.as_slice(), d));
-                dest.place(round, masks, &self.parse, &self.stats.source_names);
+                dest.place(&parsed, masks, &self.stats.source_names);
             }
             let whole_round = self.takes_every_source[k] && !routed && !dest.is_split();
             let out = if format == OutputFormat::Raw && whole_round {
@@ -461,9 +477,9 @@ impl<F: Fs + Clone> Writer<F> {
                 self.scratch_ends.clear();
                 self.scratch_origins.clear();
                 let wants_origins = dest.wants_origins();
-                for (bi, (_, b)) in round.iter().enumerate() {
+                for b in parsed.batches() {
                     let taken = routed.then(|| Taken {
-                        masks: self.masks.get(bi).map_or(&[][..], Vec::as_slice),
+                        masks: self.masks.get(b.index()).map_or(&[][..], Vec::as_slice),
                         dest: d,
                     });
                     encode_fed(
@@ -475,7 +491,7 @@ impl<F: Fs + Clone> Writer<F> {
                         taken,
                         enc,
                         &self.stats,
-                        wants_origins.then_some((&mut self.scratch_origins, bi as u32)),
+                        wants_origins.then_some(&mut self.scratch_origins),
                     );
                 }
                 Out::Encoded {
@@ -501,6 +517,7 @@ impl<F: Fs + Clone> Writer<F> {
                 |bi, b, ri| taken_in_run(b, ri, feeds, masks.and_then(|m| m.get(bi)), d),
             );
         }
+        self.parse_scratch.recycle(parsed);
         self.count_round(round, &complete, &whole);
     }
 

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::parsed::Parsed;
 use super::template::{DateFrom, PathTemplate, Values};
-use crate::batch::Batch;
-use crate::parse::{self, Message, ParseMode};
+use crate::parse::Message;
 
 pub struct Placement {
     template: PathTemplate,
@@ -48,16 +48,17 @@ impl Placement {
         }
     }
 
-    /// Places the messages of `round` that this destination takes: those
+    /// Places the messages of the round that this destination takes: those
     /// of the sources it is fed by (`feeds`) and, when the config routes,
-    /// whose mask has bit `dest` (`masks[batch][message]`). `parse` and
-    /// `names` are each source's parse mode and name.
+    /// whose mask has bit `dest` (`masks[batch][message]`). A template that
+    /// reads message fields gets each message from `parsed` (parsed once
+    /// per round, a source without parsing read as `auto`, as the router
+    /// reads it); `names` are the sources' names.
     pub fn place(
         &mut self,
-        round: &[(usize, Batch)],
+        parsed: &Parsed<'_>,
         feeds: &[bool],
         routed: Option<(&[Vec<u64>], usize)>,
-        parse: &[ParseMode],
         names: &[String],
     ) {
         self.paths.clear();
@@ -66,18 +67,14 @@ impl Placement {
         self.sanitized = 0;
         self.missing = 0;
         self.sanitized_peer = None;
-        for (bi, (_, b)) in round.iter().enumerate() {
+        for pb in parsed.batches() {
+            let (bi, b) = (pb.index(), pb.batch());
             for (i, run) in b.runs.iter().enumerate() {
                 let source = run.conn.source as usize;
                 if !feeds.get(source).copied().unwrap_or(false) {
                     continue;
                 }
                 let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
-                // Like the router: a source that does not parse is read as auto.
-                let mode = match parse.get(source).copied().unwrap_or(ParseMode::Auto) {
-                    ParseMode::None => ParseMode::Auto,
-                    m => m,
-                };
                 let source_name = names.get(source).map_or("", String::as_str);
                 for m in run.first as usize..end {
                     if let Some((masks, d)) = routed {
@@ -89,11 +86,10 @@ impl Placement {
                             continue;
                         }
                     }
-                    let frame = b.message(m);
                     let msg = if self.reads_message {
-                        parse::parse(frame, mode)
+                        pb.message(source, m)
                     } else {
-                        Message::unparsed(frame)
+                        Message::unparsed(b.message(m))
                     };
                     let v = Values {
                         msg: &msg,
@@ -140,7 +136,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::batch::ConnMeta;
+    use crate::batch::{Batch, ConnMeta};
+    use crate::parse::ParseMode;
+    use crate::writer::parsed::ParseScratch;
 
     fn batch(runs: &[(u16, &str, &[&str])]) -> Batch {
         let mut b = Batch::with_capacity(4096);
@@ -193,7 +191,8 @@ mod tests {
         ];
         let mut p = placement("/l/{host}/{source}.log");
         let names = ["in".to_string(), "other".to_string()];
-        p.place(&round, &[true, false], None, &[ParseMode::None; 2], &names);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None; 2]);
+        p.place(&parsed, &[true, false], None, &names);
         assert_eq!(
             paths(&p),
             [
@@ -208,13 +207,8 @@ mod tests {
         assert_eq!(p.sanitized_peer, Some("10.0.0.1".parse().expect("ip")));
         // Routed: only the messages whose mask has this destination's bit.
         let masks = vec![vec![0b10, 0b01, 0b10], vec![0b10, 0b10]];
-        p.place(
-            &round,
-            &[true, true],
-            Some((&masks, 1)),
-            &[ParseMode::Auto; 2],
-            &names,
-        );
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::Auto; 2]);
+        p.place(&parsed, &[true, true], Some((&masks, 1)), &names);
         assert_eq!(
             paths(&p),
             [
@@ -235,7 +229,8 @@ mod tests {
         )];
         let mut p = placement("/l/{peer}.log");
         assert!(!p.reads_message);
-        p.place(&round, &[true], None, &[ParseMode::None], &["s".into()]);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None]);
+        p.place(&parsed, &[true], None, &["s".into()]);
         assert_eq!(paths(&p), ["/l/%3A%3A1.log", "/l/10.0.0.9.log"]);
         assert_eq!(p.targets(), [0, 1, 1]);
     }

@@ -29,6 +29,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::forward::ForwardPlans;
 use super::report::WriterReport;
 use super::sys::{Fs, RealFs};
 use super::{Writer, WriterControl};
@@ -188,11 +189,12 @@ impl WriterPool {
     /// [`GroupRings::of_config`]) and starts their threads.
     pub fn start(
         config: &Config,
+        forwards: &ForwardPlans,
         groups: &[GroupRings],
         stats: &Arc<Stats>,
         control: &Arc<WriterControl>,
     ) -> Result<WriterPool, String> {
-        WriterPool::start_with_fs(RealFs, config, groups, stats, control)
+        WriterPool::start_with_fs(RealFs, config, forwards, groups, stats, control)
     }
 
     /// [`start`](Self::start) on a given disk (tests pass one in memory).
@@ -205,6 +207,7 @@ impl WriterPool {
     pub fn start_with_fs<F: Fs + Clone + Send + 'static>(
         fs: F,
         config: &Config,
+        forwards: &ForwardPlans,
         groups: &[GroupRings],
         stats: &Arc<Stats>,
         control: &Arc<WriterControl>,
@@ -231,6 +234,7 @@ impl WriterPool {
                 let mut writer = Writer::for_destinations(
                     fs.clone(),
                     &own,
+                    forwards,
                     &g.group.destinations,
                     mine,
                     Arc::clone(stats),

@@ -8,14 +8,16 @@
 //! 2. A `fallback` destination takes only what no other destination of the
 //!    message's source took.
 //!
-//! Filters read parsed fields, so a message is parsed for routing with its
-//! source's `parse` mode (`auto` when the source has none). The result is a
-//! bit per destination (at most [`ROUTED_DESTINATIONS_MAX`]); a message no
-//! destination takes is dropped on purpose and counted.
+//! Filters read parsed fields: the round's [`Parsed`] view gives each
+//! message parsed with its source's `parse` mode (`auto` when the source
+//! has none), parsed once for routing, `json` and path templates alike.
+//! The result is a bit per destination (at most
+//! [`ROUTED_DESTINATIONS_MAX`]); a message no destination takes is dropped
+//! on purpose and counted.
 
-use crate::batch::Batch;
+use super::parsed::ParsedBatch;
 use crate::config::{Config, ROUTED_DESTINATIONS_MAX};
-use crate::parse::{self, Filter, ParseMode};
+use crate::parse::{Filter, Message};
 
 struct RouteDest {
     /// Per source: it feeds this destination.
@@ -27,8 +29,6 @@ struct RouteDest {
 
 pub struct Router {
     dests: Vec<RouteDest>,
-    /// Per source: how its messages are parsed for the filters.
-    parse: Vec<ParseMode>,
     any_filter: bool,
 }
 
@@ -56,32 +56,19 @@ impl Router {
         Some(Router {
             any_filter: dests.iter().any(|d| d.filter.is_some()),
             dests,
-            parse: config
-                .sources
-                .iter()
-                .map(|s| match s.parse {
-                    ParseMode::None => ParseMode::Auto,
-                    m => m,
-                })
-                .collect(),
         })
     }
 
-    /// The destinations that take `message` of `source`, one bit each.
-    pub fn route(&self, source: usize, message: &[u8]) -> u64 {
-        let mode = self.parse.get(source).copied().unwrap_or(ParseMode::Auto);
-        let msg = if self.any_filter {
-            parse::parse(message, mode)
-        } else {
-            parse::Message::unparsed(message)
-        };
+    /// The destinations that take `msg` of `source`, one bit each. Only
+    /// filters read `msg`: without any, an unparsed one will do.
+    pub fn route(&self, source: usize, msg: &Message<'_>) -> u64 {
         let feeds = |d: &RouteDest| d.feeds.get(source).copied().unwrap_or(false);
         let mut mask = 0u64;
         for (i, d) in self.dests.iter().enumerate() {
             if d.fallback || !feeds(d) {
                 continue;
             }
-            if d.filter.as_ref().is_none_or(|f| f.matches(&msg)) {
+            if d.filter.as_ref().is_none_or(|f| f.matches(msg)) {
                 mask |= 1 << i;
                 if d.is_final {
                     break;
@@ -98,8 +85,9 @@ impl Router {
         mask
     }
 
-    /// Appends the destinations of every message of `batch` to `out`.
-    pub fn route_batch(&self, batch: &Batch, out: &mut Vec<u64>) {
+    /// Appends the destinations of every message of `parsed` to `out`.
+    pub fn route_batch(&self, parsed: ParsedBatch<'_, '_>, out: &mut Vec<u64>) {
+        let batch = parsed.batch();
         for (i, run) in batch.runs.iter().enumerate() {
             let end = batch
                 .runs
@@ -107,7 +95,12 @@ impl Router {
                 .map_or(batch.len(), |r| r.first as usize);
             let source = run.conn.source as usize;
             for m in run.first as usize..end {
-                out.push(self.route(source, batch.message(m)));
+                let msg = if self.any_filter {
+                    parsed.message(source, m)
+                } else {
+                    Message::unparsed(batch.message(m))
+                };
+                out.push(self.route(source, &msg));
             }
         }
     }
@@ -116,6 +109,14 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::{parse, ParseMode};
+
+    impl Router {
+        /// `frame` of source 0 (`parse = "auto"`), parsed as a round would.
+        fn route_frame(&self, frame: &[u8]) -> u64 {
+            self.route(0, &parse(frame, ParseMode::Auto))
+        }
+    }
 
     fn router(dests: &str) -> Router {
         let text = format!(
@@ -143,10 +144,10 @@ mod tests {
              filter = { host = \"web*\", severity = \"info\" }\n\
              [[destination]]\nname = \"rest\"\ntype = \"file\"\npath = \"r\"\nfallback = true\n",
         );
-        assert_eq!(r.route(0, AUTH), 0b001, "auth only: final");
-        assert_eq!(r.route(0, CRON), 0b100, "nobody took it: fallback");
-        assert_eq!(r.route(0, DEBUG), 0b100, "debug is below info: fallback");
-        assert_eq!(r.route(0, b"garbage"), 0b100, "unparsed: fallback");
+        assert_eq!(r.route_frame(AUTH), 0b001, "auth only: final");
+        assert_eq!(r.route_frame(CRON), 0b100, "nobody took it: fallback");
+        assert_eq!(r.route_frame(DEBUG), 0b100, "debug is below info: fallback");
+        assert_eq!(r.route_frame(b"garbage"), 0b100, "unparsed: fallback");
     }
 
     #[test]
@@ -156,8 +157,8 @@ mod tests {
              filter = { facility = \"auth\" }\n\
              [[destination]]\nname = \"all\"\ntype = \"file\"\npath = \"x\"\n",
         );
-        assert_eq!(r.route(0, AUTH), 0b11);
-        assert_eq!(r.route(0, CRON), 0b10);
+        assert_eq!(r.route_frame(AUTH), 0b11);
+        assert_eq!(r.route_frame(CRON), 0b10);
     }
 
     #[test]

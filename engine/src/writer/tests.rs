@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fake::{FakeFs, WriteFault};
+use super::forward::ForwardPlans;
 use super::pool::{self, GroupRings, WriterPool};
 use super::report::WriterReport;
 use super::{Writer, WriterControl};
@@ -40,7 +41,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn batch(received_unix_ns: u64, msgs: &[&str]) -> Batch {
+pub(super) fn batch(received_unix_ns: u64, msgs: &[&str]) -> Batch {
     let meta = Arc::new(ConnMeta {
         source: 0,
         peer: "127.0.0.1:5000".parse().expect("addr"),
@@ -72,6 +73,7 @@ pub(super) fn rig_on(fs: FakeFs, cfg: &Config) -> Rig {
     let writer = Writer::with_fs(
         fs.clone(),
         cfg,
+        &ForwardPlans::default(),
         vec![Arc::clone(&ring)],
         Arc::clone(&stats),
         Arc::new(WriterWaker::new()),
@@ -389,8 +391,20 @@ fn pool_on(
     let control = Arc::new(WriterControl::default());
     let rings = pool::rings(2, 2, 64);
     let groups = [GroupRings::whole(cfg, rings.clone(), 2)];
-    let p = WriterPool::start_with_fs(fs.clone(), cfg, &groups, &stats, &control).expect("pool");
+    let p = start_files(fs, cfg, &groups, &stats, &control);
     (p, rings, stats, control)
+}
+
+/// The pool of `cfg`, which has no forward destination, started on `fs`.
+pub(super) fn start_files(
+    fs: &FakeFs,
+    cfg: &Config,
+    groups: &[GroupRings],
+    stats: &Arc<Stats>,
+    control: &Arc<WriterControl>,
+) -> WriterPool {
+    let forwards = ForwardPlans::default();
+    WriterPool::start_with_fs(fs.clone(), cfg, &forwards, groups, stats, control).expect("pool")
 }
 
 /// Closes the rings and joins the pool; fails instead of hanging.

@@ -1,7 +1,8 @@
 //! `type = "forward"`: syslog over TLS (RFC 5425) or TCP (RFC 6587) to
 //! upstream servers, from the writer thread.
 //!
-//! - `plan.rs`: the settings, built once (server list, TLS client config).
+//! - `plan.rs`: the settings, built once per config load (server list, TLS
+//!   client config) and handed to every writer.
 //! - `frame.rs`: framing, and the `tls@32473` identity element.
 //! - `session.rs`: sans-IO queue of one upstream connection: what is sent,
 //!   what is held until the server confirms, what is put back after a failure.
@@ -30,4 +31,4 @@ pub use addr::ServerAddr;
 pub use destination::{unix_ms, ForwardDestination};
 pub use failure::UpstreamFailure;
 pub use frame::IDENTITY_SD_ID;
-pub use plan::ForwardPlan;
+pub use plan::{ForwardPlan, ForwardPlans};

@@ -1,6 +1,8 @@
 //! A forward destination's settings, checked and built once: the parsed
 //! server list and the TLS client config. `Plan::build` (start-up and
-//! `check-config`) builds it, so a missing CA file fails both the same way.
+//! `check-config`) builds it, so a missing CA file fails both the same way,
+//! and hands it to the writers ([`ForwardPlans`]): opening the destination
+//! reads no file again. SIGHUP reloads the TLS files ([`TlsPlan::reload`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,5 +118,35 @@ impl ForwardPlan {
             forward_identity: cfg.forward_identity,
             disk_buffer: cfg.disk_buffer.clone(),
         })
+    }
+
+    /// This plan for one writer of the destination, whose share of the
+    /// destination's config is `cfg` (`pool::per_writer` gives each writer
+    /// a folder and a share of the disk buffer); the rest, TLS included,
+    /// is as built.
+    pub fn for_writer(&self, cfg: &DestinationConfig) -> ForwardPlan {
+        ForwardPlan {
+            disk_buffer: cfg.disk_buffer.clone(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Each destination's [`ForwardPlan`], by config index (`None` for the
+/// other kinds). Built once per config load, by `Plan::build` (collected
+/// in config order); the writers open their forward destinations from it.
+#[derive(Clone, Default)]
+pub struct ForwardPlans(Vec<Option<ForwardPlan>>);
+
+impl FromIterator<Option<ForwardPlan>> for ForwardPlans {
+    fn from_iter<I: IntoIterator<Item = Option<ForwardPlan>>>(plans: I) -> Self {
+        ForwardPlans(plans.into_iter().collect())
+    }
+}
+
+impl ForwardPlans {
+    /// The plan of destination `d` (config index), if it forwards.
+    pub fn get(&self, d: usize) -> Option<&ForwardPlan> {
+        self.0.get(d)?.as_ref()
     }
 }

@@ -1,0 +1,254 @@
+//! Each message of a round parsed at most once, whatever reads its fields.
+//!
+//! Three steps of a round read parsed fields: routing (filters,
+//! [`route`](super::route)), the `json` format ([`encode`](super::encode))
+//! and path templates ([`placement`](super::placement)), and a round may
+//! hold several `json` or templated destinations. Each asks [`Parsed`] for
+//! the message; the first ask parses it ([`crate::parse::parse`], the one
+//! parser) and keeps the result for the others.
+//!
+//! - **Lazy.** A message nobody asks for is never parsed, and a round in
+//!   which nobody asks (raw destinations, no filter) costs nothing: the
+//!   cells are made at the first ask.
+//! - **One mode per source.** A message is read with its source's `parse`
+//!   mode, and a source with `parse = "none"` as `auto`: what filters and
+//!   templates need. The `json` format does not ask for such a source's
+//!   messages (it writes them unparsed).
+//! - **No allocation per message.** The parsed [`Message`]s borrow the
+//!   round's batches; their cells are one vector whose allocation the
+//!   writer keeps from round to round ([`ParseScratch`]).
+
+use std::cell::{Cell, OnceCell};
+
+use crate::batch::Batch;
+use crate::parse::{self, Message, ParseMode};
+
+/// What a writer keeps between rounds: the allocations of a round's cells.
+#[derive(Default)]
+pub struct ParseScratch {
+    /// Per batch of the round: the index of its first message's cell.
+    starts: Vec<usize>,
+    /// Emptied; only its allocation is kept.
+    cells: Vec<OnceCell<Message<'static>>>,
+}
+
+impl ParseScratch {
+    /// The parsed view of `round`, whose sources are read with `modes`
+    /// (by source index; `auto` past its end). Nothing is parsed yet.
+    pub fn round<'r>(&mut self, round: &'r [(usize, Batch)], modes: &'r [ParseMode]) -> Parsed<'r> {
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
+        let mut total = 0;
+        for (_, b) in round {
+            starts.push(total);
+            total += b.len();
+        }
+        Parsed {
+            round,
+            modes,
+            starts,
+            total,
+            cells: OnceCell::new(),
+            spare: Cell::new(relabel(std::mem::take(&mut self.cells))),
+        }
+    }
+
+    /// Takes back the allocations of a round that is over.
+    pub fn recycle(&mut self, parsed: Parsed<'_>) {
+        let Parsed {
+            starts,
+            cells,
+            spare,
+            ..
+        } = parsed;
+        self.starts = starts;
+        self.cells = relabel(cells.into_inner().unwrap_or_else(|| spare.into_inner()));
+    }
+
+    /// Messages the kept allocation holds without growing.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.cells.capacity()
+    }
+}
+
+/// Empties `cells` and gives its allocation to cells of another lifetime.
+/// The collect reuses the allocation in place (the element types have one
+/// layout), so a writer's rounds allocate only when a round is larger than
+/// any before it (`recycling_keeps_the_allocation` checks it).
+fn relabel<'a, 'b>(mut cells: Vec<OnceCell<Message<'a>>>) -> Vec<OnceCell<Message<'b>>> {
+    cells.clear();
+    cells
+        .into_iter()
+        .map(|_| unreachable!("the vector was just cleared"))
+        .collect()
+}
+
+/// One round, each message parsed at its first ask (see the module doc).
+pub struct Parsed<'r> {
+    round: &'r [(usize, Batch)],
+    modes: &'r [ParseMode],
+    starts: Vec<usize>,
+    /// Messages in the round.
+    total: usize,
+    /// One cell per message of the round, made at the first ask.
+    cells: OnceCell<Vec<OnceCell<Message<'r>>>>,
+    /// The kept allocation, until the cells are made from it.
+    spare: Cell<Vec<OnceCell<Message<'r>>>>,
+}
+
+impl<'r> Parsed<'r> {
+    /// Batch `bi` of the round.
+    pub fn batch(&self, bi: usize) -> ParsedBatch<'_, 'r> {
+        ParsedBatch { parsed: self, bi }
+    }
+
+    /// Each batch of the round, in order.
+    pub fn batches(&self) -> impl Iterator<Item = ParsedBatch<'_, 'r>> {
+        (0..self.round.len()).map(|bi| self.batch(bi))
+    }
+
+    /// Message `m` of batch `bi`, of source `source`, parsed with the
+    /// source's mode (`none` read as `auto`); parsed on the first ask only.
+    fn message(&self, bi: usize, source: usize, m: usize) -> Message<'r> {
+        let round = self.round;
+        let mode = match self.modes.get(source).copied().unwrap_or(ParseMode::Auto) {
+            ParseMode::None => ParseMode::Auto,
+            read => read,
+        };
+        let parse = || {
+            let frame = round.get(bi).map_or(&[][..], |(_, b)| b.message(m));
+            parse::parse(frame, mode)
+        };
+        let cells = self.cells.get_or_init(|| {
+            let mut cells = self.spare.take();
+            cells.resize_with(self.total, OnceCell::new);
+            cells
+        });
+        let at = round
+            .get(bi)
+            .filter(|(_, b)| m < b.len())
+            .and(self.starts.get(bi))
+            .map(|s| s + m);
+        match at.and_then(|at| cells.get(at)) {
+            Some(cell) => *cell.get_or_init(parse),
+            // Not a message of the round (a caller's bug): parsed as asked,
+            // not kept.
+            None => parse(),
+        }
+    }
+}
+
+/// One batch of a [`Parsed`] round.
+#[derive(Clone, Copy)]
+pub struct ParsedBatch<'a, 'r> {
+    parsed: &'a Parsed<'r>,
+    bi: usize,
+}
+
+impl<'r> ParsedBatch<'_, 'r> {
+    /// Its index in the round.
+    pub fn index(&self) -> usize {
+        self.bi
+    }
+
+    pub fn batch(&self) -> &'r Batch {
+        let round: &'r [(usize, Batch)] = self.parsed.round;
+        &round[self.bi].1
+    }
+
+    /// Its message `m`, of source `source` (the message's run's), parsed
+    /// once per round.
+    pub fn message(&self, source: usize, m: usize) -> Message<'r> {
+        self.parsed.message(self.bi, source, m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::batch::ConnMeta;
+    use crate::parse::{Format, PARSE_CALLS};
+
+    fn batch(source: u16, msgs: &[&str]) -> Batch {
+        let meta = Arc::new(ConnMeta {
+            source,
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            identity: None,
+        });
+        let mut b = Batch::with_capacity(1024);
+        b.begin_run(&meta, 1);
+        for m in msgs {
+            b.push(m.as_bytes());
+        }
+        b
+    }
+
+    fn calls() -> u64 {
+        PARSE_CALLS.with(Cell::get)
+    }
+
+    const BSD: &str = "<13>Nov 29 00:00:00 db2 cron[7]: run";
+    const IETF: &str = "<38>1 2026-11-29T00:00:00Z web1 sshd 1 - - x";
+
+    #[test]
+    fn each_message_is_parsed_at_its_first_ask_only() {
+        let round = vec![(0, batch(0, &[BSD, IETF])), (0, batch(1, &[IETF]))];
+        let modes = [ParseMode::Auto, ParseMode::Rfc3164];
+        let mut scratch = ParseScratch::default();
+        let parsed = scratch.round(&round, &modes);
+        let before = calls();
+        for _ in 0..3 {
+            let first = parsed.batch(0);
+            assert_eq!(first.message(0, 1).format, Format::Rfc5424);
+            assert_eq!(first.message(0, 1).host, Some(&b"web1"[..]));
+            // Source 1 reads as rfc3164: the "1" is the tag.
+            assert_eq!(parsed.batch(1).message(1, 0).app, Some(&b"1"[..]));
+        }
+        assert_eq!(
+            calls() - before,
+            2,
+            "two messages asked for, each parsed once"
+        );
+        scratch.recycle(parsed);
+    }
+
+    #[test]
+    fn a_round_nobody_asks_about_parses_and_allocates_nothing() {
+        let round = vec![(0, batch(0, &[BSD, IETF]))];
+        let mut scratch = ParseScratch::default();
+        let before = calls();
+        let parsed = scratch.round(&round, &[ParseMode::Auto]);
+        assert_eq!(parsed.batches().count(), 1);
+        scratch.recycle(parsed);
+        assert_eq!(calls(), before);
+        assert_eq!(scratch.capacity(), 0);
+    }
+
+    #[test]
+    fn none_is_read_as_auto_and_a_missing_mode_too() {
+        let round = vec![(0, batch(0, &[IETF])), (0, batch(5, &[BSD]))];
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None]);
+        assert_eq!(parsed.batch(0).message(0, 0).format, Format::Rfc5424);
+        assert_eq!(parsed.batch(1).message(5, 0).format, Format::Rfc3164);
+    }
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let big = vec![(0, batch(0, &[BSD; 100]))];
+        let mut scratch = ParseScratch::default();
+        let parsed = scratch.round(&big, &[]);
+        let _ = parsed.batch(0).message(0, 99);
+        scratch.recycle(parsed);
+        let kept = scratch.capacity();
+        assert!(kept >= 100, "{kept}");
+        // A smaller round, in another borrow of other batches, reuses it.
+        let small = vec![(0, batch(0, &[IETF; 3]))];
+        let parsed = scratch.round(&small, &[]);
+        assert_eq!(parsed.batch(0).message(0, 2).format, Format::Rfc5424);
+        scratch.recycle(parsed);
+        assert_eq!(scratch.capacity(), kept);
+    }
+}
