@@ -92,6 +92,10 @@ pub const OWNED_PROPERTIES: &[(&str, &str)] = &[
         "delivery.timeout.ms",
         "none: ringest never lets the producer drop a message",
     ),
+    (
+        "delivery.report.only.error",
+        "none: ringest counts each delivery (and releases its bytes) from its report",
+    ),
 ];
 
 /// Whether this build has the Kafka client (cargo feature `kafka`).
@@ -272,6 +276,11 @@ mod tests {
         let e =
             load(&format!("{KAFKA}[destination.properties]\nacks = \"0\"\n")).expect_err("acks");
         assert!(e.contains("use the destination key acks"), "{e}");
+        let e = load(&format!(
+            "{KAFKA}[destination.properties]\n\"delivery.report.only.error\" = \"true\"\n"
+        ))
+        .expect_err("reports");
+        assert!(e.contains("counts each delivery"), "{e}");
         load(&format!(
             "{KAFKA}[destination.properties]\n\"socket.keepalive.enable\" = \"true\"\n"
         ))

@@ -69,7 +69,7 @@ fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
     b.runs.get(run).map(|r| &*r.conn)
 }
 
-impl Out<'_> {
+impl<'a> Out<'a> {
     /// No message: an idle turn (fsync policy, retries) or a torn-line repair.
     pub const NOTHING: Out<'static> = Out::Encoded {
         bytes: &[],
@@ -86,8 +86,10 @@ impl Out<'_> {
     }
 
     /// Each message in order, until `f` breaks; returns how many `f` took
-    /// (the one that broke excluded).
-    pub fn for_each_message(&self, mut f: impl FnMut(Message<'_>) -> ControlFlow<()>) -> u64 {
+    /// (the one that broke excluded). The messages borrow the round, not
+    /// `self`, so a destination may gather a round's values and hand them
+    /// on together (kafka's batch produce).
+    pub fn for_each_message(&self, mut f: impl FnMut(Message<'a>) -> ControlFlow<()>) -> u64 {
         let mut n = 0u64;
         match self {
             Out::Batches(round) => {

@@ -1,15 +1,17 @@
 //! A kafka destination as the writer drives it.
 //!
-//! [`deliver`](KafkaDestination::deliver) hands every message of the round
-//! to the producer and returns: the producer's queue holds them until the
-//! brokers acknowledge (the delivery reports release them from the
-//! [`Ledger`]). The queue is bounded (`producer_queue_max_bytes`); when it
-//! is full, `deliver` waits there, polling, so the writer stops taking
-//! batches, the rings fill and the shards stop reading. Nothing is dropped:
-//! librdkafka never times a message out (`message.timeout.ms = 0`), and a
-//! delivery that fails anyway (a missing topic, a refused client) is kept,
-//! logged once with its reason and hint, counted, and produced again after
-//! a backoff, before any newer message.
+//! [`deliver`](KafkaDestination::deliver) hands the round's messages to the
+//! producer in batches ([`native`](super::native): one
+//! `rd_kafka_produce_batch` per batch) and returns: the producer's queue
+//! holds them until the brokers acknowledge (the delivery reports release
+//! them from the [`Ledger`]). The queue is bounded
+//! (`producer_queue_max_bytes`); when it is full, `deliver` waits there,
+//! polling, so the writer stops taking batches, the rings fill and the
+//! shards stop reading. Nothing is dropped: librdkafka never times a
+//! message out (`message.timeout.ms = 0`), and a delivery that fails anyway
+//! (a missing topic, a refused client) is kept, logged once with its reason
+//! and hint, counted, and produced again after a backoff, before any newer
+//! message.
 //!
 //! One producer per destination: the pool gives a group with a kafka
 //! destination one writer (config `writers_of`), so all of its messages go
@@ -24,24 +26,23 @@
 //! acknowledgements until the give-up instant and counts what is still
 //! unacknowledged as not written.
 
-use std::ops::ControlFlow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer as _};
 
-use super::context::Reports;
+use super::context::ClientLog;
 use super::failure::KafkaFailure;
 use super::ledger::{Ledger, Pending};
-use super::settings;
+use super::native::{Producer, Record, Served};
 use super::stall::{Check, Stall, Watchdog};
+use super::{round, settings};
 use crate::config::kafka::KafkaKey;
 use crate::config::{DestinationConfig, OutputFormat};
-use crate::parse::{self, ParseMode};
 use crate::stats::{publish_share, DestinationStats};
 use crate::writer::destination::GiveUp;
-use crate::writer::encode::{Message, Out};
+use crate::writer::encode::Out;
 use crate::writer::failure::{Backoff, Health};
 use crate::writer::report::DestinationLoss;
 
@@ -56,13 +57,8 @@ const RETRY_BACKOFF: Backoff = Backoff {
 /// give-up instant is looked at again.
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(10);
 
-/// A wait polls in slices this long and ends after the first slice that
-/// served a callback: a delivery report makes room at once, and
-/// `BaseProducer::poll` itself only returns at the end of its timeout.
-const WAIT_SLICE: Duration = Duration::from_millis(1);
-
-/// Callbacks served per poll round at most (each poll serves one event,
-/// which may report many messages).
+/// Events served per poll round at most (a delivery report event reports
+/// a produce request's messages).
 const POLL_EVENTS_MAX: usize = 1_000;
 
 /// How long a metadata request for a missing topic may take before a retry.
@@ -79,10 +75,17 @@ pub struct KafkaDestination {
     pub feeds: Vec<bool>,
     topic: String,
     key: KafkaKey,
-    producer: BaseProducer<Reports>,
+    producer: Producer,
+    /// The client's `message.max.bytes`: a record that may be larger is
+    /// produced alone (round::batch_len).
+    message_max_bytes: usize,
     ledger: Ledger,
     health: Health<KafkaFailure>,
-    key_buf: Vec<u8>,
+    /// Scratch kept between rounds: the round's keys, the per-record
+    /// results of a batch, what the events reported.
+    keys: Vec<u8>,
+    codes: Vec<RDKafkaErrorCode>,
+    served: Served,
     gave_up: bool,
     loss: DestinationLoss,
     /// What this destination published of `in_flight_bytes` and `queue_messages`.
@@ -92,9 +95,14 @@ pub struct KafkaDestination {
 
 impl KafkaDestination {
     pub fn open(cfg: &DestinationConfig, feeds: Vec<bool>) -> Result<KafkaDestination, String> {
-        let producer: BaseProducer<Reports> = settings::client_config(cfg)?
-            .create_with_context(Reports::default())
+        let config = settings::client_config(cfg)?;
+        let message_max_bytes = settings::message_max_bytes(&config)
+            .map_err(|e| format!("destination {}: {e}", cfg.name))?;
+        let client: BaseProducer<ClientLog> = config
+            .create_with_context(ClientLog)
             .map_err(|e| format!("destination {}: kafka client: {e}", cfg.name))?;
+        let producer = Producer::new(client, &cfg.topic)
+            .map_err(|e| format!("destination {}: {e}", cfg.name))?;
         log::info!(
             "destination {}: kafka topic {} on {} (acks={}, compression={})",
             cfg.name,
@@ -110,9 +118,12 @@ impl KafkaDestination {
             topic: cfg.topic.clone(),
             key: cfg.key,
             producer,
+            message_max_bytes,
             ledger: Ledger::default(),
             health: Health::new(RETRY_BACKOFF),
-            key_buf: Vec::with_capacity(256),
+            keys: Vec::new(),
+            codes: Vec::new(),
+            served: Served::default(),
             gave_up: false,
             gauges_published: (0, 0),
             watchdog: Watchdog::new(Duration::from_millis(cfg.delivery_stall_ms), Instant::now()),
@@ -143,81 +154,84 @@ impl KafkaDestination {
             return 0;
         }
         self.serve(stats);
-        let mut cut = None;
-        // Bytes of the messages handed over, each with its newline in `out`.
-        let mut taken_bytes = 0usize;
-        let taken = out.for_each_message(|m| {
-            if let Err(at) = self.produce_one(&m, stats, give_up) {
-                cut = Some(at);
-                return ControlFlow::Break(());
+        let mut keys = std::mem::take(&mut self.keys);
+        let staged = round::stage(out, self.key, &mut keys);
+        let records = round::records(&staged, &keys);
+        let taken = match self.produce_all(&records, stats, give_up) {
+            Ok(()) => {
+                // Idle rounds come here too: due retries go out without new messages.
+                self.send_due_retries(stats);
+                records.len()
             }
-            taken_bytes += m.value.len() + 1;
-            ControlFlow::Continue(())
-        });
-        if cut.is_some() {
-            // Value bytes, as the ledger counts them: without the newlines.
-            let missing = out.messages() - taken;
-            self.loss.not_written_messages += missing;
-            self.loss.not_written_bytes +=
-                (out.len_bytes().saturating_sub(taken_bytes) as u64).saturating_sub(missing);
-            self.give_up();
-        } else {
-            // Idle rounds come here too: due retries go out without new messages.
-            self.send_due_retries(stats);
-        }
-        taken
-    }
-
-    /// Produces one message; `Err` once the give-up instant passed.
-    fn produce_one(
-        &mut self,
-        m: &Message<'_>,
-        stats: &DestinationStats,
-        give_up: GiveUp<'_>,
-    ) -> Result<(), Instant> {
-        self.make_room(stats, give_up)?;
-        let mut key_buf = std::mem::take(&mut self.key_buf);
-        let key = self.key_of(m, &mut key_buf).then_some(key_buf.as_slice());
-        let result = loop {
-            match self.send(m.value, key) {
-                Ok(()) => break Ok(()),
-                Err(None) => {
-                    stats.queue_full_waits.fetch_add(1, Relaxed);
-                    if let Err(t) = self.wait(stats, give_up) {
-                        break Err(t);
-                    }
-                }
-                Err(Some(code)) => {
-                    let p = Pending {
-                        value: m.value.to_vec(),
-                        key: key.map(<[u8]>::to_vec),
-                    };
-                    let due = self.failed(code, "producing", stats);
-                    self.ledger.refused(p, due);
-                    break Ok(());
-                }
+            Err(taken) => {
+                let rest = &records[taken..];
+                self.loss.not_written_messages += rest.len() as u64;
+                self.loss.not_written_bytes +=
+                    rest.iter().map(|r| r.value.len() as u64).sum::<u64>();
+                self.give_up();
+                taken
             }
         };
-        self.key_buf = key_buf;
-        result
+        drop(records);
+        self.keys = keys;
+        taken as u64
+    }
+
+    /// Hands `records` to the producer in order, in batches; a refused
+    /// record is kept for a retry, and nothing newer goes out before it.
+    /// `Err(n)`: the give-up instant passed with only the first `n` taken.
+    fn produce_all(
+        &mut self,
+        records: &[Record<'_>],
+        stats: &DestinationStats,
+        give_up: GiveUp<'_>,
+    ) -> Result<(), usize> {
+        let mut taken = 0;
+        while taken < records.len() {
+            self.make_room(stats, give_up).map_err(|_| taken)?;
+            let end = taken + round::batch_len(&records[taken..], self.message_max_bytes);
+            let mut codes = std::mem::take(&mut self.codes);
+            self.producer.produce(&records[taken..end], &mut codes);
+            let mut full = false;
+            for (r, &code) in records[taken..end].iter().zip(&codes) {
+                match code {
+                    RDKafkaErrorCode::NoError => self.ledger.produced(r.value.len() as u64),
+                    // Nothing after it was taken either (native::Producer::produce).
+                    RDKafkaErrorCode::QueueFull => {
+                        stats.queue_full_waits.fetch_add(1, Relaxed);
+                        full = true;
+                        break;
+                    }
+                    // Refused (a missing topic, a record too large): kept.
+                    // librdkafka refuses all of a batch alike (the topic's
+                    // state holds under its lock for the batch), except
+                    // records over the size limit, which go alone.
+                    code => {
+                        let due = self.failed(code, "producing", stats);
+                        self.ledger.refused(pending(r), due);
+                    }
+                }
+                taken += 1;
+            }
+            self.codes = codes;
+            if full {
+                self.wait(stats, give_up).map_err(|_| taken)?;
+            }
+        }
+        Ok(())
     }
 
     /// Hands one message to the producer. `Err(None)`: its queue is full;
     /// `Err(Some(code))`: refused.
-    fn send(&mut self, value: &[u8], key: Option<&[u8]>) -> Result<(), Option<RDKafkaErrorCode>> {
-        let mut record = BaseRecord::<[u8], [u8], ()>::to(&self.topic).payload(value);
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        match self.producer.send(record) {
-            Ok(()) => {
-                self.ledger.produced(value.len() as u64);
+    fn send(&mut self, record: Record<'_>) -> Result<(), Option<RDKafkaErrorCode>> {
+        self.producer.produce(&[record], &mut self.codes);
+        match self.codes.first().copied() {
+            Some(RDKafkaErrorCode::NoError) => {
+                self.ledger.produced(record.value.len() as u64);
                 Ok(())
             }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(None),
-            Err((e, _)) => Err(Some(
-                e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
-            )),
+            Some(RDKafkaErrorCode::QueueFull) => Err(None),
+            code => Err(Some(code.unwrap_or(RDKafkaErrorCode::Fail))),
         }
     }
 
@@ -238,11 +252,16 @@ impl KafkaDestination {
             // used by this retry.
             let _ = self
                 .producer
+                .base()
                 .client()
                 .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT);
         }
         while let Some(p) = self.ledger.take_due(now) {
-            match self.send(&p.value, p.key.as_deref()) {
+            let record = Record {
+                value: &p.value,
+                key: p.key.as_deref(),
+            };
+            match self.send(record) {
                 Ok(()) => {
                     stats.retried_messages.fetch_add(1, Relaxed);
                 }
@@ -260,25 +279,6 @@ impl KafkaDestination {
         }
     }
 
-    /// Sets `buf` to the message's key; false when it has none.
-    fn key_of(&self, m: &Message<'_>, buf: &mut Vec<u8>) -> bool {
-        use std::io::Write;
-        buf.clear();
-        let Some((conn, frame)) = m.from else {
-            return false;
-        };
-        if self.key == KafkaKey::Host {
-            if let Some(host) = parse::parse(frame, ParseMode::Auto).host {
-                buf.extend_from_slice(host);
-                return true;
-            }
-        }
-        match self.key {
-            KafkaKey::None => false,
-            KafkaKey::Peer | KafkaKey::Host => write!(buf, "{}", conn.peer.ip()).is_ok(),
-        }
-    }
-
     /// Produces the due retries; waits (polling) until none is left.
     fn make_room(&mut self, stats: &DestinationStats, give_up: GiveUp<'_>) -> Result<(), Instant> {
         while self.ledger.has_retries() {
@@ -291,74 +291,57 @@ impl KafkaDestination {
         Ok(())
     }
 
-    /// Polls the producer until a callback is served (a delivery report
-    /// makes room), at most [`QUEUE_FULL_POLL`] or until the retries are
-    /// due, unless the give-up instant has passed.
+    /// Serves the producer's events until the first one comes (a delivery
+    /// report makes room), at most [`QUEUE_FULL_POLL`] or until the retries
+    /// are due, unless the give-up instant has passed.
     fn wait(&mut self, stats: &DestinationStats, give_up: GiveUp<'_>) -> Result<(), Instant> {
         let now = Instant::now();
         if let Some(t) = give_up.at().filter(|t| now >= *t) {
             return Err(t);
         }
-        let until_retry = self
-            .ledger
-            .retry_due()
-            .map_or(QUEUE_FULL_POLL, |d| d.saturating_duration_since(now));
-        let end = now + QUEUE_FULL_POLL.min(until_retry);
-        let reports = std::sync::Arc::clone(self.producer.context());
-        let before = reports.events.load(Relaxed);
-        // Bounded: each slice takes WAIT_SLICE, and the loop ends at `end`.
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            self.producer.poll(WAIT_SLICE.min(left));
-            if left.is_zero() || reports.events.load(Relaxed) != before {
-                break;
-            }
-        }
-        self.serve(stats);
+        let poll = match self.ledger.retry_due() {
+            // A retry not due yet: back when it is.
+            Some(due) if due > now => (due - now).min(QUEUE_FULL_POLL),
+            // A full queue (a due retry put back is one): until a report
+            // frees room, QUEUE_FULL_POLL at most.
+            _ => QUEUE_FULL_POLL,
+        };
+        self.serve_for(poll, stats);
         Ok(())
     }
 
-    /// Serves pending callbacks and acts on what they recorded.
+    /// Serves the events already queued and acts on what they reported.
     fn serve(&mut self, stats: &DestinationStats) {
-        let reports = std::sync::Arc::clone(self.producer.context());
-        for _ in 0..POLL_EVENTS_MAX {
-            let before = reports.events.load(Relaxed);
-            self.producer.poll(Duration::ZERO);
-            if reports.events.load(Relaxed) == before {
-                break;
-            }
-        }
-        let n = reports.delivered.swap(0, Relaxed);
-        let bytes = reports.delivered_bytes.swap(0, Relaxed);
-        let mut reported = n > 0;
+        self.serve_for(Duration::ZERO, stats);
+    }
+
+    /// Serves events, waiting up to `first_wait` for the first one, and
+    /// acts on what they reported.
+    fn serve_for(&mut self, first_wait: Duration, stats: &DestinationStats) {
+        let mut served = std::mem::take(&mut self.served);
+        self.producer
+            .serve(first_wait, POLL_EVENTS_MAX, &mut served);
+        let (n, bytes) = (served.delivered, served.delivered_bytes);
+        (served.delivered, served.delivered_bytes) = (0, 0);
+        let reported = n > 0 || !served.failed.is_empty();
         if n > 0 {
             self.ledger.delivered(n, bytes);
             stats.delivered_messages.fetch_add(n, Relaxed);
             self.recovered(stats);
         }
-        let failed = reports
-            .failed
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
-        for f in failed {
-            reported = true;
+        for f in served.failed.drain(..) {
             let due = self.failed(f.code, "delivery", stats);
             self.ledger.failed(f.message, due);
         }
-        let errors = reports
-            .errors
-            .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default();
-        for (code, reason) in errors {
+        for (code, reason) in served.errors.drain(..) {
             self.client_error(code, &reason, stats);
         }
+        self.served = served;
         // One producer per destination (a kafka group has one writer), so
         // this share is the whole gauge.
         let (bytes, messages) = &mut self.gauges_published;
         publish_share(&stats.in_flight_bytes, bytes, self.ledger.in_flight_bytes());
-        let queued = self.producer.in_flight_count().max(0) as u64;
+        let queued = self.producer.base().in_flight_count().max(0) as u64;
         publish_share(&stats.queue_messages, messages, queued);
         self.watch(stats, reported, queued);
     }
@@ -377,6 +360,7 @@ impl KafkaDestination {
                 // while no report comes.
                 let answer = self
                     .producer
+                    .base()
                     .client()
                     .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
                     .is_ok();
@@ -430,7 +414,7 @@ impl KafkaDestination {
     fn client_error(&mut self, code: RDKafkaErrorCode, detail: &str, stats: &DestinationStats) {
         let reason = KafkaFailure::classify(code);
         stats.write_errors.inc(reason.label());
-        if reason == KafkaFailure::Fatal || self.producer.client().fatal_error().is_some() {
+        if reason == KafkaFailure::Fatal || self.producer.base().client().fatal_error().is_some() {
             log::error!(
                 "destination {}: kafka producer failed for good: {detail} ({})",
                 self.name,
@@ -486,7 +470,7 @@ impl KafkaDestination {
                 break;
             }
             self.send_due_retries(stats);
-            self.producer.poll(QUEUE_FULL_POLL);
+            self.serve_for(QUEUE_FULL_POLL, stats);
         }
         let (messages, bytes) = self.ledger.undelivered();
         if messages > 0 {
@@ -498,5 +482,13 @@ impl KafkaDestination {
             );
         }
         self.loss
+    }
+}
+
+/// A refused record, owned, to be produced again.
+fn pending(r: &Record<'_>) -> Pending {
+    Pending {
+        value: r.value.to_vec(),
+        key: r.key.map(<[u8]>::to_vec),
     }
 }

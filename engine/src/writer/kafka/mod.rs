@@ -2,9 +2,12 @@
 //! librdkafka (the `rdkafka` crate, built from its bundled source).
 //!
 //! - [`settings`]: config keys to librdkafka properties (pure);
+//! - [`round`]: a round's messages as records and batches (pure);
 //! - [`ledger`]: what is in flight or waits for a retry (pure);
 //! - [`failure`]: why a delivery failed, its label and hint;
-//! - [`context`]: the client callbacks (delivery reports, client errors);
+//! - [`native`]: the data path's librdkafka calls (batch produce, reading
+//!   the delivery reports), the destination's only unsafe code;
+//! - [`context`]: the client context the crate requires;
 //! - [`destination`]: the writer-side loop that produces, waits and counts;
 //! - [`stall`]: the watchdog that reports a producer stalled while the
 //!   brokers answer (pure).
@@ -13,6 +16,8 @@ pub mod context;
 pub mod destination;
 pub mod failure;
 pub mod ledger;
+pub mod native;
+pub mod round;
 pub mod settings;
 pub mod stall;
 

@@ -20,6 +20,18 @@ pub fn client_config(cfg: &DestinationConfig) -> Result<ClientConfig, String> {
     Ok(client)
 }
 
+/// The client's `message.max.bytes` (set in `[destination.properties]` or
+/// librdkafka's default): the largest record it produces.
+pub fn message_max_bytes(client: &ClientConfig) -> Result<usize, String> {
+    let value = client
+        .create_native_config()
+        .and_then(|c| c.get("message.max.bytes"))
+        .map_err(|e| format!("kafka client config: {e}"))?;
+    value
+        .parse()
+        .map_err(|_| format!("kafka client config: message.max.bytes = {value:?}"))
+}
+
 /// The properties, in the order they are set: ringest's own first, then
 /// `[destination.properties]` (config/kafka.rs refuses those that would
 /// override ringest's).
@@ -141,6 +153,17 @@ mod tests {
         assert!(!properties(&dest(""))
             .iter()
             .any(|(k, _)| k.starts_with("ssl.")));
+    }
+
+    #[test]
+    fn message_max_bytes_is_librdkafkas_default_unless_set() {
+        let default = client_config(&dest("")).expect("config");
+        assert_eq!(message_max_bytes(&default), Ok(1_000_000));
+        let set = client_config(&dest(
+            "[destination.properties]\n\"message.max.bytes\" = \"2000000\"\n",
+        ))
+        .expect("config");
+        assert_eq!(message_max_bytes(&set), Ok(2_000_000));
     }
 
     #[test]
