@@ -26,6 +26,7 @@
 //! acknowledgements until the give-up instant and counts what is still
 //! unacknowledged as not written.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -154,27 +155,67 @@ impl KafkaDestination {
             return 0;
         }
         self.serve(stats);
-        let mut keys = std::mem::take(&mut self.keys);
-        let staged = round::stage(out, self.key, &mut keys);
-        let records = round::records(&staged, &keys);
-        let taken = match self.produce_all(&records, stats, give_up) {
-            Ok(()) => {
-                // Idle rounds come here too: due retries go out without new messages.
-                self.send_due_retries(stats);
-                records.len()
+        let mut chunk = round::Chunk::new(self.key, std::mem::take(&mut self.keys));
+        // Messages the producer holds, and whether the give-up instant cut
+        // the round (after which the rest is only counted).
+        let (mut taken, mut cut) = (0u64, false);
+        out.for_each_message(|m| {
+            if cut {
+                self.not_written(m.value.len());
+                return ControlFlow::Continue(());
             }
-            Err(taken) => {
-                let rest = &records[taken..];
-                self.loss.not_written_messages += rest.len() as u64;
-                self.loss.not_written_bytes +=
-                    rest.iter().map(|r| r.value.len() as u64).sum::<u64>();
-                self.give_up();
-                taken
+            chunk.push(&m);
+            if chunk.is_full() {
+                cut = self.produce_chunk(&mut chunk, &mut taken, stats, give_up);
+            }
+            ControlFlow::Continue(())
+        });
+        if !cut && !chunk.is_empty() {
+            cut = self.produce_chunk(&mut chunk, &mut taken, stats, give_up);
+        }
+        self.keys = chunk.into_keys();
+        if cut {
+            self.give_up();
+        } else {
+            // Idle rounds come here too: due retries go out without new messages.
+            self.send_due_retries(stats);
+        }
+        taken
+    }
+
+    /// Produces `chunk`'s messages and empties it, adding to `taken` those
+    /// the producer holds; true when the give-up instant cut it (the rest
+    /// of the chunk is counted as not written).
+    fn produce_chunk(
+        &mut self,
+        chunk: &mut round::Chunk<'_>,
+        taken: &mut u64,
+        stats: &DestinationStats,
+        give_up: GiveUp<'_>,
+    ) -> bool {
+        let records = chunk.records();
+        let cut = match self.produce_all(&records, stats, give_up) {
+            Ok(()) => {
+                *taken += records.len() as u64;
+                false
+            }
+            Err(n) => {
+                *taken += n as u64;
+                for r in &records[n..] {
+                    self.not_written(r.value.len());
+                }
+                true
             }
         };
         drop(records);
-        self.keys = keys;
-        taken as u64
+        chunk.clear();
+        cut
+    }
+
+    /// A message of `bytes` value bytes that was not handed to the producer.
+    fn not_written(&mut self, bytes: usize) {
+        self.loss.not_written_messages += 1;
+        self.loss.not_written_bytes += bytes as u64;
     }
 
     /// Hands `records` to the producer in order, in batches; a refused
