@@ -3,7 +3,14 @@
 //! every connection established and the engine's CPU has gone still; the
 //! difference over N is user-space memory per connection (kernel socket
 //! buffers are not in RSS).
+//!
+//! One source address has one ephemeral port range (`ip_local_port_range`,
+//! ~28k ports) towards the engine's one port, so past
+//! [`ONE_SOURCE_CONNECTIONS_MAX`] loadgen binds its connections to several
+//! loopback addresses (127.0.0.2, 127.0.0.3, ...; all of 127.0.0.0/8 reaches
+//! `lo`) instead of the range being widened.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +36,31 @@ pub struct IdleFigures {
     pub kib_per_connection: Option<f64>,
     pub connect_s: Option<f64>,
     pub error: Option<String>,
+}
+
+/// Most connections bench idle makes from one source address: below the
+/// default range's 28,232 ports, leaving room for sockets other programs
+/// hold.
+pub const ONE_SOURCE_CONNECTIONS_MAX: u32 = 25_000;
+/// Most connections `bench idle` opens: each end needs a file descriptor per
+/// connection, and 100,000 is the project's target.
+pub const CONNECTIONS_MAX: u32 = 200_000;
+/// The default `ip_local_port_range` (32768–60999), when it cannot be read.
+const DEFAULT_LOCAL_PORTS: u32 = 28_232;
+
+/// The loopback source addresses for `n` connections when the local port
+/// range has `ports` ports: none (loadgen's connections stay unbound) when
+/// one address suffices, else as many as keep each under nine tenths of the
+/// range and under [`ONE_SOURCE_CONNECTIONS_MAX`]: 127.0.0.2, 127.0.0.3, ...
+pub fn source_addrs(n: u32, ports: u32) -> Vec<Ipv4Addr> {
+    let per_addr = (ports / 10 * 9).clamp(1, ONE_SOURCE_CONNECTIONS_MAX);
+    if n <= per_addr {
+        return Vec::new();
+    }
+    let count = n.div_ceil(per_addr);
+    (0..count)
+        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i))
+        .collect()
 }
 
 fn idle_scenario(n: u32) -> scenario::Scenario {
@@ -57,20 +89,39 @@ fn one(
         compare::start_engine(tools, e, &sc, pki, dir, &data, engines::Wiring::file(port))?;
     sys::sleep(Duration::from_secs(1))?;
     fig.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
+    let ports = sys::local_port_range()
+        .map(|(lo, hi)| u32::from(hi - lo) + 1)
+        .unwrap_or(DEFAULT_LOCAL_PORTS);
+    let sources = source_addrs(n, ports);
+    if let (Some(first), Some(last)) = (sources.first(), sources.last()) {
+        eprintln!(
+            "bench idle: {n} connections from {} loopback source addresses {first}–{last} \
+             (ip_local_port_range has {ports} ports per address)",
+            sources.len()
+        );
+    }
+    // Bounds the wait for the connections; loadgen holds them past it.
+    let limit = Duration::from_secs(60 + u64::from(n) / 50);
     let mut c = std::process::Command::new(&tools.loadgen);
     c.arg("send")
         .arg("--target")
         .arg(format!("127.0.0.1:{port}"))
         .args(compare::loadgen_transport_args(&sc, pki))
         // No --quiet: its progress lines count the TLS-established connections.
-        .args(["--threads", "1", "--json", "--duration", "600s"])
+        .args(["--threads", "1", "--json", "--duration"])
+        .arg(format!("{}s", limit.as_secs() + 120))
         .args(compare::IDLE_OPEN_ARGS)
         .arg("--hold-idle")
         .arg(n.to_string())
+        .args(if sources.is_empty() {
+            Vec::new()
+        } else {
+            let list: Vec<String> = sources.iter().map(Ipv4Addr::to_string).collect();
+            vec!["--source-addrs".to_string(), list.join(",")]
+        })
         .stdout(std::fs::File::create(dir.join("loadgen.json"))?)
         .stderr(std::fs::File::create(dir.join("loadgen.stderr"))?);
     let mut lg = Proc::spawn(c, "loadgen (idle)")?;
-    let limit = Duration::from_secs(60 + u64::from(n) / 50);
     let res = compare::wait_connections(&mut engine, port, n, limit, &dir.join("loadgen.stderr"));
     if let Ok(est) = &res {
         fig.established = Some(*est);
@@ -192,4 +243,24 @@ pub fn markdown(figs: &[IdleFigures], meta: &str) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_source_until_the_port_range_runs_short() {
+        assert!(source_addrs(10_000, DEFAULT_LOCAL_PORTS).is_empty());
+        assert!(source_addrs(ONE_SOURCE_CONNECTIONS_MAX, DEFAULT_LOCAL_PORTS).is_empty());
+        let a = source_addrs(100_000, DEFAULT_LOCAL_PORTS);
+        assert_eq!(a.len(), 4);
+        assert_eq!(a[0], Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(a[3], Ipv4Addr::new(127, 0, 0, 5));
+        // A narrow range: nine tenths of 1,000 ports per address.
+        assert_eq!(source_addrs(10_000, 1_000).len(), 12);
+        assert_eq!(source_addrs(900, 1_000).len(), 0);
+        let wide = source_addrs(CONNECTIONS_MAX, 10);
+        assert!(wide.iter().all(|a| a.is_loopback()), "stays in 127.0.0.0/8");
+    }
 }

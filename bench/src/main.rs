@@ -129,7 +129,9 @@ enum Cmd {
     },
     /// Memory per idle mutual-TLS connection (loadgen --hold-idle).
     Idle {
-        /// Connections to hold (both ends need one file descriptor each).
+        /// Connections to hold (both ends need one file descriptor each;
+        /// above 25,000 loadgen binds them to several loopback source
+        /// addresses, 127.0.0.2 on, one port range each).
         #[arg(long, default_value_t = 10_000)]
         connections: u32,
         #[arg(long, default_value = "ringest,syslog-ng,rsyslog")]
@@ -318,15 +320,17 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             common,
         } => {
-            if !(1..=15_000).contains(&connections) {
-                bail!("--connections must be 1..=15000");
+            if !(1..=idle::CONNECTIONS_MAX).contains(&connections) {
+                bail!("--connections must be 1..={}", idle::CONNECTIONS_MAX);
             }
-            sys::raise_fd_limit();
-            let need = u64::from(connections) + 200;
-            if sys::fd_limit() < need {
+            // Each end needs a descriptor per connection; the engine and
+            // loadgen inherit this limit.
+            let need = u64::from(connections) + 1024;
+            let have = sys::raise_fd_limit_to(need);
+            if have < need {
                 bail!(
-                    "open-file limit {} is below the {need} each end needs: raise `ulimit -n`",
-                    sys::fd_limit()
+                    "open-file limit {have} is below the {need} each end needs: raise `ulimit -Hn` \
+                     (or run as root, which bench raises it for; fs.nr_open caps it)"
                 );
             }
             let engines = Engine::parse_list(&only)?;
