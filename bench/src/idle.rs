@@ -64,13 +64,16 @@ pub fn source_addrs(n: u32, ports: u32) -> Vec<Ipv4Addr> {
 }
 
 fn idle_scenario(n: u32) -> scenario::Scenario {
-    let text = format!(
-        "[[scenario]]\nname = \"idle\"\ntitle = \"idle mutual TLS connections\"\ntransport = \"tls\"\n\
-         framing = \"octet-counted\"\nconnections = 1\nidle_connections = {n}\nrecords_per_write = 1\n"
-    );
-    scenario::parse(&text, "idle")
+    let text = "[[scenario]]\nname = \"idle\"\ntitle = \"idle mutual TLS connections\"\ntransport = \"tls\"\n\
+         framing = \"octet-counted\"\nconnections = 1\nidle_connections = 1\nrecords_per_write = 1\n";
+    let mut sc = scenario::parse(text, "idle")
         .expect("built-in scenario")
-        .remove(0)
+        .remove(0);
+    // Set after parsing: scenario files stop at 15,000 idle connections
+    // (`bench compare` keeps the default open-file limit), bench idle
+    // raises the limit for up to CONNECTIONS_MAX.
+    sc.idle_connections = n;
+    sc
 }
 
 fn one(
@@ -248,6 +251,14 @@ pub fn markdown(figs: &[IdleFigures], meta: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scenario_takes_more_than_scenario_files_may() {
+        let sc = idle_scenario(100_000);
+        assert_eq!(sc.idle_connections, 100_000);
+        // The engines' max_connections is sized from this.
+        assert_eq!(sc.total_connections(), 100_001);
+    }
 
     #[test]
     fn one_source_until_the_port_range_runs_short() {

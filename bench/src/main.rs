@@ -329,8 +329,9 @@ fn run(cli: Cli) -> Result<i32> {
             let have = sys::raise_fd_limit_to(need);
             if have < need {
                 bail!(
-                    "open-file limit {have} is below the {need} each end needs: raise `ulimit -Hn` \
-                     (or run as root, which bench raises it for; fs.nr_open caps it)"
+                    "open-file limit {have} is below the {need} each end needs, and this process \
+                     may not raise the hard limit (that takes CAP_SYS_RESOURCE): raise `ulimit -Hn` \
+                     or LimitNOFILE, or ask for fewer connections"
                 );
             }
             let engines = Engine::parse_list(&only)?;
