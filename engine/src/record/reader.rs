@@ -17,7 +17,7 @@ use super::header::{
     CONTENT_HANDSHAKE, HEADER_LEN, RECORD_VERSION_TLS12, TLS12_CIPHERTEXT_LEN_MAX,
     TLS13_CIPHERTEXT_LEN_MAX,
 };
-use super::keys::{self, Version};
+use super::keys::{self, LazyKey, Version};
 
 /// Bounds on what a peer may make the reader do without delivering data.
 /// Each counter resets when a non-empty application-data record arrives.
@@ -68,7 +68,9 @@ pub struct Progress {
 
 /// The receive half of a TLS connection after the handshake.
 pub struct RecordReader {
-    decrypter: Box<dyn MessageDecrypter>,
+    /// Built at the first record ([`LazyKey`]): an idle connection holds
+    /// only the secrets.
+    decrypter: LazyKey<Box<dyn MessageDecrypter>>,
     /// Sequence number of the next record to decrypt.
     rx_seq: u64,
     version: Version,
@@ -113,7 +115,7 @@ impl RecordReader {
     ) -> Result<Self, RecordError> {
         let suite = kernel.negotiated_cipher_suite();
         let version = Version::check(kernel.protocol_version(), suite)?;
-        let decrypter = keys::decrypter(suite, secrets)?;
+        let decrypter = LazyKey::new(suite, secrets)?;
         let ciphertext_len_max = match version {
             Version::Tls12 => TLS12_CIPHERTEXT_LEN_MAX,
             Version::Tls13 => TLS13_CIPHERTEXT_LEN_MAX,
@@ -151,6 +153,12 @@ impl RecordReader {
     /// True after a stop event or an error; `process` then refuses to run.
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// Whether the receiving key was built (it is at the first record).
+    #[cfg(test)]
+    pub(crate) fn key_built(&self) -> bool {
+        self.decrypter.is_built()
     }
 
     /// The rustls key schedule, for [`RecordWriter::key_update`](super::RecordWriter::key_update).
@@ -305,9 +313,11 @@ impl RecordReader {
             ProtocolVersion::from(header.version),
             payload,
         );
+        let seq = self.rx_seq;
         let plain = self
             .decrypter
-            .decrypt(msg, self.rx_seq)
+            .get(self.suite, keys::decrypter)?
+            .decrypt(msg, seq)
             .map_err(decrypt_error)?;
         self.rx_seq += 1;
         Ok(plain)
@@ -319,7 +329,7 @@ impl RecordReader {
         debug_assert_eq!(self.version, Version::Tls13);
         let (seq, secrets) = self.kernel.update_rx_secret().map_err(RecordError::Rekey)?;
         debug_assert_eq!(seq, 0);
-        self.decrypter = keys::decrypter(self.suite, secrets)?;
+        self.decrypter = LazyKey::new(self.suite, secrets)?;
         self.rx_seq = seq;
         Ok(())
     }
