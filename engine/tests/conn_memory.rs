@@ -86,12 +86,14 @@ fn malloc_bytes() -> isize {
 const CONNECTIONS: usize = 200;
 /// Malloc bytes one idle mutual-TLS connection may hold after its handshake,
 /// on the userspace record layer (TLS 1.3, AES-128-GCM, testkit's ECDSA
-/// P-256 client certificate). Measured 2026-11-30 with glibc 2.36: 2,578
-/// (2,078 of them from Rust), down from 3,996 while both AES-GCM keys were
-/// built at the handover (now at first use, `record::keys::LazyKey`). What
-/// is left: rustls's key schedule and the client's certificate chain in the
-/// `KernelConnection` kept for KeyUpdate (~1,600), the record layer's box
-/// (~800), the peer identity (~350).
+/// P-256 client certificate). Measured 2026-11-30 with glibc 2.36: 3,996
+/// while both AES-GCM keys were built at the handover; 2,596 with the keys
+/// built at first use (`record::keys::LazyKey`); 2,451 (1,976 of them from
+/// Rust) with the identity's strings shrunk to fit. What is left: rustls's
+/// key schedule and the client's certificate chain in the
+/// `KernelConnection` kept for KeyUpdate (~1,600 on the heap, 560 inline
+/// in the record layer's box), the rest of that box (~250), the identity
+/// (~200).
 const HEAP_BYTES_PER_IDLE_CONN_MAX: usize = 3_000;
 
 struct Fixture {
