@@ -27,6 +27,8 @@ use crate::sys::{self, Proc};
 pub struct IdleFigures {
     pub engine: Engine,
     pub asked: u32,
+    /// Loopback source addresses loadgen spread them over (0: one, unbound).
+    pub source_addrs: usize,
     pub established: Option<usize>,
     /// loadgen's count of connections it held.
     pub held: Option<u64>,
@@ -57,10 +59,35 @@ pub fn source_addrs(n: u32, ports: u32) -> Vec<Ipv4Addr> {
     if n <= per_addr {
         return Vec::new();
     }
-    let count = n.div_ceil(per_addr);
+    loopback_sources(n.div_ceil(per_addr))
+}
+
+/// `count` loopback addresses from 127.0.0.2 on.
+pub fn loopback_sources(count: u32) -> Vec<Ipv4Addr> {
     (0..count)
         .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + i))
         .collect()
+}
+
+/// The source addresses for `n` connections: `forced` of them when given
+/// (`bench idle --source-addrs`, to exercise spreading below the
+/// threshold), else what the local port range requires.
+fn sources_for(n: u32, forced: Option<u32>) -> Vec<Ipv4Addr> {
+    let ports = sys::local_port_range()
+        .map(|(lo, hi)| u32::from(hi - lo) + 1)
+        .unwrap_or(DEFAULT_LOCAL_PORTS);
+    let sources = match forced {
+        Some(k) => loopback_sources(k),
+        None => source_addrs(n, ports),
+    };
+    if let (Some(first), Some(last)) = (sources.first(), sources.last()) {
+        eprintln!(
+            "bench idle: {n} connections from {} loopback source addresses {first}–{last} \
+             (ip_local_port_range has {ports} ports per address)",
+            sources.len()
+        );
+    }
+    sources
 }
 
 fn idle_scenario(n: u32) -> scenario::Scenario {
@@ -81,6 +108,7 @@ fn one(
     pki: &Pki,
     e: Engine,
     n: u32,
+    sources: &[Ipv4Addr],
     dir: &Path,
     fig: &mut IdleFigures,
 ) -> Result<()> {
@@ -92,17 +120,6 @@ fn one(
         compare::start_engine(tools, e, &sc, pki, dir, &data, engines::Wiring::file(port))?;
     sys::sleep(Duration::from_secs(1))?;
     fig.rss_before_kib = sys::status_kib(engine.pid, "VmRSS");
-    let ports = sys::local_port_range()
-        .map(|(lo, hi)| u32::from(hi - lo) + 1)
-        .unwrap_or(DEFAULT_LOCAL_PORTS);
-    let sources = source_addrs(n, ports);
-    if let (Some(first), Some(last)) = (sources.first(), sources.last()) {
-        eprintln!(
-            "bench idle: {n} connections from {} loopback source addresses {first}–{last} \
-             (ip_local_port_range has {ports} ports per address)",
-            sources.len()
-        );
-    }
     // Bounds the wait for the connections; loadgen holds them past it.
     let limit = Duration::from_secs(60 + u64::from(n) / 50);
     let mut c = std::process::Command::new(&tools.loadgen);
@@ -162,7 +179,15 @@ fn one(
     Ok(())
 }
 
-pub fn run(tools: &Tools, out: &Path, engines: &[Engine], n: u32) -> Result<Vec<IdleFigures>> {
+/// `forced_sources`: spread over this many loopback source addresses
+/// whatever `n` is (see [`sources_for`]).
+pub fn run(
+    tools: &Tools,
+    out: &Path,
+    engines: &[Engine],
+    n: u32,
+    forced_sources: Option<u32>,
+) -> Result<Vec<IdleFigures>> {
     let openssl = tools
         .openssl
         .clone()
@@ -172,6 +197,7 @@ pub fn run(tools: &Tools, out: &Path, engines: &[Engine], n: u32) -> Result<Vec<
         crate::pki::ServerKey::EcdsaP256,
         &openssl,
     )?;
+    let sources = sources_for(n, forced_sources);
     let mut figs = Vec::new();
     for &e in engines {
         let dir = out.join("runs").join(format!("idle-{}", e.name()));
@@ -180,6 +206,7 @@ pub fn run(tools: &Tools, out: &Path, engines: &[Engine], n: u32) -> Result<Vec<
         let mut fig = IdleFigures {
             engine: e,
             asked: n,
+            source_addrs: sources.len(),
             established: None,
             held: None,
             rss_before_kib: None,
@@ -189,7 +216,7 @@ pub fn run(tools: &Tools, out: &Path, engines: &[Engine], n: u32) -> Result<Vec<
             connect_s: None,
             error: None,
         };
-        if let Err(err) = one(tools, &pki, e, n, &dir, &mut fig) {
+        if let Err(err) = one(tools, &pki, e, n, &sources, &dir, &mut fig) {
             if sys::interrupted() {
                 return Err(err);
             }
@@ -225,13 +252,15 @@ pub fn markdown(figs: &[IdleFigures], meta: &str) -> String {
     let mut s = format!("# Memory per idle mutual-TLS connection\n\n{meta}\n\n");
     s += "`loadgen send --hold-idle N` (TLS 1.3, client certificate) against each engine; RSS (VmRSS) read after the \
           engine listened and again once all N connections were established and its CPU was still. \
-          Kernel socket memory is not included.\n\n";
-    s += "| engine | connections | RSS before MiB | RSS with connections MiB | KiB per connection | connect time s | note |\n|---|---|---|---|---|---|---|\n";
+          Kernel socket memory is not included. Above 25,000 connections (or with `--source-addrs`) loadgen \
+          binds them to several loopback source addresses (column `sources`).\n\n";
+    s += "| engine | connections | sources | RSS before MiB | RSS with connections MiB | KiB per connection | connect time s | note |\n|---|---|---|---|---|---|---|---|\n";
     for f in figs {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             f.engine,
             f.established.map(|v| v.to_string()).unwrap_or("—".into()),
+            f.source_addrs.max(1),
             f.rss_before_kib
                 .map(|v| format!("{:.1}", v as f64 / 1024.0))
                 .unwrap_or("—".into()),

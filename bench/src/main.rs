@@ -5,7 +5,7 @@
 //! bench compare [--scenarios FILE] [--duration S] [--repeat N] [--out DIR] [--only LIST] [--keep]
 //!               [--states steady,fresh] [--seed N] [--steal-max-pct P] ...
 //! bench handshakes [--duration S] [--out DIR]
-//! bench idle [--connections N] [--only LIST] [--out DIR]
+//! bench idle [--connections N] [--source-addrs K] [--only LIST] [--out DIR]
 //! bench setup [--peers-dir DIR]
 //! ```
 
@@ -134,6 +134,11 @@ enum Cmd {
         /// addresses, 127.0.0.2 on, one port range each).
         #[arg(long, default_value_t = 10_000)]
         connections: u32,
+        /// Spread the connections over this many loopback source addresses
+        /// whatever their number (default: only when one address's port
+        /// range is short).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250))]
+        source_addrs: Option<u32>,
         #[arg(long, default_value = "ringest,syslog-ng,rsyslog")]
         only: String,
         #[arg(long, default_value = "bench-results")]
@@ -316,6 +321,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Idle {
             connections,
+            source_addrs,
             only,
             out,
             common,
@@ -339,7 +345,7 @@ fn run(cli: Cli) -> Result<i32> {
             tools.require(&engines)?;
             let out = check_out(&out)?;
             let (date, time) = sys::utc_now();
-            let figs = idle::run(&tools, &out, &engines, connections)?;
+            let figs = idle::run(&tools, &out, &engines, connections, source_addrs)?;
             let meta = format!("{} Command: `{}`.", meta_line(&date, &time), command_line());
             std::fs::write(out.join("idle.md"), idle::markdown(&figs, &meta))?;
             std::fs::write(
