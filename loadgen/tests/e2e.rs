@@ -100,10 +100,15 @@ fn sink_summary(mut sink: Sink) -> serde_json::Value {
 
 /// Runs `loadgen send` and returns (exit code, JSON report).
 fn send(args: &[&str]) -> (i32, serde_json::Value) {
+    send_for(args, "20s")
+}
+
+/// `send` with `--duration`, for runs that hold connections until it ends.
+fn send_for(args: &[&str], duration: &str) -> (i32, serde_json::Value) {
     let out = Command::new(BIN)
         .arg("send")
         .args(args)
-        .args(["--json", "--quiet", "--duration", "20s"])
+        .args(["--json", "--quiet", "--duration", duration])
         .output()
         .expect("run send");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -367,9 +372,8 @@ fn hold_idle_spreads_connections_over_source_addresses() {
         }
         peers
     });
-    let out = Command::new(BIN)
-        .args([
-            "send",
+    let (code, r) = send_for(
+        &[
             "--target",
             &target,
             "--tcp",
@@ -377,16 +381,10 @@ fn hold_idle_spreads_connections_over_source_addresses() {
             &HELD.to_string(),
             "--source-addrs",
             "127.0.0.2,127.0.0.3",
-            "--duration",
-            "1s",
-            "--json",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("send JSON: {e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(out.status.code(), Some(0), "{r}");
+        ],
+        "1s",
+    );
+    assert_eq!(code, 0, "{r}");
     assert_eq!(r["idle_connections"], HELD, "{r}");
     assert_eq!(
         r["source_addrs"],
@@ -451,24 +449,18 @@ fn handshake_only_hold_idle_and_rate() {
     assert_eq!(r["handshakes"], 50);
     assert!(r["handshakes_per_s"].as_f64().unwrap() > 0.0);
 
-    let out = Command::new(BIN)
-        .args([
-            "send",
+    let (code, r) = send_for(
+        &[
             "--target",
             &sink.addr,
             "--hold-idle",
             "40",
             "--connect-rate",
             "400",
-            "--duration",
-            "1s",
-            "--json",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{r}");
+        ],
+        "1s",
+    );
+    assert_eq!(code, 0, "{r}");
     assert_eq!(r["idle_connections"], 40);
 
     let (code, r) = send(&[
