@@ -79,7 +79,11 @@ pub struct RecordReader {
     limits: ReaderLimits,
     /// Source of the next rx secret after a KeyUpdate; also carries the
     /// tx-secret schedule for [`RecordWriter::key_update`](super::RecordWriter::key_update).
-    kernel: KernelConnection<ServerConnectionData>,
+    /// TLS 1.3 only: TLS 1.2 has no KeyUpdate (and renegotiation is
+    /// refused), so nothing would ever ask it for a secret, and what it
+    /// holds (rustls's key schedule, the client's certificate chain: over
+    /// 1 KiB) is dropped at the handover.
+    kernel: Option<KernelConnection<ServerConnectionData>>,
     /// Set after a stop event or an error: the stream position is final.
     stopped: bool,
     empty_records_consecutive: u32,
@@ -130,7 +134,7 @@ impl RecordReader {
                 ciphertext_len_max,
             },
             limits,
-            kernel,
+            kernel: (version == Version::Tls13).then_some(kernel),
             stopped: false,
             empty_records_consecutive: 0,
             budget: ControlBudget::new(&limits),
@@ -161,9 +165,16 @@ impl RecordReader {
         self.decrypter.is_built()
     }
 
-    /// The rustls key schedule, for [`RecordWriter::key_update`](super::RecordWriter::key_update).
-    pub fn kernel_mut(&mut self) -> &mut KernelConnection<ServerConnectionData> {
-        &mut self.kernel
+    /// The rustls key schedule, for [`RecordWriter::key_update`](super::RecordWriter::key_update);
+    /// TLS 1.2 has none (no KeyUpdate).
+    pub fn kernel_mut(
+        &mut self,
+    ) -> Result<&mut KernelConnection<ServerConnectionData>, RecordError> {
+        self.kernel
+            .as_mut()
+            .ok_or(RecordError::UnsupportedVersion(u16::from(
+                ProtocolVersion::TLSv1_2,
+            )))
     }
 
     /// Decrypts every complete record at the front of `buf` in place and
@@ -327,7 +338,10 @@ impl RecordReader {
     /// carried the KeyUpdate was the last one under the old key.
     fn rekey(&mut self) -> Result<(), RecordError> {
         debug_assert_eq!(self.version, Version::Tls13);
-        let (seq, secrets) = self.kernel.update_rx_secret().map_err(RecordError::Rekey)?;
+        let (seq, secrets) = self
+            .kernel_mut()?
+            .update_rx_secret()
+            .map_err(RecordError::Rekey)?;
         debug_assert_eq!(seq, 0);
         self.decrypter = LazyKey::new(self.suite, secrets)?;
         self.rx_seq = seq;
