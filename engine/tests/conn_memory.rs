@@ -92,9 +92,9 @@ const CONNECTIONS: usize = 200;
 /// built at first use (`record::keys::LazyKey`); 2,451 (1,976 of them from
 /// Rust) with the identity's strings shrunk to fit. What is left: rustls's
 /// key schedule and the client's certificate chain in the
-/// `KernelConnection` kept for KeyUpdate (~1,600 on the heap, 560 inline
+/// `KernelConnection` kept for KeyUpdate (~1,000 on the heap, 560 inline
 /// in the record layer's box), the rest of that box (~250), the identity
-/// (~200).
+/// (~200), the connection's metadata (~200).
 const HEAP_BYTES_PER_IDLE_CONN_MAX: usize = 3_000;
 /// The same for TLS 1.2 (ECDHE-ECDSA-AES128-GCM), which keeps no rustls
 /// `KernelConnection` (TLS 1.2 has no KeyUpdate). Measured 2026-11-30:
