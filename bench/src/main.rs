@@ -5,7 +5,7 @@
 //! bench compare [--scenarios FILE] [--duration S] [--repeat N] [--out DIR] [--only LIST] [--keep]
 //!               [--states steady,fresh] [--seed N] [--steal-max-pct P] ...
 //! bench handshakes [--duration S] [--out DIR]
-//! bench idle [--connections N] [--only LIST] [--out DIR]
+//! bench idle [--connections N] [--source-addrs K] [--only LIST] [--out DIR]
 //! bench setup [--peers-dir DIR]
 //! ```
 
@@ -129,9 +129,16 @@ enum Cmd {
     },
     /// Memory per idle mutual-TLS connection (loadgen --hold-idle).
     Idle {
-        /// Connections to hold (both ends need one file descriptor each).
+        /// Connections to hold (both ends need one file descriptor each;
+        /// above 25,000 loadgen binds them to several loopback source
+        /// addresses, 127.0.0.2 on, one port range each).
         #[arg(long, default_value_t = 10_000)]
         connections: u32,
+        /// Spread the connections over this many loopback source addresses
+        /// whatever their number (default: only when one address's port
+        /// range is short).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250))]
+        source_addrs: Option<u32>,
         #[arg(long, default_value = "ringest,syslog-ng,rsyslog")]
         only: String,
         #[arg(long, default_value = "bench-results")]
@@ -314,19 +321,23 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Idle {
             connections,
+            source_addrs,
             only,
             out,
             common,
         } => {
-            if !(1..=15_000).contains(&connections) {
-                bail!("--connections must be 1..=15000");
+            if !(1..=idle::CONNECTIONS_MAX).contains(&connections) {
+                bail!("--connections must be 1..={}", idle::CONNECTIONS_MAX);
             }
-            sys::raise_fd_limit();
-            let need = u64::from(connections) + 200;
-            if sys::fd_limit() < need {
+            // Each end needs a descriptor per connection; the engine and
+            // loadgen inherit this limit.
+            let need = u64::from(connections) + 1024;
+            let have = sys::raise_fd_limit_to(need);
+            if have < need {
                 bail!(
-                    "open-file limit {} is below the {need} each end needs: raise `ulimit -n`",
-                    sys::fd_limit()
+                    "open-file limit {have} is below the {need} each end needs, and this process \
+                     may not raise the hard limit (that takes CAP_SYS_RESOURCE): raise `ulimit -Hn` \
+                     or LimitNOFILE, or ask for fewer connections"
                 );
             }
             let engines = Engine::parse_list(&only)?;
@@ -334,7 +345,7 @@ fn run(cli: Cli) -> Result<i32> {
             tools.require(&engines)?;
             let out = check_out(&out)?;
             let (date, time) = sys::utc_now();
-            let figs = idle::run(&tools, &out, &engines, connections)?;
+            let figs = idle::run(&tools, &out, &engines, connections, source_addrs)?;
             let meta = format!("{} Command: `{}`.", meta_line(&date, &time), command_line());
             std::fs::write(out.join("idle.md"), idle::markdown(&figs, &meta))?;
             std::fs::write(

@@ -697,6 +697,35 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Raises the open-file limit to at least `need`, past the hard limit
+/// when this process may (root: CAP_SYS_RESOURCE, up to `fs.nr_open`);
+/// children inherit it. Returns the soft limit now in force.
+pub fn raise_fd_limit_to(need: u64) -> u64 {
+    raise_fd_limit();
+    if fd_limit() < need {
+        // SAFETY: setrlimit on our own process with a valid struct; refused
+        // (EPERM) without privilege, which the caller then reports.
+        unsafe {
+            let r = libc::rlimit {
+                rlim_cur: need,
+                rlim_max: need,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+    fd_limit()
+}
+
+/// `net.ipv4.ip_local_port_range` as (first, last), if readable.
+pub fn local_port_range() -> Option<(u16, u16)> {
+    let s = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = s.split_whitespace().map(|v| v.parse::<u16>().ok());
+    let (Some(Some(lo)), Some(Some(hi))) = (it.next(), it.next()) else {
+        return None;
+    };
+    (lo <= hi).then_some((lo, hi))
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -42,6 +42,12 @@ pub struct SendArgs {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Bind each connection to one of these IPv4 loopback addresses
+    /// (comma-separated, 127.0.0.0/8), in turn, before connecting: every
+    /// address adds a range of ephemeral ports, for more connections to one
+    /// port than one address allows (~28k).
+    #[arg(long)]
+    pub source_addrs: Option<String>,
     /// Plain TCP instead of TLS.
     #[arg(long)]
     pub tcp: bool,

@@ -185,8 +185,12 @@ pub fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
-pub fn raise_nofile_limit() -> u64 {
+/// Raises the soft open-file limit to the hard limit, as ringest does at
+/// start-up, and past the hard limit up to `need` when the process may
+/// (CAP_SYS_RESOURCE, e.g. root; the kernel caps it at `fs.nr_open`), so
+/// --hold-idle 100000 runs without a shell `ulimit`. Returns the soft
+/// limit now in force; the caller compares it with what it needs.
+pub fn raise_nofile_limit(need: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -194,6 +198,17 @@ pub fn raise_nofile_limit() -> u64 {
     // SAFETY: lim is a valid rlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return 0;
+    }
+    if lim.rlim_max < need {
+        let want = libc::rlimit {
+            rlim_cur: need,
+            rlim_max: need,
+        };
+        // SAFETY: want is a valid rlimit. Refused (EPERM) without privilege:
+        // the hard limit then stays and the caller reports the shortfall.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return need;
+        }
     }
     if lim.rlim_cur < lim.rlim_max {
         let want = libc::rlimit {
@@ -206,6 +221,28 @@ pub fn raise_nofile_limit() -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// Sets IP_BIND_ADDRESS_NO_PORT: a bind() to port 0 then leaves the port to
+/// connect(), which may reuse a port towards another destination; without
+/// it, bind() reserves a port for good and the range runs out sooner.
+pub fn bind_address_no_port(sock: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option value of its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The machine's host name, or None.

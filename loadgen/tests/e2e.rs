@@ -100,10 +100,15 @@ fn sink_summary(mut sink: Sink) -> serde_json::Value {
 
 /// Runs `loadgen send` and returns (exit code, JSON report).
 fn send(args: &[&str]) -> (i32, serde_json::Value) {
+    send_for(args, "20s")
+}
+
+/// `send` with `--duration`, for runs that hold connections until it ends.
+fn send_for(args: &[&str], duration: &str) -> (i32, serde_json::Value) {
     let out = Command::new(BIN)
         .arg("send")
         .args(args)
-        .args(["--json", "--quiet", "--duration", "20s"])
+        .args(["--json", "--quiet", "--duration", duration])
         .output()
         .expect("run send");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -331,6 +336,96 @@ fn refused_client_certificates_are_reported_with_the_servers_alert() {
     assert_eq!(summary["messages"], 0);
 }
 
+/// `--source-addrs`: held connections come from each listed loopback
+/// address in turn (the peer addresses a plain listener sees), and a
+/// non-loopback source is refused before anything connects.
+#[test]
+fn hold_idle_spreads_connections_over_source_addresses() {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, TcpListener};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    const HELD: usize = 6;
+    let acceptor = std::thread::spawn(move || {
+        let mut peers: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut streams = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while streams.len() < HELD && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    *peers.entry(peer.ip()).or_default() += 1;
+                    streams.push(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        // Held until loadgen closes them: its FIN is answered by this drop.
+        for mut st in streams {
+            st.set_nonblocking(false).unwrap();
+            st.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let _ = std::io::Read::read_to_end(&mut st, &mut Vec::new());
+        }
+        peers
+    });
+    let (code, r) = send_for(
+        &[
+            "--target",
+            &target,
+            "--tcp",
+            "--hold-idle",
+            &HELD.to_string(),
+            "--source-addrs",
+            "127.0.0.2,127.0.0.3",
+        ],
+        "1s",
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["idle_connections"], HELD, "{r}");
+    assert_eq!(
+        r["source_addrs"],
+        serde_json::json!(["127.0.0.2", "127.0.0.3"])
+    );
+    let peers = acceptor.join().unwrap();
+    let want: BTreeMap<IpAddr, usize> = [
+        ("127.0.0.2".parse().unwrap(), HELD / 2),
+        ("127.0.0.3".parse().unwrap(), HELD / 2),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(peers, want, "peer addresses the listener saw");
+
+    let (code, stderr) = send_raw(&[
+        "--target",
+        &target,
+        "--tcp",
+        "--hold-idle",
+        "2",
+        "--source-addrs",
+        "10.0.0.1",
+    ]);
+    assert_eq!(code, 2, "a non-loopback source is a bad argument: {stderr}");
+    assert!(stderr.contains("not in 127.0.0.0/8"), "{stderr}");
+}
+
+/// Runs `loadgen send` and returns its exit status and stderr.
+fn send_raw(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("send")
+        .args(args)
+        .args(["--quiet", "--duration", "1s"])
+        .output()
+        .expect("run send");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn handshake_only_hold_idle_and_rate() {
     let dir = TempDir::new("modes");
@@ -354,24 +449,18 @@ fn handshake_only_hold_idle_and_rate() {
     assert_eq!(r["handshakes"], 50);
     assert!(r["handshakes_per_s"].as_f64().unwrap() > 0.0);
 
-    let out = Command::new(BIN)
-        .args([
-            "send",
+    let (code, r) = send_for(
+        &[
             "--target",
             &sink.addr,
             "--hold-idle",
             "40",
             "--connect-rate",
             "400",
-            "--duration",
-            "1s",
-            "--json",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{r}");
+        ],
+        "1s",
+    );
+    assert_eq!(code, 0, "{r}");
     assert_eq!(r["idle_connections"], 40);
 
     let (code, r) = send(&[

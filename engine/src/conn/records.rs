@@ -113,7 +113,10 @@ impl Conn {
         if progress.key_update_requested {
             // RFC 8446 §4.6.3: answer with our own KeyUpdate.
             let Records { reader, writer } = &mut **rec;
-            if let Err(e) = writer.key_update(reader.kernel_mut(), out) {
+            if let Err(e) = reader
+                .kernel_mut()
+                .and_then(|kernel| writer.key_update(kernel, out))
+            {
                 log::debug!("{}: KeyUpdate answer not sent: {e}", self.meta.peer);
             }
         }

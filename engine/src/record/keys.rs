@@ -49,28 +49,107 @@ impl Version {
     }
 }
 
-/// Splits the secrets, checking the key length against the suite first:
-/// aws-lc-rs panics on a wrong-length key, and a mismatch here would be a
-/// wiring bug, not peer input, but it must still not panic.
+/// Checks the secrets against the suite: aws-lc-rs panics on a wrong-length
+/// key, and a mismatch here would be a wiring bug, not peer input, but it
+/// must still not panic. [`LazyKey::new`] runs this, so a key built later
+/// from checked secrets cannot fail.
+fn check(
+    suite: SupportedCipherSuite,
+    secrets: &ConnectionTrafficSecrets,
+) -> Result<(), RecordError> {
+    let key = match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, .. }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, .. }
+        | ConnectionTrafficSecrets::Chacha20Poly1305 { key, .. } => key,
+        _ => return Err(RecordError::UnsupportedSecrets),
+    };
+    let key_len = match suite {
+        SupportedCipherSuite::Tls13(s) => s.aead_alg.key_len(),
+        SupportedCipherSuite::Tls12(s) => {
+            tls12_iv_parts(s)?;
+            s.aead_alg.key_block_shape().enc_key_len
+        }
+    };
+    if key.as_ref().len() != key_len {
+        return Err(RecordError::UnsupportedSecrets);
+    }
+    Ok(())
+}
+
+/// Splits the secrets, checked against the suite first.
 fn key_iv(
     suite: SupportedCipherSuite,
     secrets: ConnectionTrafficSecrets,
 ) -> Result<(rustls::crypto::cipher::AeadKey, rustls::crypto::cipher::Iv), RecordError> {
+    check(suite, &secrets)?;
     let (key, iv) = match secrets {
         ConnectionTrafficSecrets::Aes128Gcm { key, iv }
         | ConnectionTrafficSecrets::Aes256Gcm { key, iv }
         | ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv),
         _ => return Err(RecordError::UnsupportedSecrets),
     };
-    let key_len = match suite {
-        SupportedCipherSuite::Tls13(s) => s.aead_alg.key_len(),
-        SupportedCipherSuite::Tls12(s) => s.aead_alg.key_block_shape().enc_key_len,
-    };
-    if key.as_ref().len() != key_len {
-        return Err(RecordError::UnsupportedSecrets);
-    }
     debug_assert_eq!(iv.as_ref().len(), NONCE_LEN);
     Ok((key, iv))
+}
+
+/// A record protection key, made from its traffic secrets when first used.
+///
+/// An AES-GCM key in aws-lc costs about 700 bytes of heap (its AES key
+/// schedule and GHASH table), and a connection has two. A syslog connection
+/// may sit idle for hours: its receiving key is needed at its first record,
+/// its sending key only for a close_notify, an alert or a KeyUpdate answer.
+/// Until then the secrets wait here (56 bytes inline; rustls zeroes the key
+/// on drop). `engine/tests/conn_memory.rs` counts what an idle connection
+/// holds.
+pub(crate) struct LazyKey<T> {
+    state: KeyState<T>,
+}
+
+enum KeyState<T> {
+    Secrets(ConnectionTrafficSecrets),
+    Ready(T),
+    /// Only while a key is being built, and after that failed (which
+    /// secrets checked by [`LazyKey::new`] cannot make it do).
+    Unusable,
+}
+
+impl<T> LazyKey<T> {
+    /// Checks the secrets now, so that a bad pairing fails at the
+    /// handover, not at the first record.
+    pub(crate) fn new(
+        suite: SupportedCipherSuite,
+        secrets: ConnectionTrafficSecrets,
+    ) -> Result<Self, RecordError> {
+        check(suite, &secrets)?;
+        Ok(Self {
+            state: KeyState::Secrets(secrets),
+        })
+    }
+
+    /// The key, built by `make` (from `suite` and the secrets) on first use.
+    pub(crate) fn get(
+        &mut self,
+        suite: SupportedCipherSuite,
+        make: fn(SupportedCipherSuite, ConnectionTrafficSecrets) -> Result<T, RecordError>,
+    ) -> Result<&mut T, RecordError> {
+        if let KeyState::Secrets(_) = self.state {
+            let KeyState::Secrets(secrets) = std::mem::replace(&mut self.state, KeyState::Unusable)
+            else {
+                unreachable!("matched above");
+            };
+            self.state = KeyState::Ready(make(suite, secrets)?);
+        }
+        match &mut self.state {
+            KeyState::Ready(key) => Ok(key),
+            KeyState::Secrets(_) | KeyState::Unusable => Err(RecordError::UnsupportedSecrets),
+        }
+    }
+
+    /// Whether the key was built (for tests of what an idle connection holds).
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        matches!(self.state, KeyState::Ready(_))
+    }
 }
 
 /// The fixed-IV and explicit-nonce-seed ranges of a TLS 1.2 `iv`, checked to

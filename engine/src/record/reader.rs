@@ -17,7 +17,7 @@ use super::header::{
     CONTENT_HANDSHAKE, HEADER_LEN, RECORD_VERSION_TLS12, TLS12_CIPHERTEXT_LEN_MAX,
     TLS13_CIPHERTEXT_LEN_MAX,
 };
-use super::keys::{self, Version};
+use super::keys::{self, LazyKey, Version};
 
 /// Bounds on what a peer may make the reader do without delivering data.
 /// Each counter resets when a non-empty application-data record arrives.
@@ -68,7 +68,9 @@ pub struct Progress {
 
 /// The receive half of a TLS connection after the handshake.
 pub struct RecordReader {
-    decrypter: Box<dyn MessageDecrypter>,
+    /// Built at the first record ([`LazyKey`]): an idle connection holds
+    /// only the secrets.
+    decrypter: LazyKey<Box<dyn MessageDecrypter>>,
     /// Sequence number of the next record to decrypt.
     rx_seq: u64,
     version: Version,
@@ -77,7 +79,11 @@ pub struct RecordReader {
     limits: ReaderLimits,
     /// Source of the next rx secret after a KeyUpdate; also carries the
     /// tx-secret schedule for [`RecordWriter::key_update`](super::RecordWriter::key_update).
-    kernel: KernelConnection<ServerConnectionData>,
+    /// TLS 1.3 only: TLS 1.2 has no KeyUpdate (and renegotiation is
+    /// refused), so nothing would ever ask it for a secret, and what it
+    /// holds (rustls's key schedule, the client's certificate chain: over
+    /// 1 KiB) is dropped at the handover.
+    kernel: Option<KernelConnection<ServerConnectionData>>,
     /// Set after a stop event or an error: the stream position is final.
     stopped: bool,
     empty_records_consecutive: u32,
@@ -113,7 +119,7 @@ impl RecordReader {
     ) -> Result<Self, RecordError> {
         let suite = kernel.negotiated_cipher_suite();
         let version = Version::check(kernel.protocol_version(), suite)?;
-        let decrypter = keys::decrypter(suite, secrets)?;
+        let decrypter = LazyKey::new(suite, secrets)?;
         let ciphertext_len_max = match version {
             Version::Tls12 => TLS12_CIPHERTEXT_LEN_MAX,
             Version::Tls13 => TLS13_CIPHERTEXT_LEN_MAX,
@@ -128,7 +134,7 @@ impl RecordReader {
                 ciphertext_len_max,
             },
             limits,
-            kernel,
+            kernel: (version == Version::Tls13).then_some(kernel),
             stopped: false,
             empty_records_consecutive: 0,
             budget: ControlBudget::new(&limits),
@@ -153,9 +159,22 @@ impl RecordReader {
         self.stopped
     }
 
-    /// The rustls key schedule, for [`RecordWriter::key_update`](super::RecordWriter::key_update).
-    pub fn kernel_mut(&mut self) -> &mut KernelConnection<ServerConnectionData> {
-        &mut self.kernel
+    /// Whether the receiving key was built (it is at the first record).
+    #[cfg(test)]
+    pub(crate) fn key_built(&self) -> bool {
+        self.decrypter.is_built()
+    }
+
+    /// The rustls key schedule, for [`RecordWriter::key_update`](super::RecordWriter::key_update);
+    /// TLS 1.2 has none (no KeyUpdate).
+    pub fn kernel_mut(
+        &mut self,
+    ) -> Result<&mut KernelConnection<ServerConnectionData>, RecordError> {
+        self.kernel
+            .as_mut()
+            .ok_or(RecordError::UnsupportedVersion(u16::from(
+                ProtocolVersion::TLSv1_2,
+            )))
     }
 
     /// Decrypts every complete record at the front of `buf` in place and
@@ -305,9 +324,11 @@ impl RecordReader {
             ProtocolVersion::from(header.version),
             payload,
         );
+        let seq = self.rx_seq;
         let plain = self
             .decrypter
-            .decrypt(msg, self.rx_seq)
+            .get(self.suite, keys::decrypter)?
+            .decrypt(msg, seq)
             .map_err(decrypt_error)?;
         self.rx_seq += 1;
         Ok(plain)
@@ -317,9 +338,12 @@ impl RecordReader {
     /// carried the KeyUpdate was the last one under the old key.
     fn rekey(&mut self) -> Result<(), RecordError> {
         debug_assert_eq!(self.version, Version::Tls13);
-        let (seq, secrets) = self.kernel.update_rx_secret().map_err(RecordError::Rekey)?;
+        let (seq, secrets) = self
+            .kernel_mut()?
+            .update_rx_secret()
+            .map_err(RecordError::Rekey)?;
         debug_assert_eq!(seq, 0);
-        self.decrypter = keys::decrypter(self.suite, secrets)?;
+        self.decrypter = LazyKey::new(self.suite, secrets)?;
         self.rx_seq = seq;
         Ok(())
     }

@@ -14,7 +14,7 @@ use rustls::{
 
 use super::control::{ALERT_LEVEL_FATAL, ALERT_LEVEL_WARNING};
 use super::error::RecordError;
-use super::keys::{self, Version};
+use super::keys::{self, LazyKey, Version};
 
 /// KeyUpdate(update_not_requested): type 24, length 1, body 0 (RFC 8446 §4.6.3).
 const KEY_UPDATE_NOT_REQUESTED: [u8; 5] = [24, 0, 0, 1, 0];
@@ -31,7 +31,9 @@ const KEY_UPDATE_NOT_REQUESTED: [u8; 5] = [24, 0, 0, 1, 0];
 /// restarts at 0 and there is no limit), or a fatal alert and/or close_notify.
 /// CHACHA20-POLY1305 has no such check.
 pub struct RecordWriter {
-    encrypter: Box<dyn MessageEncrypter>,
+    /// Built at the first record sent ([`LazyKey`]): most connections
+    /// send nothing but their close_notify.
+    encrypter: LazyKey<Box<dyn MessageEncrypter>>,
     /// Sequence number of the next record to encrypt.
     tx_seq: u64,
     version: Version,
@@ -59,11 +61,17 @@ impl RecordWriter {
         (tx_seq, secrets): (u64, ConnectionTrafficSecrets),
     ) -> Result<Self, RecordError> {
         Ok(Self {
-            encrypter: keys::encrypter(suite, secrets)?,
+            encrypter: LazyKey::new(suite, secrets)?,
             tx_seq,
             version: Version::of(suite),
             suite,
         })
+    }
+
+    /// Whether the sending key was built (it is at the first record sent).
+    #[cfg(test)]
+    pub(crate) fn key_built(&self) -> bool {
+        self.encrypter.is_built()
     }
 
     pub fn tx_seq(&self) -> u64 {
@@ -113,7 +121,7 @@ impl RecordWriter {
         // Derive first: if rustls refuses, nothing was written and the old
         // key stays in use.
         let (seq, secrets) = kernel.update_tx_secret().map_err(RecordError::Rekey)?;
-        let next = keys::encrypter(self.suite, secrets)?;
+        let next = LazyKey::new(self.suite, secrets)?;
         self.encrypt(ContentType::Handshake, &KEY_UPDATE_NOT_REQUESTED, out)?;
         self.encrypter = next;
         self.tx_seq = seq;
@@ -138,6 +146,7 @@ impl RecordWriter {
         };
         let record = self
             .encrypter
+            .get(self.suite, keys::encrypter)?
             .encrypt(msg, self.tx_seq)
             .map_err(RecordError::Encrypt)?;
         self.tx_seq += 1;

@@ -131,6 +131,18 @@ enum Tls {
     Direct(Box<Direct>),
 }
 
+/// Where and how one connection connects.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    pub target: SocketAddr,
+    /// Bound before connecting; its port is chosen at connect
+    /// (IP_BIND_ADDRESS_NO_PORT), so each source address has the whole
+    /// ephemeral range towards `target`.
+    pub source: Option<SocketAddr>,
+    /// TCP_NODELAY: handshake round trips and paced sends must not wait for Nagle.
+    pub nodelay: bool,
+}
+
 pub struct ClientConn {
     pub idx: u32,
     pub phase: Phase,
@@ -228,17 +240,22 @@ impl ClientConn {
         self.deadline_ns
     }
 
-    /// Opens a nonblocking TCP connection and registers it with `token`.
+    /// Opens a nonblocking TCP connection as `dial` says and registers it
+    /// with `token`.
     pub fn start_connect(
         &mut self,
-        target: SocketAddr,
+        dial: Dial,
         epoll: &Epoll,
         token: u64,
         now_ns: u64,
         timeout_ns: u64,
-        nodelay: bool,
     ) -> Result<(), ConnError> {
         debug_assert!(self.stream.is_none());
+        let Dial {
+            target,
+            source,
+            nodelay,
+        } = dial;
         let domain = socket2::Domain::for_address(target);
         let sock = socket2::Socket::new(
             domain,
@@ -246,9 +263,14 @@ impl ClientConn {
             Some(socket2::Protocol::TCP),
         )
         .map_err(|e| ConnError::Io(format!("socket: {e}")))?;
-        // Handshake round trips and paced sends must not wait for Nagle.
         if nodelay {
             let _ = sock.set_nodelay(true);
+        }
+        if let Some(src) = source {
+            sys::bind_address_no_port(&sock)
+                .map_err(|e| ConnError::Io(format!("IP_BIND_ADDRESS_NO_PORT: {e}")))?;
+            sock.bind(&src.into())
+                .map_err(|e| ConnError::Io(format!("bind {src}: {e}")))?;
         }
         match sock.connect(&target.into()) {
             Ok(()) => {}

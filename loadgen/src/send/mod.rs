@@ -23,7 +23,7 @@ use report::report;
 use worker::{run_worker, WorkerResult};
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use rustls::ClientConfig;
 use serde_json::json;
 
 use crate::cli::{SendArgs, DURATION_DEFAULT};
-use crate::conn::{ClientConn, ConnError, Ctx, Mode, Phase, Progress};
+use crate::conn::{ClientConn, ConnError, Ctx, Dial, Mode, Phase, Progress};
 use crate::message::{
     self, ConnEncoder, LineTemplate, MessageSpec, SEQ_DIGITS_MAX, SIZE_MAX_BYTES,
     TLS_PLAINTEXT_MAX_BYTES,

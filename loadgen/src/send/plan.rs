@@ -6,6 +6,8 @@ use super::*;
 /// Everything fixed for the run, shared read-only by the workers.
 pub(super) struct Plan {
     pub(super) target: SocketAddr,
+    /// `--source-addrs`: connection `i` binds to entry `i % len`; empty: unbound.
+    pub(super) source_addrs: Vec<IpAddr>,
     pub(super) server_name: ServerName<'static>,
     pub(super) tls: Option<Arc<ClientConfig>>,
     pub(super) mode: Mode,
@@ -29,6 +31,9 @@ pub(super) struct Plan {
     pub(super) direct: bool,
     pub(super) rekey_after: Option<u64>,
 }
+
+/// Descriptors besides the connections: epoll, timers, std streams, files.
+const NOFILE_MARGIN: u64 = 64;
 
 impl Plan {
     /// Share of `total` for slot `i` of `slots`: `send --count` semantics.
@@ -82,7 +87,15 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
     }
     let target = crate::addr::resolve(&args.target, args.allow_remote)?;
     let host = crate::addr::host_part(&args.target).to_string();
-    let nofile = sys::raise_nofile_limit();
+    let source_addrs = match &args.source_addrs {
+        Some(list) => crate::addr::parse_source_addrs(list)?,
+        None => Vec::new(),
+    };
+    if !source_addrs.is_empty() && !target.is_ipv4() {
+        return Err(format!(
+            "--source-addrs are IPv4; the target {target} is not"
+        ));
+    }
     let (mode, slots) = match (args.handshake_only, args.hold_idle) {
         (true, _) => (Mode::HandshakeOnly, args.connections),
         (false, Some(n)) => (Mode::HoldIdle, n),
@@ -91,7 +104,8 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
     if slots == 0 || slots > CONNECTIONS_MAX {
         return Err(format!("--hold-idle must be 1..={CONNECTIONS_MAX}"));
     }
-    if u64::from(slots) + 64 > nofile {
+    let nofile = sys::raise_nofile_limit(u64::from(slots) + NOFILE_MARGIN);
+    if u64::from(slots) + NOFILE_MARGIN > nofile {
         return Err(format!(
             "{slots} connections need more open files than the limit of {nofile} allows"
         ));
@@ -208,6 +222,7 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
     let start_ns = sys::mono_ns();
     Ok(Plan {
         target,
+        source_addrs,
         server_name,
         tls,
         mode,

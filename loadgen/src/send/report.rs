@@ -75,6 +75,7 @@ pub(super) fn report(
         "run_id": run_id,
         "mode": match plan.mode { Mode::Stream => "stream", Mode::HandshakeOnly => "handshake-only", Mode::HoldIdle => "hold-idle" },
         "target": plan.target.to_string(),
+        "source_addrs": plan.source_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "transport": if plan.tls.is_some() { "tls" } else { "tcp" },
         "tls_version": negotiated.as_ref().map(|n| n.0.clone()),
         "cipher": negotiated.as_ref().map(|n| n.1.clone()),

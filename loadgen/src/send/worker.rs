@@ -234,13 +234,17 @@ impl<'p> Worker<'p> {
             self.to_connect.pop_front();
             *connects_started += 1;
             let old = self.conns[i].phase;
+            let dial = Dial {
+                target: self.plan.target,
+                source: crate::addr::source_for(&self.plan.source_addrs, self.conns[i].idx),
+                nodelay: self.plan.nodelay,
+            };
             match self.conns[i].start_connect(
-                self.plan.target,
+                dial,
                 &self.epoll,
                 i as u64,
                 now_ns,
                 self.plan.timeout_ns,
-                self.plan.nodelay,
             ) {
                 Ok(()) => self.in_flight += 1,
                 Err(e) => {

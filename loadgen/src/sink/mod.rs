@@ -108,7 +108,7 @@ pub fn run(args: SinkArgs) -> i32 {
 
 fn run_inner(args: &SinkArgs) -> Result<i32, String> {
     let addr = crate::addr::resolve(&args.listen, args.allow_remote)?;
-    sys::raise_nofile_limit();
+    sys::raise_nofile_limit(0);
     let tls = if args.tcp {
         None
     } else {

@@ -67,7 +67,7 @@ fn full_stream(case: Case) {
     let mut out = Vec::new();
     if fed.key_update_requested {
         h.writer
-            .key_update(h.reader.kernel_mut(), &mut out)
+            .key_update(h.reader.kernel_mut().expect("TLS 1.3"), &mut out)
             .expect("our key update");
     }
     h.writer.close_notify(&mut out).expect("close_notify");
@@ -233,16 +233,69 @@ fn key_updates_mid_buffer_apply_in_the_same_call() {
     }
 }
 
+/// An idle connection holds secrets, not AEAD keys: the receiving key is
+/// built at the first record, the sending key at the first record sent, and
+/// a KeyUpdate's next key again only when used. Keys built late decrypt
+/// and encrypt as the eager ones did (the client reads what we send).
 #[test]
-fn tls12_key_update_from_writer_is_refused() {
+fn keys_are_built_at_first_use_only() {
+    for case in [TLS13_AES128, TLS12_ECDSA_AES256] {
+        let mut h = handshake(case, HandshakeOpts::default());
+        assert!(
+            !h.reader.key_built(),
+            "{case:?}: idle, no receiving key yet"
+        );
+        assert!(!h.writer.key_built(), "{case:?}: idle, no sending key yet");
+        let m = message(1, 300);
+        let mut wire = h.pending_wire();
+        wire.extend_from_slice(&client_send(&mut h.client, &m));
+        let fed = feed(&mut h.reader, &wire, &[wire.len()]).expect("stream");
+        assert!(fed.plaintext == m);
+        assert!(h.reader.key_built(), "{case:?}: built by the first record");
+        assert!(!h.writer.key_built(), "{case:?}: nothing sent yet");
+        if case.is_tls13() {
+            h.client.refresh_traffic_keys().expect("key update");
+            let wire = client_wire(&mut h.client);
+            let fed = feed(&mut h.reader, &wire, &[wire.len()]).expect("key update");
+            assert_eq!(fed.key_updates, 1);
+            assert!(
+                !h.reader.key_built(),
+                "the next key waits for its first record"
+            );
+            let m2 = message(2, 300);
+            let wire = client_send(&mut h.client, &m2);
+            let fed = feed(&mut h.reader, &wire, &[wire.len()]).expect("after key update");
+            assert!(fed.plaintext == m2, "the late key decrypts");
+            assert!(h.reader.key_built());
+        }
+        let mut out = Vec::new();
+        h.writer.close_notify(&mut out).expect("close_notify");
+        assert!(
+            h.writer.key_built(),
+            "{case:?}: built by the first record sent"
+        );
+        let state = client_receive(&mut h.client, &out);
+        assert!(
+            state.peer_has_closed(),
+            "{case:?}: the client reads our late key"
+        );
+    }
+}
+
+#[test]
+fn tls12_keeps_no_key_schedule_for_a_key_update() {
     let mut h = handshake(TLS12_ECDSA_AES256, HandshakeOpts::default());
-    let mut out = Vec::new();
+    // No key schedule is kept for TLS 1.2 (nothing could use it), so our
+    // KeyUpdate is refused before anything is written.
     assert!(matches!(
-        h.writer.key_update(h.reader.kernel_mut(), &mut out),
+        h.reader.kernel_mut(),
         Err(RecordError::UnsupportedVersion(0x0303))
     ));
-    assert!(out.is_empty());
     assert_eq!(h.reader.version(), Version::Tls12);
+    // The connection still closes cleanly.
+    let mut out = Vec::new();
+    h.writer.close_notify(&mut out).expect("close_notify");
+    assert!(client_receive(&mut h.client, &out).peer_has_closed());
 }
 
 #[test]

@@ -72,6 +72,11 @@ fn identity_of_cert_with_cn_and_sans() {
             client_issuer: Some("CN=Ringest Test Client CA, O=Ringest Test".into()),
         }
     );
+    // Held for the connection's whole life: no spare capacity.
+    assert_eq!(id.client_sans.capacity(), id.client_sans.len());
+    for s in [&id.client_cn, &id.client_issuer].into_iter().flatten() {
+        assert_eq!(s.capacity(), s.len(), "{s}");
+    }
     // The fingerprint is in the form trusted_keys accepts.
     assert_eq!(fingerprint.len(), 32 * 3 - 1);
     let pinned = TlsSettings {
