@@ -21,12 +21,24 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// A loopback port nothing listens on now, and never handed out before in
+/// this test process: the kernel may give a just-released port again, and a
+/// test that asks for several (one per source) must get distinct ones (a
+/// config with one port twice is refused at load).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port not handed out before in 1000 tries");
 }
 
 /// A fresh folder under the target dir, removed on success only (kept for a failed test's post-mortem).
