@@ -133,11 +133,11 @@ impl<T> LazyKey<T> {
         make: fn(SupportedCipherSuite, ConnectionTrafficSecrets) -> Result<T, RecordError>,
     ) -> Result<&mut T, RecordError> {
         if let KeyState::Secrets(_) = self.state {
-            let KeyState::Secrets(secrets) = std::mem::replace(&mut self.state, KeyState::Unusable)
-            else {
-                unreachable!("matched above");
-            };
-            self.state = KeyState::Ready(make(suite, secrets)?);
+            if let KeyState::Secrets(secrets) =
+                std::mem::replace(&mut self.state, KeyState::Unusable)
+            {
+                self.state = KeyState::Ready(make(suite, secrets)?);
+            }
         }
         match &mut self.state {
             KeyState::Ready(key) => Ok(key),
