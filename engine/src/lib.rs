@@ -6,6 +6,7 @@
 //! per round).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod anon_map;
 pub mod batch;
 pub mod config;
 pub mod conn;

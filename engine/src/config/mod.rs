@@ -536,8 +536,13 @@ mod defaults {
     pub fn io() -> FileIo {
         FileIo::Direct
     }
+    /// 4 MiB: with 1 MiB, the writer (blocked in each `O_DIRECT` write
+    /// while the device takes it) was the limit on large records: 4.65M–5.65M
+    /// msg/s at 0.136–0.164 server CPU-µs/msg in 12 runs against 6.07M–6.94M
+    /// at 0.123–0.144 in 18 with 4 MiB (ringest alone;
+    /// bench/results/2026-11-30-s8/direct-buffer/); 2 and 8 MiB measured as 4.
     pub fn direct_buffer_bytes() -> u64 {
-        1 << 20
+        4 << 20
     }
     pub fn parse() -> ParseMode {
         ParseMode::None

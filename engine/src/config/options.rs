@@ -44,7 +44,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.fsync",        "\"batch\"",  "\"never\", \"batch\" (fdatasync after every write round), \"interval\""),
     ("destination.fsync_interval_ms", "1000",  "with fsync = \"interval\""),
     ("destination.io",           "\"direct\"", "\"direct\" (the default, chosen by measurement: see the README's Performance section; O_DIRECT for whole blocks past the end of the file, the partial blocks before and after them buffered, so the file size is exact and tail -f sees every line; falls back to buffered, logged once and counted in ringest_direct_io_fallbacks_total, where the file system refuses O_DIRECT; rotate by rename + SIGHUP, not copytruncate) or \"buffered\" (writev, O_APPEND, page cache)"),
-    ("destination.direct_buffer_bytes", "1048576", "with io = \"direct\": the aligned buffer, allocated once per file, the most one O_DIRECT write moves (65536..=67108864, a multiple of 4096)"),
+    ("destination.direct_buffer_bytes", "4194304", "with io = \"direct\": the most one O_DIRECT write moves; each writer thread has one aligned buffer of the largest such size, in huge pages where the kernel gives them (65536..=67108864, a multiple of 4096)"),
     ("destination.include_raw",  "false",      "with format = \"json\" and a parsing source: the whole frame as \"raw\" too"),
     ("destination.filter",       "none",       "{ severity = \"warning\" (that level and more severe), facility = [..], host = [globs], app = [globs] }: every given field must match; messages are parsed for it (source.parse, or auto)"),
     ("destination.final",        "false",      "a message this destination takes is not offered to later destinations (in file order)"),

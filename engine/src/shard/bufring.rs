@@ -15,11 +15,12 @@
 //! instead. Once no lane has been held for a while the limit is lifted.
 
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
+
+use crate::anon_map::AnonMap;
 
 /// Which buffers the kernel may have: at most `limit` at a time; the others
 /// wait here until the limit rises or the kernel hands some back. Pure.
@@ -80,11 +81,13 @@ impl Credit {
     }
 }
 
+/// Its mappings are unmapped when it drops, which must be after the
+/// io_uring instance that uses them is gone (field order in `Shard`).
 pub struct BufRing {
-    ring: NonNull<BufRingEntry>,
-    ring_bytes: usize,
-    bufs: NonNull<u8>,
-    bufs_bytes: usize,
+    /// The entries the kernel reads (`BufRingEntry`s); page-aligned.
+    ring: AnonMap,
+    /// `entries` buffers of `buf_bytes`, one after another.
+    bufs: AnonMap,
     entries: u16,
     buf_bytes: usize,
     /// Our copy of the tail; published to the kernel once per loop turn.
@@ -94,44 +97,14 @@ pub struct BufRing {
     credit: Credit,
 }
 
-fn mmap_anon(len: usize) -> io::Result<NonNull<u8>> {
-    // SAFETY: an anonymous private mapping with no address hint has no preconditions.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
-}
-
 impl BufRing {
     /// Allocates `entries` buffers of `buf_bytes` and registers them as group `bgid`.
     pub fn new(ring: &IoUring, entries: u16, buf_bytes: usize, bgid: u16) -> io::Result<BufRing> {
         assert!(entries.is_power_of_two(), "validated by config");
         let ring_bytes = entries as usize * std::mem::size_of::<BufRingEntry>();
-        let ring_mem = mmap_anon(ring_bytes)?;
-        let bufs_bytes = entries as usize * buf_bytes;
-        let bufs = match mmap_anon(bufs_bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                // SAFETY: ring_mem was mapped above with ring_bytes and is not used elsewhere.
-                unsafe { libc::munmap(ring_mem.as_ptr().cast(), ring_bytes) };
-                return Err(e);
-            }
-        };
         let mut this = BufRing {
-            ring: ring_mem.cast(),
-            ring_bytes,
-            bufs,
-            bufs_bytes,
+            ring: AnonMap::new(ring_bytes)?,
+            bufs: AnonMap::new(entries as usize * buf_bytes)?,
             entries,
             buf_bytes,
             tail: 0,
@@ -213,7 +186,7 @@ impl BufRing {
         // SAFETY: idx < entries, inside the ring mapping; the kernel only reads
         // entries between its head and the published tail, and this one is past it.
         unsafe {
-            let entry = &mut *self.ring.as_ptr().add(idx);
+            let entry = &mut *self.ring.as_ptr().cast::<BufRingEntry>().add(idx);
             entry.set_addr(self.bufs.as_ptr().add(bid as usize * self.buf_bytes) as u64);
             entry.set_len(self.buf_bytes as u32);
             entry.set_bid(bid);
@@ -230,21 +203,10 @@ impl BufRing {
         // the kernel reads it with acquire semantics, so a release store orders
         // the entry writes above before it.
         unsafe {
-            let tail = BufRingEntry::tail(self.ring.as_ptr()) as *const AtomicU16;
+            let tail = BufRingEntry::tail(self.ring.as_ptr().cast()) as *const AtomicU16;
             (*tail).store(self.tail, Ordering::Release);
         }
         self.published = self.tail;
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        // SAFETY: both mappings were created in `new` with these lengths; the
-        // io_uring instance that referenced them has been dropped (Shard field order).
-        unsafe {
-            libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
-            libc::munmap(self.bufs.as_ptr().cast(), self.bufs_bytes);
-        }
     }
 }
 

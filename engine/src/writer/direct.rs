@@ -8,7 +8,7 @@
 //! - the head, up to the next block boundary, goes through the buffered
 //!   descriptor: it completes the file's partial last block in place;
 //! - the whole blocks after it go with one `O_DIRECT` `pwrite`, copied
-//!   into an aligned buffer allocated once and reused;
+//!   into an aligned buffer of the writer thread's (see below);
 //! - the tail, less than a block, goes buffered again: the file size grows
 //!   to the exact end, and a reader (`tail -f`) sees it at once.
 //!
@@ -40,12 +40,20 @@
 //!
 //! Blocks are 4 KiB, the page size on x86_64; with larger pages the head
 //! would have to reach the next page boundary for the reasoning above.
+//!
+//! **The aligned buffer** belongs to the writer thread, not to the file:
+//! one per thread, of the largest `direct_buffer_bytes` it has used, in
+//! transparent huge pages ([`AnonMap::huge`]: the kernel pins one page per
+//! 2 MiB for the device instead of 512). A path-templated destination with
+//! many open files costs one buffer per writer, not one per file.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::sys::{BlockFile, Fs, SinkFile};
+use crate::anon_map::AnonMap;
 
 /// Alignment of `O_DIRECT` buffers, offsets and lengths. Linux needs the
 /// device's logical block size (512 or 4096 bytes); 4096 is a multiple of
@@ -54,36 +62,30 @@ pub const DIRECT_ALIGN_BYTES: usize = 4096;
 
 const ALIGN: u64 = DIRECT_ALIGN_BYTES as u64;
 
-/// A buffer whose first byte is aligned to [`DIRECT_ALIGN_BYTES`], allocated
-/// once. (Aligned by slicing an over-sized `Vec`, so no unsafe allocation.)
-struct AlignedBuf {
-    mem: Vec<u8>,
-    start: usize,
-    len: usize,
+thread_local! {
+    /// This thread's aligned buffer (see the module doc).
+    static SCRATCH: RefCell<Option<AnonMap>> = const { RefCell::new(None) };
 }
 
-impl AlignedBuf {
-    fn new(len: usize) -> AlignedBuf {
-        let mem = vec![0u8; len + DIRECT_ALIGN_BYTES];
-        let addr = mem.as_ptr() as usize;
-        let start = (DIRECT_ALIGN_BYTES - addr % DIRECT_ALIGN_BYTES) % DIRECT_ALIGN_BYTES;
-        AlignedBuf { mem, start, len }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.mem[self.start..self.start + self.len]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.mem[self.start..self.start + self.len]
-    }
+/// Runs `f` on this thread's aligned buffer, cut to `len` bytes; the
+/// buffer is mapped (or replaced by a larger one) when it is shorter.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.as_ref().is_none_or(|m| m.len() < len) {
+            // The old buffer goes first, so the two are never both mapped.
+            *scratch = None;
+            *scratch = Some(AnonMap::huge(len)?);
+        }
+        let buf = scratch.as_mut().map(|m| &mut m.bytes_mut()[..len]);
+        Ok(f(buf.unwrap_or_default()))
+    })
 }
 
 /// One file written with direct I/O at its own offset.
 pub struct DirectFile<B: BlockFile> {
     blocks: B,
-    /// Holds the bytes of one write; its length bounds a direct write.
-    buf: AlignedBuf,
+    /// The most one direct write moves (`direct_buffer_bytes`).
+    buffer_bytes: usize,
     /// The file's size: where the next byte goes.
     size: u64,
     /// The file ended without `\n` when opened (a line torn by a crash):
@@ -112,7 +114,7 @@ impl<B: BlockFile> DirectFile<B> {
         let size = blocks.size_bytes()?;
         let mut f = DirectFile {
             blocks,
-            buf: AlignedBuf::new(buffer_bytes),
+            buffer_bytes,
             size,
             needs_newline: false,
         };
@@ -144,30 +146,35 @@ impl<B: BlockFile> DirectFile<B> {
             self.size += 1;
             self.needs_newline = false;
         }
-        let mut taken = 0;
-        while taken < total {
-            match self.step(bufs, taken) {
-                Ok(s) => {
-                    taken += s.written;
-                    if s.written < s.filled {
-                        break;
-                    }
-                }
-                Err(e) if taken == 0 => return Err(e),
-                // The error comes back on the retry of the rest.
-                Err(_) => break,
-            }
+        if total == 0 {
+            return Ok(0);
         }
-        Ok(taken)
+        with_scratch(self.buffer_bytes, |buf| {
+            let mut taken = 0;
+            while taken < total {
+                match self.step(bufs, taken, buf) {
+                    Ok(s) => {
+                        taken += s.written;
+                        if s.written < s.filled {
+                            break;
+                        }
+                    }
+                    Err(e) if taken == 0 => return Err(e),
+                    // The error comes back on the retry of the rest.
+                    Err(_) => break,
+                }
+            }
+            Ok(taken)
+        })?
     }
 
     /// Writes the next piece of `bufs` (from byte `skip`): the head up to
     /// the next block boundary buffered, or else as many whole blocks as
-    /// the buffer holds direct and then the tail buffered.
-    fn step(&mut self, bufs: &[IoSlice<'_>], skip: usize) -> io::Result<Step> {
+    /// `buf` holds direct and then the tail buffered.
+    fn step(&mut self, bufs: &[IoSlice<'_>], skip: usize, buf: &mut [u8]) -> io::Result<Step> {
         let head = ((ALIGN - self.size % ALIGN) % ALIGN) as usize;
-        let want = if head > 0 { head } else { self.buf.len };
-        let filled = self.fill(bufs, skip, want);
+        let want = if head > 0 { head } else { buf.len() };
+        let filled = fill(buf, bufs, skip, want);
         let whole = if head > 0 {
             0
         } else {
@@ -177,7 +184,7 @@ impl<B: BlockFile> DirectFile<B> {
         if whole > 0 {
             let n = self
                 .blocks
-                .write_direct_at(&self.buf.bytes()[..whole], self.size)?
+                .write_direct_at(&buf[..whole], self.size)?
                 .min(whole);
             self.size += n as u64;
             written = n;
@@ -188,7 +195,7 @@ impl<B: BlockFile> DirectFile<B> {
         if filled > written {
             match self
                 .blocks
-                .write_buffered_at(&self.buf.bytes()[written..filled], self.size)
+                .write_buffered_at(&buf[written..filled], self.size)
             {
                 Ok(n) => {
                     let n = n.min(filled - written);
@@ -201,29 +208,6 @@ impl<B: BlockFile> DirectFile<B> {
             }
         }
         Ok(Step { filled, written })
-    }
-
-    /// Copies up to `want` bytes of `bufs`, from byte `skip` on, to the
-    /// buffer's start; returns how many.
-    fn fill(&mut self, bufs: &[IoSlice<'_>], mut skip: usize, want: usize) -> usize {
-        let want = want.min(self.buf.len);
-        let dst = self.buf.bytes_mut();
-        let mut end = 0;
-        for b in bufs {
-            if end == want {
-                break;
-            }
-            if skip >= b.len() {
-                skip -= b.len();
-                continue;
-            }
-            let src = &b[skip..];
-            skip = 0;
-            let n = src.len().min(want - end);
-            dst[end..end + n].copy_from_slice(&src[..n]);
-            end += n;
-        }
-        end
     }
 
     pub fn sync_data(&mut self) -> io::Result<()> {
@@ -243,6 +227,28 @@ impl<B: BlockFile> DirectFile<B> {
             )),
         }
     }
+}
+
+/// Copies up to `want` bytes of `bufs`, from byte `skip` on, to the
+/// start of `dst`; returns how many.
+fn fill(dst: &mut [u8], bufs: &[IoSlice<'_>], mut skip: usize, want: usize) -> usize {
+    let want = want.min(dst.len());
+    let mut end = 0;
+    for b in bufs {
+        if end == want {
+            break;
+        }
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        let src = &b[skip..];
+        skip = 0;
+        let n = src.len().min(want - end);
+        dst[end..end + n].copy_from_slice(&src[..n]);
+        end += n;
+    }
+    end
 }
 
 /// Which file: (device, inode), whatever its name now.
