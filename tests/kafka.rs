@@ -502,3 +502,90 @@ fn tls_to_the_brokers_with_a_client_certificate_delivers_every_message() {
     let status = server.stop();
     assert!(status.success(), "ringest exit {status:?}");
 }
+
+/// `key = "host"` next to a json file destination, on a plain TCP source
+/// with `parse = "auto"`: RFC 5424 and RFC 3164 frames are keyed by their
+/// HOSTNAME, a NILVALUE host and an unparsable frame by the sender's IP (the
+/// keys the destination always gave), and the unparsable frame is counted
+/// once though the json file and the key both read it.
+#[test]
+fn host_keys_next_to_a_json_file_are_the_hostname_else_the_sender_and_a_bad_frame_counts_once() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-host-key");
+    // Declared before the server, so dropped after it.
+    let broker = Broker::start("host-key", false);
+    broker.create_topic("logs", PARTITIONS);
+    let (tcp, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 1
+drain_timeout_ms = 3000
+
+[[source]]
+name = "tcp"
+listen = "127.0.0.1:{tcp}"
+transport = "tcp"
+framing = "newline"
+parse = "auto"
+
+[[destination]]
+name = "json"
+type = "file"
+path = "out.jsonl"
+format = "json"
+fsync = "never"
+
+[[destination]]
+name = "kafka"
+type = "kafka"
+brokers = ["{bootstrap}"]
+topic = "logs"
+key = "host"
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        bootstrap = broker.bootstrap()
+    );
+    let server = Server::start(&dir, &cfg);
+    let frames = [
+        "<38>1 2026-11-30T10:00:00Z web1 sshd 1 - - rfc5424",
+        "<13>Nov 30 10:00:01 db2 cron[7]: rfc3164",
+        "<38>1 2026-11-30T10:00:02Z - sshd 1 - - no host",
+        "no header at all",
+    ];
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
+    for f in frames {
+        std::io::Write::write_all(&mut s, format!("{f}\n").as_bytes()).expect("write");
+    }
+    drop(s);
+    let n = frames.len() as u64;
+    let delivered = server.wait_metric(DELIVERED, n, Duration::from_secs(60));
+    assert_eq!(delivered, n, "{}", server.stderr());
+    let c = broker.consume(
+        "logs",
+        PARTITIONS,
+        n,
+        Duration::from_secs(60),
+        &dir.join("consumed.log"),
+    );
+    let mut keys: Vec<(String, usize)> = c.keys.iter().map(|(k, p)| (k.clone(), p.len())).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("127.0.0.1".to_string(), 2),
+            ("db2".to_string(), 1),
+            ("web1".to_string(), 1)
+        ]
+    );
+    let json = std::fs::read_to_string(dir.join("out.jsonl")).expect("json file");
+    assert_eq!(json.lines().count(), frames.len());
+    assert_eq!(
+        server.metric("ringest_parse_errors_total{source=\"tcp\",reason=\"no_pri\"}"),
+        1,
+        "{}",
+        server.metrics()
+    );
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}

@@ -85,6 +85,119 @@ listen = "127.0.0.1:{stats}"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The parse-error count follows the parse, not the destinations: source
+/// `a`'s bad message is not taken by its first json destination (a
+/// filter), is written by the second and names a templated file, and is
+/// counted once; source `b` (`parse = "none"`, raw files) is parsed only
+/// for a filter, and its bad message is counted too, in its own source.
+#[test]
+fn a_bad_message_is_counted_once_in_its_source_whatever_reads_it() {
+    let dir = temp_dir("parse-count-once");
+    let (a, b, stats) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 1
+[[source]]
+name = "a"
+listen = "127.0.0.1:{a}"
+transport = "tcp"
+framing = "newline"
+parse = "auto"
+destinations = ["auth", "all", "hosts"]
+
+[[source]]
+name = "b"
+listen = "127.0.0.1:{b}"
+transport = "tcp"
+framing = "newline"
+destinations = ["web", "rest"]
+
+[[destination]]
+name = "auth"
+type = "file"
+path = "auth.jsonl"
+format = "json"
+fsync = "never"
+filter = {{ facility = "auth" }}
+
+[[destination]]
+name = "all"
+type = "file"
+path = "all.jsonl"
+format = "json"
+fsync = "never"
+
+[[destination]]
+name = "hosts"
+type = "file"
+path = "hosts/{{host}}.log"
+fsync = "never"
+
+[[destination]]
+name = "web"
+type = "file"
+path = "web.log"
+fsync = "never"
+filter = {{ host = "web*" }}
+
+[[destination]]
+name = "rest"
+type = "file"
+path = "rest.log"
+fsync = "never"
+fallback = true
+
+[stats]
+listen = "127.0.0.1:{stats}"
+"#
+    );
+    let server = Server::start(&dir, &cfg);
+    let send = |port: u16, lines: &[&str]| {
+        let mut s = TcpStream::connect(loopback(port)).expect("connect");
+        for l in lines {
+            s.write_all(l.as_bytes()).expect("write");
+            s.write_all(b"\n").expect("write");
+        }
+    };
+    send(
+        a,
+        &[
+            "<38>1 2026-11-30T10:00:00Z web1 sshd 1 - - login",
+            "garbage a",
+        ],
+    );
+    send(
+        b,
+        &[
+            "<38>1 2026-11-30T10:00:00Z web2 sshd 1 - - login",
+            "garbage b",
+        ],
+    );
+    let outs = [
+        ("all.jsonl", 2),
+        ("auth.jsonl", 1),
+        ("hosts/@unknown.log", 1),
+        ("web.log", 1),
+        ("rest.log", 1),
+    ];
+    let start = std::time::Instant::now();
+    while outs.iter().any(|(f, n)| count_lines(&dir.join(f)) < *n)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (f, n) in outs {
+        assert_eq!(count_lines(&dir.join(f)), n, "{f}");
+    }
+    let rest = std::fs::read_to_string(dir.join("rest.log")).expect("rest.log");
+    assert_eq!(rest, "garbage b\n");
+    for source in ["a", "b"] {
+        let name = format!("ringest_parse_errors_total{{source=\"{source}\",reason=\"no_pri\"}}");
+        assert_eq!(server.metric(&name), 1, "{name}\n{}", server.metrics());
+    }
+    assert!(server.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// One parsed JSON line.
 struct Line<'a>(&'a serde_json::Value);
 

@@ -77,7 +77,8 @@ pub struct SourceStats {
     pub connections_refused: Labelled,
     /// Failed accepts (EMFILE, ENFILE, ENOMEM), after which accepting pauses.
     pub accept_errors: Labelled,
-    /// Messages kept whole because they matched no syslog format, by reason.
+    /// Messages that matched no syslog format, by reason: counted once per
+    /// message, where it is parsed (`writer::parsed`), whatever reads it.
     pub parse_errors: Labelled,
 }
 
@@ -324,7 +325,7 @@ impl Stats {
             (
                 "ringest_parse_errors_total",
                 "reason",
-                "Messages kept whole (parse_error) because they matched no syslog format, by reason.",
+                "Messages that matched no syslog format (kept whole, with parse_error), counted once each when parsed, by reason.",
                 |s| &s.parse_errors,
             ),
             (

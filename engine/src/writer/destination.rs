@@ -158,7 +158,7 @@ impl<F: Fs + Clone> Destination<F> {
     /// many of `out`'s messages, from the first, were wholly delivered.
     pub fn deliver(
         &mut self,
-        out: &Out<'_>,
+        out: &Out<'_, '_>,
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,

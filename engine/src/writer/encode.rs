@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 
 use super::json;
-use super::parsed::ParsedBatch;
+use super::parsed::{Parsed, ParsedBatch};
 use crate::batch::{Batch, ConnMeta};
 use crate::config::OutputFormat;
 use crate::parse::json::JsonOptions;
@@ -19,9 +19,6 @@ pub struct Encoding<'a> {
     /// Each source's parse mode (json only).
     pub parse: &'a [ParseMode],
     pub include_raw: bool,
-    /// Count parse errors (once per message: only the first json
-    /// destination of a round counts them).
-    pub count_parse_errors: bool,
 }
 
 impl Encoding<'_> {
@@ -29,21 +26,24 @@ impl Encoding<'_> {
         format: OutputFormat::Raw,
         parse: &[],
         include_raw: false,
-        count_parse_errors: false,
     };
 }
 
-/// The bytes of one round for one destination.
-pub enum Out<'a> {
+/// The bytes of one round for one destination (`'a`: the writer's
+/// scratch; `'r`: the round), with the round's [`Parsed`] view, so a
+/// destination that reads a message's fields (kafka's `key = "host"`)
+/// reads them parsed once per round, as routing, json and templates do.
+pub enum Out<'a, 'r> {
     /// The round's batches as they are: a raw destination fed by every source.
-    Batches(&'a [(usize, Batch)]),
+    Batches(&'a Parsed<'r>),
     /// Encoded into the writer's scratch buffer; `ends[i]` is the offset just
     /// past message i's `\n`. `origins[i]`, when the destination asked for
     /// them ([`Origin`]), says which message of `round` message i is.
     Encoded {
         bytes: &'a [u8],
         ends: &'a [usize],
-        round: &'a [(usize, Batch)],
+        /// The round; `None` only for [`Out::NOTHING`].
+        round: Option<&'a Parsed<'r>>,
         origins: &'a [Origin],
     },
 }
@@ -53,11 +53,28 @@ pub enum Out<'a> {
 pub type Origin = (u32, u32);
 
 /// One message as a destination sends it on its own (not as a line): its
-/// bytes without the newline, and the frame and connection it came from
-/// when known.
-pub struct Message<'a> {
+/// bytes without the newline, and where it came from when known.
+pub struct Message<'a, 'r> {
     pub value: &'a [u8],
-    pub from: Option<(&'a ConnMeta, &'a [u8])>,
+    pub from: Option<Sender<'a, 'r>>,
+}
+
+/// Where a message came from: its connection, and its place in the round,
+/// where its fields are parsed once for every step that reads them.
+#[derive(Clone, Copy)]
+pub struct Sender<'a, 'r> {
+    pub conn: &'a ConnMeta,
+    batch: ParsedBatch<'a, 'r>,
+    m: usize,
+}
+
+impl<'r> Sender<'_, 'r> {
+    /// The message's syslog fields, read with its source's `parse` mode
+    /// (`auto` for `none`): parsed at the round's first ask only, and a
+    /// failure counted then ([`super::parsed`]).
+    pub fn fields(&self) -> parse::Message<'r> {
+        self.batch.message(self.conn.source as usize, self.m)
+    }
 }
 
 /// The connection message `m` of `b` came from.
@@ -69,18 +86,22 @@ fn conn_of(b: &Batch, m: usize) -> Option<&ConnMeta> {
     b.runs.get(run).map(|r| &*r.conn)
 }
 
-impl<'a> Out<'a> {
+impl<'a, 'r> Out<'a, 'r> {
     /// No message: an idle turn (fsync policy, retries) or a torn-line repair.
-    pub const NOTHING: Out<'static> = Out::Encoded {
+    pub const NOTHING: Out<'static, 'static> = Out::Encoded {
         bytes: &[],
         ends: &[],
-        round: &[],
+        round: None,
         origins: &[],
     };
 
     pub fn parts(&self) -> Vec<&[u8]> {
         match self {
-            Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.as_slice()).collect(),
+            Out::Batches(parsed) => parsed
+                .round()
+                .iter()
+                .map(|(_, b)| b.bytes.as_slice())
+                .collect(),
             Out::Encoded { bytes, .. } => vec![bytes],
         }
     }
@@ -89,18 +110,22 @@ impl<'a> Out<'a> {
     /// (the one that broke excluded). The messages borrow the round, not
     /// `self`, so a destination may gather a round's values and hand them
     /// on together (kafka's batch produce).
-    pub fn for_each_message(&self, mut f: impl FnMut(Message<'a>) -> ControlFlow<()>) -> u64 {
+    pub fn for_each_message(&self, mut f: impl FnMut(Message<'a, 'r>) -> ControlFlow<()>) -> u64 {
         let mut n = 0u64;
-        match self {
-            Out::Batches(round) => {
-                for (_, b) in round.iter() {
+        match *self {
+            Out::Batches(parsed) => {
+                for batch in parsed.batches() {
+                    let b = batch.batch();
                     for (i, run) in b.runs.iter().enumerate() {
                         let end = b.runs.get(i + 1).map_or(b.len(), |r| r.first as usize);
                         for m in run.first as usize..end {
-                            let frame = b.message(m);
                             let msg = Message {
-                                value: frame,
-                                from: Some((&run.conn, frame)),
+                                value: b.message(m),
+                                from: Some(Sender {
+                                    conn: &run.conn,
+                                    batch,
+                                    m,
+                                }),
                             };
                             if f(msg).is_break() {
                                 return n;
@@ -121,9 +146,14 @@ impl<'a> Out<'a> {
                     // Each message ends with its newline, which is not part of the value.
                     let value = bytes.get(start..end.saturating_sub(1)).unwrap_or(&[]);
                     start = end;
-                    let from = origins.get(i).and_then(|&(bi, m)| {
-                        let (_, b) = round.get(bi as usize)?;
-                        Some((conn_of(b, m as usize)?, b.message(m as usize)))
+                    let from = origins.get(i).zip(round).and_then(|(&(bi, m), parsed)| {
+                        let (bi, m) = (bi as usize, m as usize);
+                        let (_, b) = parsed.round().get(bi)?;
+                        Some(Sender {
+                            conn: conn_of(b, m)?,
+                            batch: parsed.batch(bi),
+                            m,
+                        })
                     });
                     if f(Message { value, from }).is_break() {
                         return n;
@@ -137,7 +167,7 @@ impl<'a> Out<'a> {
 
     pub fn len_bytes(&self) -> usize {
         match self {
-            Out::Batches(round) => round.iter().map(|(_, b)| b.bytes.len()).sum(),
+            Out::Batches(parsed) => parsed.round().iter().map(|(_, b)| b.bytes.len()).sum(),
             Out::Encoded { bytes, .. } => bytes.len(),
         }
     }
@@ -150,10 +180,10 @@ impl<'a> Out<'a> {
     /// cut by a failure.
     pub fn messages_from(&self, done: usize) -> u64 {
         match self {
-            Out::Batches(round) => {
+            Out::Batches(parsed) => {
                 let mut base = 0usize;
                 let mut n = 0usize;
-                for (_, b) in round.iter() {
+                for (_, b) in parsed.round() {
                     let whole = b.ends.partition_point(|&e| base + e as usize <= done);
                     n += b.len() - whole;
                     base += b.bytes.len();
@@ -261,12 +291,8 @@ pub fn encode_fed(
                     include_raw: enc.include_raw,
                 };
                 for m in (run.first as usize..end).filter(takes) {
+                    // Parsed (and a failure counted) at the round's first ask.
                     let msg = parsed.message(source, m);
-                    if let (Some(e), true) = (msg.error, enc.count_parse_errors) {
-                        if let Some(s) = stats.sources.get(source) {
-                            s.parse_errors.inc(e.label());
-                        }
-                    }
                     parse::json::render_json(out, meta, &msg, opts);
                     ends.push(out.len());
                     if let Some(o) = origins.as_mut() {
@@ -323,7 +349,8 @@ mod tests {
             (0, batch(&[(0, &["aa", "bbb"])])),
             (0, batch(&[(0, &["c"])])),
         ];
-        let out = Out::Batches(&round);
+        let parsed = ParseScratch::default().round(&round, &[], &[]);
+        let out = Out::Batches(&parsed);
         // Bytes: "aa\n" (0..3) "bbb\n" (3..7) "c\n" (7..9).
         let counts: Vec<u64> = [0, 2, 3, 4, 7, 8, 9]
             .iter()
@@ -340,7 +367,7 @@ mod tests {
             0,
             batch(&[(0, &["keep1"]), (1, &["drop"]), (0, &["keep2", "k3"])]),
         )];
-        let parsed = ParseScratch::default().round(&round, &[]);
+        let parsed = ParseScratch::default().round(&round, &[], &[]);
         let (mut out, mut ends, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
         let feeds = [true, false];
         encode_fed(
@@ -359,7 +386,7 @@ mod tests {
         let enc = Out::Encoded {
             bytes: &out,
             ends: &ends,
-            round: &[],
+            round: None,
             origins: &[],
         };
         assert_eq!(enc.messages_from(7), 2);
@@ -376,19 +403,21 @@ mod tests {
             (0, batch(&[(0, &["m1", "m2"]), (1, &["other"])])),
             (1, batch(&[(0, &["m3"])])),
         ];
-        let collect = |out: &Out<'_>, stop_after: usize| {
+        let collect = |out: &Out<'_, '_>, stop_after: usize| {
             let mut seen = Vec::new();
             let n = out.for_each_message(|m| {
                 if seen.len() == stop_after {
                     return ControlFlow::Break(());
                 }
-                let from = m.from.map(|(c, frame)| (c.source, frame.to_vec()));
+                // The frame, as the round's parsed view holds it.
+                let from = m.from.map(|s| (s.conn.source, s.fields().raw.to_vec()));
                 seen.push((m.value.to_vec(), from));
                 ControlFlow::Continue(())
             });
             (n, seen)
         };
-        let whole = Out::Batches(&round);
+        let parsed = ParseScratch::default().round(&round, &[], &[]);
+        let whole = Out::Batches(&parsed);
         let (n, seen) = collect(&whole, usize::MAX);
         assert_eq!(n, 4);
         assert_eq!(seen[2], (b"other".to_vec(), Some((1, b"other".to_vec()))));
@@ -396,7 +425,6 @@ mod tests {
 
         let (mut bytes, mut ends, mut prefix, mut origins) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let parsed = ParseScratch::default().round(&round, &[]);
         for b in parsed.batches() {
             encode_fed(
                 &mut bytes,
@@ -414,7 +442,7 @@ mod tests {
         let enc = Out::Encoded {
             bytes: &bytes,
             ends: &ends,
-            round: &round,
+            round: Some(&parsed),
             origins: &origins,
         };
         let (n, seen) = collect(&enc, usize::MAX);
@@ -426,7 +454,7 @@ mod tests {
         let bare = Out::Encoded {
             bytes: &bytes,
             ends: &ends,
-            round: &round,
+            round: Some(&parsed),
             origins: &[],
         };
         assert!(collect(&bare, usize::MAX)
@@ -478,7 +506,7 @@ mod fed_conns_tests {
             dest: 0,
         });
         let mut origins = Vec::new();
-        let parsed = ParseScratch::default().round(&round, &[]);
+        let parsed = ParseScratch::default().round(&round, &[], &[]);
         encode_fed(
             &mut out,
             &mut ends,
@@ -495,12 +523,12 @@ mod fed_conns_tests {
         Out::Encoded {
             bytes: &out,
             ends: &ends,
-            round: &round,
+            round: Some(&parsed),
             origins: &origins,
         }
         .for_each_message(|m| {
             msgs.push(m.value.to_vec());
-            ports.extend(m.from.map(|(c, _)| c.peer.port()));
+            ports.extend(m.from.map(|s| s.conn.peer.port()));
             std::ops::ControlFlow::Continue(())
         });
         assert_eq!(ports, [1000, 1000, 1002]);

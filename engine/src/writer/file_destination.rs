@@ -183,7 +183,7 @@ impl<F: Fs + Clone> FileDestination<F> {
     /// which case what is missing is counted in the loss.
     pub fn deliver(
         &mut self,
-        out: &Out<'_>,
+        out: &Out<'_, '_>,
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
@@ -307,7 +307,7 @@ impl<F: Fs + Clone> FileDestination<F> {
     /// slice per run of consecutive messages), files in order of first use.
     fn deliver_split(
         &mut self,
-        out: &Out<'_>,
+        out: &Out<'_, '_>,
         force: bool,
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
@@ -624,7 +624,7 @@ struct Spans<'a> {
 }
 
 impl<'a> Spans<'a> {
-    fn of(out: &'a Out<'_>) -> Spans<'a> {
+    fn of(out: &'a Out<'_, '_>) -> Spans<'a> {
         let bufs = out.parts();
         let at = match out {
             Out::Encoded { ends, .. } => {
@@ -633,7 +633,8 @@ impl<'a> Spans<'a> {
                     .map(|&e| (0, std::mem::replace(&mut start, e), e))
                     .collect()
             }
-            Out::Batches(round) => round
+            Out::Batches(parsed) => parsed
+                .round()
                 .iter()
                 .enumerate()
                 .flat_map(|(bi, (_, b))| {

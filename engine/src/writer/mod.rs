@@ -441,8 +441,11 @@ impl<F: Fs + Clone> Writer<F> {
         let mut complete = vec![false; self.dests.len()];
         // Per destination: how many of its messages, from the first, are in the file.
         let mut whole = vec![0u64; self.dests.len()];
-        // Routing, json and path templates read each message parsed once.
-        let parsed = self.parse_scratch.round(round, &self.parse);
+        // Routing, json, path templates and kafka keys read each message
+        // parsed once; a failed parse is counted then, once per message.
+        let parsed = self
+            .parse_scratch
+            .round(round, &self.parse, &self.stats.sources);
         if let Some(router) = &self.router {
             // Each message's destinations, decided once for the round.
             self.masks.resize_with(round.len(), Vec::new);
@@ -451,17 +454,12 @@ impl<F: Fs + Clone> Writer<F> {
                 router.route_batch(b, masks);
             }
         }
-        let first_json = self
-            .dests
-            .iter()
-            .position(|d| d.format() == OutputFormat::Json);
         for (k, (dest, &d)) in self.dests.iter_mut().zip(&self.ids).enumerate() {
             let format = dest.format();
             let enc = Encoding {
                 format,
                 parse: &self.parse,
                 include_raw: self.include_raw.get(d).copied().unwrap_or(false),
-                count_parse_errors: first_json == Some(k),
             };
             let routed = self.router.is_some();
             if dest.is_split() {
@@ -470,7 +468,7 @@ impl<F: Fs + Clone> Writer<F> {
             }
             let whole_round = self.takes_every_source[k] && !routed && !dest.is_split();
             let out = if format == OutputFormat::Raw && whole_round {
-                Out::Batches(round)
+                Out::Batches(&parsed)
             } else {
                 // Encoded once per round: a retry writes the same bytes.
                 self.scratch.clear();
@@ -497,7 +495,7 @@ impl<F: Fs + Clone> Writer<F> {
                 Out::Encoded {
                     bytes: &self.scratch,
                     ends: &self.scratch_ends,
-                    round,
+                    round: Some(&parsed),
                     origins: &self.scratch_origins,
                 }
             };

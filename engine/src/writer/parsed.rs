@@ -14,6 +14,11 @@
 //!   mode, and a source with `parse = "none"` as `auto`: what filters and
 //!   templates need. The `json` format does not ask for such a source's
 //!   messages (it writes them unparsed).
+//! - **Counted where parsed.** A message that matches no format is counted
+//!   in its source's `ringest_parse_errors_total{reason}` when it is
+//!   parsed: once, whichever step asked first and however many read it
+//!   (syslog-ng, too, parses a message once, at its source). A message
+//!   nobody asks for is not parsed, so not counted.
 //! - **No allocation per message.** The parsed [`Message`]s borrow the
 //!   round's batches; their cells are one vector whose allocation the
 //!   writer keeps from round to round ([`ParseScratch`]).
@@ -22,6 +27,7 @@ use std::cell::{Cell, OnceCell};
 
 use crate::batch::Batch;
 use crate::parse::{self, Message, ParseMode};
+use crate::stats::SourceStats;
 
 /// What a writer keeps between rounds: the allocations of a round's cells.
 #[derive(Default)]
@@ -34,8 +40,15 @@ pub struct ParseScratch {
 
 impl ParseScratch {
     /// The parsed view of `round`, whose sources are read with `modes`
-    /// (by source index; `auto` past its end). Nothing is parsed yet.
-    pub fn round<'r>(&mut self, round: &'r [(usize, Batch)], modes: &'r [ParseMode]) -> Parsed<'r> {
+    /// (by source index; `auto` past its end) and count their parse errors
+    /// in `counted` (by source index; not counted past its end). Nothing
+    /// is parsed yet.
+    pub fn round<'r>(
+        &mut self,
+        round: &'r [(usize, Batch)],
+        modes: &'r [ParseMode],
+        counted: &'r [SourceStats],
+    ) -> Parsed<'r> {
         let mut starts = std::mem::take(&mut self.starts);
         starts.clear();
         let mut total = 0;
@@ -46,6 +59,7 @@ impl ParseScratch {
         Parsed {
             round,
             modes,
+            counted,
             starts,
             total,
             cells: OnceCell::new(),
@@ -88,6 +102,8 @@ fn relabel<'a, 'b>(mut cells: Vec<OnceCell<Message<'a>>>) -> Vec<OnceCell<Messag
 pub struct Parsed<'r> {
     round: &'r [(usize, Batch)],
     modes: &'r [ParseMode],
+    /// Each source's stats, where its parse errors are counted.
+    counted: &'r [SourceStats],
     starts: Vec<usize>,
     /// Messages in the round.
     total: usize,
@@ -98,6 +114,11 @@ pub struct Parsed<'r> {
 }
 
 impl<'r> Parsed<'r> {
+    /// The round's batches, as the writer took them.
+    pub fn round(&self) -> &'r [(usize, Batch)] {
+        self.round
+    }
+
     /// Batch `bi` of the round.
     pub fn batch(&self, bi: usize) -> ParsedBatch<'_, 'r> {
         ParsedBatch { parsed: self, bi }
@@ -130,10 +151,19 @@ impl<'r> Parsed<'r> {
             .filter(|(_, b)| m < b.len())
             .and(self.starts.get(bi))
             .map(|s| s + m);
+        // Counted here, in the cell's one initialisation: once per message
+        // of the round, whichever step asks first.
+        let parse_and_count = || {
+            let msg = parse();
+            if let (Some(e), Some(s)) = (msg.error, self.counted.get(source)) {
+                s.parse_errors.inc(e.label());
+            }
+            msg
+        };
         match at.and_then(|at| cells.get(at)) {
-            Some(cell) => *cell.get_or_init(parse),
+            Some(cell) => *cell.get_or_init(parse_and_count),
             // Not a message of the round (a caller's bug): parsed as asked,
-            // not kept.
+            // neither kept nor counted.
             None => parse(),
         }
     }
@@ -198,7 +228,7 @@ mod tests {
         let round = vec![(0, batch(0, &[BSD, IETF])), (0, batch(1, &[IETF]))];
         let modes = [ParseMode::Auto, ParseMode::Rfc3164];
         let mut scratch = ParseScratch::default();
-        let parsed = scratch.round(&round, &modes);
+        let parsed = scratch.round(&round, &modes, &[]);
         let before = calls();
         for _ in 0..3 {
             let first = parsed.batch(0);
@@ -220,7 +250,7 @@ mod tests {
         let round = vec![(0, batch(0, &[BSD, IETF]))];
         let mut scratch = ParseScratch::default();
         let before = calls();
-        let parsed = scratch.round(&round, &[ParseMode::Auto]);
+        let parsed = scratch.round(&round, &[ParseMode::Auto], &[]);
         assert_eq!(parsed.batches().count(), 1);
         scratch.recycle(parsed);
         assert_eq!(calls(), before);
@@ -230,23 +260,48 @@ mod tests {
     #[test]
     fn none_is_read_as_auto_and_a_missing_mode_too() {
         let round = vec![(0, batch(0, &[IETF])), (0, batch(5, &[BSD]))];
-        let parsed = ParseScratch::default().round(&round, &[ParseMode::None]);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None], &[]);
         assert_eq!(parsed.batch(0).message(0, 0).format, Format::Rfc5424);
         assert_eq!(parsed.batch(1).message(5, 0).format, Format::Rfc3164);
+    }
+
+    #[test]
+    fn a_failed_parse_is_counted_once_in_its_source_at_the_first_ask() {
+        let stats = crate::stats::Stats::new(vec!["a".into(), "b".into()]);
+        let round = vec![(0, batch(0, &[IETF, "garbage"])), (0, batch(1, &["<x>"]))];
+        let parsed = ParseScratch::default().round(&round, &[], &stats.sources);
+        let count = |s: usize, reason: &str| stats.sources[s].parse_errors.get(reason);
+        assert_eq!(count(0, "no_pri"), 0, "nothing counted before an ask");
+        for _ in 0..3 {
+            assert!(parsed.batch(0).message(0, 1).error.is_some());
+            assert!(parsed.batch(0).message(0, 0).error.is_none());
+        }
+        assert_eq!(count(0, "no_pri"), 1, "three asks, one parse, one count");
+        assert_eq!(stats.sources[0].parse_errors.snapshot(), [("no_pri", 1)]);
+        assert!(
+            stats.sources[1].parse_errors.snapshot().is_empty(),
+            "source 1's bad message was never asked for"
+        );
+        let _ = parsed.batch(1).message(1, 0);
+        assert_eq!(
+            stats.sources[1].parse_errors.snapshot(),
+            [("bad_pri", 1)],
+            "counted in its own source"
+        );
     }
 
     #[test]
     fn recycling_keeps_the_allocation() {
         let big = vec![(0, batch(0, &[BSD; 100]))];
         let mut scratch = ParseScratch::default();
-        let parsed = scratch.round(&big, &[]);
+        let parsed = scratch.round(&big, &[], &[]);
         let _ = parsed.batch(0).message(0, 99);
         scratch.recycle(parsed);
         let kept = scratch.capacity();
         assert!(kept >= 100, "{kept}");
         // A smaller round, in another borrow of other batches, reuses it.
         let small = vec![(0, batch(0, &[IETF; 3]))];
-        let parsed = scratch.round(&small, &[]);
+        let parsed = scratch.round(&small, &[], &[]);
         assert_eq!(parsed.batch(0).message(0, 2).format, Format::Rfc5424);
         scratch.recycle(parsed);
         assert_eq!(scratch.capacity(), kept);

@@ -191,7 +191,7 @@ mod tests {
         ];
         let mut p = placement("/l/{host}/{source}.log");
         let names = ["in".to_string(), "other".to_string()];
-        let parsed = ParseScratch::default().round(&round, &[ParseMode::None; 2]);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None; 2], &[]);
         p.place(&parsed, &[true, false], None, &names);
         assert_eq!(
             paths(&p),
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(p.sanitized_peer, Some("10.0.0.1".parse().expect("ip")));
         // Routed: only the messages whose mask has this destination's bit.
         let masks = vec![vec![0b10, 0b01, 0b10], vec![0b10, 0b10]];
-        let parsed = ParseScratch::default().round(&round, &[ParseMode::Auto; 2]);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::Auto; 2], &[]);
         p.place(&parsed, &[true, true], Some((&masks, 1)), &names);
         assert_eq!(
             paths(&p),
@@ -229,7 +229,7 @@ mod tests {
         )];
         let mut p = placement("/l/{peer}.log");
         assert!(!p.reads_message);
-        let parsed = ParseScratch::default().round(&round, &[ParseMode::None]);
+        let parsed = ParseScratch::default().round(&round, &[ParseMode::None], &[]);
         p.place(&parsed, &[true], None, &["s".into()]);
         assert_eq!(paths(&p), ["/l/%3A%3A1.log", "/l/10.0.0.9.log"]);
         assert_eq!(p.targets(), [0, 1, 1]);

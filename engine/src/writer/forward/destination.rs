@@ -161,7 +161,12 @@ impl ForwardDestination {
     /// it is delivered. Returns how many of its messages were delivered: all
     /// of them unless this destination gave up, when the rest are counted
     /// in the loss.
-    pub fn deliver(&mut self, out: &Out<'_>, stats: &DestinationStats, give_up: GiveUp<'_>) -> u64 {
+    pub fn deliver(
+        &mut self,
+        out: &Out<'_, '_>,
+        stats: &DestinationStats,
+        give_up: GiveUp<'_>,
+    ) -> u64 {
         let messages = out.messages();
         if self.gave_up {
             self.loss.not_written(messages, out.len_bytes());
@@ -170,7 +175,7 @@ impl ForwardDestination {
         self.reload_after_sighup(give_up.control.sighups(), stats);
         let n = self.upstreams.len() as u64;
         out.for_each_message(|m| {
-            let (msg, conn) = (m.value, m.from.map(|(c, _)| c));
+            let (msg, conn) = (m.value, m.from.map(|s| s.conn));
             let identity = conn
                 .filter(|_| self.plan.forward_identity)
                 .and_then(|c| c.identity.as_ref());

@@ -148,7 +148,12 @@ impl KafkaDestination {
     /// queue is full or failed messages wait for their retry. Returns how
     /// many of `out`'s messages, from the first, the producer holds: all,
     /// unless the give-up instant passed while waiting.
-    pub fn deliver(&mut self, out: &Out<'_>, stats: &DestinationStats, give_up: GiveUp<'_>) -> u64 {
+    pub fn deliver(
+        &mut self,
+        out: &Out<'_, '_>,
+        stats: &DestinationStats,
+        give_up: GiveUp<'_>,
+    ) -> u64 {
         if self.gave_up {
             self.loss.not_written_messages += out.messages();
             self.loss.not_written_bytes += out.len_bytes() as u64;

@@ -3,6 +3,11 @@
 //! into one buffer), and each chunk is cut into the batches handed to
 //! librdkafka.
 //!
+//! A `key = "host"` is the HOSTNAME from the round's parsed view
+//! ([`crate::writer::parsed`]), not a parse of its own: a message is parsed
+//! once per round whether routing, json, a path template or the key reads
+//! it, and a failure is counted once.
+//!
 //! A chunk, not the whole round: a round may hold hundreds of thousands
 //! of messages, and staging them all at once allocated megabytes of fresh
 //! pages per round (3.5% of ringest's samples on the bench's kafka load,
@@ -13,7 +18,6 @@ use std::ops::Range;
 
 use super::native::{Record, PRODUCE_BATCH_MAX};
 use crate::config::kafka::KafkaKey;
-use crate::parse::{self, ParseMode};
 use crate::writer::encode::Message;
 
 /// Messages staged at most before they are produced: a few
@@ -50,7 +54,7 @@ impl<'a> Chunk<'a> {
     }
 
     /// Stages `m`: its value borrowed, its key written into the buffer.
-    pub fn push(&mut self, m: &Message<'a>) {
+    pub fn push(&mut self, m: &Message<'a, '_>) {
         debug_assert!(!self.is_full());
         let start = self.keys.len();
         let keyed = key_into(self.key, m, &mut self.keys);
@@ -89,20 +93,22 @@ impl<'a> Chunk<'a> {
     }
 }
 
-/// Appends the message's key to `keys`; false when it has none.
-fn key_into(key: KafkaKey, m: &Message<'_>, keys: &mut Vec<u8>) -> bool {
-    let Some((conn, frame)) = m.from else {
+/// Appends the message's key to `keys`; false when it has none. The host
+/// comes from the round's parsed view: the message is parsed once per
+/// round, whether routing, json, a path template or this key reads it.
+fn key_into(key: KafkaKey, m: &Message<'_, '_>, keys: &mut Vec<u8>) -> bool {
+    let Some(from) = m.from else {
         return false;
     };
     if key == KafkaKey::Host {
-        if let Some(host) = parse::parse(frame, ParseMode::Auto).host {
+        if let Some(host) = from.fields().host {
             keys.extend_from_slice(host);
             return true;
         }
     }
     match key {
         KafkaKey::None => false,
-        KafkaKey::Peer | KafkaKey::Host => write!(keys, "{}", conn.peer.ip()).is_ok(),
+        KafkaKey::Peer | KafkaKey::Host => write!(keys, "{}", from.conn.peer.ip()).is_ok(),
     }
 }
 
@@ -133,7 +139,9 @@ mod tests {
 
     use super::*;
     use crate::batch::{Batch, ConnMeta};
+    use crate::parse::{self, ParseMode, PARSE_CALLS};
     use crate::writer::encode::Out;
+    use crate::writer::parsed::{ParseScratch, Parsed};
 
     fn round(msgs: &[(&str, &[&str])]) -> Vec<(usize, Batch)> {
         let mut b = Batch::with_capacity(1024);
@@ -151,8 +159,9 @@ mod tests {
         vec![(0, b)]
     }
 
-    fn staged_keys(key: KafkaKey, r: &[(usize, Batch)]) -> Vec<(String, Option<String>)> {
-        let out = Out::Batches(r);
+    /// Each message's value and staged key, from `parsed`'s round.
+    fn staged_keys_in(key: KafkaKey, parsed: &Parsed<'_>) -> Vec<(String, Option<String>)> {
+        let out = Out::Batches(parsed);
         let mut chunk = Chunk::new(key, vec![b'?'; 3]);
         out.for_each_message(|m| {
             chunk.push(&m);
@@ -168,12 +177,21 @@ mod tests {
             .collect()
     }
 
+    fn staged_keys(key: KafkaKey, r: &[(usize, Batch)]) -> Vec<(String, Option<String>)> {
+        staged_keys_in(key, &ParseScratch::default().round(r, &[], &[]))
+    }
+
+    fn calls() -> u64 {
+        PARSE_CALLS.with(std::cell::Cell::get)
+    }
+
     #[test]
     fn a_chunk_fills_at_its_limit_and_clears_for_the_next_messages() {
         let msgs: Vec<String> = (0..CHUNK_MESSAGES + 1).map(|i| i.to_string()).collect();
         let refs: Vec<&str> = msgs.iter().map(String::as_str).collect();
         let r = round(&[("10.0.0.1:5000", &refs)]);
-        let out = Out::Batches(&r);
+        let parsed = ParseScratch::default().round(&r, &[], &[]);
+        let out = Out::Batches(&parsed);
         let mut chunk = Chunk::new(KafkaKey::Peer, Vec::new());
         assert!(chunk.is_empty());
         let mut chunks: Vec<Vec<String>> = Vec::new();
@@ -242,6 +260,96 @@ mod tests {
             .map(|(_, k)| k)
             .collect();
         assert_eq!(keys, [Some("web7".into()), Some("10.0.0.9".into())]);
+    }
+
+    /// Frames of every kind, and the key each got when the key parsed the
+    /// frame itself (`auto`, before session 8); the keys now come from the
+    /// round's parsed view and must not change.
+    const KINDS: [(&str, &str); 7] = [
+        ("<38>1 2026-11-30T00:00:00Z web1 sshd 1 - - rfc5424", "web1"),
+        (
+            "<38>1 2026-11-30T00:00:00Z - sshd 1 - - nil host",
+            "10.0.0.9",
+        ),
+        ("<13>Nov 30 00:00:00 db2 cron[7]: rfc3164", "db2"),
+        ("<13>2026-11-30T00:00:00Z db3 app: iso stamp", "db3"),
+        ("no header at all", "10.0.0.9"),
+        ("<999>1 - - - - - bad pri", "10.0.0.9"),
+        ("<13>1 2026-11-30T00:00:00Z web4", "10.0.0.9"),
+    ];
+
+    #[test]
+    fn host_keys_are_the_same_as_before_for_rfc5424_rfc3164_and_unparsable_frames() {
+        let frames: Vec<&str> = KINDS.iter().map(|(f, _)| *f).collect();
+        let r = round(&[("10.0.0.9:1", &frames)]);
+        let keys: Vec<String> = staged_keys(KafkaKey::Host, &r)
+            .into_iter()
+            .map(|(_, k)| k.expect("host keys always have a key"))
+            .collect();
+        let want: Vec<&str> = KINDS.iter().map(|(_, k)| *k).collect();
+        assert_eq!(keys, want);
+        // What the old code computed, frame by frame.
+        let before: Vec<String> = frames
+            .iter()
+            .map(|f| match parse::parse(f.as_bytes(), ParseMode::Auto).host {
+                Some(h) => String::from_utf8_lossy(h).into_owned(),
+                None => "10.0.0.9".into(),
+            })
+            .collect();
+        assert_eq!(keys, before);
+    }
+
+    #[test]
+    fn host_keys_take_the_parse_other_steps_made_and_parse_nothing_more() {
+        let frames: Vec<&str> = KINDS.iter().map(|(f, _)| *f).collect();
+        let r = round(&[("10.0.0.9:1", &frames)]);
+        let parsed = ParseScratch::default().round(&r, &[], &[]);
+        let start = calls();
+        // Routing or a json destination read every message first.
+        for m in 0..frames.len() {
+            let _ = parsed.batch(0).message(0, m);
+        }
+        assert_eq!(calls() - start, frames.len() as u64);
+        let keys = staged_keys_in(KafkaKey::Host, &parsed);
+        assert_eq!(keys.len(), frames.len());
+        assert_eq!(
+            calls() - start,
+            frames.len() as u64,
+            "the keys parsed nothing of their own"
+        );
+        // A key read first parses the message for the steps after it.
+        let fresh = ParseScratch::default().round(&r, &[], &[]);
+        let start = calls();
+        let _ = staged_keys_in(KafkaKey::Host, &fresh);
+        let _ = staged_keys_in(KafkaKey::Host, &fresh);
+        let _ = fresh.batch(0).message(0, 0);
+        assert_eq!(calls() - start, frames.len() as u64);
+        // Peer keys need no field: nothing parsed.
+        let other = ParseScratch::default().round(&r, &[], &[]);
+        let start = calls();
+        let _ = staged_keys_in(KafkaKey::Peer, &other);
+        assert_eq!(calls(), start);
+    }
+
+    /// The host is the one json's `host` and `{host}` show: read with the
+    /// source's `parse` mode (`auto` for `none`, the default, so the keys
+    /// above are unchanged). A source forced to `rfc5424` does not read a
+    /// BSD frame's host, so that message is keyed by its sender.
+    #[test]
+    fn host_keys_follow_the_sources_parse_mode() {
+        let r = round(&[("10.0.0.9:1", &[KINDS[0].0, KINDS[2].0])]);
+        let keys = |mode: ParseMode| -> Vec<Option<String>> {
+            let modes = [mode];
+            let parsed = ParseScratch::default().round(&r, &modes, &[]);
+            staged_keys_in(KafkaKey::Host, &parsed)
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect()
+        };
+        let k = |s: &str| Some(s.to_string());
+        assert_eq!(keys(ParseMode::None), [k("web1"), k("db2")]);
+        assert_eq!(keys(ParseMode::Auto), [k("web1"), k("db2")]);
+        assert_eq!(keys(ParseMode::Rfc5424), [k("web1"), k("10.0.0.9")]);
     }
 
     #[test]
