@@ -542,6 +542,10 @@ pub fn ringest_config(sc: &Scenario, pki: &Pki, dest: Dest, port: u16, stats_por
             for (key, value) in kafka::settings::ringest_keys() {
                 let _ = writeln!(s, "{key} = {value}");
             }
+            let _ = writeln!(s, "[destination.properties]");
+            for (key, value) in kafka::settings::ringest_properties() {
+                let _ = writeln!(s, "\"{key}\" = \"{value}\"");
+            }
         }
     }
     let _ = writeln!(s, "\n[stats]");
@@ -1046,9 +1050,11 @@ mod tests {
                 "peer_verify = \"required-trusted\"",
             ],
         );
-        assert!(
-            !r.contains("type = \"file\"") && !r.contains("properties"),
-            "{r}"
+        assert!(!r.contains("type = \"file\""), "{r}");
+        // Only what ringest has no key for goes through its properties.
+        assert_has(
+            &r,
+            &["[destination.properties]\n\"max.in.flight.requests.per.connection\" = \"2\"\n"],
         );
         // syslog-ng: kafka-c, the whole frame (no-parse) as the value.
         assert_has(

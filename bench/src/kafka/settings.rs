@@ -20,6 +20,12 @@
 //!   took too long (ringest sets this itself).
 //! - No key: librdkafka's default partitioner spreads the messages over the
 //!   partitions in every engine.
+//! - `max.in.flight.requests.per.connection=2` (ringest's default, given to
+//!   ringest too through its `[destination.properties]`): with the
+//!   idempotent producer's 5, librdkafka's broker thread polls its socket
+//!   with a 0 ms timeout while a backlog waits for the partitions' in-flight
+//!   requests, in 2.0.2 and 2.12 alike (engine/src/writer/kafka/settings.rs
+//!   has the source lines). Set it to 5 here to compare.
 //!
 //! The message value is the same bytes in every engine: the whole frame
 //! as received, without framing and without a newline (ringest's raw
@@ -32,6 +38,7 @@ pub const LINGER_MS: u32 = 5;
 pub const BATCH_BYTES: u32 = 1_000_000;
 pub const PRODUCER_QUEUE_MAX_BYTES: u64 = 64 << 20;
 pub const PRODUCER_QUEUE_MAX_MESSAGES: u32 = 10_000_000;
+pub const MAX_IN_FLIGHT_REQUESTS: u32 = 2;
 
 /// The librdkafka properties the peers are given (syslog-ng `config()`,
 /// rsyslog `confParam`), the same values ringest's keys set.
@@ -51,7 +58,16 @@ pub fn peer_properties() -> Vec<(&'static str, String)> {
             PRODUCER_QUEUE_MAX_MESSAGES.to_string(),
         ),
         ("message.timeout.ms", "0".into()),
+        (IN_FLIGHT, MAX_IN_FLIGHT_REQUESTS.to_string()),
     ]
+}
+
+const IN_FLIGHT: &str = "max.in.flight.requests.per.connection";
+
+/// The librdkafka properties ringest is given in its
+/// `[destination.properties]`: those it has no key for.
+pub fn ringest_properties() -> Vec<(&'static str, String)> {
+    vec![(IN_FLIGHT, MAX_IN_FLIGHT_REQUESTS.to_string())]
 }
 
 /// ringest's destination keys for the same settings (its kafka

@@ -32,9 +32,17 @@ pub fn message_max_bytes(client: &ClientConfig) -> Result<usize, String> {
         .map_err(|_| format!("kafka client config: message.max.bytes = {value:?}"))
 }
 
+/// Produce requests in flight per broker connection (librdkafka's
+/// `max.in.flight.requests.per.connection`; see [`properties`]).
+pub const MAX_IN_FLIGHT_REQUESTS: u32 = 2;
+// librdkafka refuses more than 5 with idempotence; at 5 it spins (above).
+const _: () = assert!(MAX_IN_FLIGHT_REQUESTS >= 1 && MAX_IN_FLIGHT_REQUESTS < 5);
+
 /// The properties, in the order they are set: ringest's own first, then
 /// `[destination.properties]` (config/kafka.rs refuses those that would
-/// override ringest's).
+/// override ringest's named keys; the defaults without a key,
+/// `metadata.recovery.strategy` and `max.in.flight.requests.per.connection`,
+/// it lets through, and the later value wins).
 pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
     let own = [
         ("bootstrap.servers", cfg.brokers.join(",")),
@@ -63,6 +71,29 @@ pub fn properties(cfg: &DestinationConfig) -> Vec<(String, String)> {
         // the brokers it knows. A `[destination.properties]` entry may set
         // it back.
         ("metadata.recovery.strategy", "none".to_string()),
+        // 2 produce requests in flight per broker connection, not the
+        // idempotent producer's 5: librdkafka 2.12's broker thread spins
+        // otherwise. In rd_kafka_toppar_producer_serve (rdkafka_broker.c)
+        // a partition whose oldest queued message is past linger.ms sets
+        // the thread's next wake-up to "now" (3976-3987, rdkafka_msg.c
+        // 1805-1815) before the idempotent window check, which counts
+        // messages, not requests (4018, 4063-4064: 5 - messages in flight,
+        // i.e. one request per partition), stops it; the thread then polls
+        // its socket with a 0 ms timeout (3630, rdkafka_transport.c 1259)
+        // until a response comes. With fewer slots than busy partitions a
+        // built request waits in the output queue, and while it waits no
+        // partition is served at all (3899 and 3834: the backpressure
+        // threshold is 1 with idempotence), so the thread sleeps in poll.
+        // Counted with a 4-partition backlog for 10 s: 2,650-9,100
+        // zero-timeout polls per produce request at 5, 14-77 at 2, 1 at 1.
+        // The broker takes one request per connection at a time, so a
+        // second one on the wire is all the pipelining there is to keep.
+        // Idempotence and acks=all are unchanged (librdkafka allows 1..5
+        // with them). A `[destination.properties]` entry may set it back.
+        (
+            "max.in.flight.requests.per.connection",
+            MAX_IN_FLIGHT_REQUESTS.to_string(),
+        ),
     ];
     let mut out: Vec<(String, String)> = own.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     if let Some(tls) = &cfg.tls {
@@ -120,6 +151,23 @@ mod tests {
         assert_eq!(get(&p, "metadata.recovery.strategy"), "none");
         assert_eq!(get(&p, "compression.type"), "none");
         assert_eq!(get(&p, "queue.buffering.max.kbytes"), "65536");
+        assert_eq!(get(&p, "max.in.flight.requests.per.connection"), "2");
+    }
+
+    #[test]
+    fn in_flight_requests_below_the_idempotent_window_unless_the_properties_set_them() {
+        let in_flight = |c: &ClientConfig| {
+            c.create_native_config()
+                .and_then(|n| n.get("max.in.flight.requests.per.connection"))
+                .expect("librdkafka knows the property")
+        };
+        let default = client_config(&dest("")).expect("config");
+        assert_eq!(in_flight(&default), MAX_IN_FLIGHT_REQUESTS.to_string());
+        let set_back = client_config(&dest(
+            "[destination.properties]\n\"max.in.flight.requests.per.connection\" = \"5\"\n",
+        ))
+        .expect("config");
+        assert_eq!(in_flight(&set_back), "5", "the table's value wins");
     }
 
     #[test]
