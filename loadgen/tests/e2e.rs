@@ -433,7 +433,6 @@ fn may_raise_hard_limit() -> bool {
 /// and connects nothing. Either way, one of the two must happen.
 #[test]
 fn hold_idle_raises_the_open_file_limit_past_the_hard_one_when_privileged() {
-    use std::os::unix::process::CommandExt;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -468,8 +467,11 @@ fn hold_idle_raises_the_open_file_limit_past_the_hard_one_when_privileged() {
             accepted
         })
     };
-    let mut cmd = Command::new(BIN);
-    cmd.arg("send")
+    // prlimit (util-linux) sets the limits loadgen starts with.
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={HARD}:{HARD}"))
+        .arg(BIN)
+        .arg("send")
         .args([
             "--target",
             &target,
@@ -478,20 +480,9 @@ fn hold_idle_raises_the_open_file_limit_past_the_hard_one_when_privileged() {
             &HELD.to_string(),
         ])
         .args(["--json", "--quiet", "--duration", "2s"]);
-    // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: HARD,
-                rlim_max: HARD,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("run send");
+    let out = cmd
+        .output()
+        .expect("run prlimit (util-linux) with loadgen send");
     done.store(true, Ordering::Release);
     let accepted = acceptor.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
