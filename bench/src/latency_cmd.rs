@@ -119,7 +119,9 @@ pub fn run(a: &Args) -> Result<i32> {
     let c = &a.common;
     let tools = Tools::find(c.bin_dir.as_deref(), c.peers_dir.as_deref())?;
     tools.require(&engines)?;
-    sys::raise_fd_limit();
+    // To the hard limit, as `bench compare` does; the engines and loadgen
+    // inherit it.
+    let _ = ringest::fd_limit::raise();
     let out = crate::check_out(&a.out)?;
     let settings = |duration_s| compare::Settings {
         duration_s,

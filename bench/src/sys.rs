@@ -669,51 +669,8 @@ pub fn machine() -> Machine {
         cpus,
         kernel,
         mem_gib: mem_kib / 1024.0 / 1024.0,
-        fd_limit: fd_limit(),
+        fd_limit: ringest::fd_limit::current().map_or(0, |l| l.soft),
     }
-}
-
-pub fn fd_limit() -> u64 {
-    // SAFETY: getrlimit writes into the struct we pass.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
-            r.rlim_cur
-        } else {
-            0
-        }
-    }
-}
-
-/// Raises the soft open-file limit to the hard one (children inherit it).
-pub fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
-/// Raises the open-file limit to at least `need`, past the hard limit
-/// when this process may (root: CAP_SYS_RESOURCE, up to `fs.nr_open`);
-/// children inherit it. Returns the soft limit now in force.
-pub fn raise_fd_limit_to(need: u64) -> u64 {
-    raise_fd_limit();
-    if fd_limit() < need {
-        // SAFETY: setrlimit on our own process with a valid struct; refused
-        // (EPERM) without privilege, which the caller then reports.
-        unsafe {
-            let r = libc::rlimit {
-                rlim_cur: need,
-                rlim_max: need,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-    fd_limit()
 }
 
 /// `net.ipv4.ip_local_port_range` as (first, last), if readable.

@@ -173,26 +173,26 @@ pub struct DestinationStats {
 }
 
 /// Publishes one writer's share of a gauge that sums every writer's:
-/// moves it by the change from what this writer published last.
+/// moves it by the change from what this writer published last. The one
+/// way a gauge summed over writers is published (disk-buffer and Kafka
+/// queue gauges, and `failing`). Adds before it subtracts, so a reader
+/// never sees the sum below the other writers' shares.
 pub fn publish_share(gauge: &AtomicU64, published: &mut u64, value: u64) {
+    if value == *published {
+        return;
+    }
     gauge.fetch_add(value, Relaxed);
     gauge.fetch_sub(*published, Relaxed);
     *published = value;
 }
 
 impl DestinationStats {
-    /// A writer's outage on this destination began ([`Failed::began`]).
-    ///
-    /// [`Failed::began`]: crate::writer::failure::Failed::began
-    pub fn outage_began(&self) {
-        self.failing.fetch_add(1, Relaxed);
-    }
-
-    /// That writer's outage ended (`Health::succeeded` returned it).
-    pub fn outage_ended(&self) {
-        let _ = self
-            .failing
-            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    /// Publishes one writer's share of [`failing`](Self::failing): 1 while
+    /// its writing to this destination fails, 0 otherwise. `published` is
+    /// what that writer published last; publishing the same state again
+    /// (each retry of an outage) changes nothing.
+    pub fn publish_failing(&self, published: &mut u64, failing: bool) {
+        publish_share(&self.failing, published, u64::from(failing));
     }
 }
 
@@ -708,8 +708,11 @@ mod tests {
         assert_eq!((gauge.load(Relaxed), a, b), (7, 7, 0));
     }
 
-    /// Two writers on one destination: the gauge stays 1 until the last
-    /// failing writer recovers (it used to follow whichever wrote last).
+    /// Two writers on one destination, each publishing its share: one
+    /// fails (and keeps failing through retries), then both, then they
+    /// recover one at a time. The sum counts failing writers exactly, and
+    /// the metric shows 1 until the last one recovers (it used to follow
+    /// whichever wrote last).
     #[test]
     fn a_destination_is_failing_while_any_writer_is() {
         let s = Stats::new(vec!["s".into()]).with_destinations(vec!["d".into()]);
@@ -721,15 +724,24 @@ mod tests {
                 .to_string()
         };
         let d = &s.destinations[0];
-        assert_eq!(gauge(&s), "0");
-        d.outage_began();
-        d.outage_began();
-        assert_eq!(gauge(&s), "1");
-        d.outage_ended();
-        assert_eq!(gauge(&s), "1", "one writer still fails");
-        d.outage_ended();
-        assert_eq!(gauge(&s), "0");
-        d.outage_ended();
-        assert_eq!(gauge(&s), "0", "never below zero");
+        let sum = || d.failing.load(Relaxed);
+        let (mut a, mut b) = (0, 0);
+        d.publish_failing(&mut a, false);
+        d.publish_failing(&mut b, false);
+        assert_eq!((sum(), gauge(&s).as_str()), (0, "0"));
+        d.publish_failing(&mut a, true);
+        assert_eq!((sum(), gauge(&s).as_str()), (1, "1"), "a fails");
+        d.publish_failing(&mut a, true);
+        d.publish_failing(&mut a, true);
+        assert_eq!(sum(), 1, "a's retries are the same outage");
+        d.publish_failing(&mut b, true);
+        assert_eq!((sum(), gauge(&s).as_str()), (2, "1"), "both fail");
+        d.publish_failing(&mut a, false);
+        assert_eq!((sum(), gauge(&s).as_str()), (1, "1"), "b still fails");
+        d.publish_failing(&mut a, false);
+        assert_eq!(sum(), 1, "a's second success takes nothing off b's share");
+        d.publish_failing(&mut b, false);
+        assert_eq!((sum(), gauge(&s).as_str()), (0, "0"), "both recovered");
+        assert_eq!((a, b), (0, 0));
     }
 }

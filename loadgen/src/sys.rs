@@ -185,44 +185,6 @@ pub fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Raises the soft open-file limit to the hard limit, as ringest does at
-/// start-up, and past the hard limit up to `need` when the process may
-/// (CAP_SYS_RESOURCE, e.g. root; the kernel caps it at `fs.nr_open`), so
-/// --hold-idle 100000 runs without a shell `ulimit`. Returns the soft
-/// limit now in force; the caller compares it with what it needs.
-pub fn raise_nofile_limit(need: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_max < need {
-        let want = libc::rlimit {
-            rlim_cur: need,
-            rlim_max: need,
-        };
-        // SAFETY: want is a valid rlimit. Refused (EPERM) without privilege:
-        // the hard limit then stays and the caller reports the shortfall.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            return need;
-        }
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let want = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: want is a valid rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
-            return want.rlim_cur;
-        }
-    }
-    lim.rlim_cur
-}
-
 /// Sets IP_BIND_ADDRESS_NO_PORT: a bind() to port 0 then leaves the port to
 /// connect(), which may reuse a port towards another destination; without
 /// it, bind() reserves a port for good and the range runs out sooner.

@@ -412,6 +412,97 @@ fn hold_idle_spreads_connections_over_source_addresses() {
     assert!(stderr.contains("not in 127.0.0.0/8"), "{stderr}");
 }
 
+/// Whether this process may raise its hard open-file limit
+/// (CAP_SYS_RESOURCE in its effective set; root in a container often lacks
+/// it). loadgen inherits the same capabilities.
+fn may_raise_hard_limit() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).expect("CapEff is hex"))
+        .expect("CapEff line");
+    eff & (1 << CAP_SYS_RESOURCE) != 0
+}
+
+/// `--hold-idle 300` started with a hard open-file limit of 256: 300
+/// connections and loadgen's margin do not fit. With CAP_SYS_RESOURCE
+/// loadgen raises the limit past the hard one (ringest::fd_limit::raise_to)
+/// and holds every connection; without it, it says the limit is too low
+/// and connects nothing. Either way, one of the two must happen.
+#[test]
+fn hold_idle_raises_the_open_file_limit_past_the_hard_one_when_privileged() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const HELD: usize = 300;
+    const HARD: u64 = 256;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut streams = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while streams.len() < HELD && Instant::now() < deadline && !done.load(Ordering::Acquire)
+            {
+                match listener.accept() {
+                    Ok((stream, _)) => streams.push(stream),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            let accepted = streams.len();
+            // Held until loadgen closes them.
+            for mut st in streams {
+                st.set_nonblocking(false).unwrap();
+                st.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let _ = std::io::Read::read_to_end(&mut st, &mut Vec::new());
+            }
+            accepted
+        })
+    };
+    // prlimit (util-linux) sets the limits loadgen starts with.
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={HARD}:{HARD}"))
+        .arg(BIN)
+        .arg("send")
+        .args([
+            "--target",
+            &target,
+            "--tcp",
+            "--hold-idle",
+            &HELD.to_string(),
+        ])
+        .args(["--json", "--quiet", "--duration", "2s"]);
+    let out = cmd
+        .output()
+        .expect("run prlimit (util-linux) with loadgen send");
+    done.store(true, Ordering::Release);
+    let accepted = acceptor.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if may_raise_hard_limit() {
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("send JSON");
+        assert_eq!(r["idle_connections"], HELD, "{r}");
+        assert_eq!(accepted, HELD);
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{HELD} connections need more open files than the limit of {HARD} allows"
+            )),
+            "{stderr}"
+        );
+        assert_eq!(accepted, 0, "nothing connects");
+    }
+}
+
 /// Runs `loadgen send` and returns its exit status and stderr.
 fn send_raw(args: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)

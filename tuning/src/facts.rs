@@ -42,12 +42,7 @@ fn read_u64(path: &str) -> Option<u64> {
 
 impl HostFacts {
     pub fn read() -> HostFacts {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit into our local.
-        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+        let nofile = ringest::fd_limit::current().ok();
         let local_port_range = read_trim("/proc/sys/net/ipv4/ip_local_port_range").and_then(|s| {
             let mut it = s.split_whitespace().filter_map(|x| x.parse().ok());
             Some((it.next()?, it.next()?))
@@ -76,8 +71,8 @@ impl HostFacts {
             Some(s[a + 1..a + b].to_string())
         });
         HostFacts {
-            nofile_soft: ok.then_some(lim.rlim_cur),
-            nofile_hard: ok.then_some(lim.rlim_max),
+            nofile_soft: nofile.map(|l| l.soft),
+            nofile_hard: nofile.map(|l| l.hard),
             somaxconn: read_u64("/proc/sys/net/core/somaxconn"),
             tcp_max_syn_backlog: read_u64("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
             rmem_max: read_u64("/proc/sys/net/core/rmem_max"),

@@ -86,7 +86,7 @@ pub(super) struct Lane {
     held_buffers: usize,
     /// See [`held_buffers_max`].
     held_buffers_max: Option<usize>,
-    /// Since when the batcher has been holding a batch back, if it is.
+    /// Since when the lane has been held (see [`Self::is_held`]), if it is.
     paused_since: Option<Instant>,
     /// The batcher's `handed_over` at the last [`Self::note_pause`].
     handed_over_seen: u64,
@@ -111,8 +111,14 @@ impl Lane {
         }
     }
 
-    /// At the start of a loop turn: notes whether the batcher holds a batch
-    /// back, keeping the instant the pause began. A batch handed over since
+    /// At the start of a loop turn: notes whether the lane is held (its
+    /// batcher holds a batch back, or completions wait in it), keeping the
+    /// instant the pause began. Held completions count although the batcher
+    /// has room: when the end of the last turn's flush made room, they are
+    /// processed at the start of the next turn, and their connections'
+    /// receives are paused, so nothing else may end the shard's wait soon;
+    /// counted only while the batcher was full, the shard waited `WAIT_MS`
+    /// (50 ms) for them. A batch handed over since
     /// the last turn starts it again: the writer took one, so it is behind,
     /// not stuck. Without that, a lane under sustained back-pressure (a
     /// Kafka destination slower than its input) is full at the start of
@@ -121,7 +127,7 @@ impl Lane {
     pub(super) fn note_pause(&mut self, now: Instant) {
         let progressed = self.batcher.handed_over != self.handed_over_seen;
         self.handed_over_seen = self.batcher.handed_over;
-        self.paused_since = match (self.batcher.is_full(), self.paused_since) {
+        self.paused_since = match (self.is_held(), self.paused_since) {
             (false, _) => None,
             (true, Some(t)) if !progressed => Some(t),
             (true, _) => Some(now),
@@ -385,6 +391,35 @@ mod tests {
         let last = t0 + Duration::from_millis(4000);
         l.note_pause(last + Duration::from_millis(100));
         assert!(l.is_stuck(last + Duration::from_millis(1500), bound));
+    }
+
+    /// The end-of-turn flush made room (the writer took a batch) while a
+    /// completion that came in meanwhile is still held: the lane still
+    /// counts as paused, so the next turn, which processes the completion,
+    /// comes after the short poll and not after `WAIT_MS`. (Session 4's
+    /// bounded batch pool made this the usual state: tests/writers.rs's
+    /// loadgen timed out waiting for its close.)
+    #[test]
+    fn a_lane_with_held_completions_counts_as_paused_after_its_writer_made_room() {
+        use super::super::{wait_for, PAUSED_WAIT_US};
+        let (mut l, ring) = lane(1);
+        let t0 = Instant::now();
+        fill(&mut l);
+        l.hold(held(1, 100, in_buffer(7), None));
+        l.note_pause(t0);
+        assert!(ring.full.pop().is_some(), "the writer takes a batch");
+        l.batcher.flush();
+        assert!(!l.batcher.is_full(), "room again");
+        assert!(l.is_held(), "the completion still waits");
+        let next = t0 + Duration::from_millis(1);
+        l.note_pause(next);
+        let paused = shortest_pause(std::slice::from_ref(&l), next);
+        assert_eq!(paused, Some(Duration::ZERO), "paused again since this turn");
+        assert_eq!(wait_for(paused), Duration::from_micros(PAUSED_WAIT_US));
+        // Processed: nothing held, no pause.
+        assert_eq!(l.take().map(|h| h.ud), Some(1));
+        l.note_pause(next);
+        assert_eq!(shortest_pause(std::slice::from_ref(&l), next), None);
     }
 
     /// One lane stuck for a minute, another full since a moment ago: the

@@ -117,8 +117,6 @@ pub struct Outage<R = WriteFailure> {
 pub struct Failed {
     /// First failure of an outage, or a new reason: worth one log line.
     pub log: bool,
-    /// First failure of an outage (the destination's failing gauge counts it).
-    pub began: bool,
     /// How long to wait before the next try.
     pub retry_in: Duration,
 }
@@ -158,7 +156,6 @@ impl<R: Copy + PartialEq> Health<R> {
                 });
                 Failed {
                     log: true,
-                    began: true,
                     retry_in: self.backoff.min,
                 }
             }
@@ -169,7 +166,6 @@ impl<R: Copy + PartialEq> Health<R> {
                 o.wait = (o.wait * 2).min(self.backoff.max);
                 Failed {
                     log: changed,
-                    began: false,
                     retry_in: o.wait,
                 }
             }
@@ -202,15 +198,15 @@ mod tests {
             first,
             Failed {
                 log: true,
-                began: true,
                 retry_in: Duration::from_millis(10)
             }
         );
+        assert!(h.is_failing(), "an outage began");
         let mut waits = Vec::new();
         for _ in 0..10 {
             let f = h.failed(t0, WriteFailure::NoSpace);
             assert!(!f.log, "a retry that fails the same way is not logged");
-            assert!(!f.began, "the same outage");
+            assert!(h.is_failing(), "still in the outage");
             waits.push(f.retry_in.as_millis());
         }
         assert_eq!(

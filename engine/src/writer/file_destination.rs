@@ -104,6 +104,9 @@ pub struct FileDestination<F: Fs> {
     /// For each source, whether it feeds this destination.
     pub feeds: Vec<bool>,
     health: Health,
+    /// This writer's share of the destination's failing gauge, as last
+    /// published (`health` decides it; reopens after SIGHUP do not count).
+    failing_published: u64,
     reopen_health: Health,
     /// When to try the pending reopen; `None` when there is none.
     reopen_due: Option<Instant>,
@@ -139,6 +142,7 @@ impl<F: Fs + Clone> FileDestination<F> {
             files,
             feeds,
             health: Health::new(RETRY_BACKOFF),
+            failing_published: 0,
             reopen_health: Health::new(REOPEN_BACKOFF),
             reopen_due: None,
             gave_up: false,
@@ -427,9 +431,7 @@ impl<F: Fs + Clone> FileDestination<F> {
         op.counter(stats).inc(reason.label());
         self.loss.reason = Some(reason);
         let f = self.health.failed(now, reason);
-        if f.began {
-            stats.outage_began();
-        }
+        stats.publish_failing(&mut self.failing_published, self.health.is_failing());
         if f.log || unsynced > 0 {
             let lost = if unsynced > 0 {
                 format!(
@@ -450,8 +452,9 @@ impl<F: Fs + Clone> FileDestination<F> {
     }
 
     fn recovered(&mut self, path: Option<&[u8]>, stats: &DestinationStats) {
-        if let Some(o) = self.health.succeeded() {
-            stats.outage_ended();
+        let ended = self.health.succeeded();
+        stats.publish_failing(&mut self.failing_published, self.health.is_failing());
+        if let Some(o) = ended {
             log::warn!(
                 "destination {}: writing to {} resumed after {:.1} s and {} failed attempts (last: {})",
                 self.name,

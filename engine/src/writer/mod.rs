@@ -19,6 +19,8 @@ pub mod direct;
 #[cfg(test)]
 mod direct_tests;
 pub mod encode;
+#[cfg(test)]
+mod failing_gauge_tests;
 pub mod failure;
 #[cfg(test)]
 mod fake;

@@ -18,7 +18,7 @@ use crate::stats::Stats;
 
 const OUT: &str = "/fake/data/out.log";
 
-fn config(format: &str, fsync: &str) -> Config {
+pub(super) fn config(format: &str, fsync: &str) -> Config {
     let text = format!(
         r#"drain_timeout_ms = 0
 [[source]]

@@ -104,8 +104,13 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
     if slots == 0 || slots > CONNECTIONS_MAX {
         return Err(format!("--hold-idle must be 1..={CONNECTIONS_MAX}"));
     }
-    let nofile = sys::raise_nofile_limit(u64::from(slots) + NOFILE_MARGIN);
-    if u64::from(slots) + NOFILE_MARGIN > nofile {
+    // Past the hard limit when privileged, so --hold-idle 100000 runs
+    // without a shell `ulimit`.
+    let need = u64::from(slots) + NOFILE_MARGIN;
+    let nofile = ringest::fd_limit::raise_to(need)
+        .map_err(|e| format!("cannot read the open-file limit: {e}"))?
+        .soft;
+    if need > nofile {
         return Err(format!(
             "{slots} connections need more open files than the limit of {nofile} allows"
         ));

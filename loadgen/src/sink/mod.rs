@@ -108,7 +108,9 @@ pub fn run(args: SinkArgs) -> i32 {
 
 fn run_inner(args: &SinkArgs) -> Result<i32, String> {
     let addr = crate::addr::resolve(&args.listen, args.allow_remote)?;
-    sys::raise_nofile_limit(0);
+    // As many connections as the hard limit allows; a limit that cannot
+    // be read or raised leaves the sink with what it has.
+    let _ = ringest::fd_limit::raise();
     let tls = if args.tcp {
         None
     } else {

@@ -71,8 +71,9 @@ pub struct ForwardDestination {
     sighups_seen: u64,
     /// `ktls = "auto"` fell back to userspace and said so (once).
     ktls_fallback_logged: bool,
-    /// This writer counts in the destination's failing gauge.
-    failing: bool,
+    /// This writer's share of the destination's failing gauge, as last
+    /// published: 1 from a failure until every upstream delivers again.
+    failing_published: u64,
 }
 
 pub(super) enum Step {
@@ -138,7 +139,7 @@ impl ForwardDestination {
             incoming: Vec::new(),
             sighups_seen: 0,
             ktls_fallback_logged: false,
-            failing: false,
+            failing_published: 0,
             loss: DestinationLoss {
                 name: plan.name.clone(),
                 ..Default::default()
@@ -402,18 +403,10 @@ impl ForwardDestination {
         }
     }
 
-    /// This writer's share of the destination's failing gauge: counted
-    /// once per outage, whatever the number of upstreams failing in it.
+    /// This writer's share of the destination's failing gauge: 1 whatever
+    /// the number of upstreams failing.
     fn mark_failing(&mut self, failing: bool, stats: &DestinationStats) {
-        if failing == self.failing {
-            return;
-        }
-        self.failing = failing;
-        if failing {
-            stats.outage_began();
-        } else {
-            stats.outage_ended();
-        }
+        stats.publish_failing(&mut self.failing_published, failing);
     }
 
     fn recovered(&mut self, u: usize, stats: &DestinationStats) {

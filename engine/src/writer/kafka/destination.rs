@@ -91,6 +91,8 @@ pub struct KafkaDestination {
     loss: DestinationLoss,
     /// What this destination published of `in_flight_bytes` and `queue_messages`.
     gauges_published: (u64, u64),
+    /// Its share of the destination's failing gauge, as last published.
+    failing_published: u64,
     watchdog: Watchdog,
 }
 
@@ -127,6 +129,7 @@ impl KafkaDestination {
             served: Served::default(),
             gave_up: false,
             gauges_published: (0, 0),
+            failing_published: 0,
             watchdog: Watchdog::new(Duration::from_millis(cfg.delivery_stall_ms), Instant::now()),
             loss: DestinationLoss {
                 name: cfg.name.clone(),
@@ -436,9 +439,7 @@ impl KafkaDestination {
         let reason = KafkaFailure::classify(code);
         stats.delivery_failures.inc(reason.label());
         let f = self.health.failed(now, reason);
-        if f.began {
-            stats.outage_began();
-        }
+        stats.publish_failing(&mut self.failing_published, self.health.is_failing());
         if f.log {
             let kind = if reason.is_permanent() {
                 "will not heal by itself"
@@ -470,9 +471,7 @@ impl KafkaDestination {
         // librdkafka reconnects by itself: log once per outage, and once
         // when deliveries resume (recovered()).
         let f = self.health.failed(Instant::now(), reason);
-        if f.began {
-            stats.outage_began();
-        }
+        stats.publish_failing(&mut self.failing_published, self.health.is_failing());
         if f.log {
             log::error!(
                 "destination {}: kafka: {reason}: {detail}; messages wait in the producer's queue, then in the rings ({})",
@@ -483,8 +482,9 @@ impl KafkaDestination {
     }
 
     fn recovered(&mut self, stats: &DestinationStats) {
-        if let Some(o) = self.health.succeeded() {
-            stats.outage_ended();
+        let ended = self.health.succeeded();
+        stats.publish_failing(&mut self.failing_published, self.health.is_failing());
+        if let Some(o) = ended {
             log::warn!(
                 "destination {}: kafka deliveries resumed after {:.1} s and {} failures (last: {})",
                 self.name,
