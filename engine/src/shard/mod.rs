@@ -17,6 +17,7 @@
 //! `recv.rs`, `close.rs` and `counters.rs` the rest of `impl Shard`.
 
 mod accept;
+mod arm_queue;
 pub mod bufring;
 mod close;
 mod counters;
@@ -40,6 +41,7 @@ use crate::conn::{CloseReason, Conn, FdSocket, LocalClose, Outcome, RecvPlan};
 use crate::plan::Shared;
 use crate::ratelog::RateLog;
 use crate::tls::HandshakeFailure;
+use arm_queue::ArmQueue;
 use bufring::BufRing;
 use counters::Local;
 use io_state::{Deferred, IoState, RecvOp};
@@ -161,7 +163,15 @@ pub struct Shard {
     lanes: Vec<Lane>,
     /// For each source, the lane its connections feed.
     lane_of_source: Vec<usize>,
-    rearm: Vec<u32>,
+    /// Receives to arm at the end of the turn, and connections whose
+    /// multishot receive ended for lack of buffers (parked): re-armed, first
+    /// parked first and before those served since, at the end of a turn in
+    /// which the kernel has buffers again and deferred completions hold at
+    /// most half of them, or at the next 100 ms tick (a lane stuck for long
+    /// keeps its buffers), so an empty buffer ring is not re-armed into in a
+    /// loop. With several lanes, not while their own lane is full
+    /// ([`Shard::held_back`]). See [`arm_queue`].
+    arms: ArmQueue,
     cqes: Vec<(u64, i32, u32)>,
     local: Vec<Local>,
     out_scratch: Vec<u8>,
@@ -174,13 +184,6 @@ pub struct Shard {
     overflow: Vec<squeue::Entry>,
     /// The time at the start of this loop turn.
     turn_now: Instant,
-    /// Connections whose multishot receive ended for lack of buffers:
-    /// re-armed at the end of a turn in which the kernel has buffers again
-    /// and deferred completions hold at most half of them, or at the next
-    /// 100 ms tick (a lane stuck for long keeps its buffers), so an empty
-    /// buffer ring is not re-armed into in a loop. With several lanes, not
-    /// while their own lane is full ([`Shard::rearm_parked`]).
-    rearm_later: Vec<u32>,
     /// While a lane is held back, and [`CREDIT_HOLD_MS`] after: until when,
     /// and the buffers the kernel may hold meanwhile.
     credit: Option<(Instant, u16)>,
@@ -261,7 +264,7 @@ impl Shard {
             live: 0,
             lanes,
             lane_of_source,
-            rearm: Vec::new(),
+            arms: ArmQueue::default(),
             cqes: Vec::with_capacity(4096),
             local: vec![Local::default(); sources],
             out_scratch: Vec::new(),
@@ -270,7 +273,6 @@ impl Shard {
             draining_since: None,
             overflow: Vec::new(),
             turn_now: Instant::now(),
-            rearm_later: Vec::new(),
             credit: None,
             panic_after_accepts: fault_panic_after_accepts(),
             accepted_total: 0,
@@ -334,6 +336,25 @@ impl Shard {
             return;
         }
         let (op, sqe) = match e.conn.recv_plan() {
+            // While the receive credit is in force (a lane held back, the
+            // kernel allowed a few buffers), one buffer per arming: a
+            // multishot receive that keeps up with its socket would take
+            // each buffer given back as its data comes, before a starved
+            // connection is armed again at the end of the turn (see
+            // `arm_queue`). Handled as a multishot that ended after one
+            // completion.
+            RecvPlan::Multishot if self.credit.is_some() => (
+                RecvOp::Multishot,
+                opcode::Recv::new(
+                    types::Fd(e.fd),
+                    std::ptr::null_mut(),
+                    self.bufs.buf_bytes() as u32,
+                )
+                .buf_group(self.bufs.bgid)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(user_data(KIND_RECV, slot, gen)),
+            ),
             RecvPlan::Multishot => (
                 RecvOp::Multishot,
                 opcode::RecvMulti::new(types::Fd(e.fd), self.bufs.bgid)
@@ -419,15 +440,18 @@ impl Shard {
             let credit = self.recv_credit();
             self.bufs.set_limit(credit);
             self.bufs.publish();
-            // Parked connections go again once the kernel has buffers and at
-            // most half are held by deferred completions, not only when all
-            // are back: under sustained overload that might never happen.
-            if !self.rearm_later.is_empty() && self.bufs.in_kernel() > 0 && !self.buffers_scarce() {
-                self.rearm_parked();
-            }
-            for slot in std::mem::take(&mut self.rearm) {
+            // Parked connections go again (and first) once the kernel has
+            // buffers and at most half are held by deferred completions, not
+            // only when all are back: under sustained overload that might
+            // never happen.
+            let buffers = self.bufs.in_kernel() > 0 && !self.buffers_scarce();
+            let mut arms = std::mem::take(&mut self.arms);
+            let order = arms.take(buffers, |s| self.takes_buffers(s), |s| self.held_back(s));
+            self.arms = arms;
+            for &slot in &order {
                 self.arm_recv(slot);
             }
+            self.arms.recycle(order);
             for lane in &mut self.lanes {
                 lane.batcher.flush();
             }
@@ -439,7 +463,9 @@ impl Shard {
                 self.resume_accepts(now);
                 // Parked connections try again at least this often: a lane
                 // stuck for long may hold buffers that never come back.
-                self.rearm_parked();
+                let mut arms = std::mem::take(&mut self.arms);
+                arms.release_parked(|s| self.held_back(s));
+                self.arms = arms;
             }
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step(now) {
                 break;
@@ -666,25 +692,24 @@ impl Shard {
             })
     }
 
-    /// Re-arms the parked connections. With several lanes, not those that
-    /// wait for their lane (still full): re-armed, they would only take
+    /// Whether a parked `slot` stays parked: with several lanes, while it
+    /// waits for its lane (still full); re-armed, it would only take
     /// buffers the other lanes' connections need, to hold them (a stuck
-    /// lane's every 100 ms); they go once their lane has room. With one
-    /// lane all go, as the receive credit ([`bufring::Credit`]) already
-    /// bounds what the kernel may fill while the lane is held back.
-    fn rearm_parked(&mut self) {
-        if self.lanes.len() == 1 {
-            self.rearm.append(&mut self.rearm_later);
-            return;
-        }
-        let parked = std::mem::take(&mut self.rearm_later);
-        for slot in parked {
-            if self.waits_for_lane(slot) {
-                self.rearm_later.push(slot);
-            } else {
-                self.rearm.push(slot);
-            }
-        }
+    /// lane's every 100 ms); it goes once its lane has room. With one lane
+    /// all go, as the receive credit ([`bufring::Credit`]) already bounds
+    /// what the kernel may fill while the lane is held back.
+    fn held_back(&self, slot: u32) -> bool {
+        self.lanes.len() > 1 && self.waits_for_lane(slot)
+    }
+
+    /// Whether `slot`'s next receive takes provided buffers, so it waits
+    /// behind parked connections while buffers are short: a multishot
+    /// receive of a connection past its handshake.
+    fn takes_buffers(&self, slot: u32) -> bool {
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.entry.as_ref())
+            .is_some_and(|e| !e.conn.is_handshaking() && e.conn.recv_plan() == RecvPlan::Multishot)
     }
 
     /// How many receive buffers the kernel may hold ([`bufring::Credit`]):
@@ -745,7 +770,7 @@ impl Shard {
                 .entry_mut(slot, gen)
                 .is_some_and(|e| e.io.deferred_taken())
             {
-                self.rearm.push(slot);
+                self.arms.ready(slot);
             }
             // A deferred completion's connection is of this lane: its
             // frames go to this lane's batcher.

@@ -98,9 +98,9 @@ impl Shard {
         };
         if e.io.can_arm() {
             if res == -libc::ENOBUFS {
-                self.rearm_later.push(slot);
+                self.arms.park(slot);
             } else {
-                self.rearm.push(slot);
+                self.arms.ready(slot);
             }
         }
         if self.slots[slot as usize]
@@ -149,7 +149,7 @@ impl Shard {
             self.finish_close(slot);
         } else {
             // The next exact read, or the multishot once the handshake is over.
-            self.rearm.push(slot);
+            self.arms.ready(slot);
         }
     }
 
@@ -167,7 +167,7 @@ impl Shard {
         let result = e.conn.enable_ktls(&mut FdSocket(e.fd));
         self.take_conn_counters(slot, source);
         match result {
-            Ok(()) => self.rearm.push(slot),
+            Ok(()) => self.arms.ready(slot),
             Err(reason) => self.refuse(slot, reason),
         }
     }
