@@ -40,12 +40,7 @@ listen = "127.0.0.1:{stats}"
         "<13>Nov 29 18:00:01 db2 cron[77]: (root) CMD (run-parts /etc/cron.hourly)",
         "no priority at all, just text",
     ];
-    let mut s = TcpStream::connect(loopback(tcp)).expect("connect");
-    for l in lines {
-        s.write_all(l.as_bytes()).expect("write");
-        s.write_all(b"\n").expect("write");
-    }
-    drop(s);
+    send_lines(tcp, &lines);
     let out = dir.join("out.jsonl");
     let start = std::time::Instant::now();
     while count_lines(&out) < lines.len() && start.elapsed() < Duration::from_secs(10) {
@@ -151,21 +146,14 @@ listen = "127.0.0.1:{stats}"
 "#
     );
     let server = Server::start(&dir, &cfg);
-    let send = |port: u16, lines: &[&str]| {
-        let mut s = TcpStream::connect(loopback(port)).expect("connect");
-        for l in lines {
-            s.write_all(l.as_bytes()).expect("write");
-            s.write_all(b"\n").expect("write");
-        }
-    };
-    send(
+    send_lines(
         a,
         &[
             "<38>1 2026-11-30T10:00:00Z web1 sshd 1 - - login",
             "garbage a",
         ],
     );
-    send(
+    send_lines(
         b,
         &[
             "<38>1 2026-11-30T10:00:00Z web2 sshd 1 - - login",
@@ -196,6 +184,16 @@ listen = "127.0.0.1:{stats}"
     }
     assert!(server.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends `lines` on one TCP connection to `port`, each ended by a newline,
+/// and closes it.
+fn send_lines(port: u16, lines: &[&str]) {
+    let mut s = TcpStream::connect(loopback(port)).expect("connect");
+    for l in lines {
+        s.write_all(l.as_bytes()).expect("write");
+        s.write_all(b"\n").expect("write");
+    }
 }
 
 /// One parsed JSON line.

@@ -71,13 +71,17 @@ thread_local! {
 /// buffer is mapped (or replaced by a larger one) when it is shorter.
 fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
     SCRATCH.with_borrow_mut(|scratch| {
-        if scratch.as_ref().is_none_or(|m| m.len() < len) {
+        let mut buf = match scratch.take() {
+            Some(m) if m.len() >= len => m,
             // The old buffer goes first, so the two are never both mapped.
-            *scratch = None;
-            *scratch = Some(AnonMap::huge(len)?);
-        }
-        let buf = scratch.as_mut().map(|m| &mut m.bytes_mut()[..len]);
-        Ok(f(buf.unwrap_or_default()))
+            old => {
+                drop(old);
+                AnonMap::huge(len)?
+            }
+        };
+        let r = f(&mut buf.bytes_mut()[..len]);
+        *scratch = Some(buf);
+        Ok(r)
     })
 }
 

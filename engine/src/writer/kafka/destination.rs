@@ -158,8 +158,7 @@ impl KafkaDestination {
         give_up: GiveUp<'_>,
     ) -> u64 {
         if self.gave_up {
-            self.loss.not_written_messages += out.messages();
-            self.loss.not_written_bytes += out.len_bytes() as u64;
+            self.loss.not_written(out.messages(), out.len_bytes());
             return 0;
         }
         self.serve(stats);
