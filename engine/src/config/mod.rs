@@ -75,6 +75,11 @@ pub struct Config {
     /// io_uring submission queue entries per shard.
     #[serde(default = "defaults::uring_entries")]
     pub uring_entries: u32,
+    /// A shard with completions waiting waits up to this long for more
+    /// before a loop turn ([`crate::shard`]'s `turn_wait`). 0 = a turn per
+    /// completion.
+    #[serde(default = "defaults::recv_batch_wait_us")]
+    pub recv_batch_wait_us: u64,
     /// On SIGTERM, how long open connections may keep sending before they are cut.
     #[serde(default = "defaults::drain_timeout_ms")]
     pub drain_timeout_ms: u64,
@@ -488,6 +493,9 @@ mod defaults {
     pub fn uring_entries() -> u32 {
         1024
     }
+    pub fn recv_batch_wait_us() -> u64 {
+        250
+    }
     pub fn drain_timeout_ms() -> u64 {
         5_000
     }
@@ -808,6 +816,12 @@ impl Config {
             self.uring_entries as u64,
             64,
             32_768,
+        )?;
+        check_range(
+            "recv_batch_wait_us".into(),
+            self.recv_batch_wait_us,
+            0,
+            100_000,
         )?;
         check_range(
             "drain_timeout_ms".into(),

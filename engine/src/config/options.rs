@@ -17,6 +17,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("recv_buffer_bytes",        "131072",     "size of one provided receive buffer; a TLS record cut across two is copied to be put back together, so buffers well above the record size (16 KiB) copy less; the shard's buffers take recv_buffers_per_shard × this"),
     ("recv_buffers_per_shard",   "512",        "provided receive buffers per shard (power of two)"),
     ("uring_entries",            "1024",       "io_uring submission queue entries per shard"),
+    ("recv_batch_wait_us",       "250",        "a shard with receive completions waiting waits up to this long for more (64 at most) before a loop turn, so at moderate load a turn, and the batch it hands to the writer, carries many receives; a frame waits at most this long before its turn; needs Linux 6.12+ (io_uring minimum wait), else and with 0 a turn per completion"),
     ("drain_timeout_ms",         "5000",       "on SIGTERM, how long open connections may keep sending before they are closed"),
     ("log_format",               "\"text\"",   "ringest's own log lines on stderr: \"text\" (LEVEL message) or \"json\" (one object per line: time, level, message, and peer, source, destination, reason, hint when the line names them)"),
     ("source.name",              "required",   "name used in stats labels and JSON output"),
@@ -123,6 +124,7 @@ fn struct_keys() -> Vec<String> {
         recv_buffer_bytes: _,
         recv_buffers_per_shard: _,
         uring_entries: _,
+        recv_batch_wait_us: _,
         drain_timeout_ms: _,
         log_format: _,
         sources: _,
@@ -138,6 +140,7 @@ fn struct_keys() -> Vec<String> {
         "recv_buffer_bytes",
         "recv_buffers_per_shard",
         "uring_entries",
+        "recv_batch_wait_us",
         "drain_timeout_ms",
         "log_format",
     ];

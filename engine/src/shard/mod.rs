@@ -27,6 +27,7 @@ pub mod listener;
 pub mod per_ip;
 mod recv;
 pub mod send_queue;
+mod turn_wait;
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -187,6 +188,8 @@ pub struct Shard {
     /// While a lane is held back, and [`CREDIT_HOLD_MS`] after: until when,
     /// and the buffers the kernel may hold meanwhile.
     credit: Option<(Instant, u16)>,
+    /// How long to wait for more completions before a turn ([`turn_wait`]).
+    turn_wait: turn_wait::TurnWait,
     /// Test-only fault injection (debug builds): panic in the shard loop,
     /// outside any connection's guard, once this many connections were accepted.
     panic_after_accepts: Option<usize>,
@@ -212,6 +215,16 @@ impl Shard {
             .setup_coop_taskrun()
             .setup_cqsize(cfg.uring_entries * 8)
             .build(cfg.uring_entries)?;
+        let turn_wait = turn_wait::TurnWait::new(
+            cfg.recv_batch_wait_us,
+            ring.params().is_feature_min_timeout(),
+        );
+        if id == 0 && cfg.recv_batch_wait_us > 0 && !turn_wait.is_batching() {
+            log::info!(
+                "recv_batch_wait_us {}: this kernel has no io_uring minimum wait (Linux 6.12+), so shards turn on every completion",
+                cfg.recv_batch_wait_us
+            );
+        }
         let bufs = BufRing::new(
             &ring,
             cfg.recv_buffers_per_shard as u16,
@@ -274,6 +287,7 @@ impl Shard {
             overflow: Vec::new(),
             turn_now: Instant::now(),
             credit: None,
+            turn_wait,
             panic_after_accepts: fault_panic_after_accepts(),
             accepted_total: 0,
         };
@@ -391,9 +405,13 @@ impl Shard {
                 lane.note_pause(self.turn_now);
             }
             let paused_for = lane::shortest_pause(&self.lanes, self.turn_now);
-            let ts = types::Timespec::from(wait_for(paused_for));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
+            let timeout = wait_for(paused_for);
+            let plan = self.turn_wait.plan(timeout);
+            let ts = types::Timespec::from(timeout);
+            let args = types::SubmitArgs::new()
+                .timespec(&ts)
+                .min_wait_usec(plan.min_wait_us);
+            match self.ring.submitter().submit_with_args(plan.want, &args) {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
