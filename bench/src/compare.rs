@@ -3,7 +3,10 @@
 //! One run, in order (each step bounded in time):
 //! 0. bring the memory to the run's state: steady, top the page cache up to
 //!    the target (steady.rs); fresh, wait so freed memory sits free. Then
-//!    measure the page-cache write cost (a fixed 256 KiB-write probe);
+//!    measure the page-cache write cost (a fixed 256 KiB-write probe). Then
+//!    make room on the disk for the run's estimated output (disk_budget.rs):
+//!    trim the pool's oldest files if they make the disk short, or refuse
+//!    the run (failed, with the figures) if even that is not enough;
 //! 1. generate the engine's config into its own run folder;
 //! 2. start the engine in the foreground, bound to loopback; wait until its
 //!    port listens (ringest: also its "ringest: ready" line);
@@ -32,12 +35,15 @@ use crate::kafka::{self, broker::Broker, client, delivery};
 use crate::pki::{self, Pki, ServerKey};
 use crate::record::{MemState, Quantiles, Run, Status};
 use crate::scenario::{Engine, Scenario, Work};
+use crate::disk_budget::{self, Room};
 use crate::steady;
 use crate::sys::{self, Proc};
 use crate::{metrics, pin};
 
 pub struct Settings {
     pub duration_s: u32,
+    /// The option that set `duration_s`, for the disk refusal's hint.
+    pub duration_flag: &'static str,
     pub keep: bool,
     /// At most this busy fraction (0..1) of all CPUs counts as quiet.
     pub quiet_busy: f64,
@@ -430,6 +436,65 @@ fn prepare_memory(ctx: &Ctx, mem: &mut Memory, run: &mut Run) -> Result<()> {
     Ok(())
 }
 
+/// Makes room on the output's file system for the run's estimated output
+/// (disk_budget.rs): the steady pool's oldest files go if they make the
+/// disk short. Returns false, with the run failed and `disk_refused`, when
+/// even the whole pool would not make room; the pool is then left as it was.
+fn make_disk_room(ctx: &Ctx, sc: &Scenario, mem: &mut Memory, run: &mut Run) -> Result<bool> {
+    let output = disk_budget::output_bytes(sc, sc.rate_msg_per_s, ctx.settings.duration_s);
+    let need = disk_budget::need_bytes(output);
+    run.disk_need_bytes = Some(need);
+    let free_now = || {
+        steady::disk_available_bytes(&ctx.work_dir)
+            .with_context(|| format!("free disk of {}", ctx.work_dir.display()))
+    };
+    let free = free_now()?;
+    let mut pool = match mem {
+        Memory::Steady(p) => Some(p),
+        Memory::Fresh => None,
+    };
+    let pooled = pool.as_ref().map_or(0, |p| p.bytes());
+    let short = match disk_budget::room(need, free, pooled) {
+        Room::Fits => None,
+        Room::Short {
+            free_after_trim_bytes,
+        } => Some(free_after_trim_bytes),
+        Room::Trim(bytes) => {
+            if let Some(p) = pool.as_mut() {
+                let freed = p.trim_oldest(bytes).context("trim the page-cache pool")?;
+                run.pool_trimmed_bytes = Some(freed);
+                let mem_free = match steady::meminfo() {
+                    Ok(m) => format!("{} MiB", m.free >> 20),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                run.notes.push(format!(
+                    "page-cache pool trimmed by {} (its oldest files, {} left) to make room for this run's output                      (estimated need {}, {} was free); MemFree after the trim {mem_free}",
+                    disk_budget::gb(freed),
+                    disk_budget::gb(p.bytes()),
+                    disk_budget::gb(need),
+                    disk_budget::gb(free)
+                ));
+            }
+            // Read again: what the file system says decides, not the pool's count.
+            let after = free_now()?;
+            (after < need).then_some(after)
+        }
+    };
+    match short {
+        None => Ok(true),
+        Some(free) => {
+            run.disk_refused = true;
+            run.fail(disk_budget::refusal(
+                need,
+                free,
+                pooled > 0,
+                ctx.settings.duration_flag,
+            ));
+            Ok(false)
+        }
+    }
+}
+
 /// One scenario × engine × repeat in the memory state `mem`. Never returns
 /// Err except on Ctrl-C: a run that goes wrong is a failed run, with the
 /// reason.
@@ -461,7 +526,14 @@ pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, slot: Slot, mem: &mut Memory
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir)?;
     let res = prepare_memory(ctx, mem, &mut run)
-        .and_then(|()| measure(ctx, sc, e, &run_dir, &data_dir, &mut run));
+        .and_then(|()| make_disk_room(ctx, sc, mem, &mut run))
+        .and_then(|room| {
+            if room {
+                measure(ctx, sc, e, &run_dir, &data_dir, &mut run)
+            } else {
+                Ok(())
+            }
+        });
     if !ctx.settings.keep {
         if let Memory::Steady(pool) = mem {
             // The engine's output, or the relay's final receiver's.

@@ -1,0 +1,228 @@
+//! The disk a run's output will take, checked before the run (issue 12).
+//! Pure: compare::run_one reads the free disk and the pool's size, and
+//! acts on what [`room`] says.
+//!
+//! Why: in session 8, `bench latency --duration 30` at 60% of ~5.5M msg/s
+//! of 301 B wrote ~30 GB of engine output beside ~19 GB of steady-state
+//! pool (steady.rs) and ran the disk full; ringest then paused its writes
+//! on ENOSPC, as it should, and the run was lost after minutes of load.
+//! Refusing such a run up front, with the figures, costs nothing.
+//!
+//! The estimate, per run:
+//! - paced (loadgen `--rate R`): R × duration × the scenario's bytes per
+//!   message on disk ([`bytes_per_msg_max`]);
+//! - unpaced: [`UNPACED_OUTPUT_BYTES_PER_S_MAX`] × duration, a stated upper
+//!   bound on what an engine writes per second here (× 2 for kafka, whose
+//!   topic is read back into a file for verify);
+//! - need = estimate + [`MARGIN_PCT`]% + [`MARGIN_BYTES`] (file-system
+//!   blocks, the engine's logs, the write probe, run files).
+//!
+//! Then, against the free disk of the output's file system ([`room`]): it
+//! fits; or the steady-state pool's oldest files are deleted until it fits
+//! (they are the page cache's least recently used pages, so this frees
+//! disk rather than memory); or, if even the whole pool would not make it
+//! fit, the run is refused and the pool is left as it was (it still serves
+//! the runs that do fit).
+
+use crate::scenario::{Scenario, Work};
+
+/// An unpaced run's output rate, assumed: above the fastest seen on this
+/// project's VMs (ringest, mtls-large-8: 6.94M msg/s × 301 B = 2.09 GB/s,
+/// session 8's direct-buffer runs). On a faster machine, pace the run or
+/// shorten it.
+pub const UNPACED_OUTPUT_BYTES_PER_S_MAX: u64 = 2_500_000_000;
+/// The margin on an estimate: this percentage of it...
+pub const MARGIN_PCT: u64 = 10;
+/// ...plus this many bytes.
+pub const MARGIN_BYTES: u64 = 1 << 30;
+/// Parsed to JSON: at most this many bytes per byte of message, plus
+/// [`PARSED_FIXED_BYTES`]. ringest writes 746 B for a 300 B message (its
+/// object carries the peer, the client identity and structured data), the
+/// peers about 410 (README, "Parsed to JSON").
+pub const PARSED_BYTES_PER_MESSAGE_BYTE: u64 = 3;
+pub const PARSED_FIXED_BYTES: u64 = 256;
+/// Kafka: the broker's log keeps each value with at most this much record
+/// and batch overhead.
+pub const KAFKA_RECORD_OVERHEAD_BYTES: u64 = 64;
+
+/// Bytes one message takes on the output's file system, at most.
+pub fn bytes_per_msg_max(sc: &Scenario) -> u64 {
+    let size = u64::from(sc.size);
+    // Every engine writes the raw message and LF (scenario::Work::Raw).
+    let line = size + 1;
+    let out = match sc.work {
+        Work::Raw => line,
+        Work::Parsed => PARSED_BYTES_PER_MESSAGE_BYTE * size + PARSED_FIXED_BYTES,
+    };
+    if sc.kafka {
+        // The broker's log, then the topic read back into a file for verify.
+        size + KAFKA_RECORD_OVERHEAD_BYTES + out
+    } else {
+        out
+    }
+}
+
+/// The bytes a run of `duration_s` writes at `rate_msg_per_s` (None:
+/// unpaced, at most [`UNPACED_OUTPUT_BYTES_PER_S_MAX`]).
+pub fn output_bytes(sc: &Scenario, rate_msg_per_s: Option<f64>, duration_s: u32) -> u64 {
+    let secs = f64::from(duration_s);
+    let bytes = match rate_msg_per_s {
+        Some(r) => r.max(0.0) * secs * bytes_per_msg_max(sc) as f64,
+        None => {
+            let copies = if sc.kafka { 2.0 } else { 1.0 };
+            UNPACED_OUTPUT_BYTES_PER_S_MAX as f64 * secs * copies
+        }
+    };
+    // `as` saturates: an absurd rate reads as "more than any disk".
+    bytes.ceil() as u64
+}
+
+/// The free disk a run of `output` bytes needs before it starts.
+pub fn need_bytes(output: u64) -> u64 {
+    output
+        .saturating_add(output / 100 * MARGIN_PCT)
+        .saturating_add(MARGIN_BYTES)
+}
+
+/// What to do before a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// The free disk is enough.
+    Fits,
+    /// Delete at least this many bytes of the pool's oldest files first.
+    Trim(u64),
+    /// Even the whole pool would not make room: refuse the run. The free
+    /// disk there would be with the pool gone.
+    Short { free_after_trim_bytes: u64 },
+}
+
+/// `need` bytes against `free` on the disk and `pool` bytes the pool
+/// could give back.
+pub fn room(need: u64, free: u64, pool: u64) -> Room {
+    if need <= free {
+        return Room::Fits;
+    }
+    let with_pool = free.saturating_add(pool);
+    if need <= with_pool {
+        Room::Trim(need - free)
+    } else {
+        Room::Short {
+            free_after_trim_bytes: with_pool,
+        }
+    }
+}
+
+/// Bytes as decimal GB with one decimal, as `df -H` shows them.
+pub fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+/// The reason a run is refused: what it needs, what there is, and what to
+/// change (`duration_flag`: the option that set this run's duration).
+pub fn refusal(need: u64, free: u64, pooled: bool, duration_flag: &str) -> String {
+    let pool = if pooled {
+        " even after trimming the pool"
+    } else {
+        ""
+    };
+    format!(
+        "needs {} of disk for its output, {} free{pool}; use {duration_flag} N or free disk",
+        gb(need),
+        gb(free)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GB: u64 = 1_000_000_000;
+
+    fn scenario(extra: &str) -> Scenario {
+        let text = format!(
+            "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\n{extra}"
+        );
+        crate::scenario::parse(&text, "test").unwrap().remove(0)
+    }
+
+    #[test]
+    fn raw_messages_take_their_size_and_a_newline() {
+        assert_eq!(bytes_per_msg_max(&scenario("")), 301);
+        assert_eq!(bytes_per_msg_max(&scenario("size=1000")), 1001);
+    }
+
+    #[test]
+    fn parsed_and_kafka_take_more_than_raw() {
+        let parsed = bytes_per_msg_max(&scenario("work='parsed'"));
+        // ringest's JSON for a 300 B message is 746 B: the bound is above it.
+        assert_eq!(parsed, 3 * 300 + 256);
+        assert!(parsed > 746);
+        // The broker's log and the file read back from it.
+        assert_eq!(bytes_per_msg_max(&scenario("kafka=true")), 300 + 64 + 301);
+    }
+
+    #[test]
+    fn session_8s_sixty_percent_point_is_over_thirty_gb() {
+        // 60% of 5.5M msg/s for 30 s, 301 B each: the run that filled the disk.
+        let sc = scenario("");
+        let out = output_bytes(&sc, Some(3_300_000.0), 30);
+        assert_eq!(out, 3_300_000 * 30 * 301);
+        assert!(out > 29 * GB && out < 30 * GB, "{out}");
+        // + 10% + 1 GiB.
+        assert_eq!(need_bytes(out), out + out / 10 + (1 << 30));
+    }
+
+    #[test]
+    fn unpaced_runs_use_the_stated_upper_rate() {
+        let sc = scenario("");
+        assert_eq!(output_bytes(&sc, None, 10), 25 * GB);
+        assert_eq!(output_bytes(&scenario("kafka=true"), None, 10), 50 * GB);
+        // Independent of the message size: the bound is on bytes per second.
+        assert_eq!(output_bytes(&scenario("size=10000"), None, 10), 25 * GB);
+    }
+
+    #[test]
+    fn an_absurd_rate_saturates_instead_of_wrapping() {
+        let sc = scenario("size=60000");
+        let out = output_bytes(&sc, Some(1e30), 300);
+        assert_eq!(out, u64::MAX);
+        assert_eq!(need_bytes(out), u64::MAX);
+        assert!(matches!(room(need_bytes(out), 40 * GB, 20 * GB), Room::Short { .. }));
+    }
+
+    #[test]
+    fn room_fits_then_trims_the_pool_then_refuses() {
+        assert_eq!(room(10 * GB, 10 * GB, 0), Room::Fits);
+        assert_eq!(room(10 * GB, 30 * GB, 19 * GB), Room::Fits);
+        // Short by 5 GB, and the pool holds 19: trim 5.
+        assert_eq!(room(35 * GB, 30 * GB, 19 * GB), Room::Trim(5 * GB));
+        // Exactly the whole pool.
+        assert_eq!(room(49 * GB, 30 * GB, 19 * GB), Room::Trim(19 * GB));
+        assert_eq!(
+            room(50 * GB, 30 * GB, 19 * GB),
+            Room::Short {
+                free_after_trim_bytes: 49 * GB
+            }
+        );
+        // No pool (fresh state): fits or refused, never trimmed.
+        assert_eq!(
+            room(11 * GB, 10 * GB, 0),
+            Room::Short {
+                free_after_trim_bytes: 10 * GB
+            }
+        );
+    }
+
+    #[test]
+    fn the_refusal_says_what_is_needed_what_is_free_and_what_to_do() {
+        assert_eq!(
+            refusal(47_100_000_000, 31_049_000_000, true, "--duration"),
+            "needs 47.1 GB of disk for its output, 31.0 GB free even after trimming the pool; \
+             use --duration N or free disk"
+        );
+        assert_eq!(
+            refusal(12 * GB, 3 * GB, false, "--search-duration"),
+            "needs 12.0 GB of disk for its output, 3.0 GB free; use --search-duration N or free disk"
+        );
+    }
+}
