@@ -468,7 +468,8 @@ fn make_disk_room(ctx: &Ctx, sc: &Scenario, mem: &mut Memory, run: &mut Run) -> 
                     Err(e) => format!("unknown ({e})"),
                 };
                 run.notes.push(format!(
-                    "page-cache pool trimmed by {} (its oldest files, {} left) to make room for this run's output                      (estimated need {}, {} was free); MemFree after the trim {mem_free}",
+                    "page-cache pool trimmed by {} (its oldest files, {} left) to make room for this run's output \
+                     (estimated need {}, {} was free); MemFree after the trim {mem_free}",
                     disk_budget::gb(freed),
                     disk_budget::gb(p.bytes()),
                     disk_budget::gb(need),
