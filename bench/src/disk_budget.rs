@@ -143,10 +143,7 @@ mod tests {
     const GB: u64 = 1_000_000_000;
 
     fn scenario(extra: &str) -> Scenario {
-        let text = format!(
-            "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\n{extra}"
-        );
-        crate::scenario::parse(&text, "test").unwrap().remove(0)
+        crate::scenario::for_test(extra)
     }
 
     #[test]

@@ -671,12 +671,7 @@ mod tests {
 
     #[test]
     fn curve_disk_sums_every_run_and_names_the_largest() {
-        let sc = crate::scenario::parse(
-            "[[scenario]]\nname='a'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\n",
-            "t",
-        )
-        .unwrap()
-        .remove(0);
+        let sc = crate::scenario::for_test("");
         let maxima = [(Engine::Ringest, 5_500_000.0), (Engine::SyslogNg, 1_000_000.0)];
         let d = curve_disk(&sc, 30, &maxima, &[20, 60, 95]);
         assert_eq!(d.runs, 6);
