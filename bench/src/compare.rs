@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::disk_budget;
 use crate::engines::{self, KafkaTarget, Tools, Wiring};
 use crate::kafka::{self, broker::Broker, client, delivery};
 use crate::pki::{self, Pki, ServerKey};
 use crate::record::{MemState, Quantiles, Run, Status};
 use crate::scenario::{Engine, Scenario, Work};
-use crate::disk_budget::{self, Room};
 use crate::steady;
 use crate::sys::{self, Proc};
 use crate::{metrics, pin};
@@ -437,63 +437,21 @@ fn prepare_memory(ctx: &Ctx, mem: &mut Memory, run: &mut Run) -> Result<()> {
 }
 
 /// Makes room on the output's file system for the run's estimated output
-/// (disk_budget.rs): the steady pool's oldest files go if they make the
-/// disk short. Returns false, with the run failed and `disk_refused`, when
-/// even the whole pool would not make room; the pool is then left as it was.
+/// (disk_budget.rs); false when the run is refused (failed, with the figures).
 fn make_disk_room(ctx: &Ctx, sc: &Scenario, mem: &mut Memory, run: &mut Run) -> Result<bool> {
     let output = disk_budget::output_bytes(sc, sc.rate_msg_per_s, ctx.settings.duration_s);
-    let need = disk_budget::need_bytes(output);
-    run.disk_need_bytes = Some(need);
-    let free_now = || {
-        steady::disk_available_bytes(&ctx.work_dir)
-            .with_context(|| format!("free disk of {}", ctx.work_dir.display()))
-    };
-    let free = free_now()?;
-    let mut pool = match mem {
+    let pool = match mem {
         Memory::Steady(p) => Some(p),
         Memory::Fresh => None,
     };
-    let pooled = pool.as_ref().map_or(0, |p| p.bytes());
-    let short = match disk_budget::room(need, free, pooled) {
-        Room::Fits => None,
-        Room::Short {
-            free_after_trim_bytes,
-        } => Some(free_after_trim_bytes),
-        Room::Trim(bytes) => {
-            if let Some(p) = pool.as_mut() {
-                let freed = p.trim_oldest(bytes).context("trim the page-cache pool")?;
-                run.pool_trimmed_bytes = Some(freed);
-                let mem_free = match steady::meminfo() {
-                    Ok(m) => format!("{} MiB", m.free >> 20),
-                    Err(e) => format!("unknown ({e})"),
-                };
-                run.notes.push(format!(
-                    "page-cache pool trimmed by {} (its oldest files, {} left) to make room for this run's output \
-                     (estimated need {}, {} was free); MemFree after the trim {mem_free}",
-                    disk_budget::gb(freed),
-                    disk_budget::gb(p.bytes()),
-                    disk_budget::gb(need),
-                    disk_budget::gb(free)
-                ));
-            }
-            // Read again: what the file system says decides, not the pool's count.
-            let after = free_now()?;
-            (after < need).then_some(after)
-        }
-    };
-    match short {
-        None => Ok(true),
-        Some(free) => {
-            run.disk_refused = true;
-            run.fail(disk_budget::refusal(
-                need,
-                free,
-                pooled > 0,
-                ctx.settings.duration_flag,
-            ));
-            Ok(false)
-        }
-    }
+    disk_budget::make_room(
+        disk_budget::need_bytes(output),
+        &|| steady::disk_available_bytes(&ctx.work_dir),
+        pool,
+        ctx.settings.duration_flag,
+        run,
+    )
+    .with_context(|| format!("make room on the disk of {}", ctx.work_dir.display()))
 }
 
 /// One scenario × engine × repeat in the memory state `mem`. Never returns

@@ -1,6 +1,6 @@
 //! The disk a run's output will take, checked before the run (issue 12).
-//! Pure: compare::run_one reads the free disk and the pool's size, and
-//! acts on what [`room`] says.
+//! Pure but for [`make_room`], which deletes pool files; it takes the free
+//! disk as a function, so tests drive it with figures of their own.
 //!
 //! Why: in session 8, `bench latency --duration 30` at 60% of ~5.5M msg/s
 //! of 301 B wrote ~30 GB of engine output beside ~19 GB of steady-state
@@ -25,7 +25,11 @@
 //! fit, the run is refused and the pool is left as it was (it still serves
 //! the runs that do fit).
 
+use std::io;
+
+use crate::record::Run;
 use crate::scenario::{Scenario, Work};
+use crate::steady::{self, Pool};
 
 /// An unpaced run's output rate, assumed: above the fastest seen on this
 /// project's VMs (ringest, mtls-large-8: 6.94M msg/s × 301 B = 2.09 GB/s,
@@ -136,9 +140,67 @@ pub fn refusal(need: u64, free: u64, pooled: bool, duration_flag: &str) -> Strin
     )
 }
 
+/// Before a run that needs `need` bytes (compare::run_one): trims the
+/// steady `pool`'s oldest files if they make the disk short (the run's
+/// notes say by how much, with MemFree after the trim), and refuses the run
+/// (false; failed, `disk_refused`, the figures as the reason) if even the
+/// whole pool would not make room, leaving the pool as it was.
+/// `free_disk` reads the output file system's free bytes; it is read again
+/// after a trim, since the file system decides, not the pool's count.
+pub fn make_room(
+    need: u64,
+    free_disk: &dyn Fn() -> io::Result<u64>,
+    mut pool: Option<&mut Pool>,
+    duration_flag: &str,
+    run: &mut Run,
+) -> io::Result<bool> {
+    run.disk_need_bytes = Some(need);
+    let free = free_disk()?;
+    let pooled = pool.as_ref().map_or(0, |p| p.bytes());
+    let short = match room(need, free, pooled) {
+        Room::Fits => None,
+        Room::Short {
+            free_after_trim_bytes,
+        } => Some(free_after_trim_bytes),
+        Room::Trim(bytes) => {
+            if let Some(p) = pool.as_mut() {
+                let freed = p.trim_oldest(bytes)?;
+                run.pool_trimmed_bytes = Some(freed);
+                let mem_free = match steady::meminfo() {
+                    Ok(m) => format!("{} MiB", m.free >> 20),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                run.notes.push(format!(
+                    "page-cache pool trimmed by {} (its oldest files, {} left) to make room for this run's output \
+                     (estimated need {}, {} was free); MemFree after the trim {mem_free}",
+                    gb(freed),
+                    gb(p.bytes()),
+                    gb(need),
+                    gb(free)
+                ));
+            }
+            let after = free_disk()?;
+            (after < need).then_some(after)
+        }
+    };
+    match short {
+        None => Ok(true),
+        Some(free) => {
+            run.disk_refused = true;
+            run.fail(refusal(need, free, pooled > 0, duration_flag));
+            Ok(false)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{MemState, Status};
+    use crate::scenario::Engine;
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     const GB: u64 = 1_000_000_000;
 
@@ -189,7 +251,10 @@ mod tests {
         let out = output_bytes(&sc, Some(1e30), 300);
         assert_eq!(out, u64::MAX);
         assert_eq!(need_bytes(out), u64::MAX);
-        assert!(matches!(room(need_bytes(out), 40 * GB, 20 * GB), Room::Short { .. }));
+        assert!(matches!(
+            room(need_bytes(out), 40 * GB, 20 * GB),
+            Room::Short { .. }
+        ));
     }
 
     #[test]
@@ -225,6 +290,133 @@ mod tests {
         assert_eq!(
             refusal(12 * GB, 3 * GB, false, "--search-duration"),
             "needs 12.0 GB of disk for its output, 3.0 GB free; use --search-duration N or free disk"
+        );
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn run() -> Run {
+        Run::new("t", Engine::Ringest, 1, MemState::Steady, String::new())
+    }
+
+    /// A pool in a fresh temporary folder holding `files` files of 1 MiB,
+    /// oldest first; and their paths.
+    fn pool(name: &str, files: usize) -> (Pool, Vec<PathBuf>) {
+        let d = std::env::temp_dir().join(format!("bench-disk-{name}-{}", std::process::id()));
+        let mut p = Pool::create(
+            &d,
+            steady::Target {
+                mem_free_bytes: 0,
+                pool_bytes_max: 64 * MIB,
+                time_max: Duration::from_secs(10),
+            },
+        )
+        .unwrap();
+        let mut paths = Vec::new();
+        for i in 0..files {
+            let f = d.with_extension(format!("f{i}"));
+            std::fs::write(&f, vec![0u8; MIB as usize]).unwrap();
+            p.adopt(&f, "out").unwrap();
+            paths.push(
+                std::fs::read_dir(&d)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .max()
+                    .unwrap(),
+            );
+        }
+        (p, paths)
+    }
+
+    /// Free-disk readings in turn, as the file system would give them.
+    fn readings(v: &[u64]) -> impl Fn() -> io::Result<u64> {
+        let left = RefCell::new(v.to_vec());
+        move || {
+            let mut l = left.borrow_mut();
+            assert!(!l.is_empty(), "read the free disk more often than expected");
+            Ok(l.remove(0))
+        }
+    }
+
+    #[test]
+    fn make_room_trims_only_what_the_run_is_short_of() {
+        let (mut p, files) = pool("trim", 4);
+        let mut r = run();
+        let need = 10 * GB;
+        // 1.5 MiB short: two whole files go, the file system then has room.
+        let free = readings(&[need - MIB - MIB / 2, need + MIB / 2]);
+        assert!(make_room(need, &free, Some(&mut p), "--duration", &mut r).unwrap());
+        assert_eq!(r.pool_trimmed_bytes, Some(2 * MIB));
+        assert!(!files[0].exists() && !files[1].exists() && files[2].exists());
+        assert_eq!(p.bytes(), 2 * MIB);
+        assert_eq!(r.status, Status::Ok);
+        assert!(!r.disk_refused);
+        assert_eq!(r.disk_need_bytes, Some(need));
+        assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+        assert!(
+            r.notes[0]
+                .starts_with("page-cache pool trimmed by 0.0 GB (its oldest files, 0.0 GB left)")
+                && r.notes[0].contains("MemFree after the trim "),
+            "{:?}",
+            r.notes
+        );
+        // Room enough: nothing trimmed, no note.
+        let mut r = run();
+        assert!(make_room(need, &readings(&[need]), Some(&mut p), "--duration", &mut r).unwrap());
+        assert_eq!((r.pool_trimmed_bytes, r.notes.len()), (None, 0));
+        assert_eq!(p.bytes(), 2 * MIB);
+    }
+
+    #[test]
+    fn make_room_refuses_and_leaves_the_pool_when_even_all_of_it_is_not_enough() {
+        let (mut p, files) = pool("short", 3);
+        let mut r = run();
+        let need = 10 * GB;
+        let free = readings(&[need - 4 * MIB]);
+        assert!(!make_room(need, &free, Some(&mut p), "--search-duration", &mut r).unwrap());
+        assert!(r.disk_refused);
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some(
+                "needs 10.0 GB of disk for its output, 10.0 GB free even after trimming the pool; \
+                 use --search-duration N or free disk"
+            )
+        );
+        assert_eq!(r.pool_trimmed_bytes, None);
+        assert!(
+            files.iter().all(|f| f.exists()),
+            "the pool is left as it was"
+        );
+        assert_eq!(p.bytes(), 3 * MIB);
+    }
+
+    #[test]
+    fn make_room_refuses_when_the_trim_did_not_free_what_the_pool_counted() {
+        // Someone else took the disk meanwhile: the second reading decides.
+        let (mut p, _) = pool("raced", 2);
+        let mut r = run();
+        let need = 10 * GB;
+        let free = readings(&[need - MIB, need - 1]);
+        assert!(!make_room(need, &free, Some(&mut p), "--duration", &mut r).unwrap());
+        assert!(r.disk_refused);
+        assert_eq!(r.pool_trimmed_bytes, Some(MIB));
+        assert!(r
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("even after trimming the pool"));
+    }
+
+    #[test]
+    fn make_room_without_a_pool_fits_or_refuses() {
+        let mut r = run();
+        assert!(make_room(GB, &readings(&[GB]), None, "--duration", &mut r).unwrap());
+        assert!(!make_room(GB, &readings(&[GB - 1]), None, "--duration", &mut r).unwrap());
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("needs 1.0 GB of disk for its output, 1.0 GB free; use --duration N or free disk")
         );
     }
 }

@@ -210,8 +210,7 @@ pub fn curve_disk(
     };
     for &pct in points {
         for &(e, max) in maxima {
-            let out =
-                crate::disk_budget::output_bytes(sc, Some(point_rate(max, pct)), duration_s);
+            let out = crate::disk_budget::output_bytes(sc, Some(point_rate(max, pct)), duration_s);
             let need = crate::disk_budget::need_bytes(out);
             d.runs += 1;
             d.output_bytes = d.output_bytes.saturating_add(out);
@@ -229,8 +228,9 @@ impl CurveDisk {
         let gb = crate::disk_budget::gb;
         match self.largest {
             Some((pct, e, need)) => format!(
-                "the curve's {} runs of {duration_s} s write about {} in all; the largest ({e} at {pct}%) needs {} free when it starts",
+                "the curve's {} run{} of {duration_s} s write about {} in all; the largest ({e} at {pct}%) needs {} free when it starts",
                 self.runs,
+                if self.runs == 1 { "" } else { "s" },
                 gb(self.output_bytes),
                 gb(need)
             ),
@@ -672,7 +672,10 @@ mod tests {
     #[test]
     fn curve_disk_sums_every_run_and_names_the_largest() {
         let sc = crate::scenario::for_test("");
-        let maxima = [(Engine::Ringest, 5_500_000.0), (Engine::SyslogNg, 1_000_000.0)];
+        let maxima = [
+            (Engine::Ringest, 5_500_000.0),
+            (Engine::SyslogNg, 1_000_000.0),
+        ];
         let d = curve_disk(&sc, 30, &maxima, &[20, 60, 95]);
         assert_eq!(d.runs, 6);
         // (20 + 60 + 95)% of 6.5M msg/s for 30 s, 301 B each.
@@ -680,7 +683,10 @@ mod tests {
         let need_95 = crate::disk_budget::need_bytes(5_225_000 * 30 * 301);
         assert_eq!(d.largest, Some((95, Engine::Ringest, need_95)));
         let line = d.describe(30);
-        assert!(line.contains("6 runs of 30 s write about 102.7 GB in all"), "{line}");
+        assert!(
+            line.contains("6 runs of 30 s write about 102.7 GB in all"),
+            "{line}"
+        );
         assert!(line.contains("ringest at 95%"), "{line}");
         let none = curve_disk(&sc, 30, &[], &[20]);
         assert_eq!((none.runs, none.output_bytes, none.largest), (0, 0, None));

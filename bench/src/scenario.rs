@@ -496,7 +496,9 @@ pub fn for_test(extra: &str) -> Scenario {
     let text = format!(
         "[[scenario]]\nname='t'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\n{extra}"
     );
-    parse(&text, "test").expect("a valid test scenario").remove(0)
+    parse(&text, "test")
+        .expect("a valid test scenario")
+        .remove(0)
 }
 
 pub fn load(path: Option<&Path>) -> Result<(Vec<Scenario>, String)> {

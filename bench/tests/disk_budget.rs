@@ -74,7 +74,9 @@ fn check_refused(out: &Path, state: &str, text: &str, pool_words: &str) {
             .unwrap_or_else(|| panic!("no refusal line for {pct}%:\n{text}"));
         assert!(
             line.contains(" GB of disk for its output, ")
-                && line.contains(&format!(" GB free{pool_words}; use --duration N or free disk")),
+                && line.contains(&format!(
+                    " GB free{pool_words}; use --duration N or free disk"
+                )),
             "{line}"
         );
         let run = out
