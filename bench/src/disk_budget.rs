@@ -312,20 +312,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut paths = Vec::new();
-        for i in 0..files {
-            let f = d.with_extension(format!("f{i}"));
-            std::fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-            p.adopt(&f, "out").unwrap();
-            paths.push(
-                std::fs::read_dir(&d)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .max()
-                    .unwrap(),
-            );
-        }
+        let paths = p.adopt_mib_files(files);
         (p, paths)
     }
 

@@ -302,6 +302,22 @@ impl Pool {
     }
 }
 
+#[cfg(test)]
+impl Pool {
+    /// Tests: adopts `n` new files of 1 MiB; their paths in the pool.
+    pub fn adopt_mib_files(&mut self, n: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|_| {
+                let f = self.dir.with_extension(format!("adopt{}", self.next_id));
+                fs::write(&f, vec![0u8; MIB as usize]).unwrap();
+                self.adopt(&f, "out").unwrap();
+                assert!(!f.exists(), "moved, not copied");
+                self.files.back().unwrap().0.clone()
+            })
+            .collect()
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         if !self.removed {
@@ -458,19 +474,10 @@ mod tests {
     fn adopted_files_count_and_the_oldest_go_first() {
         let d = dir("adopt");
         let mut p = Pool::create(&d, small(3)).unwrap();
-        let mut names = Vec::new();
-        for i in 0..3 {
-            let f = d.with_extension(format!("out{i}"));
-            fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-            p.adopt(&f, "out").unwrap();
-            assert!(!f.exists(), "moved, not copied");
-            names.push(p.files.back().unwrap().0.clone());
-        }
+        let names = p.adopt_mib_files(3);
         assert_eq!(p.bytes(), 3 * MIB);
         // A fourth pushes the first out.
-        let f = d.with_extension("out3");
-        fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-        p.adopt(&f, "out").unwrap();
+        p.adopt_mib_files(1);
         assert_eq!(p.bytes(), 3 * MIB);
         assert!(!names[0].exists() && names[1].exists());
         drop(p);
@@ -481,13 +488,7 @@ mod tests {
     fn trim_deletes_the_oldest_files_until_enough_is_freed() {
         let d = dir("trim");
         let mut p = Pool::create(&d, small(8)).unwrap();
-        let mut names = Vec::new();
-        for i in 0..4 {
-            let f = d.with_extension(format!("trim{i}"));
-            fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-            p.adopt(&f, "out").unwrap();
-            names.push(p.files.back().unwrap().0.clone());
-        }
+        let names = p.adopt_mib_files(4);
         // 1.5 MiB asked: whole files go, so two of them.
         assert_eq!(p.trim_oldest(MIB + MIB / 2).unwrap(), 2 * MIB);
         assert!(!names[0].exists() && !names[1].exists());
