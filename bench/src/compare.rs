@@ -437,21 +437,35 @@ fn prepare_memory(ctx: &Ctx, mem: &mut Memory, run: &mut Run) -> Result<()> {
 }
 
 /// Makes room on the output's file system for the run's estimated output
-/// (disk_budget.rs); false when the run is refused (failed, with the figures).
+/// (disk_budget.rs); false when the run is refused (failed, with the
+/// figures). An unpaced run is never refused on its upper bound.
 fn make_disk_room(ctx: &Ctx, sc: &Scenario, mem: &mut Memory, run: &mut Run) -> Result<bool> {
     let output = disk_budget::output_bytes(sc, sc.rate_msg_per_s, ctx.settings.duration_s);
     let pool = match mem {
         Memory::Steady(p) => Some(p),
         Memory::Fresh => None,
     };
-    disk_budget::make_room(
+    let estimate = match sc.rate_msg_per_s {
+        Some(_) => disk_budget::Estimate::Paced,
+        None => disk_budget::Estimate::UpperBound,
+    };
+    let verdict = disk_budget::make_room(
         disk_budget::need_bytes(output),
+        estimate,
         &|| steady::disk_available_bytes(&ctx.work_dir),
         pool,
         ctx.settings.duration_flag,
         run,
     )
-    .with_context(|| format!("make room on the disk of {}", ctx.work_dir.display()))
+    .with_context(|| format!("make room on the disk of {}", ctx.work_dir.display()))?;
+    Ok(match verdict {
+        disk_budget::Verdict::Go => true,
+        disk_budget::Verdict::AtRisk(line) => {
+            eprintln!("bench: {} {}: {line}", sc.name, run.engine);
+            true
+        }
+        disk_budget::Verdict::Refused => false,
+    })
 }
 
 /// One scenario × engine × repeat in the memory state `mem`. Never returns

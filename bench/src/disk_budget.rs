@@ -23,7 +23,9 @@
 //! (they are the page cache's least recently used pages, so this frees
 //! disk rather than memory); or, if even the whole pool would not make it
 //! fit, the run is refused and the pool is left as it was (it still serves
-//! the runs that do fit).
+//! the runs that do fit). An unpaced run's estimate is only a bound, far
+//! above most such runs: it is not refused on it, but goes on with a
+//! warning in its notes and on stderr.
 
 use std::io;
 
@@ -125,35 +127,75 @@ pub fn gb(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
-/// The reason a run is refused: what it needs, what there is, and what to
-/// change (`duration_flag`: the option that set this run's duration).
-pub fn refusal(need: u64, free: u64, pooled: bool, duration_flag: &str) -> String {
-    let pool = if pooled {
+/// " even after trimming the pool" when there is one.
+fn pool_words(pooled: bool) -> &'static str {
+    if pooled {
         " even after trimming the pool"
     } else {
         ""
-    };
+    }
+}
+
+/// The reason a run is refused: what it needs, what there is, and what to
+/// change (`duration_flag`: the option that set this run's duration).
+pub fn refusal(need: u64, free: u64, pooled: bool, duration_flag: &str) -> String {
     format!(
-        "needs {} of disk for its output, {} free{pool}; use {duration_flag} N or free disk",
+        "needs {} of disk for its output, {} free{}; use {duration_flag} N or free disk",
         gb(need),
-        gb(free)
+        gb(free),
+        pool_words(pooled)
     )
+}
+
+/// The warning for an unpaced run whose upper bound the disk cannot hold.
+pub fn at_risk(need: u64, free: u64, pooled: bool, duration_flag: &str) -> String {
+    format!(
+        "unpaced, so only bounded: this run may need up to {} of disk for its output, {} free{}; \
+         it may fill the disk (a shorter {duration_flag} makes sure it cannot)",
+        gb(need),
+        gb(free),
+        pool_words(pooled)
+    )
+}
+
+/// How far an estimate can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimate {
+    /// A paced run: the rate is given, so a run that cannot fit is refused.
+    Paced,
+    /// An unpaced run: only the stated upper bound is known, far above
+    /// most runs (a 30-s run of one connection writes a fraction of it).
+    /// The pool is trimmed toward it, but the run is not refused on it.
+    UpperBound,
+}
+
+/// What [`make_room`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Go,
+    /// Go, but an unpaced run's bound is more than the disk has: this line
+    /// (also in the run's notes) says so.
+    AtRisk(String),
+    /// Refused: the run is failed, with the figures as its reason.
+    Refused,
 }
 
 /// Before a run that needs `need` bytes (compare::run_one): trims the
 /// steady `pool`'s oldest files if they make the disk short (the run's
-/// notes say by how much, with MemFree after the trim), and refuses the run
-/// (false; failed, `disk_refused`, the figures as the reason) if even the
-/// whole pool would not make room, leaving the pool as it was.
+/// notes say by how much, with MemFree after the trim). If even the whole
+/// pool would not make room, a paced run is refused (failed,
+/// `disk_refused`, the figures as the reason) and an unpaced one goes on
+/// with a warning; either way the pool is left as it was.
 /// `free_disk` reads the output file system's free bytes; it is read again
 /// after a trim, since the file system decides, not the pool's count.
 pub fn make_room(
     need: u64,
+    estimate: Estimate,
     free_disk: &dyn Fn() -> io::Result<u64>,
     mut pool: Option<&mut Pool>,
     duration_flag: &str,
     run: &mut Run,
-) -> io::Result<bool> {
+) -> io::Result<Verdict> {
     run.disk_need_bytes = Some(need);
     let free = free_disk()?;
     let pooled = pool.as_ref().map_or(0, |p| p.bytes());
@@ -183,12 +225,19 @@ pub fn make_room(
             (after < need).then_some(after)
         }
     };
-    match short {
-        None => Ok(true),
-        Some(free) => {
+    let Some(free) = short else {
+        return Ok(Verdict::Go);
+    };
+    match estimate {
+        Estimate::Paced => {
             run.disk_refused = true;
             run.fail(refusal(need, free, pooled > 0, duration_flag));
-            Ok(false)
+            Ok(Verdict::Refused)
+        }
+        Estimate::UpperBound => {
+            let line = at_risk(need, free, pooled > 0, duration_flag);
+            run.notes.push(line.clone());
+            Ok(Verdict::AtRisk(line))
         }
     }
 }
@@ -333,7 +382,18 @@ mod tests {
         let need = 10 * GB;
         // 1.5 MiB short: two whole files go, the file system then has room.
         let free = readings(&[need - MIB - MIB / 2, need + MIB / 2]);
-        assert!(make_room(need, &free, Some(&mut p), "--duration", &mut r).unwrap());
+        assert_eq!(
+            make_room(
+                need,
+                Estimate::Paced,
+                &free,
+                Some(&mut p),
+                "--duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Go
+        );
         assert_eq!(r.pool_trimmed_bytes, Some(2 * MIB));
         assert!(!files[0].exists() && !files[1].exists() && files[2].exists());
         assert_eq!(p.bytes(), 2 * MIB);
@@ -350,7 +410,18 @@ mod tests {
         );
         // Room enough: nothing trimmed, no note.
         let mut r = run();
-        assert!(make_room(need, &readings(&[need]), Some(&mut p), "--duration", &mut r).unwrap());
+        assert_eq!(
+            make_room(
+                need,
+                Estimate::Paced,
+                &readings(&[need]),
+                Some(&mut p),
+                "--duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Go
+        );
         assert_eq!((r.pool_trimmed_bytes, r.notes.len()), (None, 0));
         assert_eq!(p.bytes(), 2 * MIB);
     }
@@ -361,7 +432,18 @@ mod tests {
         let mut r = run();
         let need = 10 * GB;
         let free = readings(&[need - 4 * MIB]);
-        assert!(!make_room(need, &free, Some(&mut p), "--search-duration", &mut r).unwrap());
+        assert_eq!(
+            make_room(
+                need,
+                Estimate::Paced,
+                &free,
+                Some(&mut p),
+                "--search-duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Refused
+        );
         assert!(r.disk_refused);
         assert_eq!(r.status, Status::Failed);
         assert_eq!(
@@ -386,7 +468,18 @@ mod tests {
         let mut r = run();
         let need = 10 * GB;
         let free = readings(&[need - MIB, need - 1]);
-        assert!(!make_room(need, &free, Some(&mut p), "--duration", &mut r).unwrap());
+        assert_eq!(
+            make_room(
+                need,
+                Estimate::Paced,
+                &free,
+                Some(&mut p),
+                "--duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Refused
+        );
         assert!(r.disk_refused);
         assert_eq!(r.pool_trimmed_bytes, Some(MIB));
         assert!(r
@@ -399,11 +492,78 @@ mod tests {
     #[test]
     fn make_room_without_a_pool_fits_or_refuses() {
         let mut r = run();
-        assert!(make_room(GB, &readings(&[GB]), None, "--duration", &mut r).unwrap());
-        assert!(!make_room(GB, &readings(&[GB - 1]), None, "--duration", &mut r).unwrap());
+        assert_eq!(
+            make_room(
+                GB,
+                Estimate::Paced,
+                &readings(&[GB]),
+                None,
+                "--duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Go
+        );
+        assert_eq!(
+            make_room(
+                GB,
+                Estimate::Paced,
+                &readings(&[GB - 1]),
+                None,
+                "--duration",
+                &mut r
+            )
+            .unwrap(),
+            Verdict::Refused
+        );
         assert_eq!(
             r.reason.as_deref(),
             Some("needs 1.0 GB of disk for its output, 1.0 GB free; use --duration N or free disk")
         );
+    }
+
+    #[test]
+    fn an_unpaced_run_trims_toward_its_bound_but_is_never_refused_on_it() {
+        let (mut p, files) = pool("unpaced", 3);
+        let mut r = run();
+        let need = 10 * GB;
+        // Short by 1 MiB: one file goes, as for a paced run.
+        let free = readings(&[need - MIB, need]);
+        let v = make_room(
+            need,
+            Estimate::UpperBound,
+            &free,
+            Some(&mut p),
+            "--duration",
+            &mut r,
+        );
+        assert_eq!(v.unwrap(), Verdict::Go);
+        assert_eq!(r.pool_trimmed_bytes, Some(MIB));
+        // Even the whole pool would not cover the bound: it goes on, with
+        // the warning, and the pool is left as it was.
+        let mut r = run();
+        let free = readings(&[need - 4 * MIB]);
+        let v = make_room(
+            need,
+            Estimate::UpperBound,
+            &free,
+            Some(&mut p),
+            "--duration",
+            &mut r,
+        );
+        let Verdict::AtRisk(line) = v.unwrap() else {
+            panic!("an unpaced run is not refused on its bound");
+        };
+        assert!(
+            line.starts_with("unpaced, so only bounded: this run may need up to 10.0 GB")
+                && line.contains("even after trimming the pool; it may fill the disk"),
+            "{line}"
+        );
+        assert_eq!(r.notes, vec![line]);
+        assert_eq!(
+            (r.status, r.disk_refused, r.pool_trimmed_bytes),
+            (Status::Ok, false, None)
+        );
+        assert!(files[1..].iter().all(|f| f.exists()) && p.bytes() == 2 * MIB);
     }
 }

@@ -147,8 +147,8 @@ pub fn run(a: &Args) -> Result<i32> {
     );
     match a.max_rate {
         None => eprintln!(
-            "bench latency: disk: each engine's unpaced search run needs up to {} ({} s at {} per second at most, + margin); \
-             the paced search runs, at most the rate it wrote, need less",
+            "bench latency: disk: each engine's unpaced search run may need up to {} ({} s at {} per second at most, + margin; \
+             not refused on that bound); the paced search runs, at most the rate it wrote, need less",
             disk_budget::gb(disk_budget::need_bytes(disk_budget::output_bytes(
                 &sc,
                 None,
