@@ -3,7 +3,11 @@
 //! One run, in order (each step bounded in time):
 //! 0. bring the memory to the run's state: steady, top the page cache up to
 //!    the target (steady.rs); fresh, wait so freed memory sits free. Then
-//!    measure the page-cache write cost (a fixed 256 KiB-write probe);
+//!    measure the page-cache write cost (a fixed 256 KiB-write probe). Then
+//!    make room on the disk for the run's estimated output (disk_budget.rs):
+//!    trim the pool's oldest files if they make the disk short, or refuse
+//!    a paced run (failed, with the figures) if even that is not enough (an
+//!    unpaced run, whose figure is only a bound, goes on with a warning);
 //! 1. generate the engine's config into its own run folder;
 //! 2. start the engine in the foreground, bound to loopback; wait until its
 //!    port listens (ringest: also its "ringest: ready" line);
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::disk_budget;
 use crate::engines::{self, KafkaTarget, Tools, Wiring};
 use crate::kafka::{self, broker::Broker, client, delivery};
 use crate::pki::{self, Pki, ServerKey};
@@ -38,6 +43,8 @@ use crate::{metrics, pin};
 
 pub struct Settings {
     pub duration_s: u32,
+    /// The option that set `duration_s`, for the disk refusal's hint.
+    pub duration_flag: &'static str,
     pub keep: bool,
     /// At most this busy fraction (0..1) of all CPUs counts as quiet.
     pub quiet_busy: f64,
@@ -430,6 +437,38 @@ fn prepare_memory(ctx: &Ctx, mem: &mut Memory, run: &mut Run) -> Result<()> {
     Ok(())
 }
 
+/// Makes room on the output's file system for the run's estimated output
+/// (disk_budget.rs); false when the run is refused (failed, with the
+/// figures). An unpaced run is never refused on its upper bound.
+fn make_disk_room(ctx: &Ctx, sc: &Scenario, mem: &mut Memory, run: &mut Run) -> Result<bool> {
+    let output = disk_budget::output_bytes(sc, sc.rate_msg_per_s, ctx.settings.duration_s);
+    let pool = match mem {
+        Memory::Steady(p) => Some(p),
+        Memory::Fresh => None,
+    };
+    let estimate = match sc.rate_msg_per_s {
+        Some(_) => disk_budget::Estimate::Paced,
+        None => disk_budget::Estimate::UpperBound,
+    };
+    let verdict = disk_budget::make_room(
+        disk_budget::need_bytes(output),
+        estimate,
+        &|| steady::disk_available_bytes(&ctx.work_dir),
+        pool,
+        ctx.settings.duration_flag,
+        run,
+    )
+    .with_context(|| format!("make room on the disk of {}", ctx.work_dir.display()))?;
+    Ok(match verdict {
+        disk_budget::Verdict::Go => true,
+        disk_budget::Verdict::AtRisk(line) => {
+            eprintln!("bench: {} {}: {line}", sc.name, run.engine);
+            true
+        }
+        disk_budget::Verdict::Refused => false,
+    })
+}
+
 /// One scenario × engine × repeat in the memory state `mem`. Never returns
 /// Err except on Ctrl-C: a run that goes wrong is a failed run, with the
 /// reason.
@@ -461,7 +500,14 @@ pub fn run_one(ctx: &Ctx, sc: &Scenario, e: Engine, slot: Slot, mem: &mut Memory
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir)?;
     let res = prepare_memory(ctx, mem, &mut run)
-        .and_then(|()| measure(ctx, sc, e, &run_dir, &data_dir, &mut run));
+        .and_then(|()| make_disk_room(ctx, sc, mem, &mut run))
+        .and_then(|room| {
+            if room {
+                measure(ctx, sc, e, &run_dir, &data_dir, &mut run)
+            } else {
+                Ok(())
+            }
+        });
     if !ctx.settings.keep {
         if let Memory::Steady(pool) = mem {
             // The engine's output, or the relay's final receiver's.

@@ -151,6 +151,8 @@ pub struct Point {
     /// quiet before it (compare's rules).
     pub steal_pct: Option<f64>,
     pub quiet_gave_up: bool,
+    /// Not run: its output would not fit on the disk (`reason` says why).
+    pub refused: bool,
     pub run_dir: String,
 }
 
@@ -168,7 +170,71 @@ impl Point {
             engine_us: run.engine_latency_us.clone(),
             steal_pct: run.steal_pct,
             quiet_gave_up: run.quiet_gave_up,
+            refused: run.disk_refused,
             run_dir: run.run_dir.clone(),
+        }
+    }
+}
+
+/// The rate of the point `pct`% of an engine's maximum `max` (msg/s).
+pub fn point_rate(max: f64, pct: u32) -> f64 {
+    (max * f64::from(pct) / 100.0).floor().max(1.0)
+}
+
+/// The disk the curve's runs take (disk_budget.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveDisk {
+    /// Runs in the curve: points × engines.
+    pub runs: usize,
+    /// Every run's estimated output, summed: what the curve writes in all
+    /// (each run's output is kept in the pool or deleted after it, so not
+    /// all of it is on the disk at once).
+    pub output_bytes: u64,
+    /// The largest single need (disk_budget::need_bytes), which must be
+    /// free when its run starts: the point, the engine and the bytes.
+    pub largest: Option<(u32, Engine, u64)>,
+}
+
+/// What the curve at `points` of each engine's maximum (`maxima`, msg/s)
+/// writes, runs of `duration_s` of the scenario `sc`.
+pub fn curve_disk(
+    sc: &crate::scenario::Scenario,
+    duration_s: u32,
+    maxima: &[(Engine, f64)],
+    points: &[u32],
+) -> CurveDisk {
+    let mut d = CurveDisk {
+        runs: 0,
+        output_bytes: 0,
+        largest: None,
+    };
+    for &pct in points {
+        for &(e, max) in maxima {
+            let out = crate::disk_budget::output_bytes(sc, Some(point_rate(max, pct)), duration_s);
+            let need = crate::disk_budget::need_bytes(out);
+            d.runs += 1;
+            d.output_bytes = d.output_bytes.saturating_add(out);
+            if d.largest.is_none_or(|(_, _, n)| need > n) {
+                d.largest = Some((pct, e, need));
+            }
+        }
+    }
+    d
+}
+
+impl CurveDisk {
+    /// One line for the start of the curve.
+    pub fn describe(&self, duration_s: u32) -> String {
+        let gb = crate::disk_budget::gb;
+        match self.largest {
+            Some((pct, e, need)) => format!(
+                "the curve's {} run{} of {duration_s} s write about {} in all; the largest ({e} at {pct}%) needs {} free when it starts",
+                self.runs,
+                if self.runs == 1 { "" } else { "s" },
+                gb(self.output_bytes),
+                gb(need)
+            ),
+            None => "the curve has no runs (no engine has a maximum)".into(),
         }
     }
 }
@@ -294,7 +360,12 @@ pub fn markdown(meta: &str, searches: &[Search], points: &[Point], goal_ms: f64)
         for k in &series {
             let _ = write!(s, " {} |", q_cells(p.engine_us.get(k)));
         }
-        let verdict = if !p.status.measured() {
+        let verdict = if p.refused {
+            format!(
+                "refused: {}",
+                p.reason.as_deref().unwrap_or("").replace('|', "/")
+            )
+        } else if !p.status.measured() {
             format!(
                 "failed: {}",
                 p.reason.as_deref().unwrap_or("").replace('|', "/")
@@ -586,8 +657,53 @@ mod tests {
                 .unwrap_or_default(),
             steal_pct: Some(0.0),
             quiet_gave_up: false,
+            refused: false,
             run_dir: String::new(),
         }
+    }
+
+    #[test]
+    fn point_rates_are_whole_and_at_least_one() {
+        assert_eq!(point_rate(5_500_000.0, 60), 3_300_000.0);
+        assert_eq!(point_rate(1001.0, 95), 950.0);
+        assert_eq!(point_rate(10.0, 1), 1.0);
+    }
+
+    #[test]
+    fn curve_disk_sums_every_run_and_names_the_largest() {
+        let sc = crate::scenario::for_test("");
+        let maxima = [
+            (Engine::Ringest, 5_500_000.0),
+            (Engine::SyslogNg, 1_000_000.0),
+        ];
+        let d = curve_disk(&sc, 30, &maxima, &[20, 60, 95]);
+        assert_eq!(d.runs, 6);
+        // (20 + 60 + 95)% of 6.5M msg/s for 30 s, 301 B each.
+        assert_eq!(d.output_bytes, 11_375_000 * 30 * 301);
+        let need_95 = crate::disk_budget::need_bytes(5_225_000 * 30 * 301);
+        assert_eq!(d.largest, Some((95, Engine::Ringest, need_95)));
+        let line = d.describe(30);
+        assert!(
+            line.contains("6 runs of 30 s write about 102.7 GB in all"),
+            "{line}"
+        );
+        assert!(line.contains("ringest at 95%"), "{line}");
+        let none = curve_disk(&sc, 30, &[], &[20]);
+        assert_eq!((none.runs, none.output_bytes, none.largest), (0, 0, None));
+    }
+
+    #[test]
+    fn a_refused_point_says_so_in_the_table() {
+        let mut p = point(Engine::Ringest, 95, 1.0, None);
+        p.status = Status::Failed;
+        p.refused = true;
+        p.reason = Some("needs 47.1 GB of disk for its output, 31.0 GB free".into());
+        p.client_us = None;
+        let md = markdown("m", &[], &[p], 5.0);
+        assert!(
+            md.contains("| refused: needs 47.1 GB of disk for its output, 31.0 GB free |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::latency::{self, Outcome, Point, RateSearch, Search, Step};
 use crate::memory::{self, MemoryArgs};
 use crate::record::{Run, Status};
 use crate::scenario::{self, Engine};
-use crate::{sys, Common};
+use crate::{disk_budget, steady, sys, Common};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -123,18 +123,46 @@ pub fn run(a: &Args) -> Result<i32> {
     // inherit it.
     let _ = ringest::fd_limit::raise();
     let out = crate::check_out(&a.out)?;
-    let settings = |duration_s| compare::Settings {
+    let settings = |duration_s, duration_flag| compare::Settings {
         duration_s,
+        duration_flag,
         keep: a.keep,
         quiet_busy: c.quiet_busy_pct / 100.0,
         quiet_timeout: Duration::from_secs(c.quiet_timeout),
         probe_bytes: a.memory.write_probe_mib << 20,
         fresh_wait: Duration::from_secs(a.memory.fresh_wait),
     };
-    let (set_search, set_curve) = (settings(a.search_duration), settings(a.duration));
+    let (set_search, set_curve) = (
+        settings(a.search_duration, "--search-duration"),
+        settings(a.duration, "--duration"),
+    );
     let ctx_search = compare::Ctx::new(&tools, &set_search, &out.join("search"))?;
     let ctx_curve = compare::Ctx::new(&tools, &set_curve, &out.join("curve"))?;
     let (date, time) = sys::utc_now();
+    // The disk the runs will take, before the first fill (each run is
+    // checked again when it starts: compare::run_one, disk_budget.rs).
+    eprintln!(
+        "bench latency: disk: {} free on the output's file system now",
+        disk_budget::gb(steady::disk_available_bytes(&ctx_curve.work_dir)?)
+    );
+    match a.max_rate {
+        None => eprintln!(
+            "bench latency: disk: each engine's unpaced search run may need up to {} ({} s at {} per second at most, + margin; \
+             not refused on that bound); the paced search runs, at most the rate it wrote, need less",
+            disk_budget::gb(disk_budget::need_bytes(disk_budget::output_bytes(
+                &sc,
+                None,
+                a.search_duration
+            ))),
+            a.search_duration,
+            disk_budget::gb(disk_budget::UNPACED_OUTPUT_BYTES_PER_S_MAX)
+        ),
+        Some(m) => {
+            let maxima: Vec<(Engine, f64)> = engines.iter().map(|e| (*e, m)).collect();
+            let d = latency::curve_disk(&sc, a.duration, &maxima, &points);
+            eprintln!("bench latency: disk: {}", d.describe(a.duration));
+        }
+    }
     let Some((mut mem, info)) = memory::open(&ctx_curve, state, &a.memory)? else {
         bail!("interrupted during the page-cache fill");
     };
@@ -171,6 +199,14 @@ pub fn run(a: &Args) -> Result<i32> {
                             order: 1,
                         };
                         let r = compare::run_one(&ctx_search, &x, e, slot, &mut mem)?;
+                        if r.disk_refused {
+                            let why = r.reason.clone().unwrap_or_default();
+                            eprintln!("bench latency: {e} search {k}: refused: {why}");
+                            s.tries.push((rate, describe(&r)));
+                            s.error = Some(format!("search run {k} refused: {why}"));
+                            runs.push(r);
+                            break;
+                        }
                         eprintln!(
                             "bench latency: {e} search {k}: {:?} msg/s → {}",
                             rate,
@@ -201,15 +237,24 @@ pub fn run(a: &Args) -> Result<i32> {
     }
 
     // 2. The curve: each point, the engines in a random order.
+    let maxima: Vec<(Engine, f64)> = searches
+        .iter()
+        .filter_map(|s| s.max_msg_per_s.map(|m| (s.engine, m)))
+        .collect();
+    if a.max_rate.is_none() {
+        let d = latency::curve_disk(&sc, a.duration, &maxima, &points);
+        eprintln!(
+            "bench latency: disk: {}; {} free now",
+            d.describe(a.duration),
+            disk_budget::gb(steady::disk_available_bytes(&ctx_curve.work_dir)?)
+        );
+    }
     let mut curve: Vec<Point> = Vec::new();
     for &pct in &points {
-        let mut order: Vec<(Engine, f64)> = searches
-            .iter()
-            .filter_map(|s| s.max_msg_per_s.map(|m| (s.engine, m)))
-            .collect();
+        let mut order = maxima.clone();
         shuffler.shuffle(&mut order);
         for (k, (e, max)) in order.into_iter().enumerate() {
-            let rate = (max * f64::from(pct) / 100.0).floor().max(1.0);
+            let rate = latency::point_rate(max, pct);
             let mut x = sc.clone();
             x.name = format!("{}-at-{pct}pct", sc.name);
             x.rate_msg_per_s = Some(rate);
@@ -221,13 +266,21 @@ pub fn run(a: &Args) -> Result<i32> {
             };
             let r = compare::run_one(&ctx_curve, &x, e, slot, &mut mem)?;
             let p = Point::of(&r, pct, rate);
-            eprintln!(
-                "bench latency: {e} at {pct}% ({rate:.0} msg/s): {}; client p99 {}",
-                describe(&r),
-                p.client_us
-                    .map(|q| format!("{:.3} ms", q.p99 / 1000.0))
-                    .unwrap_or_else(|| "–".into())
-            );
+            if p.refused {
+                // Recorded as refused; the rest of the curve goes on.
+                eprintln!(
+                    "bench latency: point {pct}%: {e} {}",
+                    p.reason.as_deref().unwrap_or("")
+                );
+            } else {
+                eprintln!(
+                    "bench latency: {e} at {pct}% ({rate:.0} msg/s): {}; client p99 {}",
+                    describe(&r),
+                    p.client_us
+                        .map(|q| format!("{:.3} ms", q.p99 / 1000.0))
+                        .unwrap_or_else(|| "–".into())
+                );
+            }
             curve.push(p);
             runs.push(r);
         }

@@ -13,6 +13,7 @@
 
 mod baseline;
 mod compare;
+mod disk_budget;
 mod engines;
 mod handshakes;
 mod idle;
@@ -445,6 +446,7 @@ fn compare_cmd(
     let out = &check_out(out)?;
     let settings = compare::Settings {
         duration_s: duration,
+        duration_flag: "--duration",
         keep: o.keep,
         quiet_busy: common.quiet_busy_pct / 100.0,
         quiet_timeout: Duration::from_secs(common.quiet_timeout),

@@ -11,7 +11,9 @@ use crate::report::StateInfo;
 use crate::{steady, sys};
 
 /// Disk space the pool leaves free on the output filesystem: room for the
-/// outputs of a run, which are written outside the pool.
+/// outputs of a run, which are written outside the pool. A run that needs
+/// more trims the pool's oldest files first, or is refused
+/// (compare::run_one, disk_budget.rs).
 pub const POOL_DISK_RESERVE_BYTES: u64 = 16 << 30;
 
 #[derive(clap::Args, Clone, Debug)]

@@ -122,6 +122,18 @@ pub struct Run {
     pub top_up: Option<String>,
     /// Steady state: the top-up reached its MemFree target.
     pub steady_reached: Option<bool>,
+    /// Free disk the run's output was estimated to need before it started
+    /// (disk_budget.rs), bytes.
+    #[serde(default)]
+    pub disk_need_bytes: Option<u64>,
+    /// Steady state: bytes of the pool's oldest files deleted to make room
+    /// for the output (the notes say so too).
+    #[serde(default)]
+    pub pool_trimmed_bytes: Option<u64>,
+    /// Refused before the engine started: the output would not fit on the
+    /// disk (status failed, `reason` has the figures).
+    #[serde(default)]
+    pub disk_refused: bool,
 
     /// loadgen: messages handed to the kernel, and over how long.
     pub sent: Option<u64>,
@@ -229,6 +241,9 @@ impl Run {
             mem_free_mib_before: None,
             top_up: None,
             steady_reached: None,
+            disk_need_bytes: None,
+            pool_trimmed_bytes: None,
+            disk_refused: false,
             sent: None,
             send_elapsed_s: None,
             offered_msg_per_s: None,

@@ -489,6 +489,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Scenario>> {
     Ok(f.scenarios)
 }
 
+/// Unit tests: mutual TLS, octet-counted, 8 connections, 50 messages per
+/// record (mtls-large-8's load), plus the TOML lines `extra`.
+#[cfg(test)]
+pub fn for_test(extra: &str) -> Scenario {
+    let text = format!(
+        "[[scenario]]\nname='t'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\n{extra}"
+    );
+    parse(&text, "test")
+        .expect("a valid test scenario")
+        .remove(0)
+}
+
 pub fn load(path: Option<&Path>) -> Result<(Vec<Scenario>, String)> {
     match path {
         None => Ok((

@@ -241,16 +241,40 @@ impl Pool {
     /// Deletes the oldest files until `more` bytes fit under the bound.
     fn make_room(&mut self, more: u64) -> io::Result<()> {
         while self.bytes() + more > self.target.pool_bytes_max {
-            let Some((p, _)) = self.files.pop_front() else {
+            if self.remove_oldest()?.is_none() {
                 break;
-            };
-            if self.files.is_empty() {
-                // That was the fill file being written.
-                self.current = None;
             }
-            fs::remove_file(&p)?;
         }
         Ok(())
+    }
+
+    /// Deletes the oldest files until at least `bytes` are freed on disk or
+    /// the pool is empty (disk_budget: room for a run's output); returns
+    /// the bytes freed. The oldest files are the least recently used page
+    /// cache, so this frees disk rather than memory.
+    pub fn trim_oldest(&mut self, bytes: u64) -> io::Result<u64> {
+        let mut freed = 0;
+        while freed < bytes {
+            match self.remove_oldest()? {
+                Some(n) => freed += n,
+                None => break,
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Deletes the oldest file; its bytes, or None when the pool is empty.
+    fn remove_oldest(&mut self) -> io::Result<Option<u64>> {
+        let Some((p, n)) = self.files.pop_front() else {
+            return Ok(None);
+        };
+        if self.files.is_empty() {
+            // That was the fill file being written (always the newest):
+            // closed first, so deleting it frees its blocks.
+            self.current = None;
+        }
+        fs::remove_file(&p)?;
+        Ok(Some(n))
     }
 
     /// Moves `file` into the pool (synced first, so its pages are clean and
@@ -275,6 +299,22 @@ impl Pool {
         self.removed = true;
         self.current = None;
         fs::remove_dir_all(&self.dir)
+    }
+}
+
+#[cfg(test)]
+impl Pool {
+    /// Tests: adopts `n` new files of 1 MiB; their paths in the pool.
+    pub fn adopt_mib_files(&mut self, n: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|_| {
+                let f = self.dir.with_extension(format!("adopt{}", self.next_id));
+                fs::write(&f, vec![0u8; MIB as usize]).unwrap();
+                self.adopt(&f, "out").unwrap();
+                assert!(!f.exists(), "moved, not copied");
+                self.files.back().unwrap().0.clone()
+            })
+            .collect()
     }
 }
 
@@ -434,21 +474,39 @@ mod tests {
     fn adopted_files_count_and_the_oldest_go_first() {
         let d = dir("adopt");
         let mut p = Pool::create(&d, small(3)).unwrap();
-        let mut names = Vec::new();
-        for i in 0..3 {
-            let f = d.with_extension(format!("out{i}"));
-            fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-            p.adopt(&f, "out").unwrap();
-            assert!(!f.exists(), "moved, not copied");
-            names.push(p.files.back().unwrap().0.clone());
-        }
+        let names = p.adopt_mib_files(3);
         assert_eq!(p.bytes(), 3 * MIB);
         // A fourth pushes the first out.
-        let f = d.with_extension("out3");
-        fs::write(&f, vec![0u8; MIB as usize]).unwrap();
-        p.adopt(&f, "out").unwrap();
+        p.adopt_mib_files(1);
         assert_eq!(p.bytes(), 3 * MIB);
         assert!(!names[0].exists() && names[1].exists());
+        drop(p);
+        assert!(!d.exists());
+    }
+
+    #[test]
+    fn trim_deletes_the_oldest_files_until_enough_is_freed() {
+        let d = dir("trim");
+        let mut p = Pool::create(&d, small(8)).unwrap();
+        let names = p.adopt_mib_files(4);
+        // 1.5 MiB asked: whole files go, so two of them.
+        assert_eq!(p.trim_oldest(MIB + MIB / 2).unwrap(), 2 * MIB);
+        assert!(!names[0].exists() && !names[1].exists());
+        assert!(names[2].exists() && names[3].exists());
+        assert_eq!(p.bytes(), 2 * MIB);
+        assert_eq!(p.trim_oldest(0).unwrap(), 0, "nothing asked, nothing freed");
+        // More than it holds: everything, and no error.
+        assert_eq!(p.trim_oldest(100 * MIB).unwrap(), 2 * MIB);
+        assert_eq!(p.bytes(), 0);
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 0);
+        // The fill file being written can go too, and the next top-up
+        // opens a new one.
+        let r = p.top_up(&|| false).unwrap();
+        assert_eq!(r.written_bytes, 8 * MIB);
+        assert_eq!(p.trim_oldest(8 * MIB).unwrap(), 8 * MIB);
+        assert!(p.current.is_none());
+        p.top_up(&|| false).unwrap();
+        assert_eq!(p.bytes(), 8 * MIB);
         drop(p);
         assert!(!d.exists());
     }

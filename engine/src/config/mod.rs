@@ -217,7 +217,7 @@ pub struct DestinationConfig {
     pub io: FileIo,
     /// With `io = "direct"`: the aligned buffer, the most one direct write moves.
     #[serde(default = "defaults::direct_buffer_bytes")]
-    pub direct_buffer_bytes: u64,
+    pub direct_buffer_bytes: usize,
     /// With `format = "json"` and a parsing source: add the whole frame as `raw`.
     #[serde(default)]
     pub include_raw: bool,
@@ -549,7 +549,7 @@ mod defaults {
     /// msg/s at 0.136–0.164 server CPU-µs/msg in 12 runs against 6.07M–6.94M
     /// at 0.123–0.144 in 18 with 4 MiB (ringest alone;
     /// bench/results/2026-11-30-s8/direct-buffer/); 2 and 8 MiB measured as 4.
-    pub fn direct_buffer_bytes() -> u64 {
+    pub fn direct_buffer_bytes() -> usize {
         4 << 20
     }
     pub fn parse() -> ParseMode {
@@ -858,11 +858,11 @@ impl Config {
             check_range(key("fsync_interval_ms"), d.fsync_interval_ms, 1, 3_600_000)?;
             check_range(
                 key("direct_buffer_bytes"),
-                d.direct_buffer_bytes,
+                d.direct_buffer_bytes as u64,
                 64 << 10,
                 64 << 20,
             )?;
-            let align = crate::writer::direct::DIRECT_ALIGN_BYTES as u64;
+            let align = crate::writer::direct::DIRECT_ALIGN_BYTES;
             if !d.direct_buffer_bytes.is_multiple_of(align) {
                 return Err((
                     key("direct_buffer_bytes"),

@@ -141,8 +141,7 @@ impl<F: Fs> FileSink<F> {
         cfg: &DestinationConfig,
         path: PathBuf,
     ) -> io::Result<(FileSink<F>, Opened)> {
-        // Validated to 64 KiB..=64 MiB, which fits any usize.
-        let direct_buffer_bytes = usize::try_from(cfg.direct_buffer_bytes).unwrap_or(1 << 20);
+        let direct_buffer_bytes = cfg.direct_buffer_bytes;
         let (file, opened) = open_checked(&mut fs, &path, cfg.io, direct_buffer_bytes)?;
         let needs_newline = file.sink_ends_torn_line(opened);
         let sink = FileSink {
