@@ -4,10 +4,11 @@
 //! 0. bring the memory to the run's state: steady, top the page cache up to
 //!    the target (steady.rs); fresh, wait so freed memory sits free. Then
 //!    measure the page-cache write cost (a fixed 256 KiB-write probe). Then
-//!    make room on the disk for the run's estimated output (disk_budget.rs):
-//!    trim the pool's oldest files if they make the disk short, or refuse
-//!    a paced run (failed, with the figures) if even that is not enough (an
-//!    unpaced run, whose figure is only a bound, goes on with a warning);
+//!    make room on the disk for a paced run's estimated output
+//!    (disk_budget.rs): trim the pool's oldest files if they make the disk
+//!    short, or refuse the run (failed, with the figures) if even that is
+//!    not enough (an unpaced run, whose figure is only a bound, is neither
+//!    trimmed for nor refused: it goes on with a warning);
 //! 1. generate the engine's config into its own run folder;
 //! 2. start the engine in the foreground, bound to loopback; wait until its
 //!    port listens (ringest: also its "ringest: ready" line);
