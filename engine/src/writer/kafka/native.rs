@@ -409,7 +409,7 @@ impl Producer {
         let (mut room, mut stale) = (true, false);
         for (partition, indices) in groups.iter() {
             self.produce_batch(records, indices, partition, codes);
-            let code = |c| indices.iter().any(|&i| codes[i as usize] == c);
+            let code = |c: RDKafkaErrorCode| indices.iter().any(|&i| codes[i as usize] == c);
             stale |= partition != UNASSIGNED && code(RDKafkaErrorCode::UnknownPartition);
             if code(RDKafkaErrorCode::QueueFull) {
                 room = false;
