@@ -650,7 +650,9 @@ listen = "127.0.0.1:{stats}"
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(
-            server.stderr().contains(&format!("(partitioner {partitioner})")),
+            server
+                .stderr()
+                .contains(&format!("(partitioner {partitioner})")),
             "{}",
             server.stderr()
         );
@@ -666,7 +668,8 @@ listen = "127.0.0.1:{stats}"
     for seq in 0..PER_HOST {
         let mut lines = [String::new(), String::new()];
         for (h, host) in hosts.iter().enumerate() {
-            lines[h % 2] += &format!("<13>1 2026-11-30T10:00:00Z {host} app - - - {host} seq={seq}\n");
+            lines[h % 2] +=
+                &format!("<13>1 2026-11-30T10:00:00Z {host} app - - - {host} seq={seq}\n");
         }
         for (c, text) in conns.iter_mut().zip(&lines) {
             std::io::Write::write_all(c, text.as_bytes()).expect("write");

@@ -225,7 +225,10 @@ mod tests {
         let (tx, rx) = mpsc::channel::<Fetched>();
         let (ctx, crx) = mpsc::channel::<Option<i32>>();
         let watch = LayoutWatch::start(
-            move |_| rx.recv_timeout(Duration::from_secs(5)).unwrap_or(Fetched::NoAnswer),
+            move |_| {
+                rx.recv_timeout(Duration::from_secs(5))
+                    .unwrap_or(Fetched::NoAnswer)
+            },
             move |l| {
                 let _ = ctx.send(l.map(|l| l.count));
             },

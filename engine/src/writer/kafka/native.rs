@@ -187,7 +187,8 @@ impl Handles {
         // SAFETY: rk and rkt are live (invariant 1: the thread calling this
         // is joined before they are destroyed); `md` is a valid out
         // pointer, set only on success.
-        let err = unsafe { rd::rd_kafka_metadata(self.rk.as_ptr(), 0, self.rkt.as_ptr(), &mut md, ms) };
+        let err =
+            unsafe { rd::rd_kafka_metadata(self.rk.as_ptr(), 0, self.rkt.as_ptr(), &mut md, ms) };
         if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
             return Fetched::NoAnswer;
         }
@@ -525,7 +526,12 @@ impl Producer {
         served
     }
 
-    fn serve_events(&mut self, first_wait: Duration, events_max: usize, into: &mut Served) -> usize {
+    fn serve_events(
+        &mut self,
+        first_wait: Duration,
+        events_max: usize,
+        into: &mut Served,
+    ) -> usize {
         let mut wait = first_wait;
         for served in 0..events_max {
             let ms = poll_ms(wait);
@@ -858,7 +864,11 @@ mod tests {
         assert_eq!(codes, [RDKafkaErrorCode::NoError; 3]);
         p.base().purge(PurgeConfig::default().queue());
         let s = serve_until(&mut p, 3);
-        let back: Vec<&[u8]> = s.failed.iter().map(|f| f.message.value.as_slice()).collect();
+        let back: Vec<&[u8]> = s
+            .failed
+            .iter()
+            .map(|f| f.message.value.as_slice())
+            .collect();
         assert_eq!(back, [&b"one"[..], b"two", b""]);
         // A retry goes UA whatever the layout.
         assert_eq!(p.produce_unassigned(rec(b"r")), RDKafkaErrorCode::NoError);

@@ -392,16 +392,28 @@ mod tests {
     #[test]
     fn empty_keys_are_spread_under_consistent_random_and_hashed_under_murmur2() {
         let l = layout(4);
-        let records = [rec(b"e", Some(b"")), rec(b"n", None), rec(b"k", Some(b"\x01"))];
+        let records = [
+            rec(b"e", Some(b"")),
+            rec(b"n", None),
+            rec(b"k", Some(b"\x01")),
+        ];
         let mut g = Groups::default();
-        g.group(&records, plan(&l, Partitioner::ConsistentRandom, 3), first_byte);
+        g.group(
+            &records,
+            plan(&l, Partitioner::ConsistentRandom, 3),
+            first_byte,
+        );
         assert_eq!(
             grouped(&g, &records),
             [(1, vec!["k".into()]), (3, vec!["e".into(), "n".into()])]
         );
         // murmur2_random: an empty key is hashed (its pointer is not
         // null), a missing one spread.
-        g.group(&records, plan(&l, Partitioner::Murmur2Random, 3), first_byte);
+        g.group(
+            &records,
+            plan(&l, Partitioner::Murmur2Random, 3),
+            first_byte,
+        );
         assert_eq!(
             grouped(&g, &records),
             [
