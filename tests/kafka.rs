@@ -597,7 +597,10 @@ listen = "127.0.0.1:{stats}"
 /// (consistent_random) on 4 partitions, "kafka-m" with murmur2_random on
 /// 3. A plain producer that leaves partitioning to librdkafka writes one
 /// record per key to a reference topic of each; every key's records must
-/// all be in its reference partition, each host's in the order sent.
+/// all be in its reference partition, each host's in the order sent. The
+/// producer's queue is small and the messages large, so the queue fills
+/// in the middle of a call's partitions: what it did not take goes again,
+/// in order.
 #[test]
 fn keyed_messages_land_in_the_partition_librdkafkas_partitioner_gives_their_key_in_order() {
     let _turn = turn();
@@ -614,7 +617,7 @@ fn keyed_messages_land_in_the_partition_librdkafkas_partitioner_gives_their_key_
         broker.create_topic(reference, partitions);
         destinations += &format!(
             "[[destination]]\nname = \"{name}\"\ntype = \"kafka\"\nbrokers = [\"{}\"]\n\
-             topic = \"{topic}\"\nkey = \"host\"\n\
+             topic = \"{topic}\"\nkey = \"host\"\nproducer_queue_max_bytes = 1048576\n\
              [destination.properties]\n\"partitioner\" = \"{partitioner}\"\n\n",
             broker.bootstrap()
         );
@@ -660,6 +663,8 @@ listen = "127.0.0.1:{stats}"
     const HOSTS: usize = 40;
     const PER_HOST: usize = 250;
     let hosts: Vec<String> = (0..HOSTS).map(|h| format!("host-{h}")).collect();
+    // 1 KiB messages: 10 MB through a 1 MiB producer queue.
+    let pad = "p".repeat(1_000);
     // Two connections, each host's lines on one of them, interleaved with
     // the other hosts' so that every produce call holds many keys.
     let mut conns: Vec<std::net::TcpStream> = (0..2)
@@ -669,7 +674,7 @@ listen = "127.0.0.1:{stats}"
         let mut lines = [String::new(), String::new()];
         for (h, host) in hosts.iter().enumerate() {
             lines[h % 2] +=
-                &format!("<13>1 2026-11-30T10:00:00Z {host} app - - - {host} seq={seq}\n");
+                &format!("<13>1 2026-11-30T10:00:00Z {host} app - - - {pad} {host} seq={seq}\n");
         }
         for (c, text) in conns.iter_mut().zip(&lines) {
             std::io::Write::write_all(c, text.as_bytes()).expect("write");
@@ -681,6 +686,8 @@ listen = "127.0.0.1:{stats}"
         let metric = format!("ringest_delivered_messages_total{{destination=\"{name}\"}}");
         let delivered = server.wait_metric(&metric, n, Duration::from_secs(120));
         assert_eq!(delivered, n, "{name}: {}", server.stderr());
+        let waits = format!("ringest_producer_queue_full_waits_total{{destination=\"{name}\"}}");
+        assert!(server.metric(&waits) > 0, "{name}: the queue never filled");
         broker.produce_keyed(reference, partitioner, &hosts);
         let want = broker.consume(
             reference,
