@@ -2,7 +2,8 @@
 //!
 //! [`deliver`](KafkaDestination::deliver) hands the round's messages to the
 //! producer in batches ([`native`](super::native): one
-//! `rd_kafka_produce_batch` per batch) and returns: the producer's queue
+//! `rd_kafka_produce_batch` per batch and partition, see
+//! [`partition`](super::partition)) and returns: the producer's queue
 //! holds them until the brokers acknowledge (the delivery reports release
 //! them from the [`Ledger`]). The queue is bounded
 //! (`producer_queue_max_bytes`); when it is full, `deliver` waits there,
