@@ -589,3 +589,149 @@ listen = "127.0.0.1:{stats}"
     let status = server.stop();
     assert!(status.success(), "ringest exit {status:?}");
 }
+
+/// Batches go to one partition per produce call once the topic's layout is
+/// known; a keyed message must still land where librdkafka's partitioner
+/// puts its key, in order. Two kafka destinations, each with its topic and
+/// partition count: "kafka" with the default partitioner
+/// (consistent_random) on 4 partitions, "kafka-m" with murmur2_random on
+/// 3. A plain producer that leaves partitioning to librdkafka writes one
+/// record per key to a reference topic of each; every key's records must
+/// all be in its reference partition, each host's in the order sent. The
+/// producer's queue is small and the messages large, so the queue fills
+/// in the middle of a call's partitions: what it did not take goes again,
+/// in order.
+#[test]
+fn keyed_messages_land_in_the_partition_librdkafkas_partitioner_gives_their_key_in_order() {
+    let _turn = turn();
+    let dir = temp_dir("kafka-partitions");
+    let broker = Broker::start("partitions", false);
+    // (destination, topic, reference topic, partitions, partitioner)
+    let cases = [
+        ("kafka", "logs", "ref", 4, "consistent_random"),
+        ("kafka-m", "logs-m", "ref-m", 3, "murmur2_random"),
+    ];
+    let mut destinations = String::new();
+    for (name, topic, reference, partitions, partitioner) in cases {
+        broker.create_topic(topic, partitions);
+        broker.create_topic(reference, partitions);
+        destinations += &format!(
+            "[[destination]]\nname = \"{name}\"\ntype = \"kafka\"\nbrokers = [\"{}\"]\n\
+             topic = \"{topic}\"\nkey = \"host\"\nproducer_queue_max_bytes = 1048576\n\
+             [destination.properties]\n\"partitioner\" = \"{partitioner}\"\n\n",
+            broker.bootstrap()
+        );
+    }
+    let (tcp, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 2
+drain_timeout_ms = 3000
+
+[[source]]
+name = "tcp"
+listen = "127.0.0.1:{tcp}"
+transport = "tcp"
+framing = "newline"
+parse = "auto"
+
+{destinations}[stats]
+listen = "127.0.0.1:{stats}"
+"#
+    );
+    let server = Server::start(&dir, &cfg);
+    // The layout of each topic known before any message: every batch goes
+    // through the one-partition-per-call path.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (_, topic, _, partitions, partitioner) in cases {
+        let line = format!("kafka topic {topic} has {partitions} partitions");
+        while !server.stderr().contains(&line) {
+            assert!(
+                Instant::now() < deadline,
+                "no \"{line}\" in 30 s:\n{}",
+                server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            server
+                .stderr()
+                .contains(&format!("(partitioner {partitioner})")),
+            "{}",
+            server.stderr()
+        );
+    }
+    const HOSTS: usize = 40;
+    const PER_HOST: usize = 250;
+    let hosts: Vec<String> = (0..HOSTS).map(|h| format!("host-{h}")).collect();
+    // 1 KiB messages: 10 MB through a 1 MiB producer queue.
+    let pad = "p".repeat(1_000);
+    // Two connections, each host's lines on one of them, interleaved with
+    // the other hosts' so that every produce call holds many keys.
+    let mut conns: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("connect"))
+        .collect();
+    for seq in 0..PER_HOST {
+        let mut lines = [String::new(), String::new()];
+        for (h, host) in hosts.iter().enumerate() {
+            lines[h % 2] +=
+                &format!("<13>1 2026-11-30T10:00:00Z {host} app - - - {pad} {host} seq={seq}\n");
+        }
+        for (c, text) in conns.iter_mut().zip(&lines) {
+            std::io::Write::write_all(c, text.as_bytes()).expect("write");
+        }
+    }
+    drop(conns);
+    let n = (HOSTS * PER_HOST) as u64;
+    for (name, topic, reference, partitions, partitioner) in cases {
+        let metric = format!("ringest_delivered_messages_total{{destination=\"{name}\"}}");
+        let delivered = server.wait_metric(&metric, n, Duration::from_secs(120));
+        assert_eq!(delivered, n, "{name}: {}", server.stderr());
+        let waits = format!("ringest_producer_queue_full_waits_total{{destination=\"{name}\"}}");
+        assert!(server.metric(&waits) > 0, "{name}: the queue never filled");
+        broker.produce_keyed(reference, partitioner, &hosts);
+        let want = broker.consume(
+            reference,
+            partitions,
+            HOSTS as u64,
+            Duration::from_secs(60),
+            &dir.join(format!("consumed-{reference}.log")),
+        );
+        let out = dir.join(format!("consumed-{topic}.log"));
+        let got = broker.consume(topic, partitions, n, Duration::from_secs(120), &out);
+        assert_eq!(got.records, n, "{topic}: {got:?}");
+        assert_eq!(got.keys.len(), HOSTS, "{topic}: every host a key");
+        for host in &hosts {
+            let want = want.keys.get(host).expect("reference record")[0];
+            let parts = &got.keys[host];
+            assert!(
+                parts.iter().all(|p| *p == want),
+                "{topic}: {host}'s records in partitions {:?}, librdkafka puts its key in {want}",
+                parts.iter().collect::<std::collections::BTreeSet<_>>()
+            );
+        }
+        assert_eq!(
+            got.per_partition.len(),
+            partitions as usize,
+            "{topic}: {HOSTS} hosts over every partition: {:?}",
+            got.per_partition
+        );
+        // Read partition by partition, each in offset order: each host's
+        // lines in the order sent.
+        let text = std::fs::read_to_string(&out).expect("consumed");
+        let mut next = std::collections::HashMap::<&str, usize>::new();
+        for line in text.lines() {
+            let mut words = line.rsplit(' ');
+            let seq = words.next().and_then(|w| w.strip_prefix("seq="));
+            let host = words.next();
+            let (Some(seq), Some(host)) = (seq, host) else {
+                panic!("{topic}: not a test line: {line:?}");
+            };
+            let expect = next.entry(host).or_insert(0);
+            assert_eq!(seq, expect.to_string(), "{topic}: {host} out of order");
+            *expect += 1;
+        }
+        assert!(next.values().all(|c| *c == PER_HOST), "{next:?}");
+    }
+    let status = server.stop();
+    assert!(status.success(), "ringest exit {status:?}");
+}

@@ -149,6 +149,26 @@ impl Broker {
         ]);
     }
 
+    /// Produces one empty record per key to `topic` with a plain producer
+    /// that leaves each record's partition to librdkafka (partition UA)
+    /// under `partitioner`: a reference for where a key's records go.
+    pub fn produce_keyed(&self, topic: &str, partitioner: &str, keys: &[String]) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("partitioner", partitioner)
+            .create()
+            .expect("kafka producer");
+        for k in keys {
+            producer
+                .send(BaseRecord::to(topic).key(k.as_str()).payload(""))
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("reference records acknowledged in 30 s");
+    }
+
     /// Reads every partition of `topic` from the start until the topic's
     /// high watermarks add up to at least `expected` and every record up to
     /// them is read (or `timeout`). Writes each value and a newline to

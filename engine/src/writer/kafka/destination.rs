@@ -2,7 +2,8 @@
 //!
 //! [`deliver`](KafkaDestination::deliver) hands the round's messages to the
 //! producer in batches ([`native`](super::native): one
-//! `rd_kafka_produce_batch` per batch) and returns: the producer's queue
+//! `rd_kafka_produce_batch` per batch and partition, see
+//! [`partition`](super::partition)) and returns: the producer's queue
 //! holds them until the brokers acknowledge (the delivery reports release
 //! them from the [`Ledger`]). The queue is bounded
 //! (`producer_queue_max_bytes`); when it is full, `deliver` waits there,
@@ -104,7 +105,14 @@ impl KafkaDestination {
         let client: BaseProducer<ClientLog> = config
             .create_with_context(ClientLog)
             .map_err(|e| format!("destination {}: kafka client: {e}", cfg.name))?;
-        let producer = Producer::new(client, &cfg.topic)
+        let who = format!("destination {}: kafka topic {}", cfg.name, cfg.topic);
+        let partitioner = settings::partitioner(&config);
+        if let Err(named) = &partitioner {
+            log::warn!(
+                "{who}: partitioner {named:?} is not one ringest computes; librdkafka partitions each message"
+            );
+        }
+        let producer = Producer::new(client, &cfg.topic, partitioner.ok(), &who)
             .map_err(|e| format!("destination {}: {e}", cfg.name))?;
         log::info!(
             "destination {}: kafka topic {} on {} (acks={}, compression={})",
@@ -208,9 +216,6 @@ impl KafkaDestination {
             }
             Err(n) => {
                 *taken += n as u64;
-                for r in &records[n..] {
-                    self.not_written(r.value.len());
-                }
                 true
             }
         };
@@ -225,61 +230,102 @@ impl KafkaDestination {
         self.loss.not_written_bytes += bytes as u64;
     }
 
-    /// Hands `records` to the producer in order, in batches; a refused
-    /// record is kept for a retry, and nothing newer goes out before it.
-    /// `Err(n)`: the give-up instant passed with only the first `n` taken.
+    /// Hands `records` to the producer, in batches; a refused record is
+    /// kept for a retry, and nothing newer goes out before it. Records the
+    /// full queue did not take are produced again, before any newer one,
+    /// once it has room: in each partition they are the last of their
+    /// batch (native::Producer::produce), so each partition's order holds.
+    /// `Err(n)`: the give-up instant passed with only the first `n` taken
+    /// for sure; the records not taken were counted as not written.
     fn produce_all(
         &mut self,
         records: &[Record<'_>],
         stats: &DestinationStats,
         give_up: GiveUp<'_>,
     ) -> Result<(), usize> {
-        let mut taken = 0;
-        while taken < records.len() {
-            self.make_room(stats, give_up).map_err(|_| taken)?;
-            let end = taken + round::batch_len(&records[taken..], self.message_max_bytes);
+        // Records before `next` were handed over once; `again` holds those
+        // of them the full queue did not take, in order.
+        let (mut next, mut again) = (0, Vec::new());
+        while next < records.len() || !again.is_empty() {
+            if self.make_room(stats, give_up).is_err() {
+                return Err(self.cut(records, next, &again));
+            }
             let mut codes = std::mem::take(&mut self.codes);
-            self.producer.produce(&records[taken..end], &mut codes);
-            let mut full = false;
-            for (r, &code) in records[taken..end].iter().zip(&codes) {
-                match code {
-                    RDKafkaErrorCode::NoError => self.ledger.produced(r.value.len() as u64),
-                    // Nothing after it was taken either (native::Producer::produce).
-                    RDKafkaErrorCode::QueueFull => {
-                        stats.queue_full_waits.fetch_add(1, Relaxed);
-                        full = true;
-                        break;
-                    }
-                    // Refused (a missing topic, a record too large): kept.
-                    // librdkafka refuses all of a batch alike (the topic's
-                    // state holds under its lock for the batch), except
-                    // records over the size limit, which go alone.
-                    code => {
-                        let due = self.failed(code, "producing", stats);
-                        self.ledger.refused(pending(r), due);
-                    }
+            if again.is_empty() {
+                let start = next;
+                next += round::batch_len(&records[start..], self.message_max_bytes);
+                self.producer.produce(&records[start..next], &mut codes);
+                for (i, &code) in (start..next).zip(&codes) {
+                    self.settle(records, i, code, &mut again, stats);
                 }
-                taken += 1;
+            } else {
+                // A part of one batch: none of it over the size limit
+                // unless alone.
+                let retry: Vec<Record<'_>> = again.iter().map(|&i| records[i]).collect();
+                self.producer.produce(&retry, &mut codes);
+                for (i, &code) in std::mem::take(&mut again).into_iter().zip(&codes) {
+                    self.settle(records, i, code, &mut again, stats);
+                }
             }
             self.codes = codes;
-            if full {
-                self.wait(stats, give_up).map_err(|_| taken)?;
+            if !again.is_empty() {
+                stats.queue_full_waits.fetch_add(1, Relaxed);
+                if self.wait(stats, give_up).is_err() {
+                    return Err(self.cut(records, next, &again));
+                }
             }
         }
         Ok(())
     }
 
+    /// What became of record `i`: held by the producer, left for the queue
+    /// to have room (`again`), or refused and kept for a retry.
+    fn settle(
+        &mut self,
+        records: &[Record<'_>],
+        i: usize,
+        code: RDKafkaErrorCode,
+        again: &mut Vec<usize>,
+        stats: &DestinationStats,
+    ) {
+        let r = &records[i];
+        match code {
+            RDKafkaErrorCode::NoError => self.ledger.produced(r.value.len() as u64),
+            RDKafkaErrorCode::QueueFull => again.push(i),
+            // Refused (a missing topic, a record too large): kept.
+            // librdkafka refuses all of a call alike (the topic's and
+            // partition's state hold under its lock for the call), except
+            // records over the size limit, which go alone.
+            code => {
+                let due = self.failed(code, "producing", stats);
+                self.ledger.refused(pending(r), due);
+            }
+        }
+    }
+
+    /// The give-up instant cut `produce_all`: counts the records not taken
+    /// (`again`, and all from `next`) as not written; returns how many,
+    /// from the first, were taken.
+    fn cut(&mut self, records: &[Record<'_>], next: usize, again: &[usize]) -> usize {
+        for &i in again {
+            self.not_written(records[i].value.len());
+        }
+        for r in &records[next..] {
+            self.not_written(r.value.len());
+        }
+        again.first().copied().unwrap_or(next)
+    }
+
     /// Hands one message to the producer. `Err(None)`: its queue is full;
     /// `Err(Some(code))`: refused.
     fn send(&mut self, record: Record<'_>) -> Result<(), Option<RDKafkaErrorCode>> {
-        self.producer.produce(&[record], &mut self.codes);
-        match self.codes.first().copied() {
-            Some(RDKafkaErrorCode::NoError) => {
+        match self.producer.produce_unassigned(record) {
+            RDKafkaErrorCode::NoError => {
                 self.ledger.produced(record.value.len() as u64);
                 Ok(())
             }
-            Some(RDKafkaErrorCode::QueueFull) => Err(None),
-            code => Err(Some(code.unwrap_or(RDKafkaErrorCode::Fail))),
+            RDKafkaErrorCode::QueueFull => Err(None),
+            code => Err(Some(code)),
         }
     }
 

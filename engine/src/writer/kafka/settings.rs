@@ -3,6 +3,7 @@
 
 use rdkafka::config::ClientConfig;
 
+use super::partition::Partitioner;
 use crate::config::kafka::KafkaAcks;
 use crate::config::DestinationConfig;
 
@@ -30,6 +31,24 @@ pub fn message_max_bytes(client: &ClientConfig) -> Result<usize, String> {
     value
         .parse()
         .map_err(|_| format!("kafka client config: message.max.bytes = {value:?}"))
+}
+
+/// The topic's partitioner (librdkafka's `partitioner` topic property,
+/// which `[destination.properties]` may set: librdkafka puts a topic
+/// property given with the client's into its default topic config, the
+/// one the destination's topic handle uses). Unset: librdkafka's default.
+/// `Err(value)`: one [`Partitioner`] does not know.
+pub fn partitioner(client: &ClientConfig) -> Result<Partitioner, String> {
+    // librdkafka checked the value already (client_config). The property
+    // is unknown to a client config without topic properties (ringest
+    // always sets some: acks, message.timeout.ms).
+    let Ok(value) = client
+        .create_native_config()
+        .and_then(|c| c.get("partitioner"))
+    else {
+        return Ok(Partitioner::DEFAULT);
+    };
+    Partitioner::from_property(&value).ok_or(value)
 }
 
 /// Produce requests in flight per broker connection (librdkafka's
@@ -212,6 +231,22 @@ mod tests {
         ))
         .expect("config");
         assert_eq!(message_max_bytes(&set), Ok(2_000_000));
+    }
+
+    #[test]
+    fn the_partitioner_is_librdkafkas_default_unless_the_properties_set_one() {
+        let default = client_config(&dest("")).expect("config");
+        assert_eq!(partitioner(&default), Ok(Partitioner::ConsistentRandom));
+        let set = client_config(&dest(
+            "[destination.properties]\n\"partitioner\" = \"murmur2_random\"\n",
+        ))
+        .expect("config");
+        assert_eq!(partitioner(&set), Ok(Partitioner::Murmur2Random));
+        let e = client_config(&dest(
+            "[destination.properties]\n\"partitioner\" = \"sticky\"\n",
+        ))
+        .expect_err("librdkafka refuses a partitioner it does not have");
+        assert!(e.contains("partitioner"), "{e}");
     }
 
     #[test]
