@@ -204,6 +204,12 @@ pub struct Stats {
     pub batches_written: AtomicU64,
     pub bytes_written: AtomicU64,
     pub reload_errors: AtomicU64,
+    /// Times a shard's receive credit came into force (a lane held back:
+    /// the kernel may fill only a few of its receive buffers).
+    pub recv_credit_entries: AtomicU64,
+    /// Multishot receives cancelled as the receive credit came into force,
+    /// so that each connection is re-armed in turn.
+    pub recv_credit_cancels: AtomicU64,
     /// Receive completion to the write completion of every destination.
     pub latency: Latency,
     /// Each writer's queue, once the pool is built (by writer index).
@@ -224,6 +230,8 @@ impl Stats {
             batches_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
+            recv_credit_entries: AtomicU64::new(0),
+            recv_credit_cancels: AtomicU64::new(0),
             latency: Latency::default(),
             writers: OnceLock::new(),
         }
@@ -386,7 +394,7 @@ impl Stats {
         }
         self.render_destinations(&mut out);
         self.render_writers(&mut out);
-        let globals: [(&str, &str, u64); 3] = [
+        let globals: [(&str, &str, u64); 5] = [
             (
                 "ringest_batches_written_total",
                 "Batches written by the writer.",
@@ -401,6 +409,16 @@ impl Stats {
                 "ringest_reload_errors_total",
                 "Reloads that kept the old settings because a new file was invalid.",
                 self.reload_errors.load(Relaxed),
+            ),
+            (
+                "ringest_recv_credit_entries_total",
+                "Times a shard's receive credit came into force: a lane was held back, so the kernel may fill only a few receive buffers and each connection is read in turn.",
+                self.recv_credit_entries.load(Relaxed),
+            ),
+            (
+                "ringest_recv_credit_cancels_total",
+                "Multishot receives cancelled as the receive credit came into force, so each connection is re-armed single-shot in turn.",
+                self.recv_credit_cancels.load(Relaxed),
             ),
         ];
         for (name, help, v) in globals {

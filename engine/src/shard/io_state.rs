@@ -14,7 +14,21 @@
 //!     │
 //!     ├─ begin_close / peer_gone ─► Closing{since, shut_down}
 //!     └─ abort ──────────────────► Aborted   (socket shut down, no deadline)
+//!
+//!   Open{Multishot} ─ cancel_multishot ─► Cancelling ─ recv_ended ─► Open{None}
+//!                     (credit in force)     │    ▲
+//!                                     defer ▼    │ last deferred completion taken
+//!                                   Paused{Multishot}  (from Open too: its
+//!                                                       cancel was asked at the pause)
 //! ```
+//!
+//! A multishot receive is cancelled at most once: when the connection is
+//! paused (its first deferred completion), or when the shard's receive
+//! credit comes into force ([`IoState::cancel_multishot`]). Either way the
+//! connection is `Cancelling` (or paused) until the receive's last
+//! completion (`-ECANCELED`, or data that raced in and ended it) has come,
+//! and completions carrying data before it are processed as usual: a
+//! cancel never loses bytes the kernel had already put in a buffer.
 //!
 //! Every state but `Open { recv: None }` has a reason not to arm a receive;
 //! a paused connection always has the receive whose completions wait (its
@@ -29,6 +43,10 @@ use std::time::Instant;
 pub enum RecvOp {
     /// Multishot receive into the shard's provided buffer ring.
     Multishot,
+    /// Single-shot receive into one provided buffer (buffer select): one
+    /// buffer per arming, while the shard's receive credit is in force.
+    /// Its one completion is its last, so it is never cancelled to stop it.
+    SingleShot,
     /// Single-shot receive of an exact length into the connection's own
     /// buffer (record-exact handshake reads).
     Exact,
@@ -43,6 +61,10 @@ pub enum IoState {
     /// shard's queue, in order; the receive is not re-armed until the last
     /// of them has been taken out.
     Paused { recv: RecvOp, deferred: NonZeroU32 },
+    /// Open, its multishot receive cancelled and its last completion still
+    /// to come (completions with data before it are processed as usual):
+    /// then `Open { recv: None }`, and it is re-armed in the shard's order.
+    Cancelling,
     /// Closing politely: no more receives; what is queued to send (an alert)
     /// goes out, then the socket closes. `since` starts `close_timeout_ms`.
     /// `shut_down`: shutdown(2) was called to end a receive still in flight.
@@ -81,6 +103,7 @@ impl IoState {
                 recv
             }
             IoState::Paused { recv, .. } => Some(recv),
+            IoState::Cancelling => Some(RecvOp::Multishot),
         }
     }
 
@@ -109,9 +132,11 @@ impl IoState {
 
     /// Waiting for the peer: open with a receive in flight and not paused
     /// (a connection paused by back-pressure, or waiting for buffers, is not
-    /// idle), for `idle_timeout_ms`.
+    /// idle), for `idle_timeout_ms`. A receive being cancelled is still in
+    /// flight: should its cancel find nothing to stop, it waits for the
+    /// peer like any other.
     pub fn is_waiting_for_peer(&self) -> bool {
-        matches!(self, IoState::Open { recv: Some(_) })
+        matches!(self, IoState::Open { recv: Some(_) } | IoState::Cancelling)
     }
 
     /// A receive was armed.
@@ -136,6 +161,27 @@ impl IoState {
                 debug_assert!(false, "receive ended while paused");
                 *self = IoState::Open { recv: None };
             }
+            IoState::Cancelling => *self = IoState::Open { recv: None },
+        }
+    }
+
+    /// The shard's receive credit came into force: a multishot receive in
+    /// flight would keep taking every buffer given back for as long as it
+    /// keeps up with its socket, ahead of the connections parked for want
+    /// of one. True when the caller must cancel it now (its completions
+    /// then come as usual, the last one ends it; see [`Self::recv_ended`]).
+    /// False for any other state: no receive, a single-shot or exact one
+    /// (it ends by itself), a cancel already asked for (paused, or
+    /// cancelling), or a close under way (its receive is being ended).
+    pub fn cancel_multishot(&mut self) -> bool {
+        match self {
+            IoState::Open {
+                recv: Some(RecvOp::Multishot),
+            } => {
+                *self = IoState::Cancelling;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -146,7 +192,7 @@ impl IoState {
     pub fn must_defer(&self, ring_full: bool, handshaking: bool) -> bool {
         match self {
             IoState::Paused { .. } => true,
-            IoState::Open { recv: Some(_) } => ring_full && !handshaking,
+            IoState::Open { recv: Some(_) } | IoState::Cancelling => ring_full && !handshaking,
             // No receive in flight: no completion can belong to it.
             IoState::Open { recv: None } | IoState::Closing { .. } | IoState::Aborted { .. } => {
                 false
@@ -168,6 +214,14 @@ impl IoState {
                     cancel: (op == RecvOp::Multishot).then_some(op),
                 }
             }
+            IoState::Cancelling => {
+                // Its cancel was asked for already.
+                *self = IoState::Paused {
+                    recv: RecvOp::Multishot,
+                    deferred: NonZeroU32::MIN,
+                };
+                Deferred::Paused { cancel: None }
+            }
             IoState::Paused { deferred, .. } => {
                 *deferred = deferred.saturating_add(1);
                 Deferred::Queued
@@ -181,7 +235,9 @@ impl IoState {
 
     /// One deferred completion was taken out of the queue to be processed.
     /// True when it was the connection's last: it is open again and its
-    /// receive may be re-armed once this one has ended.
+    /// receive may be re-armed once this one has ended. A paused multishot
+    /// receive had its cancel asked for, so it comes back `Cancelling`
+    /// (not cancelled again when the receive credit comes into force).
     pub fn deferred_taken(&mut self) -> bool {
         let IoState::Paused { recv, deferred } = *self else {
             // Closed meanwhile: its completions are processed as they come.
@@ -196,7 +252,10 @@ impl IoState {
                 false
             }
             None => {
-                *self = IoState::Open { recv: Some(recv) };
+                *self = match recv {
+                    RecvOp::Multishot => IoState::Cancelling,
+                    RecvOp::SingleShot | RecvOp::Exact => IoState::Open { recv: Some(recv) },
+                };
                 true
             }
         }
@@ -219,6 +278,13 @@ impl IoState {
                     shut_down: false,
                 }
             }
+            IoState::Cancelling => {
+                *self = IoState::Closing {
+                    recv: Some(RecvOp::Multishot),
+                    since: now,
+                    shut_down: false,
+                }
+            }
             IoState::Closing { .. } | IoState::Aborted { .. } => {}
         }
     }
@@ -236,6 +302,7 @@ impl IoState {
         let (recv, shut_down) = match *self {
             IoState::Open { recv } => (recv, false),
             IoState::Paused { recv, .. } => (Some(recv), false),
+            IoState::Cancelling => (Some(RecvOp::Multishot), false),
             IoState::Closing {
                 recv, shut_down, ..
             } => (recv, shut_down),
@@ -252,7 +319,7 @@ impl IoState {
         match self {
             IoState::Closing { shut_down, .. } => !std::mem::replace(shut_down, true),
             IoState::Aborted { .. } => false,
-            IoState::Open { .. } | IoState::Paused { .. } => {
+            IoState::Open { .. } | IoState::Paused { .. } | IoState::Cancelling => {
                 debug_assert!(false, "shutting down an open connection");
                 self.abort()
             }
@@ -313,9 +380,101 @@ mod tests {
     }
 
     #[test]
-    fn an_exact_receive_is_paused_without_a_cancel() {
-        let mut s = armed(RecvOp::Exact);
+    fn an_exact_or_single_shot_receive_is_paused_without_a_cancel() {
+        for op in [RecvOp::Exact, RecvOp::SingleShot] {
+            let mut s = armed(op);
+            assert_eq!(s.defer(), Deferred::Paused { cancel: None }, "{op:?}");
+            assert!(s.deferred_taken());
+            assert_eq!(s, IoState::Open { recv: Some(op) });
+        }
+    }
+
+    #[test]
+    fn the_credit_cancels_a_running_multishot_once_and_it_rearms_after_its_last_completion() {
+        let mut s = armed(RecvOp::Multishot);
+        assert!(s.cancel_multishot(), "cancel it");
+        assert_eq!(s, IoState::Cancelling);
+        assert!(!s.cancel_multishot(), "asked for once");
+        // Still in flight: not armed again, cancelled again on shutdown,
+        // and, should its cancel find nothing, idle-timed like any receive.
+        assert!(!s.can_arm());
+        assert_eq!(s.recv(), Some(RecvOp::Multishot));
+        assert!(s.is_waiting_for_peer());
+        assert!(!s.is_paused() && !s.is_closing());
+        // Its last completion (-ECANCELED, or data that raced in).
+        s.recv_ended();
+        assert!(s.can_arm());
+    }
+
+    #[test]
+    fn only_a_running_multishot_is_cancelled_for_the_credit() {
+        let t0 = Instant::now();
+        let mut idle = IoState::default();
+        assert!(!idle.cancel_multishot());
+        assert_eq!(idle, IoState::default());
+        for op in [RecvOp::SingleShot, RecvOp::Exact] {
+            let mut s = armed(op);
+            assert!(!s.cancel_multishot(), "{op:?} ends by itself");
+            assert_eq!(s, IoState::Open { recv: Some(op) });
+        }
+        // Paused: its cancel was asked for when it paused.
+        let mut s = armed(RecvOp::Multishot);
+        s.defer();
+        assert!(!s.cancel_multishot());
+        assert!(s.is_paused());
+        // Resumed, its receive still ending: not cancelled a second time.
+        assert!(s.deferred_taken());
+        assert!(!s.cancel_multishot());
+        // Closing or aborted: its receive is being ended already.
+        let mut s = armed(RecvOp::Multishot);
+        s.begin_close(t0);
+        assert!(!s.cancel_multishot());
+        s.abort();
+        assert!(!s.cancel_multishot());
+    }
+
+    #[test]
+    fn data_that_raced_a_credit_cancel_is_held_without_a_second_cancel() {
+        let mut s = armed(RecvOp::Multishot);
+        assert!(s.cancel_multishot());
+        // Data completions may still come; with the ring full they wait.
+        assert!(!s.must_defer(false, false));
+        assert!(s.must_defer(true, false));
+        assert!(!s.must_defer(true, true));
         assert_eq!(s.defer(), Deferred::Paused { cancel: None });
+        assert_eq!(s.defer(), Deferred::Queued);
+        assert!(!s.deferred_taken());
+        assert!(s.deferred_taken());
+        assert_eq!(s, IoState::Cancelling);
+        s.recv_ended();
+        assert!(s.can_arm());
+    }
+
+    #[test]
+    fn a_cancelling_connection_closes_or_aborts_with_its_receive_in_flight() {
+        let t0 = Instant::now();
+        let mut s = armed(RecvOp::Multishot);
+        s.cancel_multishot();
+        s.begin_close(t0);
+        assert_eq!(
+            s,
+            IoState::Closing {
+                recv: Some(RecvOp::Multishot),
+                since: t0,
+                shut_down: false
+            }
+        );
+        let mut s = armed(RecvOp::Multishot);
+        s.cancel_multishot();
+        assert!(s.abort());
+        assert_eq!(
+            s,
+            IoState::Aborted {
+                recv: Some(RecvOp::Multishot)
+            }
+        );
+        s.recv_ended();
+        assert_eq!(s.recv(), None);
     }
 
     #[test]
@@ -328,13 +487,9 @@ mod tests {
         assert!(!s.deferred_taken());
         assert!(s.is_paused());
         assert!(s.deferred_taken(), "the third was the last");
-        // Open again, its receive still to report its end.
-        assert_eq!(
-            s,
-            IoState::Open {
-                recv: Some(RecvOp::Multishot)
-            }
-        );
+        // Open again, its (cancelled) receive still to report its end.
+        assert_eq!(s, IoState::Cancelling);
+        assert!(!s.is_paused());
         assert!(!s.can_arm());
         s.recv_ended();
         assert!(s.can_arm());

@@ -63,8 +63,10 @@ impl Shard {
             self.settle(slot, source, result);
             self.flush_send(slot);
         } else if res == -libc::ECANCELED && !e.io.is_closing() {
-            // Our own cancel (back-pressure paused this connection): the
-            // receive ended, the connection did not. Re-armed on resume.
+            // Our own cancel (back-pressure paused this connection, or the
+            // receive credit came into force): the receive ended, the
+            // connection did not. Re-armed on resume, or at the end of this
+            // turn in the fair order (single-shot, under the credit).
             if let Some(bid) = bid {
                 self.bufs.give_back(bid);
             }
