@@ -29,6 +29,8 @@ const CONNECTIONS: u32 = 8;
 /// service) does not pad a starved connection's count.
 const SEND_FOR: Duration = Duration::from_secs(10);
 const SNAPSHOT_AFTER: Duration = Duration::from_secs(8);
+/// Bounds loadgen's clean close and ringest's writing of the rest.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// Larger messages: fewer of them for the debug builds to frame and
 /// verify, as many bytes for the writer.
 const MESSAGE_BYTES: &str = "1000";
@@ -38,8 +40,8 @@ fn config(port: u16, stats: u16) -> String {
         r#"shards = 1
 writers = 1
 max_queue_delay_ms = 1
-ring_capacity_batches = 4
-batch_max_bytes = 16384
+ring_capacity_batches = 2
+batch_max_bytes = 4096
 recv_buffer_bytes = 16384
 recv_buffers_per_shard = 64
 drain_timeout_ms = 10000
@@ -121,6 +123,9 @@ fn eight_senders_share_a_writer_bound_shard_fairly() {
         .args(["--connections", &CONNECTIONS.to_string()])
         .args(["--duration", &format!("{}s", SEND_FOR.as_secs())])
         .args(["--size", MESSAGE_BYTES, "--json", "--quiet"])
+        // At the end each connection waits for ringest to read all it sent
+        // (the writer's pace) before it sees the EOF of a clean close.
+        .args(["--close-timeout", &format!("{}s", CLOSE_WAIT.as_secs())])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&send_json).expect("send json"))
         .spawn()
@@ -129,53 +134,64 @@ fn eight_senders_share_a_writer_bound_shard_fairly() {
     std::thread::sleep(SNAPSHOT_AFTER);
     let per = written_per_connection(&out);
     let metrics = server.metrics();
-    let held = metric_in(&metrics, "ringest_backpressure_pauses_total{source=\"tcp\"}");
+    let held = metric_in(
+        &metrics,
+        "ringest_backpressure_pauses_total{source=\"tcp\"}",
+    );
     let credit = metric_in(&metrics, "ringest_recv_credit_entries_total");
     let cancels = metric_in(&metrics, "ringest_recv_credit_cancels_total");
-    let counts: Vec<u64> = per.values().copied().collect();
+    // A connection with nothing written counts, as 0.
+    let counts: Vec<u64> = (0..CONNECTIONS)
+        .map(|c| per.get(&c).copied().unwrap_or(0))
+        .collect();
     eprintln!(
         "written per connection after {SNAPSHOT_AFTER:?}: {per:?}; pauses {held}, \
          credit entries {credit}, multishots cancelled {cancels}"
     );
 
-    wait_loadgen(loadgen, SEND_FOR + Duration::from_secs(30));
+    wait_loadgen(loadgen, SEND_FOR + CLOSE_WAIT + Duration::from_secs(5));
     let sent_text = std::fs::read_to_string(&send_json).expect("send json");
     let sent: serde_json::Value = serde_json::from_str(&sent_text).expect("send json parses");
     let sent = sent["sent"].as_u64().expect("sent count");
     let written = server.wait_metric(
         "ringest_messages_written_total{source=\"tcp\"",
         sent,
-        Duration::from_secs(60),
+        CLOSE_WAIT,
     );
     assert_eq!(written, sent, "every message sent is written");
     assert!(server.stop().success(), "clean exit");
     // Cancelling receives loses nothing: every message exactly once.
     let report = loadgen_verify(&send_json, &[out.to_str().expect("UTF-8 path")]);
     assert!(
-        report.contains(&format!("received {sent}, missing 0, duplicated 0, corrupted 0")),
+        report.contains(&format!(
+            "received {sent}, missing 0, duplicated 0, corrupted 0"
+        )),
         "{report}"
     );
 
     // The test is about service while the writer is the bottleneck: the
     // lane was held back and the receive credit came into force.
     assert!(held > 0, "the lane was never held back:\n{metrics}");
-    assert!(credit > 0, "the receive credit never came into force:\n{metrics}");
-    assert_eq!(
-        per.len(),
-        CONNECTIONS as usize,
-        "every connection had messages written: {per:?}"
+    assert!(
+        credit > 0,
+        "the receive credit never came into force:\n{metrics}"
+    );
+    assert!(
+        per.keys().all(|&c| c < CONNECTIONS),
+        "lines of connections loadgen did not open: {per:?}"
     );
     let (min, max) = (
         counts.iter().copied().min().unwrap_or(0),
         counts.iter().copied().max().unwrap_or(0),
     );
-    // A factor of 4. Served in turn, the eight differ by less than 2
-    // (measured: see the report of the change); before connections were
-    // armed in turn (b36384f^) a receive that kept up with its socket took
-    // each buffer given back and the others got far less than a quarter
-    // of its share.
+    // At least a quarter of the largest share. Served in turn, the eight
+    // were within 8% of each other in every run (e.g. 10,889..11,671
+    // messages each after 8 s); with multishot receives under the credit,
+    // as before b36384f, two or three connections had all of it (e.g. 527
+    // and 207,558, the other six none): a quarter leaves room for a slow
+    // debug build on a busy machine and still fails that by far.
     assert!(
         min * 4 >= max,
-        "unfair service: per connection {per:?} (min {min}, max {max})"
+        "unfair service: per connection {counts:?} (min {min}, max {max})"
     );
 }
