@@ -14,6 +14,7 @@
 //! buffers.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,26 +69,31 @@ listen = "{}"
 }
 
 /// Messages per loadgen connection in the whole lines of `path` so far
-/// (the writer may be half-way through a line at its end). Each line has
-/// the marker `lg=RUN/CONN/SEQ`; a line without one fails the test.
+/// (the writer may be half-way through a line at its end), read a line at
+/// a time (the file is some 100 MB). Each line has the marker
+/// `lg=RUN/CONN/SEQ`; a line without one fails the test.
 fn written_per_connection(path: &Path) -> BTreeMap<u32, u64> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let whole = bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(&bytes[..0], |end| &bytes[..end]);
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = BufReader::new(file);
     let mut per: BTreeMap<u32, u64> = BTreeMap::new();
-    for (i, line) in whole.split(|&b| b == b'\n').enumerate() {
-        let line = String::from_utf8_lossy(line);
-        let marker = line
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).expect("read output");
+        if read == 0 || line.last() != Some(&b'\n') {
+            // The end, or a line still being written.
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let marker = text
             .split(' ')
             .find_map(|f| f.strip_prefix("lg="))
-            .unwrap_or_else(|| panic!("line {}: no loadgen marker: {line}", i + 1));
+            .unwrap_or_else(|| panic!("line {n}: no loadgen marker: {text}"));
         let conn = marker
             .split('/')
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("line {}: bad marker {marker}", i + 1));
+            .unwrap_or_else(|| panic!("line {n}: bad marker {marker}"));
         *per.entry(conn).or_insert(0) += 1;
     }
     per
@@ -194,4 +200,6 @@ fn eight_senders_share_a_writer_bound_shard_fairly() {
         min * 4 >= max,
         "unfair service: per connection {counts:?} (min {min}, max {max})"
     );
+    // Passed: the output (some 100 MB) goes; a failure keeps it to look at.
+    let _ = std::fs::remove_dir_all(&dir);
 }
