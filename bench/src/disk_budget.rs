@@ -567,5 +567,4 @@ mod tests {
         );
         assert!(files.iter().all(|f| f.exists()) && p.bytes() == 3 * MIB);
     }
-
 }
