@@ -51,6 +51,44 @@ impl Schedule {
     }
 }
 
+/// `--tick-us`: the grid paced sends keep to. A sender sends what is due
+/// by the last grid point, then sleeps until the next: each wake-up sends
+/// a tick's worth in full records. Chasing the schedule to the nanosecond
+/// instead (one more message is due every few µs at millions per second)
+/// sends records of one or two messages back to back, and the sender
+/// spends a whole core on them (measured: 0.44 client CPU-µs per message
+/// at 40% of the maximum rate against 0.07 unpaced).
+#[derive(Clone, Copy, Debug)]
+pub struct Tick {
+    origin_ns: u64,
+    /// 0: no grid (a wake-up per message).
+    tick_ns: u64,
+}
+
+impl Tick {
+    pub fn new(origin_ns: u64, tick_ns: u64) -> Self {
+        Tick { origin_ns, tick_ns }
+    }
+
+    /// The last grid point at or before `t` (`t` itself without a grid, or
+    /// before the origin).
+    pub fn floor(&self, t: u64) -> u64 {
+        if self.tick_ns == 0 || t < self.origin_ns {
+            return t;
+        }
+        self.origin_ns + (t - self.origin_ns) / self.tick_ns * self.tick_ns
+    }
+
+    /// The first grid point at or after `t` (`t` itself without a grid, or
+    /// before the origin).
+    pub fn ceil(&self, t: u64) -> u64 {
+        if self.tick_ns == 0 || t < self.origin_ns {
+            return t;
+        }
+        self.origin_ns + (t - self.origin_ns).div_ceil(self.tick_ns) * self.tick_ns
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +127,33 @@ mod tests {
         // and their latency counts from their own intended times.
         assert_eq!(s.due_count(10_000_000), 10_001);
         assert_eq!(10_000_000 - s.intended_ns(0), 10_000_000);
+    }
+
+    #[test]
+    fn tick_grid_rounds_both_ways_and_is_idempotent() {
+        let g = Tick::new(1_000, 100);
+        assert_eq!((g.floor(1_000), g.ceil(1_000)), (1_000, 1_000));
+        assert_eq!((g.floor(1_099), g.ceil(1_001)), (1_000, 1_100));
+        assert_eq!((g.floor(1_100), g.ceil(1_100)), (1_100, 1_100));
+        assert_eq!(g.floor(g.ceil(1_234)), g.ceil(1_234));
+        // Before the origin and without a grid: unchanged.
+        assert_eq!((g.floor(5), g.ceil(5)), (5, 5));
+        let none = Tick::new(1_000, 0);
+        assert_eq!((none.floor(1_234), none.ceil(1_234)), (1_234, 1_234));
+    }
+
+    #[test]
+    fn on_the_grid_nothing_more_is_due_until_the_next_point() {
+        // 3M msg/s, a 1 ms grid: at any instant between two grid points the
+        // count due at the floor is the same, so a sender that keeps to the
+        // floor sends one batch per tick.
+        let s = Schedule::new(0, 3e6);
+        let g = Tick::new(0, 1_000_000);
+        let at = |t: u64| s.due_count(g.floor(t));
+        assert_eq!(at(1_000_000), at(1_999_999));
+        assert_eq!(at(2_000_000) - at(1_000_000), 3_000);
+        // The next message's time, rounded up, is the next grid point.
+        let next = s.intended_ns(at(1_500_000));
+        assert_eq!(g.ceil(next), 2_000_000);
     }
 }

@@ -36,7 +36,7 @@ use rustls::unbuffered::ConnectionState;
 use rustls::ClientConfig;
 
 use crate::message::{ConnEncoder, TLS_PLAINTEXT_MAX_BYTES};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Tick};
 use crate::sys::{self, Epoll};
 use crate::tls13::{self, Direct, RecordError};
 
@@ -96,6 +96,8 @@ pub struct Ctx<'a> {
     pub close_timeout_ns: u64,
     pub records_per_write: u64,
     pub write_bytes: usize,
+    /// Paced sends keep to this grid (`--tick-us`).
+    pub tick: Tick,
     /// Bytes one connection may write per turn before the others get theirs.
     pub turn_bytes: usize,
     /// Send TLS 1.3 data through loadgen's record layer (else rustls's).
@@ -515,7 +517,7 @@ impl ClientConn {
                 self.phase = Phase::Sending;
                 if let Some(rate) = self.rate {
                     let s = Schedule::new(ctx.now_ns + self.stagger_ns, rate);
-                    self.next_due_ns = s.intended_ns(self.seq);
+                    self.next_due_ns = ctx.tick.ceil(s.intended_ns(self.seq));
                     self.sched = Some(s);
                 }
                 if self.sent >= self.quota {

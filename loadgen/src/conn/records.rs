@@ -19,10 +19,13 @@ impl ClientConn {
             }
             let mut n = self.quota - self.seq;
             if let Some(s) = &self.sched {
-                let now = sys::mono_ns();
+                // What is due by the last tick (schedule::Tick): the rest
+                // goes at the next one, in full records; each message's
+                // latency still counts from its own intended time.
+                let now = ctx.tick.floor(sys::mono_ns());
                 let due = s.due_count(now).saturating_sub(self.seq);
                 if due == 0 {
-                    self.next_due_ns = s.intended_ns(self.seq);
+                    self.next_due_ns = ctx.tick.ceil(s.intended_ns(self.seq));
                     return Ok(());
                 }
                 n = n.min(due);

@@ -38,7 +38,7 @@ use crate::message::{
     self, ConnEncoder, LineTemplate, MessageSpec, SEQ_DIGITS_MAX, SIZE_MAX_BYTES,
     TLS_PLAINTEXT_MAX_BYTES,
 };
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Tick};
 use crate::stats::{self, Counters, ProgressView};
 use crate::sys::{self, Epoll, Timer};
 use crate::tls;
