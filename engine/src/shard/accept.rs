@@ -162,10 +162,7 @@ impl Shard {
             l.backoff_ms = (backoff_ms * 2).min(ACCEPT_BACKOFF_MS_MAX);
             if more {
                 // Stop the multishot accept; resume_accepts re-arms it.
-                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, li as u32, 0))
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, li as u32, 0));
-                self.push_sqe(sqe);
+                self.push_cancel(user_data(KIND_ACCEPT, li as u32, 0), li as u32, 0);
             }
         } else if !more {
             self.arm_accept(li);

@@ -16,10 +16,7 @@ impl Shard {
             // multishot accept; its completion is ignored while draining.
             if let Some(sock) = self.listeners[i].socket.take() {
                 let _ = sock.shutdown(std::net::Shutdown::Both);
-                let sqe = opcode::AsyncCancel::new(user_data(KIND_ACCEPT, i as u32, 0))
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, i as u32, 0));
-                self.push_sqe(sqe);
+                self.push_cancel(user_data(KIND_ACCEPT, i as u32, 0), i as u32, 0);
             }
         }
         let timeout = Duration::from_millis(self.shared.config.drain_timeout_ms);
@@ -98,11 +95,7 @@ impl Shard {
             cancels.push(user_data(recv_kind(op), slot, gen));
         }
         for ud in cancels {
-            let sqe =
-                opcode::AsyncCancel::new(ud)
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
+            self.push_cancel(ud, slot, gen);
         }
         self.finish_close(slot);
     }
@@ -196,10 +189,7 @@ impl Shard {
         };
         e.io.begin_close(self.turn_now);
         if let Some(op) = e.io.recv() {
-            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(op), slot, gen))
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
+            self.push_cancel(user_data(recv_kind(op), slot, gen), slot, gen);
         }
         self.flush_send(slot);
         self.finish_close(slot);

@@ -548,12 +548,7 @@ impl Shard {
                 unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
             }
             for ud in cancels {
-                let sqe = opcode::AsyncCancel::new(ud).build().user_data(user_data(
-                    KIND_CANCEL,
-                    slot,
-                    gen,
-                ));
-                self.push_sqe(sqe);
+                self.push_cancel(ud, slot, gen);
             }
         }
         let deadline = Instant::now() + Duration::from_millis(QUIESCE_MS_MAX);
@@ -631,10 +626,11 @@ impl Shard {
             if !e.io.cancel_multishot() {
                 continue;
             }
-            let sqe = opcode::AsyncCancel::new(user_data(KIND_RECV, slot, gen))
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
+            self.push_cancel(
+                user_data(recv_kind(RecvOp::Multishot), slot, gen),
+                slot,
+                gen,
+            );
             cancels += 1;
         }
         let stats = &self.shared.stats;
@@ -642,6 +638,17 @@ impl Shard {
         if cancels > 0 {
             stats.recv_credit_cancels.fetch_add(cancels, Relaxed);
         }
+    }
+
+    /// Asks the kernel to cancel the operation whose user data is `target`
+    /// (`slot`'s, or a listener's with generation 0). The cancel's own
+    /// completion comes back as `KIND_CANCEL` and changes nothing
+    /// ([`Self::on_cancel`]): the cancelled operation ends with its own.
+    fn push_cancel(&mut self, target: u64, slot: u32, gen: u32) {
+        let sqe = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(user_data(KIND_CANCEL, slot, gen));
+        self.push_sqe(sqe);
     }
 
     /// A cancel's own completion. Nothing follows from it: the receive it
@@ -724,10 +731,7 @@ impl Shard {
         });
         if let Some(kind) = cancel {
             let gen = self.slots[slot as usize].gen;
-            let sqe = opcode::AsyncCancel::new(user_data(recv_kind(kind), slot, gen))
-                .build()
-                .user_data(user_data(KIND_CANCEL, slot, gen));
-            self.push_sqe(sqe);
+            self.push_cancel(user_data(recv_kind(kind), slot, gen), slot, gen);
         }
     }
 
