@@ -27,7 +27,8 @@ pub(super) struct Plan {
     pub(super) close_timeout_ns: u64,
     pub(super) confirm_ns: u64,
     pub(super) nodelay: bool,
-    pub(super) tick_ns: u64,
+    /// `--tick-us`'s grid, from the run's start.
+    pub(super) tick: Tick,
     pub(super) direct: bool,
     pub(super) rekey_after: Option<u64>,
 }
@@ -247,7 +248,7 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
         close_timeout_ns: args.close_timeout.as_nanos() as u64,
         confirm_ns,
         nodelay: !args.nagle,
-        tick_ns: args.tick_us.saturating_mul(1000),
+        tick: Tick::new(start_ns, args.tick_us.saturating_mul(1000)),
         direct: args.record_layer == crate::cli::RecordLayer::Loadgen,
         rekey_after: args.rekey_after,
     })

@@ -109,7 +109,7 @@ impl<'p> Worker<'p> {
             close_timeout_ns: plan.close_timeout_ns,
             records_per_write: plan.records_per_write,
             write_bytes: plan.write_bytes,
-            tick: Tick::new(plan.start_ns, plan.tick_ns),
+            tick: plan.tick,
             turn_bytes: TURN_BYTES,
             direct: plan.direct,
             rekey_after: plan.rekey_after,
@@ -328,7 +328,7 @@ impl<'p> Worker<'p> {
                     // With --tick-us, wake on a grid so one wakeup sends every
                     // message due in a tick (their latency still counts from
                     // their own intended times).
-                    let due = Tick::new(self.plan.start_ns, self.plan.tick_ns).ceil(due);
+                    let due = self.plan.tick.ceil(due);
                     if due > now && due < wake && due != self.timer_armed_ns {
                         let _ = timer.arm_at(due);
                         self.timer_armed_ns = due;
