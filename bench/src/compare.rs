@@ -770,6 +770,9 @@ fn measure(
     if let Some(w) = sc.write_bytes {
         a.extend(["--write-bytes".into(), w.to_string()]);
     }
+    if sc.client_congestion != crate::scenario::CLIENT_CONGESTION_SYSTEM {
+        a.extend(["--tcp-congestion".into(), sc.client_congestion.clone()]);
+    }
     if let Some(r) = sc.rate_msg_per_s {
         a.extend(["--rate".into(), format!("{r:.0}")]);
         if let Some(t) = sc.tick_us.filter(|t| *t > 0) {
@@ -833,6 +836,10 @@ fn measure(
         .and_then(Value::as_str)
         .map(String::from);
     run.cipher = send.get("cipher").and_then(Value::as_str).map(String::from);
+    run.client_tcp_congestion = send
+        .get("tcp_congestion")
+        .and_then(Value::as_str)
+        .map(String::from);
     run.client_latency_us = send.get("latency_us").and_then(|l| {
         Some(Quantiles {
             p50: f64_of(l, "p50")?,

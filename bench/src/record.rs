@@ -186,6 +186,9 @@ pub struct Run {
 
     pub tls_version: Option<String>,
     pub cipher: Option<String>,
+    /// The TCP congestion control loadgen's connections used (its report).
+    #[serde(default)]
+    pub client_tcp_congestion: Option<String>,
     pub loadgen_errors: BTreeMap<String, u64>,
     /// How the engine ended after SIGTERM.
     pub engine_exit: Option<String>,
@@ -272,6 +275,7 @@ impl Run {
             idle_connections_held: None,
             tls_version: None,
             cipher: None,
+            client_tcp_congestion: None,
             loadgen_errors: BTreeMap::new(),
             engine_exit: None,
             engine_metrics: BTreeMap::new(),

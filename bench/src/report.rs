@@ -524,8 +524,9 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
     }
     let _ = writeln!(
         s,
-        "- client: {} (same command line for every engine)\n",
-        meta.loadgen
+        "- client: {} (same command line for every engine; its TCP congestion control as each scenario says, \
+         `client_congestion`, this machine's default being {})\n",
+        meta.loadgen, meta.machine.tcp_congestion
     );
     let _ = writeln!(
         s,
@@ -1346,6 +1347,7 @@ mod tests {
                 kernel: "6.18".into(),
                 mem_gib: 23.5,
                 fd_limit: 1024,
+                tcp_congestion: "bbr".into(),
             },
             aes_gcm_bytes_per_s: Some(5.3e9),
             versions: vec![],

@@ -32,6 +32,10 @@ const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
 const KAFKA_SCENARIOS: &str = include_str!("../scenarios/kafka.toml");
 /// Issue 12's latency curve with loadgen off the server's CPU:
 /// `bench latency --scenarios bench/scenarios/latency.toml`.
+/// The client's congestion control, paired: `--scenarios
+/// bench/scenarios/client-congestion.toml`.
+#[cfg(test)]
+const CLIENT_CONGESTION_SCENARIOS: &str = include_str!("../scenarios/client-congestion.toml");
 #[cfg(test)]
 const LATENCY_SCENARIOS: &str = include_str!("../scenarios/latency.toml");
 
@@ -163,6 +167,19 @@ fn default_threads() -> u32 {
 fn default_cipher() -> String {
     "TLS13_AES_128_GCM_SHA256".into()
 }
+fn default_client_congestion() -> String {
+    CLIENT_CONGESTION_DEFAULT.into()
+}
+
+/// The client's congestion control unless a scenario says otherwise:
+/// Linux's default, which does not pace. On loopback a pacing one (bbr)
+/// sends from per-socket timers whose softirq runs in whatever task it
+/// interrupts, so part of the client's sending is charged to the server
+/// under test, more or less of it as the server is busy
+/// (loadgen/src/congestion.rs).
+pub const CLIENT_CONGESTION_DEFAULT: &str = "cubic";
+/// `client_congestion` value that keeps the machine's default.
+pub const CLIENT_CONGESTION_SYSTEM: &str = "system";
 
 /// How durable every engine's writes are: each level sets ringest's `fsync`
 /// and the nearest setting each peer has (engines.rs says which and why).
@@ -230,6 +247,10 @@ pub struct Scenario {
     /// TLS 1.3 suite every engine negotiates (loadgen `--cipher`).
     #[serde(default = "default_cipher")]
     pub cipher: String,
+    /// TCP congestion control of loadgen's connections (loadgen
+    /// `--tcp-congestion`), or "system" for the machine's default.
+    #[serde(default = "default_client_congestion")]
+    pub client_congestion: String,
     /// Every engine's durability level (default `never`, the peers'
     /// defaults: neither syslog-ng's file() nor rsyslog's omfile fsyncs).
     #[serde(default)]
@@ -374,6 +395,7 @@ impl Scenario {
         if let Some(r) = self.rate_msg_per_s {
             extra += &format!(", offered at {r:.0} msg/s");
         }
+        extra += &format!(", client TCP congestion control {}", self.client_congestion);
         format!(
             "{} work, {transport}, {}, {} conn{}{idle}, {} B messages{recs}{extra}",
             self.work.name(),
@@ -569,6 +591,7 @@ mod tests {
             ("io", IO_SCENARIOS),
             ("kafka", KAFKA_SCENARIOS),
             ("latency", LATENCY_SCENARIOS),
+            ("client-congestion", CLIENT_CONGESTION_SCENARIOS),
         ] {
             let v = parse(text, name).unwrap();
             assert!(!v.is_empty(), "{name}");
@@ -595,6 +618,32 @@ mod tests {
         assert!(io
             .iter()
             .all(|x| x.baseline.is_some() == x.name.contains("direct")));
+    }
+
+    #[test]
+    fn the_client_is_on_cubic_unless_a_scenario_says() {
+        for s in parse(DEFAULT_SCENARIOS, "default").unwrap() {
+            assert_eq!(s.client_congestion, CLIENT_CONGESTION_DEFAULT, "{}", s.name);
+            assert!(s
+                .describe_load()
+                .contains("client TCP congestion control cubic"));
+        }
+        let c = parse(CLIENT_CONGESTION_SCENARIOS, "c").unwrap();
+        let system: Vec<_> = c
+            .iter()
+            .filter(|s| s.client_congestion == CLIENT_CONGESTION_SYSTEM)
+            .collect();
+        assert_eq!(system.len(), 2);
+        // Each system row is paired with the same load on cubic.
+        for s in system {
+            let base = s.baseline.as_deref().unwrap();
+            let b = c.iter().find(|x| x.name == base).unwrap();
+            assert_eq!(b.client_congestion, CLIENT_CONGESTION_DEFAULT);
+            assert_eq!(
+                (b.records_per_write, b.connections),
+                (s.records_per_write, s.connections)
+            );
+        }
     }
 
     #[test]

@@ -633,6 +633,9 @@ pub struct Machine {
     pub kernel: String,
     pub mem_gib: f64,
     pub fd_limit: u64,
+    /// `net.ipv4.tcp_congestion_control`: what a scenario's client gets
+    /// with `client_congestion = "system"`.
+    pub tcp_congestion: String,
 }
 
 pub fn machine() -> Machine {
@@ -670,6 +673,9 @@ pub fn machine() -> Machine {
         kernel,
         mem_gib: mem_kib / 1024.0 / 1024.0,
         fd_limit: ringest::fd_limit::current().map_or(0, |l| l.soft),
+        tcp_congestion: fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into()),
     }
 }
 

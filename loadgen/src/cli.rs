@@ -141,6 +141,12 @@ pub struct SendArgs {
     /// writes (--write-bytes 1), where the kernel then coalesces segments.
     #[arg(long)]
     pub nagle: bool,
+    /// TCP congestion control of every sending connection (TCP_CONGESTION),
+    /// e.g. cubic; default: the system's (net.ipv4.tcp_congestion_control).
+    /// On loopback a pacing one (bbr) sends from per-socket timers that
+    /// interrupt whatever runs, often the server under test; bench uses cubic.
+    #[arg(long)]
+    pub tcp_congestion: Option<String>,
     /// Who seals TLS 1.3 records after the handshake: loadgen's own record
     /// layer (encodes and encrypts in place) or rustls.
     #[arg(long, value_enum, default_value = "loadgen")]

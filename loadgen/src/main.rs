@@ -17,6 +17,7 @@
 
 mod addr;
 mod cli;
+mod congestion;
 mod conn;
 mod framing;
 mod jsonline;

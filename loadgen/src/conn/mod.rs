@@ -35,6 +35,7 @@ use rustls::pki_types::ServerName;
 use rustls::unbuffered::ConnectionState;
 use rustls::ClientConfig;
 
+use crate::congestion::Congestion;
 use crate::message::{ConnEncoder, TLS_PLAINTEXT_MAX_BYTES};
 use crate::schedule::{Schedule, Tick};
 use crate::sys::{self, Epoll};
@@ -143,6 +144,8 @@ pub struct Dial {
     pub source: Option<SocketAddr>,
     /// TCP_NODELAY: handshake round trips and paced sends must not wait for Nagle.
     pub nodelay: bool,
+    /// TCP_CONGESTION (`--tcp-congestion`); None: the system's.
+    pub congestion: Option<Congestion>,
 }
 
 pub struct ClientConn {
@@ -257,6 +260,7 @@ impl ClientConn {
             target,
             source,
             nodelay,
+            congestion,
         } = dial;
         let domain = socket2::Domain::for_address(target);
         let sock = socket2::Socket::new(
@@ -267,6 +271,10 @@ impl ClientConn {
         .map_err(|e| ConnError::Io(format!("socket: {e}")))?;
         if nodelay {
             let _ = sock.set_nodelay(true);
+        }
+        if let Some(cc) = congestion {
+            cc.apply(&sock)
+                .map_err(|e| ConnError::Io(format!("TCP_CONGESTION {}: {e}", cc.as_str())))?;
         }
         if let Some(src) = source {
             sys::bind_address_no_port(&sock)

@@ -33,6 +33,7 @@ use rustls::ClientConfig;
 use serde_json::json;
 
 use crate::cli::{SendArgs, DURATION_DEFAULT};
+use crate::congestion::Congestion;
 use crate::conn::{ClientConn, ConnError, Ctx, Dial, Mode, Phase, Progress};
 use crate::message::{
     self, ConnEncoder, LineTemplate, MessageSpec, SEQ_DIGITS_MAX, SIZE_MAX_BYTES,

@@ -27,6 +27,8 @@ pub(super) struct Plan {
     pub(super) close_timeout_ns: u64,
     pub(super) confirm_ns: u64,
     pub(super) nodelay: bool,
+    /// `--tcp-congestion`, checked against the kernel at start.
+    pub(super) congestion: Option<Congestion>,
     /// `--tick-us`'s grid, from the run's start.
     pub(super) tick: Tick,
     pub(super) direct: bool,
@@ -225,6 +227,14 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
     } else {
         args.confirm_timeout.as_nanos() as u64
     };
+    let congestion = match &args.tcp_congestion {
+        Some(name) => {
+            let cc = Congestion::parse(name)?;
+            cc.check()?;
+            Some(cc)
+        }
+        None => None,
+    };
     let start_ns = sys::mono_ns();
     Ok(Plan {
         target,
@@ -248,6 +258,7 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, String> {
         close_timeout_ns: args.close_timeout.as_nanos() as u64,
         confirm_ns,
         nodelay: !args.nagle,
+        congestion,
         tick: Tick::new(start_ns, args.tick_us.saturating_mul(1000)),
         direct: args.record_layer == crate::cli::RecordLayer::Loadgen,
         rekey_after: args.rekey_after,

@@ -89,6 +89,8 @@ pub(super) fn report(
         "padding": plan.lines.is_none(),
         "records_per_write": plan.records_per_write,
         "write_bytes": plan.write_bytes,
+        "tcp_congestion": plan.congestion.map(|c| c.as_str().to_string()).unwrap_or_else(crate::congestion::system_default),
+        "tcp_congestion_given": plan.congestion.is_some(),
         "sent": sent,
         "count": plan.count,
         "sent_bytes": sent_bytes,

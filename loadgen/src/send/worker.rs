@@ -239,6 +239,7 @@ impl<'p> Worker<'p> {
                 target: self.plan.target,
                 source: crate::addr::source_for(&self.plan.source_addrs, self.conns[i].idx),
                 nodelay: self.plan.nodelay,
+                congestion: self.plan.congestion,
             };
             match self.conns[i].start_connect(
                 dial,
