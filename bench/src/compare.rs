@@ -130,16 +130,53 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// Starts the one broker every kafka run of this bench uses.
-    pub fn start_kafka(&mut self) -> Result<()> {
+    /// Starts the one broker every kafka run of this bench uses, and warms
+    /// it up for `warm_up` (see [`warm_up_broker`]).
+    pub fn start_kafka(&mut self, warm_up: Duration) -> Result<()> {
         if self.kafka.is_none() {
             // Not under work/, which the steady pool's cleanup removes
             // while the broker still runs; the broker removes it when stopped.
             let dir = self.work_dir.with_file_name("kafka-broker");
-            self.kafka = Some(Broker::start(&dir)?);
+            let mut broker = Broker::start(&dir)?;
+            if !warm_up.is_zero() {
+                let done = warm_up_broker(&broker, warm_up)?;
+                broker.describe += &format!("; {done}");
+            }
+            self.kafka = Some(broker);
         }
         Ok(())
     }
+}
+
+/// Message bound of the warm-up: 3 GB of 300-byte values at most on the
+/// broker's disk until the topic is deleted.
+const WARM_UP_MAX_MESSAGES: u64 = 10_000_000;
+
+/// The broker is a JVM: its first seconds under load run in the
+/// interpreter while the JIT compiles the produce path (the C2 compiler
+/// thread took 8% of the machine in the first kafka run of session 9), so
+/// whichever engine ran first paid for it. bench's own producer loads it
+/// first, with every engine's producer settings and the scenarios'
+/// message size, into a topic deleted afterwards. Returns the line for
+/// the tables.
+fn warm_up_broker(broker: &Broker, duration: Duration) -> Result<String> {
+    let topic = "bench-warm-up";
+    broker.create_topic(topic, kafka::PARTITIONS)?;
+    eprintln!("bench: warming the kafka broker up for {duration:?}");
+    let started = Instant::now();
+    let sent = client::warm_up(
+        &broker.bootstrap(),
+        topic,
+        crate::scenario::DEFAULT_SIZE as usize,
+        duration,
+        WARM_UP_MAX_MESSAGES,
+    )?;
+    let took = started.elapsed().as_secs_f64();
+    client::delete_topic(&broker.bootstrap(), topic)?;
+    Ok(format!(
+        "warmed up before the first run by bench's own producer (the same settings): {sent} messages of {} B in {took:.0} s, topic deleted",
+        crate::scenario::DEFAULT_SIZE
+    ))
 }
 
 /// How idle connections are opened, the same for every engine: at most 64

@@ -106,6 +106,11 @@ enum Cmd {
         /// Seconds of `openssl speed -evp aes-128-gcm` at the start (0: skip).
         #[arg(long, default_value_t = 3)]
         aes_seconds: u32,
+        /// Kafka rows: seconds of load from bench's own producer into the
+        /// broker before the first run, so that no engine's run pays for
+        /// the broker JVM's JIT warm-up (0: none).
+        #[arg(long, default_value_t = 20)]
+        kafka_warm_up: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -250,6 +255,7 @@ fn run(cli: Cli) -> Result<i32> {
             steal_reruns,
             memory,
             aes_seconds,
+            kafka_warm_up,
             common,
         } => {
             let o = CompareOpts {
@@ -262,6 +268,7 @@ fn run(cli: Cli) -> Result<i32> {
                 steal_reruns,
                 memory,
                 aes_seconds,
+                kafka_warm_up,
             };
             compare_cmd(scenarios.as_deref(), pick, &out, &only, &o, &common)
         }
@@ -377,6 +384,7 @@ struct CompareOpts {
     steal_reruns: u32,
     memory: memory::MemoryArgs,
     aes_seconds: u32,
+    kafka_warm_up: u32,
 }
 
 fn compare_cmd(
@@ -458,7 +466,7 @@ fn compare_cmd(
     let mut ctx = compare::Ctx::new(&tools, &settings, out)?;
     if kafka_rows {
         // One broker for every kafka run; `ctx` stops it when dropped.
-        ctx.start_kafka()?;
+        ctx.start_kafka(Duration::from_secs(u64::from(o.kafka_warm_up)))?;
     }
     let aes = match (&tools.openssl, o.aes_seconds) {
         (Some(ssl), n) if n > 0 => {

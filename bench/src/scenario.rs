@@ -158,8 +158,10 @@ pub struct Goals {
 fn default_true() -> bool {
     true
 }
+/// Message length of every scenario unless it says.
+pub const DEFAULT_SIZE: u32 = 300;
 fn default_size() -> u32 {
-    300
+    DEFAULT_SIZE
 }
 fn default_threads() -> u32 {
     1

@@ -42,6 +42,7 @@ fn kafka_rows_count_every_message_in_the_topic_for_every_engine() {
     let dir = out_dir("kafka");
     let out = dir.join("out");
     let o = short_compare(1, &kafka_scenarios(), &out)
+        .args(["--kafka-warm-up", "2"])
         .output()
         .expect("run bench");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -113,6 +114,13 @@ fn kafka_rows_count_every_message_in_the_topic_for_every_engine() {
                     .is_some_and(|b| b.starts_with("Apache Kafka 4.")),
                 "{r:#}"
             );
+            // Warmed up by bench's producer: a count of at least one.
+            let warmed = r["kafka_broker"]
+                .as_str()
+                .and_then(|b| b.split_once("own producer (the same settings): "))
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            assert!(warmed.is_some_and(|n| n > 0), "warm-up: {r:#}");
             topics.push(r["kafka_topic"].as_str().unwrap_or("").to_string());
         }
         topics.sort();

@@ -144,6 +144,46 @@ mod imp {
         }
     }
 
+    /// Produces `value_bytes`-byte values into `topic` as fast as the
+    /// broker takes them, with the settings every engine is given, for
+    /// `duration` (and at most `max_messages`), then waits for every
+    /// delivery (bounded). Returns the messages delivered.
+    pub fn warm_up(
+        bootstrap: &str,
+        topic: &str,
+        value_bytes: usize,
+        duration: Duration,
+        max_messages: u64,
+    ) -> Result<u64> {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap);
+        for (k, v) in super::super::settings::peer_properties() {
+            cfg.set(k, v);
+        }
+        let producer: BaseProducer = cfg.create().context("kafka warm-up producer")?;
+        let value = vec![b'w'; value_bytes];
+        let end = Instant::now() + duration;
+        let mut sent = 0u64;
+        while sent < max_messages && Instant::now() < end {
+            match producer.send(BaseRecord::<(), [u8]>::to(topic).payload(&value)) {
+                Ok(()) => sent += 1,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => bail!("warm-up produce to {topic}: {e}"),
+            }
+            if sent % 1024 == 0 {
+                producer.poll(Duration::ZERO);
+            }
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .with_context(|| format!("warm-up: {topic} did not take {sent} messages in 30 s"))?;
+        Ok(sent)
+    }
+
     /// Deletes `topic` once its run is counted and read, so that a long
     /// bench does not fill the disk with topics.
     pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
@@ -242,6 +282,16 @@ mod imp {
         bail!(NO_CLIENT)
     }
 
+    pub fn warm_up(
+        _bootstrap: &str,
+        _topic: &str,
+        _value_bytes: usize,
+        _duration: Duration,
+        _max_messages: u64,
+    ) -> Result<u64> {
+        bail!(NO_CLIENT)
+    }
+
     pub fn consume(
         _bootstrap: &str,
         _topic: &str,
@@ -254,4 +304,4 @@ mod imp {
     }
 }
 
-pub use imp::{consume, delete_topic, watermarks, Poller};
+pub use imp::{consume, delete_topic, warm_up, watermarks, Poller};
