@@ -289,7 +289,10 @@ listen = "127.0.0.1:{stats}"
         })
         .collect();
     assert_eq!(count_lines(&out), total, "every message, once");
-    assert_eq!(written, sent, "the good ones parsed, the bad ones kept whole");
+    assert_eq!(
+        written, sent,
+        "the good ones parsed, the bad ones kept whole"
+    );
     assert_eq!(
         server.metric("ringest_parse_errors_total{source=\"tls\",reason=\"bad_version\"}"),
         (PEERS * BAD_PER_PEER) as u64,

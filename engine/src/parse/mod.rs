@@ -16,7 +16,8 @@
 //! - **Kept whole.** A frame that matches neither format (no PRI, a
 //!   malformed PRI, or an RFC 5424 header that breaks the grammar) is kept
 //!   whole as `message`, with `error` saying why ([`ParseError::label`] for
-//!   the counter and the JSON `parse_error` field). Nothing is guessed:
+//!   the counter and the JSON `parse_error` field, its `Display` and
+//!   [`ParseError::hint`] for the writer's log line). Nothing is guessed:
 //!   syslog-ng instead assumes `user.notice` for a frame without a PRI, and
 //!   replaces a broken RFC 5424 message by an error text.
 //! - **Tolerated** (see each module): a missing hostname, ISO timestamps in
