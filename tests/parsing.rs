@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use e2e::client::{client_config, close, connect, octet_frame};
 use e2e::jsonl;
-use e2e::loopback;
 use e2e::pki::Pki;
 use e2e::server::{count_lines, free_port, temp_dir, Server};
+use e2e::{json_file_destination, loopback, source_tls};
 
 #[test]
 fn auto_parsing_writes_the_fields_and_keeps_unparsable_messages_whole() {
@@ -216,25 +216,13 @@ listen = "127.0.0.1:{tls}"
 transport = "tls"
 framing = "octet-counted"
 parse = "rfc5424"
-[source.tls]
-cert_file = "{}"
-key_file = "{}"
-ca_file = "{}"
-peer_verify = "required-trusted"
-
-[[destination]]
-name = "json"
-type = "file"
-path = "out.jsonl"
-format = "json"
-fsync = "never"
-
+{}
+{}
 [stats]
 listen = "127.0.0.1:{stats}"
 "#,
-        pki.server_cert.display(),
-        pki.server_key.display(),
-        pki.ca.display()
+        source_tls(&pki),
+        json_file_destination("json", "out.jsonl")
     );
     let server = Server::start(&dir, &cfg);
     // Both connections open at once, so they are two peers of one burst.
