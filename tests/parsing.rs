@@ -1,13 +1,18 @@
 //! `parse = "auto"` on a source with a `json` destination: RFC 5424 and
 //! RFC 3164 fields in every line, a message that matches neither kept
-//! whole with `parse_error` and counted, through the real binary.
+//! whole with `parse_error`, counted and logged once per peer, through the
+//! real binary.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use e2e::loopback;
+use e2e::client::{client_config, close, connect, octet_frame};
+use e2e::jsonl;
+use e2e::pki::Pki;
 use e2e::server::{count_lines, free_port, temp_dir, Server};
+use e2e::{json_file_destination, loopback, source_tls};
 
 #[test]
 fn auto_parsing_writes_the_fields_and_keeps_unparsable_messages_whole() {
@@ -182,6 +187,141 @@ listen = "127.0.0.1:{stats}"
         let name = format!("ringest_parse_errors_total{{source=\"{source}\",reason=\"no_pri\"}}");
         assert_eq!(server.metric(&name), 1, "{name}\n{}", server.metrics());
     }
+    assert!(server.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad messages, and as many good ones, each peer sends in the burst.
+const BAD_PER_PEER: usize = 300;
+const PEERS: usize = 2;
+
+/// A burst of RFC 3164 messages (not RFC 5424, so `bad_version`) between
+/// good ones, from two TLS peers with client certificates, to a source
+/// with `parse = "rfc5424"` and a json file: every message is in the file
+/// (the bad ones whole, with `parse_error`), the counter has every bad one,
+/// and the JSON log has exactly one line per peer naming the peer, its
+/// certificate, the source, the reason and a hint.
+#[test]
+fn a_burst_of_unparseable_messages_is_logged_once_per_peer() {
+    let dir = temp_dir("parse-error-log");
+    let pki = Pki::generate(&dir.join("pki"));
+    let (tls, stats) = (free_port(), free_port());
+    let cfg = format!(
+        r#"shards = 2
+log_format = "json"
+
+[[source]]
+name = "tls"
+listen = "127.0.0.1:{tls}"
+transport = "tls"
+framing = "octet-counted"
+parse = "rfc5424"
+{}
+{}
+[stats]
+listen = "127.0.0.1:{stats}"
+"#,
+        source_tls(&pki),
+        json_file_destination("json", "out.jsonl")
+    );
+    let server = Server::start(&dir, &cfg);
+    // Both connections open at once, so they are two peers of one burst.
+    let client = client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)));
+    let mut conns: Vec<_> = (0..PEERS)
+        .map(|_| connect(loopback(tls), client.clone()).expect("connect"))
+        .collect();
+    let peers: BTreeSet<String> = conns
+        .iter()
+        .map(|c| c.sock.local_addr().expect("local addr").to_string())
+        .collect();
+    assert_eq!(peers.len(), PEERS);
+    // What the peers sent: message text (the body of a good one, the
+    // whole frame of a bad one) -> its parse_error, if any.
+    let mut sent: BTreeMap<String, Option<&str>> = BTreeMap::new();
+    for round in 0..BAD_PER_PEER / 50 {
+        for (p, conn) in conns.iter_mut().enumerate() {
+            let mut buf = Vec::new();
+            for i in round * 50..(round + 1) * 50 {
+                let good = format!("good p{p} n{i}");
+                octet_frame(
+                    &mut buf,
+                    format!("<14>1 2026-11-30T10:00:00Z web{p} app - - - {good}").as_bytes(),
+                );
+                sent.insert(good, None);
+                let bad = format!("<13>Nov 30 10:00:00 bsd{p} cron[1]: bad p{p} n{i}");
+                octet_frame(&mut buf, bad.as_bytes());
+                sent.insert(bad, Some("bad_version"));
+            }
+            conn.write_all(&buf).expect("write");
+        }
+    }
+    for c in conns {
+        close(c).expect("clean close");
+    }
+    let total = PEERS * BAD_PER_PEER * 2;
+    let out = dir.join("out.jsonl");
+    let start = std::time::Instant::now();
+    while count_lines(&out) < total && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let written: BTreeMap<String, Option<&str>> = jsonl::read_file(&out)
+        .iter()
+        .map(|o| {
+            assert!(peers.contains(o.req("peer")), "{o:?}");
+            assert_eq!(o.req("client_cn"), "test-client");
+            let error = o.str("parse_error").map(|e| {
+                assert_eq!(e, "bad_version", "{o:?}");
+                "bad_version"
+            });
+            (o.req("message").to_string(), error)
+        })
+        .collect();
+    assert_eq!(count_lines(&out), total, "every message, once");
+    assert_eq!(
+        written, sent,
+        "the good ones parsed, the bad ones kept whole"
+    );
+    assert_eq!(
+        server.metric("ringest_parse_errors_total{source=\"tls\",reason=\"bad_version\"}"),
+        (PEERS * BAD_PER_PEER) as u64,
+        "{}",
+        server.metrics()
+    );
+    let stderr = server.stderr();
+    let lines: Vec<jsonl::Object> = stderr
+        .lines()
+        .filter(|l| l.contains("message not parsed"))
+        .map(|l| jsonl::parse_line(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let logged: BTreeSet<String> = lines.iter().map(|o| o.req("peer").to_string()).collect();
+    assert_eq!(
+        (lines.len(), &logged),
+        (PEERS, &peers),
+        "exactly one line per peer for the burst:\n{stderr}"
+    );
+    for o in &lines {
+        assert_eq!(o.req("level"), "warn");
+        assert_eq!(o.req("source"), "tls");
+        assert_eq!(
+            o.req("reason"),
+            "message not parsed (bad_version): RFC 5424 expected: VERSION 1 does not follow the PRI"
+        );
+        let client = o.req("client");
+        assert!(client.starts_with("CN=test-client, sha256="), "{client}");
+        let hint = o.req("hint");
+        for part in [
+            "set parse = \"auto\"",
+            "kept whole with parse_error = \"bad_version\"",
+            "source parse = \"rfc5424\"",
+            "not logged for 60000 ms (parse_error_log_interval_ms)",
+        ] {
+            assert!(hint.contains(part), "{part:?} not in {hint:?}");
+        }
+    }
+    assert!(
+        !stderr.contains("similar log lines suppressed"),
+        "nothing beyond the budget:\n{stderr}"
+    );
     assert!(server.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,12 +5,14 @@
 //!   which stamps the time itself;
 //! - `json`: one object per line for log shippers, with `time` (RFC 3339
 //!   UTC), `level`, `message` (the text line, whole), and the fields the
-//!   message names: `peer`, `source`, `destination`, `shard`, `reason` and
-//!   `hint`.
+//!   message names: `peer`, `client`, `source`, `destination`, `shard`,
+//!   `reason` and `hint`.
 //!
 //! The fields come from the shape every connection event is logged in
 //! (shard/, conn.rs): `PEER source NAME: REASON (hint: HINT); connection
-//! closed`, and `source NAME: ...`, `destination NAME: ...`,
+//! closed`, and a message's parse error (writer/parse_error_log.rs):
+//! `PEER source NAME: REASON (client: IDENTITY) (hint: HINT)`; and
+//! `source NAME: ...`, `destination NAME: ...`,
 //! `shard N source NAME: ...` for the others. `reason` is given only for a
 //! line about one peer (what was refused or closed, and why); every other
 //! line keeps its words in `message`. A line in another shape loses nothing:
@@ -103,6 +105,8 @@ fn unix_ns_now() -> u64 {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Fields<'a> {
     pub peer: Option<&'a str>,
+    /// The client certificate's identity, from a `(client: ...)`.
+    pub client: Option<&'a str>,
     pub source: Option<&'a str>,
     pub destination: Option<&'a str>,
     pub shard: Option<&'a str>,
@@ -112,7 +116,8 @@ pub struct Fields<'a> {
 
 /// Finds the fields in `msg`: the subject before the first `": "`
 /// (`PEER`, `source NAME`, `destination NAME`, `shard N`, in any
-/// combination), then a `(hint: ...)` anywhere after it.
+/// combination), then a `(client: ...)` and a `(hint: ...)` anywhere
+/// after it; the reason of a line about one peer ends at the first of them.
 pub fn fields(msg: &str) -> Fields<'_> {
     let mut f = Fields::default();
     let (subject, rest) = match msg.split_once(": ") {
@@ -146,8 +151,15 @@ pub fn fields(msg: &str) -> Fields<'_> {
     if let Some(start) = hint_at {
         f.hint = balanced(&rest[start + "(hint: ".len()..]);
     }
+    let client_at = rest.find("(client: ");
+    if let Some(start) = client_at {
+        f.client = balanced(&rest[start + "(client: ".len()..]);
+    }
     if f.peer.is_some() {
-        let end = hint_at.unwrap_or(rest.len());
+        let end = match (client_at, hint_at) {
+            (Some(c), Some(h)) => c.min(h),
+            (c, h) => c.or(h).unwrap_or(rest.len()),
+        };
         let reason = rest[..end]
             .trim_end_matches("; connection closed")
             .trim_end();
@@ -183,6 +195,7 @@ pub fn json_line(unix_ns: u64, level: Level, msg: &str) -> String {
     let f = fields(msg);
     for (key, value) in [
         ("peer", f.peer),
+        ("client", f.client),
         ("source", f.source),
         ("destination", f.destination),
         ("shard", f.shard),
@@ -268,6 +281,24 @@ mod tests {
         );
         assert_eq!(fields(""), Fields::default());
         assert_eq!(fields("source : x"), Fields::default());
+    }
+
+    #[test]
+    fn a_parse_error_line_names_the_client_apart_from_the_reason() {
+        let msg = "127.0.0.1:4 source tls: message not parsed (bad_sd): bad (x) sd \
+                   (client: CN=a (b), sha256=AA) (hint: fix (it))";
+        let f = fields(msg);
+        assert_eq!(f.peer, Some("127.0.0.1:4"));
+        assert_eq!(f.reason, Some("message not parsed (bad_sd): bad (x) sd"));
+        assert_eq!(f.client, Some("CN=a (b), sha256=AA"));
+        assert_eq!(f.hint, Some("fix (it)"));
+        let line = json_line(0, Level::Warn, msg);
+        assert!(
+            line.contains(
+                "\"peer\":\"127.0.0.1:4\",\"client\":\"CN=a (b), sha256=AA\",\"source\":\"tls\""
+            ),
+            "{line}"
+        );
     }
 
     #[test]

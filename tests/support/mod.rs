@@ -34,12 +34,7 @@ transport = "tls"
 framing = "auto"
 handshake_timeout_ms = 1500
 {extra_source}
-[source.tls]
-cert_file = "{}"
-key_file = "{}"
-ca_file = "{}"
-peer_verify = "required-trusted"
-
+{}
 [[source]]
 name = "tcp"
 listen = "{tcp}"
@@ -56,6 +51,23 @@ fsync = "never"
 [stats]
 listen = "{stats}"
 "#,
+        source_tls(pki)
+    )
+}
+
+/// A `[[destination]]` writing `format = "json"` lines to the file `path`
+/// (no fsync: the tests read it while the server runs).
+pub fn json_file_destination(name: &str, path: &str) -> String {
+    format!(
+        "[[destination]]\nname = \"{name}\"\ntype = \"file\"\npath = \"{path}\"\nformat = \"json\"\nfsync = \"never\"\n"
+    )
+}
+
+/// The `[source.tls]` table of a mutual-TLS source with the test PKI
+/// (`required-trusted`: the client certificate must chain to its CA).
+pub fn source_tls(pki: &Pki) -> String {
+    format!(
+        "[source.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\npeer_verify = \"required-trusted\"\n",
         pki.server_cert.display(),
         pki.server_key.display(),
         pki.ca.display()

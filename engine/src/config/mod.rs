@@ -145,6 +145,12 @@ pub struct SourceConfig {
     /// auto, rfc5424, rfc3164 or none (the frame is the message).
     #[serde(default = "defaults::parse", with = "parse_serde")]
     pub parse: ParseMode,
+    /// A message of this source that fails to parse is logged once per
+    /// (peer, reason), then that pair is not logged again for this long;
+    /// the counter still counts each message. 0 = no quiet period (the
+    /// writer's lines-per-second budget still applies).
+    #[serde(default = "defaults::parse_error_log_interval_ms")]
+    pub parse_error_log_interval_ms: u64,
     /// Destinations this source feeds; absent = all of them.
     #[serde(default)]
     pub destinations: Option<Vec<String>>,
@@ -467,7 +473,7 @@ pub struct StatsConfig {
     pub listen: Option<SocketAddr>,
 }
 
-mod defaults {
+pub(crate) mod defaults {
     use super::*;
     pub fn ring_capacity_batches() -> usize {
         64
@@ -554,6 +560,11 @@ mod defaults {
     }
     pub fn parse() -> ParseMode {
         ParseMode::None
+    }
+    /// A minute: one line per misbehaving sender and reason says what is
+    /// wrong; the counter says how often.
+    pub fn parse_error_log_interval_ms() -> u64 {
+        60_000
     }
     pub fn max_open_files() -> usize {
         64
@@ -955,6 +966,12 @@ impl Config {
                 3_600_000,
             )?;
             check_range(key("close_timeout_ms"), s.close_timeout_ms, 10, 600_000)?;
+            check_range(
+                key("parse_error_log_interval_ms"),
+                s.parse_error_log_interval_ms,
+                0,
+                86_400_000,
+            )?;
             match (s.transport, &s.tls) {
                 (Transport::Tls, None) => {
                     return Err((

@@ -19,7 +19,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("uring_entries",            "1024",       "io_uring submission queue entries per shard"),
     ("recv_batch_wait_us",       "250",        "a shard with receive completions waiting waits up to this long for more (64 at most) before a loop turn, so at moderate load a turn, and the batch it hands to the writer, carries many receives; a frame waits at most this long before its turn; needs Linux 6.12+ (io_uring minimum wait), else and with 0 a turn per completion"),
     ("drain_timeout_ms",         "5000",       "on SIGTERM, how long open connections may keep sending before they are closed"),
-    ("log_format",               "\"text\"",   "ringest's own log lines on stderr: \"text\" (LEVEL message) or \"json\" (one object per line: time, level, message, and peer, source, destination, reason, hint when the line names them)"),
+    ("log_format",               "\"text\"",   "ringest's own log lines on stderr: \"text\" (LEVEL message) or \"json\" (one object per line: time, level, message, and peer, client, source, destination, reason, hint when the line names them)"),
     ("source.name",              "required",   "name used in stats labels and JSON output"),
     ("source.listen",            "required",   "IPv4 or IPv6 address:port"),
     ("source.transport",         "required",   "\"tls\" or \"tcp\""),
@@ -37,6 +37,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("source.close_timeout_ms",  "5000",       "a connection being closed gets this long to send its last bytes (an alert, close_notify) before it is cut"),
     ("source.ktls",              "\"auto\"",   "kernel TLS offload: \"auto\" (what this kernel keeps safe), \"on\" (fail start-up without kTLS), \"off\""),
     ("source.parse",             "\"none\"",   "\"auto\" (RFC 5424 or RFC 3164, per message), \"rfc5424\", \"rfc3164\" or \"none\": the fields a json destination writes; a message matching neither is kept whole with parse_error and counted once in ringest_parse_errors_total{source,reason} (also when only a filter, a path template or a kafka host key parsed it)"),
+    ("source.parse_error_log_interval_ms", "60000", "a message that fails to parse (parse, or a filter, path template or kafka key reading it) is logged with its peer, the reason and a hint once per (peer, reason), then not again for this long (each one is still counted); 0 = every one, within 10 lines per second per writer"),
     ("source.destinations",      "all",        "names of the destinations this source feeds"),
     ("destination.name",         "required",   "name referred to by source.destinations"),
     ("destination.type",         "required",   "\"file\", \"forward\" (syslog over TLS or TCP to upstream servers) or \"kafka\" (a build with the cargo feature kafka, as the .deb is)"),
@@ -163,6 +164,7 @@ fn struct_keys() -> Vec<String> {
             close_timeout_ms: _,
             ktls: _,
             parse: _,
+            parse_error_log_interval_ms: _,
             destinations: _,
             tls: _,
         } = s;
@@ -184,6 +186,7 @@ fn struct_keys() -> Vec<String> {
             "close_timeout_ms",
             "ktls",
             "parse",
+            "parse_error_log_interval_ms",
             "destinations",
         ]
     };

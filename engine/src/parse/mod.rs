@@ -16,7 +16,8 @@
 //! - **Kept whole.** A frame that matches neither format (no PRI, a
 //!   malformed PRI, or an RFC 5424 header that breaks the grammar) is kept
 //!   whole as `message`, with `error` saying why ([`ParseError::label`] for
-//!   the counter and the JSON `parse_error` field). Nothing is guessed:
+//!   the counter and the JSON `parse_error` field, its `Display` and
+//!   [`ParseError::hint`] for the writer's log line). Nothing is guessed:
 //!   syslog-ng instead assumes `user.notice` for a frame without a PRI, and
 //!   replaces a broken RFC 5424 message by an error text.
 //! - **Tolerated** (see each module): a missing hostname, ISO timestamps in
@@ -136,6 +137,43 @@ impl ParseError {
             ParseError::BadSd => "bad_sd",
             ParseError::SdTooLarge => "sd_too_large",
             ParseError::NoSpaceAfterSd => "no_space_after_sd",
+        }
+    }
+
+    /// What to check on the sender, or which setting to change: the
+    /// `hint` of the log line that reports the error (`writer::parse_error_log`).
+    pub fn hint(self) -> &'static str {
+        match self {
+            ParseError::NoPri => {
+                "the frame does not start with <PRI>: is the sender a syslog client, and do \
+                 both sides frame the same way (octet-counted or newline)?"
+            }
+            ParseError::BadPri => {
+                "the sender's <PRI> must be 1 to 3 digits between < and >, e.g. <13>"
+            }
+            ParseError::BadVersion => {
+                "the sender does not write RFC 5424: set parse = \"auto\" (RFC 5424 or RFC 3164 \
+                 per message) or \"rfc3164\" on this source, or make the sender write RFC 5424"
+            }
+            ParseError::BadTimestamp => {
+                "the sender's RFC 5424 TIMESTAMP must be RFC 3339 with a zone, e.g. \
+                 2026-11-30T10:00:00.123Z, or - when it has no clock"
+            }
+            ParseError::HeaderTruncated => {
+                "the sender's RFC 5424 header must hold HOSTNAME, APP-NAME, PROCID, MSGID and \
+                 STRUCTURED-DATA, each - when empty"
+            }
+            ParseError::BadSd => {
+                "the sender's structured data breaks RFC 5424 section 6.3: [SD-ID name=\"value\"], \
+                 with ] \" and \\ escaped by a backslash in values"
+            }
+            ParseError::SdTooLarge => {
+                "ringest reads at most 128 SD params and 64 SD elements per message: send fewer"
+            }
+            ParseError::NoSpaceAfterSd => {
+                "the sender's structured data must be followed by a space and the MSG, or end \
+                 the message"
+            }
         }
     }
 }
@@ -321,6 +359,27 @@ mod tests {
         let labels: std::collections::HashSet<_> =
             ParseError::ALL.iter().map(|e| e.label()).collect();
         assert_eq!(labels.len(), ParseError::ALL.len());
+    }
+
+    #[test]
+    fn every_hint_keeps_its_parentheses_balanced_and_its_limits_true() {
+        // The hint goes inside the log line's "(hint: ...)", which the
+        // JSON log format reads up to the parenthesis that closes it.
+        for e in ParseError::ALL {
+            let mut depth = 0i32;
+            for c in e.hint().chars() {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                assert!(depth >= 0, "{e:?}");
+            }
+            assert_eq!(depth, 0, "{e:?}");
+        }
+        let hint = ParseError::SdTooLarge.hint();
+        assert!(hint.contains(&format!("at most {} SD params", sd::SD_PARAMS_MAX)));
+        assert!(hint.contains(&format!("{} SD elements", sd::SD_ELEMENTS_MAX)));
     }
 
     #[test]

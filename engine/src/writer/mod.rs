@@ -33,6 +33,7 @@ mod group_tests;
 pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod parse_error_log;
 #[cfg(test)]
 mod parse_once_tests;
 pub mod parsed;
@@ -224,7 +225,7 @@ impl<F: Fs + Clone> Writer<F> {
             scratch_origins: Vec::new(),
             prefix: Vec::with_capacity(512),
             parse: config.sources.iter().map(|s| s.parse).collect(),
-            parse_scratch: ParseScratch::default(),
+            parse_scratch: ParseScratch::new(parse_error_log::ParseErrorLog::new(&config.sources)),
             include_raw: config.destinations.iter().map(|d| d.include_raw).collect(),
             takes_every_source: ids
                 .iter()

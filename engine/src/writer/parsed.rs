@@ -19,26 +19,43 @@
 //!   parsed: once, whichever step asked first and however many read it
 //!   (syslog-ng, too, parses a message once, at its source). A message
 //!   nobody asks for is not parsed, so not counted.
+//! - **Logged where counted, rarely.** The same failed parse is offered to
+//!   the writer's [`ParseErrorLog`], which logs it with its peer, reason
+//!   and hint once per (source, peer, reason) per
+//!   `parse_error_log_interval_ms`: a bad message costs the count, a look
+//!   in a small table and, once per round, a clock read.
 //! - **No allocation per message.** The parsed [`Message`]s borrow the
 //!   round's batches; their cells are one vector whose allocation the
 //!   writer keeps from round to round ([`ParseScratch`]).
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::time::Instant;
 
+use super::parse_error_log::ParseErrorLog;
 use crate::batch::Batch;
-use crate::parse::{self, Message, ParseMode};
+use crate::parse::{self, Message, ParseError, ParseMode};
 use crate::stats::SourceStats;
 
-/// What a writer keeps between rounds: the allocations of a round's cells.
+/// What a writer keeps between rounds: the allocations of a round's cells,
+/// and which parse errors it logged lately.
 #[derive(Default)]
 pub struct ParseScratch {
     /// Per batch of the round: the index of its first message's cell.
     starts: Vec<usize>,
     /// Emptied; only its allocation is kept.
     cells: Vec<OnceCell<Message<'static>>>,
+    log: ParseErrorLog,
 }
 
 impl ParseScratch {
+    /// A writer's scratch, logging parse errors with `log`.
+    pub fn new(log: ParseErrorLog) -> ParseScratch {
+        ParseScratch {
+            log,
+            ..ParseScratch::default()
+        }
+    }
+
     /// The parsed view of `round`, whose sources are read with `modes`
     /// (by source index; `auto` past its end) and count their parse errors
     /// in `counted` (by source index; not counted past its end). Nothing
@@ -64,6 +81,8 @@ impl ParseScratch {
             total,
             cells: OnceCell::new(),
             spare: Cell::new(relabel(std::mem::take(&mut self.cells))),
+            log: RefCell::new(std::mem::take(&mut self.log)),
+            now: Cell::new(None),
         }
     }
 
@@ -73,8 +92,10 @@ impl ParseScratch {
             starts,
             cells,
             spare,
+            log,
             ..
         } = parsed;
+        self.log = log.into_inner();
         self.starts = starts;
         self.cells = relabel(cells.into_inner().unwrap_or_else(|| spare.into_inner()));
     }
@@ -111,6 +132,10 @@ pub struct Parsed<'r> {
     cells: OnceCell<Vec<OnceCell<Message<'r>>>>,
     /// The kept allocation, until the cells are made from it.
     spare: Cell<Vec<OnceCell<Message<'r>>>>,
+    /// The writer's parse-error lines, for the round.
+    log: RefCell<ParseErrorLog>,
+    /// The clock, read at the round's first parse error.
+    now: Cell<Option<Instant>>,
 }
 
 impl<'r> Parsed<'r> {
@@ -157,6 +182,7 @@ impl<'r> Parsed<'r> {
             let msg = parse();
             if let (Some(e), Some(s)) = (msg.error, self.counted.get(source)) {
                 s.parse_errors.inc(e.label());
+                self.log_error(bi, source, m, e);
             }
             msg
         };
@@ -165,6 +191,41 @@ impl<'r> Parsed<'r> {
             // Not a message of the round (a caller's bug): parsed as asked,
             // neither kept nor counted.
             None => parse(),
+        }
+    }
+}
+
+impl Parsed<'_> {
+    /// Offers message `m` of batch `bi`'s failed parse to the log, with
+    /// the connection of the run that holds it.
+    fn log_error(&self, bi: usize, source: usize, m: usize, error: ParseError) {
+        let Some((_, b)) = self.round.get(bi) else {
+            return;
+        };
+        // The last run that starts at or before `m` holds it.
+        let Some(run) = b
+            .runs
+            .partition_point(|r| r.first as usize <= m)
+            .checked_sub(1)
+            .and_then(|i| b.runs.get(i))
+        else {
+            return;
+        };
+        let now = match self.now.get() {
+            Some(now) => now,
+            None => {
+                let now = Instant::now();
+                self.now.set(Some(now));
+                now
+            }
+        };
+        let mode = self.modes.get(source).copied().unwrap_or(ParseMode::Auto);
+        // Never re-entered (the line is only written); refused, it is skipped.
+        let Ok(mut log) = self.log.try_borrow_mut() else {
+            return;
+        };
+        if let Some(line) = log.check(source, &run.conn, mode, error, now) {
+            log::warn!("{line}");
         }
     }
 }
@@ -288,6 +349,47 @@ mod tests {
             [("bad_pri", 1)],
             "counted in its own source"
         );
+    }
+
+    #[test]
+    fn a_failed_parse_is_logged_with_the_connection_of_its_run() {
+        let conn = |port: u16| {
+            Arc::new(ConnMeta {
+                source: 0,
+                peer: ([10, 0, 0, 1], port).into(),
+                identity: None,
+            })
+        };
+        let (a, b, c) = (conn(1), conn(2), conn(3));
+        let mut bad = Batch::with_capacity(1024);
+        bad.begin_run(&a, 1);
+        bad.push(IETF.as_bytes());
+        bad.push(b"garbage");
+        bad.begin_run(&b, 2);
+        bad.push(b"garbage");
+        bad.begin_run(&c, 3);
+        bad.push(IETF.as_bytes());
+        let stats = crate::stats::Stats::new(vec!["a".into()]);
+        let round = vec![(0, bad)];
+        let mut scratch = ParseScratch::default();
+        let parsed = scratch.round(&round, &[ParseMode::Rfc5424], &stats.sources);
+        for m in 0..4 {
+            let _ = parsed.batch(0).message(0, m);
+        }
+        scratch.recycle(parsed);
+        assert_eq!(stats.sources[0].parse_errors.get("no_pri"), 2);
+        // The log came back with the round: a and b were logged (so are
+        // quiet now); c sent no bad message.
+        let now = std::time::Instant::now();
+        let mut logged = |conn: &ConnMeta| {
+            scratch
+                .log
+                .check(0, conn, ParseMode::Rfc5424, ParseError::NoPri, now)
+                .is_none()
+        };
+        assert!(logged(&a), "a's second message");
+        assert!(logged(&b), "b's only message, in the second run");
+        assert!(!logged(&c), "c's message parsed");
     }
 
     #[test]
