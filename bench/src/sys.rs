@@ -867,27 +867,32 @@ mod tests {
         assert!((w.steal_pct - 0.2353).abs() < 0.0001, "{w:?}");
     }
 
-    /// Measured on the bench VM (6.18, HZ 250, tick-accounted, NO_HZ idle)
-    /// with nothing else running: a task pinned to cpu1 that wakes every
-    /// 1 ms (absolute CLOCK_MONOTONIC deadlines) and spins 300 µs used
-    /// 1.60 CPU-s in 5.00 s by its own clock; cpu1's busy counters grew by
-    /// 4 ticks and its idle by 336, the machine's busy by 9 and idle by 830
-    /// (below: those deltas of the first line, on a real one as the base).
+    /// Read on the bench VM (6.18, HZ 250, tick-accounted, NO_HZ idle)
+    /// with nothing else running, 5.0004 s apart: a task pinned to cpu1
+    /// woke every 1 ms (absolute CLOCK_MONOTONIC deadlines) and spun 300 µs,
+    /// 1.5944 CPU-s by its own clock. cpu1's busy counters grew by 4 ticks
+    /// and its idle by 336; the machine's busy by 8, its idle by 832.
     #[test]
     fn busy_time_of_a_load_on_a_1_ms_grid() {
-        let a = CpuTicks::parse(&stat(
-            "5484822 23431 2499203 6430711 2094237 0 236182 12733",
-        ))
+        let a = CpuTicks::parse(
+            "cpu  5578285 23431 2518846 6451221 2095604 0 236406 13136 0 0\n\
+             cpu0 2550365 12204 881861 3979726 915218 0 109750 6458 0 0\n\
+             cpu1 3027920 11226 1636985 2471494 1180386 0 126655 6678 0 0\n",
+        )
         .unwrap();
-        let b = CpuTicks::parse(&stat(
-            "5484828 23431 2499205 6431541 2094237 0 236183 12733",
-        ))
+        let b = CpuTicks::parse(
+            "cpu  5578286 23431 2518852 6452053 2095605 0 236407 13136 0 0\n\
+             cpu0 2550365 12204 881864 3980223 915218 0 109751 6458 0 0\n\
+             cpu1 3027921 11226 1636988 2471830 1180386 0 126655 6678 0 0\n",
+        )
         .unwrap();
-        let w = CpuWindow::between(&a, &b, 5.0, 100.0);
+        let w = CpuWindow::between(&a, &b, 5.0004, 100.0);
         assert!(w.sampled_busy_pct < 1.0, "{w:?}");
-        // 1000 − 830 = 170 ticks: the task's 1.60 s and 0.1 s of the rest.
-        assert!((w.busy_cpu_s - 1.70).abs() < 1e-9, "{w:?}");
-        assert!(w.busy_cpu_s >= 1.60, "{w:?}");
+        assert!((w.counted_pct - 84.1).abs() < 0.01, "{w:?}");
+        // 2 × 5.0004 × 100 − 833 = 167.08 ticks: the task's 1.59 s and 0.08 s
+        // of the rest.
+        assert!(w.busy_cpu_s >= 1.5944, "{w:?}");
+        assert!((w.busy_cpu_s - 1.6708).abs() < 1e-9, "{w:?}");
     }
 
     #[test]
