@@ -445,8 +445,9 @@ impl CpuSample {
 /// default) idle and iowait come from the idle clock and steal from the
 /// host's, both exact. A load that wakes on a fixed grid can run mostly
 /// between ticks and escape the samples: `loadgen send --rate` with
-/// `--tick-us 1000` read 4–37% busy in three 30-s latency points where
-/// ringest and loadgen alone used over a core (2026-11-30-s9), and a task
+/// `--tick-us 1000` read 4.5, 6.6 and 17.6% busy in the 20, 40 and 80%
+/// points of a 30-s latency curve where ringest and loadgen alone used 20,
+/// 29 and 46% of the two CPUs (2026-11-30-s9/latency-30s-final), and a task
 /// spinning 300 µs of every 1 ms (1.6 CPU-s in 5 s) got 4 busy ticks of
 /// 160. The counters' sum then falls short of CPUs × wall by what the
 /// samples missed; `counted_pct` shows that gap, `sampled_busy_pct` the
