@@ -36,7 +36,7 @@ use crate::disk_budget;
 use crate::engines::{self, KafkaTarget, Tools, Wiring};
 use crate::kafka::{self, broker::Broker, client, delivery};
 use crate::pki::{self, Pki, ServerKey};
-use crate::record::{MemState, Quantiles, Run, Status};
+use crate::record::{MemState, ProcStatWindow, Quantiles, Run, Status};
 use crate::scenario::{Engine, Scenario, Work};
 use crate::steady;
 use crate::sys::{self, Proc};
@@ -837,7 +837,7 @@ fn measure(
     let broker_cpu0 = broker.and_then(|b| sys::process_cpu_s(b.pid));
     let cpu0 = sys::process_cpu_s(engine.pid).context("engine vanished before the load")?;
     let threads0 = sys::threads_cpu_s(engine.pid);
-    let ticks0 = sys::CpuTicks::now()?;
+    let machine0 = sys::CpuSample::now()?;
     let t0 = Instant::now();
     let mut lg = Proc::spawn(
         loadgen_cmd_on(
@@ -949,11 +949,18 @@ fn measure(
         }
     }
     let idle_cpu1 = idle.as_ref().and_then(|p| sys::process_cpu_s(p.pid));
-    let ticks1 = sys::CpuTicks::now()?;
-    run.window_s = Some(t0.elapsed().as_secs_f64());
-    let w = sys::cpu_window(&ticks0, &ticks1);
+    let machine1 = sys::CpuSample::now()?;
+    run.window_s = Some(machine1.secs_since(&machine0));
+    let w = sys::cpu_window(&machine0, &machine1);
     run.steal_pct = Some(w.steal_pct);
     run.machine_busy_pct = Some(w.busy_pct);
+    run.machine_busy_sampled_pct = Some(w.sampled_busy_pct);
+    run.proc_stat_counted_pct = Some(w.counted_pct);
+    run.proc_stat_cpu = Some(ProcStatWindow {
+        before: machine0.line.clone(),
+        after: machine1.line.clone(),
+        cpus: machine1.ticks.cpus,
+    });
     let idle_cpu = match (idle_cpu0, idle_cpu1) {
         (Some(a), Some(b)) => Some(b - a),
         _ if idle.is_none() => Some(0.0),

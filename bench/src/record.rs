@@ -64,6 +64,16 @@ pub struct Quantiles {
     pub p999: f64,
 }
 
+/// /proc/stat's first line at the start and at the end of a run's window
+/// (`window_s` apart), and the CPUs it listed: enough to work the machine
+/// figures out again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcStatWindow {
+    pub before: String,
+    pub after: String,
+    pub cpus: u32,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub scenario: String,
@@ -93,13 +103,28 @@ pub struct Run {
     pub quiet_gave_up: bool,
 
     /// The load window: from just before loadgen started until the output
-    /// stopped growing and bench had synced it (/proc/stat, all CPUs).
+    /// stopped growing and bench had synced it: the wall time between the
+    /// two /proc/stat samples (all CPUs).
     pub window_s: Option<f64>,
     /// Host steal over the window, % of all CPU time.
     pub steal_pct: Option<f64>,
-    /// Busy CPU over the window, machine-wide (user, nice, system, irq,
-    /// softirq), % of all CPU time; loadgen included.
+    /// Busy CPU over the window, machine-wide: CPUs × wall minus idle,
+    /// iowait and steal (sys::CpuWindow says why not the busy counters),
+    /// % of all CPU time; loadgen included.
     pub machine_busy_pct: Option<f64>,
+    /// What /proc/stat's busy counters alone (user, nice, system, irq,
+    /// softirq: tick samples) said, % of all CPU time; what
+    /// machine_busy_pct was before 2026-11-30 (relative to the counters'
+    /// sum then, not to CPUs × wall).
+    #[serde(default)]
+    pub machine_busy_sampled_pct: Option<f64>,
+    /// Every /proc/stat counter's sum over the window, % of CPUs × wall:
+    /// below 100 by the busy time the tick samples missed.
+    #[serde(default)]
+    pub proc_stat_counted_pct: Option<f64>,
+    /// The two /proc/stat samples of the window, as read.
+    #[serde(default)]
+    pub proc_stat_cpu: Option<ProcStatWindow>,
     /// Machine-wide busy CPU-seconds over the window minus loadgen's own:
     /// the engine, the kernel's writeback and softirq work, bench (mostly
     /// idle), and anything else that ran.
@@ -235,6 +260,9 @@ impl Run {
             window_s: None,
             steal_pct: None,
             machine_busy_pct: None,
+            machine_busy_sampled_pct: None,
+            proc_stat_counted_pct: None,
+            proc_stat_cpu: None,
             machine_cpu_s: None,
             machine_cpu_us_per_msg: None,
             output_sync_s: None,

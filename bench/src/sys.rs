@@ -335,37 +335,17 @@ pub fn status_kib(pid: i32, key: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Aggregate CPU counters of /proc/stat: (busy, total) in ticks.
-fn machine_ticks() -> Result<(u64, u64)> {
-    let s = fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-    let line = s.lines().next().context("empty /proc/stat")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if v.len() < 5 {
-        bail!("unexpected /proc/stat line: {line}");
-    }
-    let total: u64 = v.iter().sum();
-    let idle = v[3] + v[4]; // idle + iowait
-    Ok((total - idle, total))
-}
-
 /// Fraction (0..1) of all CPUs busy over the next `over`.
 pub fn machine_busy(over: Duration) -> Result<f64> {
-    let (b0, t0) = machine_ticks()?;
+    let a = CpuSample::now()?;
     sleep(over)?;
-    let (b1, t1) = machine_ticks()?;
-    if t1 <= t0 {
-        return Ok(0.0);
-    }
-    Ok((b1 - b0) as f64 / (t1 - t0) as f64)
+    let b = CpuSample::now()?;
+    Ok(cpu_window(&a, &b).busy_pct / 100.0)
 }
 
 /// The machine-wide counters of /proc/stat's first line, in clock ticks
-/// summed over all CPUs (guest time is inside user).
+/// summed over all CPUs (guest time is inside user), and how many CPUs
+/// the file lists (the online ones).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTicks {
     pub user: u64,
@@ -376,14 +356,10 @@ pub struct CpuTicks {
     pub irq: u64,
     pub softirq: u64,
     pub steal: u64,
+    pub cpus: u32,
 }
 
 impl CpuTicks {
-    pub fn now() -> Result<CpuTicks> {
-        let s = fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-        CpuTicks::parse(&s)
-    }
-
     fn parse(stat: &str) -> Result<CpuTicks> {
         let line = stat.lines().next().context("empty /proc/stat")?;
         let v: Vec<u64> = line
@@ -395,6 +371,13 @@ impl CpuTicks {
         if !line.starts_with("cpu ") || v.len() < 8 {
             bail!("unexpected /proc/stat line: {line}");
         }
+        let cpus = stat
+            .lines()
+            .filter(|l| {
+                l.strip_prefix("cpu")
+                    .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count();
         Ok(CpuTicks {
             user: v[0],
             nice: v[1],
@@ -404,39 +387,115 @@ impl CpuTicks {
             irq: v[5],
             softirq: v[6],
             steal: v[7],
+            cpus: u32::try_from(cpus).unwrap_or(u32::MAX),
         })
     }
 
-    /// Time the CPUs ran something of this guest's.
-    fn busy(&self) -> u64 {
+    /// Ticks charged to something of this guest's: on a tick-accounted
+    /// kernel, samples (see CpuWindow).
+    fn sampled_busy(&self) -> u64 {
         self.user + self.nice + self.system + self.irq + self.softirq
     }
 
+    /// Ticks the CPUs were idle, waiting for IO, or stolen by the host:
+    /// measured by clocks, not sampled (see CpuWindow).
+    fn not_busy(&self) -> u64 {
+        self.idle + self.iowait + self.steal
+    }
+
     fn total(&self) -> u64 {
-        self.busy() + self.idle + self.iowait + self.steal
+        self.sampled_busy() + self.not_busy()
+    }
+}
+
+/// One read of /proc/stat and the moment of it: a window's CPU time is
+/// its CPUs × the wall time between two samples.
+#[derive(Debug, Clone)]
+pub struct CpuSample {
+    pub ticks: CpuTicks,
+    /// The first line as read, for the record.
+    pub line: String,
+    at: Instant,
+}
+
+impl CpuSample {
+    pub fn now() -> Result<CpuSample> {
+        let s = fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+        let at = Instant::now();
+        Ok(CpuSample {
+            ticks: CpuTicks::parse(&s)?,
+            line: s.lines().next().unwrap_or_default().to_string(),
+            at,
+        })
+    }
+
+    /// Wall seconds from `earlier` to this sample.
+    pub fn secs_since(&self, earlier: &CpuSample) -> f64 {
+        self.at.saturating_duration_since(earlier.at).as_secs_f64()
     }
 }
 
 /// What the machine did between two /proc/stat samples.
+///
+/// Busy time is the CPU time that passed (CPUs × wall) minus idle, iowait
+/// and steal, not the sum of the busy counters. On a tick-accounted kernel
+/// (CONFIG_TICK_CPU_ACCOUNTING, the default, and this VM's: HZ 250) user,
+/// nice, system, irq and softirq are samples: each timer tick charges a
+/// whole tick to whatever the CPU runs at that instant. With NO_HZ (also the
+/// default) idle and iowait come from the idle clock and steal from the
+/// host's, both exact. A load that wakes on a fixed grid can run mostly
+/// between ticks and escape the samples: `loadgen send --rate` with
+/// `--tick-us 1000` read 4.5, 6.6 and 17.6% busy in the 20, 40 and 80%
+/// points of a 30-s latency curve where ringest and loadgen alone used 20,
+/// 29 and 46% of the two CPUs (2026-11-30-s9/latency-30s-final), and a task
+/// spinning 300 µs of every 1 ms (1.6 CPU-s in 5 s) got 4 busy ticks of
+/// 160. The counters' sum then falls short of CPUs × wall by what the
+/// samples missed; `counted_pct` shows that gap, `sampled_busy_pct` the
+/// samples' own figure.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuWindow {
-    /// Busy CPU-seconds, machine-wide (user, nice, system, irq, softirq).
+    /// Busy CPU-seconds, machine-wide: CPUs × wall − idle − iowait − steal.
     pub busy_cpu_s: f64,
     /// Busy, % of all CPU time.
     pub busy_pct: f64,
     /// Stolen by the host, % of all CPU time.
     pub steal_pct: f64,
+    /// The busy counters' own sum (user, nice, system, irq, softirq), % of
+    /// all CPU time: the tick samples.
+    pub sampled_busy_pct: f64,
+    /// Every counter's sum, % of CPUs × wall: about 100 when the samples
+    /// saw every busy tick, less by what they missed, more by whole ticks
+    /// charged to short bursts the idle clock also counted.
+    pub counted_pct: f64,
 }
 
-pub fn cpu_window(a: &CpuTicks, b: &CpuTicks) -> CpuWindow {
-    let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
-    let total = d(a.total(), b.total()).max(1.0);
-    let busy = d(a.busy(), b.busy());
-    CpuWindow {
-        busy_cpu_s: busy / clock_ticks_per_s(),
-        busy_pct: busy * 100.0 / total,
-        steal_pct: d(a.steal, b.steal) * 100.0 / total,
+impl CpuWindow {
+    /// The window from `a` to `b`, `wall_s` apart; `ticks_per_s` is
+    /// USER_HZ, the counters' unit.
+    pub fn between(a: &CpuTicks, b: &CpuTicks, wall_s: f64, ticks_per_s: f64) -> CpuWindow {
+        let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
+        let counted = d(a.total(), b.total());
+        // A CPU brought up or down inside the window leaves the CPU time
+        // that passed unknown: the counters' sum is the best there is.
+        let elapsed = if a.cpus == b.cpus && b.cpus > 0 && wall_s > 0.0 {
+            f64::from(b.cpus) * wall_s * ticks_per_s
+        } else {
+            counted
+        };
+        let busy = (elapsed - d(a.not_busy(), b.not_busy())).clamp(0.0, elapsed);
+        let pct = |x: f64| x * 100.0 / elapsed.max(1.0);
+        CpuWindow {
+            busy_cpu_s: busy / ticks_per_s,
+            busy_pct: pct(busy),
+            steal_pct: pct(d(a.steal, b.steal)),
+            sampled_busy_pct: pct(d(a.sampled_busy(), b.sampled_busy())),
+            counted_pct: pct(counted),
+        }
     }
+}
+
+pub fn cpu_window(a: &CpuSample, b: &CpuSample) -> CpuWindow {
+    CpuWindow::between(&a.ticks, &b.ticks, b.secs_since(a), clock_ticks_per_s())
 }
 
 /// AES-128-GCM speed of this CPU in bytes per second: `openssl speed -evp
@@ -758,17 +817,108 @@ mod tests {
         assert_eq!(tcp_sockets(port).0, 0);
     }
 
+    /// Two CPUs; `cpu` is the first line's counters, the rest as /proc/stat has them.
+    fn stat(cpu: &str) -> String {
+        format!("cpu  {cpu} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\nintr 1 2\n")
+    }
+
     #[test]
     fn cpu_window_from_proc_stat() {
-        let a = CpuTicks::parse("cpu  100 0 50 800 10 0 5 0 0 0\ncpu0 1").unwrap();
-        let b = CpuTicks::parse("cpu  200 0 100 1000 10 0 15 40 0 0\n").unwrap();
-        let w = cpu_window(&a, &b);
-        // busy 160 of 400 ticks, steal 40 of 400.
+        let a = CpuTicks::parse(&stat("100 0 50 800 10 0 5 0")).unwrap();
+        let b = CpuTicks::parse(&stat("200 0 100 1000 10 0 15 40")).unwrap();
+        assert_eq!(a.cpus, 2);
+        // The counters saw every tick: 400 of 2 CPUs × 2 s at 100 per s;
+        // busy 160 of them, steal 40.
+        let w = CpuWindow::between(&a, &b, 2.0, 100.0);
         assert!((w.busy_pct - 40.0).abs() < 1e-9, "{w:?}");
         assert!((w.steal_pct - 10.0).abs() < 1e-9, "{w:?}");
-        assert!((w.busy_cpu_s - 160.0 / clock_ticks_per_s()).abs() < 1e-9);
+        assert!((w.busy_cpu_s - 1.6).abs() < 1e-9, "{w:?}");
+        assert!((w.sampled_busy_pct - 40.0).abs() < 1e-9, "{w:?}");
+        assert!((w.counted_pct - 100.0).abs() < 1e-9, "{w:?}");
         assert!(CpuTicks::parse("intr 1 2 3").is_err());
-        assert!(CpuTicks::now().is_ok());
+        assert!(CpuTicks::parse("cpu  1 2 3\n").is_err());
+        let now = CpuSample::now().unwrap();
+        assert!(
+            now.ticks.cpus >= 1 && now.line.starts_with("cpu "),
+            "{now:?}"
+        );
+    }
+
+    /// bench/results/2026-11-30-s9/latency-30s-final, the 20% point
+    /// (loadgen --rate 1222407 --tick-us 1000, 30 s): its run.json has
+    /// machine_busy_pct 4.4829, steal_pct 0.2949 and machine_cpu_s 0 over a
+    /// window of 31.875 s, although ringest used 8.9 CPU-s and loadgen
+    /// 3.677. Those figures solve to these counters: busy ticks 228, idle +
+    /// iowait 4843, steal 15, summing to 5086 of the 6375 that 2 CPUs ×
+    /// 31.875 s hold: the tick samples missed 1289 ticks of busy time.
+    #[test]
+    fn busy_time_the_tick_samples_missed_is_counted() {
+        let a = CpuTicks::parse(&stat("1000 0 1000 50000 1000 0 100 10")).unwrap();
+        let b = CpuTicks::parse(&stat("1150 0 1060 54800 1043 0 118 25")).unwrap();
+        let w = CpuWindow::between(&a, &b, 31.875475777, 100.0);
+        // The fixture is that run: its figure was the samples over the sum.
+        let recorded = w.sampled_busy_pct / w.counted_pct * 100.0;
+        assert!((recorded - 4.482894219425875).abs() < 1e-9, "{w:?}");
+        assert!((w.counted_pct - 79.78).abs() < 0.01, "{w:?}");
+        // ringest's and loadgen's own CPU fit inside the machine's.
+        assert!(w.busy_cpu_s >= 8.9 + 3.677, "{w:?}");
+        // 2 × 31.875 × 100 − 4843 − 15 = 1517.1 busy ticks.
+        assert!((w.busy_cpu_s - 15.171).abs() < 0.001, "{w:?}");
+        assert!((w.busy_pct - 23.797).abs() < 0.001, "{w:?}");
+        assert!((w.steal_pct - 0.2353).abs() < 0.0001, "{w:?}");
+    }
+
+    /// Read on the bench VM (6.18, HZ 250, tick-accounted, NO_HZ idle)
+    /// with nothing else running, 5.0004 s apart: a task pinned to cpu1
+    /// woke every 1 ms (absolute CLOCK_MONOTONIC deadlines) and spun 300 µs,
+    /// 1.5944 CPU-s by its own clock. cpu1's busy counters grew by 4 ticks
+    /// and its idle by 336; the machine's busy by 8, its idle by 832.
+    #[test]
+    fn busy_time_of_a_load_on_a_1_ms_grid() {
+        let a = CpuTicks::parse(
+            "cpu  5578285 23431 2518846 6451221 2095604 0 236406 13136 0 0\n\
+             cpu0 2550365 12204 881861 3979726 915218 0 109750 6458 0 0\n\
+             cpu1 3027920 11226 1636985 2471494 1180386 0 126655 6678 0 0\n",
+        )
+        .unwrap();
+        let b = CpuTicks::parse(
+            "cpu  5578286 23431 2518852 6452053 2095605 0 236407 13136 0 0\n\
+             cpu0 2550365 12204 881864 3980223 915218 0 109751 6458 0 0\n\
+             cpu1 3027921 11226 1636988 2471830 1180386 0 126655 6678 0 0\n",
+        )
+        .unwrap();
+        let w = CpuWindow::between(&a, &b, 5.0004, 100.0);
+        assert!(w.sampled_busy_pct < 1.0, "{w:?}");
+        assert!((w.counted_pct - 84.1).abs() < 0.01, "{w:?}");
+        // 2 × 5.0004 × 100 − 833 = 167.08 ticks: the task's 1.59 s and 0.08 s
+        // of the rest.
+        assert!(w.busy_cpu_s >= 1.5944, "{w:?}");
+        assert!((w.busy_cpu_s - 1.6708).abs() < 1e-9, "{w:?}");
+    }
+
+    #[test]
+    fn busy_time_when_the_samples_charge_too_much() {
+        // Ticks that land in short bursts charge whole ticks the idle clock
+        // also counted: the counters sum past CPUs × wall.
+        let a = CpuTicks::parse(&stat("0 0 0 0 0 0 0 0")).unwrap();
+        let b = CpuTicks::parse(&stat("300 0 100 300 0 0 0 0")).unwrap();
+        let w = CpuWindow::between(&a, &b, 3.0, 100.0);
+        assert!((w.counted_pct - 700.0 / 6.0).abs() < 1e-9, "{w:?}");
+        assert!((w.busy_cpu_s - 3.0).abs() < 1e-9, "{w:?}");
+        assert!((w.busy_pct - 50.0).abs() < 1e-9, "{w:?}");
+    }
+
+    #[test]
+    fn a_cpu_set_that_changed_falls_back_to_the_counters() {
+        let a = CpuTicks::parse(&stat("100 0 50 800 10 0 5 0")).unwrap();
+        let b = CpuTicks::parse("cpu  200 0 100 1000 10 0 15 40 0 0\ncpu0 1\n").unwrap();
+        assert_eq!(b.cpus, 1);
+        let w = CpuWindow::between(&a, &b, 2.0, 100.0);
+        assert!((w.busy_pct - 40.0).abs() < 1e-9, "{w:?}");
+        assert!((w.counted_pct - 100.0).abs() < 1e-9, "{w:?}");
+        // No wall time at all: the same.
+        let w = CpuWindow::between(&a, &a, 0.0, 100.0);
+        assert_eq!(w.busy_pct, 0.0);
     }
 
     #[test]

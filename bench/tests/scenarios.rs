@@ -220,6 +220,25 @@ fn scaling_pins_ringest_and_pairs_two_shards_with_one() {
     );
 }
 
+/// A paced run's machine-wide busy CPU holds ringest's and loadgen's own,
+/// however the kernel's tick samples fell (bench/src/sys.rs CpuWindow: a
+/// load on loadgen's 1-ms grid escapes them), and the raw /proc/stat
+/// samples are kept.
+fn machine_cpu_holds_the_processes(r: &Value) {
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no {k}: {r:#}"));
+    let cpus = r["proc_stat_cpu"]["cpus"].as_f64().unwrap_or(0.0);
+    assert!(cpus >= 1.0, "no /proc/stat samples: {r:#}");
+    let machine_s = f("machine_busy_pct") / 100.0 * f("window_s") * cpus;
+    let own_s = f("server_cpu_s") + f("client_cpu_s");
+    // The idle clock reaches /proc/stat in 10-ms ticks, truncated.
+    assert!(
+        machine_s + 0.05 >= own_s,
+        "machine busy {machine_s:.3} CPU-s < ringest + loadgen {own_s:.3}: {r:#}"
+    );
+    assert!(f("proc_stat_counted_pct") > 0.0, "{r:#}");
+    assert!(r["machine_busy_sampled_pct"].as_f64().is_some(), "{r:#}");
+}
+
 #[test]
 fn latency_writes_the_curve_with_both_latency_figures() {
     let out = out_dir("latency");
@@ -256,6 +275,7 @@ fn latency_writes_the_curve_with_both_latency_figures() {
         assert_exact(r);
         let args = file_in(r, "loadgen.args");
         assert!(args.contains("--rate "), "{args}");
+        machine_cpu_holds_the_processes(r);
     }
     let md = std::fs::read_to_string(out.join("latency.md")).unwrap();
     assert!(md.contains("| ringest | 50 | 2000 |"), "{md}");
