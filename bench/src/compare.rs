@@ -184,6 +184,15 @@ fn warm_up_broker(broker: &Broker, duration: Duration) -> Result<String> {
 /// not refused).
 pub const IDLE_OPEN_ARGS: [&str; 4] = ["--max-pending", "64", "--timeout", "30s"];
 
+/// loadgen's `--tcp-congestion` for a scenario: none when it keeps the
+/// machine's default.
+pub fn loadgen_congestion_args(sc: &Scenario) -> Vec<String> {
+    if sc.client_congestion == crate::scenario::CLIENT_CONGESTION_SYSTEM {
+        return Vec::new();
+    }
+    vec!["--tcp-congestion".into(), sc.client_congestion.clone()]
+}
+
 /// loadgen's transport arguments for a scenario.
 pub fn loadgen_transport_args(sc: &Scenario, pki: &Pki) -> Vec<String> {
     let mut a = Vec::new();
@@ -807,9 +816,7 @@ fn measure(
     if let Some(w) = sc.write_bytes {
         a.extend(["--write-bytes".into(), w.to_string()]);
     }
-    if sc.client_congestion != crate::scenario::CLIENT_CONGESTION_SYSTEM {
-        a.extend(["--tcp-congestion".into(), sc.client_congestion.clone()]);
-    }
+    a.extend(loadgen_congestion_args(sc));
     if let Some(r) = sc.rate_msg_per_s {
         a.extend(["--rate".into(), format!("{r:.0}")]);
         if let Some(t) = sc.tick_us.filter(|t| *t > 0) {

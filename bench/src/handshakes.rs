@@ -195,6 +195,7 @@ fn ringest_run(
         .arg(conns.to_string())
         .arg("--duration")
         .arg(format!("{dur_s}s"))
+        .args(compare::loadgen_congestion_args(&sc))
         .stdout(std::fs::File::create(dir.join("loadgen.json"))?)
         .stderr(std::fs::File::create(dir.join("loadgen.stderr"))?);
     let cpu0 = sys::process_cpu_s(engine.pid).context("ringest vanished")?;
@@ -331,10 +332,11 @@ fn med(v: Vec<f64>) -> String {
 
 pub fn markdown(figs: &[HandshakeFigures], meta: &str, dur_s: u32, conns: u32) -> String {
     let mut s = format!("# Full mutual-TLS handshakes per second per core\n\n{meta}\n\n");
+    let cc = handshake_scenario().client_congestion;
     s += &format!(
         "TLS 1.3, X25519, AES-128-GCM, client certificate ECDSA P-256 verified against the CA, no tickets, no resumption. \
          ringest: `loadgen send --handshake-only --connections {conns} --threads 1 --duration {dur_s}s` \
-         (connect, full handshake, clean close, repeat); per core = handshakes / ringest's CPU-seconds \
+         (connect, full handshake, clean close, repeat), its sockets on the TCP congestion control {cc}; per core = handshakes / ringest's CPU-seconds \
          (utime+stime, all threads). Baseline: a rustls server and client in one thread, in memory, same \
          certificates, for {dur_s} s, right after each ringest run; per core = handshakes / CPU-seconds of the \
          server side only (no sockets, no accept, no certificate identity extraction). Median of the repeats, min–max in brackets.\n\n"
