@@ -38,21 +38,31 @@ use crate::stats::SourceStats;
 
 /// What a writer keeps between rounds: the allocations of a round's cells,
 /// and which parse errors it logged lately.
-#[derive(Default)]
 pub struct ParseScratch {
     /// Per batch of the round: the index of its first message's cell.
     starts: Vec<usize>,
     /// Emptied; only its allocation is kept.
     cells: Vec<OnceCell<Message<'static>>>,
-    log: ParseErrorLog,
+    /// Lent to each round and given back by [`ParseScratch::recycle`]: an
+    /// `Option`, so lending it moves it and makes no new one (a log's key
+    /// table is an allocation and its budget a clock read).
+    log: Option<ParseErrorLog>,
+}
+
+impl Default for ParseScratch {
+    /// Parse errors logged under unnamed sources (tests).
+    fn default() -> ParseScratch {
+        ParseScratch::new(ParseErrorLog::default())
+    }
 }
 
 impl ParseScratch {
     /// A writer's scratch, logging parse errors with `log`.
     pub fn new(log: ParseErrorLog) -> ParseScratch {
         ParseScratch {
-            log,
-            ..ParseScratch::default()
+            starts: Vec::new(),
+            cells: Vec::new(),
+            log: Some(log),
         }
     }
 
@@ -81,7 +91,7 @@ impl ParseScratch {
             total,
             cells: OnceCell::new(),
             spare: Cell::new(relabel(std::mem::take(&mut self.cells))),
-            log: RefCell::new(std::mem::take(&mut self.log)),
+            log: RefCell::new(self.log.take()),
             now: Cell::new(None),
         }
     }
@@ -132,8 +142,9 @@ pub struct Parsed<'r> {
     cells: OnceCell<Vec<OnceCell<Message<'r>>>>,
     /// The kept allocation, until the cells are made from it.
     spare: Cell<Vec<OnceCell<Message<'r>>>>,
-    /// The writer's parse-error lines, for the round.
-    log: RefCell<ParseErrorLog>,
+    /// The writer's parse-error lines, for the round (always there: the
+    /// writer recycles every round, which gives the log back).
+    log: RefCell<Option<ParseErrorLog>>,
     /// The clock, read at the round's first parse error.
     now: Cell<Option<Instant>>,
 }
@@ -222,6 +233,9 @@ impl Parsed<'_> {
         let mode = self.modes.get(source).copied().unwrap_or(ParseMode::Auto);
         // Never re-entered (the line is only written); refused, it is skipped.
         let Ok(mut log) = self.log.try_borrow_mut() else {
+            return;
+        };
+        let Some(log) = log.as_mut() else {
             return;
         };
         if let Some(line) = log.check(source, &run.conn, mode, error, now) {
@@ -384,6 +398,8 @@ mod tests {
         let mut logged = |conn: &ConnMeta| {
             scratch
                 .log
+                .as_mut()
+                .expect("recycle gave the log back")
                 .check(0, conn, ParseMode::Rfc5424, ParseError::NoPri, now)
                 .is_none()
         };
