@@ -32,12 +32,12 @@ const RELAY_SCENARIOS: &str = include_str!("../scenarios/relay.toml");
 const KAFKA_SCENARIOS: &str = include_str!("../scenarios/kafka.toml");
 /// Issue 12's latency curve with loadgen off the server's CPU:
 /// `bench latency --scenarios bench/scenarios/latency.toml`.
+#[cfg(test)]
+const LATENCY_SCENARIOS: &str = include_str!("../scenarios/latency.toml");
 /// The client's congestion control, paired: `--scenarios
 /// bench/scenarios/client-congestion.toml`.
 #[cfg(test)]
 const CLIENT_CONGESTION_SCENARIOS: &str = include_str!("../scenarios/client-congestion.toml");
-#[cfg(test)]
-const LATENCY_SCENARIOS: &str = include_str!("../scenarios/latency.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Engine {
