@@ -79,12 +79,149 @@ pub fn section(
         }
     }
     let _ = writeln!(s);
+    s += &bound(scenarios, states, runs);
+    s
+}
+
+/// One repeat of a kafka row: ringest's run and syslog-ng's.
+struct Pair {
+    /// ringest's msg/s over syslog-ng's.
+    ratio: f64,
+    /// The rate at which the broker and loadgen alone, at their CPU per
+    /// message in ringest's run, would take every CPU of the machine, over
+    /// syslog-ng's msg/s: no engine's ratio can exceed it on this machine,
+    /// whatever its own cost.
+    ceiling: f64,
+    /// ringest's msg/s over that rate.
+    share: f64,
+    /// ringest's server CPU per message.
+    own_us: f64,
+    /// The server CPU per message the scenario's msg/s goal leaves ringest
+    /// on this machine: what the CPUs give at the goal's rate, less the
+    /// broker's and loadgen's share (negative: none at all).
+    allowed_us: Option<f64>,
+}
+
+/// The pairs of one state and kafka scenario: per repeat where both
+/// ringest and syslog-ng were measured and the figures exist. `goal`: the
+/// scenario's least msg/s ratio over syslog-ng, if it has one.
+fn pairs(runs: &[&Run], goal: Option<f64>) -> Vec<Pair> {
+    let measured = |r: &&&Run| r.status.measured();
+    let mut v = Vec::new();
+    for r in runs
+        .iter()
+        .filter(measured)
+        .filter(|r| r.engine == Engine::Ringest)
+    {
+        let Some(b) = runs
+            .iter()
+            .filter(measured)
+            .find(|b| b.engine == Engine::SyslogNg && b.repeat == r.repeat)
+        else {
+            continue;
+        };
+        let (Some(rate), Some(base), Some(broker), Some(client), Some(cpus), Some(own_us)) = (
+            r.written_msg_per_s,
+            b.written_msg_per_s,
+            r.broker_cpu_us_per_msg,
+            r.client_cpu_us_per_msg,
+            r.proc_stat_cpu.as_ref().map(|w| w.cpus),
+            r.server_cpu_us_per_msg,
+        ) else {
+            continue;
+        };
+        let others_us = broker + client;
+        if base <= 0.0 || others_us <= 0.0 || cpus == 0 {
+            continue;
+        }
+        let cpu_us_per_s = f64::from(cpus) * 1e6;
+        let bound_msg_per_s = cpu_us_per_s / others_us;
+        v.push(Pair {
+            ratio: rate / base,
+            ceiling: bound_msg_per_s / base,
+            share: rate / bound_msg_per_s,
+            own_us,
+            allowed_us: goal.map(|g| cpu_us_per_s / (g * base) - others_us),
+        });
+    }
+    v
+}
+
+/// What the machine leaves for the kafka rows' msg/s ratio: the broker and
+/// loadgen share the engine's CPUs, so their CPU per message bounds every
+/// engine's rate. Empty without a ringest and syslog-ng pair.
+fn bound(scenarios: &[Scenario], states: &[MemState], runs: &[Run]) -> String {
+    let mut rows = String::new();
+    for &state in states {
+        for sc in scenarios.iter().filter(|sc| sc.kafka) {
+            let rs: Vec<&Run> = runs
+                .iter()
+                .filter(|r| !r.superseded && r.kafka_topic.is_some())
+                .filter(|r| r.state == state && r.scenario == sc.name)
+                .collect();
+            let v = pairs(&rs, sc.goals.msg_per_s_vs_syslog_ng_min);
+            let stat = |f: &dyn Fn(&Pair) -> f64| Stat::of(v.iter().map(f).collect());
+            let (Some(ratio), Some(ceiling), Some(share), Some(own)) = (
+                stat(&|p| p.ratio),
+                stat(&|p| p.ceiling),
+                stat(&|p| p.share),
+                stat(&|p| p.own_us),
+            ) else {
+                continue;
+            };
+            let allowed = Stat::of(v.iter().filter_map(|p| p.allowed_us).collect())
+                .map(|a| format!("{:.2} ({:.2}–{:.2})", a.median, a.min, a.max))
+                .unwrap_or("no goal".into());
+            let _ = writeln!(
+                rows,
+                "| {} | `{}` | {:.2}× ({:.2}–{:.2}) | {:.2}× ({:.2}–{:.2}) | {:.0}% ({:.0}–{:.0}%) | {:.2} ({:.2}–{:.2}) | {allowed} |",
+                state.name(),
+                sc.name,
+                ratio.median,
+                ratio.min,
+                ratio.max,
+                ceiling.median,
+                ceiling.min,
+                ceiling.max,
+                share.median * 100.0,
+                share.min * 100.0,
+                share.max * 100.0,
+                own.median,
+                own.min,
+                own.max,
+            );
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### The machine's bound on the kafka rows' msg/s ratio\n"
+    );
+    let _ = writeln!(
+        s,
+        "The broker and loadgen run on the engine's CPUs. At their CPU per message in ringest's run (broker + client), they alone \
+         would take every CPU of the machine at CPUs × 10⁶ ÷ (broker + client CPU-µs per message) msg/s: no engine can pass that rate \
+         here, whatever its own cost. The bound is that rate over syslog-ng's msg/s in the same repeat; the last column is how much of \
+         that rate ringest reached. The last two columns set ringest's own server CPU per message beside what the scenario's msg/s goal \
+         leaves it here: the CPUs' time per message at the goal's rate, less the broker's and loadgen's. Paired per repeat: median \
+         (min–max). A bound under the goal means no engine can show it on this machine with the broker beside it.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| state | scenario | ringest msg/s ÷ syslog-ng's | bound: broker + loadgen alone ÷ syslog-ng's | ringest's msg/s ÷ that rate | ringest server CPU-µs/msg | the goal leaves ringest, CPU-µs/msg |\n|---|---|---|---|---|---|---|"
+    );
+    s += &rows;
+    let _ = writeln!(s);
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ProcStatWindow;
     use crate::scenario;
 
     fn kafka_run(e: Engine, repeat: u32, marks: Vec<i64>, sent: u64, broker_us: f64) -> Run {
@@ -122,5 +259,55 @@ mod tests {
         assert!(md.contains("| steady | `k` | syslog-ng | 1 of 2 |"), "{md}");
         assert!(!md.contains("rsyslog"), "{md}");
         assert_eq!(section(&sc, &Engine::ALL, &[MemState::Steady], &[]), "");
+        // No run carries the machine's CPU count: no bound is claimed.
+        assert!(!md.contains("machine's bound"), "{md}");
+    }
+
+    fn paced(e: Engine, repeat: u32, msg_per_s: f64, own_us: f64, broker_us: f64) -> Run {
+        let client_us = 0.1;
+        let mut r = kafka_run(e, repeat, vec![10, 10, 10, 10], 40, broker_us);
+        r.written_msg_per_s = Some(msg_per_s);
+        r.server_cpu_us_per_msg = Some(own_us);
+        r.client_cpu_us_per_msg = Some(client_us);
+        r.proc_stat_cpu = Some(ProcStatWindow {
+            before: String::new(),
+            after: String::new(),
+            cpus: 2,
+        });
+        r
+    }
+
+    #[test]
+    fn bounds_the_ratio_by_what_the_broker_and_client_leave() {
+        let sc = scenario::parse(
+            "[[scenario]]\nname='k'\ntitle='t'\ntransport='tls'\nframing='octet-counted'\nconnections=8\nrecords_per_write=50\nkafka=true\n[scenario.goals]\nmsg_per_s_vs_syslog_ng_min=3.0\n",
+            "t",
+        )
+        .unwrap();
+        // Repeat 1: broker 0.9 + client 0.1 µs/msg on 2 CPUs bound any
+        // engine at 2M msg/s, i.e. 4× syslog-ng's 500k; ringest's 1.5M is 3×
+        // and 75% of the bound. Repeat 2: 1.9 µs/msg, 1.05M, i.e. 2.63× of
+        // syslog-ng's 400k; ringest's 0.84M is 2.1× and 80%. Repeat 3 has
+        // no syslog-ng run. Medians of two are their means. The goal (3×)
+        // leaves ringest 2 CPU-s / 1.5M msg − 1.0 µs = 0.33 µs per message
+        // in repeat 1, and 2 / 1.2M − 1.9 = −0.23 (nothing) in repeat 2.
+        let runs = vec![
+            paced(Engine::Ringest, 1, 1.5e6, 0.5, 0.9),
+            paced(Engine::SyslogNg, 1, 0.5e6, 2.0, 0.7),
+            paced(Engine::Ringest, 2, 0.84e6, 0.7, 1.8),
+            paced(Engine::SyslogNg, 2, 0.4e6, 2.0, 0.7),
+            paced(Engine::Ringest, 3, 9e6, 0.1, 0.1),
+        ];
+        let md = section(&sc, &Engine::ALL, &[MemState::Steady], &runs);
+        assert!(md.contains("machine's bound"), "{md}");
+        assert!(
+            md.contains(
+                "| steady | `k` | 2.55× (2.10–3.00) | 3.32× (2.63–4.00) | 77% (75–80%) | 0.60 (0.50–0.70) | 0.05 (-0.23–0.33) |"
+            ),
+            "{md}"
+        );
+        // A ringest run without its syslog-ng pair alone makes no row.
+        let alone = section(&sc, &Engine::ALL, &[MemState::Steady], &runs[4..]);
+        assert!(!alone.contains("machine's bound"), "{alone}");
     }
 }
