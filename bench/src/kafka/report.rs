@@ -204,7 +204,7 @@ fn bound(scenarios: &[Scenario], states: &[MemState], runs: &[Run]) -> String {
         s,
         "The broker and loadgen run on the engine's CPUs. At their CPU per message in ringest's run (broker + client), they alone \
          would take every CPU of the machine at CPUs × 10⁶ ÷ (broker + client CPU-µs per message) msg/s: no engine can pass that rate \
-         here, whatever its own cost. The bound is that rate over syslog-ng's msg/s in the same repeat; the last column is how much of \
+         here, whatever its own cost. The bound is that rate over syslog-ng's msg/s in the same repeat; the next column is how much of \
          that rate ringest reached. The last two columns set ringest's own server CPU per message beside what the scenario's msg/s goal \
          leaves it here: the CPUs' time per message at the goal's rate, less the broker's and loadgen's. Paired per repeat: median \
          (min–max). A bound under the goal means no engine can show it on this machine with the broker beside it.\n"
