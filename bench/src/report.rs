@@ -107,23 +107,33 @@ pub fn states_of(runs: &[Run]) -> Vec<MemState> {
     v
 }
 
+/// Per repeat, each measured run of `e` with syslog-ng's measured run of
+/// the same repeat; repeats without both are left out. `runs` are the
+/// counted runs of one state and scenario.
+pub fn with_baseline<'a>(
+    runs: &'a [&'a Run],
+    e: Engine,
+) -> impl Iterator<Item = (&'a Run, &'a Run)> + 'a {
+    runs.iter()
+        .filter(move |r| r.engine == e && r.status.measured())
+        .filter_map(|r| {
+            runs.iter()
+                .find(|b| {
+                    b.engine == Engine::SyslogNg && b.repeat == r.repeat && b.status.measured()
+                })
+                .map(|b| (*r, *b))
+        })
+}
+
 /// Per repeat: `f(engine's run) / f(syslog-ng's run)`, for the repeats
-/// where both were measured. `runs` are the counted runs of one state and
-/// scenario.
+/// where both were measured ([`with_baseline`]).
 fn paired(runs: &[&Run], e: Engine, f: &dyn Fn(&Run) -> Option<f64>) -> Option<Stat> {
-    let mut v = Vec::new();
-    for r in runs.iter().filter(|r| r.engine == e && r.status.measured()) {
-        let base = runs
-            .iter()
-            .find(|b| b.engine == Engine::SyslogNg && b.repeat == r.repeat && b.status.measured());
-        if let Some(b) = base {
-            if let (Some(x), Some(y)) = (f(r), f(b)) {
-                if y > 0.0 {
-                    v.push(x / y);
-                }
-            }
-        }
-    }
+    let v = with_baseline(runs, e)
+        .filter_map(|(r, b)| match (f(r), f(b)) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        })
+        .collect();
     Stat::of(v)
 }
 
@@ -329,7 +339,8 @@ fn rate_cell(s: &Option<Stat>) -> String {
     }
 }
 
-fn num_cell(s: &Option<Stat>, prec: usize) -> String {
+/// A figure's median (min–max), or the median alone from one run.
+pub fn num_cell(s: &Option<Stat>, prec: usize) -> String {
     match s {
         Some(s) if s.n > 1 => format!("{:.p$} ({:.p$}–{:.p$})", s.median, s.min, s.max, p = prec),
         Some(s) => format!("{:.p$}", s.median, p = prec),

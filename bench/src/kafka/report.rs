@@ -6,8 +6,14 @@
 use std::fmt::Write as _;
 
 use crate::record::{MemState, Run, Status};
-use crate::report::Stat;
+use crate::report::{num_cell, with_baseline, Stat};
 use crate::scenario::{Engine, Scenario};
+
+/// The runs that count for the kafka rows: kafka runs not superseded by a
+/// rerun.
+fn counted(r: &&Run) -> bool {
+    !r.superseded && r.kafka_topic.is_some()
+}
 
 /// Empty when no kafka row ran.
 pub fn section(
@@ -16,7 +22,6 @@ pub fn section(
     states: &[MemState],
     runs: &[Run],
 ) -> String {
-    let counted = |r: &&Run| !r.superseded && r.kafka_topic.is_some();
     let Some(broker) = runs
         .iter()
         .filter(counted)
@@ -106,20 +111,8 @@ struct Pair {
 /// ringest and syslog-ng were measured and the figures exist. `goal`: the
 /// scenario's least msg/s ratio over syslog-ng, if it has one.
 fn pairs(runs: &[&Run], goal: Option<f64>) -> Vec<Pair> {
-    let measured = |r: &&&Run| r.status.measured();
     let mut v = Vec::new();
-    for r in runs
-        .iter()
-        .filter(measured)
-        .filter(|r| r.engine == Engine::Ringest)
-    {
-        let Some(b) = runs
-            .iter()
-            .filter(measured)
-            .find(|b| b.engine == Engine::SyslogNg && b.repeat == r.repeat)
-        else {
-            continue;
-        };
+    for (r, b) in with_baseline(runs, Engine::Ringest) {
         let (Some(rate), Some(base), Some(broker), Some(client), Some(cpus), Some(own_us)) = (
             r.written_msg_per_s,
             b.written_msg_per_s,
@@ -156,25 +149,27 @@ fn bound(scenarios: &[Scenario], states: &[MemState], runs: &[Run]) -> String {
         for sc in scenarios.iter().filter(|sc| sc.kafka) {
             let rs: Vec<&Run> = runs
                 .iter()
-                .filter(|r| !r.superseded && r.kafka_topic.is_some())
+                .filter(counted)
                 .filter(|r| r.state == state && r.scenario == sc.name)
                 .collect();
             let v = pairs(&rs, sc.goals.msg_per_s_vs_syslog_ng_min);
             let stat = |f: &dyn Fn(&Pair) -> f64| Stat::of(v.iter().map(f).collect());
-            let (Some(ratio), Some(ceiling), Some(share), Some(own)) = (
-                stat(&|p| p.ratio),
-                stat(&|p| p.ceiling),
-                stat(&|p| p.share),
-                stat(&|p| p.own_us),
-            ) else {
+            let (Some(ratio), Some(ceiling), Some(share)) =
+                (stat(&|p| p.ratio), stat(&|p| p.ceiling), stat(&|p| p.share))
+            else {
                 continue;
             };
-            let allowed = Stat::of(v.iter().filter_map(|p| p.allowed_us).collect())
-                .map(|a| format!("{:.2} ({:.2}–{:.2})", a.median, a.min, a.max))
-                .unwrap_or("no goal".into());
+            let own = num_cell(&stat(&|p| p.own_us), 2);
+            let allowed = match sc.goals.msg_per_s_vs_syslog_ng_min {
+                Some(_) => num_cell(
+                    &Stat::of(v.iter().filter_map(|p| p.allowed_us).collect()),
+                    2,
+                ),
+                None => "no goal".into(),
+            };
             let _ = writeln!(
                 rows,
-                "| {} | `{}` | {:.2}× ({:.2}–{:.2}) | {:.2}× ({:.2}–{:.2}) | {:.0}% ({:.0}–{:.0}%) | {:.2} ({:.2}–{:.2}) | {allowed} |",
+                "| {} | `{}` | {:.2}× ({:.2}–{:.2}) | {:.2}× ({:.2}–{:.2}) | {:.0}% ({:.0}–{:.0}%) | {own} | {allowed} |",
                 state.name(),
                 sc.name,
                 ratio.median,
@@ -186,9 +181,6 @@ fn bound(scenarios: &[Scenario], states: &[MemState], runs: &[Run]) -> String {
                 share.median * 100.0,
                 share.min * 100.0,
                 share.max * 100.0,
-                own.median,
-                own.min,
-                own.max,
             );
         }
     }
