@@ -61,6 +61,12 @@ enum Command {
         /// Where bench, ringest and loadgen are (default: next to tuning).
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<PathBuf>,
+        /// Also measure ringest into Kafka: bench starts one Apache Kafka
+        /// broker on loopback (tests/kafka/broker.sh; the jars and Java
+        /// 17) and needs ringest and bench built with their `kafka`
+        /// features.
+        #[arg(long)]
+        kafka: bool,
     },
     /// Re-read a finished `tuning measure` folder (its profile.json and
     /// bench's outputs beside it) and print the profile with the figures
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
             shards,
             quick,
             bin_dir,
+            kafka,
         } => {
             let bin_dir = bin_dir.unwrap_or_else(|| {
                 std::env::current_exe()
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
                 bin_dir,
                 shards,
                 quick,
+                kafka,
             };
             match measure::run(&o).and_then(|p| {
                 let f = o.out.join("profile.json");

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::profile::{CpuPoint, CurvePoint, Figure, Machine, Profile};
+use crate::profile::{CpuPoint, CurvePoint, Figure, KafkaPoint, Machine, Profile};
 use crate::write_probe;
 
 /// The widest spread (max − min over the median, %) a figure may have.
@@ -30,6 +30,8 @@ pub struct Options {
     pub bin_dir: PathBuf,
     pub shards: u32,
     pub quick: bool,
+    /// Also measure ringest into Kafka (bench starts its own broker).
+    pub kafka: bool,
 }
 
 impl Options {
@@ -45,6 +47,15 @@ impl Options {
             2
         } else {
             3
+        }
+    }
+    /// bench's `--kafka-warm-up`: the broker's JIT compiles its produce
+    /// path in this many seconds of bench's own load before the first run.
+    fn kafka_warm_up_s(&self) -> u32 {
+        if self.quick {
+            5
+        } else {
+            20
         }
     }
     fn idle_connections(&self) -> u32 {
@@ -80,7 +91,7 @@ pub fn run(o: &Options) -> Result<Profile, String> {
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
     let mut progress = Progress {
         step: 0,
-        steps: 5,
+        steps: if o.kafka { 6 } else { 5 },
         tty: std::io::stderr().is_terminal(),
     };
     let keep = |name: String, f: Figure| within_spread("measure", &name, f);
@@ -227,6 +238,13 @@ pub fn run(o: &Options) -> Result<Profile, String> {
         }
     };
 
+    let kafka = if o.kafka {
+        progress.next("server CPU per message into Kafka (bench compare, one local broker)");
+        measure_kafka(o, states)?
+    } else {
+        Vec::new()
+    };
+
     Ok(Profile {
         machine,
         measured_at: utc_now(),
@@ -243,7 +261,93 @@ pub fn run(o: &Options) -> Result<Profile, String> {
             .and_then(|f| keep("buffered write".into(), f)),
         writer_cpu_s_per_gb_direct: direct,
         curve,
+        kafka,
     })
+}
+
+/// ringest into one broker that bench starts (tests/kafka/broker.sh), at
+/// [`RATE_BYTES`] and each of [`RECORDS_PER_WRITE`]: `bench compare`'s
+/// kafka rows with only ringest, every message counted in the topic.
+fn measure_kafka(o: &Options, states: &str) -> Result<Vec<KafkaPoint>, String> {
+    let scenarios = o.out.join("kafka-scenarios.toml");
+    std::fs::write(&scenarios, kafka_scenarios_toml(o.shards))
+        .map_err(|e| format!("{}: {e}", scenarios.display()))?;
+    let dir = o.out.join("kafka");
+    bench(
+        o,
+        &[
+            "compare",
+            "--only",
+            "ringest",
+            "--scenarios",
+            &path_str(&scenarios)?,
+            "--duration",
+            &o.duration_s().to_string(),
+            "--repeat",
+            &o.repeat().to_string(),
+            "--states",
+            states,
+            "--kafka-warm-up",
+            &o.kafka_warm_up_s().to_string(),
+            "--out",
+            &path_str(&dir)?,
+        ],
+    )?;
+    let results = read_json(&dir.join("results.json"))?;
+    let mut points = Vec::new();
+    for rpw in RECORDS_PER_WRITE {
+        let name = kafka_scenario_name(RATE_BYTES, rpw);
+        let s = summary(&results, &name)?;
+        if s.get("lost").and_then(Value::as_u64) != Some(0)
+            || s.get("duplicated").and_then(Value::as_u64) != Some(0)
+        {
+            return Err(format!(
+                "{name}: messages were lost or duplicated; no figure is kept"
+            ));
+        }
+        let cpu = figure(s.get("server_cpu_us_per_msg"))
+            .ok_or_else(|| format!("{name}: no server_cpu_us_per_msg in results.json"))?;
+        // The broker's figure is per run in bench's JSON, not summarised.
+        let broker: Vec<f64> = results
+            .get("runs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.get("scenario").and_then(Value::as_str) == Some(name.as_str()))
+            .filter(|r| r.get("engine").and_then(Value::as_str) == Some("ringest"))
+            .filter(|r| r.get("status").and_then(Value::as_str) == Some("ok"))
+            .filter(|r| r.get("superseded").and_then(Value::as_bool) != Some(true))
+            .filter_map(|r| r.get("broker_cpu_us_per_msg")?.as_f64())
+            .collect();
+        if let Some(cpu) = within_spread("measure", &format!("kafka cpu {name}"), cpu) {
+            points.push(KafkaPoint {
+                bytes: RATE_BYTES,
+                records_per_write: rpw,
+                cpu_us_per_msg: cpu,
+                broker_cpu_us_per_msg: spread_of(&broker)
+                    .and_then(|f| within_spread("measure", &format!("kafka broker {name}"), f)),
+            });
+        }
+    }
+    Ok(points)
+}
+
+pub fn kafka_scenario_name(bytes: u32, rpw: u32) -> String {
+    format!("t-kafka-{bytes}b-{rpw}rpw")
+}
+
+/// The kafka scenarios: as [`scenarios_toml`]'s at [`RATE_BYTES`], into a
+/// 4-partition topic of bench's broker (bench's kafka settings: acks=all,
+/// no compression, the raw frame as the value).
+pub fn kafka_scenarios_toml(shards: u32) -> String {
+    let mut s = String::from("# Written by tuning measure --kafka.\n");
+    for rpw in RECORDS_PER_WRITE {
+        s.push_str(&format!(
+            "\n[[scenario]]\nname = \"{}\"\ntitle = \"tuning: {RATE_BYTES} B, {rpw} per record, 8 mTLS conns, into Kafka\"\ntransport = \"tls\"\nframing = \"octet-counted\"\nconnections = 8\nsize = {RATE_BYTES}\nrecords_per_write = {rpw}\nkafka = true\nengines = [\"ringest\"]\nextra_global = {{ ringest = \"shards = {shards}\" }}\n",
+            kafka_scenario_name(RATE_BYTES, rpw)
+        ));
+    }
+    s
 }
 
 pub fn scenario_name(bytes: u32, rpw: u32) -> String {

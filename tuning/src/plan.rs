@@ -9,6 +9,10 @@
 //!   machine-wide figure, which counts the kernel's receive and writeback
 //!   work done for the server on the same cores (the process figure leaves
 //!   it out); the process figure, with a note, for a profile without it;
+//! - Kafka output adds, per message, the profile's Kafka point less its
+//!   file point at the same size and records per write (librdkafka's work;
+//!   unmeasured, with a note, in a profile without a Kafka point); the
+//!   broker's CPU per message from the same runs sizes one replica's cores;
 //! - cores = peak × CPU per message × headroom; nodes = cores / cores per node;
 //! - RAM per node = connections × idle RSS + shards × (ring + receive buffers);
 //! - disk = peak × (mean size + 1 newline), raw output;
@@ -138,7 +142,32 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
             ""
         }
     );
-    row("server CPU per message", cpu_us, "CPU-µs", cpu_from.clone());
+    let kafka = (w.output == Output::Kafka).then(|| kafka_extra(p, w.records_per_write));
+    if let Some(k) = &kafka {
+        cpu_us = match (cpu_us, k.extra_us) {
+            (Some(c), Some(x)) => Some(c + x),
+            (c, None) => c,
+            (None, _) => None,
+        };
+        row(
+            "Kafka output's extra CPU per message",
+            k.extra_us,
+            "CPU-µs",
+            k.from.clone(),
+        );
+        if k.extra_us.is_none() {
+            notes.push(
+                "Kafka output's extra CPU per message is unmeasured in this profile (`tuning measure --kafka` measures it): cores below count file output's CPU only, so they are undercounted".into(),
+            );
+        }
+    }
+    let cpu_from = match &kafka {
+        Some(KafkaExtra {
+            extra_us: Some(_), ..
+        }) => format!("{cpu_from}; plus Kafka output's extra (the row above)"),
+        _ => cpu_from,
+    };
+    row("server CPU per message", cpu_us, "CPU-µs", cpu_from);
     let steady_cores = cpu_us.map(|c| w.peak_msgs_per_s * c / 1e6);
     let cores = steady_cores.map(|c| c * w.headroom());
     row(
@@ -265,9 +294,11 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
             "Mbit/s",
             "as network in: the same messages go out once".into(),
         );
-        notes.push(
-            "the profile measured file output; forwarding and Kafka cost more CPU per message (unmeasured in this profile)".into(),
-        );
+        if w.output == Output::Forward {
+            notes.push(
+                "the profile measured file output; forwarding costs more CPU per message (unmeasured in this profile)".into(),
+            );
+        }
     }
     if w.fsync != Fsync::Never {
         notes.push(
@@ -300,6 +331,23 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
                 s.seconds
             ));
         }
+    }
+    if let Some(k) = &kafka {
+        row(
+            "Kafka broker CPU per message",
+            k.broker_us,
+            "CPU-µs",
+            "profile: one local broker's process, one replica, in the same runs".into(),
+        );
+        row(
+            "Kafka broker cores at peak, one replica",
+            k.broker_us.map(|b| w.peak_msgs_per_s * b / 1e6 * w.headroom()),
+            "cores",
+            format!(
+                "peak × broker CPU per message × {:.2} headroom; each follower replica adds its own fetch and append work (not measured)",
+                w.headroom()
+            ),
+        );
     }
     if w.output == Output::Kafka {
         row(
@@ -342,6 +390,53 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
         config,
         notes,
         operating_rate_per_shard,
+    }
+}
+
+/// What Kafka output adds to a plan, from the profile's Kafka point.
+struct KafkaExtra {
+    /// ringest into Kafka less ringest into a file, process CPU, at the
+    /// Kafka point's size and records per write.
+    extra_us: Option<f64>,
+    broker_us: Option<f64>,
+    from: String,
+}
+
+/// The Kafka point nearest the workload's records per write, less the file
+/// output's process CPU at the same size and records per write. The
+/// difference is librdkafka's work and the value's copy into it, per
+/// message; it is added to every size alike (measured at one size).
+fn kafka_extra(p: &Profile, records_per_write: u32) -> KafkaExtra {
+    let Some(k) = p.kafka_at(records_per_write) else {
+        return KafkaExtra {
+            extra_us: None,
+            broker_us: None,
+            from: "unmeasured: the profile has no Kafka point".into(),
+        };
+    };
+    // The file output's process CPU at the same size (interpolated between
+    // the measured sizes, as the plan's own) and records per write.
+    let file = p
+        .cpu_us_at(f64::from(k.bytes), k.records_per_write)
+        .filter(|i| i.records_per_write == k.records_per_write);
+    let from = format!(
+        "profile: server process CPU into Kafka less into a file, {} B at {} records per write, the same for every size",
+        k.bytes, k.records_per_write
+    );
+    match file {
+        Some(f) => KafkaExtra {
+            extra_us: Some((k.cpu_us_per_msg.value - f.value).max(0.0)),
+            broker_us: k.broker_cpu_us_per_msg.map(|b| b.value),
+            from,
+        },
+        None => KafkaExtra {
+            extra_us: None,
+            broker_us: k.broker_cpu_us_per_msg.map(|b| b.value),
+            from: format!(
+                "unmeasured: no file figure at the Kafka point's {} B and {} records per write to take it from",
+                k.bytes, k.records_per_write
+            ),
+        },
     }
 }
 
@@ -478,6 +573,60 @@ storm = { clients = 40_000, seconds = 60 }
         assert_eq!(p.get("RAM per node"), None);
         assert_eq!(p.get("reconnect storm absorbed in"), None);
         assert!(p.get("nodes").is_some());
+    }
+
+    /// A Kafka point adds its CPU over the file point at the same size and
+    /// records per write, and sizes the broker; without one, the extra is
+    /// unmeasured and the plan says cores are undercounted.
+    #[test]
+    fn kafka_output_adds_the_measured_extra_and_sizes_the_broker() {
+        use crate::profile::tests::fig;
+        use crate::profile::KafkaPoint;
+        let without = plan(&fixed(), &workload(), &SIZES);
+        assert_eq!(without.get("Kafka output's extra CPU per message"), None);
+        assert!(
+            without.notes.iter().any(|n| n.contains("undercounted")),
+            "{:?}",
+            without.notes
+        );
+        let mut prof = fixed();
+        // fixed(): file process CPU at 300 B, 1 record per write, is 1.5.
+        prof.kafka = vec![
+            KafkaPoint {
+                bytes: 300,
+                records_per_write: 1,
+                cpu_us_per_msg: fig(2.5),
+                broker_cpu_us_per_msg: Some(fig(0.8)),
+            },
+            KafkaPoint {
+                bytes: 300,
+                records_per_write: 50,
+                cpu_us_per_msg: fig(0.9),
+                broker_cpu_us_per_msg: Some(fig(0.7)),
+            },
+        ];
+        let p = plan(&prof, &workload(), &SIZES);
+        assert!(near(p.get("Kafka output's extra CPU per message"), 1.0));
+        // 1.8 machine-wide (file) + 1.0 = 2.8; 2M × 2.8 µs × 1.3.
+        assert!(near(p.get("server CPU per message"), 2.8));
+        assert!(near(p.get("cores, whole tier"), 2e6 * 2.8e-6 * 1.3));
+        assert!(near(p.get("Kafka broker CPU per message"), 0.8));
+        assert!(near(
+            p.get("Kafka broker cores at peak, one replica"),
+            2e6 * 0.8e-6 * 1.3
+        ));
+        assert!(!p.notes.iter().any(|n| n.contains("undercounted")));
+        // 50 per record: 0.9 − 0.3 = 0.6 over the file's 0.36 machine-wide.
+        let mut w = workload();
+        w.records_per_write = 50;
+        let p50 = plan(&prof, &w, &SIZES);
+        assert!(near(p50.get("Kafka output's extra CPU per message"), 0.6));
+        assert!(near(p50.get("server CPU per message"), 0.96));
+        // File output: no Kafka rows.
+        w.output = Output::File;
+        let f = plan(&prof, &w, &SIZES);
+        assert_eq!(f.get("Kafka broker CPU per message"), None);
+        assert!(near(f.get("server CPU per message"), 0.36));
     }
 
     #[test]

@@ -81,6 +81,28 @@ pub struct Profile {
     pub writer_cpu_s_per_gb_buffered: Option<Figure>,
     pub writer_cpu_s_per_gb_direct: Option<Figure>,
     pub curve: Vec<CurvePoint>,
+    /// Into Kafka instead of a file (`tuning measure --kafka`): one point
+    /// per records per write, empty in profiles measured without it.
+    #[serde(default)]
+    pub kafka: Vec<KafkaPoint>,
+}
+
+/// ringest with a Kafka destination (acks = "all", the idempotent
+/// producer, no compression) against one local broker, measured by `bench
+/// compare` the same way as [`CpuPoint`]'s file output: 8 mutual-TLS
+/// connections, raw value, every message counted in the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaPoint {
+    pub bytes: u32,
+    pub records_per_write: u32,
+    /// Whole-process server CPU (all threads, librdkafka's included),
+    /// microseconds per message.
+    pub cpu_us_per_msg: Figure,
+    /// The broker's process (one node, one replica, on the same cores),
+    /// microseconds per message: what a Kafka cluster spends per message
+    /// before replication to followers.
+    pub broker_cpu_us_per_msg: Option<Figure>,
 }
 
 /// Which of a point's CPU figures a number came from.
@@ -134,6 +156,14 @@ impl Profile {
         let rpw = self.nearest_records_per_write(records_per_write)?;
         self.interpolate(bytes, rpw, CpuBasis::Machine)
             .or_else(|| self.interpolate(bytes, rpw, CpuBasis::Process))
+    }
+
+    /// The Kafka point measured at the records per write nearest
+    /// `records_per_write`, if any.
+    pub fn kafka_at(&self, records_per_write: u32) -> Option<&KafkaPoint> {
+        self.kafka
+            .iter()
+            .min_by_key(|p| p.records_per_write.abs_diff(records_per_write))
     }
 
     fn nearest_records_per_write(&self, records_per_write: u32) -> Option<u32> {
@@ -241,6 +271,7 @@ pub mod tests {
                 p99_ms: 3.0,
                 p999_ms: 6.0,
             }],
+            kafka: vec![],
         }
     }
 

@@ -1,6 +1,7 @@
-//! `tuning measure --quick` end to end: it drives bench, which starts the
-//! real ringest and loadgen built next to it, and must write a complete
-//! profile. A figure may be absent only when measure refused it for its
+//! `tuning measure --quick --kafka` end to end: it drives bench, which
+//! starts the real ringest and loadgen built next to it (and, for the
+//! Kafka points, a real Apache Kafka broker: tests/kafka/broker.sh), and
+//! must write a complete profile. A figure may be absent only when measure refused it for its
 //! spread and said so; anything else missing fails the test.
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ fn measure_quick_writes_a_complete_profile() {
     let out = std::env::temp_dir().join(format!("tuning-measure-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(&tuning)
-        .args(["measure", "--quick", "--out"])
+        .args(["measure", "--quick", "--kafka", "--out"])
         .arg(&out)
         .arg("--bin-dir")
         .arg(&bin_dir)
@@ -42,6 +43,32 @@ fn measure_quick_writes_a_complete_profile() {
                 found || refused(&name),
                 "{name} missing and not refused:\n{err}"
             );
+        }
+    }
+    let kafka = p["kafka"].as_array().expect("kafka points");
+    for rpw in [1, 50] {
+        let name = format!("kafka cpu t-kafka-300b-{rpw}rpw");
+        let point = kafka
+            .iter()
+            .find(|k| k["bytes"] == 300 && k["records_per_write"] == rpw);
+        match point {
+            Some(k) => {
+                assert!(
+                    k["cpu_us_per_msg"]["value"]
+                        .as_f64()
+                        .is_some_and(|v| v > 0.0),
+                    "{text}"
+                );
+                let broker = format!("kafka broker t-kafka-300b-{rpw}rpw");
+                assert!(
+                    k["broker_cpu_us_per_msg"]["value"]
+                        .as_f64()
+                        .is_some_and(|v| v > 0.0)
+                        || refused(&broker),
+                    "{broker} missing and not refused:\n{err}"
+                );
+            }
+            None => assert!(refused(&name), "{name} missing and not refused:\n{err}"),
         }
     }
     for (key, name) in [
@@ -81,6 +108,32 @@ fn measure_quick_writes_a_complete_profile() {
         plan.status.success(),
         "{}",
         String::from_utf8_lossy(&plan.stderr)
+    );
+    // Into Kafka: the plan adds the measured extra, or says it is
+    // unmeasured where measure refused the 1-per-record point.
+    let kafka_plan = Command::new(&tuning)
+        .args(["plan", "--profile"])
+        .arg(out.join("profile.json"))
+        .arg("--workload")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/workload-2m-kafka.toml"
+        ))
+        .output()
+        .expect("run tuning plan");
+    let md = String::from_utf8_lossy(&kafka_plan.stdout);
+    assert!(
+        kafka_plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kafka_plan.stderr)
+    );
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| Kafka output's extra CPU per message |"))
+        .unwrap_or_else(|| panic!("no Kafka row in the plan:\n{md}"));
+    assert!(
+        !row.contains("unmeasured") || refused("kafka cpu t-kafka-300b-1rpw"),
+        "{row}"
     );
     let _ = std::fs::remove_dir_all(&out);
 }
