@@ -1046,7 +1046,7 @@ mod tests {
                 "compression = \"none\"",
                 "linger_ms = 5\n",
                 "batch_bytes = 1000000\n",
-                "producer_queue_max_bytes = 67108864\n",
+                "producer_queue_max_bytes = 16777216\n",
                 "peer_verify = \"required-trusted\"",
             ],
         );

@@ -12,10 +12,18 @@
 //! - `linger.ms=5` (ringest's default and librdkafka's since 1.5) and
 //!   `batch.size=1000000` (librdkafka's default), set explicitly in every
 //!   engine so that a change of default cannot skew a row.
-//! - The producer queue bounded at 64 MiB (ringest's
-//!   `producer_queue_max_bytes` default): the peers get the same
-//!   `queue.buffering.max.kbytes`, and a message bound (10M) that 300-byte
-//!   messages never reach first (ringest bounds by bytes only).
+//! - The producer queue: not matched, each engine gets the bound it runs
+//!   best with. It bounds memory, not the work per message, and the
+//!   engines answer a full queue differently: ringest waits for delivery
+//!   reports; syslog-ng's kafka-c logs "Local: Queue full" and backs off,
+//!   and then sends far less (with 16 MiB for every engine, session 12:
+//!   syslog-ng's msg/s dropped to 231k–561k with the machine 47–86% busy,
+//!   `bench/results/2026-11-30-s12/kafka-q16/`). So ringest gets its
+//!   `producer_queue_max_bytes` default (16 MiB, which costs it less CPU
+//!   per message than 64: engine/src/config/kafka.rs), and the peers
+//!   64 MiB of `queue.buffering.max.kbytes` (what every earlier session's
+//!   rows gave all three), with a message bound (10M) that 300-byte
+//!   messages never reach first.
 //! - `message.timeout.ms=0`: no engine lets librdkafka drop a message that
 //!   took too long (ringest sets this itself).
 //! - No key: librdkafka's default partitioner spreads the messages over the
@@ -36,7 +44,10 @@ pub const ACKS: &str = "all";
 pub const COMPRESSION: &str = "none";
 pub const LINGER_MS: u32 = 5;
 pub const BATCH_BYTES: u32 = 1_000_000;
-pub const PRODUCER_QUEUE_MAX_BYTES: u64 = 64 << 20;
+/// ringest's `producer_queue_max_bytes` default.
+pub const PRODUCER_QUEUE_MAX_BYTES: u64 = 16 << 20;
+/// The peers' `queue.buffering.max.kbytes`, in bytes (see above).
+pub const PEER_PRODUCER_QUEUE_MAX_BYTES: u64 = 64 << 20;
 pub const PRODUCER_QUEUE_MAX_MESSAGES: u32 = 10_000_000;
 pub const MAX_IN_FLIGHT_REQUESTS: u32 = 2;
 
@@ -51,7 +62,7 @@ pub fn peer_properties() -> Vec<(&'static str, String)> {
         ("batch.size", BATCH_BYTES.to_string()),
         (
             "queue.buffering.max.kbytes",
-            (PRODUCER_QUEUE_MAX_BYTES >> 10).to_string(),
+            (PEER_PRODUCER_QUEUE_MAX_BYTES >> 10).to_string(),
         ),
         (
             "queue.buffering.max.messages",

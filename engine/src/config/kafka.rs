@@ -223,8 +223,20 @@ pub mod defaults {
     pub fn batch_bytes() -> u64 {
         1_000_000
     }
+    /// 16 MiB. librdkafka's queue only has to hold what is on its way to
+    /// the brokers, the rate times (linger + the produce round trip): at
+    /// 1M messages of 300 B per second and 5 + 20 ms, 7.5 MB. Upstream of
+    /// it the rings (and a `disk_buffer`) hold the rest. A deeper queue
+    /// holds each message longer: librdkafka then touches it three more
+    /// times (into the request, its offset on the acknowledgement, its
+    /// delivery report) after it has left the CPU's cache. 64 MiB against
+    /// 16 MiB, ringest alone into one local broker (2026-11-30, Intel Xeon,
+    /// bench/results/2026-11-30-s12/producer-queue/): 11% less CPU per
+    /// message with 50 messages per record, 4% with one. The throughput it
+    /// allows is this size over that round trip: raise it for brokers far
+    /// away.
     pub fn producer_queue_max_bytes() -> u64 {
-        64 << 20
+        16 << 20
     }
     pub fn delivery_stall_ms() -> u64 {
         10_000

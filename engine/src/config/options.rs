@@ -73,7 +73,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("destination.compression",  "\"none\"",   "kafka: \"none\", \"lz4\" or \"zstd\""),
     ("destination.linger_ms",    "5",          "kafka: how long the producer waits to fill a batch"),
     ("destination.batch_bytes",  "1000000",    "kafka: largest batch the producer sends to a partition"),
-    ("destination.producer_queue_max_bytes", "67108864", "kafka: bytes the producer holds undelivered (queued and in flight); when full the writer waits, the rings fill and sources stop reading"),
+    ("destination.producer_queue_max_bytes", "16777216", "kafka: bytes the producer holds undelivered (queued and in flight); when full the writer waits, the rings fill and sources stop reading"),
     ("destination.delivery_stall_ms", "10000", "kafka: a producer holding messages that gets no delivery report for this long while the brokers answer (a metadata request) is stalled: logged once with the reason and counted in ringest_producer_stalls_total; its messages stay kept"),
     ("destination.properties",   "none",       "kafka: a table of further librdkafka properties, passed through (not those set by the keys above, nor message.timeout.ms: ringest never lets the producer drop)"),
     ("stats.listen",             "none",       "address of the Prometheus endpoint, GET /metrics"),

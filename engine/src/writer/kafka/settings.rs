@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(get(&p, "message.timeout.ms"), "0");
         assert_eq!(get(&p, "metadata.recovery.strategy"), "none");
         assert_eq!(get(&p, "compression.type"), "none");
-        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "65536");
+        assert_eq!(get(&p, "queue.buffering.max.kbytes"), "16384");
         assert_eq!(get(&p, "max.in.flight.requests.per.connection"), "2");
     }
 
