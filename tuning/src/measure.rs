@@ -97,30 +97,16 @@ pub fn run(o: &Options) -> Result<Profile, String> {
     let keep = |name: String, f: Figure| within_spread("measure", &name, f);
 
     progress.next("server CPU per message by size and records per write (bench compare)");
-    let scenarios = o.out.join("scenarios.toml");
-    std::fs::write(&scenarios, scenarios_toml(o.shards))
-        .map_err(|e| format!("{}: {e}", scenarios.display()))?;
-    let compare_dir = o.out.join("compare");
     let states = if o.quick { "fresh" } else { "steady" };
-    bench(
+    let scenarios = o.out.join("scenarios.toml");
+    let results = compare_ringest(
         o,
-        &[
-            "compare",
-            "--only",
-            "ringest",
-            "--scenarios",
-            &path_str(&scenarios)?,
-            "--duration",
-            &o.duration_s().to_string(),
-            "--repeat",
-            &o.repeat().to_string(),
-            "--states",
-            states,
-            "--out",
-            &path_str(&compare_dir)?,
-        ],
+        &scenarios,
+        &scenarios_toml(o.shards),
+        "compare",
+        states,
+        &[],
     )?;
-    let results = read_json(&compare_dir.join("results.json"))?;
     let mut cpu = Vec::new();
     for bytes in SIZES_BYTES {
         for rpw in RECORDS_PER_WRITE {
@@ -269,31 +255,15 @@ pub fn run(o: &Options) -> Result<Profile, String> {
 /// [`RATE_BYTES`] and each of [`RECORDS_PER_WRITE`]: `bench compare`'s
 /// kafka rows with only ringest, every message counted in the topic.
 fn measure_kafka(o: &Options, states: &str) -> Result<Vec<KafkaPoint>, String> {
-    let scenarios = o.out.join("kafka-scenarios.toml");
-    std::fs::write(&scenarios, kafka_scenarios_toml(o.shards))
-        .map_err(|e| format!("{}: {e}", scenarios.display()))?;
-    let dir = o.out.join("kafka");
-    bench(
+    let warm_up = o.kafka_warm_up_s().to_string();
+    let results = compare_ringest(
         o,
-        &[
-            "compare",
-            "--only",
-            "ringest",
-            "--scenarios",
-            &path_str(&scenarios)?,
-            "--duration",
-            &o.duration_s().to_string(),
-            "--repeat",
-            &o.repeat().to_string(),
-            "--states",
-            states,
-            "--kafka-warm-up",
-            &o.kafka_warm_up_s().to_string(),
-            "--out",
-            &path_str(&dir)?,
-        ],
+        &o.out.join("kafka-scenarios.toml"),
+        &kafka_scenarios_toml(o.shards),
+        "kafka",
+        states,
+        &["--kafka-warm-up", &warm_up],
     )?;
-    let results = read_json(&dir.join("results.json"))?;
     let mut points = Vec::new();
     for rpw in RECORDS_PER_WRITE {
         let name = kafka_scenario_name(RATE_BYTES, rpw);
@@ -330,6 +300,40 @@ fn measure_kafka(o: &Options, states: &str) -> Result<Vec<KafkaPoint>, String> {
         }
     }
     Ok(points)
+}
+
+/// Writes `toml` to `scenarios`, runs `bench compare --only ringest` on it
+/// (with `extra` arguments) into `o.out/dir`, and returns its results.json.
+fn compare_ringest(
+    o: &Options,
+    scenarios: &Path,
+    toml: &str,
+    dir: &str,
+    states: &str,
+    extra: &[&str],
+) -> Result<Value, String> {
+    std::fs::write(scenarios, toml).map_err(|e| format!("{}: {e}", scenarios.display()))?;
+    let out = o.out.join(dir);
+    let (duration, repeat) = (o.duration_s().to_string(), o.repeat().to_string());
+    let (scenarios, out_str) = (path_str(scenarios)?, path_str(&out)?);
+    let mut args = vec![
+        "compare",
+        "--only",
+        "ringest",
+        "--scenarios",
+        &scenarios,
+        "--duration",
+        &duration,
+        "--repeat",
+        &repeat,
+        "--states",
+        states,
+        "--out",
+        &out_str,
+    ];
+    args.extend_from_slice(extra);
+    bench(o, &args)?;
+    read_json(&out.join("results.json"))
 }
 
 pub fn kafka_scenario_name(bytes: u32, rpw: u32) -> String {
