@@ -937,7 +937,7 @@ pub fn markdown(meta: &Meta, scenarios: &[Scenario], sums: &[Summary], runs: &[R
          - syslog-ng: `max-connections(max(64, conns+64)) log-iw-size(10000 × max-connections) log-fetch-limit(1000)`, `flags(flow-control)`, threaded, `use-dns(no)`. rsyslog: imtcp + gtls (imptcp for plain TCP), `gnutlsPriorityString=\"NORMAL\"`, a 200k FixedArray ruleset queue dequeued in batches of 4096. The generated configs are in `runs/`.\n",
         meta.quiet_busy * 100.0,
         meta.quiet_timeout_s,
-        crate::kafka::settings::PRODUCER_QUEUE_MAX_BYTES >> 20,
+        crate::kafka::settings::ringest_producer_queue_max_bytes() >> 20,
         crate::kafka::settings::PEER_PRODUCER_QUEUE_MAX_BYTES >> 20,
     );
     s

@@ -144,11 +144,8 @@ pub fn plan(p: &Profile, w: &Workload, sizes: &EngineSizes) -> Plan {
     );
     let kafka = (w.output == Output::Kafka).then(|| kafka_extra(p, w.records_per_write));
     if let Some(k) = &kafka {
-        cpu_us = match (cpu_us, k.extra_us) {
-            (Some(c), Some(x)) => Some(c + x),
-            (c, None) => c,
-            (None, _) => None,
-        };
+        // An unmeasured extra leaves the file figure (the note says so).
+        cpu_us = cpu_us.map(|c| c + k.extra_us.unwrap_or(0.0));
         row(
             "Kafka output's extra CPU per message",
             k.extra_us,
@@ -419,24 +416,26 @@ fn kafka_extra(p: &Profile, records_per_write: u32) -> KafkaExtra {
     let file = p
         .cpu_us_at(f64::from(k.bytes), k.records_per_write)
         .filter(|i| i.records_per_write == k.records_per_write);
-    let from = format!(
-        "profile: server process CPU into Kafka less into a file, {} B at {} records per write, the same for every size",
-        k.bytes, k.records_per_write
-    );
-    match file {
-        Some(f) => KafkaExtra {
-            extra_us: Some((k.cpu_us_per_msg.value - f.value).max(0.0)),
-            broker_us: k.broker_cpu_us_per_msg.map(|b| b.value),
-            from,
-        },
-        None => KafkaExtra {
-            extra_us: None,
-            broker_us: k.broker_cpu_us_per_msg.map(|b| b.value),
-            from: format!(
+    let (extra_us, from) = match file {
+        Some(f) => (
+            Some((k.cpu_us_per_msg.value - f.value).max(0.0)),
+            format!(
+                "profile: server process CPU into Kafka less into a file, {} B at {} records per write, the same for every size",
+                k.bytes, k.records_per_write
+            ),
+        ),
+        None => (
+            None,
+            format!(
                 "unmeasured: no file figure at the Kafka point's {} B and {} records per write to take it from",
                 k.bytes, k.records_per_write
             ),
-        },
+        ),
+    };
+    KafkaExtra {
+        extra_us,
+        broker_us: k.broker_cpu_us_per_msg.map(|b| b.value),
+        from,
     }
 }
 

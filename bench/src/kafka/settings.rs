@@ -44,8 +44,11 @@ pub const ACKS: &str = "all";
 pub const COMPRESSION: &str = "none";
 pub const LINGER_MS: u32 = 5;
 pub const BATCH_BYTES: u32 = 1_000_000;
-/// ringest's `producer_queue_max_bytes` default.
-pub const PRODUCER_QUEUE_MAX_BYTES: u64 = 16 << 20;
+/// ringest's queue: its `producer_queue_max_bytes` default, written
+/// into its config all the same so that the run's config shows it.
+pub fn ringest_producer_queue_max_bytes() -> u64 {
+    ringest::config::kafka::defaults::producer_queue_max_bytes()
+}
 /// The peers' `queue.buffering.max.kbytes`, in bytes (see above).
 pub const PEER_PRODUCER_QUEUE_MAX_BYTES: u64 = 64 << 20;
 pub const PRODUCER_QUEUE_MAX_MESSAGES: u32 = 10_000_000;
@@ -92,7 +95,7 @@ pub fn ringest_keys() -> Vec<(&'static str, String)> {
         ("batch_bytes", BATCH_BYTES.to_string()),
         (
             "producer_queue_max_bytes",
-            PRODUCER_QUEUE_MAX_BYTES.to_string(),
+            ringest_producer_queue_max_bytes().to_string(),
         ),
     ]
 }
